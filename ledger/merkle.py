@@ -270,9 +270,7 @@ def verify_consistency(
             and isinstance(second_root, bytes)
             and first_root == second_root
         )
-    if not (_is_hash(first_root) and _is_hash(second_root) and all(_is_hash(p) for p in proof)):
-        return False
-    if not proof:
+    if not (proof and _is_hash(first_root) and _is_hash(second_root) and all(_is_hash(p) for p in proof)):
         return False
     path = list(proof)
     if first & (first - 1) == 0:
