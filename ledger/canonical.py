@@ -1,0 +1,131 @@
+"""Strict JSON in, canonical JSON (RFC 8785, JCS) out.
+
+Everything the registry signs, hashes or stores goes through here. Input is refused rather than
+repaired: duplicate keys, floats, integers beyond 2^53-1, lone surrogates and strings not in
+Unicode NFC are `SCHEMA` errors (clients normalize before they sign).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+
+import rfc8785
+
+from ledger.errors import Rejected
+
+MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ABOVE_BMP = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _reject_float(text: str) -> Any:
+    raise Rejected("SCHEMA", f"number {text} is not an integer: quantities are integer grams, decimals are strings")
+
+
+def _reject_constant(text: str) -> Any:
+    raise Rejected("SCHEMA", f"{text} is not JSON")
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > MAX_SAFE_INT:
+        raise Rejected("SCHEMA", f"integer {text} is beyond 2^53-1")
+    return value
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise Rejected("SCHEMA", f"duplicate JSON key {key!r}")
+            seen.add(key)
+    return result
+
+
+def _check_strings(value: Any, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise Rejected("SCHEMA", f"JSON nested deeper than {MAX_DEPTH}")
+    if isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            _check_strings(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item, depth + 1)
+
+
+def check_text(text: str) -> None:
+    """A string the registry accepts: valid Unicode (no lone surrogates) and in NFC."""
+    if _SURROGATE.search(text):
+        raise Rejected("SCHEMA", "string holds a lone surrogate: not valid Unicode")
+    if not unicodedata.is_normalized("NFC", text):
+        raise Rejected("SCHEMA", f"string {text[:40]!r} is not in Unicode NFC; normalize before signing")
+
+
+def parse_strict(data: bytes | str) -> Any:
+    """Parse one JSON document, refusing everything JCS or the spec does not allow."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Rejected("SCHEMA", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        value = json.loads(
+            data,
+            object_pairs_hook=_unique_pairs,
+            parse_float=_reject_float,
+            parse_int=_bounded_int,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as exc:
+        raise Rejected("SCHEMA", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise Rejected("SCHEMA", f"JSON nested deeper than {MAX_DEPTH}") from None
+    _check_strings(value)
+    return value
+
+
+def check_value(value: Any, depth: int = 0) -> None:
+    """Check a value built in Python (not parsed) the way parse_strict checks parsed input."""
+    if depth > MAX_DEPTH:
+        raise Rejected("SCHEMA", f"JSON nested deeper than {MAX_DEPTH}")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_SAFE_INT:
+            raise Rejected("SCHEMA", f"integer {value} is beyond 2^53-1")
+    elif isinstance(value, str):
+        check_text(value)
+    elif isinstance(value, list):
+        for item in value:
+            check_value(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise Rejected("SCHEMA", f"object key {key!r} is not a string")
+            check_text(key)
+            check_value(item, depth + 1)
+    else:
+        raise Rejected("SCHEMA", f"{type(value).__name__} is not allowed in a Puhui document (floats never are)")
+
+
+def jcs(value: Any) -> bytes:
+    """RFC 8785 bytes of a value made only of dict, list, str, int, bool and None.
+
+    For such values `json.dumps` with sorted keys is JCS, except that JCS orders keys by UTF-16
+    code units: the two orders differ only when a key holds a character above U+FFFF, and then
+    rfc8785 does the work. Callers pass values that parse_strict or check_value accepted (no
+    floats), which the tests check against rfc8785 itself.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if _ABOVE_BMP.search(text):
+        return rfc8785.dumps(value)
+    return text.encode("utf-8")

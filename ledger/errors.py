@@ -1,0 +1,27 @@
+"""The spec's violation codes (section 9) and the one exception that carries them."""
+
+from __future__ import annotations
+
+# In the order of spec section 9: where one event breaks several rules, the first applies.
+CODES = (
+    "ENCODING", "SEQ", "TIME", "SCHEMA", "SIGNATURE", "KEY_UNKNOWN", "KEY_REVOKED",
+    "UNAUTHORIZED", "REPLAY", "DUPLICATE_ID", "UNKNOWN_REF", "SERIALS", "NOT_HELD",
+    "ISSUANCE_AMOUNT", "DOUBLE_ISSUANCE", "BATCH", "DUPLICATE_ACTIVITY", "DOUBLE_CLAIM",
+    "CLAIM_MISMATCH", "OFFSET_INELIGIBLE", "OFFSET_CAP", "NEUTRALITY_SHORT",
+    "CHECKPOINT_SIGNATURE", "CHECKPOINT_ROOT", "CHECKPOINT_BEYOND_LOG", "NO_CHECKPOINT",
+    "WITNESS_QUORUM",
+)
+
+
+class Rejected(Exception):
+    """An event (or input) the rules refuse. `code` is one of the spec's codes."""
+
+    def __init__(self, code: str, message: str):
+        assert code in CODES, code
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StorageError(Exception):
+    """The store is not in the state the registry expects (a second writer, a broken invariant)."""

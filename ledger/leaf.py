@@ -1,0 +1,68 @@
+"""Leaves of spec section 3: the exact bytes the tree commits to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import jcs, parse_strict
+from ledger.errors import Rejected
+from ledger.schema import TYPES_WITH_EFFECTS, check_body, check_effects, parse_time
+from ledger.schema import fields, key_id as key_id_check, _signature as signature_check
+
+_LEAF_KEYS = frozenset(("auth", "body", "seq", "time", "type"))
+_AUTH = fields({"key": key_id_check, "sig": signature_check})
+
+
+@dataclass(frozen=True)
+class Leaf:
+    seq: int
+    time: str
+    type: str
+    body: dict[str, Any]
+    auth: dict[str, str]
+    effects: dict[str, Any] | None
+    data: bytes
+
+    @property
+    def serials(self) -> list[list[int]] | None:
+        return None if self.effects is None else self.effects["serials"]
+
+    def submission(self) -> dict[str, Any]:
+        """The signed event as its actor submitted it."""
+        return {"type": self.type, "body": self.body, "auth": self.auth}
+
+
+def make_leaf(seq: int, time: str, event_type: str, body: dict[str, Any], auth: dict[str, str],
+              serials: list[list[int]] | None) -> Leaf:
+    value: dict[str, Any] = {"auth": auth, "body": body, "seq": seq, "time": time, "type": event_type}
+    effects = None
+    if event_type in TYPES_WITH_EFFECTS:
+        assert serials is not None
+        effects = {"serials": serials}
+        value["effects"] = effects
+    return Leaf(seq, time, event_type, body, auth, effects, jcs(value))
+
+
+def parse_leaf(data: bytes) -> Leaf:
+    """A leaf read back from storage or a bundle: canonical bytes, exactly the keys of section 3."""
+    try:
+        value = parse_strict(data)
+    except Rejected as exc:
+        raise Rejected("ENCODING", exc.message) from None
+    if not isinstance(value, dict) or jcs(value) != data:
+        raise Rejected("ENCODING", "leaf is not canonical JCS")
+    expected = _LEAF_KEYS | ({"effects"} if value.get("type") in TYPES_WITH_EFFECTS else set())
+    if set(value) != expected:
+        raise Rejected("ENCODING", f"leaf keys are {sorted(value)}, expected {sorted(expected)}")
+    if not isinstance(value["seq"], int) or isinstance(value["seq"], bool):
+        raise Rejected("ENCODING", "seq is not an integer")
+    try:
+        parse_time(value["time"])
+    except ValueError as exc:
+        raise Rejected("TIME", str(exc)) from None
+    _AUTH("auth", value["auth"])
+    check_body(value["type"], value["body"])
+    if "effects" in value:
+        check_effects(value["type"], value["effects"])
+    return Leaf(value["seq"], value["time"], value["type"], value["body"], value["auth"], value.get("effects"), data)

@@ -1,0 +1,346 @@
+"""The registry: the single writer that judges, sequences, commits and checkpoints events.
+
+One Registry object per log writes. For every submitted event it: checks the body (SCHEMA),
+authenticates the signer, judges the rules against the in-memory state, builds the leaf with the
+next seq and the registry's time, applies it, and extends the Merkle frontier. A group of events
+then commits in one transaction (events, tree nodes, activity records, projections) before any of
+them is acknowledged. If the commit fails, the in-memory state is reloaded from the database,
+so memory never runs ahead of what is durable.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from sqlalchemy.engine import Connection
+
+from ledger import merkle
+from ledger.canonical import check_value
+from ledger.errors import Rejected, StorageError
+from ledger.leaf import Leaf, make_leaf, parse_leaf
+from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
+from ledger.projections import Changes, load_state
+from ledger.rules import apply, authenticate, judge, key_id_of, signing_message
+from ledger.schema import check_submission, format_time
+from ledger.state import ActivityRecord, Key, State
+from ledger.store import Store
+
+MAX_GROUP_EVENTS = 10_000
+
+
+class Signer(Protocol):
+    public_key: bytes
+
+    def sign(self, message: bytes) -> bytes: ...
+
+
+def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A submission signed per spec section 2: what every client sends to the registry."""
+    signature = signer.sign(signing_message(origin, event_type, body))
+    return {"type": event_type, "body": body,
+            "auth": {"key": key_id_of(signer.public_key), "sig": base64.b64encode(signature).decode()}}
+
+
+@dataclass(frozen=True)
+class Appended:
+    """An accepted event, durable once append/append_many returns it."""
+    seq: int
+    leaf_hash: bytes
+    time: str
+    effects: dict[str, Any] | None
+    leaf: bytes
+    duplicate: bool = False  # True when this very event was already in the log: nothing new was written
+
+    def as_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"seq": self.seq, "leaf_hash": self.leaf_hash.hex(), "time": self.time}
+        if self.effects is not None:
+            result["effects"] = self.effects
+        return result
+
+
+class _StoredNodes:
+    """merkle.NodeReader over the tree_nodes table on one connection."""
+
+    def __init__(self, store: Store, conn: Connection):
+        self._store, self._conn = store, conn
+
+    def perfect(self, level: int, index: int) -> bytes:
+        return self._store.node(self._conn, level, index)
+
+
+class _StoredActivities:
+    """ActivityIndex over the activities table plus the records judged but not yet committed."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._pending_ids: set[str] = set()
+        self._pending_fingerprints: set[str] = set()
+        self._rows: list[dict[str, Any]] = []
+
+    def known_activity_ids(self, activity_ids: list[str]) -> set[str]:
+        return self._known("activity_id", activity_ids, self._pending_ids)
+
+    def known_fingerprints(self, fingerprints: list[str]) -> set[str]:
+        return self._known("fingerprint", fingerprints, self._pending_fingerprints)
+
+    def _known(self, column: str, values: list[str], pending: set[str]) -> set[str]:
+        with self._store.engine.connect() as conn:
+            return pending.intersection(values) | self._store.existing(conn, column, values)
+
+    def add(self, batch_id: str, records: list[ActivityRecord]) -> None:
+        for position, r in enumerate(records):
+            self._pending_ids.add(r.activity_id)
+            self._pending_fingerprints.add(r.fingerprint)
+            self._rows.append({"activity_id": r.activity_id, "fingerprint": r.fingerprint, "batch_id": batch_id,
+                               "position": position, "subject": r.subject, "occurred_at": r.occurred_at,
+                               "reduction_g": r.reduction_g, "record": r.data})
+
+    def flush(self, conn: Connection) -> None:
+        self._store.insert_activities(conn, self._rows)
+
+    def clear(self) -> None:
+        self._pending_ids.clear()
+        self._pending_fingerprints.clear()
+        self._rows.clear()
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Registry:
+    def __init__(self, store: Store, *, log_signer: Signer | None = None,
+                 clock: Callable[[], dt.datetime] = _utc_now):
+        self.store = store
+        self.meta = store.read_meta()
+        if "origin" not in self.meta:
+            raise StorageError("this database holds no Puhui registry (run `puhui init`)")
+        self.origin: str = self.meta["origin"]
+        self.log_key = parse_verifier_key(self.meta["log_key"])
+        if log_signer is not None and bytes(log_signer.public_key) != self.log_key.public_key:
+            raise StorageError("the log key given is not this registry's log key")
+        self._log_signer = log_signer
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._activities = _StoredActivities(store)
+        self._root_keys = {}
+        for encoded in self.meta["root_keys"]:
+            public_key = base64.b64decode(encoded)
+            key = Key(key_id_of(public_key), public_key, frozenset(), "root key", is_root=True)
+            self._root_keys[key.key_id] = key
+        self._load()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, url: str, *, origin: str, name: str, rules: dict[str, Any], root_signer: Signer,
+               log_public_key: bytes, log_signer: Signer | None = None, witnesses: Sequence[str] = (),
+               witness_quorum: int = 0, clock: Callable[[], dt.datetime] = _utc_now) -> "Registry":
+        """A new registry: schema, trust anchors, and the genesis event signed by the root key."""
+        store = Store.connect(url)
+        store.create_schema()
+        with store.engine.begin() as conn:
+            if store.size(conn) or store.read_meta():
+                raise StorageError("this database already holds a registry")
+            meta: dict[str, Any] = {"origin": origin, "log_key": verifier_key(origin, bytes(log_public_key)),
+                                    "root_keys": [base64.b64encode(bytes(root_signer.public_key)).decode()]}
+            if witnesses:
+                meta |= {"witnesses": list(witnesses), "witness_quorum": witness_quorum}
+            store.write_meta(conn, meta)
+        registry = cls(store, log_signer=log_signer, clock=clock)
+        body = {"origin": origin, "name": name, "rules": rules, "request_id": "genesis"}
+        registry.append(sign_event(root_signer, origin, "registry.genesis", body))
+        return registry
+
+    @classmethod
+    def open(cls, url: str, *, log_signer: Signer | None = None,
+             clock: Callable[[], dt.datetime] = _utc_now) -> "Registry":
+        store = Store.connect(url)
+        if not store.has_schema():
+            raise StorageError(f"no Puhui registry at {url}")
+        return cls(store, log_signer=log_signer, clock=clock)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def _load(self) -> None:
+        self._activities.clear()
+        with self.store.engine.connect() as conn:
+            self.state: State = load_state(self.store, conn, self._root_keys, self.meta)
+            self._frontier = merkle.Frontier.from_reader(_StoredNodes(self.store, conn), self.state.size)
+        self.state.rules = self._rules_in_force()
+
+    def _rules_in_force(self) -> dict[str, Any] | None:
+        """The rules of the latest registry.genesis or registry.rules event."""
+        with self.store.engine.connect() as conn:
+            seq = self.store.last_seq_of_types(conn, ("registry.genesis", "registry.rules"))
+            return None if seq is None else parse_leaf(self.store.leaf(conn, seq)).body["rules"]
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append(self, event: Any, records: Sequence[Any] | None = None) -> Appended:
+        """Append one signed event; raises Rejected with the spec's code if the rules refuse it."""
+        [result] = self.append_many([(event, records)])
+        if isinstance(result, Rejected):
+            raise result
+        return result
+
+    def append_many(self, items: Sequence[tuple[Any, Sequence[Any] | None]]) -> list[Appended | Rejected]:
+        """Judge events in order, then commit the accepted ones in one transaction (group commit)."""
+        if len(items) > MAX_GROUP_EVENTS:
+            raise ValueError(f"at most {MAX_GROUP_EVENTS} events a group")
+        with self._lock:
+            results: list[Appended | Rejected] = []
+            accepted: list[tuple[Leaf, bytes, str]] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            changes = Changes()
+            try:
+                for event, records in items:
+                    try:
+                        results.append(self._admit(event, records, accepted, nodes, changes))
+                    except Rejected as rejection:
+                        results.append(rejection)
+                if accepted:
+                    self._commit(accepted, nodes, changes)
+            except BaseException:
+                self._load()  # memory ran ahead of the database: take the database's word
+                raise
+            self._activities.clear()
+            return results
+
+    def _admit(self, event: Any, records: Sequence[Any] | None, accepted: list[tuple[Leaf, bytes, str]],
+               nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
+        check_value(event)
+        if records is not None:
+            for record in records:
+                if not isinstance(record, ActivityRecord):
+                    check_value(record)
+        event_type, body, auth = check_submission(event)
+        state = self.state
+        prior = state.requests.get((auth["key"], body["request_id"]))
+        if prior is not None:
+            original = self._pending_or_stored(prior, accepted)
+            if original.submission() == event:
+                return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
+                                original.data, duplicate=True)
+        key = authenticate(state, self.origin, event_type, body, auth)
+        verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
+        seq = state.size
+        time = self._now()
+        leaf = make_leaf(seq, time, event_type, body, auth, verdict.effects)
+        digest = merkle.leaf_hash(leaf.data)
+        apply(state, seq, time, event_type, body, key.key_id, verdict.effects,
+              activities=self._activities, records=verdict.records)
+        nodes.extend(self._frontier.append(digest))
+        changes.note(state, leaf)
+        accepted.append((leaf, digest, key.key_id))
+        return Appended(seq, digest, time, leaf.effects, leaf.data)
+
+    def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:
+        if accepted and seq >= accepted[0][0].seq:
+            return accepted[seq - accepted[0][0].seq][0]
+        return self.leaf(seq)
+
+    def _commit(self, accepted: list[tuple[Leaf, bytes, str]], nodes: list[tuple[int, int, bytes]],
+                changes: Changes) -> None:
+        rows = [{"seq": leaf.seq, "type": leaf.type, "signer": signer, "request_id": leaf.body["request_id"],
+                 "time": leaf.time, "leaf": leaf.data, "leaf_hash": digest} for leaf, digest, signer in accepted]
+        with self.store.engine.begin() as conn:
+            if self.store.size(conn) != accepted[0][0].seq:
+                raise StorageError("the log grew under this registry: another writer is at work")
+            self.store.insert_events(conn, rows)
+            self.store.insert_nodes(conn, nodes)
+            self._activities.flush(conn)
+            changes.write(self.store, conn, self.state)
+
+    def _now(self) -> str:
+        now = format_time(self._clock())
+        last = self.state.last_time
+        return last if last is not None and now < last else now
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def checkpoint(self, witnesses: Sequence[Any] = ()) -> str:
+        """Sign a checkpoint of the current tree, consistent with the last one signed, or fail.
+
+        Each witness (ledger.note.Witness or alike) checks the consistency proof from what it saw
+        before and adds its cosignature line.
+        """
+        if self._log_signer is None:
+            raise StorageError("this registry was opened without its log key: it cannot sign checkpoints")
+        with self._lock:
+            size, root = self.state.size, self._frontier.root()
+            with self.store.engine.begin() as conn:
+                latest = self.store.latest_checkpoint(conn)
+                if latest is not None and latest[0] == size:
+                    return latest[2]
+                previous_size = 0 if latest is None else latest[0]
+                proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
+                if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
+                    raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
+                note = sign_checkpoint(self.origin, size, root, self._log_signer)
+                for witness in witnesses:
+                    note = witness.cosign_checkpoint(note, proof, self.log_key)
+                self.store.add_checkpoint(conn, previous_size, size, root, note)
+            return note
+
+    def latest_checkpoint(self) -> str | None:
+        with self.store.engine.connect() as conn:
+            latest = self.store.latest_checkpoint(conn)
+        return None if latest is None else latest[2]
+
+    def checkpoint_notes(self) -> Iterator[str]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.checkpoint_notes(conn)
+
+    # -- reading the log -------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self.state.size
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self.state.size if size is None else size
+        self._check_size(size)
+        with self.store.engine.connect() as conn:
+            return merkle.root(_StoredNodes(self.store, conn), size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        with self.store.engine.connect() as conn:
+            return merkle.inclusion_proof(_StoredNodes(self.store, conn), index, size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        with self.store.engine.connect() as conn:
+            return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self.state.size:
+            raise ValueError(f"tree size {size} is beyond the log's size {self.state.size}")
+
+    def leaf(self, seq: int) -> Leaf:
+        with self.store.engine.connect() as conn:
+            data = self.store.leaf(conn, seq)
+        if data is None:
+            raise KeyError(seq)
+        return parse_leaf(data)
+
+    def leaf_bytes(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.leaves(conn, start, stop)
+
+    def batch_records(self, batch_id: str) -> Iterator[bytes]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.batch_records(conn, batch_id)
+
+    def trust(self) -> dict[str, Any]:
+        """The trust file of spec section 8, for auditors."""
+        trust = {"origin": self.origin, "log_key": self.meta["log_key"], "root_keys": list(self.meta["root_keys"])}
+        if self.meta.get("witnesses"):
+            trust |= {"witnesses": self.meta["witnesses"], "witness_quorum": self.meta["witness_quorum"]}
+        return trust

@@ -1,0 +1,209 @@
+"""The registry's state: everything the rules need to judge the next event.
+
+State is a projection of the log. The rules (ledger/rules.py) read it and `apply` is the only
+thing that changes it. Activity fingerprints are not held here: there can be billions, so the
+rules ask an ActivityIndex (memory for replays, the database for the registry).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Protocol
+
+from nacl.signing import VerifyKey
+
+from ledger.serials import SerialSet
+
+
+@dataclass
+class Key:
+    key_id: str
+    public_key: bytes
+    roles: frozenset[str]
+    label: str
+    seq: int = -1  # the key.register event; -1 for root keys, which the trust file carries
+    is_root: bool = False
+    revoked: bool = False
+    verify_key: VerifyKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.verify_key = VerifyKey(self.public_key)
+
+
+@dataclass
+class Account:
+    account_id: str
+    kind: str
+    name: str
+    region: str
+    platform: str | None
+    controllers: tuple[str, ...]
+    seq: int = -1
+    active: SerialSet = field(default_factory=SerialSet)
+    retired: SerialSet = field(default_factory=SerialSet)
+    cancelled: SerialSet = field(default_factory=SerialSet)
+
+
+@dataclass
+class Methodology:
+    methodology_id: str
+    versions: dict[int, dict[str, Any]]
+    offset_eligible: bool
+
+    @property
+    def latest_version(self) -> int:
+        return max(self.versions)
+
+
+@dataclass
+class Batch:
+    batch_id: str
+    platform: str
+    methodology_id: str
+    methodology_version: int
+    period_start: str
+    period_end: str
+    count: int
+    total_g: int
+    root: str
+    seq: int
+    issuance_id: str | None = None
+
+
+@dataclass
+class Issuance:
+    issuance_id: str
+    seq: int
+    account: str
+    methodology_id: str
+    vintage: int
+    region: str
+    amount_g: int
+    start: int
+    end: int
+
+
+@dataclass
+class Retirement:
+    retirement_id: str
+    seq: int
+    account: str
+    amount_g: int
+    purpose: str
+    beneficiary: str
+    serials: list[list[int]]
+    used_by: str | None = None
+
+
+@dataclass
+class Surrender:
+    surrender_id: str
+    seq: int
+    entity: str
+    compliance_year: int
+    allocation_g: int
+    amount_g: int
+    retirements: list[str]
+
+
+@dataclass
+class Claim:
+    claim_id: str
+    seq: int
+    claimant: str
+    subject_kind: str
+    subject_name: str
+    period_start: str
+    period_end: str
+    footprint_g: int
+    retired_g: int
+    retirements: list[str]
+
+
+class ActivityIndex(Protocol):
+    """Which activity ids and fingerprints the log already holds."""
+
+    def known_activity_ids(self, activity_ids: list[str]) -> set[str]: ...
+
+    def known_fingerprints(self, fingerprints: list[str]) -> set[str]: ...
+
+    def add(self, batch_id: str, records: list["ActivityRecord"]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ActivityRecord:
+    activity_id: str
+    fingerprint: str
+    occurred_at: str
+    reduction_g: int
+    subject: str
+    data: bytes  # the exact JCS bytes, as in the batch's activity file
+
+
+class MemoryActivityIndex:
+    def __init__(self) -> None:
+        self.activity_ids: set[str] = set()
+        self.fingerprints: set[str] = set()
+
+    def known_activity_ids(self, activity_ids: list[str]) -> set[str]:
+        return self.activity_ids.intersection(activity_ids)
+
+    def known_fingerprints(self, fingerprints: list[str]) -> set[str]:
+        return self.fingerprints.intersection(fingerprints)
+
+    def add(self, batch_id: str, records: list[ActivityRecord]) -> None:
+        self.activity_ids.update(r.activity_id for r in records)
+        self.fingerprints.update(r.fingerprint for r in records)
+
+
+@dataclass
+class State:
+    root_keys: dict[str, Key]
+    origin: str | None = None
+    rules: dict[str, Any] | None = None
+    size: int = 0
+    last_time: str | None = None
+    next_serial: int = 0
+    keys: dict[str, Key] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    methodologies: dict[str, Methodology] = field(default_factory=dict)
+    batches: dict[str, Batch] = field(default_factory=dict)
+    issuances: dict[str, Issuance] = field(default_factory=dict)
+    issuance_starts: list[int] = field(default_factory=list)
+    issuance_order: list[str] = field(default_factory=list)
+    transfers: set[str] = field(default_factory=set)
+    retirements: dict[str, Retirement] = field(default_factory=dict)
+    cancellations: set[str] = field(default_factory=set)
+    surrenders: dict[str, Surrender] = field(default_factory=dict)
+    claims: dict[str, Claim] = field(default_factory=dict)
+    offsets_g: dict[tuple[str, int], int] = field(default_factory=dict)
+    requests: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def signer(self, key_id: str) -> Key | None:
+        return self.root_keys.get(key_id) or self.keys.get(key_id)
+
+    def issuances_over(self, start: int, end: int) -> Iterable[Issuance]:
+        """The issuances whose serial ranges meet [start, end)."""
+        i = bisect.bisect_right(self.issuance_starts, start) - 1
+        while 0 <= i < len(self.issuance_order):
+            issuance = self.issuances[self.issuance_order[i]]
+            if issuance.start >= end:
+                return
+            if issuance.end > start:
+                yield issuance
+            i += 1
+
+    def add_issuance(self, issuance: Issuance) -> None:
+        assert issuance.start == self.next_serial
+        self.issuances[issuance.issuance_id] = issuance
+        self.issuance_starts.append(issuance.start)
+        self.issuance_order.append(issuance.issuance_id)
+        self.next_serial = issuance.end
+
+    def totals_g(self) -> dict[str, int]:
+        """Issued, active, retired and cancelled grams: issued always equals the other three."""
+        active = sum(a.active.size_g for a in self.accounts.values())
+        retired = sum(a.retired.size_g for a in self.accounts.values())
+        cancelled = sum(a.cancelled.size_g for a in self.accounts.values())
+        return {"issued_g": self.next_serial, "active_g": active, "retired_g": retired, "cancelled_g": cancelled}

@@ -1,0 +1,282 @@
+"""Persistence through SQLAlchemy 2 Core: SQLite (embedded default) or PostgreSQL (production).
+
+The log (events, tree nodes, checkpoints) is append-only in the database itself: triggers refuse
+UPDATE and DELETE. Projections (accounts, serials, issuances, ...) are rewritten in the same
+transaction as the events that change them, so a crash leaves all or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Iterator, Sequence
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
+    UniqueConstraint, create_engine, event, select, text,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from ledger.errors import StorageError
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", String(32), nullable=False),
+    Column("signer", String(16), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("time", String(27), nullable=False),
+    Column("leaf", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    # Optimistic concurrency and the REPLAY rule in one unique key.
+    UniqueConstraint("signer", "request_id", name="events_signer_request_unique"),
+)
+
+tree_nodes = Table(
+    "tree_nodes", metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints", metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary(32), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
+# The one mutable row of the log: the size of the latest signed checkpoint, moved by compare-and-swap.
+checkpoint_head = Table(
+    "checkpoint_head", metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+)
+
+registry_meta = Table(
+    "registry_meta", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+activities = Table(
+    "activities", metadata,
+    Column("activity_id", String(128), primary_key=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("batch_id", String(128), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("occurred_at", String(27), nullable=False),
+    Column("reduction_g", BigInteger, nullable=False),
+    Column("record", LargeBinary, nullable=False),
+    UniqueConstraint("batch_id", "position", name="activities_batch_position_unique"),
+)
+
+# Projections: each row is the current state of one entity, as JSON plus the columns queries use.
+def _projection(name: str, key: str, *columns: Column) -> Table:
+    return Table(name, metadata, Column(key, String(128), primary_key=True), *columns,
+                 Column("seq", BigInteger, nullable=False), Column("data", Text, nullable=False))
+
+
+keys_projection = _projection("keys", "key_id")
+accounts_projection = _projection(
+    "accounts", "account_id", Column("kind", String(32), nullable=False), Column("region", String(6), nullable=False),
+    Column("active_g", BigInteger, nullable=False), Column("retired_g", BigInteger, nullable=False),
+    Column("cancelled_g", BigInteger, nullable=False))
+methodologies_projection = _projection("methodologies", "methodology_id")
+batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False, index=True))
+issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False, index=True))
+transfers_projection = _projection("transfers", "transfer_id")
+retirements_projection = _projection(
+    "retirements", "retirement_id", Column("account", String(128), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False, index=True))
+cancellations_projection = _projection("cancellations", "cancellation_id")
+surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
+claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
+
+PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
+                                   issuances_projection, transfers_projection, retirements_projection,
+                                   cancellations_projection, surrenders_projection, claims_projection)}
+APPEND_ONLY = ("events", "tree_nodes", "checkpoints", "activities")
+
+_SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+    for table in APPEND_ONLY for op in ("UPDATE", "DELETE")
+]
+_POSTGRES_TRIGGERS = [
+    """CREATE OR REPLACE FUNCTION puhui_append_only() RETURNS trigger AS $$
+       BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql""",
+] + [
+    stmt for table in APPEND_ONLY for stmt in (
+        f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+        f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION puhui_append_only()",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION puhui_append_only()",
+    )
+]
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL for readers beside the writer; FULL so that a commit is on disk before we acknowledge.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Store:
+    """The registry's tables on one engine. One Store per process writes; any number read."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
+
+    @classmethod
+    def connect(cls, url: str) -> "Store":
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        return cls(engine)
+
+    def create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            for statement in (_SQLITE_TRIGGERS if self.dialect == "sqlite" else _POSTGRES_TRIGGERS):
+                conn.execute(text(statement))
+            if conn.execute(select(checkpoint_head.c.tree_size)).first() is None:
+                conn.execute(checkpoint_head.insert().values(id=1, tree_size=0))
+
+    def has_schema(self) -> bool:
+        from sqlalchemy import inspect
+        return inspect(self.engine).has_table("events")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- meta ------------------------------------------------------------------------------------
+
+    def write_meta(self, conn: Connection, values: dict[str, Any]) -> None:
+        conn.execute(registry_meta.insert(), [{"name": k, "value": json.dumps(v)} for k, v in values.items()])
+
+    def read_meta(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return {row.name: json.loads(row.value) for row in conn.execute(select(registry_meta))}
+
+    # -- the log ---------------------------------------------------------------------------------
+
+    def size(self, conn: Connection) -> int:
+        last = conn.execute(select(events.c.seq).order_by(events.c.seq.desc()).limit(1)).scalar()
+        return 0 if last is None else last + 1
+
+    def insert_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        try:
+            conn.execute(events.insert(), list(rows))
+        except IntegrityError as exc:
+            raise StorageError(f"another writer appended to this log, or a request was replayed: {exc.orig}") from None
+
+    def insert_nodes(self, conn: Connection, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        rows = [{"level": level, "idx": index, "hash": digest} for level, index, digest in nodes]
+        if rows:
+            conn.execute(tree_nodes.insert(), rows)
+
+    def node(self, conn: Connection, level: int, index: int) -> bytes:
+        digest = conn.execute(select(tree_nodes.c.hash).where(tree_nodes.c.level == level, tree_nodes.c.idx == index)).scalar()
+        if digest is None:
+            raise KeyError((level, index))
+        return bytes(digest)
+
+    def leaf(self, conn: Connection, seq: int) -> bytes | None:
+        data = conn.execute(select(events.c.leaf).where(events.c.seq == seq)).scalar()
+        return None if data is None else bytes(data)
+
+    def leaves(self, conn: Connection, start: int, stop: int | None = None, chunk: int = 2000) -> Iterator[tuple[int, bytes]]:
+        """Leaves in seq order, read in chunks so that memory stays constant over any log."""
+        position = start
+        while stop is None or position < stop:
+            limit = chunk if stop is None else min(chunk, stop - position)
+            rows = conn.execute(select(events.c.seq, events.c.leaf).where(events.c.seq >= position)
+                                .order_by(events.c.seq).limit(limit)).all()
+            if not rows:
+                return
+            for seq, data in rows:
+                yield seq, bytes(data)
+            position = rows[-1][0] + 1
+
+    def last_seq_of_types(self, conn: Connection, types: Sequence[str]) -> int | None:
+        return conn.execute(select(events.c.seq).where(events.c.type.in_(types)).order_by(events.c.seq.desc()).limit(1)).scalar()
+
+    def request_seqs(self, conn: Connection) -> Iterator[tuple[str, str, int]]:
+        for row in conn.execute(select(events.c.signer, events.c.request_id, events.c.seq)).yield_per(10000):
+            yield row.signer, row.request_id, row.seq
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
+        size = conn.execute(select(checkpoint_head.c.tree_size).where(checkpoint_head.c.id == 1)).scalar()
+        if not size:
+            return None
+        row = conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).one()
+        return row.tree_size, bytes(row.root), row.note
+
+    def checkpoint_notes(self, conn: Connection) -> Iterator[str]:
+        for row in conn.execute(select(checkpoints.c.note).order_by(checkpoints.c.tree_size)):
+            yield row.note
+
+    def add_checkpoint(self, conn: Connection, previous_size: int, size: int, root: bytes, note: str) -> None:
+        """Record a signed checkpoint, moving the head from `previous_size` or failing: never a fork."""
+        moved = conn.execute(checkpoint_head.update().where(checkpoint_head.c.id == 1, checkpoint_head.c.tree_size == previous_size)
+                             .values(tree_size=size)).rowcount
+        if moved != 1:
+            raise StorageError(f"the latest checkpoint moved from size {previous_size} under us: another signer is at work")
+        conn.execute(checkpoints.insert().values(tree_size=size, root=root, note=note))
+
+    # -- activities ------------------------------------------------------------------------------
+
+    def existing(self, conn: Connection, column: str, values: Sequence[str], chunk: int = 500) -> set[str]:
+        col = activities.c[column]
+        found: set[str] = set()
+        for i in range(0, len(values), chunk):
+            found.update(conn.execute(select(col).where(col.in_(values[i:i + chunk]))).scalars())
+        return found
+
+    def insert_activities(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        for i in range(0, len(rows), 5000):
+            conn.execute(activities.insert(), rows[i:i + 5000])
+
+    def batch_records(self, conn: Connection, batch_id: str) -> Iterator[bytes]:
+        for row in conn.execute(select(activities.c.record).where(activities.c.batch_id == batch_id)
+                                .order_by(activities.c.position)).yield_per(5000):
+            yield bytes(row.record)
+
+    # -- projections -----------------------------------------------------------------------------
+
+    def upsert(self, conn: Connection, table_name: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        table = PROJECTIONS[table_name]
+        key = table.primary_key.columns.values()[0].name
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=[key], set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != key})
+        conn.execute(statement, rows)
+
+    def projection_rows(self, conn: Connection, table_name: str) -> Iterator[Any]:
+        yield from conn.execute(select(PROJECTIONS[table_name]).order_by(PROJECTIONS[table_name].c.seq)).yield_per(10000)
