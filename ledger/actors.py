@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -32,7 +33,8 @@ class Actor:
         return key_id_of(bytes(self.signer.public_key))
 
     def next_request_id(self) -> str:
-        return f"{self.label}-{next(self._requests)}"  # type: ignore[call-overload]
+        # A random tail keeps ids unique across processes and restarts of the same actor.
+        return f"{self.label}-{next(self._requests)}-{secrets.token_hex(4)}"  # type: ignore[call-overload]
 
 
 def activity_record(activity_id: str, act: str, occurred_at: str, reduction_g: int, subject: str,

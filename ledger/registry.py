@@ -284,7 +284,10 @@ class Registry:
                     raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
                 note = sign_checkpoint(self.origin, size, root, self._log_signer)
                 for witness in witnesses:
-                    note = witness.cosign_checkpoint(note, proof, self.log_key)
+                    # Each witness proves consistency from what it saw last, not from what we signed last.
+                    seen_size, _ = witness.last_seen(self.origin)
+                    witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
+                    note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
                 self.store.add_checkpoint(conn, previous_size, size, root, note)
             return note
 

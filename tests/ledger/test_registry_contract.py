@@ -1,0 +1,140 @@
+"""The registry's contract, run on every storage backend (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from ledger import merkle
+from ledger.errors import Rejected, StorageError
+from ledger.note import Witness, parse_checkpoint, verify_checkpoint, verify_cosignatures, parse_verifier_key
+from ledger.replay import replay, root_keys_from
+from keys import Ed25519Key
+from world import World, actor
+
+
+@pytest.fixture
+def world(database_url):
+    w = World(database_url).setup().history()
+    yield w
+    w.registry.close()
+
+
+def replayed(world: World):
+    reg = world.registry
+    return replay((data for _, data in reg.leaf_bytes()), origin=reg.origin,
+                  root_keys=root_keys_from(reg.meta["root_keys"]), batch_records=reg.batch_records)
+
+
+def test_history_conserves_every_gram(world):
+    totals = world.registry.state.totals_g()
+    assert totals["issued_g"] == totals["active_g"] + totals["retired_g"] + totals["cancelled_g"]
+    assert totals["retired_g"] == 1_500 + 10_000 + 100 + 50
+    assert totals["cancelled_g"] == 100
+    steel = world.registry.state.accounts["steel-co"]
+    assert steel.active.size_g == 500 and steel.retired.ranges() == [[0, 1500]]
+
+
+def test_projections_equal_a_replay_of_the_log_after_reopening(world):
+    before = world.registry.state
+    reopened = world.reopen().state
+    assert reopened == before
+    assert replayed(world) == reopened
+
+
+def test_tree_root_from_stored_nodes_equals_root_from_leaves(world):
+    reg = world.registry
+    hashes = [merkle.leaf_hash(data) for _, data in reg.leaf_bytes()]
+    assert len(hashes) == reg.size
+    for size in (1, 7, len(hashes) // 2, len(hashes)):
+        assert reg.root(size) == merkle.root_of_leaf_hashes(hashes[:size])
+        for index in (0, size - 1):
+            assert merkle.verify_inclusion(hashes[index], index, size, reg.inclusion_proof(index, size), reg.root(size))
+    assert merkle.verify_consistency(5, len(hashes), reg.root(5), reg.root(), reg.consistency_proof(5, len(hashes)))
+
+
+def test_events_table_refuses_update_and_delete_in_the_database(world):
+    engine = world.registry.store.engine
+    for statement in ("UPDATE events SET time = 'x' WHERE seq = 1", "DELETE FROM events WHERE seq = 1",
+                      "DELETE FROM tree_nodes", "UPDATE checkpoints SET note = 'x'", "DELETE FROM activities"):
+        if "checkpoints" in statement:
+            world.registry.checkpoint()
+        with pytest.raises(Exception, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text(statement))
+    assert world.reopen().size == world.registry.size
+
+
+def test_resending_the_same_signed_event_returns_the_original(world):
+    c, w = world.client, world
+    event = c.signed(w.mall, "retirement", {"retirement_id": "ret-x", "account": "mall-co", "amount_g": 5,
+                                            "purpose": "voluntary", "beneficiary": "mall"})
+    first = w.registry.append(event)
+    size = w.registry.size
+    again = w.registry.append(event)
+    assert again.duplicate and again.seq == first.seq and again.leaf_hash == first.leaf_hash
+    assert w.registry.size == size
+    other = c.signed(w.mall, "retirement", {"retirement_id": "ret-y", "account": "mall-co", "amount_g": 5,
+                                            "purpose": "voluntary", "beneficiary": "mall",
+                                            "request_id": event["body"]["request_id"]})
+    with pytest.raises(Rejected) as info:
+        w.registry.append(other)
+    assert info.value.code == "REPLAY"
+
+
+def test_a_group_commits_accepted_events_and_reports_each_rejection(world):
+    c, w = world.client, world
+    events = [c.signed(w.mall, "retirement", {"retirement_id": f"g-{i}", "account": "mall-co", "amount_g": 10,
+                                              "purpose": "voluntary", "beneficiary": "mall"}) for i in range(3)]
+    events.insert(1, c.signed(w.mall, "retirement", {"retirement_id": "g-0", "account": "mall-co", "amount_g": 10,
+                                                     "purpose": "voluntary", "beneficiary": "mall"}))
+    size = w.registry.size
+    results = w.registry.append_many([(e, None) for e in events])
+    assert [getattr(r, "code", None) for r in results] == [None, "DUPLICATE_ID", None, None]
+    assert [r.seq for r in results if not isinstance(r, Rejected)] == [size, size + 1, size + 2]
+    assert world.reopen().size == size + 3
+
+
+def test_checkpoints_are_consistent_and_cosigned_by_witnesses(world):
+    witness = Witness("witness.test/w1", Ed25519Key.from_label("puhui-test/witness"))
+    first = world.registry.checkpoint([witness])
+    world.client.retire(world.mall, "ret-w", "mall-co", 5, "voluntary", "mall")
+    second = world.registry.checkpoint([witness])
+    log_key = parse_verifier_key(world.registry.meta["log_key"])
+    a, b = verify_checkpoint(first, log_key), verify_checkpoint(second, log_key)
+    assert b.size == a.size + 1 and b.root == world.registry.root()
+    assert verify_cosignatures(second, [witness.key]) == {"witness.test/w1"}
+    assert world.registry.checkpoint() == second  # nothing new: the same checkpoint
+
+
+def test_the_registry_never_signs_a_checkpoint_inconsistent_with_the_last(world):
+    reg = world.registry
+    reg.checkpoint()
+    # Someone rewrote the record of the last signed checkpoint (a fork the registry must not extend).
+    size = reg.size
+    world.client.retire(world.mall, "ret-f", "mall-co", 5, "voluntary", "mall")
+    with reg.store.engine.begin() as conn:
+        conn.execute(text("UPDATE checkpoint_head SET tree_size = :s WHERE id = 1"), {"s": size - 1})
+        conn.execute(text("INSERT INTO checkpoints (tree_size, root, note) VALUES (:s, :r, 'forged')"),
+                     {"s": size - 1, "r": b"\x00" * 32})
+    with pytest.raises(StorageError, match="not consistent"):
+        reg.checkpoint()
+
+
+def test_a_second_writer_cannot_fork_the_log(world):
+    from ledger.registry import Registry
+    other = Registry.open(world.url, log_signer=world.log_key)
+    world.client.retire(world.mall, "ret-a", "mall-co", 5, "voluntary", "mall")
+    from ledger.actors import Client
+    with pytest.raises(StorageError):
+        Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
+    assert other.size == world.registry.size  # it reloaded the database's truth
+    other.close()
+
+
+def test_the_log_key_must_match(database_url):
+    w = World(database_url)
+    from ledger.registry import Registry
+    with pytest.raises(StorageError, match="log key"):
+        Registry.open(database_url, log_signer=Ed25519Key.from_label("someone else"))
+    w.registry.close()
