@@ -1,0 +1,168 @@
+"""The `puhui` command: create, fill, inspect and export a registry; serve its API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.registry_dir import RegistryDir, RegistryDirError
+from keys import KeyFileError
+from ledger.errors import Rejected, StorageError
+from ledger.export import export_bundle
+from ledger.note import parse_checkpoint
+from ledger.units import tonnes
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    """Turn the errors a person can act on into one line and an exit code, not a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (RegistryDirError, KeyFileError, StorageError, FileExistsError) as exc:
+            _fail(str(exc))
+        except Rejected as exc:
+            _fail(f"{exc.code}: {exc.message}")
+    return wrapper
+
+
+@app.command()
+@_guard
+def init(directory: Path = typer.Argument(..., help="the registry's directory (created)"),
+         origin: str = typer.Option(..., help="the log's origin, e.g. registry.hubei.example/puhui"),
+         admin_public_key: Optional[str] = typer.Option(None, help="base64 public key of the first admin, kept off this server"),
+         database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in DIR)"),
+         key_strength: str = typer.Option("moderate", help="Argon2id cost for the key files: interactive, moderate, sensitive")) -> None:
+    """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json."""
+    admin_key = None
+    if admin_public_key is not None:
+        try:
+            admin_key = base64.b64decode(admin_public_key, validate=True)
+        except (binascii.Error, ValueError):
+            _fail("--admin-public-key is not base64")
+        if len(admin_key) != 32:
+            _fail("--admin-public-key must be 32 bytes (an Ed25519 public key)")
+    registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url, strength=key_strength)
+    console.print(f"created registry [bold]{origin}[/] in {directory} (size {registry.size})")
+    console.print(f"trust file for auditors: {directory / 'trust.json'}")
+    registry.close()
+
+
+@app.command()
+@_guard
+def demo(directory: Path = typer.Argument(..., help="the registry's directory (created if absent)"),
+         origin: str = typer.Option("registry.hubei.example/puhui", help="origin, if the registry is created"),
+         records_per_batch: int = typer.Option(400, min=1, max=100_000, help="activity records in each monthly batch"),
+         key_strength: str = typer.Option("moderate", help="Argon2id cost, if the registry is created")) -> None:
+    """Fill a registry with a realistic first quarter: platforms, batches, issuances, trades and uses."""
+    from cli.demo import Demo
+    place = RegistryDir(directory)
+    passphrase = place.passphrase(confirm=not place.exists())
+    if not place.exists():
+        place.init(origin, strength=key_strength, passphrase=passphrase).close()
+    if "admin" not in place.keyring.names():
+        _fail("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
+    registry = place.open(with_log_key=True, passphrase=passphrase)
+    if registry.size > 3:
+        _fail(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
+    admin = place.keyring.load("admin", passphrase)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
+        task = progress.add_task("demo history", total=None)
+        story = Demo(registry, admin, records_per_batch=records_per_batch,
+                     progress=lambda text: progress.update(task, description=text))
+        story.run()
+    for what, rejection in story.rejections:
+        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}")
+    _print_status(registry)
+    registry.close()
+
+
+@app.command()
+@_guard
+def export(directory: Path = typer.Argument(..., help="the registry's directory"),
+           out: Path = typer.Option(..., help="the bundle directory to write (must not exist)"),
+           database_url: Optional[str] = typer.Option(None, help="override the directory's database URL")) -> None:
+    """Write a bundle (spec section 8) up to a fresh checkpoint, for auditors and `puhui-verify`."""
+    place = RegistryDir(directory)
+    registry = place.open(with_log_key=True, database_url=database_url)
+    registry.checkpoint()
+    manifest = export_bundle(registry, out)
+    console.print(f"exported {manifest['tree_size']} events to {out} (root {manifest['root']})")
+    registry.close()
+
+
+@app.command()
+@_guard
+def status(directory: Path = typer.Argument(..., help="the registry's directory"),
+           database_url: Optional[str] = typer.Option(None, help="override the directory's database URL"),
+           as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")) -> None:
+    """Size, root, latest checkpoint and totals in tonnes."""
+    registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
+    if as_json:
+        console.print_json(json.dumps(_status(registry)))
+    else:
+        _print_status(registry)
+    registry.close()
+
+
+def _status(registry) -> dict:
+    state = registry.state
+    totals = state.totals_g()
+    by_purpose: dict[str, int] = {}
+    for retirement in state.retirements.values():
+        by_purpose[retirement.purpose] = by_purpose.get(retirement.purpose, 0) + retirement.amount_g
+    latest = registry.latest_checkpoint()
+    checkpoint = None if latest is None else parse_checkpoint(latest)
+    return {"origin": registry.origin, "size": registry.size, "root": registry.root().hex(),
+            "checkpoint": None if checkpoint is None else {"size": checkpoint.size, "root": checkpoint.root.hex()},
+            "totals_g": totals, "retired_by_purpose_g": dict(sorted(by_purpose.items()))}
+
+
+def _print_status(registry) -> None:
+    s = _status(registry)
+    console.print(f"[bold]{s['origin']}[/]: {s['size']} events, root {s['root']}")
+    cp = s["checkpoint"]
+    console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}, root {cp['root']}"))
+    table = Table(title="reductions (t CO2e)")
+    table.add_column("")
+    table.add_column("tonnes", justify="right")
+    for label, key in (("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g")):
+        table.add_row(label, tonnes(s["totals_g"][key]))
+    for purpose, amount_g in s["retired_by_purpose_g"].items():
+        table.add_row(f"  retired for {purpose}", tonnes(amount_g))
+    console.print(table)
+
+
+@app.command()
+@_guard
+def serve(directory: Path = typer.Option(..., "--dir", help="the registry's directory"),
+          host: str = typer.Option("127.0.0.1", help="address to listen on"),
+          port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
+          database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql+psycopg://... (default: the directory's)")) -> None:
+    """Serve the registry's HTTP API (api/)."""
+    from api.server import run
+    run(directory, host=host, port=port, database_url=database_url)
+
+
+def main() -> None:
+    app()
