@@ -64,6 +64,8 @@ def _check_strings(value: Any, depth: int = 0) -> None:
 
 def check_text(text: str) -> None:
     """A string the registry accepts: valid Unicode (no lone surrogates) and in NFC."""
+    if text.isascii():  # ASCII is NFC and has no surrogates: the common case, decided in C
+        return
     if _SURROGATE.search(text):
         raise Rejected("SCHEMA", "string holds a lone surrogate: not valid Unicode")
     if not unicodedata.is_normalized("NFC", text):
@@ -97,24 +99,25 @@ def check_value(value: Any, depth: int = 0) -> None:
     """Check a value built in Python (not parsed) the way parse_strict checks parsed input."""
     if depth > MAX_DEPTH:
         raise Rejected("SCHEMA", f"JSON nested deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        if abs(value) > MAX_SAFE_INT:
-            raise Rejected("SCHEMA", f"integer {value} is beyond 2^53-1")
-    elif isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         check_text(value)
-    elif isinstance(value, list):
-        for item in value:
-            check_value(item, depth + 1)
-    elif isinstance(value, dict):
+    elif kind is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise Rejected("SCHEMA", f"object key {key!r} is not a string")
             check_text(key)
             check_value(item, depth + 1)
+    elif kind is int:
+        if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            raise Rejected("SCHEMA", f"integer {value} is beyond 2^53-1")
+    elif kind is list:
+        for item in value:
+            check_value(item, depth + 1)
+    elif value is None or kind is bool:
+        return
     else:
-        raise Rejected("SCHEMA", f"{type(value).__name__} is not allowed in a Puhui document (floats never are)")
+        raise Rejected("SCHEMA", f"{kind.__name__} is not allowed in a Puhui document (floats never are)")
 
 
 def jcs(value: Any) -> bytes:

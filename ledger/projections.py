@@ -27,11 +27,13 @@ def _dump(value: Any) -> str:
 
 
 class Changes:
-    """Entities touched since the last commit, by projection table."""
+    """Entities touched since the last commit, by projection table.
+
+    Transfers and cancellations have none: their effects are in the accounts they touch.
+    """
 
     def __init__(self) -> None:
         self.dirty: dict[str, set[str]] = defaultdict(set)
-        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     def note(self, state: State, leaf: Leaf) -> None:
         body, kind = leaf.body, leaf.type
@@ -49,16 +51,11 @@ class Changes:
             self.dirty["batches"].update(body["batches"])
         elif kind == "transfer":
             self.dirty["accounts"].update((body["from"], body["to"]))
-            self.rows["transfers"].append({"transfer_id": body["transfer_id"], "seq": leaf.seq, "data": _dump(
-                {"from": body["from"], "to": body["to"], "amount_g": body["amount_g"], "serials": leaf.serials, "time": leaf.time})})
         elif kind == "retirement":
             self.dirty["accounts"].add(body["account"])
             self.dirty["retirements"].add(body["retirement_id"])
         elif kind == "cancellation":
             self.dirty["accounts"].add(body["account"])
-            self.rows["cancellations"].append({"cancellation_id": body["cancellation_id"], "seq": leaf.seq, "data": _dump(
-                {"account": body["account"], "amount_g": body["amount_g"], "reason": body["reason"],
-                 "serials": leaf.serials, "time": leaf.time})})
         elif kind == "offset.surrender":
             self.dirty["surrenders"].add(body["surrender_id"])
             self.dirty["retirements"].update(body["retirements"])
@@ -69,8 +66,6 @@ class Changes:
     def write(self, store: Store, conn: Connection, state: State) -> None:
         for table, ids in self.dirty.items():
             store.upsert(conn, table, [_ROW[table](state, entity_id) for entity_id in sorted(ids)])
-        for table, rows in self.rows.items():
-            store.upsert(conn, table, rows)
 
 
 def _key_row(state: State, key_id: str) -> dict[str, Any]:
@@ -146,8 +141,9 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
     issuances = [Issuance(**d) for _, d in _rows(store, conn, "issuances")]
     for issuance in sorted(issuances, key=lambda i: i.start):
         state.add_issuance(issuance)
-    state.transfers = {row.transfer_id for row in store.projection_rows(conn, "transfers")}
-    state.cancellations = {row.cancellation_id for row in store.projection_rows(conn, "cancellations")}
+    # Transfers and cancellations need no projection of their own: their ids are in the events table.
+    state.transfers = set(store.refs(conn, "transfer"))
+    state.cancellations = set(store.refs(conn, "cancellation"))
     for _, d in _rows(store, conn, "retirements"):
         state.retirements[d["retirement_id"]] = Retirement(**d)
     for _, d in _rows(store, conn, "surrenders"):

@@ -25,7 +25,7 @@ from ledger.leaf import Leaf, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.projections import Changes, load_state
 from ledger.rules import apply, authenticate, judge, key_id_of, signing_message
-from ledger.schema import check_submission, format_time
+from ledger.schema import ID_FIELD, check_submission, format_time
 from ledger.state import ActivityRecord, Key, State
 from ledger.store import Store
 
@@ -198,10 +198,11 @@ class Registry:
             accepted: list[tuple[Leaf, bytes, str]] = []
             nodes: list[tuple[int, int, bytes]] = []
             changes = Changes()
+            time = self._now()  # one moment of sequencing for the whole group
             try:
                 for event, records in items:
                     try:
-                        results.append(self._admit(event, records, accepted, nodes, changes))
+                        results.append(self._admit(event, records, time, accepted, nodes, changes))
                     except Rejected as rejection:
                         results.append(rejection)
                 if accepted:
@@ -212,7 +213,7 @@ class Registry:
             self._activities.clear()
             return results
 
-    def _admit(self, event: Any, records: Sequence[Any] | None, accepted: list[tuple[Leaf, bytes, str]],
+    def _admit(self, event: Any, records: Sequence[Any] | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
                nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
         check_value(event)
         if records is not None:
@@ -230,7 +231,6 @@ class Registry:
         key = authenticate(state, self.origin, event_type, body, auth)
         verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         seq = state.size
-        time = self._now()
         leaf = make_leaf(seq, time, event_type, body, auth, verdict.effects)
         digest = merkle.leaf_hash(leaf.data)
         apply(state, seq, time, event_type, body, key.key_id, verdict.effects,
@@ -248,7 +248,8 @@ class Registry:
     def _commit(self, accepted: list[tuple[Leaf, bytes, str]], nodes: list[tuple[int, int, bytes]],
                 changes: Changes) -> None:
         rows = [{"seq": leaf.seq, "type": leaf.type, "signer": signer, "request_id": leaf.body["request_id"],
-                 "time": leaf.time, "leaf": leaf.data, "leaf_hash": digest} for leaf, digest, signer in accepted]
+                 "time": leaf.time, "leaf": leaf.data, "leaf_hash": digest,
+                 "ref": leaf.body.get(ID_FIELD.get(leaf.type, ""))} for leaf, digest, signer in accepted]
         with self.store.engine.begin() as conn:
             if self.store.size(conn) != accepted[0][0].seq:
                 raise StorageError("the log grew under this registry: another writer is at work")

@@ -30,10 +30,12 @@ events = Table(
     Column("time", String(27), nullable=False),
     Column("leaf", LargeBinary, nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("ref", String(128), nullable=True),  # the id the event introduces (transfer_id, ...), if any
     # Optimistic concurrency and the REPLAY rule in one unique key.
     UniqueConstraint("signer", "request_id", name="events_signer_request_unique"),
 )
 
+# Perfect subtree hashes above the leaves; level 0 is events.leaf_hash.
 tree_nodes = Table(
     "tree_nodes", metadata,
     Column("level", SmallInteger, primary_key=True, autoincrement=False),
@@ -88,17 +90,15 @@ accounts_projection = _projection(
 methodologies_projection = _projection("methodologies", "methodology_id")
 batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False, index=True))
 issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False, index=True))
-transfers_projection = _projection("transfers", "transfer_id")
 retirements_projection = _projection(
     "retirements", "retirement_id", Column("account", String(128), nullable=False, index=True),
     Column("purpose", String(32), nullable=False, index=True))
-cancellations_projection = _projection("cancellations", "cancellation_id")
 surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
 claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
-                                   issuances_projection, transfers_projection, retirements_projection,
-                                   cancellations_projection, surrenders_projection, claims_projection)}
+                                   issuances_projection, retirements_projection, surrenders_projection,
+                                   claims_projection)}
 APPEND_ONLY = ("events", "tree_nodes", "checkpoints", "activities")
 
 _SQLITE_TRIGGERS = [
@@ -189,12 +189,15 @@ class Store:
             raise StorageError(f"another writer appended to this log, or a request was replayed: {exc.orig}") from None
 
     def insert_nodes(self, conn: Connection, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        rows = [{"level": level, "idx": index, "hash": digest} for level, index, digest in nodes]
+        rows = [{"level": level, "idx": index, "hash": digest} for level, index, digest in nodes if level > 0]
         if rows:
             conn.execute(tree_nodes.insert(), rows)
 
     def node(self, conn: Connection, level: int, index: int) -> bytes:
-        digest = conn.execute(select(tree_nodes.c.hash).where(tree_nodes.c.level == level, tree_nodes.c.idx == index)).scalar()
+        if level == 0:
+            digest = conn.execute(select(events.c.leaf_hash).where(events.c.seq == index)).scalar()
+        else:
+            digest = conn.execute(select(tree_nodes.c.hash).where(tree_nodes.c.level == level, tree_nodes.c.idx == index)).scalar()
         if digest is None:
             raise KeyError((level, index))
         return bytes(digest)
@@ -218,6 +221,9 @@ class Store:
 
     def last_seq_of_types(self, conn: Connection, types: Sequence[str]) -> int | None:
         return conn.execute(select(events.c.seq).where(events.c.type.in_(types)).order_by(events.c.seq.desc()).limit(1)).scalar()
+
+    def refs(self, conn: Connection, event_type: str) -> Iterator[str]:
+        yield from conn.execute(select(events.c.ref).where(events.c.type == event_type)).scalars().yield_per(10000)
 
     def request_seqs(self, conn: Connection) -> Iterator[tuple[str, str, int]]:
         for row in conn.execute(select(events.c.signer, events.c.request_id, events.c.seq)).yield_per(10000):

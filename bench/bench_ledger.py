@@ -1,0 +1,142 @@
+"""Ledger append rate against the raw cost of the same work, and proof times by tree size.
+
+    .venv/bin/python bench/bench_ledger.py --events 100000
+
+Appends N signed transfers through Registry.append_many (groups of --group events, one
+transaction each) on SQLite (WAL, synchronous=FULL), and the same events through the "raw" path:
+JCS of the signed message + Ed25519 verify + JCS of the leaf + SHA-256 + one SQLite insert per
+event, in transactions of the same size, no rules. Signing happens before the clock starts. Then it
+times inclusion and consistency proofs from the stored tree at 10^3, 10^4, ... up to N leaves.
+Reports one run, as ratios; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import json
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nacl.signing import VerifyKey  # noqa: E402
+
+from keys import Ed25519Key  # noqa: E402
+from ledger import merkle  # noqa: E402
+from ledger.actors import HUBEI_RULES, Actor, Client  # noqa: E402
+from ledger.canonical import jcs  # noqa: E402
+from ledger.registry import Registry  # noqa: E402
+from ledger.rules import signing_message  # noqa: E402
+
+ORIGIN = "bench.hubei.example/puhui"
+
+
+def build_registry(path: Path) -> tuple[Registry, Client, Actor]:
+    root, admin, holder = (Actor(Ed25519Key.from_label(f"puhui-bench/{n}"), n) for n in ("root", "admin", "holder"))
+    log = Ed25519Key.from_label("puhui-bench/log")
+    registry = Registry.create(f"sqlite:///{path}", origin=ORIGIN, name="bench", rules=HUBEI_RULES,
+                               root_signer=root.signer, log_public_key=log.public_key, log_signer=log)
+    client = Client(registry)
+    client.register_key(root, admin, ["admin"])
+    client.register_key(admin, holder, [])
+    client.open_account(admin, "source", "enterprise", "source", "420100", [holder])
+    client.open_account(admin, "sink", "enterprise", "sink", "420100", [holder])
+    client.register_methodology(admin, "HB-X", 1, "bench", "other", {}, False)
+    client.issue(admin, "iss-bench", "source", "HB-X", 2026, "420100", 10**15, evidence="0" * 64)
+    return registry, client, holder
+
+
+def signed_transfers(client: Client, holder: Actor, start: int, count: int) -> list[dict]:
+    return [client.signed(holder, "transfer", {"transfer_id": f"t{i}", "from": "source", "to": "sink", "amount_g": 1,
+                                               "request_id": f"r{i}"}) for i in range(start, start + count)]
+
+
+def raw_append(conn: sqlite3.Connection, events: list[dict], verify_key: VerifyKey, first_seq: int) -> None:
+    """The floor: what any registry must do per event, without rules, projections or a tree."""
+    rows = []
+    for offset, event in enumerate(events):
+        message = signing_message(ORIGIN, event["type"], event["body"])
+        verify_key.verify(message, base64.b64decode(event["auth"]["sig"]))
+        leaf = jcs({**event, "seq": first_seq + offset, "time": "2026-04-01T00:00:00.000000Z"})
+        rows.append((first_seq + offset, leaf, hashlib.sha256(b"\x00" + leaf).digest()))
+    with conn:
+        conn.executemany("INSERT INTO events (seq, leaf, leaf_hash) VALUES (?, ?, ?)", rows)
+
+
+def time_proofs(registry: Registry, sizes: list[int], samples: int) -> list[tuple[int, float, float]]:
+    rng = random.Random(1)
+    results = []
+    for size in sizes:
+        t0 = time.perf_counter()
+        for _ in range(samples):
+            registry.inclusion_proof(rng.randrange(size), size)
+        inclusion_s = (time.perf_counter() - t0) / samples
+        t0 = time.perf_counter()
+        for _ in range(samples):
+            registry.consistency_proof(rng.randrange(1, size), size)
+        consistency_s = (time.perf_counter() - t0) / samples
+        results.append((size, inclusion_s, consistency_s))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="transfers to append (10^3 .. 10^6)")
+    parser.add_argument("--group", type=int, default=1000, help="events per transaction (group commit)")
+    parser.add_argument("--samples", type=int, default=200, help="proofs timed at each size")
+    args = parser.parse_args()
+    if not 1_000 <= args.events <= 1_000_000:
+        parser.error("--events must be in 10^3 .. 10^6")
+    workdir = Path(tempfile.mkdtemp(prefix="puhui-bench-"))
+    registry, client, holder = build_registry(workdir / "ledger.sqlite3")
+    raw = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=FULL")
+    raw.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL)")
+    raw.isolation_level = ""
+    verify_key = VerifyKey(bytes(holder.signer.public_key))
+
+    ledger_s = raw_s = 0.0
+    done = 0
+    while done < args.events:
+        count = min(args.group, args.events - done)
+        events = signed_transfers(client, holder, done, count)
+        t0 = time.perf_counter()
+        raw_append(raw, events, verify_key, done)
+        raw_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = registry.append_many([(e, None) for e in events])
+        ledger_s += time.perf_counter() - t0
+        assert all(not hasattr(r, "code") for r in results), results[0]
+        done += count
+        print(f"\r{done}/{args.events} events", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    registry.checkpoint()
+    ledger_rate, raw_rate = args.events / ledger_s, args.events / raw_s
+    sizes = [n for n in (10**3, 10**4, 10**5, 10**6) if n <= registry.size]
+    proofs = time_proofs(registry, sizes, args.samples)
+    report = {
+        "events": args.events, "group": args.group,
+        "ledger_events_per_s": round(ledger_rate), "raw_events_per_s": round(raw_rate),
+        "ledger_to_raw_ratio": round(ledger_rate / raw_rate, 3),
+        "proofs_ms": [{"tree_size": n, "inclusion_ms": round(i * 1e3, 3), "consistency_ms": round(c * 1e3, 3)}
+                      for n, i, c in proofs],
+        "machine": {"python": sys.version.split()[0], "date": dt.date.today().isoformat()},
+    }
+    print(json.dumps(report, indent=1))
+    print(f"append path: {ledger_rate:,.0f} events/s, raw path: {raw_rate:,.0f} events/s, "
+          f"ratio {ledger_rate / raw_rate:.2f} (goal >= 0.5)")
+    for n, i, c in proofs:
+        print(f"tree size {n:>9,}: inclusion {i * 1e3:.3f} ms, consistency {c * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
