@@ -22,8 +22,8 @@ from ledger.units import tonnes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
