@@ -137,8 +137,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Store:
     """The registry's tables on one engine. One Store per process writes; any number read."""
 
+    NODE_CACHE_ENTRIES = 1 << 16
+
     def __init__(self, engine: Engine):
         self.engine = engine
+        # Committed tree nodes never change, so reads may be cached; the bound keeps memory flat.
+        self._node_cache: dict[tuple[int, int], bytes] = {}
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
@@ -194,13 +198,19 @@ class Store:
             conn.execute(tree_nodes.insert(), rows)
 
     def node(self, conn: Connection, level: int, index: int) -> bytes:
+        cached = self._node_cache.get((level, index))
+        if cached is not None:
+            return cached
         if level == 0:
             digest = conn.execute(select(events.c.leaf_hash).where(events.c.seq == index)).scalar()
         else:
             digest = conn.execute(select(tree_nodes.c.hash).where(tree_nodes.c.level == level, tree_nodes.c.idx == index)).scalar()
         if digest is None:
             raise KeyError((level, index))
-        return bytes(digest)
+        if len(self._node_cache) >= self.NODE_CACHE_ENTRIES:
+            self._node_cache.clear()
+        self._node_cache[(level, index)] = digest = bytes(digest)
+        return digest
 
     def leaf(self, conn: Connection, seq: int) -> bytes | None:
         data = conn.execute(select(events.c.leaf).where(events.c.seq == seq)).scalar()
