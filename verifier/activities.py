@@ -1,0 +1,257 @@
+"""Activity files (spec section 7): each batch's records checked against its activity.batch event,
+and every activity_id and fingerprint checked for repeats across the whole log.
+
+The records of a file are cut into chunks of CHUNK_RECORDS (a power of two) so that each chunk is
+a perfect subtree of the batch's Merkle tree: a worker returns the chunk's subtree roots, the
+keyed digests of its ids and fingerprints (8 bytes each, see digests.py) and its first problem;
+the main process joins the subtrees and looks the digests up. No record ever becomes a Python
+object outside the chunk being checked.
+
+A record is canonical when it is exactly
+`{"activity_id":ID,"fingerprint":HEX64,"inputs":{...},"occurred_at":TIME,"reduction_g":INT,"subject":STRING}`
+in JCS: the fixed frame is matched by one regular expression (JCS strings have one spelling, so
+the pattern below is that spelling) and only `inputs`, the one free-form value, is parsed.
+"""
+
+import os
+import re
+from array import array
+from collections import deque
+from hashlib import blake2b, sha256
+from time import perf_counter
+
+from verifier.canonical import EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
+from verifier.digests import DigestSet, digests_to_array
+from verifier.merkle import MerkleAccumulator
+from verifier.reader import MAX_RECORD_BYTES, LineReader
+from verifier.schema import ID, TIME, is_real_date
+
+CHUNK_HEIGHT = 11
+CHUNK_RECORDS = 1 << CHUNK_HEIGHT
+MAX_SAFE_INTEGER = 2**53 - 1
+RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_at", "reduction_g", "subject")
+_JCS_STRING_BODY = r'(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(?:0[0-7bef]|1[0-9a-f]))*'
+_RECORD = re.compile(
+    r'\{"activity_id":"([A-Za-z0-9][A-Za-z0-9._-]{0,127})",'
+    r'"fingerprint":"([0-9a-f]{64})",'
+    r'"inputs":(\{.*\}),'
+    r'"occurred_at":"([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z",'
+    r'"reduction_g":(0|[1-9][0-9]{0,15}),'
+    r'"subject":"' + _JCS_STRING_BODY + r'"\}',
+    re.DOTALL,
+)
+
+
+def record_problem(raw):
+    """Why a record that failed the fast pattern is malformed (the slow, explaining path)."""
+    try:
+        value = parse_canonical(raw)
+    except EncodingProblem as problem:
+        return str(problem)
+    if type(value) is not dict or tuple(value) != RECORD_KEYS:
+        return f"keys are not exactly {', '.join(RECORD_KEYS)}"
+    if type(value["activity_id"]) is not str or not ID.fullmatch(value["activity_id"]):
+        return "activity_id is not an identifier"
+    if type(value["fingerprint"]) is not str or not re.fullmatch(r"[0-9a-f]{64}", value["fingerprint"]):
+        return "fingerprint is not 64 lowercase hex digits"
+    if type(value["inputs"]) is not dict:
+        return "inputs is not an object"
+    occurred_at = value["occurred_at"]
+    if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not is_real_date(occurred_at[:10]):
+        return "occurred_at is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
+    if type(value["reduction_g"]) is not int or value["reduction_g"] < 0:
+        return "reduction_g is not an integer >= 0"
+    if type(value["subject"]) is not str:
+        return "subject is not a string"
+    return "not a canonical record"
+
+
+def check_record_chunk(job):
+    """Check one chunk of records (run in a worker). job = (period_start, period_end, digest key,
+    number of the chunk's first record (1-based line), the records joined by newlines).
+
+    Returns (count, total_g, perfect subtrees [(height, root)], id digests, fingerprint digests,
+    numbers of the records without digests, first problem (record number, message) or None)."""
+    period_start, period_end, key, first_number, blob = job
+    records = blob.split(b"\n")
+    merkle = MerkleAccumulator()
+    append_leaf = merkle.append
+    id_digests = []
+    fingerprint_digests = []
+    undigested = []
+    problem = None
+    total_g = 0
+    match_record = _RECORD.fullmatch
+    number = first_number
+    for raw in records:
+        append_leaf(sha256(b"\x00" + raw).digest())
+        try:
+            text = raw.decode("utf-8")
+            match = match_record(text)
+            if match is None:
+                raise EncodingProblem(record_problem(raw))
+            activity_id, fingerprint, inputs_text, day, reduction = match.group(1, 2, 3, 4, 5)
+            inputs = parse_json_text(inputs_text)
+            if type(inputs) is not dict:
+                raise EncodingProblem("inputs is not an object")
+            check_canonical_text(inputs, inputs_text)
+        except (UnicodeDecodeError, EncodingProblem) as error:
+            if problem is None:
+                reason = "not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error)
+                problem = (number, f"record on line {number} is malformed: {reason}")
+            undigested.append(number)
+            number += 1
+            continue
+        id_digests.append(blake2b(activity_id.encode("ascii"), digest_size=8, key=key).digest())
+        fingerprint_digests.append(blake2b(fingerprint.encode("ascii"), digest_size=8, key=key).digest())
+        reduction_g = int(reduction)
+        if reduction_g > MAX_SAFE_INTEGER and problem is None:
+            problem = (number, f"record on line {number}: reduction_g is beyond 2^53-1")
+        total_g += reduction_g
+        if problem is None and not (period_start <= day <= period_end and is_real_date(day)):
+            problem = (number, f"record on line {number} occurred on {day}, outside the period {period_start}..{period_end}")
+        number += 1
+    return (
+        len(records),
+        total_g,
+        merkle.perfect_subtrees(),
+        b"".join(id_digests),
+        b"".join(fingerprint_digests),
+        undigested,
+        problem,
+    )
+
+
+def _digest_array(packed):
+    values = digests_to_array(packed)
+    # 0 and -1 mark empty and removed slots (probability 2^-63 per digest): move them aside.
+    if 0 in values or -1 in values:
+        values = array("q", (value if value not in (0, -1) else 1 for value in values))
+    return values
+
+
+def _record_number(position, first_number, undigested):
+    """The line number of the digest at `position` of a chunk, skipping records without digests."""
+    number = first_number + position
+    for skipped in undigested:
+        if skipped <= number:
+            number += 1
+    return number
+
+
+class ActivityChecker:
+    """Called by replay for each batch event that passed every other check (see Replay)."""
+
+    def __init__(self, activities_dir, runner, digest_key):
+        self.activities_dir = activities_dir
+        self.runner = runner
+        self.digest_key = digest_key
+        self.activity_ids = DigestSet(16)
+        self.fingerprints = DigestSet(16)
+        self.records_checked = 0
+        self.files_checked = 0
+        self.bytes_read = 0
+        self.seconds = 0.0
+        self.batch_ids_opened = set()  # for the report: which activity files were read
+
+    def __call__(self, leaf):
+        body = leaf.body
+        path = os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
+        if path is None or not os.path.isfile(path):
+            return "missing"
+        started = perf_counter()
+        self.batch_ids_opened.add(body["batch_id"])
+        try:
+            return self._check_file(path, body)
+        finally:
+            self.seconds += perf_counter() - started
+
+    def _check_file(self, path, body):
+        reader = LineReader(path, "activity file", MAX_RECORD_BYTES, require_final_newline=False)
+        state = _FileState()
+        pending = deque()
+        period = (body["period_start"], body["period_end"])
+        buffered = []
+        next_number = 1
+        in_flight = max(2, 2 * self.runner.workers)
+        for lines in reader.blocks():
+            buffered.extend(lines)
+            start = 0
+            while len(buffered) - start >= CHUNK_RECORDS:
+                chunk = buffered[start : start + CHUNK_RECORDS]
+                start += CHUNK_RECORDS
+                pending.append((next_number, self._submit(period, next_number, chunk)))
+                next_number += CHUNK_RECORDS
+                while len(pending) > in_flight:
+                    self._merge(state, *pending.popleft())
+            del buffered[:start]
+        if buffered:
+            pending.append((next_number, self._submit(period, next_number, buffered)))
+        while pending:
+            self._merge(state, *pending.popleft())
+        self.bytes_read += reader.bytes_read
+        self.records_checked += state.count
+        self.files_checked += 1
+
+        finding = self._first_finding(state, body, reader.unterminated_last_line)
+        if finding is not None:
+            self.activity_ids.remove_slots(state.added_ids)
+            self.fingerprints.remove_slots(state.added_fingerprints)
+            return finding
+        return None
+
+    def _submit(self, period, first_number, lines):
+        return self.runner.submit("records", (period[0], period[1], self.digest_key, first_number, b"\n".join(lines)))
+
+    def _merge(self, state, first_number, ticket):
+        count, total_g, subtrees, ids, fingerprints, undigested, problem = self.runner.result(ticket)
+        state.count += count
+        state.total_g += total_g
+        for height, root in subtrees:
+            state.merkle.append_subtree(height, root)
+        if problem is not None and state.problem is None:
+            state.problem = problem[1]
+        repeats = self.activity_ids.add_all(_digest_array(ids), state.added_ids)
+        if repeats and state.repeated_id is None:
+            state.repeated_id = _record_number(repeats[0], first_number, undigested)
+        repeats = self.fingerprints.add_all(_digest_array(fingerprints), state.added_fingerprints)
+        if repeats and state.repeated_fingerprint is None:
+            state.repeated_fingerprint = _record_number(repeats[0], first_number, undigested)
+
+    @staticmethod
+    def _first_finding(state, body, unterminated):
+        """The first code in the section 9 table: DUPLICATE_ID, then BATCH, then DUPLICATE_ACTIVITY."""
+        name = f"activities/{body['batch_id']}.jsonl"
+        if state.repeated_id is not None:
+            return ("DUPLICATE_ID", f"{name} line {state.repeated_id}: activity_id seen before (in this or an earlier batch)")
+        if state.problem is not None:
+            return ("BATCH", f"{name}: {state.problem}")
+        if unterminated:
+            return ("BATCH", f"{name}: the last record does not end with a newline (truncated file?)")
+        if state.count != body["count"]:
+            return ("BATCH", f"{name} holds {state.count} records, the batch says count {body['count']}")
+        if state.total_g != body["total_g"]:
+            return ("BATCH", f"{name} records add up to {state.total_g} g, the batch says total_g {body['total_g']}")
+        root = state.merkle.root().hex()
+        if root != body["root"]:
+            return ("BATCH", f"{name} Merkle root is {root}, the batch says {body['root']}")
+        if state.repeated_fingerprint is not None:
+            return (
+                "DUPLICATE_ACTIVITY",
+                f"{name} line {state.repeated_fingerprint}: fingerprint seen before (the same act counted twice)",
+            )
+        return None
+
+
+class _FileState:
+    __slots__ = ("count", "total_g", "merkle", "problem", "repeated_id", "repeated_fingerprint", "added_ids", "added_fingerprints")
+
+    def __init__(self):
+        self.count = 0
+        self.total_g = 0
+        self.merkle = MerkleAccumulator()
+        self.problem = None
+        self.repeated_id = None
+        self.repeated_fingerprint = None
+        self.added_ids = array("q")
+        self.added_fingerprints = array("q")

@@ -1,0 +1,172 @@
+"""`puhui-verify bundle`: one pass over a bundle (spec section 8), in log order.
+
+The log is read once in chunks. For each chunk the main process parses the lines (leaves.py),
+extends the Merkle tree and sends the signature checks to the workers; it replays a chunk
+(replay.py) once its signatures are back, keeping a few chunks in flight so the workers never
+wait. Activity files are read when replay reaches their batch event, their records checked by the
+same workers. Memory holds the replayed state, never the log."""
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from hashlib import sha256
+from time import perf_counter
+
+from verifier.activities import ActivityChecker
+from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
+from verifier.digests import new_digest_key
+from verifier.leaves import LeafParser
+from verifier.merkle import EMPTY_ROOT, MerkleAccumulator
+from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
+from verifier.reader import MAX_LEAF_BYTES, InputError, LineReader
+from verifier.replay import Replay
+from verifier.signatures import verify_signed
+from verifier.violations import ORPHAN_ACTIVITY_FILE, Findings
+
+CHUNK_EVENTS = 1024
+# Below this many bytes of log and activity files, worker processes cost more than they save.
+MIN_PARALLEL_BYTES = 2 * 1024 * 1024
+
+
+@dataclass
+class BundleResult:
+    origin: str
+    tree_size: int
+    root: bytes
+    violations: Findings
+    warnings: Findings
+    checkpoints: CheckpointSummary
+    totals: object
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def valid(self):
+        return not self.violations
+
+
+@dataclass
+class BundlePaths:
+    log: str
+    checkpoints: str
+    activities: object  # str, or None when the bundle has no activities directory
+
+    @classmethod
+    def locate(cls, bundle_dir):
+        if not os.path.exists(bundle_dir):
+            raise InputError(f"bundle {bundle_dir} does not exist")
+        if not os.path.isdir(bundle_dir):
+            raise InputError(f"bundle {bundle_dir} is not a directory")
+        log = os.path.join(bundle_dir, "log.jsonl")
+        if not os.path.isfile(log):
+            raise InputError(f"bundle {bundle_dir} has no log.jsonl")
+        activities = os.path.join(bundle_dir, "activities")
+        return cls(log, os.path.join(bundle_dir, "checkpoints.jsonl"), activities if os.path.isdir(activities) else None)
+
+    def activity_files(self):
+        """{batch_id: size in bytes} of activities/*.jsonl."""
+        if self.activities is None:
+            return {}
+        with os.scandir(self.activities) as entries:
+            return {
+                entry.name[: -len(".jsonl")]: entry.stat().st_size
+                for entry in entries
+                if entry.name.endswith(".jsonl") and entry.is_file()
+            }
+
+
+def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progress=None, min_parallel_bytes=MIN_PARALLEL_BYTES):
+    """Verify a bundle against a trust file. progress(done_bytes, total_bytes) is called now and then."""
+    started = perf_counter()
+    paths = BundlePaths.locate(bundle_dir)
+    violations = Findings()
+    warnings = Findings()
+    if os.path.exists(paths.checkpoints):
+        signed_checkpoints, checkpoint_summary = read_checkpoints(paths.checkpoints, trust, violations)
+    else:
+        signed_checkpoints, checkpoint_summary = [], CheckpointSummary()
+    activity_files = paths.activity_files()
+    total_bytes = os.path.getsize(paths.log) + sum(activity_files.values())
+    jobs = default_jobs() if jobs is None else jobs
+    runner = ProcessRunner(jobs) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
+    digest_key = new_digest_key()
+    activity_checker = ActivityChecker(paths.activities, runner, digest_key)
+    replay = Replay(trust, digest_key, violations, warnings, activity_checker, require_activities)
+    try:
+        log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
+        merkle, roots = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
+    except BaseException:
+        runner.terminate()
+        raise
+    worker_peaks_kib = runner.close()
+
+    judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
+    for batch_id in sorted(set(activity_files) - activity_checker.batch_ids_opened):
+        warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no accepted activity.batch event names it")
+    seconds = perf_counter() - started
+    stats = {
+        "events": merkle.size,
+        "events_accepted": replay.events_accepted,
+        "activity_records": activity_checker.records_checked,
+        "activity_files": activity_checker.files_checked,
+        "seconds": round(seconds, 3),
+        "activity_seconds": round(activity_checker.seconds, 3),
+        "workers": runner.workers,
+        "peak_rss_main_kib": _peak_rss_kib(),
+        "peak_rss_workers_kib": worker_peaks_kib,
+    }
+    return BundleResult(trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
+
+
+def _peak_rss_kib():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes):
+    parser = LeafParser(trust.origin, trust.root_keys)
+    merkle = MerkleAccumulator()
+    wanted_sizes = sorted({checkpoint.tree_size for checkpoint in signed_checkpoints})
+    roots = {0: EMPTY_ROOT} if wanted_sizes and wanted_sizes[0] == 0 else {}
+    wanted = deque(size for size in wanted_sizes if size > 0)
+    in_flight = deque()
+    depth = 2 * max(1, runner.workers)
+    parallel = runner.workers > 0
+    append_leaf = merkle.append
+    parse = parser.parse
+    for lines in log_reader.blocks():
+        for chunk_start in range(0, len(lines), CHUNK_EVENTS):
+            leaves = []
+            for raw in lines[chunk_start : chunk_start + CHUNK_EVENTS]:
+                leaves.append(parse(raw))
+                append_leaf(sha256(b"\x00" + raw).digest())
+                if wanted and merkle.size == wanted[0]:
+                    roots[wanted.popleft()] = merkle.root()
+            in_flight.append(_submit_signatures(runner, leaves) if parallel else (leaves, None, None))
+            while len(in_flight) > depth:
+                _replay_chunk(replay, runner, *in_flight.popleft())
+        if progress:
+            progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
+    while in_flight:
+        _replay_chunk(replay, runner, *in_flight.popleft())
+    if progress:
+        progress(total_bytes, total_bytes)
+    return merkle, roots
+
+
+def _submit_signatures(runner, leaves):
+    checked = [leaf for leaf in leaves if leaf.signed is not None and leaf.key_guess is not None]
+    if not checked:
+        return leaves, None, None
+    ticket = runner.submit("verify", ([leaf.key_guess for leaf in checked], [leaf.signed for leaf in checked]))
+    return leaves, checked, ticket
+
+
+def _replay_chunk(replay, runner, leaves, checked, ticket):
+    if ticket is not None:
+        outcome = runner.result(ticket)
+        for leaf, verified in zip(checked, outcome):
+            leaf.verified = verified == 1
+    apply = replay.apply
+    for leaf in leaves:
+        apply(leaf, verify_signed)

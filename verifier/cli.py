@@ -1,0 +1,114 @@
+"""`puhui-verify`: exit 0 when the input holds, 1 when a violation was found, 2 when it could not
+run (usage, unreadable input, bad trust file). Never a traceback for bad input."""
+
+import argparse
+import os
+import sys
+
+from verifier.reader import InputError, read_small_file
+
+
+def _jobs(text):
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= jobs <= 1024:
+        raise argparse.ArgumentTypeError("must be between 1 and 1024")
+    return jobs
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="puhui-verify",
+        description="Independent verifier of a Puhui registry log (puhui-log-v1).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bundle = commands.add_parser("bundle", help="replay an exported bundle and check every rule")
+    bundle.add_argument("bundle_dir", metavar="DIR")
+    bundle.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
+    bundle.add_argument("--json", action="store_true", help="print the JSON report of spec section 9")
+    bundle.add_argument("--require-activities", action="store_true", help="a missing activity file is a violation")
+    bundle.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes (default: all cores)")
+
+    receipt = commands.add_parser("receipt", help="check a retirement or surrender receipt offline")
+    receipt.add_argument("receipt_file", metavar="FILE")
+    receipt.add_argument("--trust", required=True, metavar="FILE")
+    receipt.add_argument("--json", action="store_true")
+
+    consistency = commands.add_parser("consistency", help="check that the log only grew between two checkpoints")
+    consistency.add_argument("old_checkpoint", metavar="OLD_CHECKPOINT")
+    consistency.add_argument("new_checkpoint", metavar="NEW_CHECKPOINT")
+    consistency.add_argument("proof", metavar="PROOF")
+    consistency.add_argument("--trust", required=True, metavar="FILE")
+    consistency.add_argument("--json", action="store_true")
+    return parser
+
+
+def _run(arguments):
+    from verifier import report
+    from verifier.trust import load_trust
+
+    trust = load_trust(arguments.trust)
+    if arguments.command == "bundle":
+        from verifier.bundle import verify_bundle
+
+        progress = None if arguments.json else report.ProgressBar()
+        if progress is None:
+            result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs)
+        else:
+            with progress:
+                result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs, progress)
+        if arguments.json:
+            report.print_json(report.bundle_report_json(result))
+        else:
+            report.print_bundle_report(result)
+        return 0 if result.valid else 1
+
+    from verifier.proofs import check_consistency, check_receipt
+
+    if arguments.command == "receipt":
+        result = check_receipt(read_small_file(arguments.receipt_file, "receipt"), trust)
+    else:
+        result = check_consistency(
+            read_small_file(arguments.old_checkpoint, "old checkpoint"),
+            read_small_file(arguments.new_checkpoint, "new checkpoint"),
+            read_small_file(arguments.proof, "consistency proof"),
+            trust,
+        )
+    if arguments.json:
+        report.print_json(report.proof_report_json(arguments.command, result))
+    else:
+        report.print_proof_report(arguments.command, result)
+    return 0 if result.valid else 1
+
+
+def main(argv=None):
+    arguments = _parser().parse_args(argv)
+    try:
+        status = _run(arguments)
+        sys.stdout.flush()
+    except InputError as error:
+        print(f"puhui-verify: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("puhui-verify: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `| head`); nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2
+    except MemoryError:
+        print("puhui-verify: error: out of memory", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bug, not bad input: still a message, not a traceback
+        if os.environ.get("PUHUI_VERIFY_DEBUG"):
+            raise
+        print(f"puhui-verify: internal error: {type(error).__name__}: {error} (set PUHUI_VERIFY_DEBUG=1 for details)", file=sys.stderr)
+        return 2
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Offline checks that need no bundle: a receipt (docs/receipt.md) and the consistency of two
+checkpoints. Both return a ProofResult; input that is not a receipt or proof at all is InputError."""
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from verifier.leaves import LeafParser
+from verifier.merkle import EMPTY_ROOT, leaf_hash, verify_consistency, verify_inclusion
+from verifier.notes import NoteError, parse_checkpoint
+from verifier.reader import InputError
+from verifier.schema import decode_public_key
+from verifier.signatures import verify_signed
+
+RECEIPT_FORMAT = "puhui-receipt/1"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class ProofResult:
+    violations: list = field(default_factory=list)  # [(code, message)]
+    details: dict = field(default_factory=dict)
+
+    @property
+    def valid(self):
+        return not self.violations
+
+    def add(self, code, message):
+        self.violations.append((code, message))
+
+
+def _json_document(data, what):
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise InputError(f"{what} is not JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{what} is not a JSON object")
+    return document
+
+
+def _proof_hashes(value, what):
+    if not isinstance(value, list) or not all(isinstance(item, str) and _HEX64.fullmatch(item) for item in value):
+        raise InputError(f"{what}.hashes must be a list of 64-hex-digit hashes")
+    return [bytes.fromhex(item) for item in value]
+
+
+def _count(value, what):
+    if type(value) is not int or value < 0:
+        raise InputError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _inclusion(value, what):
+    if not isinstance(value, dict) or set(value) != {"leaf_index", "tree_size", "hashes"}:
+        raise InputError(f"{what} must be {{leaf_index, tree_size, hashes}}")
+    return (
+        _count(value["leaf_index"], f"{what}.leaf_index"),
+        _count(value["tree_size"], f"{what}.tree_size"),
+        _proof_hashes(value["hashes"], what),
+    )
+
+
+def _signed_checkpoint(note, trust, result, what):
+    """The checkpoint if well-formed and signed by the log key; else a CHECKPOINT_SIGNATURE."""
+    try:
+        checkpoint = parse_checkpoint(note, trust.origin)
+    except NoteError as error:
+        result.add("CHECKPOINT_SIGNATURE", f"{what}: malformed: {error}")
+        return None
+    if not checkpoint.signed_by(trust.log_key):
+        result.add("CHECKPOINT_SIGNATURE", f"{what}: no valid signature of the log key {trust.log_key.name}")
+        return None
+    if trust.witness_quorum:
+        witnesses = checkpoint.cosigning_witnesses(trust.witnesses)
+        if len(witnesses) < trust.witness_quorum:
+            result.add(
+                "WITNESS_QUORUM",
+                f"{what} has {len(witnesses)} valid witness cosignature(s); the trust file asks for {trust.witness_quorum}",
+            )
+    return checkpoint
+
+
+def _leaf(text, leaf_index, trust, result, what):
+    """Parse a receipt's leaf as the leaf at leaf_index; ENCODING if it is not a valid leaf."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be a string holding the leaf bytes")
+    parser = LeafParser(trust.origin, trust.root_keys)
+    parser.next_seq = leaf_index
+    raw = text.encode("utf-8", errors="surrogatepass")
+    leaf = parser.parse(raw)
+    if leaf.problem is not None:
+        code, message = leaf.problem
+        if code == "SEQ":
+            result.add("CHECKPOINT_ROOT", f"{what}: {message}: the proof places it elsewhere")
+        else:
+            result.add("ENCODING", f"{what} is not a valid leaf ({code}: {message})")
+        return raw, None
+    return raw, leaf
+
+
+def check_receipt(data, trust):
+    document = _json_document(data, "receipt")
+    if document.get("format") != RECEIPT_FORMAT:
+        raise InputError(f"receipt format is {document.get('format')!r}, not {RECEIPT_FORMAT!r}")
+    for name in ("origin", "leaf", "inclusion", "checkpoint", "signer"):
+        if name not in document:
+            raise InputError(f"receipt has no {name!r} field")
+    leaf_index, tree_size, proof = _inclusion(document["inclusion"], "inclusion")
+    signer = document["signer"]
+    if signer is not None and (not isinstance(signer, dict) or set(signer) != {"leaf", "inclusion"}):
+        raise InputError("receipt signer must be null or {leaf, inclusion}")
+    if not isinstance(document["checkpoint"], str):
+        raise InputError("receipt checkpoint must be the signed note text")
+    result = ProofResult()
+    if document["origin"] != trust.origin:
+        result.add("CHECKPOINT_SIGNATURE", f"receipt of origin {document['origin']!r}, not the trusted {trust.origin!r}")
+        return result
+    checkpoint = _signed_checkpoint(document["checkpoint"], trust, result, "the checkpoint")
+    raw, leaf = _leaf(document["leaf"], leaf_index, trust, result, "the leaf")
+    if checkpoint is not None:
+        if tree_size != checkpoint.tree_size:
+            result.add("CHECKPOINT_ROOT", f"inclusion.tree_size {tree_size} is not the checkpoint's size {checkpoint.tree_size}")
+        elif not verify_inclusion(leaf_hash(raw), leaf_index, tree_size, proof, checkpoint.root):
+            result.add("CHECKPOINT_ROOT", f"the inclusion proof does not lead from the leaf at {leaf_index} to the checkpoint's root")
+    if leaf is None:
+        return result
+    result.details = {"seq": leaf.seq, "type": leaf.type, "body": leaf.body, "effects": leaf.effects, "tree_size": tree_size}
+    public_key = _signer_key(leaf, signer, checkpoint, trust, result)
+    if public_key is not None:
+        if leaf.signed is None or not verify_signed(public_key, leaf.signed):
+            result.add("SIGNATURE", f"the event signature does not verify with key {leaf.key_id}")
+    return result
+
+
+def _signer_key(leaf, signer, checkpoint, trust, result):
+    """The public key the event must verify with, proven by the receipt; None after a violation."""
+    if signer is None:
+        public_key = trust.root_keys.get(leaf.key_id)
+        if public_key is None:
+            result.add("SIGNATURE", f"signer {leaf.key_id} is not a root key, and the receipt carries no registration for it")
+        return public_key
+    index, size, proof = _inclusion(signer["inclusion"], "signer.inclusion")
+    raw, registration = _leaf(signer["leaf"], index, trust, result, "the signer's key.register leaf")
+    if registration is None:
+        return None
+    if checkpoint is not None and (size != checkpoint.tree_size or not verify_inclusion(leaf_hash(raw), index, size, proof, checkpoint.root)):
+        result.add("CHECKPOINT_ROOT", "the signer's key.register leaf is not proven in the checkpoint")
+        return None
+    if registration.type != "key.register" or registration.body["key_id"] != leaf.key_id:
+        result.add("SIGNATURE", f"the signer leaf is not the key.register of {leaf.key_id}")
+        return None
+    if registration.seq >= leaf.seq:
+        result.add("SIGNATURE", f"key {leaf.key_id} is registered at seq {registration.seq}, not before the event")
+        return None
+    return decode_public_key(registration.body["public_key"])
+
+
+def read_note(data, what):
+    """A checkpoint file: the signed note text itself, or a checkpoints.jsonl line {"note": ...}."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8") from None
+    if text.lstrip().startswith("{"):
+        document = _json_document(data, what)
+        if not isinstance(document.get("note"), str):
+            raise InputError(f'{what} is JSON but not {{"note": "<signed note>"}}')
+        return document["note"]
+    return text
+
+
+def check_consistency(old_data, new_data, proof_data, trust):
+    result = ProofResult()
+    old = _signed_checkpoint(read_note(old_data, "old checkpoint"), trust, result, "the old checkpoint")
+    new = _signed_checkpoint(read_note(new_data, "new checkpoint"), trust, result, "the new checkpoint")
+    document = _json_document(proof_data, "consistency proof")
+    if set(document) != {"first", "second", "hashes"}:
+        raise InputError("consistency proof must be {first, second, hashes}")
+    first = _count(document["first"], "first")
+    second = _count(document["second"], "second")
+    hashes = _proof_hashes(document["hashes"], "consistency proof")
+    if old is None or new is None:
+        return result
+    result.details = {"old_size": old.tree_size, "new_size": new.tree_size}
+    if (first, second) != (old.tree_size, new.tree_size):
+        result.add("CHECKPOINT_ROOT", f"the proof is for sizes {first} to {second}, not {old.tree_size} to {new.tree_size}")
+    elif old.tree_size > new.tree_size:
+        result.add("CHECKPOINT_ROOT", f"the new checkpoint ({new.tree_size}) is smaller than the old ({old.tree_size}): the log shrank")
+    elif old.tree_size == 0:
+        # The empty tree is a prefix of every tree (RFC 9162 defines no proof for it).
+        if old.root != EMPTY_ROOT or hashes:
+            result.add("CHECKPOINT_ROOT", "a checkpoint of size 0 must have the empty root and an empty proof")
+    elif not verify_consistency(old.tree_size, new.tree_size, hashes, old.root, new.root):
+        result.add(
+            "CHECKPOINT_ROOT",
+            f"the log of size {new.tree_size} does not extend the log of size {old.tree_size}: history rewritten, or a split view",
+        )
+    return result

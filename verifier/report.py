@@ -1,0 +1,199 @@
+"""What a run prints: the JSON report of spec section 9 (`--json`) or a report for people (rich
+tables), and the progress bar on stderr. The only module, with cli.py, that imports rich."""
+
+import json
+import sys
+
+from verifier.violations import CODES
+
+GRAMS_PER_TONNE = 1_000_000
+HUMAN_ROWS_PER_CODE = 50
+REPORT_FORMAT = "puhui-verify-report/1"
+
+
+def tonnes(grams):
+    """Exact decimal tonnes from integer grams (no floats): 1234567 -> '1.234567'."""
+    sign = "-" if grams < 0 else ""
+    whole, fraction = divmod(abs(grams), GRAMS_PER_TONNE)
+    return f"{sign}{whole:,}.{fraction:06d}"
+
+
+def bundle_report_json(result):
+    violations = result.violations
+    return {
+        "format": REPORT_FORMAT,
+        "valid": result.valid,
+        "origin": result.origin,
+        "tree_size": result.tree_size,
+        "root": result.root.hex(),
+        "violations": [finding.as_json() for finding in violations.listed],
+        "violation_counts": {code: violations.counts[code] for code in CODES if violations.counts[code]},
+        "violations_not_listed": violations.unlisted,
+        "warnings": [finding.as_json() for finding in result.warnings.listed],
+        "warnings_not_listed": result.warnings.unlisted,
+        "checkpoints": result.checkpoints.as_json(),
+        "totals": result.totals.as_json(),
+        "stats": result.stats,
+    }
+
+
+def proof_report_json(command, result):
+    return {
+        "format": REPORT_FORMAT,
+        "command": command,
+        "valid": result.valid,
+        "violations": [{"code": code, "seq": None, "message": message} for code, message in result.violations],
+        "details": result.details,
+    }
+
+
+def print_json(document):
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False)
+
+
+def _grams_table(title, rows, first_column):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column(first_column)
+    table.add_column("tonnes CO2e", justify="right")
+    for name, grams in rows:
+        table.add_row(str(name), tonnes(grams))
+    return table
+
+
+def print_bundle_report(result):
+    from rich.table import Table
+
+    console = _console()
+    totals = result.totals
+    stats = result.stats
+    if result.valid:
+        verdict = "[bold green]VALID[/]: no violation"
+    else:
+        verdict = f"[bold red]NOT VALID[/]: {result.violations.total} violation(s)"
+    console.print(f"Puhui log [bold]{result.origin}[/]: {result.tree_size} events, root {result.root.hex()}")
+    console.print(verdict)
+    console.print(
+        f"{stats.get('events_accepted', 0)} events replayed without violation, "
+        f"{stats.get('activity_records', 0)} activity records in {stats.get('activity_files', 0)} files, "
+        f"{stats.get('seconds', 0)} s"
+    )
+
+    checkpoints = result.checkpoints
+    table = Table(title="Checkpoints", title_justify="left")
+    for column in ("lines", "validly signed", "matching the log", "latest size", "witnesses on latest"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(checkpoints.lines),
+        str(checkpoints.signed),
+        str(checkpoints.matching),
+        str(checkpoints.latest_size if checkpoints.latest_size is not None else "-"),
+        ", ".join(checkpoints.latest_witnesses) or "-",
+    )
+    console.print(table)
+
+    summary = Table(title="Totals", title_justify="left")
+    summary.add_column("")
+    summary.add_column("tonnes CO2e", justify="right")
+    for label, grams in (
+        ("issued", totals.issued_g),
+        ("retired", totals.retired_g),
+        ("cancelled", totals.cancelled_g),
+        ("surrendered as ETS offsets", totals.surrendered_g),
+        ("claimed for carbon neutrality", totals.claimed_g),
+    ):
+        summary.add_row(label, tonnes(grams))
+    console.print(summary)
+    for title, rows, column in (
+        ("Retired by purpose", totals.retired_by_purpose, "purpose"),
+        ("Issued by methodology", totals.issued_by_methodology, "methodology"),
+        ("Retired by methodology", totals.retired_by_methodology, "methodology"),
+        ("Issued by region", totals.issued_by_region, "region"),
+        ("Retired by region", totals.retired_by_region, "region"),
+    ):
+        if rows:
+            console.print(_grams_table(title, sorted(rows.items()), column))
+
+    _print_findings(console, "Violations", result.violations)
+    _print_findings(console, "Warnings", result.warnings)
+
+
+def _print_findings(console, title, findings):
+    from rich.table import Table
+
+    if not findings:
+        return
+    by_code = {}
+    for finding in findings.listed:
+        by_code.setdefault(finding.code, []).append(finding)
+    order = {code: position for position, code in enumerate(CODES)}
+    for code in sorted(findings.counts, key=lambda code: (order.get(code, len(order)), code)):
+        table = Table(title=f"{title}: {code} ({findings.counts[code]})", title_justify="left")
+        table.add_column("seq", justify="right")
+        table.add_column("what was found")
+        listed = by_code.get(code, [])
+        for finding in listed[:HUMAN_ROWS_PER_CODE]:
+            table.add_row("-" if finding.seq is None else str(finding.seq), finding.message)
+        hidden = findings.counts[code] - min(len(listed), HUMAN_ROWS_PER_CODE)
+        if hidden:
+            table.add_row("", f"... and {hidden} more (see --json)")
+        console.print(table)
+
+
+def print_proof_report(command, result):
+    console = _console()
+    if result.valid:
+        console.print(f"[bold green]VALID[/] {command}")
+    else:
+        console.print(f"[bold red]NOT VALID[/] {command}")
+    details = result.details
+    if command == "receipt" and details:
+        body = details.get("body") or {}
+        console.print(f"event seq {details['seq']} ({details['type']}) in a log of {details['tree_size']} leaves")
+        for name in ("retirement_id", "surrender_id", "account", "entity", "amount_g", "purpose", "beneficiary", "compliance_year", "retirements"):
+            if name in body:
+                value = body[name]
+                console.print(f"  {name}: {tonnes(value) + ' t' if name == 'amount_g' else value}")
+    if command == "consistency" and details:
+        console.print(f"checkpoint of size {details['old_size']} -> checkpoint of size {details['new_size']}")
+    for code, message in result.violations:
+        console.print(f"  [bold]{code}[/]: {message}")
+
+
+class ProgressBar:
+    """A progress bar on stderr, only when stderr is a terminal; call it with (done, total) bytes."""
+
+    def __init__(self):
+        self._progress = None
+        self._task = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+            self._progress = Progress(
+                "verifying", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                console=Console(file=sys.stderr), transient=True,
+            )
+
+    def __enter__(self):
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._progress:
+            self._progress.stop()
+
+    def __call__(self, done, total):
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task("verify", total=total)
+        self._progress.update(self._task, completed=done)
