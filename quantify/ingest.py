@@ -1,10 +1,11 @@
 """Ingestion at platform scale: raw records in, batches and a rejection file out.
 
-Per record, in file order: check against the methodology's schema, quantify, fingerprint, drop
-duplicates (activity id or act, within the run and against the registry), apply the daily cap
-per subject and Beijing day across platforms, then append the record's exact JCS bytes to the
-batch of its (platform, methodology version, period). Every record not counted in full gets a
-line in `rejections.jsonl` with its line number and a reason code: nothing is lost silently.
+Per record, in file order: check against the methodology's schema, quantify, fingerprint
+(`quantify.prepare`, parallel when asked), then drop duplicates (activity id or act, within the
+run and against the registry), apply the daily cap per subject and Beijing day across platforms,
+and append the record's exact JCS bytes to the batch of its (platform, methodology version,
+period). Every record not counted in full gets a line in `rejections.jsonl` with its line number
+and a reason code: nothing is lost silently.
 
 Output directory:
 - `activities/<batch_id>.jsonl`: the records of each batch, one per line, in root order
@@ -13,53 +14,61 @@ Output directory:
 - `batches.jsonl`: the unsigned `activity.batch` bodies (without request_id), for the platform
   to sign.
 
-Memory: each open batch keeps a write buffer and an O(log n) Merkle frontier, never its records;
-the run keeps one activity id and one fingerprint per accepted record (duplicates are found
-against them) and one total per subject and day.
+Memory: each open batch keeps a write buffer and the O(log n) right edge of its Merkle tree,
+never its records; the run keeps one activity id and one fingerprint per accepted record
+(duplicates are found against them) and one total per subject and day.
 """
 
 from __future__ import annotations
 
 import calendar
-import csv
-import io
+import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Container, Iterable, Protocol
 
-from ledger.merkle import Frontier, leaf_hash
+from ledger.merkle import Frontier
 
-from quantify.activity import IDENTIFIER, RecordRules, beijing_day, record_bytes, rules_for
+from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
+from quantify.prepare import (
+    IngestError,
+    Prepared,
+    Rejection,
+    prepare_chunks,
+    prepare_record,
+    read_csv,
+    read_json_chunks,
+)
 from quantify.report import Report, Table, format_tonnes
+
+__all__ = [
+    "REASONS", "BatchResult", "DailyTotals", "IngestError", "IngestResult", "Ingestor", "MemoryDailyTotals",
+    "ingest_csv", "ingest_file", "ingest_jsonl",
+]
 
 # Reason codes of the rejection file, in the order records are checked.
 REASONS = {
     "malformed": "not a JSON object (or a CSV row of the wrong width), not UTF-8, duplicate keys, or too long",
     "invalid_record": "activity_id, subject or occurred_at missing or malformed, or unknown top-level fields",
     "invalid_input": "inputs that do not match the methodology's input schema",
+    "zero_reduction": "the act quantifies to 0 g",
     "duplicate_activity_id": "an activity_id already seen in this run or in the registry",
     "duplicate_fingerprint": "the same real-world act, already counted in this run or in the registry",
-    "zero_reduction": "the act quantifies to 0 g",
     "over_daily_cap": "the subject's daily cap for this methodology was already reached",
     "daily_cap_clipped": "accepted, but only the part under the daily cap (the rest is dropped_g)",
 }
 PERIODS = ("month", "day")
 
-MAX_LINE_BYTES = 16_384
 MAX_RAW_IN_REJECTION = 2_000  # characters of the offending line kept for the platform to fix it
 MAX_RUN_ID_CHARS = 100  # leaves room for "-YYYY-MM-DD.NNNN" within a 128-character batch id
 DEFAULT_MAX_BATCH_RECORDS = 1_000_000
 DEFAULT_MAX_OPEN_BATCHES = 32
 DEFAULT_MAX_LINES = 20_000_000
 _WRITE_BUFFER_RECORDS = 2_048
-
-
-class IngestError(Exception):
-    """The run cannot go on (bad arguments, a CSV header that fits no record, a limit)."""
+_sha256 = hashlib.sha256
 
 
 class DailyTotals(Protocol):
@@ -103,8 +112,6 @@ class IngestResult:
     methodology_id: str
     methodology_version: int
     lines: int = 0
-    accepted: int = 0
-    accepted_g: int = 0
     reasons: Counter = field(default_factory=Counter)  # reason code -> records
     dropped_by_cap_g: int = 0
     batches: list[BatchResult] = field(default_factory=list)
@@ -112,6 +119,14 @@ class IngestResult:
     batches_path: Path | None = None
     # (subject, Beijing day) -> grams this run credited: for DailyTotals once committed.
     credited_g: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> int:
+        return sum(b.body["count"] for b in self.batches)
+
+    @property
+    def accepted_g(self) -> int:
+        return sum(b.body["total_g"] for b in self.batches)
 
     @property
     def rejected(self) -> int:
@@ -143,7 +158,9 @@ class IngestResult:
 
 
 class _OpenBatch:
-    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "frontier", "total_g")
+    """A batch being written: its file, a write buffer and the right edge of its Merkle tree."""
+
+    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "size", "edge", "total_g")
 
     def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path):
         self.batch_id = batch_id
@@ -152,12 +169,34 @@ class _OpenBatch:
         self.path = path
         self.file = open(path, "xb")  # never overwrite a batch file
         self.buffer: list[bytes] = []
-        self.frontier = Frontier()
+        self.size = 0
+        self.edge: list[bytes] = []  # ledger.merkle.Frontier's hashes, kept here for speed
         self.total_g = 0
 
+    def append(self, data: bytes, leaf: bytes, reduction_g: int) -> None:
+        """Add one record: its line to the buffer, its leaf hash to the tree (RFC 9162)."""
+        self.buffer.append(data)
+        # Frontier.append without its checks and bookkeeping, which cost as much as the
+        # hashing on this path: each trailing one bit of size is a perfect subtree to merge.
+        size = self.size
+        edge = self.edge
+        while size & 1:
+            leaf = _sha256(b"\x01" + edge.pop() + leaf).digest()
+            size >>= 1
+        edge.append(leaf)
+        self.size += 1
+        self.total_g += reduction_g
+        if len(self.buffer) >= _WRITE_BUFFER_RECORDS:
+            self.flush()
+
+    def root(self) -> bytes:
+        return Frontier(self.size, self.edge).root()
+
     def flush(self) -> None:
-        self.file.write(b"".join(self.buffer))
-        self.buffer.clear()
+        if self.buffer:
+            self.buffer.append(b"")  # the last record's newline
+            self.file.write(b"\n".join(self.buffer))
+            self.buffer.clear()
 
 
 def _period(occurred_at: str, period: str) -> tuple[str, str, str]:
@@ -197,7 +236,7 @@ class Ingestor:
         if not 1 <= max_batch_records <= 10**9 or not 1 <= max_open_batches <= 1024:
             raise IngestError("max_batch_records and max_open_batches must be positive and bounded")
         self.methodology = methodology
-        self.rules: RecordRules = rules_for(methodology)
+        self.rules = rules_for(methodology)
         self.platform = platform
         self.run_id = run_id
         self.period = period
@@ -219,89 +258,92 @@ class Ingestor:
         self._parts: Counter = Counter()  # period key -> batches opened
         self._activity_ids: set[str] = set()
         self._fingerprint_lines: dict[str, int] = {}
-        self._base_g: dict[tuple[str, str], int] = {}  # (subject, day) -> credited before the run
+        self._day_g: dict[tuple[str, str], list[int]] = {}  # (subject, Beijing day) -> [before, by the run]
         self._finished = False
 
     # --- the per-record path --------------------------------------------------------------
 
-    def count_line(self) -> int:
-        """Number the next input line (1-based); refuses to go past max_lines."""
-        self.result.lines += 1
-        if self.result.lines > self.max_lines:
-            raise IngestError(f"more than {self.max_lines} lines in one run: split the file")
-        return self.result.lines
-
-    def reject(self, line: int, raw: Any, reason: str, detail: str, activity_id: Any = None, **extra: Any) -> None:
-        text = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
-        entry = {"line": line, "reason": reason, "detail": detail,
-                 "activity_id": activity_id if isinstance(activity_id, str) else None, **extra,
+    def reject(self, line: int, raw: Any, reason: str, detail: str, activity_id: str | None = None,
+               **extra: Any) -> None:
+        text = raw.rstrip("\r\n") if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        entry = {"line": line, "reason": reason, "detail": detail, "activity_id": activity_id, **extra,
                  "raw": text[:MAX_RAW_IN_REJECTION]}
         if len(text) > MAX_RAW_IN_REJECTION:
             entry["raw_truncated"] = True
         self._rejections.write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.result.reasons[reason] += 1
 
+    def lines_read(self, last_line: int) -> None:
+        """Note how far the input has been read; refuses to go past max_lines."""
+        self.result.lines = last_line
+        if last_line > self.max_lines:
+            raise IngestError(f"more than {self.max_lines} lines in one run: split the file")
+
     def add(self, line: int, raw: Any, record: Any) -> None:
         """Take one parsed record (raw is the line or row, kept for the rejection file)."""
-        rules = self.rules
-        error = rules.record_error(record)
-        if error is not None:
-            activity_id = record.get("activity_id") if type(record) is dict else None
-            self.reject(line, raw, error[0], error[1], activity_id)
-            return
-        activity_id = record["activity_id"]
-        if activity_id in self._activity_ids or activity_id in self.seen_activity_ids:
-            self.reject(line, raw, "duplicate_activity_id", "activity_id already used", activity_id)
-            return
-        subject = record["subject"]
-        occurred_at = record["occurred_at"]
-        inputs = record["inputs"]
-        fingerprint = rules.fingerprint(subject, occurred_at, inputs)
-        first_line = self._fingerprint_lines.get(fingerprint)
-        if first_line is not None or fingerprint in self.seen_fingerprints:
-            where = f"line {first_line} of this run" if first_line is not None else "the registry"
-            self.reject(line, raw, "duplicate_fingerprint", f"the same act is already counted in {where}",
-                        activity_id, fingerprint=fingerprint)
-            return
-        reduction_g = rules.reduction_g(inputs)
-        if reduction_g == 0:
-            self.reject(line, raw, "zero_reduction", "the act quantifies to 0 g", activity_id)
-            return
+        self.lines_read(max(line, self.result.lines))
+        self.admit([prepare_record(self.rules, line, raw, record)])
 
-        day = beijing_day(occurred_at)
-        key = (subject, day)
-        credited = self.result.credited_g
-        base_g = self._base_g.get(key)
-        if base_g is None:
-            base_g = self._base_g[key] = self.daily_totals.credited_g(subject, self.methodology.methodology_id, day)
-        run_g = credited.get(key, 0)
-        room_g = self.methodology.daily_cap_g - base_g - run_g
-        if room_g <= 0:
-            self.reject(line, raw, "over_daily_cap",
-                        f"{subject} already has {base_g + run_g} g of the {self.methodology.daily_cap_g} g cap on {day}",
-                        activity_id, quantified_g=reduction_g, dropped_g=reduction_g)
-            return
-        if reduction_g > room_g:
-            self.reject(line, raw, "daily_cap_clipped",
-                        f"only {room_g} g left under the {self.methodology.daily_cap_g} g cap on {day}",
-                        activity_id, quantified_g=reduction_g, accepted_g=room_g, dropped_g=reduction_g - room_g)
-            self.result.dropped_by_cap_g += reduction_g - room_g
-            reduction_g = room_g
-        credited[key] = run_g + reduction_g
+    def admit(self, prepared: Iterable[Prepared | Rejection]) -> None:
+        """Take prepared records in file order: duplicates, daily cap, batches.
 
-        self._activity_ids.add(activity_id)
-        self._fingerprint_lines[fingerprint] = line
-        data = record_bytes(activity_id, fingerprint, inputs, occurred_at, reduction_g, subject)
-        batch = self._batch_for(occurred_at)
-        batch.buffer.append(data + b"\n")
-        batch.frontier.append(leaf_hash(data))
-        batch.total_g += reduction_g
-        self.result.accepted += 1
-        self.result.accepted_g += reduction_g
-        if len(batch.buffer) >= _WRITE_BUFFER_RECORDS:
-            batch.flush()
-        if batch.frontier.size >= self.max_batch_records:
-            self._close(batch)
+        The hot path of ingestion: everything it touches per record is a local.
+        """
+        reject = self.reject
+        activity_ids = self._activity_ids
+        seen_activity_ids = self.seen_activity_ids
+        fingerprint_lines = self._fingerprint_lines
+        seen_fingerprints = self.seen_fingerprints
+        day_g = self._day_g
+        cap_g = self.methodology.daily_cap_g
+        methodology_id = self.methodology.methodology_id
+        daily_totals = self.daily_totals
+        key_chars = 10 if self.period == "day" else 7
+        max_batch_records = self.max_batch_records
+        batch_key, batch = None, None
+        for item in prepared:
+            if type(item) is Rejection:
+                reject(item.line, item.raw, item.reason, item.detail, item.activity_id)
+                continue
+            line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf = item
+            if activity_id in activity_ids or activity_id in seen_activity_ids:
+                reject(line, data.decode(), "duplicate_activity_id", "activity_id already used", activity_id)
+                continue
+            first_line = fingerprint_lines.get(fingerprint)
+            if first_line is not None or fingerprint in seen_fingerprints:
+                where = f"line {first_line} of this run" if first_line is not None else "the registry"
+                reject(line, data.decode(), "duplicate_fingerprint", f"the same act is already counted in {where}",
+                       activity_id, fingerprint=fingerprint)
+                continue
+
+            # beijing_day, inlined: 16:00 UTC is midnight in Beijing.
+            day = occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at)
+            totals = day_g.get((subject, day))  # [credited before the run, credited by the run]
+            if totals is None:
+                totals = day_g[(subject, day)] = [daily_totals.credited_g(subject, methodology_id, day), 0]
+            room_g = cap_g - totals[0] - totals[1]
+            if reduction_g > room_g:
+                if room_g <= 0:
+                    reject(line, data.decode(), "over_daily_cap",
+                           f"{subject} already has {totals[0] + totals[1]} g of the {cap_g} g cap on {day}",
+                           activity_id, quantified_g=reduction_g, dropped_g=reduction_g)
+                    continue
+                reject(line, data.decode(), "daily_cap_clipped", f"only {room_g} g left under the {cap_g} g cap on {day}",
+                       activity_id, quantified_g=reduction_g, accepted_g=room_g, dropped_g=reduction_g - room_g)
+                self.result.dropped_by_cap_g += reduction_g - room_g
+                reduction_g = room_g
+                data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
+                leaf = _sha256(b"\x00" + data).digest()
+            totals[1] += reduction_g
+
+            activity_ids.add(activity_id)
+            fingerprint_lines[fingerprint] = line
+            if occurred_at[:key_chars] != batch_key or batch.file.closed:
+                batch_key = occurred_at[:key_chars]
+                batch = self._batch_for(occurred_at)
+            batch.append(data, leaf, reduction_g)
+            if batch.size >= max_batch_records:
+                self._close(batch)
 
     # --- batches --------------------------------------------------------------------------
 
@@ -332,9 +374,9 @@ class Ingestor:
             "methodology_version": self.methodology.version,
             "period_start": batch.period_start,
             "period_end": batch.period_end,
-            "count": batch.frontier.size,
+            "count": batch.size,
             "total_g": batch.total_g,
-            "root": batch.frontier.root().hex(),
+            "root": batch.root().hex(),
         }
         self.result.batches.append(BatchResult(batch.batch_id, batch.path, body))
 
@@ -345,6 +387,7 @@ class Ingestor:
             for batch in list(self._open.values()):
                 self._close(batch)
             self.result.batches.sort(key=lambda b: (b.body["period_start"], b.batch_id))
+            self.result.credited_g = {key: g[1] for key, g in self._day_g.items() if g[1]}
             self._rejections.close()
             with open(self.result.batches_path, "x", encoding="utf-8") as out:
                 for batch in self.result.batches:
@@ -370,123 +413,26 @@ class Ingestor:
 # --- readers ----------------------------------------------------------------------------------
 
 
-def _strict_object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate key")
-    return result
-
-
-def _parse_json_line(text: str) -> tuple[Any, str | None]:
-    """(value, error). Duplicate keys are refused without paying for a strict parse per line:
-
-    In a valid record every ':' outside a key separator sits in occurred_at (two of them),
-    since identifiers and codes hold none. So a line whose ':' count is 6 + len(inputs) has no
-    duplicate key (one would add a ':'); any other line is parsed again strictly.
-    """
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return None, f"not JSON: {exc}"[:300]
-    inputs = value.get("inputs") if type(value) is dict else None
-    if type(inputs) is not dict or text.count(":") != 6 + len(inputs):
-        try:
-            json.loads(text, object_pairs_hook=_strict_object_pairs)
-        except ValueError:
-            return None, "duplicate key in a JSON object"
-    return value, None
-
-
-def ingest_jsonl(lines: Iterable[bytes | str], **options: Any) -> IngestResult:
-    """Ingest JSON Lines (an open binary file or any iterable of lines). Options: Ingestor's."""
+def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0, **options: Any) -> IngestResult:
+    """Ingest JSON Lines: an open binary file (lines bounded as read) or any iterable of lines.
+    Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process)."""
     with Ingestor(**options) as ingestor:
-        for raw in lines:
-            number = ingestor.count_line()
-            if isinstance(raw, bytes):
-                if len(raw) > MAX_LINE_BYTES:
-                    ingestor.reject(number, raw[:MAX_RAW_IN_REJECTION].decode("utf-8", "replace"), "malformed",
-                                    f"line longer than {MAX_LINE_BYTES} bytes")
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    ingestor.reject(number, raw.decode("utf-8", "replace"), "malformed", "not UTF-8")
-                    continue
-            else:
-                text = raw
-                if len(text) > MAX_LINE_BYTES:
-                    ingestor.reject(number, text, "malformed", f"line longer than {MAX_LINE_BYTES} bytes")
-                    continue
-            if not text.strip():
-                continue  # a blank line holds no record
-            record, error = _parse_json_line(text)
-            if error is not None:
-                ingestor.reject(number, text.rstrip("\r\n"), "malformed", error)
-                continue
-            ingestor.add(number, text.rstrip("\r\n"), record)
+        chunks = read_json_chunks(lines)
+        for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, None, workers):
+            ingestor.lines_read(last_line)
+            ingestor.admit(prepared)
         return ingestor.finish()
 
 
-_CSV_INTEGER = re.compile(r"-?[0-9]{1,18}")
-_CSV_RECORD_COLUMNS = ("activity_id", "subject", "occurred_at")
-
-
-def ingest_csv(lines: Iterable[str], **options: Any) -> IngestResult:
-    """Ingest CSV text lines: a header row of activity_id, subject, occurred_at and input names,
-    then one record per row. Integer inputs are decimal digits; an empty cell is an absent input.
-    Line numbers in the rejection file are the CSV's physical lines."""
-    methodology: Methodology = options["methodology"]
-    reader = csv.reader(lines, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise IngestError("empty CSV: no header row") from None
-    except csv.Error as exc:
-        raise IngestError(f"unreadable CSV header: {exc}") from None
-    inputs_by_name = {f.name: f for f in methodology.inputs}
-    unknown = [c for c in header if c not in inputs_by_name and c not in _CSV_RECORD_COLUMNS]
-    missing = [c for c in _CSV_RECORD_COLUMNS if c not in header]
-    missing += [f.name for f in methodology.inputs if f.required and f.name not in header]
-    if unknown or missing or len(set(header)) != len(header):
-        raise IngestError(f"CSV header: unknown columns {unknown}, missing columns {missing}, or repeats")
-    positions = [(i, name, inputs_by_name[name].kind == "integer")
-                 for i, name in enumerate(header) if name in inputs_by_name]
-    aid_at, subject_at, time_at = (header.index(c) for c in _CSV_RECORD_COLUMNS)
-    width = len(header)
-
+def ingest_csv(lines: Iterable[str], *, workers: int = 0, **options: Any) -> IngestResult:
+    """Ingest CSV text (open with newline=""): a header row of activity_id, subject, occurred_at
+    and input names, then one record per row. Line numbers are the file's physical lines."""
+    layout, chunks = read_csv(lines, options["methodology"])
     with Ingestor(**options) as ingestor:
-        ingestor.count_line()  # the header
-        rows = iter(reader)
-        while True:
-            # Rejections name the row's first physical line; line_num counts physical lines, so
-            # a quoted newline inside a cell does not shift the numbers of later rows.
-            number = reader.line_num + 1
-            try:
-                row = next(rows)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                row = None
-                error = f"unreadable CSV row: {exc}"[:300]
-            while ingestor.result.lines < max(reader.line_num, number):
-                ingestor.count_line()
-            if row is None:
-                ingestor.reject(number, "", "malformed", error)
-                continue
-            if not row:
-                continue
-            if len(row) != width or sum(map(len, row)) > MAX_LINE_BYTES:
-                ingestor.reject(number, row, "malformed", f"row has {len(row)} cells for {width} columns, or is too long")
-                continue
-            inputs: dict[str, Any] = {}
-            for i, name, is_integer in positions:
-                cell = row[i]
-                if cell == "":
-                    continue
-                inputs[name] = int(cell) if is_integer and _CSV_INTEGER.fullmatch(cell) else cell
-            record = {"activity_id": row[aid_at], "subject": row[subject_at], "occurred_at": row[time_at],
-                      "inputs": inputs}
-            ingestor.add(number, row, record)
+        ingestor.lines_read(1)  # the header
+        for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
+            ingestor.lines_read(last_line)
+            ingestor.admit(prepared)
         return ingestor.finish()
 
 

@@ -1,0 +1,126 @@
+"""Ingestion throughput against the raw parse-and-hash floor, as a ratio.
+
+    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--out DIR]
+
+Generates N synthetic metro records (deterministic; about 1 % cross-platform duplicates and a
+few subjects over their daily cap, so every check runs), writes them to a file, then times in
+the same process:
+- raw: read each line, json.loads, JCS (sorted json.dumps), two SHA-256 (the fingerprint and
+  the leaf hash): the least any ingestion must do;
+- ingest: quantify.ingest end to end, from the file to batch files, rejection file and roots.
+Reports records/s for both and ingest/raw. Output goes to bench/out/ (git-ignored) by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quantify.ingest import ingest_file  # noqa: E402
+from quantify.methodology import load_shipped  # noqa: E402
+
+METHODOLOGY = "HB-GT-METRO"
+SUBJECTS = 200_000
+
+
+def synthetic_records(n: int):
+    """Deterministic raw records: distinct acts, except every 97th repeats an earlier act under a
+    new activity id (a second platform reporting the same ride)."""
+    for i in range(n):
+        act = i - 1 if i % 97 == 96 else i
+        subject = f"p-{act % SUBJECTS:08x}"
+        day = 1 + (act // SUBJECTS) % 28
+        minute = (act // 7) % 1440
+        yield {
+            "activity_id": f"wh-{i:010d}",
+            "subject": subject,
+            "occurred_at": f"2026-01-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:{act % 60:02d}.000000Z",
+            "inputs": {"distance_m": 800 + (act * 7919) % 30_000, "entry_station": f"S{act % 180:03d}",
+                       "exit_station": f"S{(act * 31) % 180:03d}"},
+        }
+
+
+def write_input(path: Path, n: int, fmt: str) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        if fmt == "jsonl":
+            for record in synthetic_records(n):
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        else:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["activity_id", "subject", "occurred_at", "distance_m", "entry_station", "exit_station"])
+            for r in synthetic_records(n):
+                i = r["inputs"]
+                writer.writerow([r["activity_id"], r["subject"], r["occurred_at"], i["distance_m"],
+                                 i["entry_station"], i["exit_station"]])
+
+
+def raw_floor(path: Path, fmt: str) -> int:
+    """Parse, canonicalize and hash twice per record; returns the records seen."""
+    n = 0
+    sha256 = hashlib.sha256
+    if fmt == "jsonl":
+        with open(path, "rb") as stream:
+            for line in stream:
+                value = json.loads(line.decode())
+                data = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+                sha256(b"puhui-fingerprint/v1\n" + data).hexdigest()
+                sha256(b"\x00" + data).digest()
+                n += 1
+    else:
+        with open(path, encoding="utf-8", newline="") as stream:
+            reader = csv.reader(stream)
+            header = next(reader)
+            for row in reader:
+                data = json.dumps(dict(zip(header, row)), sort_keys=True, separators=(",", ":"),
+                                  ensure_ascii=False).encode()
+                sha256(b"puhui-fingerprint/v1\n" + data).hexdigest()
+                sha256(b"\x00" + data).digest()
+                n += 1
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--workers", type=int, default=0, help="processes preparing records (0: in-process)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "ingest")
+    args = parser.parse_args()
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    source = args.out / f"records.{args.format}"
+    write_input(source, args.records, args.format)
+    methodology = load_shipped().get(METHODOLOGY)
+
+    started = time.perf_counter()
+    raw_n = raw_floor(source, args.format)
+    raw_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = ingest_file(source, platform="bench-platform", methodology=methodology, run_id="bench",
+                         out_dir=args.out / "run", workers=args.workers)
+    ingest_s = time.perf_counter() - started
+
+    raw_rate = raw_n / raw_s
+    ingest_rate = result.lines / ingest_s
+    print(f"python {platform.python_version()} on {platform.machine()}, {args.records} {args.format} records, "
+          f"{METHODOLOGY}")
+    print(f"raw parse+JCS+2xSHA-256: {raw_rate:,.0f} records/s ({raw_s:.2f} s)")
+    print(f"ingest end to end, {args.workers} worker(s): {ingest_rate:,.0f} records/s ({ingest_s:.2f} s): "
+          f"{result.accepted} accepted in {len(result.batches)} batch(es), "
+          f"{dict(result.reasons)} rejected or clipped")
+    print(f"ratio ingest/raw: {ingest_rate / raw_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

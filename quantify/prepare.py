@@ -1,0 +1,303 @@
+"""Preparing raw records for ingestion: read, parse, check, quantify, fingerprint, encode.
+
+Everything here needs only the methodology, never the run's state, so it can run in worker
+processes; `quantify.ingest` then admits the prepared records in file order (duplicates, daily
+caps, batches), which does need the state. With workers=0 it all runs in-process; the output is
+byte for byte the same either way.
+
+A prepared record is a plain tuple (cheap to pickle):
+    (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf)
+where data is the record's JCS bytes and leaf its RFC 9162 leaf hash, both for the full
+reduction_g (ingestion rebuilds them in the rare case the daily cap clips the amount). A record
+that cannot be prepared is a `Rejection`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import re
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, Iterable, Iterator, NamedTuple
+
+from quantify.activity import InvalidActivity, RecordRules, record_bytes, rules_for
+from quantify.methodology import Methodology
+
+MAX_LINE_BYTES = 16_384
+CHUNK_RECORDS = 2_000
+_sha256 = hashlib.sha256
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+class IngestError(Exception):
+    """The run cannot go on (bad arguments, a CSV header that fits no record, a limit)."""
+
+
+class Rejection(NamedTuple):
+    line: int
+    reason: str
+    detail: str
+    activity_id: str | None
+    raw: Any  # the line's text, or the CSV row's cells
+
+
+Prepared = tuple  # see the module docstring
+
+
+def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> Prepared | Rejection:
+    try:
+        inputs_jcs = rules.check_record(record)
+    except InvalidActivity as exc:
+        activity_id = record.get("activity_id") if type(record) is dict else None
+        return Rejection(line, exc.code, exc.detail, activity_id if type(activity_id) is str else None, raw)
+    activity_id = record["activity_id"]
+    inputs = record["inputs"]
+    reduction_g = rules.reduction_g(inputs)
+    if reduction_g == 0:
+        return Rejection(line, "zero_reduction", "the act quantifies to 0 g", activity_id, raw)
+    subject = record["subject"]
+    occurred_at = record["occurred_at"]
+    fingerprint = rules.fingerprint(subject, occurred_at, inputs)
+    data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
+    return (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+            _sha256(b"\x00" + data).digest())
+
+
+# --- JSON Lines -------------------------------------------------------------------------------
+
+
+def _strict_object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return result
+
+
+def parse_json_line(text: str) -> tuple[Any, str | None]:
+    """(value, error) for one line.
+
+    raw_decode skips json.loads's two whitespace scans (a line starting with whitespace takes the
+    slow path). Duplicate keys are refused without a strict parse per line: in a valid record
+    every ':' that is not a key separator sits in occurred_at (two of them), since identifiers
+    and codes hold none; so a line with exactly 6 + len(inputs) colons has no duplicate key (one
+    would add a colon), and any other line is parsed again strictly.
+    """
+    try:
+        value, end = _raw_decode(text)
+        if end != len(text) and not text[end:].isspace():
+            raise ValueError("extra data after the JSON value")
+        if text.count(":") == 6 + len(value["inputs"]):
+            return value, None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass  # the slow path below says what is wrong, if anything
+    try:
+        value = json.loads(text)
+        json.loads(text, object_pairs_hook=_strict_object_pairs)
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"[:300]
+    return value, None
+
+
+def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | str]) -> list[Prepared | Rejection]:
+    """Prepare consecutive lines numbered from first_line; blank lines hold no record."""
+    out: list[Prepared | Rejection] = []
+    append = out.append
+    for line, raw in enumerate(lines, first_line):
+        if len(raw) > MAX_LINE_BYTES:
+            head = raw[:MAX_LINE_BYTES]
+            append(Rejection(line, "malformed", f"line longer than {MAX_LINE_BYTES} bytes", None,
+                             head.decode("utf-8", "replace") if isinstance(head, bytes) else head))
+            continue
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                append(Rejection(line, "malformed", "not UTF-8", None, raw.decode("utf-8", "replace")))
+                continue
+        record, error = parse_json_line(raw)
+        if error is not None:
+            if not raw.isspace():
+                append(Rejection(line, "malformed", error, None, raw))
+            continue
+        append(prepare_record(rules, line, raw, record))
+    return out
+
+
+Chunk = tuple[int, int, list]  # (first line, last line, items)
+
+
+def read_json_chunks(lines: Iterable[bytes | str] | IO[bytes], chunk: int = CHUNK_RECORDS) -> Iterator[Chunk]:
+    """(first line, last line, lines) in chunks. From a binary file no line is held beyond
+    MAX_LINE_BYTES + 1 bytes: the rest of an over-long line is read and dropped, and the kept
+    head is rejected as too long."""
+    readline = getattr(lines, "readline", None)
+    if readline is not None:
+        lines = _bounded_lines(readline)
+    batch: list = []
+    first = 1
+    for raw in lines:
+        batch.append(raw)
+        if len(batch) == chunk:
+            yield first, first + chunk - 1, batch
+            first += chunk
+            batch = []
+    if batch:
+        yield first, first + len(batch) - 1, batch
+
+
+def _bounded_lines(readline: Any) -> Iterator[bytes]:
+    while True:
+        line = readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while True:  # drain the over-long line
+                rest = readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+_CSV_INTEGER = re.compile(r"-?[0-9]{1,18}")
+CSV_RECORD_COLUMNS = ("activity_id", "subject", "occurred_at")
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """Where a CSV file's header puts each part of a record."""
+
+    width: int
+    activity_id_at: int
+    subject_at: int
+    occurred_at_at: int
+    inputs: tuple[tuple[int, str, bool], ...]  # (column, input name, is integer)
+
+    @classmethod
+    def from_header(cls, header: list[str], methodology: Methodology) -> CsvLayout:
+        by_name = {f.name: f for f in methodology.inputs}
+        unknown = [c for c in header if c not in by_name and c not in CSV_RECORD_COLUMNS]
+        missing = [c for c in CSV_RECORD_COLUMNS if c not in header]
+        missing += [f.name for f in methodology.inputs if f.required and f.name not in header]
+        if unknown or missing or len(set(header)) != len(header):
+            raise IngestError(f"CSV header: unknown columns {unknown}, missing columns {missing}, or repeats")
+        return cls(len(header), *(header.index(c) for c in CSV_RECORD_COLUMNS),
+                   tuple((i, name, by_name[name].kind == "integer") for i, name in enumerate(header) if name in by_name))
+
+
+def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list) -> list[Prepared | Rejection]:
+    """Prepare (line, cells) rows; Rejections from the reader pass through. Integer inputs are
+    decimal digits; an empty cell is an absent input."""
+    out: list[Prepared | Rejection] = []
+    append = out.append
+    width = layout.width
+    for item in rows:
+        if type(item) is Rejection:
+            append(item)
+            continue
+        line, row = item
+        if len(row) != width or sum(map(len, row)) > MAX_LINE_BYTES:
+            append(Rejection(line, "malformed", f"row has {len(row)} cells for {width} columns, or is too long",
+                             None, row))
+            continue
+        inputs: dict[str, Any] = {}
+        for i, name, is_integer in layout.inputs:
+            cell = row[i]
+            if cell:
+                inputs[name] = int(cell) if is_integer and _CSV_INTEGER.fullmatch(cell) else cell
+        record = {"activity_id": row[layout.activity_id_at], "subject": row[layout.subject_at],
+                  "occurred_at": row[layout.occurred_at_at], "inputs": inputs}
+        append(prepare_record(rules, line, row, record))
+    return out
+
+
+def read_csv(lines: Iterable[str], methodology: Methodology, chunk: int = CHUNK_RECORDS) -> tuple[CsvLayout, Iterator[Chunk]]:
+    """The layout from the header, and chunks whose items are (line, cells), or a Rejection for
+    an unreadable row. Line numbers are physical lines, so a quoted newline inside
+    a cell does not shift the numbers of later rows; a row is named by its first line."""
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise IngestError("empty CSV: no header row") from None
+    except csv.Error as exc:
+        raise IngestError(f"unreadable CSV header: {exc}") from None
+    layout = CsvLayout.from_header(header, methodology)
+
+    def chunks() -> Iterator[Chunk]:
+        batch: list = []
+        first = reader.line_num + 1
+        rows = iter(reader)
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                batch.append(Rejection(line, "malformed", f"unreadable CSV row: {exc}"[:300], None, ""))
+            else:
+                if row:
+                    batch.append((line, row))
+            if len(batch) >= chunk:
+                yield first, reader.line_num, batch
+                first, batch = reader.line_num + 1, []
+        if batch:
+            yield first, reader.line_num, batch
+
+    return layout, chunks()
+
+
+# --- in-process or in worker processes --------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(methodology: Methodology, layout: CsvLayout | None) -> None:
+    _worker["rules"] = rules_for(methodology)
+    _worker["layout"] = layout
+
+
+def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, items: list) -> list[Prepared | Rejection]:
+    if layout is None:
+        return prepare_json_lines(rules, first_line, items)
+    return prepare_csv_rows(rules, layout, items)
+
+
+def _prepare_in_worker(first_line: int, items: list) -> list[Prepared | Rejection]:
+    return _prepare(_worker["rules"], _worker["layout"], first_line, items)
+
+
+def prepare_chunks(
+    chunks: Iterable[Chunk], methodology: Methodology, layout: CsvLayout | None, workers: int = 0
+) -> Iterator[tuple[int, list[Prepared | Rejection]]]:
+    """(last line, prepared items) per chunk, in input order. layout None means JSON Lines.
+
+    workers > 0 spreads the chunks over that many processes (spawned: safe inside a threaded
+    server), keeping at most 2 chunks per worker in flight so memory stays bounded; 0 prepares
+    in this process.
+    """
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 0 <= workers <= 64:
+        raise IngestError("workers must be an integer in 0..64")
+    if workers == 0:
+        rules = rules_for(methodology)
+        for first, last, items in chunks:
+            yield last, _prepare(rules, layout, first, items)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(methodology, layout)) as pool:
+        in_flight: deque = deque()
+        for first, last, items in chunks:
+            in_flight.append((last, pool.submit(_prepare_in_worker, first, items)))
+            if len(in_flight) >= 2 * workers:
+                last, future = in_flight.popleft()
+                yield last, future.result()
+        while in_flight:
+            last, future = in_flight.popleft()
+            yield last, future.result()
