@@ -1,0 +1,369 @@
+"""The registry's HTTP face: routing, strict parsing, error mapping. No rule lives here.
+
+Writes go to the Sequencer (one writer thread, group commit) and are answered once durable.
+Reads come from the committed database (ledger.queries), or run on the committed State between
+two groups (totals, the offset-eligibility dry run). Every refusal is {"code", "message"}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tarfile
+import tempfile
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Callable, Literal, Sequence
+
+from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic.json_schema import models_json_schema
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api import models
+from api.bodies import (
+    MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
+)
+from api.errors import (
+    STATUS_BY_CODE, UNAVAILABLE, ApiError, json_bytes, json_response, not_found, problem, rejected_problem,
+    rejected_response,
+)
+from ledger import merkle
+from ledger.eligibility import check_request, offset_eligibility
+from ledger.errors import Rejected
+from ledger.export import export_bundle
+from ledger.note import parse_checkpoint
+from ledger.queries import MAX_PAGE_ITEMS, Queries
+from ledger.receipts import build_receipt
+from ledger.registry import Appended, Registry
+from ledger.schema import PURPOSES, SECTORS
+from ledger.sequencer import DEFAULT_CHECKPOINT_INTERVAL_S, Overloaded, Sequencer
+from ledger.state import State
+
+
+MAX_INT = models.MAX_SAFE_INT
+MAX_LOG_PAGE = 1_000
+MAX_CONCURRENT_EXPORTS = 2
+IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+SeqParam = Annotated[int, Query(ge=0, le=MAX_INT)]
+AfterParam = Annotated[int, Query(ge=-1, le=MAX_INT, description="seq cursor: the page starts after it")]
+LimitParam = Annotated[int, Query(ge=1, le=MAX_PAGE_ITEMS)]
+IdParam = Annotated[str | None, Query(pattern=IDENT)]
+RegionParam = Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="matches the division and its subdivisions")]
+YearParam = Annotated[int | None, Query(ge=1900, le=9999)]
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": models.Problem} for status in statuses}
+
+
+def _json_body(*schema_names: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema_names]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _ok(model: type, status: int = 200, **more: Any) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": model}, **more}
+
+
+WRITE_PROBLEMS = _problems(401, 403, 409, 413, 422, 503)
+READ_PROBLEMS = _problems(422)
+
+
+def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+               witnesses: Sequence[Any] = (), sequencer: Sequencer | None = None) -> FastAPI:
+    """The ASGI app over one open registry. Starts its sequencer; stopping the app stops it."""
+    sequencer = sequencer or Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
+    sequencer.start()
+    queries = Queries(registry.store)
+    export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await asyncio.to_thread(sequencer.stop)
+
+    app = FastAPI(title="Puhui registry", version="1",
+                  description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
+                  lifespan=lifespan)
+    app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
+    _install_error_handlers(app)
+
+    async def submit(items: list[tuple[Any, Any]]) -> list[Appended | Rejected]:
+        try:
+            future = sequencer.submit_many(items)
+        except Overloaded as exc:
+            raise ApiError(503, UNAVAILABLE, str(exc)) from None
+        try:
+            return await asyncio.wrap_future(future)
+        except Exception as exc:  # the group's commit failed: nothing of it is durable
+            raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
+
+    async def on_state(function: Callable[[State], Any]) -> Any:
+        return await _settled(sequencer.read(function))
+
+    async def signed_checkpoint() -> str:
+        return await _settled(sequencer.checkpoint())
+
+    def committed(size: int, what: str) -> None:
+        if size > sequencer.committed_size:
+            raise not_found(f"{what} {size} (the log holds {sequencer.committed_size} leaves)")
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    @app.post("/v1/events", status_code=201, tags=["events"], openapi_extra=_json_body("SignedEvent"),
+              responses={**_ok(models.EventAccepted, 201), **_ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
+    async def post_event(request: Request) -> Response:
+        """Submit one signed event (spec section 2). 201 once committed; 200 for a resend of the very same event."""
+        event = await read_json(request, MAX_EVENT_BYTES)
+        [outcome] = await submit([(event, None)])
+        return _outcome_response(outcome)
+
+    @app.post("/v1/events:batch", tags=["events"], openapi_extra=_json_body("EventBatch"),
+              responses={**_ok(models.EventBatchResults), **_problems(413, 422, 503)})
+    async def post_event_batch(request: Request) -> Response:
+        """Up to 1,000 signed events, applied in order, each accepted or rejected on its own."""
+        events = event_batch(await read_json(request, MAX_EVENT_BATCH_BYTES))
+        outcomes = await submit([(event, None) for event in events])
+        return json_response({"results": [_outcome_json(o) for o in outcomes]})
+
+    @app.post("/v1/activity-batches", status_code=201, tags=["events"],
+              openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {
+                  "type": "string", "description": "line 1: the signed activity.batch event; then one activity "
+                                                   "record (spec section 7) per line, in root order"}}}}},
+              responses={**_ok(models.EventAccepted, 201), **_ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
+    async def post_activity_batch(request: Request) -> Response:
+        """An activity.batch event with its records; the registry recomputes root, count, total and checks fingerprints."""
+        event, records = await read_activity_upload(request)
+        [outcome] = await submit([(event, records)])
+        return _outcome_response(outcome)
+
+    # -- the log and its proofs ------------------------------------------------------------------
+
+    @app.get("/v1/checkpoint", tags=["log"], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "the latest signed note (spec section 5)"}, **_problems(404)})
+    def get_checkpoint() -> Response:
+        note = registry.latest_checkpoint()
+        if note is None:
+            raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
+        return PlainTextResponse(note)
+
+    @app.get("/v1/trust", tags=["log"], responses=_ok(models.Trust))
+    def get_trust() -> Response:
+        """The trust file (spec section 8). Obtain it out of band as well: an auditor trusts nothing served here."""
+        return json_response(registry.trust())
+
+    @app.get("/v1/proofs/inclusion", tags=["log"], responses={**_ok(models.InclusionProof), **_problems(404, 422)})
+    def get_inclusion(seq: SeqParam, tree_size: Annotated[int | None, Query(ge=1, le=MAX_INT, description=(
+            "default: the latest checkpoint's size"))] = None) -> Response:
+        size = tree_size if tree_size is not None else _checkpoint_size(registry)
+        committed(size, "tree size")
+        if seq >= size:
+            raise ApiError(422, "SCHEMA", f"seq {seq} is not below tree_size {size}")
+        return json_response(merkle.inclusion_json(seq, size, registry.inclusion_proof(seq, size)))
+
+    @app.get("/v1/proofs/consistency", tags=["log"], responses={**_ok(models.ConsistencyProof), **_problems(404, 422)})
+    def get_consistency(first: Annotated[int, Query(ge=1, le=MAX_INT)],
+                        second: Annotated[int, Query(ge=1, le=MAX_INT)]) -> Response:
+        if first > second:
+            raise ApiError(422, "SCHEMA", f"first {first} is above second {second}")
+        committed(second, "tree size")
+        return json_response(merkle.consistency_json(first, second, registry.consistency_proof(first, second)))
+
+    @app.get("/v1/log", tags=["log"], responses={**_ok(models.LogPage), **READ_PROBLEMS})
+    def get_log(start: SeqParam = 0, limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100) -> Response:
+        """Leaves from seq `start` (spec section 3), at most `limit`, only committed ones."""
+        leaves = queries.leaves(start, limit)
+        return Response(b'{"leaves":[' + b",".join(leaves) + b"]}", media_type="application/json")
+
+    @app.get("/v1/receipts/{seq}", tags=["log"], responses={**_ok(models.Receipt), **_problems(404, 422, 503)})
+    async def get_receipt(seq: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
+        """Leaf + inclusion proof + checkpoint (docs/receipt.md); signs a checkpoint first if none covers seq."""
+        committed(seq + 1, "event")
+        note = await asyncio.to_thread(registry.latest_checkpoint)
+        if note is None or parse_checkpoint(note).size <= seq:
+            note = await signed_checkpoint()
+        return json_response(await asyncio.to_thread(build_receipt, registry, queries, seq, note))
+
+    @app.get("/v1/export", tags=["log"], responses={200: {"content": {"application/x-tar": {"schema": {
+        "type": "string", "format": "binary"}}}, "description": "a bundle (spec section 8) as a tar archive"},
+        **_problems(503)})
+    async def get_export() -> Response:
+        """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
+        activities/, manifest.json at the archive's top level."""
+        async with export_slots:
+            await signed_checkpoint()
+            archive = await asyncio.to_thread(_export_archive, registry)
+        return FileResponse(archive, media_type="application/x-tar", filename="puhui-bundle.tar",
+                            background=BackgroundTask(shutil.rmtree, archive.parent, True))
+
+    # -- accounts and the registers --------------------------------------------------------------
+
+    @app.get("/v1/accounts/{account_id}", tags=["registers"], responses={**_ok(models.Account), **_problems(404, 422)})
+    def get_account(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        """Balance and serial ranges by state."""
+        return json_response(_found(queries.account(account_id), f"account {account_id}"))
+
+    @app.get("/v1/accounts/{account_id}/issuances", tags=["registers"],
+             responses={**_ok(models.AccountIssuances), **_problems(404, 422)})
+    def get_account_issuances(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        """The account's serials by the issuance they come from (methodology, vintage, region) and by state."""
+        return json_response(_found(queries.account_by_issuance(account_id), f"account {account_id}"))
+
+    @app.get("/v1/issuances", tags=["registers"], responses={**_ok(models.IssuancePage), **READ_PROBLEMS})
+    def get_issuances(account: IdParam = None, methodology_id: IdParam = None, vintage: YearParam = None,
+                      region: RegionParam = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
+        return json_response(queries.issuances(account=account, methodology_id=methodology_id, vintage=vintage,
+                                               region=region, after=after, limit=limit).as_json())
+
+    @app.get("/v1/retirements", tags=["registers"], responses={**_ok(models.RetirementPage), **READ_PROBLEMS})
+    def get_retirements(account: IdParam = None, purpose: Literal[PURPOSES] | None = None,  # type: ignore[valid-type]
+                        methodology_id: IdParam = None, vintage: YearParam = None, region: RegionParam = None,
+                        used: bool | None = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
+        """The public disclosure list: purpose, beneficiary, serials, and the methodology, vintage and region they come from."""
+        return json_response(queries.retirements(account=account, purpose=purpose, methodology_id=methodology_id,
+                                                 vintage=vintage, region=region, used=used, after=after,
+                                                 limit=limit).as_json())
+
+    @app.get("/v1/surrenders", tags=["registers"], responses={**_ok(models.SurrenderPage), **READ_PROBLEMS})
+    def get_surrenders(entity: IdParam = None, compliance_year: YearParam = None, after: AfterParam = -1,
+                       limit: LimitParam = 100) -> Response:
+        return json_response(queries.surrenders(entity=entity, compliance_year=compliance_year, after=after,
+                                                limit=limit).as_json())
+
+    @app.get("/v1/claims", tags=["registers"], responses={**_ok(models.ClaimPage), **READ_PROBLEMS})
+    def get_claims(claimant: IdParam = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
+        return json_response(queries.claims(claimant=claimant, after=after, limit=limit).as_json())
+
+    @app.get("/v1/methodologies", tags=["registers"], responses={**_ok(models.MethodologyPage), **READ_PROBLEMS})
+    def get_methodologies(sector: Literal[SECTORS] | None = None,  # type: ignore[valid-type]
+                          offset_eligible: bool | None = None, after: AfterParam = -1,
+                          limit: LimitParam = 100) -> Response:
+        return json_response(queries.methodologies(sector=sector, offset_eligible=offset_eligible, after=after,
+                                                   limit=limit).as_json())
+
+    @app.get("/v1/methodologies/{methodology_id}", tags=["registers"],
+             responses={**_ok(models.Methodology), **_problems(404, 422)})
+    def get_methodology(methodology_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        return json_response(_found(queries.methodology(methodology_id), f"methodology {methodology_id}"))
+
+    @app.get("/v1/activities/{activity_id}", tags=["registers"],
+             responses={**_ok(models.ActivityProof), **_problems(404, 422)})
+    def get_activity(activity_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        """A citizen's check that their act is counted: the record and its inclusion proof in its batch's root."""
+        return json_response(_found(queries.activity_proof(activity_id), f"activity {activity_id}"))
+
+    @app.get("/v1/activities", tags=["registers"], responses={**_ok(models.ActivityPage), **READ_PROBLEMS})
+    def get_activities(subject: Annotated[str, Query(min_length=1, max_length=128, description="a pseudonym")],
+                       after: Annotated[str, Query(max_length=128)] = "", limit: LimitParam = 100) -> Response:
+        """The activities recorded for one pseudonymous subject (no personal data is held)."""
+        return json_response(queries.activities_of(subject, after=after, limit=limit))
+
+    @app.get("/v1/totals", tags=["registers"], responses=_ok(models.Totals))
+    async def get_totals() -> Response:
+        """Grams issued, active, retired and cancelled: issued = active + retired + cancelled."""
+        return json_response(await on_state(lambda state: {"size": state.size, **state.totals_g()}))
+
+    # -- the carbon market's check ---------------------------------------------------------------
+
+    @app.post("/v1/offset-eligibility", tags=["carbon market"],
+              openapi_extra=_json_body("EligibilityByRetirements", "EligibilityByAmount"),
+              responses={**_ok(models.Eligibility), **_problems(413, 422, 503)})
+    async def post_offset_eligibility(request: Request) -> Response:
+        """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
+        query = check_request(await read_json(request, MAX_EVENT_BYTES))
+        return json_response(await on_state(lambda state: offset_eligibility(state, query)))
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _outcome_json(outcome: Appended | Rejected) -> dict[str, Any]:
+    if isinstance(outcome, Rejected):
+        return {"status": STATUS_BY_CODE[outcome.code], **rejected_problem(outcome)}
+    return {"status": 200 if outcome.duplicate else 201, **outcome.as_json()}
+
+
+def _outcome_response(outcome: Appended | Rejected) -> Response:
+    if isinstance(outcome, Rejected):
+        return rejected_response(outcome)
+    return Response(json_bytes(outcome.as_json()), status_code=200 if outcome.duplicate else 201,
+                    media_type="application/json")
+
+
+async def _settled(future: Future) -> Any:
+    return await asyncio.wrap_future(future)
+
+
+def _found(value: Any, what: str) -> Any:
+    if value is None:
+        raise not_found(what)
+    return value
+
+
+def _checkpoint_size(registry: Registry) -> int:
+    note = registry.latest_checkpoint()
+    if note is None:
+        raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
+    return parse_checkpoint(note).size
+
+
+def _export_archive(registry: Registry) -> FilePath:
+    work = FilePath(tempfile.mkdtemp(prefix="puhui-export-"))
+    try:
+        export_bundle(registry, work / "bundle")
+        archive = work / "bundle.tar"
+        with tarfile.open(archive, "w") as tar:
+            for path in sorted((work / "bundle").rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(work / "bundle")), recursive=False)
+        shutil.rmtree(work / "bundle")
+        return archive
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> Response:
+        return problem(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(Rejected)
+    async def rejected(_: Request, exc: Rejected) -> Response:
+        return rejected_response(exc)
+
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, exc: Overloaded) -> Response:
+        return problem(503, UNAVAILABLE, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        details = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()[:5])
+        return problem(422, "SCHEMA", details or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = "UNKNOWN_REF" if exc.status_code == 404 else "SCHEMA"
+        response = problem(exc.status_code, code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        _, definitions = models_json_schema([(m, "validation") for m in models.REQUEST_MODELS],
+                                            ref_template="#/components/schemas/{model}")
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,64 @@
+"""Every refusal the API gives: an HTTP status and a JSON body {"code", "message"}.
+
+Codes are the spec's (section 9). The status depends on the code alone, so a client can act on
+either: 422 for what the request says by itself, 401/403 for who signed it, 409 for what clashes
+with the registry's state. One code is the API's own: UNAVAILABLE (503), nothing was written,
+try again.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Response
+
+from ledger.errors import CODES, Rejected
+
+UNAVAILABLE = "UNAVAILABLE"
+API_CODES = (*CODES, UNAVAILABLE)
+
+STATUS_BY_CODE: dict[str, int] = {code: 409 for code in CODES} | {
+    "ENCODING": 422, "SCHEMA": 422, "BATCH": 422,
+    "SIGNATURE": 401, "KEY_UNKNOWN": 401, "KEY_REVOKED": 401,
+    "UNAUTHORIZED": 403,
+    UNAVAILABLE: 503,
+}
+
+
+class ApiError(Exception):
+    """A refusal with a status that is not the code's usual one (413, 404, 503)."""
+
+    def __init__(self, status: int, code: str, message: str):
+        assert code in API_CODES, code
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "UNKNOWN_REF", f"{what} does not exist")
+
+
+def too_large(limit_bytes: int) -> ApiError:
+    return ApiError(413, "SCHEMA", f"request body larger than {limit_bytes} bytes")
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json_bytes(value), status_code=status, media_type="application/json", headers=headers)
+
+
+def problem(status: int, code: str, message: str) -> Response:
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return json_response({"code": code, "message": message}, status, headers)
+
+
+def rejected_problem(rejection: Rejected) -> dict[str, Any]:
+    return {"code": rejection.code, "message": rejection.message}
+
+
+def rejected_response(rejection: Rejected) -> Response:
+    return problem(STATUS_BY_CODE[rejection.code], rejection.code, rejection.message)

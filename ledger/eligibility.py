@@ -1,0 +1,121 @@
+"""The carbon market's dry run: would an offset.surrender pass every rule of spec section 6?
+
+Nothing here is a rule. The verdict is `rules.judge` run on the surrender the entity would
+submit, signed by a stand-in ets key that can never be in the log; the reasons per retirement
+come from the same rule functions the registry runs. Nothing is written and the State is not
+changed: the amount mode adds its would-be retirement through an overlay.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import secrets
+from typing import Any
+
+from ledger.errors import Rejected
+from ledger.rules import _retirements_for_use, _spend, judge, offset_cap_g, offset_refusal
+from ledger.schema import check_body, fields, identifier, integer, list_of, year
+from ledger.state import Account, MemoryActivityIndex, Key, Retirement, State
+
+# Not 16 hex characters, so it can be no registered key, root key or request signer.
+_DRY_RUN_KEY = Key("eligibility-dry-run", bytes(32), frozenset({"ets"}), "offset-eligibility dry run")
+MAX_RETIREMENTS = 1000
+
+_BY_RETIREMENTS = fields({"entity": identifier, "compliance_year": year, "allocation_g": integer(0),
+                          "retirements": list_of(identifier, min_items=1, max_items=MAX_RETIREMENTS)})
+_BY_AMOUNT = fields({"entity": identifier, "compliance_year": year, "allocation_g": integer(0), "amount_g": integer(1)})
+
+
+# -- public wrappers of the private rule functions this module reuses (never rewritten here) ----
+
+def retirement_refusal(state: State, retirement_id: str, entity: str, compliance_year: int) -> Rejected | None:
+    """Why one retirement may not be surrendered by `entity` for `compliance_year`, or None.
+
+    UNKNOWN_REF, DOUBLE_CLAIM and CLAIM_MISMATCH from the rules' own check of a surrender's
+    retirements; OFFSET_INELIGIBLE from `offset_refusal`.
+    """
+    try:
+        [retirement] = _retirements_for_use(state, {"retirements": [retirement_id]}, "ets_offset", entity)
+    except Rejected as rejection:
+        return rejection
+    refusal = offset_refusal(state, retirement, compliance_year)
+    return None if refusal is None else Rejected("OFFSET_INELIGIBLE", f"retirement {retirement_id}: {refusal}")
+
+
+def serials_to_retire(account: Account, amount_g: int) -> list[list[int]]:
+    """The serials a retirement of amount_g would take (the lowest active ones), or NOT_HELD."""
+    return _spend(account, amount_g, None)
+
+
+# -- the check -----------------------------------------------------------------------------------
+
+def check_request(request: Any) -> dict[str, Any]:
+    """A request with either retirements (ids) or amount_g (held, not yet retired); SCHEMA otherwise."""
+    if isinstance(request, dict) and "amount_g" in request and "retirements" not in request:
+        _BY_AMOUNT("", request)
+    else:
+        _BY_RETIREMENTS("", request)
+    return request
+
+
+def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
+    """Would a surrender pass now? With the remaining cap, and a reason for each refusal."""
+    check_request(request)
+    entity, compliance_year, allocation_g = request["entity"], request["compliance_year"], request["allocation_g"]
+    surrendered_g = state.offsets_g.get((entity, compliance_year), 0)
+    cap_g = offset_cap_g(state, allocation_g)
+    refusals: list[dict[str, Any]] = []
+    per_retirement: list[dict[str, Any]] = []
+    judged_state = state
+    if "retirements" in request:
+        retirement_ids = list(request["retirements"])
+        for retirement_id in retirement_ids:
+            known = state.retirements.get(retirement_id)
+            refusal = retirement_refusal(state, retirement_id, entity, compliance_year)
+            per_retirement.append({"retirement_id": retirement_id, "amount_g": None if known is None else known.amount_g,
+                                   "eligible": refusal is None})
+            if refusal is not None:
+                refusals.append(_refusal(refusal, retirement_id))
+        requested_g = sum(state.retirements[r].amount_g for r in set(retirement_ids) if r in state.retirements)
+    else:
+        requested_g = request["amount_g"]
+        retirement_ids = [f"dry-run-{secrets.token_hex(8)}"]
+        account = state.accounts.get(entity)
+        if account is not None:
+            try:
+                serials = serials_to_retire(account, requested_g)
+            except Rejected as rejection:
+                refusals.append(_refusal(rejection, None))
+                retirement_ids = []  # nothing to judge a surrender of: NOT_HELD is the answer
+            else:
+                would_retire = Retirement(retirement_ids[0], state.size, entity, requested_g, "ets_offset", entity, serials)
+                judged_state = copy.copy(state)
+                judged_state.retirements = collections.ChainMap({would_retire.retirement_id: would_retire},
+                                                                state.retirements)  # type: ignore[assignment]
+                refusal = offset_refusal(judged_state, would_retire, compliance_year)
+                if refusal is not None:
+                    refusals.append(_refusal(Rejected("OFFSET_INELIGIBLE", refusal), None))
+    verdict = _judge_surrender(judged_state, entity, compliance_year, allocation_g, retirement_ids) if retirement_ids else None
+    if verdict is not None and not any((r["code"], r["message"]) == (verdict.code, verdict.message) for r in refusals):
+        refusals.append(_refusal(verdict, None))
+    return {"eligible": verdict is None and not refusals, "entity": entity, "compliance_year": compliance_year,
+            "allocation_g": allocation_g, "offset_cap_ppm": state.rules["offset_cap_ppm"] if state.rules else 0,
+            "cap_g": cap_g, "surrendered_g": surrendered_g, "remaining_cap_g": max(cap_g - surrendered_g, 0),
+            "requested_g": requested_g, "retirements": per_retirement, "refusals": refusals}
+
+
+def _judge_surrender(state: State, entity: str, compliance_year: int, allocation_g: int,
+                     retirement_ids: list[str]) -> Rejected | None:
+    body = {"surrender_id": f"dry-run-{secrets.token_hex(8)}", "entity": entity, "compliance_year": compliance_year,
+            "allocation_g": allocation_g, "retirements": retirement_ids, "request_id": "offset-eligibility"}
+    try:
+        check_body("offset.surrender", body)
+        judge(state, "offset.surrender", body, _DRY_RUN_KEY, activities=MemoryActivityIndex())
+    except Rejected as rejection:
+        return rejection
+    return None
+
+
+def _refusal(rejection: Rejected, retirement_id: str | None) -> dict[str, Any]:
+    return {"code": rejection.code, "message": rejection.message, "retirement_id": retirement_id}

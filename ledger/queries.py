@@ -1,0 +1,291 @@
+"""Read-only queries over what is committed: the projection tables, the log and activity records.
+
+Every answer comes from the database, so it shows only what is durable, and readers never wait
+for the writer. Lists are filtered and paginated by seq: a page holds at most `limit` items and
+scans at most MAX_SCAN_ROWS rows, and `next_after` tells where the next page starts (None when
+the list is exhausted). Filters on indexed columns run in SQL; the others in Python over the scan.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy.engine import Connection
+
+from ledger import merkle
+from ledger.store import (
+    Store, accounts_projection, activities, batches_projection, claims_projection, events, issuances_projection,
+    keys_projection, methodologies_projection, retirements_projection, surrenders_projection,
+)
+
+MAX_PAGE_ITEMS = 1_000
+MAX_SCAN_ROWS = 20_000
+_SCAN_CHUNK = 500
+MAX_CACHED_BATCH_LEAVES = 2_000_000  # leaf hashes of recently proven batches kept in memory (32 B each)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_after: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"items": self.items, "next_after": self.next_after}
+
+
+@dataclass(frozen=True)
+class IssuanceSpan:
+    issuance_id: str
+    methodology_id: str
+    vintage: int
+    region: str
+    start: int
+    end: int
+
+
+class IssuanceIndex:
+    """Issuances by serial range, cached: issuances never change, and arrive in serial order."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._spans: list[IssuanceSpan] = []
+        self._last_seq = -1
+        self._lock = threading.Lock()
+
+    def refresh(self, conn: Connection) -> None:
+        with self._lock:
+            rows = conn.execute(select(issuances_projection.c.seq, issuances_projection.c.data)
+                                .where(issuances_projection.c.seq > self._last_seq)
+                                .order_by(issuances_projection.c.seq)).all()
+            for row in rows:
+                d = json.loads(row.data)
+                self._spans.append(IssuanceSpan(d["issuance_id"], d["methodology_id"], d["vintage"], d["region"],
+                                                d["start"], d["end"]))
+                self._starts.append(d["start"])
+                self._last_seq = row.seq
+
+    def split(self, start: int, end: int) -> Iterator[tuple[IssuanceSpan, int, int]]:
+        """[start, end) cut at issuance boundaries: (issuance, piece start, piece end)."""
+        i = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        while i < len(self._spans) and self._spans[i].start < end:
+            span = self._spans[i]
+            low, high = max(start, span.start), min(end, span.end)
+            if low < high:
+                yield span, low, high
+            i += 1
+
+
+def _sources(index: IssuanceIndex, ranges: list[list[int]]) -> list[dict[str, Any]]:
+    """Which issuances the serials come from: methodology, vintage and region of each part."""
+    by_issuance: dict[str, dict[str, Any]] = {}
+    for start, end in ranges:
+        for span, low, high in index.split(start, end):
+            entry = by_issuance.setdefault(span.issuance_id, {
+                "issuance_id": span.issuance_id, "methodology_id": span.methodology_id, "vintage": span.vintage,
+                "region": span.region, "amount_g": 0, "serials": []})
+            entry["serials"].append([low, high])
+            entry["amount_g"] += high - low
+    return list(by_issuance.values())
+
+
+class Queries:
+    def __init__(self, store: Store):
+        self.store = store
+        self._issuances = IssuanceIndex()
+        self._batch_leaves: collections.OrderedDict[str, merkle.MemoryNodes] = collections.OrderedDict()
+        self._batch_lock = threading.Lock()
+
+    # -- the log ---------------------------------------------------------------------------------
+
+    def leaves(self, start: int, limit: int) -> list[bytes]:
+        with self.store.engine.connect() as conn:
+            return [data for _, data in self.store.leaves(conn, start, start + limit)]
+
+    def key_register_seq(self, key_id: str) -> int | None:
+        """The seq of the key.register event of a registered key (None for root or unknown keys)."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(select(keys_projection.c.seq).where(keys_projection.c.key_id == key_id)).scalar()
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> dict[str, Any] | None:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(accounts_projection).where(accounts_projection.c.account_id == account_id)).first()
+        if row is None:
+            return None
+        d = json.loads(row.data)
+        return {"account_id": row.account_id, "kind": row.kind, "name": d["name"], "region": row.region,
+                "platform": d["platform"], "controllers": d["controllers"], "seq": row.seq,
+                "active_g": row.active_g, "retired_g": row.retired_g, "cancelled_g": row.cancelled_g,
+                "serials": {"active": d["active"], "retired": d["retired"], "cancelled": d["cancelled"]}}
+
+    def account_by_issuance(self, account_id: str) -> dict[str, Any] | None:
+        """The account's serials split by the issuance they come from, per state."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(accounts_projection.c.data).where(accounts_projection.c.account_id == account_id)).first()
+            if row is None:
+                return None
+            self._issuances.refresh(conn)  # after the account: covers every issuance its serials come from
+        d = json.loads(row.data)
+        by_issuance: dict[str, dict[str, Any]] = {}
+        for state in ("active", "retired", "cancelled"):
+            for source in _sources(self._issuances, d[state]):
+                entry = by_issuance.setdefault(source["issuance_id"], {
+                    **{k: source[k] for k in ("issuance_id", "methodology_id", "vintage", "region")},
+                    "active_g": 0, "retired_g": 0, "cancelled_g": 0,
+                    "serials": {"active": [], "retired": [], "cancelled": []}})
+                entry[f"{state}_g"] += source["amount_g"]
+                entry["serials"][state] = source["serials"]
+        return {"account_id": account_id, "issuances": list(by_issuance.values())}
+
+    # -- lists -----------------------------------------------------------------------------------
+
+    def issuances(self, *, account: str | None = None, methodology_id: str | None = None, vintage: int | None = None,
+                  region: str | None = None, after: int = -1, limit: int = 100) -> Page:
+        t = issuances_projection
+        return self._scan(t, [t.c.account == account] if account else [], _matching(
+            methodology_id=methodology_id, vintage=vintage, region=region), after, limit)
+
+    def retirements(self, *, account: str | None = None, purpose: str | None = None, methodology_id: str | None = None,
+                    vintage: int | None = None, region: str | None = None, used: bool | None = None,
+                    after: int = -1, limit: int = 100) -> Page:
+        """The public disclosure list: purpose, beneficiary, serials, and where the serials come from."""
+        t = retirements_projection
+        where = [c for c in (t.c.account == account if account else None,
+                             t.c.purpose == purpose if purpose else None) if c is not None]
+        source_matches = _matching(methodology_id=methodology_id, vintage=vintage, region=region)
+
+        def wanted(d: dict[str, Any]) -> bool:
+            if used is not None and (d["used_by"] is not None) != used:
+                return False
+            by_source = methodology_id is not None or vintage is not None or region is not None
+            return not by_source or any(source_matches(s) for s in d["sources"])
+        return self._scan(t, where, wanted, after, limit, refresh_issuances=True,
+                          prepare=lambda _, d: {**d, "sources": _sources(self._issuances, d["serials"])})
+
+    def surrenders(self, *, entity: str | None = None, compliance_year: int | None = None,
+                   after: int = -1, limit: int = 100) -> Page:
+        t = surrenders_projection
+        return self._scan(t, [t.c.entity == entity] if entity else [], _matching(compliance_year=compliance_year),
+                          after, limit)
+
+    def claims(self, *, claimant: str | None = None, after: int = -1, limit: int = 100) -> Page:
+        t = claims_projection
+        return self._scan(t, [t.c.claimant == claimant] if claimant else [], _matching(), after, limit,
+                          prepare=lambda _, d: _claim_json(d))
+
+    def methodologies(self, *, sector: str | None = None, offset_eligible: bool | None = None,
+                      after: int = -1, limit: int = 100) -> Page:
+        def wanted(d: dict[str, Any]) -> bool:
+            return (sector is None or d["versions"][-1]["sector"] == sector) and (
+                offset_eligible is None or d["offset_eligible"] == offset_eligible)
+        return self._scan(methodologies_projection, [], wanted, after, limit, prepare=_methodology_json)
+
+    def methodology(self, methodology_id: str) -> dict[str, Any] | None:
+        t = methodologies_projection
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(t.c.seq, t.c.data, events.c.time).join(events, events.c.seq == t.c.seq)
+                               .where(t.c.methodology_id == methodology_id)).first()
+        if row is None:
+            return None
+        return {**_methodology_json(methodology_id, json.loads(row.data)), "seq": row.seq, "time": row.time}
+
+    def _scan(self, table: Table, where: list[ColumnElement[bool]], wanted: Callable[[dict[str, Any]], bool],
+              after: int, limit: int, *, refresh_issuances: bool = False,
+              prepare: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> Page:
+        limit = max(1, min(limit, MAX_PAGE_ITEMS))
+        key = table.primary_key.columns.values()[0]
+        items: list[dict[str, Any]] = []
+        cursor, scanned = after, 0
+        with self.store.engine.connect() as conn:
+            while scanned < MAX_SCAN_ROWS:
+                rows = conn.execute(select(key, table.c.seq, table.c.data, events.c.time)
+                                    .join(events, events.c.seq == table.c.seq)
+                                    .where(*where, table.c.seq > cursor).order_by(table.c.seq).limit(_SCAN_CHUNK)).all()
+                if refresh_issuances:
+                    self._issuances.refresh(conn)  # after the rows: covers every issuance they refer to
+                for row in rows:
+                    cursor, scanned = row.seq, scanned + 1
+                    d = json.loads(row.data)
+                    d = prepare(row[0], d) if prepare else d
+                    if wanted(d):
+                        items.append({**d, "seq": row.seq, "time": row.time})
+                        if len(items) == limit:
+                            return Page(items, cursor)
+                if len(rows) < _SCAN_CHUNK:
+                    return Page(items, None)
+        return Page(items, cursor)
+
+    # -- activity records ------------------------------------------------------------------------
+
+    def activity_proof(self, activity_id: str) -> dict[str, Any] | None:
+        """An activity record and its RFC 9162 inclusion proof in its batch's root (spec section 7)."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                               .where(activities.c.activity_id == activity_id)).first()
+            if row is None:
+                return None
+            batch = json.loads(conn.execute(select(batches_projection.c.data)
+                                            .where(batches_projection.c.batch_id == row.batch_id)).scalar_one())
+            nodes = self._batch_tree(conn, row.batch_id)
+        proof = merkle.inclusion_proof(nodes, row.position, nodes.size)
+        return {"activity_id": activity_id, "batch_id": row.batch_id, "batch_seq": batch["seq"],
+                "batch_root": batch["root"], "record": bytes(row.record).decode("utf-8"),
+                "inclusion": merkle.inclusion_json(row.position, nodes.size, proof)}
+
+    def _batch_tree(self, conn: Connection, batch_id: str) -> merkle.MemoryNodes:
+        with self._batch_lock:
+            nodes = self._batch_leaves.get(batch_id)
+            if nodes is not None:
+                self._batch_leaves.move_to_end(batch_id)
+                return nodes
+        nodes = merkle.MemoryNodes(merkle.leaf_hash(record) for record in self.store.batch_records(conn, batch_id))
+        with self._batch_lock:
+            self._batch_leaves[batch_id] = nodes
+            while sum(n.size for n in self._batch_leaves.values()) > MAX_CACHED_BATCH_LEAVES and len(self._batch_leaves) > 1:
+                self._batch_leaves.popitem(last=False)
+        return nodes
+
+    def activities_of(self, subject: str, *, after: str = "", limit: int = 100) -> dict[str, Any]:
+        """The activity ids recorded for one pseudonymous subject, by activity_id."""
+        limit = max(1, min(limit, MAX_PAGE_ITEMS))
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(activities.c.activity_id, activities.c.batch_id, activities.c.occurred_at,
+                                       activities.c.reduction_g)
+                                .where(activities.c.subject == subject, activities.c.activity_id > after)
+                                .order_by(activities.c.activity_id).limit(limit)).all()
+        items = [{"activity_id": r.activity_id, "batch_id": r.batch_id, "occurred_at": r.occurred_at,
+                  "reduction_g": r.reduction_g} for r in rows]
+        return {"items": items, "next_after": items[-1]["activity_id"] if len(items) == limit else None}
+
+
+def _matching(**wanted: Any) -> Callable[[dict[str, Any]], bool]:
+    """Equality on the given fields; region matches as a prefix (420000 Hubei holds 420100 Wuhan)."""
+    filters = {k: v for k, v in wanted.items() if v is not None}
+
+    def match(d: dict[str, Any]) -> bool:
+        for name, value in filters.items():
+            if name == "region":
+                if not d["region"].startswith(value.rstrip("0") or value):
+                    return False
+            elif d[name] != value:
+                return False
+        return True
+    return match
+
+
+def _claim_json(d: dict[str, Any]) -> dict[str, Any]:
+    subject = {"kind": d.pop("subject_kind"), "name": d.pop("subject_name")}
+    return {**d, "subject": subject}
+
+
+def _methodology_json(methodology_id: str, d: dict[str, Any]) -> dict[str, Any]:
+    versions = [{"version": int(v), **body} for v, body in sorted(d["versions"].items(), key=lambda item: int(item[0]))]
+    return {"methodology_id": methodology_id, "offset_eligible": d["offset_eligible"],
+            "latest_version": versions[-1]["version"], "versions": versions}

@@ -1,0 +1,236 @@
+"""The sequencer: many submitters, one writer thread, group commit, and the periodic checkpointer.
+
+The Registry is single-writer and synchronous. HTTP handlers (or any threads) hand it work through
+a Sequencer: every job goes into one queue; the writer thread takes whatever has queued up while
+the previous group was committing and passes all of it to `Registry.append_many` as one
+transaction (one fsync). Each submitter's future is resolved only after that commit returns, so
+nothing is acknowledged before it is durable, and events that arrive together share the cost.
+
+The same thread signs checkpoints (every `checkpoint_interval_s` when the tree grew, and on
+demand) and runs read-only functions against the State between groups, when the State equals
+what is committed. So the registry is touched by one thread only and needs no lock of ours.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, TypeVar
+
+from ledger.errors import Rejected
+from ledger.note import parse_checkpoint
+from ledger.registry import Appended, Registry
+from ledger.state import State
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Outcome = Appended | Rejected
+
+DEFAULT_MAX_GROUP_EVENTS = 2_000      # one transaction; the registry allows up to 10,000
+DEFAULT_MAX_QUEUED_EVENTS = 50_000    # beyond this, submitters are told to come back later
+DEFAULT_CHECKPOINT_INTERVAL_S = 0.5
+MAX_JOB_EVENTS = DEFAULT_MAX_GROUP_EVENTS
+
+
+class Overloaded(Exception):
+    """The queue is full (or the sequencer stopped): nothing was written; try again later."""
+
+
+@dataclass
+class _Write:
+    items: list[tuple[Any, Sequence[Any] | None]]
+    future: Future  # resolves to list[Outcome], one per item, in order
+
+
+@dataclass
+class _Read:
+    function: Callable[[State], Any]
+    future: Future
+
+
+@dataclass
+class _Checkpoint:
+    future: Future  # resolves to the latest signed note
+
+
+@dataclass
+class _Group:
+    writes: list[_Write] = field(default_factory=list)
+    reads: list[_Read] = field(default_factory=list)
+    checkpoints: list[_Checkpoint] = field(default_factory=list)
+    events: int = 0
+
+
+class Sequencer:
+    def __init__(self, registry: Registry, *, max_group_events: int = DEFAULT_MAX_GROUP_EVENTS,
+                 max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
+                 checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S, witnesses: Sequence[Any] = ()):
+        if max_group_events < MAX_JOB_EVENTS:
+            raise ValueError(f"a group must hold at least one whole job of {MAX_JOB_EVENTS} events")
+        self.registry = registry
+        self._max_group_events = max_group_events
+        self._max_queued_events = max_queued_events
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._witnesses = list(witnesses)
+        self._queue: collections.deque[_Write | _Read | _Checkpoint] = collections.deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        # Committed size: what readers may ask proofs for. Written by the writer thread only.
+        self.committed_size = registry.size
+        self._checkpointed_size = self._latest_checkpoint_size()
+        self._last_checkpoint_at = time.monotonic()
+
+    # -- submitting (any thread) -----------------------------------------------------------------
+
+    def submit(self, event: Any, records: Sequence[Any] | None = None) -> "Future[list[Outcome]]":
+        """One event (with an activity batch's records); resolves to [Appended or Rejected]."""
+        return self.submit_many([(event, records)])
+
+    def submit_many(self, items: Sequence[tuple[Any, Sequence[Any] | None]]) -> "Future[list[Outcome]]":
+        """Events applied in this order, contiguously, in one transaction; one outcome each."""
+        if not 1 <= len(items) <= MAX_JOB_EVENTS:
+            raise ValueError(f"a job holds 1 to {MAX_JOB_EVENTS} events")
+        future: Future = Future()
+        self._enqueue(_Write(list(items), future), len(items))
+        return future
+
+    def read(self, function: Callable[[State], T]) -> "Future[T]":
+        """Run a read-only function on the committed State, between two groups, on the writer thread."""
+        future: Future = Future()
+        self._enqueue(_Read(function, future), 0)
+        return future
+
+    def checkpoint(self) -> "Future[str]":
+        """Sign a checkpoint of everything committed now (unless one covers it); resolves to the note."""
+        future: Future = Future()
+        self._enqueue(_Checkpoint(future), 0)
+        return future
+
+    def _enqueue(self, job: _Write | _Read | _Checkpoint, events: int) -> None:
+        with self._cond:
+            if self._stopping:
+                raise Overloaded("the registry is shutting down")
+            if events and self._queued_events + events > self._max_queued_events:
+                raise Overloaded(f"{self._queued_events} events are waiting to be sequenced; try again shortly")
+            self._queue.append(job)
+            self._queued_events += events
+            self._cond.notify()
+
+    # -- life cycle ------------------------------------------------------------------------------
+
+    def start(self) -> "Sequencer":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="puhui-sequencer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish what is queued, sign a last checkpoint, and end the writer thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if group is None:
+                break
+            self._write(group.writes)
+            for job in group.reads:
+                _settle(job.future, lambda job=job: job.function(self.registry.state))
+            due = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_interval_s
+            if group.checkpoints or due:
+                self._sign_checkpoint(group.checkpoints)
+        self._sign_checkpoint([])
+
+    def _take(self) -> _Group | None:
+        """Wait for work (or the next checkpoint), then take all queued jobs up to one group's size."""
+        group = _Group()
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                wait_s = self._checkpoint_interval_s - (time.monotonic() - self._last_checkpoint_at)
+                if wait_s <= 0 and self.committed_size > self._checkpointed_size:
+                    return group  # nothing queued, but a checkpoint is due
+                self._cond.wait(max(wait_s, 0.001) if self.committed_size > self._checkpointed_size else None)
+            while self._queue:
+                job = self._queue[0]
+                if isinstance(job, _Write):
+                    if group.events and group.events + len(job.items) > self._max_group_events:
+                        break
+                    self._queued_events -= len(job.items)
+                self._queue.popleft()
+                # A job whose submitter gave up before we took it is dropped: nothing was written.
+                # Once running, its future can no longer be cancelled, so its result always lands.
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                if isinstance(job, _Write):
+                    group.writes.append(job)
+                    group.events += len(job.items)
+                elif isinstance(job, _Read):
+                    group.reads.append(job)
+                else:
+                    group.checkpoints.append(job)
+        return group
+
+    def _write(self, writes: list[_Write]) -> None:
+        if not writes:
+            return
+        items = [item for job in writes for item in job.items]
+        try:
+            outcomes = self.registry.append_many(items)
+        except BaseException as exc:  # the registry reloaded from the database: nothing of this group is durable
+            log.exception("group commit of %d events failed", len(items))
+            for job in writes:
+                job.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.committed_size = self.registry.size
+        position = 0
+        for job in writes:
+            job.future.set_result(outcomes[position:position + len(job.items)])
+            position += len(job.items)
+
+    def _sign_checkpoint(self, waiters: list[_Checkpoint]) -> None:
+        self._last_checkpoint_at = time.monotonic()
+        if self.committed_size <= self._checkpointed_size and not waiters:
+            return
+        try:
+            note = self.registry.checkpoint(self._witnesses)
+        except Exception as exc:
+            log.exception("signing a checkpoint failed")
+            for waiter in waiters:
+                waiter.future.set_exception(exc)
+            return
+        self._checkpointed_size = self.committed_size
+        for waiter in waiters:
+            waiter.future.set_result(note)
+
+    def _latest_checkpoint_size(self) -> int:
+        latest = self.registry.latest_checkpoint()
+        return 0 if latest is None else parse_checkpoint(latest).size
+
+
+def _settle(future: Future, compute: Callable[[], Any]) -> None:
+    try:
+        future.set_result(compute())
+    except Exception as exc:
+        future.set_exception(exc)
