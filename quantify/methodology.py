@@ -245,7 +245,7 @@ def _bool(where: str, value: Any) -> bool:
     return value
 
 
-def _source(where: str, source: Any, illustrative: Any) -> tuple[str | None, bool]:
+def check_citation(where: str, source: Any, illustrative: Any) -> tuple[str | None, bool]:
     """A value is either cited (source text, illustrative false) or illustrative (source null)."""
     illustrative = _bool(f"{where}.illustrative", illustrative)
     if illustrative:
@@ -325,7 +325,7 @@ def from_json(doc: Any) -> Methodology:
         value = spec["value"]
         if not isinstance(value, str) or not FACTOR_VALUE.fullmatch(value):
             _fail(f"{fwhere}.value", "must be a non-negative decimal string such as \"78.4\" (never a JSON number)")
-        source, illustrative = _source(fwhere, spec["source"], spec["illustrative"])
+        source, illustrative = check_citation(fwhere, spec["source"], spec["illustrative"])
         note = spec.get("note")
         if note is not None:
             _text(f"{fwhere}.note", note, 512)
@@ -334,7 +334,7 @@ def from_json(doc: Any) -> Methodology:
     cap = doc["daily_cap"]
     _exact_keys(f"{where}.daily_cap", cap, {"value_g", "source", "illustrative"})
     cap_g = _int(f"{where}.daily_cap.value_g", cap["value_g"], 1, MAX_DAILY_CAP_G)
-    cap_source, _ = _source(f"{where}.daily_cap", cap["source"], cap["illustrative"])
+    cap_source, _ = check_citation(f"{where}.daily_cap", cap["source"], cap["illustrative"])
 
     fp = doc["fingerprint"]
     _exact_keys(f"{where}.fingerprint", fp, {"fields", "time"})

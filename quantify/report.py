@@ -12,26 +12,15 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-GRAMS_PER_TONNE = 1_000_000
-_GRAMS_PER_DISPLAYED_UNIT = 1_000  # three decimals of a tonne: the kilogram
-
+from ledger.units import tonnes
 
 def format_tonnes(grams: int) -> str:
-    """Integer grams as tonnes with exactly three decimals, rounded half to even at the kilogram.
-
-    Pure integer arithmetic: no float ever sees a quantity. Ties (exactly 500 g past a kilogram)
-    go to the even kilogram so that long columns do not drift upward.
-    """
+    """Integer grams as tonnes with exactly three decimals (ledger.units.tonnes: exact, rounded
+    half to even at the kilogram), without the "-0.000" a small negative change would show."""
     if not isinstance(grams, int) or isinstance(grams, bool):
         raise TypeError(f"grams must be an int, got {type(grams).__name__}")
-    sign = "-" if grams < 0 else ""
-    kilograms, rest_g = divmod(abs(grams), _GRAMS_PER_DISPLAYED_UNIT)
-    if rest_g > 500 or (rest_g == 500 and kilograms % 2 == 1):
-        kilograms += 1
-    tonnes, kg = divmod(kilograms, 1000)
-    if tonnes == 0 and kg == 0:
-        sign = ""  # "-0.000" would read as a negative quantity
-    return f"{sign}{tonnes}.{kg:03d}"
+    text = tonnes(grams)
+    return "0.000" if text == "-0.000" else text
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,144 @@
+"""The personal carbon account (个人碳账户): what a citizen sees for their pseudonym.
+
+Pure functions over batch files and the places their batches hold in the log (passed in by the
+registry): reductions by Beijing day, methodology and platform; the batches and issuances they
+went into; and, for any record, its inclusion proof in its batch (spec section 4 JSON) beside the
+batch's seq in the log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from ledger.merkle import inclusion_json, inclusion_proof, leaf_hash, root_of_leaf_hashes, verify_inclusion
+
+from quantify.activity import IDENTIFIER, beijing_day
+from quantify.report import Report, Table, format_tonnes
+
+
+@dataclass(frozen=True)
+class BatchActivities:
+    """One batch as the bundle holds it: its activity.batch body and its file's records."""
+
+    body: Mapping[str, Any]  # batch_id, platform, methodology_id, methodology_version, root, ...
+    records: Sequence[bytes]  # exact record bytes, in root order, without newlines
+
+
+@dataclass(frozen=True)
+class BatchPlace:
+    """Where a batch stands in the log: its activity.batch event and the issuance it backs."""
+
+    seq: int
+    issuance_id: str | None = None
+    issuance_seq: int | None = None
+
+
+class _LeafHashes:
+    """ledger.merkle's NodeReader over a batch's leaf hashes, hashing subtrees on demand.
+
+    A proof in a batch of n records then costs O(n) hashing and n leaf hashes of memory, rather
+    than storing all 2n nodes of the tree.
+    """
+
+    def __init__(self, hashes: Sequence[bytes]):
+        self.hashes = hashes
+
+    def perfect(self, level: int, index: int) -> bytes:
+        return root_of_leaf_hashes(self.hashes[index << level:(index + 1) << level])
+
+
+def _subject_suffix(subject: str) -> bytes:
+    # "subject" is the last key of a record in JCS order, so this suffix finds a subject's
+    # records without parsing the others.
+    return f'"subject":"{subject}"}}'.encode()
+
+
+def personal_account(subject: str, batches: Iterable[BatchActivities],
+                     places: Mapping[str, BatchPlace]) -> Report:
+    """Reductions of one subject across all batches: by day, methodology, platform, batch."""
+    if not isinstance(subject, str) or not IDENTIFIER.fullmatch(subject):
+        raise ValueError("subject must be a pseudonym ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    suffix = _subject_suffix(subject)
+    by_day: dict[str, int] = defaultdict(int)
+    by_methodology: dict[str, int] = defaultdict(int)
+    by_platform: dict[str, int] = defaultdict(int)
+    record_rows = []
+    batch_rows = []
+    for batch in batches:
+        body = batch.body
+        batch_g = 0
+        for index, data in enumerate(batch.records):
+            if not data.endswith(suffix):
+                continue
+            record = json.loads(data)
+            grams = record["reduction_g"]
+            day = beijing_day(record["occurred_at"])
+            by_day[day] += grams
+            by_methodology[body["methodology_id"]] += grams
+            by_platform[body["platform"]] += grams
+            batch_g += grams
+            record_rows.append((day, record["occurred_at"], record["activity_id"], body["platform"],
+                                f"{body['methodology_id']} v{body['methodology_version']}", grams,
+                                format_tonnes(grams), body["batch_id"], index))
+        if batch_g:
+            place = places.get(body["batch_id"])
+            batch_rows.append((body["batch_id"], body["platform"], body["methodology_id"], batch_g,
+                               format_tonnes(batch_g), place.seq if place else None,
+                               place.issuance_id if place else None, place.issuance_seq if place else None))
+    total_g = sum(by_day.values())
+    record_rows.sort()
+
+    def totals(grams_by_key: dict[str, int]) -> list[tuple[Any, ...]]:
+        return [(key, grams, format_tonnes(grams)) for key, grams in sorted(grams_by_key.items())]
+
+    issued_g = sum(row[3] for row in batch_rows if row[6] is not None)
+    return Report(
+        title=f"Personal carbon account of {subject}",
+        tables={
+            "summary": Table(("item", "grams", "tonnes"), [
+                ("total", total_g, format_tonnes(total_g)),
+                ("issued", issued_g, format_tonnes(issued_g)),
+                ("not yet issued", total_g - issued_g, format_tonnes(total_g - issued_g)),
+            ]),
+            "by_day": Table(("day", "reduction_g", "reduction_t"), totals(by_day)),
+            "by_methodology": Table(("methodology_id", "reduction_g", "reduction_t"), totals(by_methodology)),
+            "by_platform": Table(("platform", "reduction_g", "reduction_t"), totals(by_platform)),
+            "batches": Table(("batch_id", "platform", "methodology_id", "reduction_g", "reduction_t", "batch_seq",
+                              "issuance_id", "issuance_seq"), batch_rows),
+            "records": Table(("day", "occurred_at", "activity_id", "platform", "methodology", "reduction_g",
+                              "reduction_t", "batch_id", "leaf_index"), record_rows),
+        },
+        notes=["days are Beijing calendar days (UTC+8)",
+               "tonnes are rounded half to even at the kilogram; grams are exact"],
+        data={"subject": subject, "total_g": total_g, "issued_g": issued_g},
+    )
+
+
+def record_inclusion(batch: BatchActivities, activity_id: str, place: BatchPlace | None = None) -> dict[str, Any]:
+    """The record with this activity_id, its inclusion proof in the batch, and the batch's place.
+
+    The proof is checked against the root the activity.batch event committed to before it is
+    returned: a batch file that does not match its event raises ValueError.
+    """
+    needle = f'{{"activity_id":"{activity_id}",'.encode()
+    hashes = [leaf_hash(data) for data in batch.records]
+    index = next((i for i, data in enumerate(batch.records) if data.startswith(needle)), None)
+    if index is None:
+        raise KeyError(f"no record {activity_id!r} in batch {batch.body['batch_id']!r}")
+    root = bytes.fromhex(batch.body["root"])
+    proof = inclusion_proof(_LeafHashes(hashes), index, len(hashes))
+    if not verify_inclusion(hashes[index], index, len(hashes), proof, root):
+        raise ValueError(f"batch {batch.body['batch_id']!r}: its file does not match the committed root")
+    return {
+        "record": json.loads(batch.records[index]),
+        "batch_id": batch.body["batch_id"],
+        "leaf_hash": hashes[index].hex(),
+        "root": batch.body["root"],
+        "inclusion": inclusion_json(index, len(hashes), proof),
+        "batch_seq": place.seq if place else None,
+        "issuance_id": place.issuance_id if place else None,
+        "issuance_seq": place.issuance_seq if place else None,
+    }
