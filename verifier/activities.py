@@ -195,8 +195,8 @@ class ActivityChecker:
 
         finding = self._first_finding(state, body, reader.unterminated_last_line)
         if finding is not None:
-            self.activity_ids.remove_slots(state.added_ids)
-            self.fingerprints.remove_slots(state.added_fingerprints)
+            self.activity_ids.remove_all(state.added_ids)
+            self.fingerprints.remove_all(state.added_fingerprints)
             return finding
         return None
 

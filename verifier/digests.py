@@ -7,7 +7,7 @@ n^2 / 2^65 (about 3e-6 for 10^7 ids, 3e-8 for 10^6). A real repeat always has eq
 duplicate is never missed. A reported duplicate can be confirmed by running again (new key).
 
 The table is open addressing with linear probing over array('q'), grown by doubling at 70% load.
-0 marks an empty slot and -1 a removed one (see `remove_slots`); digests never take these values.
+0 marks an empty slot and -1 a removed one (see `remove_all`); digests never take these values.
 """
 
 import os
@@ -85,15 +85,15 @@ class DigestSet:
         self.count += 1
         return True
 
-    def add_all(self, digests, added_slots):
-        """Insert every digest of an array; append each new slot to added_slots (for a later
-        `remove_slots`). Returns the positions in `digests` that were already present."""
+    def add_all(self, digests, added):
+        """Insert every digest of an array; append each one that was new to `added` (for a later
+        `remove_all`). Returns the positions in `digests` that were already present."""
         repeats = []
         needed = self._used + len(digests)
         while needed * MAX_LOAD_DENOMINATOR >= len(self._slots) * MAX_LOAD_NUMERATOR:
             self._grow()
         slots, mask = self._slots, self._mask
-        remember = added_slots.append
+        remember = added.append
         position = 0
         for digest in digests:
             slot = digest & mask
@@ -106,19 +106,26 @@ class DigestSet:
                 value = slots[slot]
             else:
                 slots[slot] = digest
-                remember(slot)
+                remember(digest)
             position += 1
         added = len(digests) - len(repeats)
         self._used += added
         self.count += added
         return repeats
 
-    def remove_slots(self, slots_to_remove):
-        """Undo `add_all`: mark those slots removed (probing continues past them)."""
-        slots = self._slots
-        for slot in slots_to_remove:
-            slots[slot] = REMOVED
-        self.count -= len(slots_to_remove)
+    def remove_all(self, digests):
+        """Undo `add_all`: mark the slots of these digests removed (probing continues past them)."""
+        slots, mask = self._slots, self._mask
+        for digest in digests:
+            slot = digest & mask
+            value = slots[slot]
+            while value != EMPTY:
+                if value == digest:
+                    slots[slot] = REMOVED
+                    self.count -= 1
+                    break
+                slot = (slot + 1) & mask
+                value = slots[slot]
 
     def _grow(self):
         old = self._slots

@@ -1,0 +1,169 @@
+"""Activity files (spec section 7): BATCH, DUPLICATE_ACTIVITY and DUPLICATE_ID of activity ids,
+missing files, and the parallel path over chunks of records."""
+
+from array import array
+
+import pytest
+from conftest import fingerprint_of, record_bytes
+
+from verifier.activities import CHUNK_RECORDS
+from verifier.bundle import verify_bundle
+from verifier.digests import DigestSet, digest64, new_digest_key
+
+
+def only(result, code, seq):
+    assert [(f.code, f.seq) for f in result.violations.listed] == [(code, seq)], result.violations.listed
+
+
+def records(prefix, count, day="2026-03-02", reduction=10, fingerprints=None):
+    return [
+        record_bytes(
+            f"{prefix}-{n}",
+            fingerprints[n] if fingerprints else fingerprint_of(f"{prefix}-{n}"),
+            f"{day}T08:00:{n % 60:02d}.000000Z",
+            reduction + n,
+        )
+        for n in range(count)
+    ]
+
+
+PERIOD = ("2026-03-01", "2026-03-31")
+
+
+def add_batch(world, batch_id, batch_records, **overrides):
+    return world.batch(batch_id, "wuhan-platform", world.keys["platform"], "HB-GT-METRO", records=batch_records, period=PERIOD, **overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"count": 4}, id="count"),
+        pytest.param({"total_g": 1}, id="total"),
+        pytest.param({"root": "0" * 64}, id="root"),
+        pytest.param({"period_start": "2026-03-03"}, id="period"),
+    ],
+)
+def test_batch_does_not_match_its_file(world, verify, overrides):
+    seq = add_batch(world, "wh-03", records("wh-03", 3), **overrides)
+    only(verify(world), "BATCH", seq)
+
+
+@pytest.mark.parametrize(
+    "bad_record",
+    [
+        pytest.param(b'{"activity_id":"x"}', id="missing-fields"),
+        pytest.param(b"not json", id="not-json"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T08:00:00.000000Z", 1).replace(b'"reduction_g":1', b'"reduction_g":-1'), id="negative"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T08:00:00.000000Z", 1).replace(b'"reduction_g":1', b'"reduction_g":1.5'), id="float"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T25:00:00.000000Z", 1), id="bad-time"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T08:00:00.000000Z", 1, inputs={"b": 1, "a": 2}).replace(b'"a":2,"b":1', b'"b":1,"a":2'), id="inputs-key-order"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T08:00:00.000000Z", 1, subject="a\u0008b"), id="control-char-spelt-canonically-ok"),
+        pytest.param(record_bytes("x-1", fingerprint_of("x"), "2026-03-02T08:00:00.000000Z", 1, inputs={"n": 2**60}), id="big-int-in-inputs"),
+        pytest.param(record_bytes("x-1", "F" * 64, "2026-03-02T08:00:00.000000Z", 1), id="uppercase-fingerprint"),
+        pytest.param(b"", id="empty-line"),
+    ],
+)
+def test_batch_with_a_malformed_record(world, verify, bad_record, request):
+    batch_records = records("wh-03", 3) + [bad_record]
+    seq = add_batch(world, "wh-03", batch_records, total_g=sum(10 + n for n in range(3)) + 1, count=4)
+    result = verify(world)
+    if "canonically-ok" in request.node.name:
+        # "\b" spelt as JCS spells it is a valid subject: only the total differs (it counts 1)
+        assert [(f.code, f.seq) for f in result.violations.listed] == []
+    else:
+        only(result, "BATCH", seq)
+
+
+def test_batch_file_truncated(world, verify):
+    seq = add_batch(world, "wh-03", records("wh-03", 3))
+    world.activity_files["wh-03"] = world.activity_files["wh-03"][:-1]
+    only(verify(world), "BATCH", seq)
+
+
+def test_duplicate_activity_across_batches(world, verify):
+    """The same bus ride reported by two platforms: same fingerprint, different activity ids."""
+    other = world.key("grid-key", ["platform"])
+    world.account("grid-platform", "platform", other, region="420500")
+    add_batch(world, "wh-03", records("wh-03", 3))
+    seq = world.batch("grid-03", "grid-platform", other, "HB-GT-METRO", records=records("grid-03", 2, fingerprints=[fingerprint_of("wh-03-1"), fingerprint_of("g")]), period=PERIOD)
+    only(verify(world), "DUPLICATE_ACTIVITY", seq)
+
+
+def test_duplicate_activity_within_a_batch(world, verify):
+    seq = add_batch(world, "wh-03", records("wh-03", 3, fingerprints=[fingerprint_of("a"), fingerprint_of("b"), fingerprint_of("a")]))
+    only(verify(world), "DUPLICATE_ACTIVITY", seq)
+
+
+def test_duplicate_activity_id_is_duplicate_id(world, verify):
+    duplicate = records("wh-01", 1, fingerprints=[fingerprint_of("fresh")])  # activity id wh-01-0 exists
+    seq = add_batch(world, "wh-03", duplicate)
+    only(verify(world), "DUPLICATE_ID", seq)
+
+
+def test_rejected_batch_leaves_no_fingerprints(world, verify):
+    """A batch rejected for its root does not claim its fingerprints: a later, correct batch with
+    the same activities is valid (the first is reported, the second not)."""
+    bad = add_batch(world, "wh-03", records("wh-03", 3), root="0" * 64)
+    add_batch(world, "wh-04", records("wh-03", 3))
+    only(verify(world), "BATCH", bad)
+
+
+def test_batch_rejected_for_activities_cannot_back_an_issuance(world, verify):
+    bad = add_batch(world, "wh-03", records("wh-03", 3), count=9)
+    issuance = world.issue("iss-9", "wuhan-platform", amount_g=33, batches=["wh-03"])
+    result = verify(world)
+    assert [(f.code, f.seq) for f in result.violations.listed] == [("BATCH", bad), ("UNKNOWN_REF", issuance)]
+
+
+def test_missing_activity_file_is_a_warning(world, verify):
+    seq = add_batch(world, "wh-03", records("wh-03", 3))
+    del world.activity_files["wh-03"]
+    result = verify(world)
+    assert result.valid
+    assert [(w.code, w.seq) for w in result.warnings.listed] == [("UNVERIFIED_BATCH", seq)]
+
+
+def test_missing_activity_file_with_require_activities(world, verify):
+    seq = add_batch(world, "wh-03", records("wh-03", 3))
+    del world.activity_files["wh-03"]
+    only(verify(world, require_activities=True), "BATCH", seq)
+
+
+def test_orphan_activity_file_is_a_warning(world, verify):
+    world.activity_files["nobody"] = records("nobody", 1)[0] + b"\n"
+    result = verify(world)
+    assert result.valid
+    assert [w.code for w in result.warnings.listed] == ["ORPHAN_ACTIVITY_FILE"]
+
+
+@pytest.mark.parametrize("count", [CHUNK_RECORDS, 2 * CHUNK_RECORDS + 37])
+def test_parallel_records_match_inline(world, tmp_path, count):
+    """Several chunks through worker processes: same root, and a duplicate in the last chunk is
+    found at its line."""
+    batch_records = records("big", count, reduction=1)
+    add_batch(world, "big", batch_records)
+    fingerprints = [fingerprint_of(f"big2-{n}") for n in range(count)]
+    fingerprints[-1] = fingerprint_of("big-5")
+    seq = add_batch(world, "big2", records("big2", count, reduction=1, fingerprints=fingerprints))
+    bundle = world.write(tmp_path)
+    for jobs in (1, 2):
+        result = verify_bundle(bundle.path, bundle.trust_object(), jobs=jobs, min_parallel_bytes=0)
+        only(result, "DUPLICATE_ACTIVITY", seq)
+        assert f"line {count}:" in result.violations.listed[0].message
+        assert result.stats["activity_records"] == 6 + 2 * count
+
+
+def test_digest_set_add_remove_grow():
+    key = new_digest_key()
+    digests = DigestSet(initial_bits=4)
+    values = array("q", (digest64(key, str(n).encode()) for n in range(1000)))
+    added = array("q")
+    assert digests.add_all(values, added) == []
+    assert len(digests) == 1000 and all(value in digests for value in values)
+    assert digests.add_all(array("q", values[:3]), array("q")) == [0, 1, 2]
+    digests.add_all(array("q", (digest64(key, str(n).encode()) for n in range(1000, 5000))), added)  # grows
+    digests.remove_all(added[500:])
+    assert len(digests) == 500
+    assert all(value in digests for value in values[:500])
+    assert not any(value in digests for value in values[500:])
+    assert digests.add(values[700]) and not digests.add(values[700])

@@ -1,0 +1,180 @@
+"""The command line: every shared conformance vector, and bad input as exit 2 with a message."""
+
+import glob
+import json
+import os
+
+import pytest
+from conftest import VECTORS
+
+from verifier.bundle import verify_bundle
+from verifier.reader import MAX_LEAF_BYTES
+from verifier.trust import load_trust
+
+CASES = sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(VECTORS, "*", "expected.json")))
+
+
+def test_all_vectors_are_found():
+    assert len(CASES) >= 9
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vector_through_the_command_line(case, puhui_verify):
+    directory = os.path.join(VECTORS, case)
+    expected = json.load(open(os.path.join(directory, "expected.json")))
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--json")
+    report = json.loads(done.stdout)
+    found = {violation["code"] for violation in report["violations"]}
+    if expected["valid"]:
+        assert done.returncode == 0 and report["violations"] == [] and report["valid"], report["violations"]
+    else:
+        assert done.returncode == 1 and not report["valid"]
+        assert found & set(expected["any_of_codes"]), report["violations"]
+    for violation in report["violations"]:
+        assert set(violation) == {"code", "seq", "message"}
+        assert violation["seq"] is None or isinstance(violation["seq"], int)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_vector_with_worker_processes(case):
+    """The parallel path (signatures and records in workers) gives the same findings."""
+    directory = os.path.join(VECTORS, case)
+    trust = load_trust(os.path.join(directory, "trust.json"))
+    inline = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=1)
+    parallel = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=2, min_parallel_bytes=0)
+    assert parallel.stats["workers"] == 2
+    assert parallel.violations.listed == inline.violations.listed
+    assert parallel.root == inline.root
+
+
+def test_human_report(puhui_verify):
+    directory = os.path.join(VECTORS, "double-surrender")
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"))
+    assert done.returncode == 1
+    assert "DOUBLE_CLAIM" in done.stdout and "Retired by purpose" in done.stdout and "tonnes" in done.stdout
+
+
+def test_valid_vector_human_report(puhui_verify):
+    directory = os.path.join(VECTORS, "valid")
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--jobs", "2")
+    assert done.returncode == 0 and "VALID" in done.stdout
+
+
+# -- bad input: exit 2, one clear line, no traceback ------------------------------------------------
+
+
+def assert_cannot_run(done, *words):
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    for word in words:
+        assert word in done.stderr, done.stderr
+
+
+@pytest.fixture
+def good(world, tmp_path):
+    return world.write(tmp_path / "good")
+
+
+def test_missing_bundle(good, puhui_verify, tmp_path):
+    assert_cannot_run(puhui_verify("bundle", tmp_path / "nope", "--trust", good.trust), "does not exist")
+
+
+def test_bundle_is_a_file(good, puhui_verify):
+    assert_cannot_run(puhui_verify("bundle", good.trust, "--trust", good.trust), "not a directory")
+
+
+def test_bundle_without_log(good, puhui_verify):
+    os.remove(os.path.join(good.path, "log.jsonl"))
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "log.jsonl")
+
+
+def test_missing_trust_file(good, puhui_verify, tmp_path):
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", tmp_path / "none.json"), "trust file", "does not exist")
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda t: t.update(log_key=t["log_key"][:-4] + "AAAA"), ("log_key",)),
+        (lambda t: t.update(log_key="nonsense"), ("log_key",)),
+        (lambda t: t.update(root_keys=["AAAA"]), ("root_keys",)),
+        (lambda t: t.update(root_keys=[]), ("root_keys",)),
+        (lambda t: t.update(witness_quorum=1), ("witness_quorum",)),
+        (lambda t: t.update(witnesses=["x+00000000+AAAA"], witness_quorum=0), ("witnesses",)),
+        (lambda t: t.update(witness_quorom=1), ("unknown",)),
+        (lambda t: t.update(origin=""), ("origin",)),
+        (lambda t: t.update(log_key=t["log_key"].replace("registry.test", "registry.other")), ("log_key",)),
+    ],
+)
+def test_bad_trust_file(good, puhui_verify, change, words):
+    trust = json.load(open(good.trust))
+    change(trust)
+    with open(good.trust, "w") as handle:
+        json.dump(trust, handle)
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "trust file", *words)
+
+
+def test_trust_file_not_json(good, puhui_verify):
+    with open(good.trust, "w") as handle:
+        handle.write("{")
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "not JSON")
+
+
+def test_truncated_last_line(good, puhui_verify):
+    log = os.path.join(good.path, "log.jsonl")
+    data = open(log, "rb").read()
+    with open(log, "wb") as handle:
+        handle.write(data[:-40])
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "truncated")
+
+
+def test_one_gigabyte_line(good, puhui_verify):
+    """A sparse 1 GiB log without a newline: refused after reading just past the line limit."""
+    log = os.path.join(good.path, "log.jsonl")
+    with open(log, "wb") as handle:
+        handle.truncate(1 << 30)
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "longer than the limit", str(MAX_LEAF_BYTES))
+
+
+def test_huge_activity_record(world, tmp_path, puhui_verify):
+    world.batch("wh-09", "wuhan-platform", world.keys["platform"], "HB-GT-METRO")
+    bundle = world.write(tmp_path)
+    with open(os.path.join(bundle.path, "activities", "wh-09.jsonl"), "wb") as handle:
+        handle.truncate(64 << 20)
+    assert_cannot_run(puhui_verify("bundle", bundle.path, "--trust", bundle.trust), "activity file", "longer than the limit")
+
+
+def test_log_is_a_directory(good, puhui_verify):
+    log = os.path.join(good.path, "log.jsonl")
+    os.remove(log)
+    os.mkdir(log)
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "log.jsonl")
+
+
+def test_unreadable_log(good, puhui_verify):
+    if os.geteuid() == 0:
+        pytest.skip("root reads files whatever their mode")
+    os.chmod(os.path.join(good.path, "log.jsonl"), 0)
+    assert_cannot_run(puhui_verify("bundle", good.path, "--trust", good.trust), "cannot be read")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("bundle",),
+        ("bundle", "x"),
+        ("bundle", "x", "--trust", "t", "--jobs", "0"),
+        ("bundle", "x", "--trust", "t", "--jobs", "many"),
+        ("frobnicate",),
+        ("consistency", "a", "b", "--trust", "t"),
+    ],
+)
+def test_usage_errors(puhui_verify, args):
+    done = puhui_verify(*args)
+    assert done.returncode == 2 and "usage" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_missing_receipt_file(good, puhui_verify, tmp_path):
+    assert_cannot_run(puhui_verify("receipt", tmp_path / "none.json", "--trust", good.trust), "receipt", "does not exist")
