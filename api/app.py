@@ -59,7 +59,9 @@ YearParam = Annotated[int | None, Query(ge=1900, le=9999)]
 
 
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": models.Problem} for status in statuses}
+    # Spelled out rather than `model`: a text/plain or tar route still refuses in JSON.
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {status: {"description": "refused: {code, message}", "content": problem} for status in statuses}
 
 
 def _json_body(*schema_names: str) -> dict[str, Any]:
@@ -362,8 +364,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        _, definitions = models_json_schema([(m, "validation") for m in models.REQUEST_MODELS],
+        _, definitions = models_json_schema([(m, "validation") for m in models.DOCUMENT_ONLY_MODELS],
                                             ref_template="#/components/schemas/{model}")
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(definitions["$defs"])
+        components["SignedEvent"] = models.signed_event_schema()
         app.openapi_schema = schema
     return app.openapi_schema

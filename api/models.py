@@ -46,6 +46,43 @@ class SignedEvent(Strict):
     auth: Auth
 
 
+def _field_schemas() -> dict[int, dict[str, Any]]:
+    """JSON Schema of the ledger's named field checks (by identity; the others are described as any)."""
+    from ledger import schema as body
+    return {id(check): fragment for check, fragment in (
+        (body.identifier, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}),
+        (body.key_id, {"type": "string", "pattern": r"^[0-9a-f]{16}$"}),
+        (body.hex64, {"type": "string", "pattern": r"^[0-9a-f]{64}$"}),
+        (body.region, {"type": "string", "pattern": r"^[0-9]{6}$"}),
+        (body.text, {"type": "string", "minLength": 1, "maxLength": body.MAX_TEXT_CHARS}),
+        (body.request_id, {"type": "string", "minLength": 1, "maxLength": 128}),
+        (body.date, {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        (body.boolean, {"type": "boolean"}),
+        (body.public_key, {"type": "string", "description": "base64 of 32 bytes"}),
+        (body.json_object, {"type": "object"}),
+        (body.rules, {"type": "object", "required": ["offset_cap_ppm", "offset_vintage_years", "offset_regions"]}),
+        (body.controllers, {"type": "array", "minItems": 1, "maxItems": body.MAX_CONTROLLERS,
+                            "items": {"type": "string", "pattern": r"^[0-9a-f]{16}$"}}),
+        (body.amount_g, {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INT}),
+        (body.year, {"type": "integer", "minimum": 1900, "maximum": 9999}),
+        (body.origin, {"type": "string", "minLength": 1, "maxLength": 255}),
+    )}
+
+
+def signed_event_schema() -> dict[str, Any]:
+    """SignedEvent with one variant per event type: the body's exact fields, from ledger.schema.BODIES."""
+    from ledger.schema import BODIES
+    known = _field_schemas()
+    variants = []
+    for event_type, spec in BODIES.items():
+        body = {"type": "object", "additionalProperties": False, "required": sorted(spec),
+                "properties": {name: known.get(id(check), {}) for name, check in spec.items()}}
+        variants.append({"type": "object", "additionalProperties": False, "required": ["type", "body", "auth"],
+                         "title": event_type, "properties": {"type": {"const": event_type}, "body": body,
+                                                             "auth": {"$ref": "#/components/schemas/Auth"}}})
+    return {"title": "SignedEvent", "description": SignedEvent.__doc__, "oneOf": variants}
+
+
 class EventBatch(Strict):
     events: list[SignedEvent] = Field(min_length=1, max_length=1000)
 
@@ -328,4 +365,5 @@ class Totals(Strict):
     cancelled_g: Int
 
 
-REQUEST_MODELS = (SignedEvent, EventBatch, EligibilityByRetirements, EligibilityByAmount)
+# Named in the document by $ref only (request bodies, refusals): added to its components by hand.
+DOCUMENT_ONLY_MODELS = (Problem, SignedEvent, EventBatch, EligibilityByRetirements, EligibilityByAmount)

@@ -85,7 +85,7 @@ class Sequencer:
         # Committed size: what readers may ask proofs for. Written by the writer thread only.
         self.committed_size = registry.size
         self._checkpointed_size = self._latest_checkpoint_size()
-        self._last_checkpoint_at = time.monotonic()
+        self._last_checkpoint_at = float("-inf")  # a log that outgrew its latest checkpoint gets one at once
 
     # -- submitting (any thread) -----------------------------------------------------------------
 
