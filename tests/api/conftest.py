@@ -1,24 +1,12 @@
-"""Fixtures of the API tests: the app in process (ASGI), and `puhui serve` as a real process.
-
-In process: a World (tests/world.py) with its standard history, served by create_app through
-Starlette's TestClient. As a process: a registry directory made by `RegistryDir.init` whose first
-admin is the World's test admin key, served on a free loopback port.
-"""
+"""Fixtures of the API tests: a World (tests/world.py) with its standard history, served in process
+by create_app through Starlette's TestClient. `puhui serve` as a real process: served_registry.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-import httpx
 import pytest
 
 warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
@@ -26,14 +14,7 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from api.client import RegistryClient  # noqa: E402
-from cli.registry_dir import RegistryDir  # noqa: E402
-from ledger.actors import Actor  # noqa: E402
-from world import World, actor  # noqa: E402
-
-PASSPHRASE = "puhui api tests"
-SERVED_ORIGIN = "served.hubei.example/puhui"
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from world import World  # noqa: E402
 
 
 @pytest.fixture
@@ -54,112 +35,3 @@ def api(world: World) -> Iterator[TestClient]:
 @pytest.fixture
 def client(api: TestClient, world: World) -> RegistryClient:
     return RegistryClient("http://testserver", trust=world.registry.trust(), http=api)
-
-
-# -- a real server process -----------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    """`puhui serve` on a registry directory, on 127.0.0.1; killed and restarted at will."""
-
-    def __init__(self, directory: Path, database_url: str | None = None):
-        self.directory = directory
-        self.database_url = database_url
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.log = directory.parent / "server.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout_s: float = 60.0) -> "Served":
-        command = [str(VENV_BIN / "puhui"), "serve", "--dir", str(self.directory), "--host", "127.0.0.1",
-                   "--port", str(self.port)]
-        if self.database_url:
-            command += ["--database-url", self.database_url]
-        env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"puhui serve exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/v1/checkpoint", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"puhui serve did not answer within {timeout_s} s:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last commit; what was acknowledged must survive anyway."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
-
-    def trust(self) -> dict[str, Any]:
-        return json.loads((self.directory / "trust.json").read_text())
-
-
-def init_registry_dir(path: Path, database_url: str | None = None) -> Path:
-    """A registry directory whose first admin is the World's test admin key."""
-    registry = RegistryDir(path).init(SERVED_ORIGIN, admin_public_key=actor("admin").signer.public_key,
-                                      database_url=database_url, strength="interactive",
-                                      passphrase=PASSPHRASE.encode())
-    registry.close()
-    return path
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(init_registry_dir(tmp_path / "registry")).start()
-    yield server
-    server.stop()
-
-
-class Cast:
-    """Keys and accounts for tests against a served registry, created through the API."""
-
-    def __init__(self, client: RegistryClient):
-        self.client = client
-        self.admin, self.wuhan, self.ets = actor("admin"), actor("wuhan"), actor("ets")
-
-    def register(self, holder: Actor, roles: list[str]) -> None:
-        import base64
-        self.client.submit(self.admin.signer, "key.register", {
-            "key_id": holder.key_id, "public_key": base64.b64encode(holder.signer.public_key).decode(),
-            "roles": roles, "label": holder.label}, prove=False)
-
-    def open(self, account_id: str, kind: str, controllers: list[Actor], region: str = "420100") -> None:
-        self.client.submit(self.admin.signer, "account.open", {
-            "account_id": account_id, "kind": kind, "name": account_id, "region": region,
-            "controllers": [c.key_id for c in controllers], "platform": None}, prove=False)
-
-    def methodology(self, methodology_id: str = "HB-GT-METRO", eligible: bool = True) -> None:
-        self.client.submit(self.admin.signer, "methodology.register", {
-            "methodology_id": methodology_id, "version": 1, "title": methodology_id, "sector": "green_travel",
-            "params": {"g_per_km": "78.4"}, "offset_eligible": eligible}, prove=False)
-
-    def issue(self, issuance_id: str, account: str, amount_g: int, methodology_id: str = "HB-GT-METRO",
-              vintage: int = 2026) -> None:
-        self.client.submit(self.admin.signer, "issuance", {
-            "issuance_id": issuance_id, "account": account, "methodology_id": methodology_id, "vintage": vintage,
-            "region": "420100", "amount_g": amount_g, "batches": [], "evidence": "ab" * 32}, prove=False)
