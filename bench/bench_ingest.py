@@ -1,6 +1,6 @@
 """Ingestion throughput against the raw parse-and-hash floor, as a ratio.
 
-    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--out DIR]
+    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--workers W ...] [--out DIR]
 
 Generates N synthetic metro records (deterministic; about 1 % cross-platform duplicates and a
 few subjects over their daily cap, so every check runs), writes them to a file, then times in
@@ -8,7 +8,8 @@ the same process:
 - raw: read each line, json.loads, JCS (sorted json.dumps), two SHA-256 (the fingerprint and
   the leaf hash): the least any ingestion must do;
 - ingest: quantify.ingest end to end, from the file to batch files, rejection file and roots.
-Reports records/s for both and ingest/raw. Output goes to bench/out/ (git-ignored) by default.
+Reports records/s for both and ingest/raw; with several --workers values, one ingest per value
+against the same raw measurement. Output goes to bench/out/ (git-ignored) by default.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import platform
 import shutil
 import sys
@@ -92,7 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    parser.add_argument("--workers", type=int, default=0, help="processes preparing records (0: in-process)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0],
+                        help="processes preparing records, one measurement per value (0: in-process)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "ingest")
     args = parser.parse_args()
 
@@ -106,20 +109,19 @@ def main() -> None:
     raw_n = raw_floor(source, args.format)
     raw_s = time.perf_counter() - started
 
-    started = time.perf_counter()
-    result = ingest_file(source, platform="bench-platform", methodology=methodology, run_id="bench",
-                         out_dir=args.out / "run", workers=args.workers)
-    ingest_s = time.perf_counter() - started
-
     raw_rate = raw_n / raw_s
-    ingest_rate = result.lines / ingest_s
-    print(f"python {platform.python_version()} on {platform.machine()}, {args.records} {args.format} records, "
-          f"{METHODOLOGY}")
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.records} {args.format} records, {METHODOLOGY}")
     print(f"raw parse+JCS+2xSHA-256: {raw_rate:,.0f} records/s ({raw_s:.2f} s)")
-    print(f"ingest end to end, {args.workers} worker(s): {ingest_rate:,.0f} records/s ({ingest_s:.2f} s): "
-          f"{result.accepted} accepted in {len(result.batches)} batch(es), "
-          f"{dict(result.reasons)} rejected or clipped")
-    print(f"ratio ingest/raw: {ingest_rate / raw_rate:.2f}")
+    for workers in args.workers:
+        started = time.perf_counter()
+        result = ingest_file(source, platform="bench-platform", methodology=methodology, run_id="bench",
+                             out_dir=args.out / f"run-{workers}", workers=workers)
+        ingest_s = time.perf_counter() - started
+        ingest_rate = result.lines / ingest_s
+        print(f"ingest end to end, workers={workers}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), "
+              f"ratio ingest/raw {ingest_rate / raw_rate:.2f}; {result.accepted} accepted in "
+              f"{len(result.batches)} batch(es), {dict(result.reasons)}")
 
 
 if __name__ == "__main__":

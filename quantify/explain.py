@@ -38,17 +38,9 @@ def explain(methodology: Methodology, inputs: Any, *, recorded_g: int | None = N
     if floored != reduction_g:
         raise AssertionError(f"decimal {exact_g} floors to {floored} but the fast path gave {reduction_g}")
 
-    if len(formula.terms) == 1:
-        factor_text = methodology.factors[0].value
-    else:
-        factor_text = "(" + " - ".join(f.value for f in methodology.factors) + ")"
-    if formula.quantity_field is None:
-        product_text = factor_text
-    elif formula.per_units == 1:
-        product_text = f"{inputs[formula.quantity_field]} * {factor_text}"
-    else:
-        product_text = f"{inputs[formula.quantity_field]} / {formula.per_units} * {factor_text}"
-    substitution = f"floor(max(0, {product_text})) = floor({_plain(clipped_g)}) = {reduction_g}"
+    quantity_text = None if formula.quantity_field is None else str(inputs[formula.quantity_field])
+    substitution = (f"{formula.render(quantity_text, [f.value for f in methodology.factors])} = "
+                    f"floor({_plain(clipped_g)}) = {reduction_g}")
 
     warnings = [
         f"factor {f.name} = {f.value} {f.unit} is illustrative: no published source" for f in methodology.factors

@@ -381,12 +381,12 @@ class Ingestor:
         self.result.batches.append(BatchResult(batch.batch_id, batch.path, body))
 
     def finish(self) -> IngestResult:
-        """Close every batch and write batches.jsonl; the result lists batches in closing order."""
+        """Close every batch and write batches.jsonl; batches are listed by period, parts in order."""
         if not self._finished:
             self._finished = True
             for batch in list(self._open.values()):
                 self._close(batch)
-            self.result.batches.sort(key=lambda b: (b.body["period_start"], b.batch_id))
+            self.result.batches.sort(key=lambda b: b.body["period_start"])  # stable: parts stay in order
             self.result.credited_g = {key: g[1] for key, g in self._day_g.items() if g[1]}
             self._rejections.close()
             with open(self.result.batches_path, "x", encoding="utf-8") as out:

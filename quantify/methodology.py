@@ -58,18 +58,19 @@ class Formula:
     per_units: int  # quantity units per factor unit (1000 m per km, 1000 Wh per kWh, ...)
     terms: tuple[tuple[str, int], ...]  # (factor name, +1 baseline | -1 project)
 
-    def expression(self) -> str:
-        if len(self.terms) == 1:
-            factors = self.terms[0][0]
-        else:
-            factors = "(" + " - ".join(name for name, _ in self.terms) + ")"
+    def render(self, quantity: str | None, factors: list[str]) -> str:
+        """floor(max(0, ...)) with these texts for the quantity and the factors (names or values)."""
+        factor_text = factors[0] if len(factors) == 1 else "(" + " - ".join(factors) + ")"
         if self.quantity_field is None:
-            product = factors
+            product = factor_text
         elif self.per_units == 1:
-            product = f"{self.quantity_field} * {factors}"
+            product = f"{quantity} * {factor_text}"
         else:
-            product = f"{self.quantity_field} / {self.per_units} * {factors}"
-        return f"reduction_g = floor(max(0, {product}))"
+            product = f"{quantity} / {self.per_units} * {factor_text}"
+        return f"floor(max(0, {product}))"
+
+    def expression(self) -> str:
+        return "reduction_g = " + self.render(self.quantity_field, [name for name, _ in self.terms])
 
 
 FORMULAS: dict[str, Formula] = {

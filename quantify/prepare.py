@@ -81,10 +81,11 @@ def parse_json_line(text: str) -> tuple[Any, str | None]:
     """(value, error) for one line.
 
     raw_decode skips json.loads's two whitespace scans (a line starting with whitespace takes the
-    slow path). Duplicate keys are refused without a strict parse per line: in a valid record
-    every ':' that is not a key separator sits in occurred_at (two of them), since identifiers
-    and codes hold none; so a line with exactly 6 + len(inputs) colons has no duplicate key (one
-    would add a colon), and any other line is parsed again strictly.
+    slow path). Duplicate keys are refused without a strict parse per line: in a record that
+    passes the checks, the only ':' besides one per key are the two in occurred_at (identifiers,
+    codes and integers hold none), so if it has exactly 6 + len(inputs) colons no key was
+    repeated (a repeat adds its colon). Any other line is parsed again strictly; a line the count
+    lets through with a repeat fails the checks anyway.
     """
     try:
         value, end = _raw_decode(text)
