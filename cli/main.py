@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -43,6 +44,8 @@ def _guard(fn):
             _fail(str(exc))
         except Rejected as exc:
             _fail(f"{exc.code}: {exc.message}")
+        except SQLAlchemyError as exc:
+            _fail(f"the database refused: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
     return wrapper
 
 

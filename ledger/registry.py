@@ -27,7 +27,7 @@ from ledger.projections import Changes, load_state
 from ledger.rules import apply, authenticate, judge, key_id_of, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time
 from ledger.state import ActivityRecord, Key, State
-from ledger.store import Store
+from ledger.store import SCHEMA_VERSION, Store
 
 MAX_GROUP_EVENTS = 10_000
 
@@ -119,6 +119,9 @@ class Registry:
         self.meta = store.read_meta()
         if "origin" not in self.meta:
             raise StorageError("this database holds no Puhui registry (run `puhui init`)")
+        if self.meta.get("schema_version") != SCHEMA_VERSION:
+            raise StorageError(f"this database has storage schema {self.meta.get('schema_version')}, this Puhui reads "
+                               f"schema {SCHEMA_VERSION}: export it with the Puhui that wrote it")
         self.origin: str = self.meta["origin"]
         self.log_key = parse_verifier_key(self.meta["log_key"])
         if log_signer is not None and bytes(log_signer.public_key) != self.log_key.public_key:
@@ -146,7 +149,7 @@ class Registry:
         with store.engine.begin() as conn:
             if store.size(conn) or store.read_meta():
                 raise StorageError("this database already holds a registry")
-            meta: dict[str, Any] = {"origin": origin, "log_key": verifier_key(origin, bytes(log_public_key)),
+            meta: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "origin": origin, "log_key": verifier_key(origin, bytes(log_public_key)),
                                     "root_keys": [base64.b64encode(bytes(root_signer.public_key)).decode()]}
             if witnesses:
                 meta |= {"witnesses": list(witnesses), "witness_quorum": witness_quorum}

@@ -20,6 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from ledger.errors import StorageError
 
 metadata = MetaData()
+# Written into registry_meta at creation; a database of another version is refused, not guessed at.
+SCHEMA_VERSION = 1
 
 events = Table(
     "events", metadata,
@@ -31,8 +33,8 @@ events = Table(
     Column("leaf", LargeBinary, nullable=False),
     Column("leaf_hash", LargeBinary(32), nullable=False),
     Column("ref", String(128), nullable=True),  # the id the event introduces (transfer_id, ...), if any
-    # Optimistic concurrency and the REPLAY rule in one unique key.
-    UniqueConstraint("signer", "request_id", name="events_signer_request_unique"),
+    # seq is the primary key: a second writer's insert fails (optimistic concurrency). REPLAY is
+    # judged in memory; a unique index on (signer, request_id) would cost a random B-tree insert per event.
 )
 
 # Perfect subtree hashes above the leaves; level 0 is events.leaf_hash.
