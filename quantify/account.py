@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ledger.merkle import inclusion_json, inclusion_proof, leaf_hash, root_of_leaf_hashes, verify_inclusion
 
-from quantify.activity import IDENTIFIER, beijing_day
+from quantify.activity import beijing_day, check_subject
 from quantify.report import Report, Table, format_tonnes
 
 
@@ -59,8 +59,7 @@ def _subject_suffix(subject: str) -> bytes:
 def personal_account(subject: str, batches: Iterable[BatchActivities],
                      places: Mapping[str, BatchPlace]) -> Report:
     """Reductions of one subject across all batches: by day, methodology, platform, batch."""
-    if not isinstance(subject, str) or not IDENTIFIER.fullmatch(subject):
-        raise ValueError("subject must be a pseudonym ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    check_subject(subject)
     suffix = _subject_suffix(subject)
     by_day: dict[str, int] = defaultdict(int)
     by_methodology: dict[str, int] = defaultdict(int)

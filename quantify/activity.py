@@ -18,10 +18,9 @@ import hashlib
 import re
 from typing import Any
 
-from quantify.methodology import MAX_CODE_CHARS, Methodology
-
 # Spec section 1 identifiers; subjects (pseudonyms) follow the same rule here.
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+from quantify.methodology import IDENTIFIER, MAX_CODE_CHARS, Methodology
+
 CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_CODE_CHARS - 1))
 # Spec section 1 time, with field ranges; whether the day exists in its month is checked after.
 TIME = re.compile(
@@ -29,10 +28,6 @@ TIME = re.compile(
 )
 RECORD_FIELDS = frozenset(("activity_id", "subject", "occurred_at", "inputs"))
 FINGERPRINT_DOMAIN = b"puhui-fingerprint/v1\n"
-# China Standard Time (UTC+8, no daylight saving): the day a Hubei citizen lives, used for
-# daily caps, day fingerprints and the personal account. Batch periods use the UTC date, as
-# the spec checks occurred_at's date against them.
-BEIJING_OFFSET_HOURS = 8
 
 _MAX_CACHED_DATES = 100_000
 _ACTIVITY_ID_RULE = "activity_id must be an identifier ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -45,7 +40,7 @@ class InvalidActivity(ValueError):
 
     def __init__(self, code: str, detail: str):
         super().__init__(f"{code}: {detail}")
-        self.code = code  # "invalid_record" | "invalid_input"
+        self.code = code  # a rejection reason: "malformed" | "invalid_record" | "invalid_input"
         self.detail = detail
 
 
@@ -64,7 +59,11 @@ def _next_date(date: str) -> str:
 
 
 def beijing_day(occurred_at: str) -> str:
-    """The China Standard Time date (YYYY-MM-DD) of a checked UTC time."""
+    """The China Standard Time date (YYYY-MM-DD, UTC+8, no daylight saving) of a checked UTC time.
+
+    The day a Hubei citizen lives: daily caps, day fingerprints and the personal account use it.
+    Batch periods use the UTC date instead, as the spec checks occurred_at's date against them.
+    """
     date = occurred_at[:10]
     # 16:00 UTC is midnight in Beijing.
     return date if occurred_at[11:13] < "16" else _next_date(date)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Mapping
 
-from quantify.activity import InvalidActivity, fingerprint, quantify, rules_for
+from quantify.activity import InvalidActivity, fingerprint, quantify
 from quantify.methodology import EXACT, ROUNDING_RULE, Methodology, MethodologyLibrary
 from quantify.report import Report, Table, format_tonnes
 

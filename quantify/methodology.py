@@ -32,8 +32,9 @@ MAX_ENUM_VALUES = 32
 MAX_TEXT_CHARS = 256
 MAX_DAILY_CAP_G = 1_000_000_000
 
-# Exact arithmetic for factor sums: 40 digits hold any sum of two FACTOR_VALUEs, and Inexact
-# traps so a rounding here would be an error, never a silent change.
+# Exact decimal arithmetic: 40 digits hold every sum and product made here (a factor sum has at
+# most 16 digits, a quantity at most 19), and Inexact traps, so a rounding here would be an
+# error, never a silent change.
 EXACT = Context(prec=40, traps=[Inexact])
 
 ROUNDING_RULE = (
