@@ -121,7 +121,7 @@ def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | 
                 continue
         record, error = parse_json_line(raw)
         if error is not None:
-            if not raw.isspace():
+            if raw.strip():  # a blank line holds no record
                 append(Rejection(line, "malformed", error, None, raw))
             continue
         append(prepare_record(rules, line, raw, record))

@@ -221,6 +221,12 @@ def test_line_limits_and_encodings(tmp_path, metro, make_metro_record, read_line
     assert result.accepted == 1 and result.lines == 5
 
 
+def test_blank_lines_hold_no_record(tmp_path, metro, make_metro_record):
+    lines = ["", "  ", json.dumps(make_metro_record("a")), "\r\n"]
+    result = run_jsonl(tmp_path, lines, methodology=metro)
+    assert result.accepted == 1 and result.rejected == 0 and result.lines == 4
+
+
 def test_a_run_has_a_line_limit(tmp_path, metro, make_metro_record, to_jsonl):
     with pytest.raises(IngestError, match="split the file"):
         run_jsonl(tmp_path, to_jsonl([make_metro_record(f"x{i}") for i in range(5)]), methodology=metro, max_lines=3)
