@@ -17,11 +17,11 @@ import os
 import re
 from array import array
 from collections import deque
-from hashlib import blake2b, sha256
+from hashlib import sha256
 from time import perf_counter
 
 from verifier.canonical import EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
-from verifier.digests import DigestSet, digests_to_array
+from verifier.digests import DigestSet, KeyedDigest, digests_to_array
 from verifier.merkle import MerkleAccumulator
 from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.schema import ID, TIME, is_real_date
@@ -66,6 +66,18 @@ def record_problem(raw):
     return "not a canonical record"
 
 
+_digests_by_key = {}
+
+
+def _keyed_digest(key):
+    """The packing digest function for a run's key, kept across the chunks a worker checks."""
+    found = _digests_by_key.get(key)
+    if found is None:
+        _digests_by_key.clear()
+        found = _digests_by_key[key] = KeyedDigest(key).packed
+    return found
+
+
 def check_record_chunk(job):
     """Check one chunk of records (run in a worker). job = (period_start, period_end, digest key,
     number of the chunk's first record (1-based line), the records joined by newlines).
@@ -73,6 +85,7 @@ def check_record_chunk(job):
     Returns (count, total_g, perfect subtrees [(height, root)], id digests, fingerprint digests,
     numbers of the records without digests, first problem (record number, message) or None)."""
     period_start, period_end, key, first_number, blob = job
+    digest = _keyed_digest(key)
     records = blob.split(b"\n")
     merkle = MerkleAccumulator()
     append_leaf = merkle.append
@@ -102,8 +115,8 @@ def check_record_chunk(job):
             undigested.append(number)
             number += 1
             continue
-        id_digests.append(blake2b(activity_id.encode("ascii"), digest_size=8, key=key).digest())
-        fingerprint_digests.append(blake2b(fingerprint.encode("ascii"), digest_size=8, key=key).digest())
+        id_digests.append(digest(activity_id.encode("ascii")))
+        fingerprint_digests.append(digest(fingerprint.encode("ascii")))
         reduction_g = int(reduction)
         if reduction_g > MAX_SAFE_INTEGER and problem is None:
             problem = (number, f"record on line {number}: reduction_g is beyond 2^53-1")

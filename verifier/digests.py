@@ -1,4 +1,9 @@
-"""Compact sets of ids: 64-bit keyed digests in one flat array, never one Python object per id.
+"""Ids remembered as 64-bit keyed digests, never as the ids themselves.
+
+Ids of events (request ids, transfer ids, ...) go into Python sets of these digests (about 70
+bytes per id, and C-speed lookups). Activity ids and fingerprints, which number in the billions,
+go into a DigestSet: one flat array of digests (16 bytes per id at most), never one Python object
+per id.
 
 Why it is sound: each id is reduced to BLAKE2b-64 under a random key drawn for this run, so no one
 who wrote the log can aim two different ids at one digest. Two different ids share a digest with
@@ -23,24 +28,33 @@ def new_digest_key():
     return os.urandom(32)
 
 
-def digest64(key, data):
-    value = int.from_bytes(blake2b(data, digest_size=8, key=key).digest(), "little", signed=True)
-    return value if value not in (EMPTY, REMOVED) else 1
+class KeyedDigest:
+    """BLAKE2b-64 of bytes under the run's key, as a signed int that is never EMPTY or REMOVED."""
+
+    def __init__(self, key):
+        self._keyed = blake2b(digest_size=8, key=key)  # copied per use: the key block is hashed once
+
+    def __call__(self, data):
+        digest = self._keyed.copy()
+        digest.update(data)
+        value = int.from_bytes(digest.digest(), "little", signed=True)
+        return value if value != EMPTY and value != REMOVED else 1
+
+    def packed(self, data):
+        """The 8 raw bytes (little-endian), for sending many at once between processes; 0 and -1
+        are moved aside by the receiver (see activities.py)."""
+        digest = self._keyed.copy()
+        digest.update(data)
+        return digest.digest()
 
 
 def digests_to_array(packed):
-    """The digests packed by `pack_digest` (8 bytes each, little-endian) as array('q')."""
+    """Digests packed by `KeyedDigest.packed` (8 bytes each, little-endian) as array('q')."""
     values = array("q")
     values.frombytes(packed)
     if values.itemsize != 8:
         raise RuntimeError("array('q') is not 64-bit on this platform")
     return values
-
-
-def pack_digest(key, data):
-    """8 raw bytes of the keyed digest, for sending many at once between processes."""
-    value = digest64(key, data)
-    return value.to_bytes(8, "little", signed=True)
 
 
 class DigestSet:

@@ -29,7 +29,15 @@ class MerkleAccumulator:
         self._subtrees = []
 
     def append(self, hash_of_leaf):
-        self.append_subtree(0, hash_of_leaf)
+        # append_subtree(0, ...) written out: this runs once per leaf of the log
+        carry = self.size
+        subtrees = self._subtrees
+        node = hash_of_leaf
+        while carry & 1:
+            node = sha256(b"\x01" + subtrees.pop() + node).digest()
+            carry >>= 1
+        subtrees.append(node)
+        self.size += 1
 
     def append_subtree(self, height, subtree_root):
         """Append a perfect subtree of 2**height leaves; the size must be a multiple of that."""

@@ -7,7 +7,7 @@ Where the spec leaves a choice, docs/spec-readings.md decides.
 
 from bisect import bisect_right
 
-from verifier.digests import DigestSet, digest64
+from verifier.digests import KeyedDigest
 from verifier.schema import decode_public_key
 from verifier.violations import UNVERIFIED_BATCH
 
@@ -207,8 +207,9 @@ class Replay:
         self.issuance_starts = []
         self.issuance_info = []  # (end, methodology_id, vintage, region), same order as issuance_starts
         self.surrendered = {}  # (entity, compliance_year) -> grams
-        self.requests = DigestSet(16)
-        self.used_ids = {kind: DigestSet() for kind in ("issuance", "transfer", "cancellation", "offset.surrender", "neutrality.claim")}
+        self.digest = KeyedDigest(digest_key)
+        self.requests = set()  # digests of (signer key id, request_id)
+        self.used_ids = {kind: set() for kind in ("issuance", "transfer", "cancellation", "offset.surrender", "neutrality.claim")}
         self.totals = Totals()
         self.events_accepted = 0
         self.batches_unverified = 0
@@ -278,7 +279,7 @@ class Replay:
 
     def _replay_check(self, leaf):
         """REPLAY: remembered at commit, so a rejected event does not burn its request id."""
-        digest = digest64(self.digest_key, f"{leaf.key_id}\x00{leaf.body['request_id']}".encode("utf-8"))
+        digest = self.digest(f"{leaf.key_id}\x00{leaf.body['request_id']}".encode("utf-8"))
         if digest in self.requests:
             raise Rejected("REPLAY", f"signer {leaf.key_id} already used request_id {leaf.body['request_id']!r}")
         self._request_digest = digest
@@ -286,7 +287,7 @@ class Replay:
     def _unique_id(self, kind, identifier):
         """DUPLICATE_ID for ids that are only ever checked for uniqueness; returns a commit step."""
         ids = self.used_ids[kind]
-        digest = digest64(self.digest_key, identifier.encode("utf-8"))
+        digest = self.digest(identifier.encode("utf-8"))
         if digest in ids:
             raise Rejected("DUPLICATE_ID", f"{kind} id {identifier!r} was used before")
         return lambda: ids.add(digest)

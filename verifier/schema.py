@@ -8,6 +8,8 @@ import re
 from datetime import date
 from hashlib import sha256
 
+from verifier.canonical import MAX_SAFE_INTEGER, find_unsafe_integer
+
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 KEY_ID = re.compile(r"[0-9a-f]{16}")
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -77,20 +79,22 @@ def _is_bool(value):
     return type(value) is bool
 
 
+# Every integer field is bounded here, which is what keeps the 2^53 bound of the ENCODING check
+# off the common path (see leaves.py): a leaf whose fields all pass holds no unsafe integer.
 def _is_object(value):
-    return type(value) is dict
+    return type(value) is dict and find_unsafe_integer(value) is None
 
 
 def _is_positive(value):
-    return type(value) is int and value >= 1
+    return type(value) is int and 1 <= value <= MAX_SAFE_INTEGER
 
 
 def _is_non_negative(value):
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= MAX_SAFE_INTEGER
 
 
 def _is_int(value):
-    return type(value) is int
+    return type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
 
 
 def _is_year(value):
@@ -342,6 +346,6 @@ def effects_problem(effects):
     if type(serials) is not list:
         return "effects.serials must be a list"
     for pair in serials:
-        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not int or type(pair[1]) is not int:
+        if type(pair) is not list or len(pair) != 2 or not _is_int(pair[0]) or not _is_int(pair[1]):
             return "effects.serials must hold [START, END] pairs of integers"
     return None
