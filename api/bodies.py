@@ -1,6 +1,8 @@
 """Request bodies: read with a size limit, parsed strictly (ledger.canonical.parse_strict).
 
 FastAPI's own JSON parsing accepts duplicate keys and floats, so no route lets it parse a body.
+Bodies are read from the ASGI `receive` channel, so the write paths served without the framework
+(api.app.RegistryApp) read them the same way as the routes.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import Request
+from starlette.types import Receive, Scope
 
 from api.errors import too_large
 from ledger.canonical import parse_strict
@@ -21,21 +23,26 @@ MAX_BATCH_EVENTS = 1_000
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit_bytes:
-        raise too_large(limit_bytes)
+async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit_bytes:
+            raise too_large(limit_bytes)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ConnectionAbortedError("the client went away before its request was read")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit_bytes:
             raise too_large(limit_bytes)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-async def read_json(request: Request, limit_bytes: int) -> Any:
-    data = await read_body(request, limit_bytes)
+async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
+    data = await read_body(scope, receive, limit_bytes)
     if len(data) > _PARSE_INLINE_BYTES:
         return await asyncio.to_thread(parse_strict, data)
     return parse_strict(data)
@@ -73,8 +80,8 @@ def activity_upload(data: bytes) -> tuple[Any, list[Any]]:
     return event, records
 
 
-async def read_activity_upload(request: Request) -> tuple[Any, list[Any]]:
-    data = await read_body(request, MAX_ACTIVITY_UPLOAD_BYTES)
+async def read_activity_upload(scope: Scope, receive: Receive) -> tuple[Any, list[Any]]:
+    data = await read_body(scope, receive, MAX_ACTIVITY_UPLOAD_BYTES)
     if len(data) > _PARSE_INLINE_BYTES:
         return await asyncio.to_thread(activity_upload, data)
     return activity_upload(data)

@@ -365,5 +365,20 @@ class Totals(Strict):
     cancelled_g: Int
 
 
+class SequencerStats(Strict):
+    groups: Int
+    events: Int
+    writing_s: float
+    mean_group_events: float
+    checkpoints: Int
+    checkpointing_s: float
+
+
+class Status(Strict):
+    committed_size: Int
+    queued_events: Int
+    sequencer: SequencerStats
+
+
 # Named in the document by $ref only (request bodies, refusals): added to its components by hand.
 DOCUMENT_ONLY_MODELS = (Problem, SignedEvent, EventBatch, EligibilityByRetirements, EligibilityByAmount)

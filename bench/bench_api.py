@@ -1,0 +1,272 @@
+"""HTTP throughput and latency of `puhui serve`, beside the ledger's own append rate, as ratios.
+
+    .venv/bin/python bench/bench_api.py [--clients 32] [--events-per-client 150] [--batches 8]
+                                        [--batch-size 1000] [--processes 4] [--out DIR]
+
+In one run, on one machine, three measurements of the same kind of event (a 1 g retirement from
+the signer's own account, pre-signed before the clock starts, so signing is not measured):
+- single: `--clients` HTTP clients (keep-alive connections, spread over `--processes` processes
+  so that the clients' own Python does not share one interpreter lock) each POST /v1/events one
+  event at a time;
+- batch: `--processes` clients POST /v1/events:batch with `--batch-size` events each;
+- ledger: Registry.append_many in groups of `--batch-size` in this process, no HTTP, no sequencer.
+Reports accepted events/s, p50/p99 latency per request, and each HTTP rate over the ledger's.
+The server is `puhui serve` on 127.0.0.1 (SQLite, synchronous=FULL) in its own process; every
+loop is bounded in count and in time (--time-limit-s per phase). Output: bench/out/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cli.registry_dir import RegistryDir  # noqa: E402
+from keys import Ed25519Key  # noqa: E402
+from ledger.actors import Actor, Client  # noqa: E402
+from ledger.canonical import jcs  # noqa: E402
+from ledger.registry import sign_event  # noqa: E402
+
+ORIGIN = "bench.hubei.example/puhui"
+PASSPHRASE = "puhui bench"
+HOLDING_G = 10**9
+
+
+def bench_key(label: str) -> Ed25519Key:
+    return Ed25519Key.from_label(f"puhui-bench/{label}")  # benchmark keys only: derived from public labels
+
+
+def make_registry(directory: Path, holders: int) -> None:
+    """A registry with one account per holder, each holding HOLDING_G of one issuance."""
+    admin = Actor(bench_key("admin"), "admin")
+    registry = RegistryDir(directory).init(ORIGIN, admin_public_key=admin.signer.public_key, strength="interactive",
+                                           passphrase=PASSPHRASE.encode())
+    client = Client(registry)
+    client.register_methodology(admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel", {"g_per_km": "78.4"}, True)
+    for h in range(holders):
+        holder = Actor(bench_key(f"holder-{h}"), f"holder-{h}")
+        client.register_key(admin, holder, [])
+        client.open_account(admin, f"holder-{h}", "enterprise", f"holder {h}", "420100", [holder])
+        client.issue(admin, f"iss-{h}", f"holder-{h}", "HB-GT-METRO", 2026, "420100", HOLDING_G, evidence="ab" * 32)
+    registry.checkpoint()
+    registry.close()
+
+
+def retirements(holder: int, count: int, tag: str) -> list[dict[str, Any]]:
+    signer = bench_key(f"holder-{holder}")
+    return [sign_event(signer, ORIGIN, "retirement", {
+        "retirement_id": f"{tag}-{holder}-{n}", "account": f"holder-{holder}", "amount_g": 1, "purpose": "voluntary",
+        "beneficiary": "bench", "request_id": f"{tag}-{holder}-{n}"}) for n in range(count)]
+
+
+# -- HTTP clients (in worker processes) ------------------------------------------------------------
+
+def _post_all(port: int, path: str, bodies: list[bytes], deadline: float) -> list[tuple[float, int, int]]:
+    """POST each body in turn on one keep-alive connection: (latency_s, status, events accepted)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    results = []
+    for body in bodies:
+        if time.monotonic() > deadline:
+            break
+        started = time.perf_counter()
+        connection.request("POST", path, body=body, headers={"content-type": "application/json"})
+        response = connection.getresponse()
+        answer = response.read()
+        latency = time.perf_counter() - started
+        if path.endswith(":batch"):
+            accepted = sum(1 for r in json.loads(answer)["results"] if r["status"] == 201)
+        else:
+            accepted = 1 if response.status == 201 else 0
+        results.append((latency, response.status, accepted))
+    connection.close()
+    return results
+
+
+def _worker(port: int, path: str, jobs: list[list[bytes]], ready: Any, go: Any, time_limit_s: float, out: Any) -> None:
+    import threading
+    results: list[list[tuple[float, int, int]]] = [[] for _ in jobs]
+    cpu_before = _cpu_s()
+
+    def run(i: int) -> None:
+        go.wait()
+        results[i] = _post_all(port, path, jobs[i], time.monotonic() + time_limit_s)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    ready.release()
+    for thread in threads:
+        thread.join()
+    out.put(([r for rs in results for r in rs], _cpu_s() - cpu_before))
+
+
+def _cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one by default)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_phase(port: int, path: str, jobs: list[list[bytes]], processes: int, time_limit_s: float,
+               server_pid: int) -> dict[str, Any]:
+    """Run jobs (one per client: its request bodies) spread over worker processes; one shared start."""
+    context = multiprocessing.get_context("fork")
+    ready, go, out = context.Semaphore(0), context.Event(), context.Queue()
+    shares = [jobs[p::processes] for p in range(processes)]
+    workers = [context.Process(target=_worker, args=(port, path, share, ready, go, time_limit_s, out))
+               for share in shares if share]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.acquire()
+    server_cpu_before = _cpu_s(server_pid)
+    started = time.perf_counter()
+    go.set()
+    answers = [out.get(timeout=time_limit_s + 120) for _ in workers]
+    elapsed = time.perf_counter() - started
+    server_cpu_s = _cpu_s(server_pid) - server_cpu_before
+    sequencer = _status(port)["sequencer"]
+    results = [r for rs, _ in answers for r in rs]
+    clients_cpu_s = sum(cpu for _, cpu in answers)
+    for worker in workers:
+        worker.join(30)
+    latencies_ms = sorted(r[0] * 1000 for r in results)
+    accepted = sum(r[2] for r in results)
+    statuses: dict[int, int] = {}
+    for _, status, _ in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return {"clients": len(jobs), "requests": len(results), "accepted_events": accepted, "seconds": round(elapsed, 3),
+            "events_per_s": round(accepted / elapsed, 1), "p50_ms": round(_quantile(latencies_ms, 0.50), 2),
+            "p90_ms": round(_quantile(latencies_ms, 0.90), 2), "p99_ms": round(_quantile(latencies_ms, 0.99), 2),
+            "max_ms": round(latencies_ms[-1], 2) if latencies_ms else None, "statuses": statuses,
+            "server_cpu_s": round(server_cpu_s, 2), "clients_cpu_s": round(clients_cpu_s, 2),
+            "sequencer_since_start": sequencer}
+
+
+def _status(port: int) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/v1/status")
+    return json.loads(connection.getresponse().read())
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+# -- the ledger alone --------------------------------------------------------------------------------
+
+def ledger_phase(directory: Path, holders: int, total_events: int, group: int) -> dict[str, Any]:
+    registry = RegistryDir(directory).open(with_log_key=True, passphrase=PASSPHRASE.encode())
+    per_holder = -(-total_events // holders)
+    events = [e for h in range(holders) for e in retirements(h, per_holder, "ledger")][:total_events]
+    started = time.perf_counter()
+    accepted = 0
+    for i in range(0, len(events), group):
+        accepted += sum(1 for r in registry.append_many([(e, None) for e in events[i:i + group]]) if not isinstance(r, Exception))
+    elapsed = time.perf_counter() - started
+    registry.close()
+    return {"group": group, "accepted_events": accepted, "seconds": round(elapsed, 3),
+            "events_per_s": round(accepted / elapsed, 1)}
+
+
+# -- the server --------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(directory: Path, port: int, log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
+    server = subprocess.Popen([str(Path(sys.executable).parent / "puhui"), "serve", "--dir", str(directory),
+                               "--host", "127.0.0.1", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
+                              stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            connection.request("GET", "/v1/checkpoint")
+            if connection.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit(f"puhui serve did not start; see {log_path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--events-per-client", type=int, default=150)
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--time-limit-s", type=float, default=120.0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "api")
+    args = parser.parse_args()
+    if not (1 <= args.clients <= 256 and 1 <= args.events_per_client <= 10_000 and 1 <= args.batches <= 100
+            and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32):
+        raise SystemExit("out of bounds: clients <= 256, events-per-client <= 10000, batches <= 100, batch-size <= 1000")
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    batch_events = args.batches * args.batch_size
+
+    print("setting up two identical registries ...", flush=True)
+    make_registry(args.out / "served", args.clients)
+    make_registry(args.out / "ledger", args.clients)
+
+    ledger = ledger_phase(args.out / "ledger", args.clients, batch_events, args.batch_size)
+    print(f"ledger alone: {ledger}", flush=True)
+
+    port = free_port()
+    server = start_server(args.out / "served", port, args.out / "server.log")
+    try:
+        single_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "single")] for c in range(args.clients)]
+        single = http_phase(port, "/v1/events", single_jobs, args.processes, args.time_limit_s, server.pid)
+        print(f"single events: {single}", flush=True)
+        batch_clients = min(args.processes, args.batches)
+        batch_jobs: list[list[bytes]] = [[] for _ in range(batch_clients)]
+        for b in range(args.batches):
+            events = [e for h in range(args.clients)
+                      for e in retirements(h, -(-args.batch_size // args.clients), f"batch{b}")][:args.batch_size]
+            batch_jobs[b % batch_clients].append(jcs({"events": events}))
+        batch = http_phase(port, "/v1/events:batch", batch_jobs, batch_clients, args.time_limit_s, server.pid)
+        print(f"batch endpoint: {batch}", flush=True)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(30)
+
+    report = {
+        "command": " ".join([".venv/bin/python", "bench/bench_api.py", *sys.argv[1:]]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "ledger": ledger, "single": single, "batch": batch,
+        "ratios": {"batch_over_ledger": round(batch["events_per_s"] / ledger["events_per_s"], 3),
+                   "single_over_ledger": round(single["events_per_s"] / ledger["events_per_s"], 3)},
+        "goals": {"batch_over_ledger >= 0.5": batch["events_per_s"] >= 0.5 * ledger["events_per_s"],
+                  "single >= 2000/s": single["events_per_s"] >= 2000, "single p99 < 50 ms": single["p99_ms"] < 50},
+    }
+    (args.out / "bench_api.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({k: report[k] for k in ("ratios", "goals")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
