@@ -5,11 +5,18 @@ no replayed state: Ed25519 checks of events ("verify") and the checks and hashes
 records ("records"). Jobs go to the workers in turn and each worker answers in order, so results
 come back in submission order. At most two jobs per worker are in flight: the main process is
 never more than that far ahead, and a worker is never blocked writing a result nobody reads.
+
+A job (a few hundred KB) is larger than a pipe's buffer, and a worker reads it only when it has
+finished the job before; so each worker has a sender thread in the main process that does the
+blocking write (the GIL is released while it waits) and the main thread never stalls on it.
 """
 
 import multiprocessing
 import os
+import pickle
+import queue
 import resource
+import threading
 import traceback
 
 from verifier.activities import check_record_chunk
@@ -55,34 +62,55 @@ class InlineRunner:
         self._results.clear()
 
 
-def _worker_main(connection):
+def _worker_main(jobs, results):
     try:
         while True:
-            message = connection.recv()
+            message = jobs.recv()
             if message is None:
-                connection.send(("stats", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+                results.send(("stats", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
                 return
             kind, payload = message
             try:
-                connection.send(("ok", JOBS[kind](payload)))
+                results.send(("ok", JOBS[kind](payload)))
             except Exception:
-                connection.send(("error", traceback.format_exc()))
+                results.send(("error", traceback.format_exc()))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
+
+
+def _send_loop(connection, outbox):
+    """Write pickled jobs to one worker, in order, until told to stop (None)."""
+    while True:
+        data = outbox.get()
+        if data is None:
+            return
+        try:
+            connection.send_bytes(data)
+        except OSError:  # the worker is gone; the main thread finds out when it reads results
+            return
 
 
 class ProcessRunner:
     def __init__(self, workers):
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
-        self._connections = []
+        self._results_from = []
+        self._outboxes = []
+        self._senders = []
         self._processes = []
         for _ in range(workers):
-            parent_end, child_end = context.Pipe(duplex=True)
-            process = context.Process(target=_worker_main, args=(child_end,), daemon=True)
+            jobs_reader, jobs_writer = context.Pipe(duplex=False)
+            results_reader, results_writer = context.Pipe(duplex=False)
+            process = context.Process(target=_worker_main, args=(jobs_reader, results_writer), daemon=True)
             process.start()
-            child_end.close()
-            self._connections.append(parent_end)
+            jobs_reader.close()
+            results_writer.close()
+            outbox = queue.SimpleQueue()
+            sender = threading.Thread(target=_send_loop, args=(jobs_writer, outbox), daemon=True)
+            sender.start()
+            self._results_from.append(results_reader)
+            self._outboxes.append(outbox)
+            self._senders.append((sender, jobs_writer))
             self._processes.append(process)
         self._next_ticket = 0
         self._next_result = 0
@@ -90,7 +118,7 @@ class ProcessRunner:
 
     def _collect_next(self):
         ticket = self._next_result
-        status, value = self._connections[ticket % self.workers].recv()
+        status, value = self._results_from[ticket % self.workers].recv()
         if status != "ok":
             raise WorkerError(f"a worker process failed:\n{value}")
         self._next_result += 1
@@ -101,7 +129,7 @@ class ProcessRunner:
             self._collect_next()
         ticket = self._next_ticket
         self._next_ticket += 1
-        self._connections[ticket % self.workers].send((kind, payload))
+        self._outboxes[ticket % self.workers].put(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
         return ticket
 
     def result(self, ticket):
@@ -115,22 +143,30 @@ class ProcessRunner:
         try:
             while self._next_result < self._next_ticket:
                 self._collect_next()
-            for connection in self._connections:
-                connection.send(None)
-            for connection in self._connections:
-                status, value = connection.recv()
+            for outbox in self._outboxes:
+                outbox.put(pickle.dumps(None))
+            for results in self._results_from:
+                status, value = results.recv()
                 if status == "stats":
                     peaks.append(value)
         except (OSError, EOFError, WorkerError):
             peaks = []
+        self._stop_senders()
         for process in self._processes:
             process.join(timeout=5)
             if process.is_alive():
                 process.terminate()
                 process.join()
-        for connection in self._connections:
-            connection.close()
+        for results in self._results_from:
+            results.close()
         return peaks
+
+    def _stop_senders(self):
+        for outbox in self._outboxes:
+            outbox.put(None)
+        for sender, jobs_writer in self._senders:
+            sender.join(timeout=5)
+            jobs_writer.close()
 
     def terminate(self):
         """Stop at once (the run failed): no results are awaited."""
@@ -139,5 +175,6 @@ class ProcessRunner:
                 process.terminate()
         for process in self._processes:
             process.join()
-        for connection in self._connections:
-            connection.close()
+        self._stop_senders()
+        for results in self._results_from:
+            results.close()
