@@ -1,6 +1,9 @@
 """A realistic first quarter of the Hubei carbon-inclusive scheme, written through the signed path.
 
-Every event is signed by its own actor's key and judged by the registry like any API client's.
+Methodologies come from quantify's shipped library; platforms' raw activity records go through
+quantify's ingestion (quantified, fingerprinted, duplicates and over-cap amounts dropped with a
+reason), and every event is signed by its own actor's key and judged by the registry like any
+API client's.
 The actors' keys (platforms, companies, citizens, the carbon market) derive from public labels:
 they are demo keys, never to be used for anything real. The admin key is the registry's own.
 """
@@ -8,58 +11,32 @@ they are demo keys, never to be used for anything real. The admin key is the reg
 from __future__ import annotations
 
 import hashlib
+import json
 import random
-from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+import tempfile
+from pathlib import Path
 from typing import Callable
 
+from cli.ingestion import ingest_and_submit
 from keys import Ed25519Key
-from ledger.actors import Actor, Client, activity_record
+from ledger.actors import Actor, Client, batch_commitment
 from ledger.errors import Rejected
 from ledger.registry import Registry, Signer
+from quantify.ingest import IngestResult
+from quantify.methodology import Methodology, eligibility_body, load_shipped, register_body
 
 MONTHS = (("2026-01-01", "2026-01-31"), ("2026-02-01", "2026-02-28"), ("2026-03-01", "2026-03-31"))
 
 
-@dataclass(frozen=True)
-class DemoMethodology:
-    methodology_id: str
-    title: str
-    sector: str
-    params: dict
-    offset_eligible: bool
-    unit_input: str        # the input that scales the reduction
-    factor_g: str          # grams CO2e per unit, a decimal string
-    low: int
-    high: int
-
-
-# Factors from ../shared/methodology-sources.md (Wuhan platform) where published; marked illustrative otherwise.
-METHODOLOGIES = (
-    DemoMethodology("HB-GT-METRO", "Urban rail transit trips", "green_travel",
-                    {"g_per_km": {"value": "78.4", "source": "Wuhan carbon-inclusive platform (Dialogue Earth reporting)"}},
-                    True, "distance_km", "78.4", 2, 25),
-    DemoMethodology("HB-GT-BUS", "Bus trips", "green_travel",
-                    {"g_per_trip": {"value": "212.5", "source": "Wuhan carbon-inclusive platform, later revision"}},
-                    True, "trips", "212.5", 1, 2),
-    DemoMethodology("HB-GT-CYCLE", "Shared bicycle rides", "green_travel",
-                    {"g_per_km": {"value": "93.3", "source": "Wuhan carbon-inclusive platform, later revision"}},
-                    True, "distance_km", "93.3", 1, 8),
-    DemoMethodology("HB-GC-BAG", "Own shopping bag instead of a new one", "green_consumption",
-                    {"g_per_use": {"value": "5", "source": "Wuhan carbon-inclusive platform at launch (2023)"}},
-                    False, "uses", "5", 1, 3),
-    DemoMethodology("HB-RS-RECYCLE", "Household recycling", "resource_saving",
-                    {"g_per_kg": {"value": "300", "source": None, "illustrative": True}},
-                    False, "weight_kg", "300", 1, 12),
-    DemoMethodology("HB-ES-POWER", "Household electricity saved", "energy_substitution",
-                    {"g_per_kwh": {"value": "525", "source": "Wuhan carbon-inclusive platform (electricity saved)"}},
-                    True, "kwh", "525", 1, 40),
+# Which platform reports which methodologies, and which reductions each platform keeps apart
+# because the carbon market does not (yet) admit them.
+PLATFORMS = (
+    ("wuhan-platform", "wuhan", "420100", ("HB-GT-METRO", "HB-GT-BUS", "HB-GT-CYCLE", "HB-GC-OWNBAG", "HB-RS-RECYCLE")),
+    ("yichang-platform", "yichang", "420500", ("HB-GT-BUS", "HB-GT-WALK", "HB-RS-RECYCLE")),
+    ("grid-platform", "grid", "420100", ("HB-RS-ELECSAVE", "HB-ES-NEVCHARGE", "HB-GT-METRO")),
+    ("aggregator", "aggregator", "420100", ("HB-ES-ROOFPV", "HB-GC-SECONDHAND")),
 )
-
-
-def reduction_g(methodology: DemoMethodology, quantity: int) -> int:
-    """factor x quantity in exact decimals, rounded half to even to whole grams."""
-    return int((Decimal(methodology.factor_g) * quantity).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+OFFSET_CANDIDATES = ("HB-GT-METRO", "HB-GT-BUS")
 
 
 def _pseudonym(n: int) -> str:
@@ -82,11 +59,14 @@ class Demo:
         for name, actor in self.actors.items():
             setattr(self, name, actor)
         self._activity_counter = 0
+        self.library = load_shipped()
+        self.ingestion: dict[str, IngestResult] = {}
 
     def run(self) -> None:
         self.cast()
-        issued = self.quarter()
-        self.market(issued)
+        with tempfile.TemporaryDirectory(prefix="puhui-demo-ingest-") as workdir:
+            self.quarter(Path(workdir))
+        self.market()
 
     def cast(self) -> None:
         c, a = self.client, self.admin
@@ -102,6 +82,7 @@ class Demo:
                     # admit (成熟一个,纳入一个) in a pool of their own, apart from offset-eligible ones.
                     ("wuhan-pool", "platform", "Wuhan platform: reductions not offset-eligible", "420100", "wuhan"),
                     ("yichang-pool", "platform", "Yichang platform: reductions not offset-eligible", "420500", "yichang"),
+                    ("grid-pool", "platform", "Grid platform: reductions not offset-eligible", "420100", "grid"),
                     ("steel-co", "compliance_entity", "Wuhan steel works", "420100", "steel"),
                     ("cement-co", "compliance_entity", "Yichang cement plant", "420500", "cement"),
                     ("mall-co", "enterprise", "Optics Valley shopping mall", "420100", "mall"),
@@ -112,78 +93,74 @@ class Demo:
         for n, person in enumerate(("alice", "bob", "chen", "dong")):
             c.open_account(self.wuhan, person, "individual", _pseudonym(10_000 + n), "420100",
                            [self.actors[person]], platform="wuhan-platform")
-        for m in METHODOLOGIES:
-            c.register_methodology(a, m.methodology_id, 1, m.title, m.sector, m.params, m.offset_eligible)
+        for m in self.library.all():  # every version in order: v2 supersedes v1 for new batches
+            c.submit(a, "methodology.register", register_body(m))
 
-    def _records(self, methodology: DemoMethodology, period: tuple[str, str], platform: str, count: int) -> list[dict]:
-        month = period[0][:7]
-        last_day = int(period[1][8:])
+    def _raw_records(self, m: Methodology, period: tuple[str, str], platform: str, count: int) -> list[dict]:
+        """What a platform's app reports: who (a pseudonym), when, and the methodology's inputs."""
+        month, last_day = period[0][:7], int(period[1][8:])
         records = []
         for _ in range(count):
             self._activity_counter += 1
-            n = self._activity_counter
-            quantity = self.random.randint(methodology.low, methodology.high)
-            day = self.random.randint(1, last_day)
-            subject = _pseudonym(self.random.randint(1, 3000))
-            occurred = f"{month}-{day:02d}T{self.random.randint(6, 22):02d}:{self.random.randint(0, 59):02d}:00.000000Z"
-            act = f"{methodology.methodology_id}|{subject}|{occurred}|{quantity}"
-            records.append(activity_record(f"{platform}-{n:07d}", act, occurred, reduction_g(methodology, quantity), subject,
-                                           {methodology.unit_input: quantity}))
+            inputs: dict[str, object] = {}
+            for field in m.inputs:
+                if field.kind == "integer":
+                    low = max(field.minimum or 0, 1)
+                    inputs[field.name] = self.random.randint(low, max(low, (field.maximum or 10_000) // 10))
+                elif field.kind == "enum":
+                    inputs[field.name] = self.random.choice(field.values)
+                elif field.required or self.random.random() < 0.5:
+                    inputs[field.name] = f"{field.name[:3].upper()}{self.random.randint(1, 400):04d}"
+            day, hour, minute = self.random.randint(1, last_day), self.random.randint(0, 23), self.random.randint(0, 59)
+            records.append({"activity_id": f"{platform}-{self._activity_counter:07d}",
+                            "subject": _pseudonym(self.random.randint(1, 3000)),
+                            "occurred_at": f"{month}-{day:02d}T{hour:02d}:{minute:02d}:00.000000Z", "inputs": inputs})
         return records
 
-    def quarter(self) -> dict[str, list[str]]:
-        """Monthly batches from each platform, issued to the platform that reported them."""
+    def quarter(self, workdir: Path) -> None:
+        """Monthly ingestion runs on each platform; each batch signed by its platform, then issued."""
         c, a = self.client, self.admin
-        plan = (("wuhan-platform", "wuhan", ("HB-GT-METRO", "HB-GT-BUS", "HB-GT-CYCLE", "HB-GC-BAG", "HB-RS-RECYCLE")),
-                ("yichang-platform", "yichang", ("HB-GT-BUS", "HB-RS-RECYCLE")),
-                ("grid-platform", "grid", ("HB-ES-POWER", "HB-GT-METRO")))
-        by_id = {m.methodology_id: m for m in METHODOLOGIES}
-        issued: dict[str, list[str]] = {}
         for period in MONTHS:
-            self.progress(f"activity batches and issuances for {period[0][:7]}")
+            self.progress(f"ingestion, batches and issuances for {period[0][:7]}")
             wuhan_metro: list[dict] = []
-            for platform, signer, methodology_ids in plan:
-                region = "420500" if platform == "yichang-platform" else "420100"
+            for platform, signer, region, methodology_ids in PLATFORMS:
                 for methodology_id in methodology_ids:
-                    m = by_id[methodology_id]
-                    records = self._records(m, period, platform, self.records_per_batch)
+                    m = self.library.get(methodology_id)
+                    raw = self._raw_records(m, period, platform, self.records_per_batch)
                     if platform == "wuhan-platform" and methodology_id == "HB-GT-METRO":
-                        wuhan_metro = records
-                    if platform == "grid-platform" and methodology_id == "HB-GT-METRO" and wuhan_metro:
-                        # Employees' commutes the city platform already reported: the registry must refuse them.
-                        records[:3] = [dict(r, activity_id=f"grid-dup-{r['activity_id']}") for r in wuhan_metro[:3]]
-                        records = self._submit_batch_dropping_duplicates(signer, platform, m, period, records)
-                    else:
-                        batch_id = f"{platform}-{m.methodology_id}-{period[0][:7]}"
-                        c.batch(self.actors[signer], batch_id, platform, m.methodology_id, 1, period[0], period[1], records)
-                    batch_id = f"{platform}-{m.methodology_id}-{period[0][:7]}"
-                    issuance_id = f"iss-{batch_id}"
-                    holder = platform if m.offset_eligible else platform.replace("-platform", "-pool")
-                    c.issue(a, issuance_id, holder, m.methodology_id, 2026, region,
-                            sum(r["reduction_g"] for r in records), [batch_id])
-                    issued.setdefault(platform, []).append(issuance_id)
+                        wuhan_metro = raw
+                    if platform == "grid-platform" and methodology_id == "HB-GT-METRO":
+                        # Employees' commutes the city platform reported too: the same acts, other ids.
+                        raw[:3] = [dict(r, activity_id=f"grid-dup-{r['activity_id']}") for r in wuhan_metro[:3]]
+                    run_id = f"{platform}-{methodology_id}-{period[0][:7]}"
+                    result, _ = ingest_and_submit(self.registry, self.actors[signer], platform, m,
+                                                  [json.dumps(r) for r in raw], run_id, workdir / run_id)
+                    self.ingestion[run_id] = result
+                    holder = platform if methodology_id in OFFSET_CANDIDATES else platform.replace("-platform", "-pool")
+                    for batch in result.batches:
+                        c.issue(a, f"iss-{batch.batch_id}", holder, methodology_id, 2026, region,
+                                batch.body["total_g"], [batch.batch_id])
             self.registry.checkpoint()
+        self._platform_ignores_ingestion()
         self.progress("an enterprise project issued on a verification report")
         report = hashlib.sha256(b"demo verification report: Optics Valley mall rooftop solar, 2025").hexdigest()
-        c.issue(a, "iss-mall-solar-2025", "mall-co", "HB-ES-POWER", 2025, "420100", 25_000_000, evidence=report)
-        return issued
+        c.issue(a, "iss-mall-solar-2025", "mall-co", "HB-ES-ROOFPV", 2025, "420100", 25_000_000, evidence=report)
+        self.progress("the carbon market admits bus trips (成熟一个,纳入一个)")
+        c.submit(a, "methodology.eligibility", eligibility_body(self.library.get("HB-GT-BUS"), True))
 
-    def _submit_batch_dropping_duplicates(self, signer: str, platform: str, m: DemoMethodology,
-                                          period: tuple[str, str], records: list[dict]) -> list[dict]:
-        batch_id = f"{platform}-{m.methodology_id}-{period[0][:7]}"
+    def _platform_ignores_ingestion(self) -> None:
+        """A platform that skips ingestion and re-reports a logged act: the registry refuses it."""
+        logged = next(self.registry.batch_records(next(iter(self.registry.state.batches))))
+        record = dict(json.loads(logged), activity_id="grid-replayed-0000001")
+        body = {"batch_id": "grid-manual-2026-03", "platform": "grid-platform", "methodology_id": "HB-GT-METRO",
+                "methodology_version": 1, "period_start": "2026-01-01", "period_end": "2026-03-31",
+                **batch_commitment([record])}
         try:
-            self.client.batch(self.actors[signer], batch_id, platform, m.methodology_id, 1, period[0], period[1], records)
-            return records
+            self.client.submit(self.grid, "activity.batch", body, [record])
         except Rejected as rejection:
-            self.rejections.append((batch_id, rejection))
-        seen = self.registry.store
-        with seen.engine.connect() as conn:
-            known = seen.existing(conn, "fingerprint", [r["fingerprint"] for r in records])
-        kept = [r for r in records if r["fingerprint"] not in known]
-        self.client.batch(self.actors[signer], batch_id, platform, m.methodology_id, 1, period[0], period[1], kept)
-        return kept
+            self.rejections.append(("grid-manual-2026-03", rejection))
 
-    def market(self, issued: dict[str, list[str]]) -> None:
+    def market(self) -> None:
         """Platforms sell pooled reductions; they are used for every purpose the scheme knows."""
         c, a, state = self.client, self.admin, self.registry.state
         self.progress("transfers, retirements, offsets, neutrality claims")
@@ -197,8 +174,9 @@ class Demo:
         yichang_g = state.accounts["yichang-platform"].active.size_g
         c.transfer(self.yichang, "tr-cement-1", "yichang-platform", "cement-co", yichang_g // 2)
         grid_g = state.accounts["grid-platform"].active.size_g
-        c.transfer(self.grid, "tr-aggregator-1", "grid-platform", "aggregator", grid_g // 2)
-        c.transfer(self.aggregator, "tr-steel-2", "aggregator", "steel-co", grid_g // 4)
+        c.transfer(self.grid, "tr-steel-2", "grid-platform", "steel-co", grid_g // 2)
+        aggregator_g = state.accounts["aggregator"].active.size_g
+        c.transfer(self.aggregator, "tr-expo-2", "aggregator", "expo-org", aggregator_g // 4)
 
         steel_g = state.accounts["steel-co"].active.size_g
         c.retire(self.steel, "ret-steel-2026-1", "steel-co", steel_g // 2, "ets_offset", "steel-co")

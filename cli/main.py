@@ -94,6 +94,13 @@ def demo(directory: Path = typer.Argument(..., help="the registry's directory (c
         story = Demo(registry, admin, records_per_batch=records_per_batch,
                      progress=lambda text: progress.update(task, description=text))
         story.run()
+    dropped: dict[str, int] = {}
+    for result in story.ingestion.values():
+        for reason, count in result.reasons.items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    records = sum(result.lines for result in story.ingestion.values())
+    console.print(f"ingestion: {records} raw activity records, " + ", ".join(
+        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)")
     for what, rejection in story.rejections:
         console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}")
     _print_status(registry)

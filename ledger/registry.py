@@ -91,12 +91,12 @@ class _StoredActivities:
         with self._store.engine.connect() as conn:
             return pending.intersection(values) | self._store.existing(conn, column, values)
 
-    def add(self, batch_id: str, records: list[ActivityRecord]) -> None:
+    def add(self, batch_id: str, methodology_id: str, records: list[ActivityRecord]) -> None:
         for position, r in enumerate(records):
             self._pending_ids.add(r.activity_id)
             self._pending_fingerprints.add(r.fingerprint)
             self._rows.append({"activity_id": r.activity_id, "fingerprint": r.fingerprint, "batch_id": batch_id,
-                               "position": position, "subject": r.subject, "occurred_at": r.occurred_at,
+                               "position": position, "methodology_id": methodology_id, "subject": r.subject, "occurred_at": r.occurred_at,
                                "reduction_g": r.reduction_g, "record": r.data})
 
     def flush(self, conn: Connection) -> None:
@@ -344,6 +344,21 @@ class Registry:
     def batch_records(self, batch_id: str) -> Iterator[bytes]:
         with self.store.engine.connect() as conn:
             yield from self.store.batch_records(conn, batch_id)
+
+    # -- activities, for ingestion and personal accounts ------------------------------------------
+
+    def has_fingerprint(self, fingerprint: str) -> bool:
+        with self.store.engine.connect() as conn:
+            return bool(self.store.existing(conn, "fingerprint", [fingerprint]))
+
+    def has_activity_id(self, activity_id: str) -> bool:
+        with self.store.engine.connect() as conn:
+            return bool(self.store.existing(conn, "activity_id", [activity_id]))
+
+    def credited_g(self, subject: str, methodology_id: str, start: str, end: str) -> int:
+        """Grams the log holds for subject under methodology_id, start <= occurred_at < end (times)."""
+        with self.store.engine.connect() as conn:
+            return self.store.credited_g(conn, subject, methodology_id, start, end)
 
     def trust(self) -> dict[str, Any]:
         """The trust file of spec section 8, for auditors."""

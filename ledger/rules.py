@@ -461,7 +461,7 @@ def apply(state: State, seq: int, time: str, event_type: str, body: dict[str, An
         state.batches[body["batch_id"]] = Batch(body["batch_id"], body["platform"], body["methodology_id"],
                                                 body["methodology_version"], body["period_start"], body["period_end"],
                                                 body["count"], body["total_g"], body["root"], seq)
-        activities.add(body["batch_id"], list(records or ()))
+        activities.add(body["batch_id"], body["methodology_id"], list(records or ()))
     elif event_type == "issuance":
         [[start, end]] = effects
         state.add_issuance(Issuance(body["issuance_id"], seq, body["account"], body["methodology_id"], body["vintage"],

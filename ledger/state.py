@@ -128,7 +128,7 @@ class ActivityIndex(Protocol):
 
     def known_fingerprints(self, fingerprints: list[str]) -> set[str]: ...
 
-    def add(self, batch_id: str, records: list["ActivityRecord"]) -> None: ...
+    def add(self, batch_id: str, methodology_id: str, records: list["ActivityRecord"]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class MemoryActivityIndex:
     def known_fingerprints(self, fingerprints: list[str]) -> set[str]:
         return self.fingerprints.intersection(fingerprints)
 
-    def add(self, batch_id: str, records: list[ActivityRecord]) -> None:
+    def add(self, batch_id: str, methodology_id: str, records: list[ActivityRecord]) -> None:
         self.activity_ids.update(r.activity_id for r in records)
         self.fingerprints.update(r.fingerprint for r in records)
 

@@ -11,8 +11,8 @@ import json
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, create_engine, event, select, text,
+    BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
+    UniqueConstraint, create_engine, event, func, select, text,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -71,11 +71,14 @@ activities = Table(
     Column("fingerprint", String(64), nullable=False, unique=True),
     Column("batch_id", String(128), nullable=False, index=True),
     Column("position", Integer, nullable=False),
-    Column("subject", String(128), nullable=False, index=True),
+    Column("methodology_id", String(128), nullable=False),
+    Column("subject", String(128), nullable=False),
     Column("occurred_at", String(27), nullable=False),
     Column("reduction_g", BigInteger, nullable=False),
     Column("record", LargeBinary, nullable=False),
     UniqueConstraint("batch_id", "position", name="activities_batch_position_unique"),
+    # A subject's reductions by methodology and time: personal accounts and daily caps across platforms.
+    Index("activities_subject_methodology_time", "subject", "methodology_id", "occurred_at"),
 )
 
 # Projections: each row is the current state of one entity, as JSON plus the columns queries use.
@@ -270,6 +273,13 @@ class Store:
         for i in range(0, len(values), chunk):
             found.update(conn.execute(select(col).where(col.in_(values[i:i + chunk]))).scalars())
         return found
+
+    def credited_g(self, conn: Connection, subject: str, methodology_id: str, start: str, end: str) -> int:
+        """Grams recorded for subject under methodology_id with start <= occurred_at < end."""
+        total = conn.execute(select(func.coalesce(func.sum(activities.c.reduction_g), 0)).where(
+            activities.c.subject == subject, activities.c.methodology_id == methodology_id,
+            activities.c.occurred_at >= start, activities.c.occurred_at < end)).scalar()
+        return int(total)
 
     def insert_activities(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         for i in range(0, len(rows), 5000):
