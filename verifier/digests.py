@@ -82,23 +82,6 @@ class DigestSet:
             value = slots[slot]
         return False
 
-    def add(self, digest):
-        """Insert; True if it was new, False if already present."""
-        if self._used * MAX_LOAD_DENOMINATOR >= len(self._slots) * MAX_LOAD_NUMERATOR:
-            self._grow()
-        slots, mask = self._slots, self._mask
-        slot = digest & mask
-        value = slots[slot]
-        while value != EMPTY:
-            if value == digest:
-                return False
-            slot = (slot + 1) & mask
-            value = slots[slot]
-        slots[slot] = digest
-        self._used += 1
-        self.count += 1
-        return True
-
     def add_all(self, digests, added):
         """Insert every digest of an array; append each one that was new to `added` (for a later
         `remove_all`). Returns the positions in `digests` that were already present."""

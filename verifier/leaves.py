@@ -77,8 +77,11 @@ class LeafParser:
             if type(value) is not dict:
                 raise EncodingProblem("line is not a JSON object")
             keys = value.keys()
-            if keys != LEAF_KEYS and keys != LEAF_KEYS_WITH_EFFECTS:
-                raise EncodingProblem(f"leaf keys are {sorted(keys)}, not auth, body, (effects), seq, time, type")
+            # Section 3: effects is present exactly for the types that have effects.
+            event_type = value.get("type")
+            expected = LEAF_KEYS_WITH_EFFECTS if type(event_type) is str and event_type in EFFECT_TYPES else LEAF_KEYS
+            if keys != expected:
+                raise EncodingProblem(f"leaf keys are {sorted(keys)}, expected {sorted(expected)} for type {event_type!r:.40}")
             auth = value["auth"]
             if type(auth) is not dict or auth.keys() != AUTH_KEYS or type(auth["key"]) is not str or type(auth["sig"]) is not str:
                 raise EncodingProblem('auth is not {"key": STRING, "sig": STRING}')
@@ -103,17 +106,13 @@ class LeafParser:
         if leaf.problem:
             return leaf
 
-        event_type = value["type"]
-        if event_type not in EVENT_TYPES:
+        if type(event_type) is not str or event_type not in EVENT_TYPES:
             leaf.problem = ("SCHEMA", f"unknown event type {event_type!r}")
             return leaf
         body = value["body"]
         problem = body_problem(event_type, body)
         if problem is None:
-            has_effects = "effects" in keys
-            if has_effects != (event_type in EFFECT_TYPES):
-                problem = f"{event_type} must {'' if event_type in EFFECT_TYPES else 'not '}have effects"
-            elif has_effects:
+            if "effects" in keys:
                 problem = effects_problem(value["effects"])
             elif event_type == "registry.genesis" and body["origin"] != self.origin:
                 problem = f"genesis origin {body['origin']!r} differs from the trust file's origin {self.origin!r}"

@@ -214,7 +214,7 @@ class Replay:
         self.events_accepted = 0
         self.batches_unverified = 0
         self._handlers = {
-            "registry.genesis": self._genesis,
+            "registry.genesis": self._rules,
             "registry.rules": self._rules,
             "key.register": self._key_register,
             "key.revoke": self._key_revoke,
@@ -336,19 +336,11 @@ class Replay:
 
     # -- event types ---------------------------------------------------------------------------
 
-    def _genesis(self, leaf, body, signer):
-        if signer is not ROOT or leaf.seq != 0:
-            raise Rejected("UNAUTHORIZED", "registry.genesis must be signed by a root key at seq 0")
-        self._replay_check(leaf)
-
-        def commit():
-            self.rules = body["rules"]
-
-        return commit
-
     def _rules(self, leaf, body, signer):
-        if signer is not ROOT:
-            raise Rejected("UNAUTHORIZED", "registry.rules must be signed by a root key")
+        """registry.genesis (seq 0 only) and registry.rules: root keys set the rules."""
+        if signer is not ROOT or (leaf.type == "registry.genesis" and leaf.seq != 0):
+            where = " at seq 0" if leaf.type == "registry.genesis" else ""
+            raise Rejected("UNAUTHORIZED", f"{leaf.type} must be signed by a root key{where}")
         self._replay_check(leaf)
 
         def commit():

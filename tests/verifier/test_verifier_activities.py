@@ -166,4 +166,5 @@ def test_digest_set_add_remove_grow():
     assert len(digests) == 500
     assert all(value in digests for value in values[:500])
     assert not any(value in digests for value in values[500:])
-    assert digests.add(values[700]) and not digests.add(values[700])
+    assert digests.add_all(array("q", [values[700], values[700]]), array("q")) == [1]
+    assert values[700] in digests

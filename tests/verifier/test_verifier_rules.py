@@ -98,12 +98,18 @@ def test_schema_unknown_type(world, verify):
     only(verify(world), "SCHEMA", seq)
 
 
-def test_schema_effects_missing_or_extra(world, verify):
+def test_effects_missing_or_extra_is_encoding(world, verify):
+    """Section 3 puts effects on exactly four types: a leaf without them is not a leaf."""
     seq = world.transfer("tr-9", "wuhan-platform", "steel-co", 5, world.keys["platform"])
     del world.leaves[seq]["effects"]
     seq2 = world.event("methodology.eligibility", {"methodology_id": "HB-GT-METRO", "offset_eligible": True}, world.admin, effects=[[0, 1]])
     result = verify(world)
-    assert [(f.code, f.seq) for f in result.violations.listed] == [("SCHEMA", seq), ("SCHEMA", seq2)]
+    assert [(f.code, f.seq) for f in result.violations.listed] == [("ENCODING", seq), ("ENCODING", seq2)]
+
+
+def test_schema_effects_ill_typed(world, verify):
+    seq = world.transfer("tr-9", "wuhan-platform", "steel-co", 5, world.keys["platform"], effects=[["0", 5]])
+    only(verify(world), "SCHEMA", seq)
 
 
 @pytest.mark.parametrize(
