@@ -21,11 +21,12 @@ from hashlib import sha256
 from time import perf_counter
 
 from verifier.canonical import EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
-from verifier.digests import DigestSet, KeyedDigest, digests_to_array
+from verifier.digests import DigestSet, KeyedDigest, digests_to_array, table_bits_for
 from verifier.merkle import MerkleAccumulator
 from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.schema import ID, TIME, is_real_date
 
+TYPICAL_RECORD_BYTES = 250  # to size the id tables from the files' sizes; a wrong guess costs time only
 CHUNK_HEIGHT = 11
 CHUNK_RECORDS = 1 << CHUNK_HEIGHT
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -155,12 +156,14 @@ def _record_number(position, first_number, undigested):
 class ActivityChecker:
     """Called by replay for each batch event that passed every other check (see Replay)."""
 
-    def __init__(self, activities_dir, runner, digest_key):
+    def __init__(self, activities_dir, runner, digest_key, expected_records=0):
         self.activities_dir = activities_dir
         self.runner = runner
         self.digest_key = digest_key
-        self.activity_ids = DigestSet(16)
-        self.fingerprints = DigestSet(16)
+        # Sized up front from the files' bytes (growing a table re-inserts every digest in it).
+        bits = table_bits_for(expected_records)
+        self.activity_ids = DigestSet(bits)
+        self.fingerprints = DigestSet(bits)
         self.records_checked = 0
         self.files_checked = 0
         self.bytes_read = 0

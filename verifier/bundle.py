@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter
 
-from verifier.activities import ActivityChecker
+from verifier.activities import TYPICAL_RECORD_BYTES, ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
 from verifier.digests import new_digest_key
 from verifier.leaves import LeafParser
@@ -90,7 +90,8 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     jobs = default_jobs() if jobs is None else jobs
     runner = ProcessRunner(jobs) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
     digest_key = new_digest_key()
-    activity_checker = ActivityChecker(paths.activities, runner, digest_key)
+    expected_records = sum(activity_files.values()) // TYPICAL_RECORD_BYTES
+    activity_checker = ActivityChecker(paths.activities, runner, digest_key, expected_records)
     replay = Replay(trust, digest_key, violations, warnings, activity_checker, require_activities)
     # Nothing here makes reference cycles worth collecting, and with millions of live objects
     # the cyclic collector's passes would cost a third of the main process's time.

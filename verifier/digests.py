@@ -57,6 +57,14 @@ def digests_to_array(packed):
     return values
 
 
+def table_bits_for(expected_count):
+    """Bits of a table that holds expected_count digests below the maximum load."""
+    bits = 10
+    while (1 << bits) * MAX_LOAD_NUMERATOR <= expected_count * MAX_LOAD_DENOMINATOR:
+        bits += 1
+    return bits
+
+
 class DigestSet:
     def __init__(self, initial_bits=10):
         self._slots = array("q", [EMPTY]) * (1 << initial_bits)
