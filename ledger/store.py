@@ -14,6 +14,8 @@ from sqlalchemy import (
     BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
     UniqueConstraint, create_engine, event, func, select, text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -148,6 +150,7 @@ class Store:
         self.engine = engine
         # Committed tree nodes never change, so reads may be cached; the bound keeps memory flat.
         self._node_cache: dict[tuple[int, int], bytes] = {}
+        self._upserts: dict[str, Any] = {}
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
@@ -295,15 +298,14 @@ class Store:
     def upsert(self, conn: Connection, table_name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        table = PROJECTIONS[table_name]
-        key = table.primary_key.columns.values()[0].name
-        if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        statement = insert(table)
-        statement = statement.on_conflict_do_update(
-            index_elements=[key], set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != key})
+        statement = self._upserts.get(table_name)
+        if statement is None:
+            table = PROJECTIONS[table_name]
+            key = table.primary_key.columns.values()[0].name
+            insert = sqlite_insert if self.dialect == "sqlite" else postgresql_insert
+            statement = insert(table)
+            statement = self._upserts[table_name] = statement.on_conflict_do_update(
+                index_elements=[key], set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != key})
         conn.execute(statement, rows)
 
     def projection_rows(self, conn: Connection, table_name: str) -> Iterator[Any]:
