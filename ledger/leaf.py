@@ -7,11 +7,10 @@ from typing import Any
 
 from ledger.canonical import jcs, parse_strict
 from ledger.errors import Rejected
-from ledger.schema import TYPES_WITH_EFFECTS, check_body, check_effects, parse_time
-from ledger.schema import fields, key_id as key_id_check, _signature as signature_check
+from ledger.schema import TYPES_WITH_EFFECTS, check_body, check_effects, fields, key_id, parse_time, signature
 
 _LEAF_KEYS = frozenset(("auth", "body", "seq", "time", "type"))
-_AUTH = fields({"key": key_id_check, "sig": signature_check})
+_AUTH = fields({"key": key_id, "sig": signature})
 
 
 @dataclass(frozen=True)

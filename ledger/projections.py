@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy.engine import Connection
 
@@ -19,7 +19,7 @@ from ledger.serials import SerialSet
 from ledger.state import (
     Account, Batch, Claim, Issuance, Key, Methodology, Retirement, State, Surrender,
 )
-from ledger.store import Store
+from ledger.store import PROJECTIONS, Store
 
 
 def _dump(value: Any) -> str:
@@ -89,33 +89,23 @@ def _methodology_row(state: State, methodology_id: str) -> dict[str, Any]:
         "offset_eligible": m.offset_eligible, "versions": {str(k): v for k, v in m.versions.items()}})}
 
 
-def _batch_row(state: State, batch_id: str) -> dict[str, Any]:
-    b = state.batches[batch_id]
-    return {"batch_id": batch_id, "seq": b.seq, "platform": b.platform, "data": _dump(vars(b))}
+# Entities stored whole (their dataclass as JSON), with the columns that queries filter on.
+_WHOLE = {"batches": ("platform",), "issuances": ("account",), "retirements": ("account", "purpose"),
+          "surrenders": ("entity",), "claims": ("claimant",)}
 
 
-def _issuance_row(state: State, issuance_id: str) -> dict[str, Any]:
-    i = state.issuances[issuance_id]
-    return {"issuance_id": issuance_id, "seq": i.seq, "account": i.account, "data": _dump(vars(i))}
+def _whole_row(table: str) -> Callable[[State, str], dict[str, Any]]:
+    key = PROJECTIONS[table].primary_key.columns.values()[0].name
+
+    def row(state: State, entity_id: str) -> dict[str, Any]:
+        entity = getattr(state, table)[entity_id]
+        return {key: entity_id, "seq": entity.seq, **{c: getattr(entity, c) for c in _WHOLE[table]},
+                "data": _dump(vars(entity))}
+    return row
 
 
-def _retirement_row(state: State, retirement_id: str) -> dict[str, Any]:
-    r = state.retirements[retirement_id]
-    return {"retirement_id": retirement_id, "seq": r.seq, "account": r.account, "purpose": r.purpose, "data": _dump(vars(r))}
-
-
-def _surrender_row(state: State, surrender_id: str) -> dict[str, Any]:
-    s = state.surrenders[surrender_id]
-    return {"surrender_id": surrender_id, "seq": s.seq, "entity": s.entity, "data": _dump(vars(s))}
-
-
-def _claim_row(state: State, claim_id: str) -> dict[str, Any]:
-    c = state.claims[claim_id]
-    return {"claim_id": claim_id, "seq": c.seq, "claimant": c.claimant, "data": _dump(vars(c))}
-
-
-_ROW = {"keys": _key_row, "accounts": _account_row, "methodologies": _methodology_row, "batches": _batch_row,
-        "issuances": _issuance_row, "retirements": _retirement_row, "surrenders": _surrender_row, "claims": _claim_row}
+_ROW = {"keys": _key_row, "accounts": _account_row, "methodologies": _methodology_row,
+        **{table: _whole_row(table) for table in _WHOLE}}
 
 
 def _rows(store: Store, conn: Connection, table: str) -> Iterable[tuple[Any, dict[str, Any]]]:

@@ -120,15 +120,21 @@ def list_of(inner: Check, *, min_items: int, max_items: int = MAX_LIST_ITEMS, un
     return check
 
 
-def public_key(field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        _fail(field, "must be base64 of a 32-byte Ed25519 public key")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        _fail(field, "is not standard base64 with padding")
-    if len(raw) != 32 or base64.b64encode(raw).decode() != value:
-        _fail(field, "must be canonical base64 of exactly 32 bytes")
+def _base64_of(size: int, what: str) -> Check:
+    def check(field: str, value: Any) -> None:
+        if not isinstance(value, str):
+            _fail(field, f"must be base64 of {what}")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            _fail(field, "is not standard base64 with padding")
+        if len(raw) != size or base64.b64encode(raw).decode() != value:
+            _fail(field, f"must be canonical base64 of exactly {size} bytes ({what})")
+    return check
+
+
+public_key = _base64_of(32, "a 32-byte Ed25519 public key")
+signature = _base64_of(64, "a 64-byte Ed25519 signature")
 
 
 def json_object(field: str, value: Any) -> None:
@@ -212,18 +218,7 @@ ID_FIELD = {
 }
 
 
-def _signature(field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        _fail(field, "must be base64 of a 64-byte Ed25519 signature")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        _fail(field, "is not standard base64 with padding")
-    if len(raw) != 64:
-        _fail(field, "must decode to exactly 64 bytes")
-
-
-_AUTH = fields({"key": key_id, "sig": _signature})
+_AUTH = fields({"key": key_id, "sig": signature})
 
 
 def check_event_type(event_type: Any) -> str:
