@@ -117,6 +117,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
         "events_accepted": replay.events_accepted,
         "activity_records": activity_checker.records_checked,
         "activity_files": activity_checker.files_checked,
+        "activity_batches_unverified": replay.batches_unverified,
         "seconds": round(seconds, 3),
         "activity_seconds": round(activity_checker.seconds, 3),
         "workers": runner.workers,
@@ -140,7 +141,7 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
     wanted = deque(size for size in wanted_sizes if size > 0)
     next_wanted = wanted.popleft() if wanted else -1
     in_flight = deque()
-    depth = 2 * max(1, runner.workers)
+    depth = runner.capacity
     parallel = runner.workers > 0
     append_leaf = merkle.append
     parse = parser.parse

@@ -3,8 +3,9 @@
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
 no replayed state: Ed25519 checks of events ("verify") and the checks and hashes of activity
 records ("records"). Jobs go to the workers in turn and each worker answers in order, so results
-come back in submission order. At most two jobs per worker are in flight: the main process is
-never more than that far ahead, and a worker is never blocked writing a result nobody reads.
+come back in submission order. At most three jobs per worker are in flight (`capacity`): the main
+process is never more than that far ahead, a worker always has its next job waiting, and a worker
+is never blocked writing a result nobody reads (results are a few tens of KB).
 
 A job (a few hundred KB) is larger than a pipe's buffer, and a worker reads it only when it has
 finished the job before; so each worker has a sender thread in the main process that does the
@@ -24,7 +25,7 @@ from verifier.activities import check_record_chunk
 from verifier.signatures import verify_many
 
 JOBS = {"verify": verify_many, "records": check_record_chunk}
-IN_FLIGHT_PER_WORKER = 2
+IN_FLIGHT_PER_WORKER = 3
 
 
 class WorkerError(RuntimeError):
@@ -42,6 +43,7 @@ class InlineRunner:
     """The same interface, doing each job in this process (small bundles, or --jobs 1)."""
 
     workers = 0
+    capacity = 1
 
     def __init__(self):
         self._results = {}
@@ -80,6 +82,16 @@ def _worker_main(jobs, results):
         return
 
 
+def _widen_pipe(connection, size_bytes=1 << 20):
+    """Let a worker write a few results ahead of the main process reading them (Linux; best effort)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, size_bytes)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def _send_loop(connection, outbox):
     """Write pickled jobs to one worker, in order, until told to stop (None)."""
     while True:
@@ -96,6 +108,7 @@ class ProcessRunner:
     def __init__(self, workers):
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
+        self.capacity = IN_FLIGHT_PER_WORKER * workers
         self._results_from = []
         self._outboxes = []
         self._senders = []
@@ -103,6 +116,7 @@ class ProcessRunner:
         for _ in range(workers):
             jobs_reader, jobs_writer = context.Pipe(duplex=False)
             results_reader, results_writer = context.Pipe(duplex=False)
+            _widen_pipe(results_writer)
             process = context.Process(target=_worker_main, args=(jobs_reader, results_writer), daemon=True)
             process.start()
             jobs_reader.close()
@@ -127,7 +141,7 @@ class ProcessRunner:
         self._results[ticket] = value
 
     def submit(self, kind, payload):
-        while self._next_ticket - self._next_result >= IN_FLIGHT_PER_WORKER * self.workers:
+        while self._next_ticket - self._next_result >= self.capacity:
             self._collect_next()
         ticket = self._next_ticket
         self._next_ticket += 1

@@ -42,9 +42,6 @@ class Holdings:
         self.starts = []
         self.ends = []
 
-    def total(self):
-        return sum(self.ends) - sum(self.starts)
-
     def holds(self, ranges):
         starts, ends = self.starts, self.ends
         for start, end in ranges:
@@ -190,9 +187,7 @@ class Replay:
     and its ids and fingerprints are now known), "missing" (no file), or (code, message)."""
 
     def __init__(self, trust, digest_key, findings, warnings, activity_checker=None, require_activities=False):
-        self.origin = trust.origin
         self.root_keys = trust.root_keys
-        self.digest_key = digest_key
         self.findings = findings
         self.warnings = warnings
         self.activity_checker = activity_checker
