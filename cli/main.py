@@ -116,7 +116,9 @@ def export(directory: Path = typer.Argument(..., help="the registry's directory"
     place = RegistryDir(directory)
     registry = place.open(with_log_key=True, database_url=database_url)
     registry.checkpoint()
-    manifest = export_bundle(registry, out)
+    with Progress(console=errors) as progress:
+        task = progress.add_task("exporting the log", total=registry.size)
+        manifest = export_bundle(registry, out, lambda done, total: progress.update(task, completed=done, total=total))
     console.print(f"exported {manifest['tree_size']} events to {out} (root {manifest['root']})")
     registry.close()
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 from ledger.note import parse_checkpoint
 from ledger.registry import Registry
 
 
-def export_bundle(registry: Registry, out: Path) -> dict:
+def export_bundle(registry: Registry, out: Path, progress: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Export the log up to its latest checkpoint (what an auditor can hold the registry to).
 
     Leaves past the latest checkpoint are left out: a bundle whose tail no checkpoint covers
@@ -22,8 +23,10 @@ def export_bundle(registry: Registry, out: Path) -> dict:
     (out / "activities").mkdir()
     batches: list[str] = []
     with open(out / "log.jsonl", "wb") as log:
-        for _, data in registry.leaf_bytes(0, size):
+        for seq, data in registry.leaf_bytes(0, size):
             log.write(data + b"\n")
+            if seq % 10_000 == 0:
+                progress(seq, size)
             if data.endswith(b'"type":"activity.batch"}'):  # the top-level type is the last key in JCS
                 batches.append(json.loads(data)["body"]["batch_id"])
     with open(out / "checkpoints.jsonl", "w", encoding="utf-8") as notes:
@@ -37,6 +40,7 @@ def export_bundle(registry: Registry, out: Path) -> dict:
     manifest = {"format": "puhui-bundle/1", "origin": registry.origin, "tree_size": size,
                 "root": registry.root(size).hex()}
     (out / "manifest.json").write_text(json.dumps(manifest) + "\n")
+    progress(size, size)
     for name in ("log.jsonl", "checkpoints.jsonl"):
         with open(out / name, "rb") as f:
             os.fsync(f.fileno())
