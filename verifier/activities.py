@@ -168,6 +168,7 @@ class ActivityChecker:
         self.records_checked = 0
         self.files_checked = 0
         self.bytes_read = 0
+        self.on_progress = None  # called with no argument after each block read (bundle.py's progress)
         self.seconds = 0.0
         self.batch_ids_opened = set()  # for the report: which activity files were read
 
@@ -191,7 +192,11 @@ class ActivityChecker:
         buffered = []
         next_number = 1
         in_flight = self.runner.capacity
+        bytes_before = self.bytes_read
         for lines in reader.blocks():
+            self.bytes_read = bytes_before + reader.bytes_read
+            if self.on_progress:
+                self.on_progress()
             buffered.extend(lines)
             start = 0
             while len(buffered) - start >= CHUNK_RECORDS:
@@ -206,7 +211,7 @@ class ActivityChecker:
             pending.append((next_number, self._submit(period, next_number, buffered)))
         while pending:
             self._merge(state, *pending.popleft())
-        self.bytes_read += reader.bytes_read
+        self.bytes_read = bytes_before + reader.bytes_read
         self.records_checked += state.count
         self.files_checked += 1
 

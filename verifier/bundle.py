@@ -134,6 +134,8 @@ def _peak_rss_kib():
 
 
 def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes):
+    if progress:
+        activity_checker.on_progress = lambda: progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
     parser = LeafParser(trust.origin, trust.root_keys)
     merkle = MerkleAccumulator()
     wanted_sizes = sorted({checkpoint.tree_size for checkpoint in signed_checkpoints})

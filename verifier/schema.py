@@ -345,7 +345,11 @@ def effects_problem(effects):
     serials = effects["serials"]
     if type(serials) is not list:
         return "effects.serials must be a list"
+    bound = MAX_SAFE_INTEGER
     for pair in serials:
-        if type(pair) is not list or len(pair) != 2 or not _is_int(pair[0]) or not _is_int(pair[1]):
+        if type(pair) is not list or len(pair) != 2:
+            return "effects.serials must hold [START, END] pairs of integers"
+        start, end = pair
+        if type(start) is not int or type(end) is not int or not -bound <= start <= bound or not -bound <= end <= bound:
             return "effects.serials must hold [START, END] pairs of integers"
     return None
