@@ -539,3 +539,31 @@ def test_controllers_change_hands(world, verify):
 def test_records_helper_is_canonical():
     record = record_bytes("a-1", fingerprint_of("a-1"), "2026-01-01T00:00:00.000000Z", 1)
     assert record == jcs(json.loads(record))
+
+
+def test_worker_guess_of_a_key_is_rechecked(world, tmp_path):
+    """Ahead of replay, workers check each signature with the first key.register seen for its key
+    id. Here that registration is refused (signed by a key without the admin role), so the event
+    signed by the would-be key is KEY_UNKNOWN although the workers found its signature good; the
+    results equal the in-process run."""
+    from verifier.bundle import verify_bundle
+
+    intruder = TestKey("intruder")
+    refused = world.event("key.register", {"key_id": intruder.key_id, "public_key": intruder.public_b64, "roles": [], "label": "x"}, world.keys["mall"])
+    used = world.transfer("tr-9", "wuhan-platform", "steel-co", 5, intruder)
+    world.key("intruder", [])
+    world.transfer("tr-10", "wuhan-platform", "steel-co", 5, world.keys["platform"])
+    bundle = world.write(tmp_path)
+    inline = verify_bundle(bundle.path, bundle.trust_object(), jobs=1)
+    parallel = verify_bundle(bundle.path, bundle.trust_object(), jobs=2, min_parallel_bytes=0)
+    assert [(f.code, f.seq) for f in parallel.violations.listed] == [("UNAUTHORIZED", refused), ("KEY_UNKNOWN", used)]
+    assert parallel.violations.listed == inline.violations.listed
+
+
+def test_progress_is_reported(world, tmp_path):
+    from verifier.bundle import verify_bundle
+
+    calls = []
+    bundle = world.write(tmp_path)
+    verify_bundle(bundle.path, bundle.trust_object(), jobs=1, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] > 0
