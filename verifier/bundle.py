@@ -8,6 +8,7 @@ same workers. Memory holds the replayed state, never the log."""
 
 import gc
 import os
+import resource
 from collections import deque
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -110,7 +111,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
 
     judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
     for batch_id in sorted(set(activity_files) - activity_checker.batch_ids_opened):
-        warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no accepted activity.batch event names it")
+        warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no activity.batch event that passed its other checks names it")
     seconds = perf_counter() - started
     stats = {
         "events": merkle.size,
@@ -128,8 +129,6 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
 
 
 def _peak_rss_kib():
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
