@@ -25,6 +25,9 @@ class BatchActivities:
 
     body: Mapping[str, Any]  # batch_id, platform, methodology_id, methodology_version, root, ...
     records: Sequence[bytes]  # exact record bytes, in root order, without newlines
+    # The leaf index of each record when `records` is only part of the batch (one subject's, read
+    # from an index rather than the whole batch file); None: all records, in root order.
+    positions: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,8 @@ def personal_account(subject: str, batches: Iterable[BatchActivities],
     for batch in batches:
         body = batch.body
         batch_g = 0
-        for index, data in enumerate(batch.records):
+        indexed = enumerate(batch.records) if batch.positions is None else zip(batch.positions, batch.records)
+        for index, data in indexed:
             if not data.endswith(suffix):
                 continue
             record = json.loads(data)
@@ -122,6 +126,8 @@ def record_inclusion(batch: BatchActivities, activity_id: str, place: BatchPlace
     The proof is checked against the root the activity.batch event committed to before it is
     returned: a batch file that does not match its event raises ValueError.
     """
+    if batch.positions is not None:
+        raise ValueError("an inclusion proof needs every record of the batch, not a part of them")
     needle = f'{{"activity_id":"{activity_id}",'.encode()
     hashes = [leaf_hash(data) for data in batch.records]
     index = next((i for i, data in enumerate(batch.records) if data.startswith(needle)), None)

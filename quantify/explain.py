@@ -121,6 +121,11 @@ def explanation_report(explanation: Mapping[str, Any]) -> Report:
         ("methodology", f"{explanation['methodology_id']} v{explanation['version']}", "", explanation["title"]),
         ("formula", explanation["formula"]["expression"], "", explanation["formula"]["kind"]),
     ]
+    if explanation.get("activity_id"):  # a stored record's explanation (explain_record)
+        rows.append(("activity", explanation["activity_id"], "",
+                     f"{explanation['subject']} at {explanation['occurred_at']}"))
+    if explanation.get("fingerprint"):
+        rows.append(("fingerprint", explanation["fingerprint"], "", "the real-world act (spec section 7)"))
     rows += [
         (f"factor {f['name']}", f["value"], f["unit"], f["source"] if not f["illustrative"] else ILLUSTRATIVE_MARK)
         for f in explanation["factors"]
