@@ -126,11 +126,30 @@ def claim_page(claim: dict[str, Any], plan: NeutralityPlan) -> Report:
     if claim["retirements"] != [r.retirement_id for r in plan.counted] or claim["footprint_g"] != plan.footprint_g:
         raise ValueError("the claim does not match the plan it is shown with")
     footprint_report = plan.footprint.report()
+    return _page(claim, plan.counted, {"footprint": footprint_report.tables["summary"],
+                                       "factors": footprint_report.tables["factors"]},
+                 footprint_report.notes, plan.footprint.as_json())
+
+
+def claim_page_from_log(claim: dict[str, Any], retirements: Sequence[Retirement]) -> Report:
+    """The public page of a submitted claim from what the log holds alone: the footprint as the
+    signed claim declares it (footprint_g), the retired serials and each retirement's proof.
+    The breakdown by scope and source is the claimant's inventory: claim_page shows it."""
+    if claim["retirements"] != [r.retirement_id for r in retirements]:
+        raise ValueError("the retirements are not the claim's")
+    notes = ["the footprint is the one declared in the signed claim (footprint_g); its breakdown by scope, "
+             "source, site and month, with every factor cited, comes from the claimant's inventory"]
+    return _page(claim, retirements, {}, notes, None)
+
+
+def _page(claim: dict[str, Any], retirements: Sequence[Retirement], footprint_tables: dict[str, Table],
+          notes: list[str], footprint_json: dict[str, Any] | None) -> Report:
+    retired_g = sum(r.amount_g for r in retirements)
     retirement_rows = [
         (r.retirement_id, r.amount_g, format_tonnes(r.amount_g),
          " ".join(f"[{start},{end})" for start, end in r.serials), r.seq,
          None if r.proof is None else f"{len(r.proof['hashes'])} hashes, tree size {r.proof['tree_size']}")
-        for r in plan.counted
+        for r in retirements
     ]
     return Report(
         title=f"Carbon neutrality claim {claim['claim_id']}: {claim['subject']['name']}",
@@ -140,21 +159,20 @@ def claim_page(claim: dict[str, Any], plan: NeutralityPlan) -> Report:
                 ("subject", f"{claim['subject']['kind']}: {claim['subject']['name']}"),
                 ("period", f"{claim['period_start']} to {claim['period_end']}"),
                 ("footprint_t", format_tonnes(claim["footprint_g"])),
-                ("retired_t", format_tonnes(plan.retired_g)),
+                ("retired_t", format_tonnes(retired_g)),
             ]),
-            "footprint": footprint_report.tables["summary"],
-            "factors": footprint_report.tables["factors"],
+            **footprint_tables,
             "retirements": Table(("retirement_id", "amount_g", "amount_t", "serials", "seq", "proof"),
                                  retirement_rows),
         },
-        notes=footprint_report.notes,
+        notes=notes,
         data={
             "claim": claim,
-            "footprint": plan.footprint.as_json(),
+            "footprint": footprint_json,
             "retirements": [
                 {"retirement_id": r.retirement_id, "amount_g": r.amount_g, "serials": [list(s) for s in r.serials],
                  "seq": r.seq, "proof": r.proof}
-                for r in plan.counted
+                for r in retirements
             ],
         },
     )
