@@ -18,6 +18,7 @@ import os
 import pickle
 import queue
 import resource
+import sys
 import threading
 import traceback
 
@@ -26,6 +27,7 @@ from verifier.signatures import verify_many
 
 JOBS = {"verify": verify_many, "records": check_record_chunk}
 IN_FLIGHT_PER_WORKER = 3
+SWITCH_INTERVAL_S = 0.0005
 
 
 class WorkerError(RuntimeError):
@@ -109,6 +111,10 @@ class ProcessRunner:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
         self.capacity = IN_FLIGHT_PER_WORKER * workers
+        # The sender threads need the GIL for a moment per job; by default a busy main thread
+        # keeps it for up to 5 ms, which a worker waiting for its next job would feel.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._results_from = []
         self._outboxes = []
         self._senders = []
@@ -178,6 +184,7 @@ class ProcessRunner:
         return peaks
 
     def _stop_senders(self):
+        sys.setswitchinterval(self._switch_interval)
         for outbox in self._outboxes:
             outbox.put(None)
         for sender, jobs_writer in self._senders:
