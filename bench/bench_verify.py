@@ -429,7 +429,7 @@ def main():
         "load_average_before_after": [load_before, load_after],
     }
     print(json.dumps(result, indent=1))
-    with open(os.path.join(arguments.out, "result.json"), "w") as handle:
+    with open(os.path.join(arguments.out, f"result-e{arguments.events}-r{arguments.records}-s{arguments.seed}.json"), "w") as handle:
         json.dump(result, handle, indent=1)
 
 
