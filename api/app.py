@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from api import models
+from api import models, quantification
 from api.bridge import LoopBridge
 from api.bodies import (
     MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
@@ -311,13 +311,14 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     def get_methodologies(sector: Literal[SECTORS] | None = None,  # type: ignore[valid-type]
                           offset_eligible: bool | None = None, after: AfterParam = -1,
                           limit: LimitParam = 100) -> Response:
-        return json_response(queries.methodologies(sector=sector, offset_eligible=offset_eligible, after=after,
-                                                   limit=limit).as_json())
+        page = queries.methodologies(sector=sector, offset_eligible=offset_eligible, after=after, limit=limit).as_json()
+        return json_response({**page, "items": [quantification.methodology_in_force(m) for m in page["items"]]})
 
     @app.get("/v1/methodologies/{methodology_id}", tags=["registers"],
              responses={**_ok(models.Methodology), **_problems(404, 422)})
     def get_methodology(methodology_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
-        return json_response(_found(queries.methodology(methodology_id), f"methodology {methodology_id}"))
+        return json_response(quantification.methodology_in_force(
+            _found(queries.methodology(methodology_id), f"methodology {methodology_id}")))
 
     @app.get("/v1/activities/{activity_id}", tags=["registers"],
              responses={**_ok(models.ActivityProof), **_problems(404, 422)})
@@ -352,6 +353,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
         query = check_request(await read_json(request.scope, request.receive, MAX_EVENT_BYTES))
         return json_response(await on_state(lambda state: offset_eligibility(state, query)))
 
+    quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -258,7 +258,14 @@ class MethodologyVersion(Strict):
 
 
 class Methodology(Strict):
+    """A methodology with its version in force at the top; every version under `versions`."""
     methodology_id: str
+    version: Int = Field(description="the version in force: the latest registered")
+    title: str
+    sector: Literal[SECTORS]  # type: ignore[valid-type]
+    params: dict[str, Any] = Field(description=(
+        "the definition as registered: with quantify's register_body, formula, inputs, daily cap, fingerprint and "
+        "each factor with its source or illustrative: true"))
     seq: Int
     time: Time
     offset_eligible: bool = Field(description="eligibility in force (methodology.eligibility may change it)")

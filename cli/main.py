@@ -176,5 +176,10 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
     run(directory, host=host, port=port, database_url=database_url)
 
 
+from cli import quantification  # noqa: E402  (methodologies, eligibility, quantify, ingest, account, footprint)
+
+quantification.register(app, _guard)
+
+
 def main() -> None:
     app()

@@ -1,0 +1,600 @@
+"""The quantification endpoints: quantify, explanations, personal accounts, ingestion, footprints,
+neutrality claim pages. See docs/api.md, section "Quantification".
+
+Thin over quantify/ and cli.quantification (the registry side, reading only the committed
+database). Nothing here writes to the log: ingestion answers unsigned activity.batch bodies for
+the platform to sign and post to /v1/activity-batches. Bodies are read with a size limit and
+parsed strictly (ledger.canonical); every refusal is {"code", "message"}; `?format=csv` answers
+a report as one CSV file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import secrets
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Iterator, Literal
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from pydantic import Field
+from sqlalchemy import select
+
+from api.bodies import read_body, read_json
+from api.errors import ApiError, json_bytes, json_response, not_found
+from api.models import (
+    Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Subject, Time,
+)
+from cli.quantification import (
+    LoggedMethodologies, NoDefinition, RecordMismatch, TooManyRecords, UnknownMethodology, explain_logged,
+    ingest_against_log, subject_account,
+)
+from ledger.note import parse_checkpoint
+from ledger.queries import MAX_PAGE_ITEMS, Queries
+from ledger.receipts import build_receipt
+from ledger.registry import Registry
+from ledger.schema import SECTORS
+from ledger.sequencer import Sequencer
+from ledger.store import claims_projection, retirements_projection
+from quantify.activity import IDENTIFIER, InvalidActivity
+from quantify.explain import explanation_report, quantify_request
+from quantify.footprint import (
+    FOOTPRINT_KINDS, MAX_ENTRIES, MAX_NAME_CHARS, MAX_SITE_CHARS, FootprintError, compare_footprints, emission_factors,
+    footprint,
+)
+from quantify.ingest import REASONS, IngestError, IngestResult
+from quantify.neutrality import Retirement, claim_page, claim_page_from_log, neutrality_plan
+from quantify.report import Report, Table, format_tonnes
+
+MAX_QUANTIFY_BYTES = 64 << 10
+MAX_FOOTPRINT_BYTES = 16 << 20       # an inventory of up to 100,000 entries
+MAX_INGESTION_BYTES = 16 << 20
+MAX_INGESTION_LINES = 100_000
+MAX_CONCURRENT_INGESTIONS = 2
+IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+router = APIRouter(tags=["quantification"])
+
+IdPath = Annotated[str, Path(pattern=IDENT)]
+FormatParam = Annotated[Literal["json", "csv"], Query(description="csv: the report as one CSV file, a section per table")]
+
+
+class Context:
+    """What the routes use: the registry (reads only), its queries and sequencer, the logged definitions."""
+
+    def __init__(self, registry: Registry, queries: Queries, sequencer: Sequencer):
+        self.registry, self.queries, self.sequencer = registry, queries, sequencer
+        self.methodologies = LoggedMethodologies(registry.store)
+        self.ingestions = asyncio.Semaphore(MAX_CONCURRENT_INGESTIONS)
+
+    async def checkpoint_covering(self, seq: int) -> str:
+        note = await asyncio.to_thread(self.registry.latest_checkpoint)
+        if note is None or parse_checkpoint(note).size <= seq:
+            note = await asyncio.wrap_future(self.sequencer.checkpoint())
+        return note
+
+
+def install(app: FastAPI) -> None:
+    """Serve these routes over the app's registry (api.app.create_app calls this)."""
+    app.state.quantification = Context(app.state.registry, app.state.queries, app.state.sequencer)
+    app.include_router(router)
+
+
+def _context(request: Request) -> Context:
+    return request.app.state.quantification
+
+
+def methodology_in_force(item: dict[str, Any]) -> dict[str, Any]:
+    """A methodology of /v1/methodologies with the version in force (the latest) at the top: the
+    fixed interface {methodology_id, version, sector, title, params, offset_eligible, ...}; every
+    version stays under `versions`."""
+    latest = item["versions"][-1]
+    return {"methodology_id": item["methodology_id"], "version": latest["version"], "title": latest["title"],
+            "sector": latest["sector"], "params": latest["params"], **item}
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The library's and the registry side's refusals as API answers."""
+    try:
+        yield
+    except (UnknownMethodology, NoDefinition) as exc:
+        raise ApiError(404, "UNKNOWN_REF", str(exc)) from None
+    except InvalidActivity as exc:
+        raise ApiError(422, "SCHEMA", f"{exc.code}: {exc.detail}") from None
+    except RecordMismatch as exc:
+        raise ApiError(409, "BATCH", str(exc)) from None
+    except (FootprintError, IngestError, TooManyRecords) as exc:
+        raise ApiError(422, "SCHEMA", str(exc)) from None
+
+
+def _answer(report: Report, format: str) -> Response:
+    if format == "csv":
+        return Response(report.to_csv().encode("utf-8"), media_type="text/csv; charset=utf-8")
+    return json_response(report.as_json())
+
+
+# -- OpenAPI: answers and request bodies -----------------------------------------------------------
+
+_PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _refused(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"description": "refused: {code, message}", "content": _PROBLEM} for status in statuses}
+
+
+def _report(model: type, what: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"model": model, "description": f"{what} as JSON (grams beside tonnes), or with format=csv as one "
+                                                 "CSV file", "content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+def _request(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+_INVENTORY = {
+    "type": "object", "additionalProperties": False, "title": "Inventory",
+    "description": "activity data of a company or an event; quantities in the factor's unit",
+    "required": ["name", "kind", "period_start", "period_end", "entries"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS},
+        "kind": {"enum": list(FOOTPRINT_KINDS)},
+        "period_start": _DATE, "period_end": _DATE,
+        "entries": {"type": "array", "minItems": 1, "maxItems": MAX_ENTRIES, "items": {
+            "type": "object", "additionalProperties": False, "required": ["site", "month", "source", "quantity"],
+            "properties": {
+                "site": {"type": "string", "minLength": 1, "maxLength": MAX_SITE_CHARS},
+                "month": {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                "source": {"enum": sorted(emission_factors())},
+                "quantity": {"oneOf": [{"type": "string", "pattern": r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,6})?$"},
+                                       {"type": "integer", "minimum": 0}]},
+            }}},
+    },
+}
+
+
+# -- answers (for the OpenAPI document; handlers write JSON bytes themselves) ----------------------
+
+Tables = Annotated[dict[str, list[dict[str, Any]]], Field(description="the report's tables by name: rows as objects")]
+
+
+class ExplanationFormula(Strict):
+    kind: str
+    expression: str
+
+
+class ExplanationFactor(Strict):
+    name: str
+    value: str = Field(description="a decimal string")
+    unit: str
+    source: str | None = Field(description="the published source; null when illustrative")
+    illustrative: bool
+    note: str | None = None
+
+
+class ExplanationQuantity(Strict):
+    field: str
+    value: Int
+    unit: str
+
+
+class ExplanationCap(Strict):
+    recorded_g: Int
+    dropped_g: Int
+    reason: str
+
+
+class Explanation(Strict):
+    """Formula, factors (each with its source or the illustrative mark), inputs and result."""
+    methodology_id: str
+    version: Int
+    title: str
+    sector: Literal[SECTORS]  # type: ignore[valid-type]
+    formula: ExplanationFormula
+    factors: list[ExplanationFactor]
+    inputs: dict[str, Any]
+    quantity: ExplanationQuantity | None
+    substitution: str
+    exact_g: str
+    rounding: str
+    reduction_g: Int
+    reduction_t: str
+    daily_cap_g: Int
+    illustrative: bool
+    warnings: list[str]
+    capped: ExplanationCap | None
+
+
+class QuantifyAnswer(Strict):
+    reduction_g: Int
+    fingerprint: Hex64 | None = Field(description="null unless inputs carry subject and occurred_at")
+    explanation: Explanation
+
+
+class ActivityExplanation(Explanation):
+    """A logged record explained under the methodology version its batch names."""
+    activity_id: str
+    subject: str
+    occurred_at: Time
+    fingerprint: Hex64
+    batch_id: str
+    batch_seq: Int
+    leaf_index: Int
+
+
+class PersonalAccount(Strict):
+    """Tables: summary, by_day (Beijing days), by_methodology, by_platform, batches (with their seq
+    and issuance), records (with batch_id and leaf_index: GET /v1/activities/{id} proves one)."""
+    title: str
+    subject: str
+    total_g: Int
+    issued_g: Int
+    tables: Tables
+    notes: list[str]
+
+
+class FootprintLine(Strict):
+    site: str
+    month: str
+    source: str
+    scope: Literal[1, 2, 3]
+    quantity: str
+    unit: str
+    g_per_unit: str
+    citation: str
+    illustrative: bool
+    emissions_g: Int
+
+
+class FootprintData(Strict):
+    name: str
+    kind: Literal[FOOTPRINT_KINDS]  # type: ignore[valid-type]
+    period_start: str
+    period_end: str
+    total_g: Int
+    total_t: str
+    by_scope: dict[str, Int]
+    by_source: dict[str, Int]
+    by_site: dict[str, Int]
+    by_month: dict[str, Int]
+    lines: list[FootprintLine]
+    rounding: str
+    illustrative: bool
+
+
+class FootprintReport(FootprintData):
+    """Tables: summary (by scope, source, site, month), lines, factors (each cited)."""
+    title: str
+    tables: Tables
+    notes: list[str]
+
+
+class FootprintComparison(Strict):
+    title: str
+    earlier_total_g: Int
+    later_total_g: Int
+    tables: Tables
+    notes: list[str]
+
+
+class ClaimBody(Strict):
+    claim_id: str
+    seq: Int
+    claimant: str
+    subject: Subject
+    period_start: str
+    period_end: str
+    footprint_g: Int
+    retired_g: Int
+    retirements: list[str]
+
+
+class ClaimPageRetirement(Strict):
+    retirement_id: str
+    amount_g: Int
+    serials: list[Range]
+    seq: Int
+    proof: InclusionProof = Field(description="the retirement's leaf in the tree of the receipt's checkpoint")
+    beneficiary: str
+    sources: list[Source]
+    receipt: Receipt
+
+
+class ClaimPage(Strict):
+    """The public page of a neutrality claim: footprint, retired serials and their proofs."""
+    title: str
+    claim: ClaimBody
+    footprint: FootprintData | None = Field(description="null on GET: the breakdown comes from the inventory (POST)")
+    retirements: list[ClaimPageRetirement]
+    receipt: Receipt = Field(description="the claim's own receipt")
+    tables: Tables
+    notes: list[str]
+
+
+class BatchBody(Strict):
+    """An activity.batch body without request_id: sign it (with a request_id) and post it with its records."""
+    batch_id: str
+    platform: str
+    methodology_id: str
+    methodology_version: Int
+    period_start: str
+    period_end: str
+    count: Int
+    total_g: Int
+    root: Hex64
+
+
+class ActivityRecord(Strict):
+    activity_id: str
+    fingerprint: Hex64
+    inputs: dict[str, Any]
+    occurred_at: Time
+    reduction_g: Int
+    subject: str
+
+
+class IngestedBatch(Strict):
+    body: BatchBody
+    records: list[ActivityRecord] = Field(description="in root order, as /v1/activity-batches takes them")
+
+
+class IngestionRejection(Strict):
+    line: Int
+    reason: Literal[tuple(REASONS)]  # type: ignore[valid-type]
+    detail: str
+    activity_id: str | None
+    raw: str
+    raw_truncated: bool | None = None
+    fingerprint: Hex64 | None = None
+    quantified_g: Int | None = None
+    accepted_g: Int | None = None
+    dropped_g: Int | None = None
+
+
+class IngestionAnswer(Strict):
+    """Batches to sign, and a reason for every record not counted in full."""
+    platform: str
+    methodology_id: str
+    methodology_version: Int
+    run_id: str
+    lines: Int
+    accepted: Int
+    accepted_g: Int
+    accepted_t: str
+    rejected: Int
+    dropped_by_cap_g: Int
+    reasons: dict[str, Int]
+    batches: list[IngestedBatch]
+    rejections: list[IngestionRejection]
+
+
+# -- routes ----------------------------------------------------------------------------------------
+
+@router.post("/v1/quantify", openapi_extra=_request({
+    "type": "object", "additionalProperties": False, "required": ["methodology_id", "inputs"], "title": "QuantifyRequest",
+    "properties": {"methodology_id": {"type": "string", "pattern": IDENT},
+                   "inputs": {"type": "object", "description": "the methodology's inputs; subject and occurred_at "
+                                                               "beside them give the fingerprint"},
+                   "version": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}}),
+    responses={200: {"model": QuantifyAnswer}, **_refused(404, 413, 422)})
+async def post_quantify(request: Request) -> Response:
+    """Quantify one act under a registered methodology (the logged definition; the latest version unless
+    `version`): reduction, fingerprint, explanation. Writes nothing."""
+    body = await read_json(request.scope, request.receive, MAX_QUANTIFY_BYTES)
+    return json_response(await asyncio.to_thread(_quantified, _context(request).methodologies, body))
+
+
+def _quantified(methodologies: LoggedMethodologies, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not {"methodology_id", "inputs"} <= body.keys() <= {"methodology_id", "inputs", "version"}:
+        raise ApiError(422, "SCHEMA", 'a request is {"methodology_id", "inputs"[, "version"]}')
+    if not isinstance(body["methodology_id"], str) or not IDENTIFIER.fullmatch(body["methodology_id"]):
+        raise ApiError(422, "SCHEMA", "methodology_id must be an identifier")
+    version = body.get("version", 1)
+    if type(version) is not int or not 1 <= version <= 1_000_000:
+        raise ApiError(422, "SCHEMA", "version must be an integer in 1..1000000")
+    with _refusals():
+        return quantify_request(methodologies, body)
+
+
+@router.get("/v1/subjects/{subject}/account", responses={**_report(PersonalAccount, "the account"), **_refused(422)})
+def get_subject_account(request: Request, subject: IdPath, format: FormatParam = "json") -> Response:
+    """The personal carbon account (个人碳账户) of a pseudonym: reductions by Beijing day, methodology and
+    platform, the batches (with their seq) and issuances they went into, every record."""
+    with _refusals():
+        return _answer(subject_account(_context(request).registry.store, subject), format)
+
+
+@router.get("/v1/activities/{activity_id}/explanation",
+            responses={**_report(ActivityExplanation, "the explanation"), **_refused(404, 409, 422)})
+def get_activity_explanation(request: Request, activity_id: IdPath, format: FormatParam = "json") -> Response:
+    """Formula, factors with their sources (or the illustrative mark), inputs and result of a logged
+    record, under the methodology version its batch names; what a daily cap dropped."""
+    context = _context(request)
+    with _refusals():
+        explanation = explain_logged(context.registry.store, context.methodologies, activity_id)
+    if explanation is None:
+        raise not_found(f"activity {activity_id}")
+    if format == "csv":
+        return _answer(explanation_report(explanation), format)
+    return json_response(explanation)
+
+
+@router.post("/v1/footprints", openapi_extra=_request(_INVENTORY),
+             responses={**_report(FootprintReport, "the footprint"), **_refused(413, 422)})
+async def post_footprint(request: Request, format: FormatParam = "json") -> Response:
+    """An inventory's footprint by scope, source, site and month, every factor cited. Writes nothing."""
+    inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
+    return _answer(await asyncio.to_thread(_footprint_report, inventory), format)
+
+
+def _footprint_report(inventory: Any) -> Report:
+    with _refusals():
+        return footprint(inventory).report()
+
+
+@router.post("/v1/footprints:compare", openapi_extra=_request({
+    "type": "object", "additionalProperties": False, "required": ["earlier", "later"], "title": "FootprintPeriods",
+    "properties": {"earlier": _INVENTORY, "later": _INVENTORY}}),
+    responses={**_report(FootprintComparison, "the comparison"), **_refused(413, 422)})
+async def post_footprint_comparison(request: Request, format: FormatParam = "json") -> Response:
+    """Two periods' footprints compared by scope, source and site: grams, tonnes, change. Writes nothing."""
+    body = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
+    return _answer(await asyncio.to_thread(_comparison, body), format)
+
+
+def _comparison(body: Any) -> Report:
+    if not isinstance(body, dict) or set(body) != {"earlier", "later"}:
+        raise ApiError(422, "SCHEMA", 'a comparison is {"earlier": INVENTORY, "later": INVENTORY}')
+    with _refusals():
+        return compare_footprints(footprint(body["earlier"]), footprint(body["later"]))
+
+
+@router.get("/v1/claims/{claim_id}/page", responses={**_report(ClaimPage, "the page"), **_refused(404, 422, 503)})
+async def get_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
+    """A neutrality claim's public page from the log: the declared footprint, the retired serials (and
+    the issuances they come from), each retirement's receipt and the claim's."""
+    return _answer(await _claim_page(_context(request), claim_id, None), format)
+
+
+@router.post("/v1/claims/{claim_id}/page", openapi_extra=_request(_INVENTORY),
+             responses={**_report(ClaimPage, "the page"), **_refused(404, 409, 413, 422, 503)})
+async def post_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
+    """The same page with the claimant's inventory: the footprint by scope, source, site and month with
+    every factor cited. 409 CLAIM_MISMATCH unless the inventory is the claim's (subject, period, total)."""
+    inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
+    return _answer(await _claim_page(_context(request), claim_id, inventory), format)
+
+
+async def _claim_page(context: Context, claim_id: str, inventory: Any) -> Report:
+    logged = await asyncio.to_thread(_logged_claim, context, claim_id)
+    if logged is None:
+        raise not_found(f"claim {claim_id}")
+    claim, retirements = logged
+    note = await context.checkpoint_covering(claim["seq"])  # retirements come before their claim
+    return await asyncio.to_thread(_page, context, claim, retirements, inventory, note)
+
+
+def _logged_claim(context: Context, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The claim as its body says it (plus seq and retired_g), and its retirements as the disclosure
+    list shows them (serials and their sources)."""
+    with context.registry.store.engine.connect() as conn:
+        data = conn.execute(select(claims_projection.c.data).where(claims_projection.c.claim_id == claim_id)).scalar()
+        if data is None:
+            return None
+        d = json.loads(data)
+        first_seq = conn.execute(select(retirements_projection.c.seq).where(
+            retirements_projection.c.retirement_id.in_(d["retirements"])).order_by(retirements_projection.c.seq)).scalar()
+    claim = {"claim_id": d["claim_id"], "seq": d["seq"], "claimant": d["claimant"],
+             "subject": {"kind": d["subject_kind"], "name": d["subject_name"]}, "period_start": d["period_start"],
+             "period_end": d["period_end"], "footprint_g": d["footprint_g"], "retired_g": d["retired_g"],
+             "retirements": d["retirements"]}
+    wanted, found, after = set(d["retirements"]), {}, first_seq - 1
+    while True:  # the claimant's neutrality retirements from the first of them; the claim uses its own
+        page = context.queries.retirements(account=d["claimant"], purpose="carbon_neutrality", after=after,
+                                           limit=MAX_PAGE_ITEMS)
+        found.update((item["retirement_id"], item) for item in page.items if item["retirement_id"] in wanted)
+        if len(found) == len(wanted) or page.next_after is None:
+            break
+        after = page.next_after
+    return claim, [found[retirement_id] for retirement_id in d["retirements"]]
+
+
+def _page(context: Context, claim: dict[str, Any], retirements: list[dict[str, Any]], inventory: Any,
+          note: str) -> Report:
+    receipts = [build_receipt(context.registry, context.queries, r["seq"], note) for r in retirements]
+    logged = [Retirement(r["retirement_id"], r["account"], r["amount_g"], r["purpose"], r["serials"], r["seq"],
+                         receipt["inclusion"]) for r, receipt in zip(retirements, receipts)]
+    if inventory is None:
+        page = claim_page_from_log(claim, logged)
+    else:
+        with _refusals():
+            fp = footprint(inventory)
+        declared = (claim["subject"]["kind"], claim["subject"]["name"], claim["period_start"], claim["period_end"])
+        if (fp.kind, fp.name, fp.period_start, fp.period_end) != declared:
+            raise ApiError(409, "CLAIM_MISMATCH", f"the inventory is {fp.kind} {fp.name!r} {fp.period_start}.."
+                                                   f"{fp.period_end}; the claim is {declared[0]} {declared[1]!r} "
+                                                   f"{declared[2]}..{declared[3]}")
+        if fp.total_g != claim["footprint_g"]:
+            raise ApiError(409, "CLAIM_MISMATCH", f"the inventory's footprint is {fp.total_g} g; the claim "
+                                                   f"declares {claim['footprint_g']} g")
+        page = claim_page(claim, neutrality_plan(fp, claim["claimant"], logged))
+    sources = [(r["retirement_id"], s["issuance_id"], s["methodology_id"], s["vintage"], s["region"], s["amount_g"],
+                format_tonnes(s["amount_g"]), " ".join(f"[{start},{end})" for start, end in s["serials"]))
+               for r in retirements for s in r["sources"]]
+    shown = [{**entry, "beneficiary": r["beneficiary"], "sources": r["sources"], "receipt": receipt}
+             for entry, r, receipt in zip(page.data["retirements"], retirements, receipts)]
+    return Report(
+        title=page.title,
+        tables={**page.tables, "sources": Table(("retirement_id", "issuance_id", "methodology_id", "vintage", "region",
+                                                 "amount_g", "amount_t", "serials"), sources)},
+        notes=page.notes + ["each receipt proves its event in the tree of a checkpoint signed by the log key "
+                            "(docs/receipt.md; `puhui-verify receipt`)"],
+        data={**page.data, "retirements": shown,
+              "receipt": build_receipt(context.registry, context.queries, claim["seq"], note)},
+    )
+
+
+@router.post("/v1/ingestions", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/x-ndjson": {"schema": {"type": "string", "description": (
+        "raw activity records, one JSON object a line: {activity_id, subject, occurred_at, inputs}")}},
+    "text/csv": {"schema": {"type": "string", "description": (
+        "with format=csv: a header of activity_id, subject, occurred_at and input names, then a record a row")}}}}},
+    responses={200: {"model": IngestionAnswer}, **_refused(404, 413, 422)})
+async def post_ingestion(request: Request, platform: Annotated[str, Query(pattern=IDENT)],
+                         methodology_id: Annotated[str, Query(pattern=IDENT)],
+                         format: Annotated[Literal["jsonl", "csv"], Query(description="the body's format")] = "jsonl",
+                         period: Literal["month", "day"] = "month",
+                         run_id: Annotated[str | None, Query(pattern=RUN_ID, description=(
+                             "names the batches <run_id>-<YYYY-MM>; default: the platform and a random tail"))] = None,
+                         ) -> Response:
+    """Quantify a platform's raw records against the log (the methodology's version in force): check,
+    quantify, fingerprint, drop duplicates and over-cap amounts with a reason and line each, batch.
+    Answers the unsigned activity.batch bodies with their records; writes nothing."""
+    data = await read_body(request.scope, request.receive, MAX_INGESTION_BYTES)
+    if data.count(b"\n") + (not data.endswith(b"\n")) > MAX_INGESTION_LINES:
+        raise ApiError(413, "SCHEMA", f"more than {MAX_INGESTION_LINES} lines: split the file")
+    context = _context(request)
+    async with context.ingestions:  # each run is CPU-bound: a few at a time
+        payload = await asyncio.to_thread(_ingested, context, data, platform, methodology_id, format, period,
+                                          run_id or f"{platform[:60]}-{secrets.token_hex(6)}")
+    return Response(payload, media_type="application/json")
+
+
+def _ingested(context: Context, data: bytes, platform: str, methodology_id: str, format: str, period: str,
+              run_id: str) -> bytes:
+    account = context.queries.account(platform)
+    if account is None:
+        raise not_found(f"account {platform}")
+    if account["kind"] != "platform":
+        raise ApiError(422, "SCHEMA", f"account {platform} is a {account['kind']} account, not a platform")
+    with _refusals():
+        methodology = context.methodologies.get(methodology_id)
+    work = FilePath(tempfile.mkdtemp(prefix="puhui-ingestion-"))
+    try:
+        with _refusals():
+            result = ingest_against_log(context.registry, io.BytesIO(data), csv=format == "csv", platform=platform,
+                                        methodology=methodology, run_id=run_id, out_dir=work / "run", period=period,
+                                        max_lines=MAX_INGESTION_LINES)
+        return _ingestion_answer(result, run_id)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ingestion_answer(result: IngestResult, run_id: str) -> bytes:
+    """The answer's JSON, with each record's exact bytes spliced in (they are JCS objects already)."""
+    head = {"platform": result.platform, "methodology_id": result.methodology_id,
+            "methodology_version": result.methodology_version, "run_id": run_id, "lines": result.lines,
+            "accepted": result.accepted, "accepted_g": result.accepted_g, "accepted_t": format_tonnes(result.accepted_g),
+            "rejected": result.rejected, "dropped_by_cap_g": result.dropped_by_cap_g,
+            "reasons": {reason: result.reasons.get(reason, 0) for reason in REASONS}}
+    batches = [b'{"body":' + json_bytes(batch.body) + b',"records":[' + b",".join(batch.path.read_bytes().splitlines())
+               + b"]}" for batch in result.batches]
+    rejections = result.rejections_path.read_bytes().splitlines() if result.rejections_path else []
+    return (json_bytes(head)[:-1] + b',"batches":[' + b",".join(batches) + b'],"rejections":['
+            + b",".join(rejections) + b"]}")

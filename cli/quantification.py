@@ -1,0 +1,573 @@
+"""Quantification against a live registry, and the `puhui` commands over it.
+
+The registry side of `quantify/` (as `cli.ingestion` is for ingestion): methodology definitions
+as the log publishes them (`methodology.register` params), ingestion answered by the log, the
+personal carbon account and explanations of logged records. Everything here reads the committed
+database through the store, never the registry's in-memory State, so the API calls it from any
+thread while its sequencer writes.
+
+Commands: `puhui methodologies`, `eligibility`, `quantify`, `ingest`, `account`, `footprint`
+(registered on `cli.main`'s app by `register`). A person reads tonnes with three decimals; every
+report is also CSV (`--csv`) and JSON (`--json`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import io
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from cli.ingestion import LoggedActivityIds, LoggedDailyTotals, LoggedFingerprints
+from cli.registry_dir import RegistryDir
+from keys import load_key
+from ledger.actors import Actor, Client
+from ledger.canonical import parse_strict
+from ledger.errors import Rejected
+from ledger.queries import Queries
+from ledger.registry import Registry
+from ledger.store import Store, activities, batches_projection, issuances_projection
+from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
+from quantify.activity import IDENTIFIER, InvalidActivity, check_subject
+from quantify.explain import explain_record, explanation_report, quantify_request
+from quantify.footprint import FootprintError, compare_footprints, footprint
+from quantify.ingest import REASONS, IngestError, IngestResult, ingest_csv, ingest_jsonl
+from quantify.methodology import (
+    Methodology, MethodologyError, MethodologyLibrary, eligibility_body, from_json, listing, load_shipped,
+    register_body,
+)
+from quantify.report import Report, Table, format_tonnes
+
+MAX_ACCOUNT_RECORDS = 200_000  # one subject's records in one account answer
+_IN_CHUNK = 500  # ids per SQL IN (...)
+
+
+# --- methodology definitions as the log publishes them -----------------------------------------
+
+
+class UnknownMethodology(KeyError):
+    """No such methodology, or no such version of it, in the log."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NoDefinition(LookupError):
+    """A logged version whose params are not a definition this library reads (hand-made params)."""
+
+
+class RecordMismatch(ValueError):
+    """A logged record that its batch's methodology version does not give."""
+
+
+def _comparable(params: Any) -> Any:
+    # The rounding rule's wording is documentation: a new wording must not orphan logged definitions.
+    if isinstance(params, dict) and isinstance(params.get("formula"), dict):
+        return {**params, "formula": {k: v for k, v in params["formula"].items() if k != "rounding"}}
+    return params
+
+
+def definition_from_log(methodology_id: str, version: int, entry: dict[str, Any]) -> Methodology:
+    """The Methodology a logged `methodology.register` publishes, checked like a definition file.
+
+    Its params must be exactly what quantify's register_body writes (formula, factors with their
+    sources, daily cap, inputs, fingerprint); otherwise NoDefinition. offset_eligible is left
+    false: eligibility is the log's (methodology.eligibility), not the definition's.
+    """
+    params = entry.get("params")
+    try:
+        methodology = from_json({
+            "methodology_id": methodology_id, "version": version, "title": entry["title"], "sector": entry["sector"],
+            "description": params["description"], "formula": params["formula"]["kind"], "inputs": params["inputs"],
+            "factors": params["factors"], "daily_cap": params["daily_cap"], "fingerprint": params["fingerprint"],
+            "offset_eligible": False,
+        })
+    except (KeyError, TypeError, MethodologyError) as exc:
+        raise NoDefinition(f"{methodology_id} v{version} is registered without a machine-readable definition in its "
+                           f"params ({type(exc).__name__}: {str(exc)[:200]}); register the definition as a new version "
+                           "(quantify.register_body)") from None
+    if _comparable(methodology.params()) != _comparable(params):
+        raise NoDefinition(f"{methodology_id} v{version}: its params hold more or other than the definition they "
+                           "describe, so this registry cannot quantify with them")
+    return methodology
+
+
+class LoggedMethodologies:
+    """Definitions by id and version as the log holds them: what quantifies and explains records in
+    this registry. The library's `get` interface (quantify_request takes it as a library). A logged
+    version never changes, so each is read and checked once."""
+
+    def __init__(self, store: Store):
+        self._queries = Queries(store)
+        self._definitions: dict[tuple[str, int], Methodology | str] = {}  # str: why there is none
+
+    def logged(self, methodology_id: str) -> dict[str, Any] | None:
+        """The methodology's register entry (queries.methodology), or None."""
+        if not isinstance(methodology_id, str) or not IDENTIFIER.fullmatch(methodology_id):
+            return None
+        return self._queries.methodology(methodology_id)
+
+    def get(self, methodology_id: str, version: int | None = None) -> Methodology:
+        """A logged version, or the latest; UnknownMethodology if not logged, NoDefinition if its
+        params are not a definition."""
+        logged = self.logged(methodology_id)
+        if logged is None:
+            raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
+        if version is None:
+            version = logged["latest_version"]
+        entry = next((v for v in logged["versions"] if v["version"] == version and type(version) is int), None)
+        if entry is None:
+            raise UnknownMethodology(f"methodology {methodology_id} has no version {version!r} "
+                                     f"(the latest is {logged['latest_version']})")
+        found = self._definitions.get((methodology_id, version))
+        if found is None:
+            try:
+                found = definition_from_log(methodology_id, version, entry)
+            except NoDefinition as exc:
+                found = str(exc)
+            self._definitions[(methodology_id, version)] = found
+        if isinstance(found, str):
+            raise NoDefinition(found)
+        return found
+
+
+def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> list[dict[str, Any]]:
+    """quantify's listing of the shipped library, each version with its place in the log.
+
+    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force).
+    """
+    eligibility = {mid: m.offset_eligible for mid, m in logged.items()}
+    out = []
+    for entry in listing(library, eligibility):
+        known = logged.get(entry["methodology_id"])
+        version = None if known is None else known.versions.get(entry["version"])
+        out.append({**entry, "logged_seq": None if version is None else version["seq"],
+                    "matches_log": None if version is None else _comparable(version["params"]) == _comparable(entry["params"])})
+    shipped = {(m.methodology_id, m.version) for m in library.all()}
+    for mid, known in sorted(logged.items()):
+        for number, version in sorted(known.versions.items()):
+            if (mid, number) not in shipped:  # registered by hand, or from another library
+                out.append({"methodology_id": mid, "version": number, "title": version["title"],
+                            "sector": version["sector"], "params": version["params"],
+                            "offset_eligible": known.offset_eligible, "superseded_by": None, "illustrative": None,
+                            "logged_seq": version["seq"], "matches_log": None})
+    return out
+
+
+# --- reads over the committed database ---------------------------------------------------------
+
+
+def _batch_bodies(conn: Connection, batch_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The batches projection's rows: the activity.batch body fields, its seq and issuance_id."""
+    ids, found = sorted(set(batch_ids)), {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        for row in conn.execute(select(batches_projection.c.batch_id, batches_projection.c.data)
+                                .where(batches_projection.c.batch_id.in_(ids[i:i + _IN_CHUNK]))):
+            found[row.batch_id] = json.loads(row.data)
+    return found
+
+
+def _places(conn: Connection, bodies: dict[str, dict[str, Any]]) -> dict[str, BatchPlace]:
+    """Where each batch stands in the log: its event's seq, the issuance it backs and that one's seq."""
+    issuance_ids = sorted({b["issuance_id"] for b in bodies.values() if b.get("issuance_id")})
+    issuance_seqs: dict[str, int] = {}
+    for i in range(0, len(issuance_ids), _IN_CHUNK):
+        issuance_seqs.update(conn.execute(select(issuances_projection.c.issuance_id, issuances_projection.c.seq)
+                                          .where(issuances_projection.c.issuance_id.in_(issuance_ids[i:i + _IN_CHUNK]))).all())
+    return {batch_id: BatchPlace(body["seq"], body.get("issuance_id"), issuance_seqs.get(body.get("issuance_id")))
+            for batch_id, body in bodies.items()}
+
+
+class TooManyRecords(ValueError):
+    """More records than one answer holds."""
+
+
+def subject_account(store: Store, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
+    """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
+    subject's records are read, never whole batches."""
+    check_subject(subject)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                            .where(activities.c.subject == subject)
+                            .order_by(activities.c.batch_id, activities.c.position).limit(max_records + 1)).all()
+        if len(rows) > max_records:
+            raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
+        bodies = _batch_bodies(conn, (row.batch_id for row in rows))
+        places = _places(conn, bodies)
+    by_batch: dict[str, tuple[list[int], list[bytes]]] = {}
+    for row in rows:
+        positions, records = by_batch.setdefault(row.batch_id, ([], []))
+        positions.append(row.position)
+        records.append(bytes(row.record))
+    batches = [BatchActivities(bodies[batch_id], records, positions)
+               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: bodies[item[0]]["seq"])]
+    return personal_account(subject, batches, places)
+
+
+def logged_record_inclusion(store: Store, activity_id: str) -> dict[str, Any] | None:
+    """quantify.record_inclusion of a logged record: the record, its proof in its batch (checked
+    against the committed root) and the batch's seq and issuance. None if there is no such record."""
+    with store.engine.connect() as conn:
+        batch_id = conn.execute(select(activities.c.batch_id).where(activities.c.activity_id == activity_id)).scalar()
+        if batch_id is None:
+            return None
+        bodies = _batch_bodies(conn, [batch_id])
+        place = _places(conn, bodies)[batch_id]
+        records = list(store.batch_records(conn, batch_id))
+    return record_inclusion(BatchActivities(bodies[batch_id], records), activity_id, place)
+
+
+def explain_logged(store: Store, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
+    """The explanation of a logged record under the methodology version its batch names, with the
+    batch's id, seq and the record's leaf index. None if there is no such record."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                           .where(activities.c.activity_id == activity_id)).first()
+        if row is None:
+            return None
+        batch = _batch_bodies(conn, [row.batch_id])[row.batch_id]
+    methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
+    try:
+        explanation = explain_record(methodology, json.loads(row.record))
+    except (InvalidActivity, ValueError) as exc:
+        raise RecordMismatch(f"record {activity_id} does not follow {methodology.methodology_id} "
+                             f"v{methodology.version}, which its batch names: {exc}") from None
+    return {**explanation, "batch_id": row.batch_id, "batch_seq": batch["seq"], "leaf_index": row.position}
+
+
+def ingest_against_log(registry: Registry, source: IO[bytes], *, csv: bool = False, **options: Any) -> IngestResult:
+    """quantify's ingestion with the log answering its questions (cli.ingestion's adapters): ids and
+    acts already logged, and what each subject was already credited that Beijing day on any platform.
+    Writes only to options["out_dir"]."""
+    options.update(daily_totals=LoggedDailyTotals(registry), seen_fingerprints=LoggedFingerprints(registry),
+                   seen_activity_ids=LoggedActivityIds(registry))
+    try:
+        if csv:
+            return ingest_csv(io.TextIOWrapper(source, encoding="utf-8", newline=""), **options)
+        return ingest_jsonl(source, **options)
+    except UnicodeDecodeError:
+        raise IngestError("the CSV file is not UTF-8") from None
+
+
+# --- the commands ------------------------------------------------------------------------------
+
+commands = typer.Typer()
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+
+def register(app: typer.Typer, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Add these commands to `puhui`, each also behind cli.main's guard (registry, key, database errors)."""
+    for info in commands.registered_commands:
+        info.callback = guard(info.callback)
+        app.registered_commands.append(info)
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(Text("error: ", style="bold red") + Text(message))
+    raise typer.Exit(1)
+
+
+def _quantification_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The library's refusals as one line and exit code 1."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (MethodologyError, IngestError, FootprintError, UnknownMethodology, NoDefinition, RecordMismatch,
+                TooManyRecords) as exc:
+            _fail(str(exc))
+        except InvalidActivity as exc:
+            _fail(f"{exc.code}: {exc.detail}")
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            _fail(f"{exc.filename}: {exc.strerror}")
+    return wrapper
+
+
+def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
+    """A table as a person reads it: grams beside tonnes are left out, other grams become tonnes."""
+    columns = list(table.columns)
+    shown: list[tuple[int, bool]] = []  # (column, as tonnes)
+    for i, name in enumerate(columns):
+        twin = "tonnes" if name == "grams" else f"{name[:-2]}_t" if name.endswith("_g") else None
+        if twin is None:
+            shown.append((i, False))
+        elif twin not in columns:
+            shown.append((i, True))
+    headers = [("tonnes" if columns[i] == "grams" else f"{columns[i][:-2]}_t") if tonnes else columns[i]
+               for i, tonnes in shown]
+
+    def cell(value: Any, tonnes: bool) -> str:
+        if tonnes and isinstance(value, int) and not isinstance(value, bool):
+            return format_tonnes(value)
+        return "" if value is None else str(value)
+    return headers, [[cell(row[i], tonnes) for i, tonnes in shown] for row in table.rows]
+
+
+def _print_report(report: Report) -> None:
+    console.print(Text(report.title, style="bold"))
+    for name, table in report.tables.items():
+        headers, rows = _person_columns(table)
+        shown = RichTable(title=name, title_justify="left")
+        for header in headers:
+            shown.add_column(header, justify="right" if header.endswith("_t") or header == "tonnes" else "left",
+                             overflow="fold")  # a citation or a hash is shown whole, never cut
+        for row in rows:
+            shown.add_row(*(Text(cell) for cell in row))
+        console.print(shown)
+    for note in report.notes:
+        console.print(Text(f"note: {note}"))
+
+
+def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    if as_csv and as_json:
+        _fail("--csv and --json: choose one")
+    if as_csv:
+        sys.stdout.write(report.to_csv())
+    elif as_json:
+        sys.stdout.write(json.dumps({**report.as_json(), **(extra or {})}, ensure_ascii=False, indent=1) + "\n")
+    else:
+        _print_report(report)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return parse_strict(path.read_bytes())
+    except Rejected as exc:
+        _fail(f"{path}: {exc.message}")
+
+
+def _admin(place: RegistryDir, passphrase: bytes) -> Actor:
+    if "admin" not in place.keyring.names():
+        _fail(f"the registry's admin key is not in {place.path / 'keys'}: sign these events where it is kept")
+    return Actor(place.keyring.load("admin", passphrase), "admin")
+
+
+DirArgument = typer.Argument(..., help="the registry's directory")
+DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
+CsvOption = typer.Option(False, "--csv", help="print the report as CSV (a section per table)")
+JsonOption = typer.Option(False, "--json", help="print JSON (grams beside tonnes)")
+
+
+@commands.command("methodologies")
+@_quantification_errors
+def methodologies(directory: Path = DirArgument,
+                  register_missing: bool = typer.Option(False, "--register", help=(
+                      "as the admin, sign methodology.register for every shipped version not yet in the log")),
+                  as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
+    """The shipped methodology library against the log: registered or not, eligibility in force."""
+    place = RegistryDir(directory)
+    library = load_shipped()
+    if register_missing:
+        passphrase = place.passphrase()
+        admin = _admin(place, passphrase)
+        registry = place.open(with_log_key=True, passphrase=passphrase, database_url=database_url)
+        try:
+            client, logged = Client(registry), registry.state.methodologies
+            for m in library.all():  # in version order: the log refuses a version that skips one
+                if m.methodology_id in logged and m.version in logged[m.methodology_id].versions:
+                    continue
+                appended = client.submit(admin, "methodology.register", register_body(m))
+                errors.print(f"registered {m.methodology_id} v{m.version} at seq {appended.seq}")
+            registry.checkpoint()
+        finally:
+            registry.close()
+    registry = place.open(with_log_key=False, database_url=database_url)
+    try:
+        entries = library_against_log(library, registry.state.methodologies)
+    finally:
+        registry.close()
+    if as_json:
+        sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
+        return
+    shown = RichTable(title="methodologies: the shipped library and the log")
+    for header in ("methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log",
+                   "offset eligible"):
+        shown.add_column(header, overflow="fold")
+    for e in entries:
+        factors = e["params"].get("factors") if isinstance(e["params"].get("factors"), dict) else {}
+        factor_text = "; ".join(
+            f"{name} = {f.get('value')} {f.get('unit')} ({'ILLUSTRATIVE' if f.get('illustrative') else 'sourced'})"
+            for name, f in factors.items() if isinstance(f, dict)) or "(no definition in params)"
+        cap = e["params"].get("daily_cap", {}).get("value_g") if isinstance(e["params"].get("daily_cap"), dict) else None
+        where = ("not registered" if e["logged_seq"] is None else f"seq {e['logged_seq']}"
+                 + ("" if e["matches_log"] in (True, None) else ", params differ from the shipped file")
+                 + (" (not shipped)" if e["illustrative"] is None else ""))
+        if e["superseded_by"] is not None:
+            where += f", superseded by v{e['superseded_by']}"
+        shown.add_row(*(Text(str(cell)) for cell in (
+            e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
+            "" if not isinstance(cap, int) else format_tonnes(cap), where, "yes" if e["offset_eligible"] else "no")))
+    console.print(shown)
+
+
+@commands.command("eligibility")
+@_quantification_errors
+def eligibility(directory: Path = DirArgument, methodology_id: str = typer.Argument(..., help="a registered methodology"),
+                on: bool = typer.Option(..., "--on/--off", help="admit to offsets (成熟一个,纳入一个), or withdraw"),
+                database_url: Optional[str] = DatabaseOption) -> None:
+    """As the admin, turn a methodology's offset eligibility on or off; on is refused while the
+    version in force has an illustrative factor."""
+    place = RegistryDir(directory)
+    passphrase = place.passphrase()
+    admin = _admin(place, passphrase)
+    registry = place.open(with_log_key=True, passphrase=passphrase, database_url=database_url)
+    try:
+        try:
+            body = eligibility_body(LoggedMethodologies(registry.store).get(methodology_id), on)
+        except NoDefinition:
+            if on:  # the factors' sources cannot be checked
+                raise
+            body = {"methodology_id": methodology_id, "offset_eligible": False}
+        appended = Client(registry).submit(admin, "methodology.eligibility", body)
+        registry.checkpoint()
+    finally:
+        registry.close()
+    console.print(f"{methodology_id}: offset eligible {'on' if on else 'off'} (seq {appended.seq})")
+
+
+@commands.command("quantify")
+@_quantification_errors
+def quantify_command(methodology_id: str = typer.Argument(..., help="a methodology of the shipped library"),
+                     inputs: str = typer.Option(..., "--inputs", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
+                     subject: Optional[str] = typer.Option(None, help="the pseudonym (with --occurred-at: the fingerprint)"),
+                     occurred_at: Optional[str] = typer.Option(None, help="YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+                     version: Optional[int] = typer.Option(None, min=1, help="a version (default: the latest)"),
+                     as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
+    """Quantify one act: formula, factors with their sources, inputs and result. Writes nothing."""
+    try:
+        raw = parse_strict(inputs.encode("utf-8"))
+    except Rejected as exc:
+        _fail(f"--inputs: {exc.message}")
+    if not isinstance(raw, dict):
+        _fail("--inputs must be a JSON object")
+    for name, value in (("subject", subject), ("occurred_at", occurred_at)):
+        if value is not None:
+            raw[name] = value
+    request: dict[str, Any] = {"methodology_id": methodology_id, "inputs": raw}
+    if version is not None:
+        request["version"] = version
+    try:
+        answer = quantify_request(load_shipped(), request)
+    except KeyError as exc:
+        _fail(str(exc.args[0]))
+    report = explanation_report({**answer["explanation"], "fingerprint": answer["fingerprint"]})
+    _emit(report, as_csv, as_json, {"reduction_g": answer["reduction_g"], "fingerprint": answer["fingerprint"]})
+
+
+def _default_run_id(platform: str, methodology_id: str) -> str:
+    return f"{platform[:50]}-{methodology_id[:30]}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+
+
+@commands.command("ingest")
+@_quantification_errors
+def ingest(directory: Path = DirArgument,
+           file: Path = typer.Argument(..., help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
+           platform: str = typer.Option(..., help="the platform account the records come from"),
+           methodology_id: str = typer.Option(..., "--methodology", help="a registered methodology (its latest version)"),
+           platform_key: Path = typer.Option(..., help="the platform's key file (passphrase: PUHUI_KEY_PASSPHRASE)"),
+           out: Path = typer.Option(..., help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
+           as_csv: bool = typer.Option(False, "--csv", help="the file is CSV whatever its name"),
+           run_id: Optional[str] = typer.Option(None, help="names the batches <run_id>-<YYYY-MM> (default: platform, methodology, time)"),
+           period: str = typer.Option("month", help="one batch per month or per day"),
+           workers: int = typer.Option(0, min=0, max=64, help="processes that prepare records (0: this one)"),
+           database_url: Optional[str] = DatabaseOption) -> None:
+    """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
+    reason each (rejections.jsonl), then sign each batch with the platform key and append it."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        _fail(f"{out} exists and is not an empty directory: each run writes a new one")
+    place = RegistryDir(directory)
+    passphrase = place.passphrase()
+    signer = load_key(platform_key, passphrase)
+    registry = place.open(with_log_key=False, database_url=database_url)
+    try:
+        methodology = LoggedMethodologies(registry.store).get(methodology_id)
+        with open(file, "rb") as source:
+            result = ingest_against_log(registry, source, csv=as_csv or file.suffix == ".csv", platform=platform,
+                                        methodology=methodology, run_id=run_id or _default_run_id(platform, methodology_id),
+                                        out_dir=out, period=period, workers=workers)
+        _print_ingestion(result)
+        actor, client, refused = Actor(signer, platform), Client(registry), 0
+        for batch in result.batches:
+            records = [json.loads(line) for line in batch.path.read_bytes().splitlines()]
+            try:
+                appended = client.submit(actor, "activity.batch", dict(batch.body), records)
+            except Rejected as exc:
+                refused += 1
+                errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))
+                continue
+            console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
+                          f"{format_tonnes(batch.body['total_g'])} t, appended at seq {appended.seq}")
+    finally:
+        registry.close()
+    if refused:
+        _fail(f"{refused} of {len(result.batches)} batches were refused; the others are in the log")
+
+
+def _print_ingestion(result: IngestResult) -> None:
+    console.print(f"{result.lines} lines of {result.platform} records under {result.methodology_id} "
+                  f"v{result.methodology_version}: {result.accepted} accepted ({format_tonnes(result.accepted_g)} t), "
+                  f"{result.rejected} rejected, {format_tonnes(result.dropped_by_cap_g)} t dropped by daily caps")
+    for reason in REASONS:
+        if result.reasons.get(reason):
+            console.print(f"  {reason}: {result.reasons[reason]}")
+    console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
+                  f"unsigned batches: {result.batches_path}")
+
+
+@commands.command("account")
+@_quantification_errors
+def account(directory: Path = DirArgument, subject: str = typer.Argument(..., help="the pseudonym"),
+            proof: Optional[str] = typer.Option(None, help="an activity_id of the subject: its inclusion proof in its "
+                                                           "batch and the batch's place in the log"),
+            as_csv: bool = CsvOption, as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
+    """The personal carbon account (个人碳账户): reductions by day, methodology and platform, the
+    batches and issuances they went into."""
+    if proof is not None and as_csv:
+        _fail("--proof prints JSON or text, not CSV")
+    registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
+    try:
+        report = subject_account(registry.store, subject)
+        found = None if proof is None else logged_record_inclusion(registry.store, proof)
+    finally:
+        registry.close()
+    if proof is not None and (found is None or found["record"]["subject"] != subject):
+        _fail(f"{subject} has no activity record {proof}")
+    _emit(report, as_csv, as_json, None if found is None else {"proof": found})
+    if found is not None and not as_json:
+        console.print(Text(f"record {proof}: leaf {found['inclusion']['leaf_index']} of {found['inclusion']['tree_size']} "
+                           f"in batch {found['batch_id']} (root {found['root']}), batch at seq {found['batch_seq']}"
+                           + ("" if found["issuance_id"] is None else
+                              f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")))
+        console.print_json(json.dumps(found["inclusion"]))
+
+
+@commands.command("footprint")
+@_quantification_errors
+def footprint_command(inventory: Path = typer.Argument(..., help="activity data: {name, kind, period_start, "
+                                                                 "period_end, entries: [{site, month, source, quantity}]}"),
+                      compare: Optional[Path] = typer.Option(None, help="an earlier period's inventory to compare against"),
+                      as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
+    """An enterprise's or an event's footprint by scope, source, site and month, every factor cited."""
+    current = footprint(_read_json(inventory))
+    report = current.report()
+    comparison = None if compare is None else compare_footprints(footprint(_read_json(compare)), current)
+    if comparison is None:
+        _emit(report, as_csv, as_json)
+    elif as_json:
+        _emit(report, False, True, {"comparison": comparison.as_json()})
+    else:
+        _emit(report, as_csv, False)
+        if as_csv:
+            sys.stdout.write("\n")
+        _emit(comparison, as_csv, False)
