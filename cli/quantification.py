@@ -407,7 +407,8 @@ def methodologies(directory: Path = DirArgument,
             where += f", superseded by v{e['superseded_by']}"
         shown.add_row(*(Text(str(cell)) for cell in (
             e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
-            "" if not isinstance(cap, int) else format_tonnes(cap), where, "yes" if e["offset_eligible"] else "no")))
+            "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where,
+            "yes" if e["offset_eligible"] else "no")))
     console.print(shown)
 
 
