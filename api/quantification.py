@@ -26,9 +26,7 @@ from sqlalchemy import select
 
 from api.bodies import read_body, read_json
 from api.errors import ApiError, json_bytes, json_response, not_found
-from api.models import (
-    Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Subject, Time,
-)
+from api.models import Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
 from cli.quantification import (
     LoggedMethodologies, NoDefinition, RecordMismatch, TooManyRecords, UnknownMethodology, explain_logged,
     ingest_against_log, subject_account,
@@ -39,7 +37,7 @@ from ledger.receipts import build_receipt
 from ledger.registry import Registry
 from ledger.schema import SECTORS
 from ledger.sequencer import Sequencer
-from ledger.store import claims_projection, retirements_projection
+from ledger.store import claims_projection, events, retirements_projection
 from quantify.activity import IDENTIFIER, InvalidActivity
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import (
@@ -283,18 +281,6 @@ class FootprintComparison(Strict):
     notes: list[str]
 
 
-class ClaimBody(Strict):
-    claim_id: str
-    seq: Int
-    claimant: str
-    subject: Subject
-    period_start: str
-    period_end: str
-    footprint_g: Int
-    retired_g: Int
-    retirements: list[str]
-
-
 class ClaimPageRetirement(Strict):
     retirement_id: str
     amount_g: Int
@@ -309,7 +295,7 @@ class ClaimPageRetirement(Strict):
 class ClaimPage(Strict):
     """The public page of a neutrality claim: footprint, retired serials and their proofs."""
     title: str
-    claim: ClaimBody
+    claim: Claim
     footprint: FootprintData | None = Field(description="null on GET: the breakdown comes from the inventory (POST)")
     retirements: list[ClaimPageRetirement]
     receipt: Receipt = Field(description="the claim's own receipt")
@@ -481,20 +467,21 @@ async def _claim_page(context: Context, claim_id: str, inventory: Any) -> Report
 
 
 def _logged_claim(context: Context, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The claim as its body says it (plus seq and retired_g), and its retirements as the disclosure
+    """The claim as its body says it (plus seq, time and retired_g), and its retirements as the disclosure
     list shows them (serials and their sources)."""
     with context.registry.store.engine.connect() as conn:
-        data = conn.execute(select(claims_projection.c.data).where(claims_projection.c.claim_id == claim_id)).scalar()
-        if data is None:
+        row = conn.execute(select(claims_projection.c.data, events.c.time).join(events, events.c.seq == claims_projection.c.seq)
+                           .where(claims_projection.c.claim_id == claim_id)).first()
+        if row is None:
             return None
-        d = json.loads(data)
+        d = json.loads(row.data)
         first_seq = conn.execute(select(retirements_projection.c.seq).where(
             retirements_projection.c.retirement_id.in_(d["retirements"])).order_by(retirements_projection.c.seq)).scalar()
-    claim = {"claim_id": d["claim_id"], "seq": d["seq"], "claimant": d["claimant"],
+    claim = {"claim_id": d["claim_id"], "seq": d["seq"], "time": row.time, "claimant": d["claimant"],
              "subject": {"kind": d["subject_kind"], "name": d["subject_name"]}, "period_start": d["period_start"],
              "period_end": d["period_end"], "footprint_g": d["footprint_g"], "retired_g": d["retired_g"],
              "retirements": d["retirements"]}
-    wanted, found, after = set(d["retirements"]), {}, first_seq - 1
+    wanted, found, after = set(d["retirements"]), {}, -1 if first_seq is None else first_seq - 1
     while True:  # the claimant's neutrality retirements from the first of them; the claim uses its own
         page = context.queries.retirements(account=d["claimant"], purpose="carbon_neutrality", after=after,
                                            limit=MAX_PAGE_ITEMS)

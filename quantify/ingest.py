@@ -270,7 +270,12 @@ class Ingestor:
                  "raw": text[:MAX_RAW_IN_REJECTION]}
         if len(text) > MAX_RAW_IN_REJECTION:
             entry["raw_truncated"] = True
-        self._rejections.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        line = json.dumps(entry, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from a JSON escape (in an id or input name): keep it escaped
+            line = json.dumps(entry)
+        self._rejections.write(line + "\n")
         self.result.reasons[reason] += 1
 
     def lines_read(self, last_line: int) -> None:

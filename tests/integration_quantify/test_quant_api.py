@@ -173,9 +173,14 @@ def test_ingestion_refusals(api, monkeypatch, params, body, status, code):
 
 
 def test_an_ingested_line_that_is_not_json_or_not_utf8_is_a_rejection_not_an_error(api):
-    answer = ingest(api, "wuhan-platform", b'\xff\xfe{"a"\n{"activity_id": 1}\n[]\n{"x": 1, "x": 2}\n\n')
+    lone_surrogates = [{"activity_id": "\ud800", "subject": "p-x", "occurred_at": f"{DAY}T01:00:00.000000Z", "inputs": {}},
+                       {**metro("s2", "p-x", f"{DAY}T01:00:00.000000Z"), "inputs": {"a\udc00": 1}}]
+    body = b'\xff\xfe{"a"\n{"activity_id": 1}\n[]\n{"x": 1, "x": 2}\n\n' + jsonl(lone_surrogates)
+    answer = ingest(api, "wuhan-platform", body)
     assert [(r["line"], r["reason"]) for r in answer["rejections"]] == [
-        (1, "malformed"), (2, "invalid_record"), (3, "malformed"), (4, "malformed")]
+        (1, "malformed"), (2, "invalid_record"), (3, "malformed"), (4, "malformed"), (6, "invalid_record"),
+        (7, "invalid_input")]
+    assert answer["rejections"][4]["activity_id"] == "\ud800" and "a\udc00" in answer["rejections"][5]["detail"]
     assert answer["batches"] == []
 
 
