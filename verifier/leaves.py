@@ -7,9 +7,22 @@ the `auth` strings, where quotes are escaped) and before the last `,"effects":` 
 (nothing after the body but integers and two escape-free strings)."""
 
 import binascii
+import re
 
-from verifier.canonical import EncodingProblem, check_canonical_text, find_unsafe_integer, jcs, parse_json_text
-from verifier.schema import EFFECT_TYPES, EVENT_TYPES, TIME, body_problem, decode_public_key, effects_problem, is_real_date
+from verifier.canonical import MAX_SAFE_INTEGER, EncodingProblem, check_canonical_text, find_unsafe_integer, jcs, parse_json_text
+from verifier.schema import (
+    BODY_FIELDS,
+    CROSS_RULES,
+    EFFECT_TYPES,
+    EVENT_TYPES,
+    PURPOSES,
+    SUBJECT_KINDS,
+    TIME,
+    body_problem,
+    decode_public_key,
+    effects_problem,
+    is_real_date,
+)
 
 EVENT_SIGNATURE_PREFIX = b"puhui-event/v1\n"
 LEAF_KEYS = frozenset({"auth", "body", "seq", "time", "type"})
@@ -20,6 +33,123 @@ AUTH_KEYS = frozenset({"key", "sig"})
 def event_message(origin, event_type, body):
     """The bytes an event signature covers (spec section 2), from the body as a value."""
     return EVENT_SIGNATURE_PREFIX + jcs({"body": body, "origin": origin, "type": event_type})
+
+
+# -- the fast path ---------------------------------------------------------------------------------
+#
+# Most lines are of a few types whose canonical (JCS) spelling is fixed up to the values: one
+# regular expression per type matches exactly the lines that are strict JSON, canonical, with the
+# right keys and well-formed fields, when every string in them needs no escape. Such a line is
+# turned into its leaf without parsing it as JSON, re-serializing it or walking its fields (the
+# three costs of the general path). A line the pattern does not match, or whose values fail a check
+# the pattern cannot express (a bound, a real date, an order in time), goes to the general path,
+# which decides and explains: the fast path only ever accepts lines the general path accepts, with
+# the same leaf (tests/verifier/test_verifier_fastpath.py compares the two on mutated lines).
+
+_F_KEY_CHARS = r'[^"\\\x00-\x1f]*'  # a JCS string that needs no escape: itself, between quotes
+_F_STRING = '"(' + _F_KEY_CHARS + ')"'
+_F_ID = '"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"'
+_F_REQUEST = r'"([^"\\\x00-\x1f]{1,128})"'
+_F_POSITIVE = "([1-9][0-9]{0,15})"
+_F_INT = "(0|-?[1-9][0-9]{0,15})"
+_F_DATE = '"([0-9]{4}-[0-9]{2}-[0-9]{2})"'
+_F_ID_LIST = '\\[("[A-Za-z0-9][A-Za-z0-9._-]{0,127}"(?:,"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")*)\\]'
+
+
+def _f_enum(values):
+    return '"(' + "|".join(re.escape(value) for value in sorted(values)) + ')"'
+
+
+def _f_id_list(text):
+    return text[1:-1].split('","')
+
+
+def _f_positive(text):
+    value = int(text)
+    return value if value <= MAX_SAFE_INTEGER else _NO
+
+
+def _f_int(text):
+    value = int(text)
+    return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else _NO
+
+
+def _f_date(text):
+    return text if is_real_date(text) else _NO
+
+
+_NO = object()  # a converted value that makes the line leave the fast path
+_F_STR = (_F_STRING, None)
+_F_IDF = (_F_ID, None)
+_F_POS = (_F_POSITIVE, _f_positive)
+_F_DAT = (_F_DATE, _f_date)
+# type -> {field: (pattern with one group, converter of the group's text or None)}
+_FAST_BODIES = {
+    "transfer": {"transfer_id": _F_IDF, "from": _F_IDF, "to": _F_IDF, "amount_g": _F_POS},
+    "retirement": {
+        "retirement_id": _F_IDF,
+        "account": _F_IDF,
+        "amount_g": _F_POS,
+        "purpose": (_f_enum(PURPOSES), None),
+        "beneficiary": _F_STR,
+    },
+    "neutrality.claim": {
+        "claim_id": _F_IDF,
+        "claimant": _F_IDF,
+        "subject": ('\\{"kind":' + _f_enum(SUBJECT_KINDS) + ',"name":' + _F_STRING + "\\}", "subject"),
+        "period_start": _F_DAT,
+        "period_end": _F_DAT,
+        "footprint_g": _F_POS,
+        "retirements": (_F_ID_LIST, _f_id_list),
+    },
+    "offset.surrender": {
+        "surrender_id": _F_IDF,
+        "entity": _F_IDF,
+        "compliance_year": (_F_INT, _f_int),
+        "allocation_g": (_F_INT, _f_int),
+        "retirements": (_F_ID_LIST, _f_id_list),
+    },
+}
+_F_SERIALS = r"\[\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\](?:,\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\])*\]|\[\]"
+_F_SINGLE_PAIR = re.compile(r"\[\[(0|-?[1-9][0-9]{0,15}),(0|-?[1-9][0-9]{0,15})\]\]")
+_F_TIME = '"(([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6}Z)"'
+
+
+def _fast_pattern(event_type, fields):
+    fields = dict(fields, request_id=(_F_REQUEST, None))
+    names = sorted(fields)  # all ASCII: code point order is JCS's UTF-16 order
+    assert frozenset(names) == BODY_FIELDS[event_type]
+    body = ",".join(f'"{name}":{fields[name][0]}' for name in names)
+    effects = '"effects":\\{"serials":(' + _F_SERIALS + ")\\}," if event_type in EFFECT_TYPES else ""
+    pattern = (
+        '\\{"auth":\\{"key":' + _F_STRING + ',"sig":' + _F_STRING + '\\},"body":\\{' + body + "\\},"
+        + effects + '"seq":(0|[1-9][0-9]{0,15}),"time":' + _F_TIME + ',"type":"' + re.escape(event_type) + '"\\}'
+    )
+    converters = []
+    for name in names:
+        converter = fields[name][1]
+        if converter == "subject":
+            converters.append((name, 2, None))
+        else:
+            converters.append((name, 1, converter))
+    return re.compile(pattern, re.DOTALL).fullmatch, tuple(converters), event_type in EFFECT_TYPES, CROSS_RULES[event_type]
+
+
+_FAST = {event_type: _fast_pattern(event_type, fields) for event_type, fields in _FAST_BODIES.items()}
+
+
+def _f_serials(text):
+    """effects.serials from their canonical text (matched by _F_SERIALS), or _NO if out of bounds."""
+    match = _F_SINGLE_PAIR.fullmatch(text)
+    if match is not None:
+        pairs = [[int(match.group(1)), int(match.group(2))]]
+    else:
+        pairs = parse_json_text(text)
+    bound = MAX_SAFE_INTEGER
+    for start, end in pairs:
+        if not (-bound <= start <= bound and -bound <= end <= bound):
+            return _NO
+    return pairs
 
 
 class Leaf:
@@ -54,6 +184,12 @@ class LeafParser:
         self.key_guesses = dict(root_keys)
 
     def parse(self, raw):
+        try:
+            leaf = self._parse_fast(raw, raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            leaf = None
+        if leaf is not None:
+            return leaf
         leaf = self._parse(raw)
         if leaf.problem is not None and leaf.problem[0] != "ENCODING" and leaf.value is not None:
             # Integers beyond 2^53 are ENCODING, which comes first; fields that passed were bounded
@@ -62,6 +198,55 @@ class LeafParser:
             if unsafe is not None:
                 leaf.problem = ("ENCODING", f"integer {unsafe} is beyond 2^53-1")
         leaf.value = None
+        return leaf
+
+    def _parse_fast(self, raw, text):
+        """The leaf of a line of a common type in its plainest spelling, or None (then _parse decides)."""
+        at = text.rfind(',"type":"')
+        fast = _FAST.get(text[at + 9 : -2]) if at > 0 else None
+        if fast is None:
+            return None
+        fullmatch, converters, has_effects, cross_rule = fast
+        match = fullmatch(text)
+        if match is None:
+            return None
+        groups = match.groups()
+        body = {}
+        position = 2
+        for name, width, converter in converters:
+            if width == 2:
+                body[name] = {"kind": groups[position], "name": groups[position + 1]}
+            else:
+                value = groups[position]
+                if converter is not None:
+                    value = converter(value)
+                    if value is _NO:
+                        return None
+                body[name] = value
+            position += width
+        effects = None
+        if has_effects:
+            serials = _f_serials(groups[position])
+            if serials is _NO:
+                return None
+            effects = {"serials": serials}
+            position += 1
+        seq_text, time, day = groups[position : position + 3]
+        if int(seq_text) != self.next_seq or not is_real_date(day):
+            return None
+        if self.previous_time is not None and time < self.previous_time:
+            return None
+        if cross_rule is not None and cross_rule(body):
+            return None
+        event_type = text[at + 9 : -2]
+        leaf = Leaf(self.next_seq)
+        self.next_seq += 1
+        self.previous_time = time
+        leaf.type = event_type
+        leaf.body = body
+        leaf.effects = effects
+        leaf.key_id = groups[0]
+        self._sign(leaf, raw, groups[1])
         return leaf
 
     def _parse(self, raw):
@@ -123,8 +308,13 @@ class LeafParser:
         leaf.body = body
         leaf.effects = value.get("effects")
         leaf.key_id = auth["key"]
+        self._sign(leaf, raw, auth["sig"])
+        if event_type == "key.register":
+            self.key_guesses.setdefault(body["key_id"], decode_public_key(body["public_key"]))
+        return leaf
 
-        sig = auth["sig"]
+    def _sign(self, leaf, raw, sig):
+        """The signed message of a leaf that passed every stateless check, and its key guess."""
         # 64 bytes are 88 base64 characters ending in "==", the last data character carrying 2
         # bits and 4 zero bits (one of A, Q, g, w): any other spelling is not canonical base64.
         try:
@@ -136,9 +326,6 @@ class LeafParser:
             body_end = raw.rindex(b',"effects":' if leaf.effects is not None else b',"seq":')
             leaf.signed = (
                 signature + EVENT_SIGNATURE_PREFIX + b'{"body":' + raw[body_start:body_end]
-                + self._message_origin + event_type.encode("ascii") + b'"}'
+                + self._message_origin + leaf.type.encode("ascii") + b'"}'
             )
         leaf.key_guess = self.key_guesses.get(leaf.key_id)
-        if event_type == "key.register":
-            self.key_guesses.setdefault(body["key_id"], decode_public_key(body["public_key"]))
-        return leaf

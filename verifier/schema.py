@@ -313,6 +313,8 @@ for _fields, _ in BODY_RULES.values():
     _fields["request_id"] = (_is_request_id, "must be a string of 1 to 128 characters")
 EVENT_TYPES = frozenset(BODY_RULES)
 _FIELD_SETS = {event_type: frozenset(fields) for event_type, (fields, _) in BODY_RULES.items()}
+BODY_FIELDS = _FIELD_SETS
+CROSS_RULES = {event_type: cross_rule for event_type, (_, cross_rule) in BODY_RULES.items()}
 _CHECKS = {
     event_type: (tuple((name, check, what) for name, (check, what) in fields.items()), cross_rule)
     for event_type, (fields, cross_rule) in BODY_RULES.items()
