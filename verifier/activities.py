@@ -20,9 +20,9 @@ from collections import deque
 from hashlib import sha256
 from time import perf_counter
 
-from verifier.canonical import EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
+from verifier.canonical import _SCAN, EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
 from verifier.digests import DigestSet, KeyedDigest, digests_to_array, table_bits_for
-from verifier.merkle import MerkleAccumulator
+from verifier.merkle import MerkleAccumulator, subtrees_of
 from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.schema import ID, TIME, is_real_date
 
@@ -80,6 +80,51 @@ def _keyed_digest(key):
 
 
 def check_record_chunk(job):
+    """Check one chunk of records (run in a worker); see _check_chunk. A chunk whose records are
+    all well-formed takes a path that does each step for the whole chunk at once; any doubt, and
+    the chunk is checked again record by record, which finds and explains the first problem."""
+    period_start, period_end, key, first_number, blob = job
+    try:
+        result = _check_clean_chunk(period_start, period_end, _keyed_digest(key), blob)
+    except Exception:  # anything unexpected in a record: the careful path decides
+        result = None
+    return result if result is not None else _check_chunk(job)
+
+
+def _check_clean_chunk(period_start, period_end, digest, blob):
+    """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
+    text = blob.decode("utf-8")
+    matches = list(map(_RECORD.fullmatch, text.split("\n")))
+    if None in matches:
+        return None
+    fields = [match.group(1, 2, 3, 4, 5) for match in matches]
+    activity_ids, fingerprints, inputs_texts, days, reductions = zip(*fields)
+    # Each inputs text must be exactly one JSON object (the scanner stops where the value ends),
+    # and canonical: the list of all of them is checked at once, which is exact because each item's
+    # text is where the list's parse finds it (a JSON object delimits itself).
+    scanned = [_SCAN(inputs_text, 0) for inputs_text in inputs_texts]
+    if [end for _, end in scanned] != list(map(len, inputs_texts)):
+        return None
+    check_canonical_text([value for value, _ in scanned], "[" + ",".join(inputs_texts) + "]")
+    grams = list(map(int, reductions))
+    if max(grams) > MAX_SAFE_INTEGER:
+        return None
+    for day in set(days):
+        if not (period_start <= day <= period_end and is_real_date(day)):
+            return None
+    records = blob.split(b"\n")
+    return (
+        len(records),
+        sum(grams),
+        subtrees_of([sha256(b"\x00" + raw).digest() for raw in records]),
+        b"".join([digest(activity_id.encode("ascii")) for activity_id in activity_ids]),
+        b"".join([digest(fingerprint.encode("ascii")) for fingerprint in fingerprints]),
+        [],
+        None,
+    )
+
+
+def _check_chunk(job):
     """Check one chunk of records (run in a worker). job = (period_start, period_end, digest key,
     number of the chunk's first record (1-based line), the records joined by newlines).
 

@@ -96,7 +96,7 @@ _FAST_BODIES = {
     "neutrality.claim": {
         "claim_id": _F_IDF,
         "claimant": _F_IDF,
-        "subject": ('\\{"kind":' + _f_enum(SUBJECT_KINDS) + ',"name":' + _F_STRING + "\\}", "subject"),
+        "subject": ('\\{"kind":' + _f_enum(SUBJECT_KINDS).replace("(", "(?P<subject_kind>", 1) + ',"name":' + _F_STRING.replace("(", "(?P<subject_name>", 1) + "\\}", "subject"),
         "period_start": _F_DAT,
         "period_end": _F_DAT,
         "footprint_g": _F_POS,
@@ -111,7 +111,6 @@ _FAST_BODIES = {
     },
 }
 _F_SERIALS = r"\[\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\](?:,\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\])*\]|\[\]"
-_F_SINGLE_PAIR = re.compile(r"\[\[(0|-?[1-9][0-9]{0,15}),(0|-?[1-9][0-9]{0,15})\]\]")
 _F_TIME = '"(([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6}Z)"'
 
 
@@ -119,20 +118,20 @@ def _fast_pattern(event_type, fields):
     fields = dict(fields, request_id=(_F_REQUEST, None))
     names = sorted(fields)  # all ASCII: code point order is JCS's UTF-16 order
     assert frozenset(names) == BODY_FIELDS[event_type]
-    body = ",".join(f'"{name}":{fields[name][0]}' for name in names)
+    # Each field's value is one named group (the subject's two parts are unnamed: it is built from
+    # them, and is the last field, so the body keeps the sorted order of the general path's dict).
+    body = ",".join(
+        f'"{name}":{fields[name][0]}' if fields[name][1] == "subject" else f'"{name}":' + fields[name][0].replace("(", f"(?P<{name}>", 1)
+        for name in names
+    )
     effects = '"effects":\\{"serials":(' + _F_SERIALS + ")\\}," if event_type in EFFECT_TYPES else ""
     pattern = (
         '\\{"auth":\\{"key":' + _F_STRING + ',"sig":' + _F_STRING + '\\},"body":\\{' + body + "\\},"
         + effects + '"seq":(0|[1-9][0-9]{0,15}),"time":' + _F_TIME + ',"type":"' + re.escape(event_type) + '"\\}'
     )
-    converters = []
-    for name in names:
-        converter = fields[name][1]
-        if converter == "subject":
-            converters.append((name, 2, None))
-        else:
-            converters.append((name, 1, converter))
-    return re.compile(pattern, re.DOTALL).fullmatch, tuple(converters), event_type in EFFECT_TYPES, CROSS_RULES[event_type]
+    converters = tuple((name, fields[name][1]) for name in names if fields[name][1] not in (None, "subject"))
+    has_subject = any(fields[name][1] == "subject" for name in names)
+    return re.compile(pattern, re.DOTALL), converters, has_subject, event_type in EFFECT_TYPES, CROSS_RULES[event_type]
 
 
 _FAST = {event_type: _fast_pattern(event_type, fields) for event_type, fields in _FAST_BODIES.items()}
@@ -140,11 +139,7 @@ _FAST = {event_type: _fast_pattern(event_type, fields) for event_type, fields in
 
 def _f_serials(text):
     """effects.serials from their canonical text (matched by _F_SERIALS), or _NO if out of bounds."""
-    match = _F_SINGLE_PAIR.fullmatch(text)
-    if match is not None:
-        pairs = [[int(match.group(1)), int(match.group(2))]]
-    else:
-        pairs = parse_json_text(text)
+    pairs = parse_json_text(text)
     bound = MAX_SAFE_INTEGER
     for start, end in pairs:
         if not (-bound <= start <= bound and -bound <= end <= bound):
@@ -206,32 +201,26 @@ class LeafParser:
         fast = _FAST.get(text[at + 9 : -2]) if at > 0 else None
         if fast is None:
             return None
-        fullmatch, converters, has_effects, cross_rule = fast
-        match = fullmatch(text)
+        pattern, converters, has_subject, has_effects, cross_rule = fast
+        match = pattern.fullmatch(text)
         if match is None:
             return None
-        groups = match.groups()
-        body = {}
-        position = 2
-        for name, width, converter in converters:
-            if width == 2:
-                body[name] = {"kind": groups[position], "name": groups[position + 1]}
-            else:
-                value = groups[position]
-                if converter is not None:
-                    value = converter(value)
-                    if value is _NO:
-                        return None
-                body[name] = value
-            position += width
+        body = match.groupdict()
+        for name, converter in converters:
+            value = converter(body[name])
+            if value is _NO:
+                return None
+            body[name] = value
+        if has_subject:
+            body["subject"] = {"kind": body.pop("subject_kind"), "name": body.pop("subject_name")}
+        last = pattern.groups
         effects = None
         if has_effects:
-            serials = _f_serials(groups[position])
+            serials = _f_serials(match.group(last - 3))
             if serials is _NO:
                 return None
             effects = {"serials": serials}
-            position += 1
-        seq_text, time, day = groups[position : position + 3]
+        key_id, sig, seq_text, time, day = match.group(1, 2, last - 2, last - 1, last)
         if int(seq_text) != self.next_seq or not is_real_date(day):
             return None
         if self.previous_time is not None and time < self.previous_time:
@@ -245,8 +234,8 @@ class LeafParser:
         leaf.type = event_type
         leaf.body = body
         leaf.effects = effects
-        leaf.key_id = groups[0]
-        self._sign(leaf, raw, groups[1])
+        leaf.key_id = key_id
+        self._sign(leaf, raw, sig)
         return leaf
 
     def _parse(self, raw):

@@ -66,6 +66,22 @@ class MerkleAccumulator:
         return node
 
 
+def subtrees_of(leaf_hashes):
+    """[(height, root), ...] of the perfect subtrees a run of leaves (starting at a multiple of its
+    largest power of two) splits into, largest first; each level hashed in one pass."""
+    subtrees = []
+    start = 0
+    count = len(leaf_hashes)
+    for height in range(count.bit_length() - 1, -1, -1):
+        if count >> height & 1:
+            level = leaf_hashes[start : start + (1 << height)]
+            while len(level) > 1:
+                level = [sha256(b"\x01" + left + right).digest() for left, right in zip(level[::2], level[1::2])]
+            subtrees.append((height, level[0]))
+            start += 1 << height
+    return subtrees
+
+
 def root_of(leaf_hashes):
     accumulator = MerkleAccumulator()
     for hash_of_leaf in leaf_hashes:

@@ -95,3 +95,33 @@ def test_fast_path_equals_general_path_on_mutated_lines(seed):
                 mutant = text[:position] + text[position] + text[position:]
             parse_both(mutant.encode("utf-8"))
         parse_both(raw[:-1] + b"\xff}")
+
+
+def test_clean_chunk_path_equals_record_by_record():
+    from verifier.activities import _check_chunk, _check_clean_chunk, _keyed_digest, check_record_chunk
+    from tests.verifier.conftest import fingerprint_of, record_bytes
+
+    records = [
+        record_bytes(f"a-{n}", fingerprint_of(f"f{n}"), f"2026-01-{1 + n % 28:02d}T08:00:00.000000Z", 10 + n, inputs={"km": n, "mode": "métro 😀"})
+        for n in range(37)
+    ]
+    key = bytes(32)
+    job = ("2026-01-01", "2026-01-31", key, 2049, b"\n".join(records))
+    assert _check_clean_chunk("2026-01-01", "2026-01-31", _keyed_digest(key), job[4]) is not None
+    assert check_record_chunk(job) == _check_chunk(job)
+    generator = random.Random(5)
+    for _ in range(1500):
+        mutated = list(records)
+        index = generator.randrange(len(mutated))
+        text = mutated[index].decode("utf-8")
+        position = generator.randrange(len(text))
+        text = text[:position] + generator.choice(MUTATION_CHARACTERS) + text[position + generator.randrange(2) :]
+        mutated[index] = text.encode("utf-8")
+        job = ("2026-01-01", "2026-01-31", key, 1, b"\n".join(mutated))
+        assert check_record_chunk(job) == _check_chunk(job)
+    for inputs_pair in (('{"a":"}', '{"}'), ('{"a":1},{"b":2}', '{"c":3}')):
+        mutated = list(records)
+        for index, inputs_text in zip((3, 4), inputs_pair):
+            mutated[index] = mutated[index].replace(b'"inputs":{', b'"inputs":' + inputs_text.encode() + b',"x":{', 1)
+        job = ("2026-01-01", "2026-01-31", key, 1, b"\n".join(mutated))
+        assert check_record_chunk(job) == _check_chunk(job)
