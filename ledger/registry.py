@@ -113,6 +113,8 @@ def _utc_now() -> dt.datetime:
 
 
 class Registry:
+    writer_lock_timeout_s = 30.0
+
     def __init__(self, store: Store, *, log_signer: Signer | None = None,
                  clock: Callable[[], dt.datetime] = _utc_now):
         self.store = store
@@ -129,6 +131,7 @@ class Registry:
         self._log_signer = log_signer
         self._clock = clock
         self._lock = threading.RLock()
+        self._is_writer = False
         self._activities = _StoredActivities(store)
         self._root_keys = {}
         for encoded in self.meta["root_keys"]:
@@ -197,6 +200,7 @@ class Registry:
         if len(items) > MAX_GROUP_EVENTS:
             raise ValueError(f"at most {MAX_GROUP_EVENTS} events a group")
         with self._lock:
+            self._become_writer()
             results: list[Appended | Rejected] = []
             accepted: list[tuple[Leaf, bytes, str]] = []
             nodes: list[tuple[int, int, bytes]] = []
@@ -243,6 +247,13 @@ class Registry:
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
 
+    def _become_writer(self) -> None:
+        """Take the database's writer lock before the first write, then read the log afresh."""
+        if not self._is_writer:
+            self.store.acquire_writer_lock(self.writer_lock_timeout_s)
+            self._load()
+            self._is_writer = True
+
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:
         if accepted and seq >= accepted[0][0].seq:
             return accepted[seq - accepted[0][0].seq][0]
@@ -276,6 +287,7 @@ class Registry:
         if self._log_signer is None:
             raise StorageError("this registry was opened without its log key: it cannot sign checkpoints")
         with self._lock:
+            self._become_writer()
             size, root = self.state.size, self._frontier.root()
             with self.store.engine.begin() as conn:
                 latest = self.store.latest_checkpoint(conn)

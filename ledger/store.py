@@ -8,6 +8,7 @@ transaction as the events that change them, so a crash leaves all or nothing.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
@@ -172,11 +173,40 @@ class Store:
             if conn.execute(select(checkpoint_head.c.tree_size)).first() is None:
                 conn.execute(checkpoint_head.insert().values(id=1, tree_size=0))
 
+    # An arbitrary constant: the advisory lock key that marks this database's one writer.
+    WRITER_LOCK_KEY = 0x7075687569  # "puhui"
+
+    def acquire_writer_lock(self, timeout_s: float) -> None:
+        """Become the log's one writer, or fail after timeout_s.
+
+        On PostgreSQL a session advisory lock, held on a connection kept for the Store's life: a
+        writer that died mid-commit keeps it until the server has finished that session, so a new
+        writer never loads the state while an old transaction can still commit. SQLite needs no
+        lock: a killed process's transaction is rolled back with it, and concurrent writers
+        collide on the seq key.
+        """
+        if self.dialect != "postgresql" or getattr(self, "_lock_conn", None) is not None:
+            return
+        conn = self.engine.connect()
+        deadline = time.monotonic() + timeout_s
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.WRITER_LOCK_KEY}).scalar():
+            conn.rollback()
+            if time.monotonic() > deadline:
+                conn.close()
+                raise StorageError(f"another writer holds this log (waited {timeout_s:g} s for it)")
+            time.sleep(0.05)
+        conn.commit()
+        self._lock_conn = conn
+
     def has_schema(self) -> bool:
         from sqlalchemy import inspect
         return inspect(self.engine).has_table("events")
 
     def close(self) -> None:
+        lock_conn = getattr(self, "_lock_conn", None)
+        if lock_conn is not None:
+            lock_conn.close()
+            self._lock_conn = None
         self.engine.dispose()
 
     # -- meta ------------------------------------------------------------------------------------

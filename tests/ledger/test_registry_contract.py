@@ -122,14 +122,26 @@ def test_the_registry_never_signs_a_checkpoint_inconsistent_with_the_last(world)
 
 
 def test_a_second_writer_cannot_fork_the_log(world):
+    from ledger.actors import Client
     from ledger.registry import Registry
     other = Registry.open(world.url, log_signer=world.log_key)
-    world.client.retire(world.mall, "ret-a", "mall-co", 5, "voluntary", "mall")
-    from ledger.actors import Client
-    with pytest.raises(StorageError):
+    other.writer_lock_timeout_s = 0.5
+    world.client.retire(world.mall, "ret-a", "mall-co", 5, "voluntary", "mall")  # world's registry writes
+    if other.store.dialect == "postgresql":
+        # The writer lock: a second writer waits, then gives up; it never loads a state to write from.
+        with pytest.raises(StorageError, match="another writer"):
+            Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
+    else:
+        # SQLite: the second writer reads the log afresh before its first write, so it extends it;
+        # the first writer's stale state then collides on the seq key and it reloads.
         Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
-    assert other.size == world.registry.size  # it reloaded the database's truth
+        with pytest.raises(StorageError, match="another writer"):
+            world.client.retire(world.mall, "ret-c", "mall-co", 5, "voluntary", "mall")
+        assert world.registry.state == other.state
     other.close()
+    reopened = world.reopen()
+    assert replayed(world) == reopened.state
+    assert {"ret-a"} <= set(reopened.state.retirements) and "ret-c" not in reopened.state.retirements
 
 
 def test_the_log_key_must_match(database_url):
