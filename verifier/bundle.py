@@ -18,7 +18,7 @@ from verifier.activities import TYPICAL_RECORD_BYTES, ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
 from verifier.digests import new_digest_key
 from verifier.leaves import LeafParser
-from verifier.merkle import EMPTY_ROOT, MerkleAccumulator
+from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
 from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
 from verifier.reader import MAX_LEAF_BYTES, InputError, LineReader
 from verifier.replay import Replay
@@ -144,22 +144,39 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
     in_flight = deque()
     depth = runner.capacity
     parallel = runner.workers > 0
-    append_leaf = merkle.append
     parse = parser.parse
-    for lines in log_reader.blocks():
-        for chunk_start in range(0, len(lines), CHUNK_EVENTS):
-            leaves = []
-            for raw in lines[chunk_start : chunk_start + CHUNK_EVENTS]:
-                leaves.append(parse(raw))
-                append_leaf(sha256(b"\x00" + raw).digest())
+
+    def take(chunk):
+        nonlocal next_wanted
+        # Chunks are whole (CHUNK_EVENTS lines, so each is a perfect subtree of the log's tree)
+        # but the last; a chunk where a checkpoint's size falls is added leaf by leaf.
+        leaves = list(map(parse, chunk))
+        hashes = [sha256(b"\x00" + raw).digest() for raw in chunk]
+        if merkle.size < next_wanted <= merkle.size + len(chunk):
+            for hash_of_leaf in hashes:
+                merkle.append(hash_of_leaf)
                 if merkle.size == next_wanted:
                     roots[next_wanted] = merkle.root()
                     next_wanted = wanted.popleft() if wanted else -1
-            in_flight.append(_submit_signatures(runner, leaves) if parallel else (leaves, None, None))
-            while len(in_flight) > depth:
-                _replay_chunk(replay, runner, *in_flight.popleft())
+        else:
+            for height, subtree_root in subtrees_of(hashes):
+                merkle.append_subtree(height, subtree_root)
+        in_flight.append(_submit_signatures(runner, leaves) if parallel else (leaves, None, None))
+        while len(in_flight) > depth:
+            _replay_chunk(replay, runner, *in_flight.popleft())
+
+    carried = []
+    for lines in log_reader.blocks():
+        if carried:
+            lines = carried + lines
+        whole = len(lines) - len(lines) % CHUNK_EVENTS
+        for chunk_start in range(0, whole, CHUNK_EVENTS):
+            take(lines[chunk_start : chunk_start + CHUNK_EVENTS])
+        carried = lines[whole:]
         if progress:
             progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
+    if carried:
+        take(carried)
     while in_flight:
         _replay_chunk(replay, runner, *in_flight.popleft())
     if progress:
