@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import io
 import json
 import sys
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, NoReturn, Optional
+from typing import Any, Callable, Iterable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -28,29 +27,27 @@ from rich.text import Text
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from cli.ingestion import BEIJING_OFFSET
+from cli.ingestion import _IN_CHUNK, ingest_against_log
 from cli.registry_dir import RegistryDir
 from keys import load_key
 from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import Queries
-from ledger.registry import Registry
 from ledger.store import Store, activities, batches_projection, issuances_projection
 from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
-from quantify.activity import IDENTIFIER, InvalidActivity, beijing_day, check_subject
+from quantify.activity import IDENTIFIER, InvalidActivity, check_subject
 from quantify.explain import explain_record, explanation_report, quantify_request
 from quantify.footprint import FootprintError, compare_footprints, footprint
-from quantify.ingest import REASONS, IngestError, IngestResult, Ingestor
+from quantify.ingest import REASONS, IngestError, IngestResult
 from quantify.methodology import (
     Methodology, MethodologyError, MethodologyLibrary, eligibility_body, from_json, listing, load_shipped,
     register_body,
 )
-from quantify.prepare import Rejection, prepare_chunks, read_csv, read_json_chunks
 from quantify.report import Report, Table, format_tonnes
 
 MAX_ACCOUNT_RECORDS = 200_000  # one subject's records in one account answer
-_IN_CHUNK = 500  # ids per SQL IN (...)
+
 
 
 # --- methodology definitions as the log publishes them -----------------------------------------
@@ -244,79 +241,6 @@ def explain_logged(store: Store, methodologies: LoggedMethodologies, activity_id
         raise RecordMismatch(f"record {activity_id} does not follow {methodology.methodology_id} "
                              f"v{methodology.version}, which its batch names: {exc}") from None
     return {**explanation, "batch_id": row.batch_id, "batch_seq": batch["seq"], "leaf_index": row.position}
-
-
-class LoggedChunks:
-    """quantify's questions to the log (ids and acts already logged, grams credited per subject and
-    Beijing day on any platform), answered a chunk of prepared records at a time in a few queries,
-    rather than per record as cli.ingestion's adapters do: the same answers (tested), many times
-    faster. Holds only what the log already has for the run's records, and one total per subject
-    and day (as the ingestor does)."""
-
-    def __init__(self, store: Store, methodology_id: str):
-        self._store, self._methodology_id = store, methodology_id
-        self.activity_ids: set[str] = set()  # the run's ids that the log already holds
-        self.fingerprints: set[str] = set()  # the run's acts that the log already holds
-        self._totals: dict[tuple[str, str], int] = {}  # (subject, Beijing day) -> grams logged
-
-    def credited_g(self, subject: str, methodology_id: str, day: str) -> int:
-        """quantify.ingest.DailyTotals, for the days fetch() has read."""
-        return self._totals[(subject, day)]
-
-    def fetch(self, prepared: list[Any]) -> None:
-        """Read what the log holds for these prepared records, before the ingestor admits them."""
-        records = [p for p in prepared if type(p) is not Rejection]
-        if not records:
-            return
-        wanted = {(p[2], beijing_day(p[3])) for p in records} - self._totals.keys()
-        with self._store.engine.connect() as conn:
-            self.activity_ids |= self._store.existing(conn, "activity_id", [p[1] for p in records])
-            self.fingerprints |= self._store.existing(conn, "fingerprint", [p[4] for p in records])
-            if not wanted:
-                return
-            self._totals.update(dict.fromkeys(wanted, 0))
-            days = sorted({day for _, day in wanted})
-            start, end = _beijing_midnight(days[0]), _beijing_midnight(days[-1], days=1)
-            subjects = sorted({subject for subject, _ in wanted})
-            for i in range(0, len(subjects), _IN_CHUNK):
-                for subject, occurred_at, grams in conn.execute(
-                        select(activities.c.subject, activities.c.occurred_at, activities.c.reduction_g).where(
-                            activities.c.subject.in_(subjects[i:i + _IN_CHUNK]),
-                            activities.c.methodology_id == self._methodology_id,
-                            activities.c.occurred_at >= start, activities.c.occurred_at < end)):
-                    key = (subject, beijing_day(occurred_at))
-                    if key in wanted:
-                        self._totals[key] += grams
-
-
-def _beijing_midnight(day: str, days: int = 0) -> str:
-    """The UTC time (spec format) at which Beijing day `day` (+ days) begins: 16:00Z the day before."""
-    moment = dt.datetime.fromisoformat(day) + dt.timedelta(days=days) - BEIJING_OFFSET
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
-
-
-def ingest_against_log(registry: Registry, source: IO[bytes], *, csv: bool = False, workers: int = 0,
-                       **options: Any) -> IngestResult:
-    """quantify's ingestion (ingest_jsonl, ingest_csv) with the log answering its questions
-    (LoggedChunks). Writes only to options["out_dir"]."""
-    methodology: Methodology = options["methodology"]
-    logged = LoggedChunks(registry.store, methodology.methodology_id)
-    options.update(daily_totals=logged, seen_fingerprints=logged.fingerprints, seen_activity_ids=logged.activity_ids)
-    try:
-        if csv:
-            layout, chunks = read_csv(io.TextIOWrapper(source, encoding="utf-8", newline=""), methodology)
-        else:
-            layout, chunks = None, read_json_chunks(source)
-        with Ingestor(**options) as ingestor:
-            if csv:
-                ingestor.lines_read(1)  # the header
-            for last_line, prepared in prepare_chunks(chunks, methodology, layout, workers):
-                ingestor.lines_read(last_line)
-                logged.fetch(prepared)
-                ingestor.admit(prepared)
-            return ingestor.finish()
-    except UnicodeDecodeError:
-        raise IngestError("the CSV file is not UTF-8") from None
 
 
 # --- the commands ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
+    BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
     UniqueConstraint, create_engine, event, func, select, text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert

@@ -1,18 +1,49 @@
-"""The registry side of quantification (cli/quantification.py) against cli/ingestion.py's per-record
-adapters: the same batches and rejections, byte for byte, over several chunks, both platforms' records
-in the log, duplicates against it, and daily caps across the Beijing day boundary (16:00Z)."""
+"""The registry side of quantification (cli/ingestion.py's LoggedChunks) against per-record adapters
+written here from the definitions: the same batches and rejections, byte for byte, over several
+chunks, both platforms' records in the log, duplicates against it, and daily caps across the
+Beijing day boundary (16:00Z)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import random
 
-from cli.ingestion import LoggedActivityIds, LoggedDailyTotals, LoggedFingerprints, ingest_and_submit
-from cli.quantification import LoggedMethodologies, definition_from_log, ingest_against_log
+from cli.ingestion import BEIJING_OFFSET, ingest_against_log, ingest_and_submit
+from cli.quantification import LoggedMethodologies, definition_from_log
 from quant_helpers import LIBRARY, jsonl, metro
 from quantify.ingest import ingest_jsonl
 from quantify.methodology import register_body
+
+
+class LoggedFingerprints:
+    def __init__(self, registry):
+        self._registry = registry
+
+    def __contains__(self, fingerprint) -> bool:
+        return self._registry.has_fingerprint(fingerprint)
+
+
+class LoggedActivityIds:
+    def __init__(self, registry):
+        self._registry = registry
+
+    def __contains__(self, activity_id) -> bool:
+        return self._registry.has_activity_id(activity_id)
+
+
+class LoggedDailyTotals:
+    """A Beijing day is [D-1 16:00Z, D 16:00Z), asked of the log one subject and day at a time."""
+
+    def __init__(self, registry):
+        self._registry = registry
+
+    def credited_g(self, subject: str, methodology_id: str, day: str) -> int:
+        midnight = dt.datetime.fromisoformat(day) - BEIJING_OFFSET
+        end = midnight + dt.timedelta(days=1)
+        return self._registry.credited_g(subject, methodology_id, f"{midnight:%Y-%m-%dT%H:%M:%S}.000000Z",
+                                         f"{end:%Y-%m-%dT%H:%M:%S}.000000Z")
 
 
 def raw_records(prefix: str, count: int, rng: random.Random) -> list[dict]:

@@ -15,7 +15,7 @@ def main(url: str, seed: int) -> None:
     rng = random.Random(seed)
     registry = Registry.open(url, log_signer=Ed25519Key.from_label("puhui-test/log"))
     client = Client(registry)
-    mall, bob = actor("mall"), actor("bob")
+    mall = actor("mall")
     n = 0
     while True:
         group = []

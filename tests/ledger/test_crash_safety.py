@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from ledger import merkle
 from ledger.note import parse_verifier_key, verify_checkpoint

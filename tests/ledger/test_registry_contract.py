@@ -7,10 +7,10 @@ from sqlalchemy import text
 
 from ledger import merkle
 from ledger.errors import Rejected, StorageError
-from ledger.note import Witness, parse_checkpoint, verify_checkpoint, verify_cosignatures, parse_verifier_key
+from ledger.note import Witness, parse_verifier_key, verify_checkpoint, verify_cosignatures
 from ledger.replay import replay, root_keys_from
 from keys import Ed25519Key
-from world import World, actor
+from world import World
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def test_serials_not_held_double_spend_and_recycling(world):
 
 def test_given_effects_are_checked_when_replaying(world):
     """A replayed leaf carries its serials: recycled, unmerged or wrong-sized ones are refused."""
-    from ledger.rules import authenticate, judge
+    from ledger.rules import judge
     from ledger.state import MemoryActivityIndex
     state, w = world.registry.state, world
     body = {"retirement_id": "r", "account": "steel-co", "amount_g": 10, "purpose": "voluntary", "beneficiary": "x", "request_id": "q"}
