@@ -42,6 +42,11 @@ _RECORD = re.compile(
     re.DOTALL,
 )
 
+# The same frame with a subject that needs no escape, for the chunk-at-a-time path (a subset of
+# _RECORD with the same groups; the alternation of escapes costs a third of the match).
+_CLEAN_RECORD = re.compile(_RECORD.pattern.replace('"subject":"' + _JCS_STRING_BODY, '"subject":"' + r'[^"\\\x00-\x1f]*'), re.DOTALL)
+assert _CLEAN_RECORD.pattern != _RECORD.pattern
+
 
 def record_problem(raw):
     """Why a record that failed the fast pattern is malformed (the slow, explaining path)."""
@@ -94,7 +99,7 @@ def check_record_chunk(job):
 def _check_clean_chunk(period_start, period_end, digest, blob):
     """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
     text = blob.decode("utf-8")
-    matches = list(map(_RECORD.fullmatch, text.split("\n")))
+    matches = list(map(_CLEAN_RECORD.fullmatch, text.split("\n")))
     if None in matches:
         return None
     fields = [match.group(1, 2, 3, 4, 5) for match in matches]

@@ -202,7 +202,7 @@ class Replay:
         self.issuance_starts = []
         self.issuance_info = []  # (end, methodology_id, vintage, region), same order as issuance_starts
         self.surrendered = {}  # (entity, compliance_year) -> grams
-        self.digest = KeyedDigest(digest_key)
+        self.digest = KeyedDigest(digest_key).packed  # 8 bytes, kept as they are in the sets below
         self.requests = set()  # digests of (signer key id, request_id)
         self.used_ids = {kind: set() for kind in ("issuance", "transfer", "cancellation", "offset.surrender", "neutrality.claim")}
         self.totals = Totals()
