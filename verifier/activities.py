@@ -227,9 +227,6 @@ class ActivityChecker:
         path = os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
         if path is None or not os.path.isfile(path):
             return "missing"
-        # The signature checks already sent finish first, outside the activity time: the stats
-        # then split the run's time between events and activity records without overlap.
-        self.runner.drain()
         started = perf_counter()
         self.batch_ids_opened.add(body["batch_id"])
         try:

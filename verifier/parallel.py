@@ -60,9 +60,6 @@ class InlineRunner:
     def result(self, ticket):
         return self._results.pop(ticket)
 
-    def drain(self):
-        pass
-
     def close(self):
         return []
 
@@ -161,11 +158,6 @@ class ProcessRunner:
         while ticket not in self._results:
             self._collect_next()
         return self._results.pop(ticket)
-
-    def drain(self):
-        """Wait for every job sent so far (their results are kept for `result`)."""
-        while self._next_result < self._next_ticket:
-            self._collect_next()
 
     def close(self):
         """Stop the workers; returns their peak resident memory in KiB (empty if they were killed)."""
