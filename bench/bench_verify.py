@@ -24,6 +24,7 @@ import base64
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -297,17 +298,22 @@ _SAMPLE = []
 
 def _verify_share(bounds):
     start, end = bounds
+    started = time.process_time()
     for public_key, signed in _SAMPLE[start:end]:
         nacl.bindings.crypto_sign_open(signed, public_key)
-    return end - start
+    return end - start, time.process_time() - started
 
 
 def _parse_hash_share(bounds):
     start, end = bounds
+    started = time.process_time()
     for line in _SAMPLE[start:end]:
         json.loads(line)
         sha256(b"\x00" + line).digest()
-    return end - start
+    return end - start, time.process_time() - started
+
+
+CPU_PER_ITEM = {}  # work -> the least CPU seconds per item seen (load barely changes it)
 
 
 def _rate_on_processes(work, count, processes):
@@ -316,8 +322,12 @@ def _rate_on_processes(work, count, processes):
     with multiprocessing.get_context("fork").Pool(processes) as pool:
         pool.map(work, [(0, 1)] * processes)  # warm up
         started = time.perf_counter()
-        done = sum(pool.map(work, shares))
-        return done / (time.perf_counter() - started)
+        results = pool.map(work, shares)
+        elapsed = time.perf_counter() - started
+    done = sum(items for items, _ in results)
+    cpu = sum(seconds for _, seconds in results) / done
+    CPU_PER_ITEM[work.__name__] = min(cpu, CPU_PER_ITEM.get(work.__name__, cpu))
+    return done / elapsed
 
 
 def raw_verify_rate(jobs, count=40_000):
@@ -361,15 +371,21 @@ def tree_rss_kib(pid):
     return total
 
 
+CPU_OF_RUN = {}  # bundle -> CPU seconds of the verifier and its workers
+
+
 def run_verifier(bundle, trust, jobs):
     command = [sys.executable, "-m", "verifier.cli", "bundle", bundle, "--trust", trust, "--json", "--jobs", str(jobs)]
     started = time.perf_counter()
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak_kib = 0
     while process.poll() is None:
         peak_kib = max(peak_kib, tree_rss_kib(process.pid))
         time.sleep(0.2)
     wall = time.perf_counter() - started
+    usage_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the verifier and its workers
+    CPU_OF_RUN[bundle] = sum(getattr(usage_after, name) - getattr(usage_before, name) for name in ("ru_utime", "ru_stime"))
     stdout, stderr = process.communicate()
     if process.returncode != 0:
         sys.exit(f"puhui-verify exited {process.returncode} on the bench bundle:\n{stderr.decode()[-2000:]}{stdout.decode()[:2000]}")
@@ -446,6 +462,14 @@ def main():
         "raw_parse_hash_samples_one_all": [[round(single), round(every)] for single, every in parse_rates],
         "records_ratio_one_core": round(records_per_s / parse_single, 3),
         "records_ratio_all_cores": round(records_per_s / parse_all, 3),
+        # CPU time per item, which load on a shared machine barely changes: with the cores to
+        # itself, the wall ratios above would approach these (the raw loops are all CPU).
+        "cpu_us_per_event": round(CPU_OF_RUN[log_only] / stats["events"] * 1e6, 1),
+        "raw_cpu_us_per_verify": round(CPU_PER_ITEM["_verify_share"] * 1e6, 1),
+        "events_cpu_ratio": round(CPU_PER_ITEM["_verify_share"] * stats["events"] / CPU_OF_RUN[log_only], 3),
+        "cpu_us_per_record": round((CPU_OF_RUN[bundle] - CPU_OF_RUN[log_only]) / stats["activity_records"] * 1e6, 2),
+        "raw_cpu_us_per_parse_hash": round(CPU_PER_ITEM["_parse_hash_share"] * 1e6, 2),
+        "records_cpu_ratio": round(CPU_PER_ITEM["_parse_hash_share"] * stats["activity_records"] / (CPU_OF_RUN[bundle] - CPU_OF_RUN[log_only]), 3),
         "peak_rss_sampled_mib": round(max(sampled_peak_kib, log_peak_kib) / 1024),
         "peak_rss_main_mib": round(stats["peak_rss_main_kib"] / 1024),
         "peak_rss_workers_mib": [round(kib / 1024) for kib in stats["peak_rss_workers_kib"]],
