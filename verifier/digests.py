@@ -1,7 +1,7 @@
 """Ids remembered as 64-bit keyed digests, never as the ids themselves.
 
-Ids of events (request ids, transfer ids, ...) go into Python sets of these digests (about 70
-bytes per id, and C-speed lookups). Activity ids and fingerprints, which number in the billions,
+Ids of events (request ids, transfer ids, ...) go into Python sets of these digests, as 8-byte
+strings (about 80 bytes per id, and C-speed lookups). Activity ids and fingerprints, which number in the billions,
 go into a DigestSet: one flat array of digests (16 bytes per id at most), never one Python object
 per id.
 
