@@ -98,11 +98,14 @@ class DigestSet:
         while needed * MAX_LOAD_DENOMINATOR >= len(self._slots) * MAX_LOAD_NUMERATOR:
             self._grow()
         slots, mask = self._slots, self._mask
-        remember = added.append
-        position = 0
+        position = -1
         for digest in digests:
+            position += 1
             slot = digest & mask
             value = slots[slot]
+            if value == EMPTY:  # the common case, first
+                slots[slot] = digest
+                continue
             while value != EMPTY:
                 if value == digest:
                     repeats.append(position)
@@ -111,11 +114,14 @@ class DigestSet:
                 value = slots[slot]
             else:
                 slots[slot] = digest
-                remember(digest)
-            position += 1
-        added = len(digests) - len(repeats)
-        self._used += added
-        self.count += added
+        if repeats:
+            repeated = set(repeats)
+            added.extend(digest for position, digest in enumerate(digests) if position not in repeated)
+        else:
+            added.extend(digests)
+        count = len(digests) - len(repeats)
+        self._used += count
+        self.count += count
         return repeats
 
     def remove_all(self, digests):

@@ -125,3 +125,29 @@ def test_clean_chunk_path_equals_record_by_record():
             mutated[index] = mutated[index].replace(b'"inputs":{', b'"inputs":' + inputs_text.encode() + b',"x":{', 1)
         job = ("2026-01-01", "2026-01-31", key, 1, b"\n".join(mutated))
         assert check_record_chunk(job) == _check_chunk(job)
+
+
+def test_digest_set_add_all_matches_a_set():
+    from array import array
+
+    from verifier.digests import DigestSet
+
+    generator = random.Random(3)
+    table, reference = DigestSet(4), set()
+    for _ in range(200):
+        digests = array("q", (generator.choice([generator.randrange(2, 60), generator.getrandbits(62)]) for _ in range(generator.randrange(1, 40))))
+        added = array("q")
+        expected_repeats, expected_added = [], []
+        for position, digest in enumerate(digests):
+            if digest in reference:
+                expected_repeats.append(position)
+            else:
+                reference.add(digest)
+                expected_added.append(digest)
+        assert table.add_all(digests, added) == expected_repeats
+        assert list(added) == expected_added
+        if generator.random() < 0.2:
+            table.remove_all(added)
+            reference.difference_update(added)
+        assert len(table) == len(reference)
+        assert all(digest in table for digest in reference)
