@@ -12,10 +12,15 @@ REPORT_FORMAT = "puhui-verify-report/1"
 
 
 def tonnes(grams):
-    """Exact decimal tonnes from integer grams (no floats): 1234567 -> '1.234567'."""
+    """Tonnes with three decimals, as the project shows every quantity to a person, rounded half
+    to even from integer grams in exact integer arithmetic: 1234567 -> '1.235'. The JSON report
+    keeps exact grams."""
     sign = "-" if grams < 0 else ""
-    whole, fraction = divmod(abs(grams), GRAMS_PER_TONNE)
-    return f"{sign}{whole:,}.{fraction:06d}"
+    kilograms, rest_g = divmod(abs(grams), 1_000)
+    if rest_g > 500 or (rest_g == 500 and kilograms % 2):
+        kilograms += 1
+    whole, fraction = divmod(kilograms, 1_000)
+    return f"{sign}{whole:,}.{fraction:03d}"
 
 
 def bundle_report_json(result):
