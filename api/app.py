@@ -8,6 +8,7 @@ two groups (totals, the offset-eligibility dry run). Every refusal is {"code", "
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tarfile
 import tempfile
@@ -335,13 +336,12 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     @app.get("/v1/totals", tags=["registers"], responses=_ok(models.Totals))
     async def get_totals() -> Response:
         """Grams issued, active, retired and cancelled: issued = active + retired + cancelled."""
-        return json_response(await on_state(lambda state: {"size": state.size, **state.totals_g()}))
+        return json_response(await on_state(_totals))
 
     @app.get("/v1/status", tags=["log"], responses=_ok(models.Status))
-    def get_status() -> Response:
+    async def get_status() -> Response:
         """What the sequencer has done since the server started: for operators and benchmarks."""
-        return json_response({"committed_size": sequencer.committed_size, "queued_events": sequencer.queued_events,
-                              "sequencer": sequencer.stats.as_json()})
+        return json_response(await bridge.result(sequencer.status()))
 
     # -- the carbon market's check ---------------------------------------------------------------
 
@@ -351,7 +351,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     async def post_offset_eligibility(request: Request) -> Response:
         """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
         query = check_request(await read_json(request.scope, request.receive, MAX_EVENT_BYTES))
-        return json_response(await on_state(lambda state: offset_eligibility(state, query)))
+        return json_response(await on_state(functools.partial(_eligibility, query)))
 
     quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -359,6 +359,16 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+# Reads of the writer's State: module-level, so that they pickle to a writer in another process.
+
+def _totals(state: State) -> dict[str, Any]:
+    return {"size": state.size, **state.totals_g()}
+
+
+def _eligibility(query: dict[str, Any], state: State) -> dict[str, Any]:
+    return offset_eligibility(state, query)
+
 
 def _outcome_json(outcome: Appended | Rejected) -> dict[str, Any]:
     if isinstance(outcome, Rejected):

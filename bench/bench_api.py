@@ -115,12 +115,20 @@ def _worker(port: int, path: str, jobs: list[list[bytes]], ready: Any, go: Any, 
 
 
 def _cpu_s(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (this one by default)."""
+    """User + system CPU seconds of a process (this one by default) and of its live children
+    (`puhui serve`'s writer process)."""
     if pid is None:
         times = os.times()
         return times.user + times.system
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        cpu_s += sum(_cpu_s(int(child)) for child in children)
+    return cpu_s
 
 
 def http_phase(port: int, path: str, jobs: list[list[bytes]], processes: int, time_limit_s: float,

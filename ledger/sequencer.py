@@ -129,6 +129,13 @@ class Sequencer:
         self._enqueue(_Checkpoint(future), 0)
         return future
 
+    def status(self) -> "Future[dict[str, Any]]":
+        """The counters, as GET /v1/status shows them (resolved at once)."""
+        future: Future = Future()
+        future.set_result({"committed_size": self.committed_size, "queued_events": self.queued_events,
+                           "sequencer": self.stats.as_json()})
+        return future
+
     def _enqueue(self, job: _Write | _Read | _Checkpoint, events: int) -> None:
         with self._cond:
             if self._stopping:
@@ -171,15 +178,44 @@ class Sequencer:
             group = self._take()
             if group is None:
                 break
-            self._write(group.writes)
-            for job in group.reads:
-                _settle(job.future, lambda job=job: job.function(self.registry.state))
-            due = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_interval_s
-            if group.checkpoints or due:
-                self._sign_checkpoint(group.checkpoints)
+            self._turn(group)
         self._sign_checkpoint([])
 
-    def _take(self) -> _Group | None:
+    def _turn(self, group: _Group) -> None:
+        self._write(group.writes)
+        for job in group.reads:
+            _settle(job.future, lambda job=job: job.function(self.registry.state))
+        due = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_interval_s
+        if group.checkpoints or due:
+            self._sign_checkpoint(group.checkpoints)
+
+    # -- driven from the caller's own thread (the writer process of api/writer.py) ---------------
+
+    def step(self) -> bool:
+        """Without the writer thread: run one group of what is queued (or a checkpoint now due) on
+        the calling thread, without waiting. False when there was nothing to do."""
+        group = self._take(wait=False)
+        if group is None:
+            return False
+        self._turn(group)
+        return True
+
+    def idle_wait_s(self) -> float | None:
+        """How long a caller driving `step` may wait for work: 0 when jobs are queued, None when
+        no checkpoint is pending, else the time until one is due."""
+        if self._queue:
+            return 0.0
+        if self.committed_size <= self._checkpointed_size:
+            return None
+        return max(0.0, self._checkpoint_interval_s - (time.monotonic() - self._last_checkpoint_at))
+
+    def finish(self) -> None:
+        """Without the writer thread: run everything queued, then sign a last checkpoint."""
+        while self.step():
+            pass
+        self._sign_checkpoint([])
+
+    def _take(self, wait: bool = True) -> _Group | None:
         """Wait for work (or the next checkpoint), then take all queued jobs up to one group's size."""
         group = _Group()
         with self._cond:
@@ -189,6 +225,8 @@ class Sequencer:
                 wait_s = self._checkpoint_interval_s - (time.monotonic() - self._last_checkpoint_at)
                 if wait_s <= 0 and self.committed_size > self._checkpointed_size:
                     return group  # nothing queued, but a checkpoint is due
+                if not wait:
+                    return None
                 self._cond.wait(max(wait_s, 0.001) if self.committed_size > self._checkpointed_size else None)
             while self._queue:
                 job = self._queue[0]
