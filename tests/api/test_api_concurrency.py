@@ -78,6 +78,13 @@ class Racer(threading.Thread):
                         self.shared["retired"][(self.pool, event["body"]["purpose"])].append(event["body"]["retirement_id"])
 
     def next_event(self, n: int) -> dict:
+        if n == 0:
+            # All 32 clients open by spending more than all four pools hold together: whatever the
+            # interleaving, each such attempt must be refused NOT_HELD, and none drains a pool.
+            others = [p for p in self.pools if p != self.pool]
+            return self.sign(self.holder.signer, "transfer", {
+                "transfer_id": f"tr-{self.index}-{n}", "from": self.pool, "to": others[self.index % len(others)],
+                "amount_g": POOL_G * POOLS + 1})
         choice = self.rng.random()
         accepted = [event for event, status, _ in self.seen if status == 201]
         if choice < 0.1 and accepted:
