@@ -17,7 +17,7 @@ from typing import Any
 from keys import KeyRing, passphrase_from_env_or_prompt
 from ledger.actors import HUBEI_RULES, Actor, Client
 from ledger.registry import Registry
-from ledger.rules import key_id_of
+from ledger.schema import key_id_of
 from ledger.store import sqlite_url
 
 CONFIG = "registry.json"

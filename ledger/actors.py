@@ -7,6 +7,7 @@ a bad body is refused by the registry, not by this module.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import secrets
@@ -16,7 +17,7 @@ from typing import Any, Iterable, Sequence
 from ledger.canonical import jcs
 from ledger.merkle import leaf_hash, root_of_leaf_hashes
 from ledger.registry import Appended, Registry, Signer, sign_event
-from ledger.rules import key_id_of
+from ledger.schema import key_id_of
 
 HUBEI_RULES = {"offset_cap_ppm": 100_000, "offset_vintage_years": 3, "offset_regions": ["42"]}
 
@@ -67,7 +68,6 @@ class Client:
 
     # Bodies of every type, with the spec's field names.
     def register_key(self, by: Actor, new: Actor, roles: Sequence[str]) -> Appended:
-        import base64
         return self.submit(by, "key.register", {"key_id": new.key_id, "label": new.label, "roles": list(roles),
                                                 "public_key": base64.b64encode(bytes(new.signer.public_key)).decode()})
 

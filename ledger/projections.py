@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 from sqlalchemy.engine import Connection
 
-from ledger.leaf import Leaf
+from ledger.leaf import Leaf, parse_leaf
 from ledger.serials import SerialSet
 from ledger.state import (
     Account, Batch, Claim, Issuance, Key, Methodology, Retirement, State, Surrender,
@@ -147,6 +147,5 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
         state.requests[(signer, request_id)] = seq
     state.size = store.size(conn)
     if state.size:
-        from ledger.leaf import parse_leaf
         state.last_time = parse_leaf(store.leaf(conn, state.size - 1)).time
     return state

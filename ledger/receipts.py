@@ -14,7 +14,8 @@ from ledger.leaf import Leaf, parse_leaf
 from ledger.note import Checkpoint, parse_checkpoint, parse_verifier_key, verify_checkpoint, verify_cosignatures
 from ledger.queries import Queries
 from ledger.registry import Registry
-from ledger.rules import key_id_of, signing_message
+from ledger.rules import signing_message
+from ledger.schema import key_id_of
 
 FORMAT = "puhui-receipt/1"
 

@@ -24,9 +24,9 @@ from ledger.errors import Rejected, StorageError
 from ledger.leaf import Leaf, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.projections import Changes, load_state
-from ledger.rules import apply, authenticate, judge, key_id_of, signing_message
-from ledger.schema import ID_FIELD, check_submission, format_time
-from ledger.state import ActivityRecord, Key, State
+from ledger.rules import apply, authenticate, judge, signing_message
+from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
+from ledger.state import ActivityRecord, State, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store
 
 MAX_GROUP_EVENTS = 10_000
@@ -133,11 +133,7 @@ class Registry:
         self._lock = threading.RLock()
         self._is_writer = False
         self._activities = _StoredActivities(store)
-        self._root_keys = {}
-        for encoded in self.meta["root_keys"]:
-            public_key = base64.b64decode(encoded)
-            key = Key(key_id_of(public_key), public_key, frozenset(), "root key", is_root=True)
-            self._root_keys[key.key_id] = key
+        self._root_keys = root_keys_from(self.meta["root_keys"])
         self._load()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -355,21 +351,6 @@ class Registry:
     def batch_records(self, batch_id: str) -> Iterator[bytes]:
         with self.store.engine.connect() as conn:
             yield from self.store.batch_records(conn, batch_id)
-
-    # -- activities, for ingestion and personal accounts ------------------------------------------
-
-    def has_fingerprint(self, fingerprint: str) -> bool:
-        with self.store.engine.connect() as conn:
-            return bool(self.store.existing(conn, "fingerprint", [fingerprint]))
-
-    def has_activity_id(self, activity_id: str) -> bool:
-        with self.store.engine.connect() as conn:
-            return bool(self.store.existing(conn, "activity_id", [activity_id]))
-
-    def credited_g(self, subject: str, methodology_id: str, start: str, end: str) -> int:
-        """Grams the log holds for subject under methodology_id, start <= occurred_at < end (times)."""
-        with self.store.engine.connect() as conn:
-            return self.store.credited_g(conn, subject, methodology_id, start, end)
 
     def trust(self) -> dict[str, Any]:
         """The trust file of spec section 8, for auditors."""

@@ -7,22 +7,13 @@ must have none (the independent verifier, verifier/, reports such leaves instead
 
 from __future__ import annotations
 
-import base64
 from typing import Callable, Iterable
 
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.leaf import parse_leaf
-from ledger.rules import apply, authenticate, judge, key_id_of
+from ledger.rules import apply, authenticate, judge
 from ledger.state import Key, MemoryActivityIndex, State
-
-
-def root_keys_from(encoded: Iterable[str]) -> dict[str, Key]:
-    keys = {}
-    for text in encoded:
-        public_key = base64.b64decode(text)
-        keys[key_id_of(public_key)] = Key(key_id_of(public_key), public_key, frozenset(), "root key", is_root=True)
-    return keys
 
 
 def replay(leaves: Iterable[bytes], *, origin: str, root_keys: dict[str, Key],

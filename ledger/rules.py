@@ -8,7 +8,6 @@ effects, so both paths run the very same rules. Checks follow the order of spec 
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -27,10 +26,6 @@ from ledger.state import (
 EVENT_DOMAIN = b"puhui-event/v1\n"
 RECORD_FIELDS = frozenset(("activity_id", "fingerprint", "inputs", "occurred_at", "reduction_g", "subject"))
 MAX_BATCH_RECORDS = 1_000_000
-
-
-def key_id_of(public_key: bytes) -> str:
-    return hashlib.sha256(public_key).digest()[:8].hex()
 
 
 def signing_message(origin: str, event_type: str, body: dict[str, Any]) -> bytes:

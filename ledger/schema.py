@@ -39,6 +39,11 @@ MAX_VINTAGE_YEARS = 100
 Check = Callable[[str, Any], None]
 
 
+def key_id_of(public_key: bytes) -> str:
+    """Spec section 2: hex of the first 8 bytes of SHA-256 of the public key."""
+    return hashlib.sha256(public_key).digest()[:8].hex()
+
+
 def _fail(field: str, why: str) -> None:
     raise Rejected("SCHEMA", f"{field}: {why}")
 
@@ -234,7 +239,7 @@ def check_body(event_type: str, body: Any) -> None:
     if event_type == "transfer" and body["from"] == body["to"]:
         _fail("to", "must differ from `from`")
     if event_type == "key.register":
-        derived = hashlib.sha256(base64.b64decode(body["public_key"])).digest()[:8].hex()
+        derived = key_id_of(base64.b64decode(body["public_key"]))
         if derived != body["key_id"]:
             _fail("key_id", f"must be the key id of public_key ({derived})")
 

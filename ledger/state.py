@@ -7,12 +7,14 @@ rules ask an ActivityIndex (memory for replays, the database for the registry).
 
 from __future__ import annotations
 
+import base64
 import bisect
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol
 
 from nacl.signing import VerifyKey
 
+from ledger.schema import key_id_of
 from ledger.serials import SerialSet
 
 
@@ -29,6 +31,15 @@ class Key:
 
     def __post_init__(self) -> None:
         self.verify_key = VerifyKey(self.public_key)
+
+
+def root_keys_from(encoded: Iterable[str]) -> dict[str, Key]:
+    """The root keys (base64 public keys, as in the trust file), by key id."""
+    keys = {}
+    for text in encoded:
+        public_key = base64.b64decode(text)
+        keys[key_id_of(public_key)] = Key(key_id_of(public_key), public_key, frozenset(), "root key", is_root=True)
+    return keys
 
 
 @dataclass

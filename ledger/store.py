@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, create_engine, event, func, select, text,
+    UniqueConstraint, create_engine, event, select, text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -306,13 +306,6 @@ class Store:
         for i in range(0, len(values), chunk):
             found.update(conn.execute(select(col).where(col.in_(values[i:i + chunk]))).scalars())
         return found
-
-    def credited_g(self, conn: Connection, subject: str, methodology_id: str, start: str, end: str) -> int:
-        """Grams recorded for subject under methodology_id with start <= occurred_at < end."""
-        total = conn.execute(select(func.coalesce(func.sum(activities.c.reduction_g), 0)).where(
-            activities.c.subject == subject, activities.c.methodology_id == methodology_id,
-            activities.c.occurred_at >= start, activities.c.occurred_at < end)).scalar()
-        return int(total)
 
     def insert_activities(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         for i in range(0, len(rows), 5000):

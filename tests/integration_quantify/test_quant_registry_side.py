@@ -10,7 +10,10 @@ import io
 import json
 import random
 
+from sqlalchemy import func, select
+
 from cli.ingestion import BEIJING_OFFSET, ingest_against_log, ingest_and_submit
+from ledger.store import activities
 from cli.quantification import LoggedMethodologies, definition_from_log
 from quant_helpers import LIBRARY, jsonl, metro
 from quantify.ingest import ingest_jsonl
@@ -22,7 +25,8 @@ class LoggedFingerprints:
         self._registry = registry
 
     def __contains__(self, fingerprint) -> bool:
-        return self._registry.has_fingerprint(fingerprint)
+        with self._registry.store.engine.connect() as conn:
+            return bool(self._registry.store.existing(conn, "fingerprint", [fingerprint]))
 
 
 class LoggedActivityIds:
@@ -30,7 +34,8 @@ class LoggedActivityIds:
         self._registry = registry
 
     def __contains__(self, activity_id) -> bool:
-        return self._registry.has_activity_id(activity_id)
+        with self._registry.store.engine.connect() as conn:
+            return bool(self._registry.store.existing(conn, "activity_id", [activity_id]))
 
 
 class LoggedDailyTotals:
@@ -42,8 +47,11 @@ class LoggedDailyTotals:
     def credited_g(self, subject: str, methodology_id: str, day: str) -> int:
         midnight = dt.datetime.fromisoformat(day) - BEIJING_OFFSET
         end = midnight + dt.timedelta(days=1)
-        return self._registry.credited_g(subject, methodology_id, f"{midnight:%Y-%m-%dT%H:%M:%S}.000000Z",
-                                         f"{end:%Y-%m-%dT%H:%M:%S}.000000Z")
+        with self._registry.store.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.sum(activities.c.reduction_g), 0)).where(
+                activities.c.subject == subject, activities.c.methodology_id == methodology_id,
+                activities.c.occurred_at >= f"{midnight:%Y-%m-%dT%H:%M:%S}.000000Z",
+                activities.c.occurred_at < f"{end:%Y-%m-%dT%H:%M:%S}.000000Z")).scalar())
 
 
 def raw_records(prefix: str, count: int, rng: random.Random) -> list[dict]:

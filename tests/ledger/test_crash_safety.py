@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ledger import merkle
 from ledger.note import parse_verifier_key, verify_checkpoint
-from ledger.replay import replay, root_keys_from
+from ledger.replay import replay
+from ledger.state import root_keys_from
 from ledger.registry import Registry
 from keys import Ed25519Key
 from world import World

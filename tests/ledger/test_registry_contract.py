@@ -8,7 +8,8 @@ from sqlalchemy import text
 from ledger import merkle
 from ledger.errors import Rejected, StorageError
 from ledger.note import Witness, parse_verifier_key, verify_checkpoint, verify_cosignatures
-from ledger.replay import replay, root_keys_from
+from ledger.replay import replay
+from ledger.state import root_keys_from
 from keys import Ed25519Key
 from world import World
 
