@@ -241,7 +241,7 @@ class ActivityChecker:
         period = (body["period_start"], body["period_end"])
         buffered = []
         next_number = 1
-        in_flight = self.runner.capacity
+        in_flight = self.runner.lookahead
         bytes_before = self.bytes_read
         for lines in reader.blocks():
             self.bytes_read = bytes_before + reader.bytes_read
@@ -254,7 +254,7 @@ class ActivityChecker:
                 start += CHUNK_RECORDS
                 pending.append((next_number, self._submit(period, next_number, chunk)))
                 next_number += CHUNK_RECORDS
-                while len(pending) > in_flight:
+                while pending and (len(pending) > in_flight or self.runner.ready(pending[0][1])):
                     self._merge(state, *pending.popleft())
             del buffered[:start]
         if buffered:

@@ -89,7 +89,8 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     activity_files = paths.activity_files()
     total_bytes = os.path.getsize(paths.log) + sum(activity_files.values())
     jobs = default_jobs() if jobs is None else jobs
-    runner = ProcessRunner(jobs) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
+    # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
+    runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
     digest_key = new_digest_key()
     expected_records = sum(activity_files.values()) // TYPICAL_RECORD_BYTES
     activity_checker = ActivityChecker(paths.activities, runner, digest_key, expected_records)
@@ -122,6 +123,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
         "seconds": round(seconds, 3),
         "activity_seconds": round(activity_checker.seconds, 3),
         "workers": runner.workers,
+        "jobs_done_in_main": runner.jobs_done_here,
         "peak_rss_main_kib": _peak_rss_kib(),
         "peak_rss_workers_kib": worker_peaks_kib,
     }
@@ -142,7 +144,7 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
     wanted = deque(size for size in wanted_sizes if size > 0)
     next_wanted = wanted.popleft() if wanted else -1
     in_flight = deque()
-    depth = runner.capacity
+    depth = runner.lookahead
     parallel = runner.workers > 0
     parse = parser.parse
 
@@ -162,7 +164,8 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
             for height, subtree_root in subtrees_of(hashes):
                 merkle.append_subtree(height, subtree_root)
         in_flight.append(_submit_signatures(runner, leaves) if parallel else (leaves, None, None))
-        while len(in_flight) > depth:
+        # Replay what is ready; wait only when too far ahead (memory stays bounded).
+        while in_flight and (len(in_flight) > depth or in_flight[0][2] is None or runner.ready(in_flight[0][2])):
             _replay_chunk(replay, runner, *in_flight.popleft())
 
     carried = []

@@ -30,7 +30,7 @@ def _parser():
     bundle.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
     bundle.add_argument("--json", action="store_true", help="print the JSON report of spec section 9")
     bundle.add_argument("--require-activities", action="store_true", help="a missing activity file is a violation")
-    bundle.add_argument("--jobs", type=_jobs, metavar="N", help="worker processes (default: all cores)")
+    bundle.add_argument("--jobs", type=_jobs, metavar="N", help="processes to use, this one included (default: all cores)")
 
     receipt = commands.add_parser("receipt", help="check a retirement or surrender receipt offline")
     receipt.add_argument("receipt_file", metavar="FILE")

@@ -21,6 +21,7 @@ import resource
 import sys
 import threading
 import traceback
+from collections import deque
 
 from verifier.activities import check_record_chunk
 from verifier.signatures import verify_many
@@ -46,8 +47,10 @@ class InlineRunner:
 
     workers = 0
     capacity = 1
+    lookahead = 1
 
     def __init__(self):
+        self.jobs_done_here = 0
         self._results = {}
         self._next_ticket = 0
 
@@ -55,7 +58,11 @@ class InlineRunner:
         ticket = self._next_ticket
         self._next_ticket += 1
         self._results[ticket] = JOBS[kind](payload)
+        self.jobs_done_here += 1
         return ticket
+
+    def ready(self, ticket):
+        return True
 
     def result(self, ticket):
         return self._results.pop(ticket)
@@ -111,6 +118,8 @@ class ProcessRunner:
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
         self.capacity = IN_FLIGHT_PER_WORKER * workers
+        # Jobs a caller may keep submitted but not yet used: the workers' fill plus a few done here.
+        self.lookahead = IN_FLIGHT_PER_WORKER * (workers + 1)
         # The sender threads need the GIL for a moment per job; by default a busy main thread
         # keeps it for up to 5 ms, which a worker waiting for its next job would feel.
         self._switch_interval = sys.getswitchinterval()
@@ -135,36 +144,57 @@ class ProcessRunner:
             self._senders.append((sender, jobs_writer))
             self._processes.append(process)
         self._next_ticket = 0
-        self._next_result = 0
+        self._pending = [deque() for _ in range(workers)]  # tickets sent to each worker, in order
+        self._worker_of = {}
         self._results = {}
+        self.jobs_done_here = 0
 
-    def _collect_next(self):
-        ticket = self._next_result
-        status, value = self._results_from[ticket % self.workers].recv()
+    def _collect_from(self, worker):
+        status, value = self._results_from[worker].recv()
         if status != "ok":
             raise WorkerError(f"a worker process failed:\n{value}")
-        self._next_result += 1
+        ticket = self._pending[worker].popleft()
+        del self._worker_of[ticket]
         self._results[ticket] = value
 
     def submit(self, kind, payload):
-        while self._next_ticket - self._next_result >= self.capacity:
-            self._collect_next()
+        """Send the job to the least busy worker; when every worker already has its fill, do it here.
+
+        The main process is then one more worker rather than a process waiting on the others: on a
+        machine with as many workers as cores, it would otherwise share a core with them."""
         ticket = self._next_ticket
         self._next_ticket += 1
-        self._outboxes[ticket % self.workers].put(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
+        worker = min(range(self.workers), key=lambda w: len(self._pending[w]))
+        if len(self._pending[worker]) >= IN_FLIGHT_PER_WORKER:
+            self._results[ticket] = JOBS[kind](payload)
+            self.jobs_done_here += 1
+            return ticket
+        self._pending[worker].append(ticket)
+        self._worker_of[ticket] = worker
+        self._outboxes[worker].put(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
         return ticket
+
+    def ready(self, ticket):
+        """Whether result(ticket) would return without waiting."""
+        if ticket in self._results:
+            return True
+        worker = self._worker_of[ticket]
+        while ticket not in self._results and self._results_from[worker].poll():
+            self._collect_from(worker)
+        return ticket in self._results
 
     def result(self, ticket):
         while ticket not in self._results:
-            self._collect_next()
+            self._collect_from(self._worker_of[ticket])
         return self._results.pop(ticket)
 
     def close(self):
         """Stop the workers; returns their peak resident memory in KiB (empty if they were killed)."""
         peaks = []
         try:
-            while self._next_result < self._next_ticket:
-                self._collect_next()
+            for worker in range(self.workers):
+                while self._pending[worker]:
+                    self._collect_from(worker)
             for outbox in self._outboxes:
                 outbox.put(pickle.dumps(None))
             for results in self._results_from:

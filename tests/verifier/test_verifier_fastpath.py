@@ -99,7 +99,7 @@ def test_fast_path_equals_general_path_on_mutated_lines(seed):
 
 def test_clean_chunk_path_equals_record_by_record():
     from verifier.activities import _check_chunk, _check_clean_chunk, _keyed_digest, check_record_chunk
-    from tests.verifier.conftest import fingerprint_of, record_bytes
+    from conftest import fingerprint_of, record_bytes
 
     records = [
         record_bytes(f"a-{n}", fingerprint_of(f"f{n}"), f"2026-01-{1 + n % 28:02d}T08:00:00.000000Z", 10 + n, inputs={"km": n, "mode": "métro 😀"})

@@ -1,0 +1,53 @@
+"""The runner that spreads signature and record checks over processes, the main one included."""
+
+import nacl.signing
+
+from verifier.parallel import IN_FLIGHT_PER_WORKER, InlineRunner, ProcessRunner
+from verifier.signatures import verify_many
+
+
+def _signed_jobs(count, per_job=50):
+    """Jobs of (public keys, signed messages); every 7th signature is broken."""
+    key = nacl.signing.SigningKey(bytes(range(32)))
+    public_key = bytes(key.verify_key)
+    jobs = []
+    for j in range(count):
+        signed = []
+        for i in range(per_job):
+            message = f"job {j} item {i}".encode()
+            good = bytes(key.sign(message))
+            signed.append(good if (j * per_job + i) % 7 else bytes([good[0] ^ 1]) + good[1:])
+        jobs.append(([public_key] * per_job, signed))
+    return jobs
+
+
+def test_the_main_process_takes_the_jobs_its_workers_have_no_room_for_and_results_keep_their_order():
+    jobs = _signed_jobs(3 * IN_FLIGHT_PER_WORKER + 2)
+    runner = ProcessRunner(1)
+    try:
+        tickets = [runner.submit("verify", job) for job in jobs]
+        # Nothing was collected between submissions, so the one worker's room filled at once and
+        # every job after it was done here.
+        assert runner.jobs_done_here == len(jobs) - IN_FLIGHT_PER_WORKER
+        assert [runner.result(ticket) for ticket in tickets] == [verify_many(job) for job in jobs]
+    finally:
+        runner.close()
+
+
+def test_results_collected_as_they_come_match_an_inline_run():
+    jobs = _signed_jobs(20)
+    runner = ProcessRunner(2)
+    inline = InlineRunner()
+    expected = [inline.result(inline.submit("verify", job)) for job in jobs]
+    try:
+        answers = []
+        pending = []
+        for job in jobs:
+            pending.append(runner.submit("verify", job))
+            while pending and runner.ready(pending[0]):
+                answers.append(runner.result(pending.pop(0)))
+        answers.extend(runner.result(ticket) for ticket in pending)
+    finally:
+        runner.close()
+    assert answers == expected
+    assert all(b"\x00" in answer for answer in answers)  # broken signatures are reported, not skipped
