@@ -2,10 +2,12 @@
 
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
 no replayed state: Ed25519 checks of events ("verify") and the checks and hashes of activity
-records ("records"). Jobs go to the workers in turn and each worker answers in order, so results
-come back in submission order. At most three jobs per worker are in flight (`capacity`): the main
-process is never more than that far ahead, a worker always has its next job waiting, and a worker
-is never blocked writing a result nobody reads (results are a few tens of KB).
+records ("records"). A job goes to the worker with the fewest jobs in flight; each worker answers
+in order. At most three jobs per worker are in flight (`capacity`), so a worker always has its
+next job waiting and is never blocked writing a result nobody reads (results are a few tens of
+KB). When every worker has its three, the main process does the job itself instead of waiting:
+it is one more worker, and `--jobs N` means N - 1 worker processes. (With one worker per core,
+three busy processes would share two cores, and the main one would wait on the others anyway.)
 
 A job (a few hundred KB) is larger than a pipe's buffer, and a worker reads it only when it has
 finished the job before; so each worker has a sender thread in the main process that does the
