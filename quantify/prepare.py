@@ -15,6 +15,7 @@ that cannot be prepared is a `Rejection`.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Iterable, Iterator, NamedTuple
 
 from quantify.activity import InvalidActivity, RecordRules, record_bytes, rules_for
+from quantify.fastpath import fast_records
 from quantify.methodology import Methodology
 
 MAX_LINE_BYTES = 16_384
@@ -103,29 +105,34 @@ def parse_json_line(text: str) -> tuple[Any, str | None]:
     return value, None
 
 
-def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | str]) -> list[Prepared | Rejection]:
-    """Prepare consecutive lines numbered from first_line; blank lines hold no record."""
-    out: list[Prepared | Rejection] = []
-    append = out.append
-    for line, raw in enumerate(lines, first_line):
-        if len(raw) > MAX_LINE_BYTES:
-            head = raw[:MAX_LINE_BYTES]
-            append(Rejection(line, "malformed", f"line longer than {MAX_LINE_BYTES} bytes", None,
-                             head.decode("utf-8", "replace") if isinstance(head, bytes) else head))
-            continue
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                append(Rejection(line, "malformed", "not UTF-8", None, raw.decode("utf-8", "replace")))
-                continue
-        record, error = parse_json_line(raw)
-        if error is not None:
-            if raw.strip():  # a blank line holds no record
-                append(Rejection(line, "malformed", error, None, raw))
-            continue
-        append(prepare_record(rules, line, raw, record))
-    return out
+def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | str],
+                       fast_path: bool = True) -> list[Prepared | Rejection]:
+    """Prepare consecutive lines numbered from first_line; blank lines hold no record. A line of
+    the methodology's exact shape takes the fast path (`quantify.fastpath`), any other the full
+    path; fast_path=False sends every line through the full path (the tests compare the two)."""
+    if fast_path:
+        return fast_records(rules).prepare_lines(first_line, lines, functools.partial(prepare_json_line, rules))
+    return [item for item in (prepare_json_line(rules, line, raw) for line, raw in enumerate(lines, first_line))
+            if item is not None]
+
+
+def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str) -> Prepared | Rejection | None:
+    """The full path for one line: the prepared record or why not; None for a blank line."""
+    if len(raw) > MAX_LINE_BYTES:
+        head = raw[:MAX_LINE_BYTES]
+        return Rejection(line, "malformed", f"line longer than {MAX_LINE_BYTES} bytes", None,
+                         head.decode("utf-8", "replace") if isinstance(head, bytes) else head)
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejection(line, "malformed", "not UTF-8", None, raw.decode("utf-8", "replace"))
+    record, error = parse_json_line(raw)
+    if error is not None:
+        if raw.strip():  # a blank line holds no record
+            return Rejection(line, "malformed", error, None, raw)
+        return None
+    return prepare_record(rules, line, raw, record)
 
 
 Chunk = tuple[int, int, list]  # (first line, last line, items)
@@ -191,30 +198,34 @@ class CsvLayout:
                    tuple((i, name, by_name[name].kind == "integer") for i, name in enumerate(header) if name in by_name))
 
 
-def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list) -> list[Prepared | Rejection]:
+def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list,
+                     fast_path: bool = True) -> list[Prepared | Rejection]:
     """Prepare (line, cells) rows; Rejections from the reader pass through. Integer inputs are
-    decimal digits; an empty cell is an absent input."""
-    out: list[Prepared | Rejection] = []
-    append = out.append
+    decimal digits; an empty cell is an absent input. A row of the exact shape takes the fast
+    path (`quantify.fastpath`); fast_path=False sends every row through the full path."""
+    full = functools.partial(prepare_csv_row, rules, layout)
+    if fast_path:
+        return fast_records(rules).prepare_rows(rows, layout, full)
+    return [full(item) for item in rows]
+
+
+def prepare_csv_row(rules: RecordRules, layout: CsvLayout, item: tuple[int, list[str]] | Rejection
+                    ) -> Prepared | Rejection:
+    """The full path for one CSV item."""
+    if type(item) is Rejection:
+        return item
+    line, row = item
     width = layout.width
-    for item in rows:
-        if type(item) is Rejection:
-            append(item)
-            continue
-        line, row = item
-        if len(row) != width or sum(map(len, row)) > MAX_LINE_BYTES:
-            append(Rejection(line, "malformed", f"row has {len(row)} cells for {width} columns, or is too long",
-                             None, row))
-            continue
-        inputs: dict[str, Any] = {}
-        for i, name, is_integer in layout.inputs:
-            cell = row[i]
-            if cell:
-                inputs[name] = int(cell) if is_integer and _CSV_INTEGER.fullmatch(cell) else cell
-        record = {"activity_id": row[layout.activity_id_at], "subject": row[layout.subject_at],
-                  "occurred_at": row[layout.occurred_at_at], "inputs": inputs}
-        append(prepare_record(rules, line, row, record))
-    return out
+    if len(row) != width or sum(map(len, row)) > MAX_LINE_BYTES:
+        return Rejection(line, "malformed", f"row has {len(row)} cells for {width} columns, or is too long", None, row)
+    inputs: dict[str, Any] = {}
+    for i, name, is_integer in layout.inputs:
+        cell = row[i]
+        if cell:
+            inputs[name] = int(cell) if is_integer and _CSV_INTEGER.fullmatch(cell) else cell
+    record = {"activity_id": row[layout.activity_id_at], "subject": row[layout.subject_at],
+              "occurred_at": row[layout.occurred_at_at], "inputs": inputs}
+    return prepare_record(rules, line, row, record)
 
 
 def read_csv(lines: Iterable[str], methodology: Methodology, chunk: int = CHUNK_RECORDS) -> tuple[CsvLayout, Iterator[Chunk]]:

@@ -1,0 +1,262 @@
+"""A fast path for the common record: a line (or CSV row) of exactly the methodology's shape.
+
+Ingestion's full path (`quantify.prepare.prepare_record` over `json.loads`) decides every
+record and explains every rejection. Most lines a platform sends are the same shape, though:
+one JSON object with the four record keys, every input present, no escapes, no odd whitespace.
+`FastRecords` recognises such a line with one compiled regular expression per key order, and
+builds the record's canonical bytes from string templates, without a parse into dicts.
+
+It only ever accepts. A line it does not recognise, or any doubt (a date that does not exist,
+an integer out of range, a reduction of 0 g), returns None and goes through the full path,
+which gives the same answer it would have given anyway or the rejection with its reason. What
+it accepts it turns into exactly the tuple the full path gives for the same line (tested
+against the full path on valid, edge and mutated records).
+
+Why a match is enough: every value the pattern admits is ASCII from [A-Za-z0-9._:-], so it is
+valid UTF-8, needs no JSON escape and reads the same in JSON as in the line; each key appears
+once (no duplicate keys); integers are written as JSON writes them (no sign, no leading zero,
+no fraction or exponent), so their text is their canonical text.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import re
+from operator import itemgetter
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
+
+from quantify.activity import FINGERPRINT_DOMAIN, TIME, RecordRules, _real_date
+from quantify.methodology import IDENTIFIER, MAX_CODE_CHARS, Methodology
+
+_ID = IDENTIFIER.pattern
+_CODE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_CODE_CHARS - 1)
+_INTEGER = r"0|[1-9][0-9]{0,12}"  # integer inputs are at most 10^12 (13 digits); range checked after
+_COLON = r":[ ]?"  # json.dumps writes ": " by default, compact writers ":"
+_COMMA = r",[ ]?"
+_RECORD_ORDER = ("activity_id", "subject", "occurred_at", "inputs")
+_END = r"[ ]{0,8}(?:\r?\n)?"  # a line keeps its newline; a few trailing blanks (bounded: line length)
+_sha256 = hashlib.sha256
+
+
+_MAX_OPTIONAL = 3  # shapes for every subset of up to this many optional inputs; beyond, all present
+
+
+def _value_pattern(kind: int, values: frozenset[str]) -> str:
+    """A value's pattern, the text of interest in group 1, without the JSON quotes."""
+    if kind == 0:  # integer
+        return f"({_INTEGER})"
+    if kind == 1:  # code
+        return f"({_CODE})"
+    return "(" + "|".join(re.escape(v) for v in sorted(values)) + ")"
+
+
+def _json_value_pattern(kind: int, values: frozenset[str]) -> str:
+    return _value_pattern(kind, values) if kind == 0 else f'"{_value_pattern(kind, values)}"'
+
+
+def _object_pattern(parts: list[tuple[str, str]]) -> str:
+    return r"\{" + _COMMA.join(f'"{name}"{_COLON}{value}' for name, value in parts) + r"\}"
+
+
+class Shape(NamedTuple):
+    """What is done with the values of a record whose present inputs are `present`.
+
+    Values come in canonical order: activity_id, subject, occurred_at, then the present inputs
+    by name (JCS order)."""
+
+    present: tuple[str, ...]
+    inputs_template: str  # the inputs' JCS text, % the input values
+    integers: tuple[tuple[int, int, int], ...]  # (value position, min, max)
+    quantity_at: int | None
+    fingerprint_parts: Callable[[tuple[str, ...]], tuple[str, ...]]  # fingerprint fields, then subject
+
+
+class FastRecords:
+    """The fast path of one methodology (from its RecordRules)."""
+
+    def __init__(self, rules: RecordRules):
+        methodology: Methodology = rules.methodology
+        checks = rules._checks  # (name, key, kind, required, low, high, values), sorted by name
+        by_name = {c[0]: c for c in checks}
+        required = [c[0] for c in checks if c[3]]
+        optional = [c[0] for c in checks if not c[3]]
+        if len(optional) <= _MAX_OPTIONAL:
+            subsets = [combo for n in range(len(optional) + 1) for combo in itertools.combinations(optional, n)]
+        else:
+            subsets = [tuple(optional)]
+
+        def shape(present: tuple[str, ...]) -> Shape:
+            names = sorted(present)
+            at = {name: 3 + i for i, name in enumerate(names)}
+            fingerprint_at = [at[n] for n in rules._fingerprint_fields]
+            return Shape(
+                tuple(names),
+                "{" + ",".join(f'"{n}":%s' if by_name[n][2] == 0 else f'"{n}":"%s"' for n in names) + "}",
+                tuple((at[n], by_name[n][4], by_name[n][5]) for n in names if by_name[n][2] == 0),
+                None if rules._quantity_field is None else at[rules._quantity_field],
+                # itemgetter of one index returns no tuple: the subject is always there as well.
+                itemgetter(*fingerprint_at, 1) if fingerprint_at else lambda values: (values[1],),
+            )
+
+        # JSON Lines: one pattern per set of present inputs and key order (the record's own
+        # order or JCS order, for the record and for its inputs).
+        declared = [f.name for f in methodology.inputs]
+        variants: list[tuple[Callable[[str], re.Match | None], tuple[int, ...], Shape]] = []
+        seen: set[str] = set()
+        for subset in subsets:
+            present = set(required) | set(subset)
+            record_shape = shape(tuple(present))
+            for top in (_RECORD_ORDER, tuple(sorted(_RECORD_ORDER))):
+                for input_order in ([n for n in declared if n in present], sorted(present)):
+                    pattern, groups = self._line_pattern(top, input_order, by_name)
+                    if pattern.pattern not in seen:
+                        seen.add(pattern.pattern)
+                        variants.append((pattern.fullmatch, groups, record_shape))
+        self._variants = tuple(variants)
+
+        # CSV: a row's cells in canonical order joined by newlines (which no value holds); an
+        # optional input's cell may be empty (absent).
+        self._csv_fullmatch = re.compile("\\n".join(
+            [f"({_ID})", f"({_ID})", f"({TIME.pattern})"]
+            + [_value_pattern(c[2], c[6]) + ("" if c[3] else "?") for c in checks])).fullmatch
+        self._csv_optional_at = tuple(3 + i for i, c in enumerate(checks) if not c[3])
+        self._csv_shapes = {
+            tuple(name in subset for name in optional): shape(tuple(required) + subset) for subset in subsets
+        }
+        self._sorted_names = tuple(c[0] for c in checks)
+
+        self._numerator = rules._numerator
+        self._denominator = rules._denominator
+        self._fingerprint_template = (
+            '{"fields":{' + ",".join(f'"{n}":"%s"' for n in rules._fingerprint_fields)
+            + f'}},"methodology_id":"{methodology.methodology_id}","subject":"%s","time":"%s"}}'
+        )
+        self._minute = rules._fingerprint_time == "minute"
+        self._fingerprint_time = rules.fingerprint_time
+
+    @staticmethod
+    def _line_pattern(top: tuple[str, ...], input_order: list[str], by_name: dict) -> tuple[re.Pattern, tuple[int, ...]]:
+        """A line's pattern, and the group numbers of its values in canonical order."""
+        inputs = _object_pattern([(n, _json_value_pattern(by_name[n][2], by_name[n][6])) for n in input_order])
+        values = {"activity_id": f'"({_ID})"', "subject": f'"({_ID})"', "occurred_at": f'"({TIME.pattern})"',
+                  "inputs": inputs}
+        order: list[str] = []
+        for key in top:
+            order.extend(input_order if key == "inputs" else [key])
+        group = {name: i + 1 for i, name in enumerate(order)}
+        canonical = ("activity_id", "subject", "occurred_at", *sorted(input_order))
+        return re.compile(_object_pattern([(key, values[key]) for key in top]) + _END), \
+            tuple(group[name] for name in canonical)
+
+    def line_values(self, text: str) -> tuple[tuple[str, ...], Shape] | None:
+        """The values in canonical order and the shape, for a line of an exact shape; else None."""
+        for fullmatch, groups, shape in self._variants:
+            match = fullmatch(text)
+            if match is not None:
+                return match.group(*groups), shape
+        return None
+
+    def prepare_lines(self, first_line: int, lines: list[bytes | str], full: Callable[[int, Any], Any]) -> list:
+        """Prepared tuples for consecutive lines numbered from first_line; a line the fast path
+        does not accept goes to full(line, raw), whose result (an item, or None for nothing) is
+        kept in its place."""
+        line_values = self.line_values
+
+        def values(raw: bytes | str) -> tuple[tuple[str, ...], Shape] | None:
+            if type(raw) is bytes:
+                try:
+                    raw = raw.decode()
+                except UnicodeDecodeError:
+                    return None
+            return line_values(raw)
+
+        return self._prepare(enumerate(lines, first_line), values, full)
+
+    def row_values(self, columns: tuple[int, ...], row: list[str]) -> tuple[tuple[str, ...], Shape] | None:
+        """The same for a CSV row's cells (columns: the cells in canonical order)."""
+        match = self._csv_fullmatch("\n".join([row[i] for i in columns]))
+        if match is None:
+            return None
+        values = match.groups()
+        if not self._csv_optional_at:
+            return values, self._csv_shapes[()]
+        shape = self._csv_shapes[tuple(bool(values[at]) for at in self._csv_optional_at)]
+        return tuple(v for v in values if v), shape  # only an optional cell can be empty
+
+    def prepare_rows(self, rows: list, layout: Any, full: Callable[[Any], Any]) -> list:
+        """Prepared tuples for CSV items ((line, cells), or a Rejection from the reader); a row
+        of the layout's width whose cells the fast path accepts, else full(item)."""
+        by_name = {name: column for column, name, _ in layout.inputs}
+        if set(by_name) != set(self._sorted_names):  # the header lacks an optional input
+            return [full(item) for item in rows]
+        columns = (layout.activity_id_at, layout.subject_at, layout.occurred_at_at,
+                   *(by_name[name] for name in self._sorted_names))
+        width = layout.width
+        row_values = self.row_values
+
+        def numbered() -> Iterator[tuple[int, Any]]:
+            for item in rows:
+                yield (item if type(item) is tuple else (0, item))
+
+        def values(row: Any) -> tuple[tuple[str, ...], Shape] | None:
+            return row_values(columns, row) if type(row) is list and len(row) == width else None
+
+        def full_row(line: int, row: Any) -> Any:
+            return full((line, row) if type(row) is list else row)
+
+        return self._prepare(numbered(), values, full_row)
+
+    def _prepare(self, numbered: Iterable[tuple[int, Any]],
+                 values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
+                 full: Callable[[int, Any], Any]) -> list:
+        """The fast path's loop, everything it touches a local (it runs once per record)."""
+        out: list = []
+        append = out.append
+        real_date = _real_date
+        numerator, denominator = self._numerator, self._denominator
+        fingerprint_template = self._fingerprint_template
+        minute = self._minute
+        fingerprint_time = self._fingerprint_time
+        domain = FINGERPRINT_DOMAIN
+        sha256 = _sha256
+        for line, raw in numbered:
+            found = values_of(raw)
+            if found is None:
+                item = full(line, raw)
+                if item is not None:
+                    append(item)
+                continue
+            values, shape = found
+            occurred_at = values[2]
+            for at, low, high in shape.integers:
+                if not low <= int(values[at]) <= high:
+                    found = None
+                    break
+            if found is None or not real_date(occurred_at[:10]):
+                append(full(line, raw))  # out of range, or no such day: the full path says so
+                continue
+            quantity_at = shape.quantity_at
+            scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
+            reduction_g = scaled // denominator if scaled > 0 else 0
+            if reduction_g == 0:
+                append(full(line, raw))  # zero_reduction, in the full path's words
+                continue
+            activity_id, subject = values[0], values[1]
+            inputs_jcs = shape.inputs_template % values[3:]
+            when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
+            fingerprint = sha256(domain + (fingerprint_template % (*shape.fingerprint_parts(values), when)).encode()
+                                 ).hexdigest()
+            data = (  # quantify.activity.record_bytes, inlined
+                f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
+                f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
+            ).encode()
+            append((line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+                    sha256(b"\x00" + data).digest()))
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def fast_records(rules: RecordRules) -> FastRecords:
+    return FastRecords(rules)
