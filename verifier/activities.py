@@ -21,7 +21,7 @@ from hashlib import sha256
 from time import perf_counter
 
 from verifier.canonical import _SCAN, EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
-from verifier.digests import DigestSet, KeyedDigest, digests_to_array, table_bits_for
+from verifier.digests import DigestSet, digests_to_array, table_bits_for
 from verifier.merkle import MerkleAccumulator, subtrees_of
 from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.schema import ID, TIME, is_real_date
@@ -72,31 +72,19 @@ def record_problem(raw):
     return "not a canonical record"
 
 
-_digests_by_key = {}
-
-
-def _keyed_digest(key):
-    """The packing digest function for a run's key, kept across the chunks a worker checks."""
-    found = _digests_by_key.get(key)
-    if found is None:
-        _digests_by_key.clear()
-        found = _digests_by_key[key] = KeyedDigest(key).packed
-    return found
-
-
 def check_record_chunk(job):
     """Check one chunk of records (run in a worker); see _check_chunk. A chunk whose records are
     all well-formed takes a path that does each step for the whole chunk at once; any doubt, and
     the chunk is checked again record by record, which finds and explains the first problem."""
-    period_start, period_end, key, first_number, blob = job
+    period_start, period_end, digester, first_number, blob = job
     try:
-        result = _check_clean_chunk(period_start, period_end, _keyed_digest(key), blob)
+        result = _check_clean_chunk(period_start, period_end, digester, blob)
     except Exception:  # anything unexpected in a record: the careful path decides
         result = None
     return result if result is not None else _check_chunk(job)
 
 
-def _check_clean_chunk(period_start, period_end, digest, blob):
+def _check_clean_chunk(period_start, period_end, digester, blob):
     """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
     text = blob.decode("utf-8")
     matches = list(map(_CLEAN_RECORD.fullmatch, text.split("\n")))
@@ -122,8 +110,8 @@ def _check_clean_chunk(period_start, period_end, digest, blob):
         len(records),
         sum(grams),
         subtrees_of([sha256(b"\x00" + raw).digest() for raw in records]),
-        b"".join([digest(activity_id.encode("ascii")) for activity_id in activity_ids]),
-        b"".join([digest(fingerprint.encode("ascii")) for fingerprint in fingerprints]),
+        digester.pack_texts(activity_ids),
+        digester.pack_texts(fingerprints),
         [],
         None,
     )
@@ -135,8 +123,7 @@ def _check_chunk(job):
 
     Returns (count, total_g, perfect subtrees [(height, root)], id digests, fingerprint digests,
     numbers of the records without digests, first problem (record number, message) or None)."""
-    period_start, period_end, key, first_number, blob = job
-    digest = _keyed_digest(key)
+    period_start, period_end, digester, first_number, blob = job
     records = blob.split(b"\n")
     merkle = MerkleAccumulator()
     append_leaf = merkle.append
@@ -166,8 +153,8 @@ def _check_chunk(job):
             undigested.append(number)
             number += 1
             continue
-        id_digests.append(digest(activity_id.encode("ascii")))
-        fingerprint_digests.append(digest(fingerprint.encode("ascii")))
+        id_digests.append(activity_id)
+        fingerprint_digests.append(fingerprint)
         reduction_g = int(reduction)
         if reduction_g > MAX_SAFE_INTEGER and problem is None:
             problem = (number, f"record on line {number}: reduction_g is beyond 2^53-1")
@@ -179,8 +166,8 @@ def _check_chunk(job):
         len(records),
         total_g,
         merkle.perfect_subtrees(),
-        b"".join(id_digests),
-        b"".join(fingerprint_digests),
+        digester.pack_texts(id_digests),
+        digester.pack_texts(fingerprint_digests),
         undigested,
         problem,
     )
@@ -207,10 +194,10 @@ def _record_number(position, first_number, undigested):
 class ActivityChecker:
     """Called by replay for each batch event that passed every other check (see Replay)."""
 
-    def __init__(self, activities_dir, runner, digest_key, expected_records=0):
+    def __init__(self, activities_dir, runner, digester, expected_records=0):
         self.activities_dir = activities_dir
         self.runner = runner
-        self.digest_key = digest_key
+        self.digester = digester
         # Sized up front from the files' bytes (growing a table re-inserts every digest in it).
         bits = table_bits_for(expected_records)
         self.activity_ids = DigestSet(bits)
@@ -273,7 +260,7 @@ class ActivityChecker:
         return None
 
     def _submit(self, period, first_number, lines):
-        return self.runner.submit("records", (period[0], period[1], self.digest_key, first_number, b"\n".join(lines)))
+        return self.runner.submit("records", (period[0], period[1], self.digester, first_number, b"\n".join(lines)))
 
     def _merge(self, state, first_number, ticket):
         count, total_g, subtrees, ids, fingerprints, undigested, problem = self.runner.result(ticket)

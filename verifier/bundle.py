@@ -16,7 +16,7 @@ from time import perf_counter
 
 from verifier.activities import TYPICAL_RECORD_BYTES, ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
-from verifier.digests import new_digest_key
+from verifier.digests import new_digester
 from verifier.leaves import LeafParser
 from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
 from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
@@ -91,10 +91,10 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     jobs = default_jobs() if jobs is None else jobs
     # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
     runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
-    digest_key = new_digest_key()
+    digester = new_digester()
     expected_records = sum(activity_files.values()) // TYPICAL_RECORD_BYTES
-    activity_checker = ActivityChecker(paths.activities, runner, digest_key, expected_records)
-    replay = Replay(trust, digest_key, violations, warnings, activity_checker, require_activities)
+    activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
+    replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
     # Nothing here makes reference cycles worth collecting, and with millions of live objects
     # the cyclic collector's passes would cost a third of the main process's time.
     collecting = gc.isenabled()

@@ -1,21 +1,29 @@
 """Ids remembered as 64-bit keyed digests, never as the ids themselves.
 
-Ids of events (request ids, transfer ids, ...) go into Python sets of these digests, as 8-byte
-strings (about 80 bytes per id, and C-speed lookups). Activity ids and fingerprints, which number in the billions,
-go into a DigestSet: one flat array of digests (16 bytes per id at most), never one Python object
-per id.
+Ids of events (request ids, transfer ids, ...) go into Python sets of these digests (ints, C-speed
+lookups). Activity ids and fingerprints, which number in the billions, go into a DigestSet: one
+flat array of digests (16 bytes per id at most), never one Python object per id.
 
-Why it is sound: each id is reduced to BLAKE2b-64 under a random key drawn for this run, so no one
-who wrote the log can aim two different ids at one digest. Two different ids share a digest with
-probability 2^-64 per pair; among n ids the chance of any false "seen before" is at most
-n^2 / 2^65 (about 3e-6 for 10^7 ids, 3e-8 for 10^6). A real repeat always has equal digests, so a
-duplicate is never missed. A reported duplicate can be confirmed by running again (new key).
+Why it is sound: each id is reduced to a 64-bit keyed hash under a key drawn at random for this
+run and never shown, so no one who wrote the log can aim two different ids at one digest. Two
+different ids share a digest with probability 2^-64 per pair; among n ids the chance of any
+false "seen before" is at most n^2 / 2^65 (about 3e-6 for 10^7 ids, 3e-8 for 10^6). A real repeat
+always has equal digests, so a duplicate is never missed. A reported duplicate can be confirmed by
+running again (new key).
+
+The keyed hash is Python's own string hash when the interpreter drew its key at random (the
+default: SipHash-1-3 under a 128-bit secret from os.urandom, made for exactly this, inputs chosen
+by someone who wants collisions) and worker processes are forked, so they share that secret; it
+costs a twentieth of BLAKE2b through hashlib. When PYTHONHASHSEED fixes the secret, or workers
+would not share it, BLAKE2b-64 under a random 32-byte key is used instead.
 
 The table is open addressing with linear probing over array('q'), grown by doubling at 70% load.
 0 marks an empty slot and -1 a removed one (see `remove_all`); digests never take these values.
 """
 
+import multiprocessing
 import os
+import sys
 from array import array
 from hashlib import blake2b
 
@@ -24,32 +32,72 @@ REMOVED = -1
 MAX_LOAD_NUMERATOR, MAX_LOAD_DENOMINATOR = 7, 10
 
 
-def new_digest_key():
-    return os.urandom(32)
+def _string_hash_is_secret():
+    seed = os.environ.get("PYTHONHASHSEED", "random")
+    return seed in ("", "random") and multiprocessing.get_start_method(allow_none=True) in (None, "fork") and "fork" in multiprocessing.get_all_start_methods()
 
 
-class KeyedDigest:
-    """BLAKE2b-64 of bytes under the run's key, as a signed int that is never EMPTY or REMOVED."""
+def new_digester():
+    """The run's keyed digest: Python's string hash where its key is a secret shared with forked
+    workers, BLAKE2b-64 under a fresh random key otherwise."""
+    return StringHashDigester() if _string_hash_is_secret() else Blake2bDigester(os.urandom(32))
+
+
+def _never_empty_or_removed(value):
+    return value if value != EMPTY and value != REMOVED else 1
+
+
+class StringHashDigester:
+    """hash(text) under the interpreter's secret. Sent to a worker, it checks that the worker has
+    the same secret (a forked child does), since digests from two secrets would never match.
+    CPython hashes only the empty string without the key (to 0); no id or fingerprint is empty."""
+
+    def __init__(self):
+        self._check = hash("puhui-verify digest check")
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if hash("puhui-verify digest check") != self._check:
+            raise RuntimeError("a worker process does not share the main process's string-hash secret")
+
+    def of_text(self, text):
+        return _never_empty_or_removed(hash(text))
+
+    @staticmethod
+    def pack_texts(texts):
+        """The digests of many texts, 8 bytes each (EMPTY and REMOVED are moved aside on receipt)."""
+        return array("q", map(hash, texts)).tobytes()
+
+
+class Blake2bDigester:
+    """BLAKE2b-64 of the UTF-8 text under a random key."""
 
     def __init__(self, key):
-        self._keyed = blake2b(digest_size=8, key=key)  # copied per use: the key block is hashed once
+        self.key = key
+        self._keyed = None
 
-    def __call__(self, data):
-        digest = self._keyed.copy()
-        digest.update(data)
-        value = int.from_bytes(digest.digest(), "little", signed=True)
-        return value if value != EMPTY and value != REMOVED else 1
+    def __getstate__(self):
+        return {"key": self.key, "_keyed": None}
 
-    def packed(self, data):
-        """The 8 raw bytes (little-endian), for sending many at once between processes; 0 and -1
-        are moved aside by the receiver (see activities.py)."""
-        digest = self._keyed.copy()
-        digest.update(data)
+    def _start(self):
+        if self._keyed is None:
+            self._keyed = blake2b(digest_size=8, key=self.key)  # copied per use: the key block is hashed once
+        return self._keyed.copy()
+
+    def _packed(self, text):
+        digest = self._start()
+        digest.update(text.encode("utf-8"))
         return digest.digest()
+
+    def of_text(self, text):
+        return _never_empty_or_removed(int.from_bytes(self._packed(text), sys.byteorder, signed=True))
+
+    def pack_texts(self, texts):
+        return b"".join([self._packed(text) for text in texts])
 
 
 def digests_to_array(packed):
-    """Digests packed by `KeyedDigest.packed` (8 bytes each, little-endian) as array('q')."""
+    """Digests packed by `pack_texts` (8 bytes each, native order) as array('q')."""
     values = array("q")
     values.frombytes(packed)
     if values.itemsize != 8:

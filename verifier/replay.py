@@ -7,7 +7,6 @@ Where the spec leaves a choice, docs/spec-readings.md decides.
 
 from bisect import bisect_right
 
-from verifier.digests import KeyedDigest
 from verifier.schema import decode_public_key
 from verifier.violations import UNVERIFIED_BATCH
 
@@ -186,7 +185,7 @@ class Replay:
     activity_checker(batch_leaf) checks the batch's activity file and returns None (it matches,
     and its ids and fingerprints are now known), "missing" (no file), or (code, message)."""
 
-    def __init__(self, trust, digest_key, findings, warnings, activity_checker=None, require_activities=False):
+    def __init__(self, trust, digester, findings, warnings, activity_checker=None, require_activities=False):
         self.root_keys = trust.root_keys
         self.findings = findings
         self.warnings = warnings
@@ -202,7 +201,7 @@ class Replay:
         self.issuance_starts = []
         self.issuance_info = []  # (end, methodology_id, vintage, region), same order as issuance_starts
         self.surrendered = {}  # (entity, compliance_year) -> grams
-        self.digest = KeyedDigest(digest_key).packed  # 8 bytes, kept as they are in the sets below
+        self.digest = digester.of_text  # ints, kept as they are in the sets below
         self.requests = set()  # digests of (signer key id, request_id)
         self.used_ids = {kind: set() for kind in ("issuance", "transfer", "cancellation", "offset.surrender", "neutrality.claim")}
         self.totals = Totals()
@@ -274,7 +273,7 @@ class Replay:
 
     def _replay_check(self, leaf):
         """REPLAY: remembered at commit, so a rejected event does not burn its request id."""
-        digest = self.digest(f"{leaf.key_id}\x00{leaf.body['request_id']}".encode("utf-8"))
+        digest = self.digest(f"{leaf.key_id}\x00{leaf.body['request_id']}")
         if digest in self.requests:
             raise Rejected("REPLAY", f"signer {leaf.key_id} already used request_id {leaf.body['request_id']!r}")
         self._request_digest = digest
@@ -282,7 +281,7 @@ class Replay:
     def _unique_id(self, kind, identifier):
         """DUPLICATE_ID for ids that are only ever checked for uniqueness; returns a commit step."""
         ids = self.used_ids[kind]
-        digest = self.digest(identifier.encode("utf-8"))
+        digest = self.digest(identifier)
         if digest in ids:
             raise Rejected("DUPLICATE_ID", f"{kind} id {identifier!r} was used before")
         return lambda: ids.add(digest)

@@ -1,6 +1,10 @@
 """Activity files (spec section 7): BATCH, DUPLICATE_ACTIVITY and DUPLICATE_ID of activity ids,
 missing files, and the parallel path over chunks of records."""
 
+import os
+import pickle
+import subprocess
+import sys
 from array import array
 
 import pytest
@@ -8,7 +12,9 @@ from conftest import fingerprint_of, record_bytes
 
 from verifier.activities import CHUNK_RECORDS
 from verifier.bundle import verify_bundle
-from verifier.digests import DigestSet, KeyedDigest, new_digest_key
+from verifier.digests import Blake2bDigester, DigestSet, StringHashDigester
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def only(result, code, seq):
@@ -153,18 +159,48 @@ def test_parallel_records_match_inline(world, tmp_path, count):
         assert result.stats["activity_records"] == 6 + 2 * count
 
 
-def test_digest_set_add_remove_grow():
-    digest64 = KeyedDigest(new_digest_key())
+@pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(os.urandom(32))], ids=["string-hash", "blake2b"])
+def test_digest_set_add_remove_grow(digester):
+    digest64 = digester.of_text
     digests = DigestSet(initial_bits=4)
-    values = array("q", (digest64(str(n).encode()) for n in range(1000)))
+    values = array("q", (digest64(str(n)) for n in range(1000)))
     added = array("q")
     assert digests.add_all(values, added) == []
     assert len(digests) == 1000 and all(value in digests for value in values)
     assert digests.add_all(array("q", values[:3]), array("q")) == [0, 1, 2]
-    digests.add_all(array("q", (digest64(str(n).encode()) for n in range(1000, 5000))), added)  # grows
+    digests.add_all(array("q", (digest64(str(n)) for n in range(1000, 5000))), added)  # grows
     digests.remove_all(added[500:])
     assert len(digests) == 500
     assert all(value in digests for value in values[:500])
     assert not any(value in digests for value in values[500:])
     assert digests.add_all(array("q", [values[700], values[700]]), array("q")) == [1]
     assert values[700] in digests
+
+
+@pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(os.urandom(32))], ids=["string-hash", "blake2b"])
+def test_packed_digests_are_the_digests_of_each_text(digester):
+    texts = [f"id-{n}" for n in range(300)] + ["métro 😀"]  # ids are never empty (CPython hashes "" to 0)
+    packed = array("q")
+    packed.frombytes(digester.pack_texts(texts))
+    assert list(packed) == [digester.of_text(text) for text in texts]  # no text here hashes to 0 or -1
+    assert len(set(packed)) == len(texts)
+    again = pickle.loads(pickle.dumps(digester))  # what a forked worker receives
+    assert again.pack_texts(texts) == digester.pack_texts(texts)
+
+
+def _in_fresh_interpreter(code, seed):
+    environment = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60)
+
+
+def test_a_process_with_another_string_hash_secret_refuses_the_digester():
+    """Digests under two secrets would never match: a duplicate would go unseen, so refuse."""
+    sent = pickle.dumps(StringHashDigester()).hex()
+    done = _in_fresh_interpreter(f"import pickle; pickle.loads(bytes.fromhex({sent!r}))", "random")
+    assert done.returncode == 1 and "does not share the main process's string-hash secret" in done.stderr
+
+
+@pytest.mark.parametrize(("seed", "kind"), [("random", "StringHashDigester"), ("0", "Blake2bDigester"), ("12345", "Blake2bDigester")])
+def test_the_string_hash_is_used_only_when_its_secret_is_random(seed, kind):
+    done = _in_fresh_interpreter("from verifier.digests import new_digester; print(type(new_digester()).__name__)", seed)
+    assert done.stdout.strip() == kind, done.stderr

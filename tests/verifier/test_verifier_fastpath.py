@@ -8,6 +8,7 @@ import random
 import pytest
 
 from verifier.canonical import jcs
+from verifier.digests import Blake2bDigester, StringHashDigester
 from verifier.leaves import _FAST, LeafParser
 
 ORIGIN = "registry.test.example/puhui"
@@ -97,17 +98,18 @@ def test_fast_path_equals_general_path_on_mutated_lines(seed):
         parse_both(raw[:-1] + b"\xff}")
 
 
-def test_clean_chunk_path_equals_record_by_record():
-    from verifier.activities import _check_chunk, _check_clean_chunk, _keyed_digest, check_record_chunk
+@pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(bytes(32))], ids=["string-hash", "blake2b"])
+def test_clean_chunk_path_equals_record_by_record(digester):
+    from verifier.activities import _check_chunk, _check_clean_chunk, check_record_chunk
     from conftest import fingerprint_of, record_bytes
 
     records = [
         record_bytes(f"a-{n}", fingerprint_of(f"f{n}"), f"2026-01-{1 + n % 28:02d}T08:00:00.000000Z", 10 + n, inputs={"km": n, "mode": "métro 😀"})
         for n in range(37)
     ]
-    key = bytes(32)
+    key = digester
     job = ("2026-01-01", "2026-01-31", key, 2049, b"\n".join(records))
-    assert _check_clean_chunk("2026-01-01", "2026-01-31", _keyed_digest(key), job[4]) is not None
+    assert _check_clean_chunk("2026-01-01", "2026-01-31", digester, job[4]) is not None
     assert check_record_chunk(job) == _check_chunk(job)
     generator = random.Random(5)
     for _ in range(1500):
