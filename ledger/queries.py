@@ -13,10 +13,10 @@ import collections
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import ColumnElement, Table, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle
 from ledger.store import (
@@ -28,6 +28,7 @@ MAX_PAGE_ITEMS = 1_000
 MAX_SCAN_ROWS = 20_000
 _SCAN_CHUNK = 500
 MAX_CACHED_BATCH_LEAVES = 2_000_000  # leaf hashes of recently proven batches kept in memory (32 B each)
+_IN_CHUNK = 500  # ids per SQL IN (...)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,21 @@ class Page:
 
     def as_json(self) -> dict[str, Any]:
         return {"items": self.items, "next_after": self.next_after}
+
+
+@dataclass(frozen=True)
+class LoggedRecord:
+    """An activity record in the activities index: its batch, its leaf index there, its exact bytes."""
+    batch_id: str
+    position: int
+    record: bytes
+
+
+@dataclass(frozen=True)
+class LoggedBatch:
+    """A batch as the batches projection holds it, with the seq of the issuance it backs."""
+    body: dict[str, Any]  # the activity.batch body fields, its seq and issuance_id (None until issued)
+    issuance_seq: int | None  # None until issued
 
 
 @dataclass(frozen=True)
@@ -188,13 +204,27 @@ class Queries:
         return self._scan(methodologies_projection, [], wanted, after, limit, prepare=_methodology_json)
 
     def methodology(self, methodology_id: str) -> dict[str, Any] | None:
-        t = methodologies_projection
+        return self._one(methodologies_projection, methodology_id, _methodology_json)
+
+    def claim(self, claim_id: str) -> dict[str, Any] | None:
+        """One claim as the claims list shows it: its body's fields, seq and the time of its event."""
+        return self._one(claims_projection, claim_id, lambda _, d: _claim_json(d))
+
+    def retirement_seqs(self, retirement_ids: Iterable[str]) -> dict[str, int]:
+        """The seq of each logged retirement among these ids (unknown ids are left out)."""
+        t = retirements_projection
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(t.c.seq, t.c.data, events.c.time).join(events, events.c.seq == t.c.seq)
-                               .where(t.c.methodology_id == methodology_id)).first()
+            return _by_key(conn, t, retirement_ids, t.c.seq)
+
+    def _one(self, table: Table, key: str, prepare: Callable[[str, dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+        """One row of a projection by its key, as its list shows it: prepared, with seq and its event's time."""
+        column = table.primary_key.columns.values()[0]
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(table.c.seq, table.c.data, events.c.time).join(events, events.c.seq == table.c.seq)
+                               .where(column == key)).first()
         if row is None:
             return None
-        return {**_methodology_json(methodology_id, json.loads(row.data)), "seq": row.seq, "time": row.time}
+        return {**prepare(key, json.loads(row.data)), "seq": row.seq, "time": row.time}
 
     def _scan(self, table: Table, where: list[ColumnElement[bool]], wanted: Callable[[dict[str, Any]], bool],
               after: int, limit: int, *, refresh_issuances: bool = False,
@@ -227,12 +257,10 @@ class Queries:
     def activity_proof(self, activity_id: str) -> dict[str, Any] | None:
         """An activity record and its RFC 9162 inclusion proof in its batch's root (spec section 7)."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
-                               .where(activities.c.activity_id == activity_id)).first()
+            row = _activity_row(conn, activity_id)
             if row is None:
                 return None
-            batch = json.loads(conn.execute(select(batches_projection.c.data)
-                                            .where(batches_projection.c.batch_id == row.batch_id)).scalar_one())
+            batch = _batch_bodies(conn, [row.batch_id])[row.batch_id]
             nodes = self._batch_tree(conn, row.batch_id)
         proof = merkle.inclusion_proof(nodes, row.position, nodes.size)
         return {"activity_id": activity_id, "batch_id": row.batch_id, "batch_seq": batch["seq"],
@@ -263,6 +291,57 @@ class Queries:
         items = [{"activity_id": r.activity_id, "batch_id": r.batch_id, "occurred_at": r.occurred_at,
                   "reduction_g": r.reduction_g} for r in rows]
         return {"items": items, "next_after": items[-1]["activity_id"] if len(items) == limit else None}
+
+    def activity_record(self, activity_id: str) -> LoggedRecord | None:
+        """A logged activity record: its batch, its leaf index in that batch and its exact bytes."""
+        with self.store.engine.connect() as conn:
+            row = _activity_row(conn, activity_id)
+        return None if row is None else LoggedRecord(row.batch_id, row.position, bytes(row.record))
+
+    def subject_records(self, subject: str, *, limit: int) -> list[LoggedRecord]:
+        """At most `limit` activity records of one pseudonymous subject, by batch_id then leaf index:
+        read from the activities index, never whole batches."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                                .where(activities.c.subject == subject)
+                                .order_by(activities.c.batch_id, activities.c.position).limit(limit)).all()
+        return [LoggedRecord(row.batch_id, row.position, bytes(row.record)) for row in rows]
+
+    def batch_records(self, batch_id: str) -> list[bytes]:
+        """Every record of a batch, exact bytes in root order (empty for an unknown batch)."""
+        with self.store.engine.connect() as conn:
+            return list(self.store.batch_records(conn, batch_id))
+
+    def batches_by_id(self, batch_ids: Iterable[str]) -> dict[str, LoggedBatch]:
+        """The logged batches among these ids (unknown ids are left out), each with the seq of the
+        issuance it backs."""
+        with self.store.engine.connect() as conn:
+            bodies = _batch_bodies(conn, batch_ids)
+            issuance_seqs = _by_key(conn, issuances_projection, (b["issuance_id"] for b in bodies.values()
+                                                                 if b.get("issuance_id")), issuances_projection.c.seq)
+        return {batch_id: LoggedBatch(body, issuance_seqs.get(body.get("issuance_id")))
+                for batch_id, body in bodies.items()}
+
+
+def _activity_row(conn: Connection, activity_id: str) -> Row[Any] | None:
+    """batch_id, position and record of one activity record, or None."""
+    return conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                        .where(activities.c.activity_id == activity_id)).first()
+
+
+def _batch_bodies(conn: Connection, batch_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The batches projection's rows by batch_id: the activity.batch body fields, its seq and issuance_id."""
+    return {batch_id: json.loads(data)
+            for batch_id, data in _by_key(conn, batches_projection, batch_ids, batches_projection.c.data).items()}
+
+
+def _by_key(conn: Connection, table: Table, keys: Iterable[str], column: ColumnElement[Any]) -> dict[str, Any]:
+    """column by key, for the rows of a projection whose keys are among these (unknown keys are left out)."""
+    key_column = table.primary_key.columns.values()[0]
+    wanted, found = sorted(set(keys)), {}
+    for i in range(0, len(wanted), _IN_CHUNK):
+        found.update(conn.execute(select(key_column, column).where(key_column.in_(wanted[i:i + _IN_CHUNK]))).all())
+    return found
 
 
 def _matching(**wanted: Any) -> Callable[[dict[str, Any]], bool]:
