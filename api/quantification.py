@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import secrets
 import shutil
 import tempfile
@@ -22,7 +21,6 @@ from typing import Annotated, Any, Iterator, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
-from sqlalchemy import select
 
 from api.bodies import read_body, read_json
 from api.errors import ApiError, json_bytes, json_response, not_found
@@ -37,7 +35,6 @@ from ledger.receipts import build_receipt
 from ledger.registry import Registry
 from ledger.schema import SECTORS
 from ledger.sequencer import Sequencer
-from ledger.store import claims_projection, events, retirements_projection
 from quantify.activity import IDENTIFIER, InvalidActivity
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import (
@@ -393,7 +390,7 @@ def get_subject_account(request: Request, subject: IdPath, format: FormatParam =
     """The personal carbon account (个人碳账户) of a pseudonym: reductions by Beijing day, methodology and
     platform, the batches (with their seq) and issuances they went into, every record."""
     with _refusals():
-        return _answer(subject_account(_context(request).registry.store, subject), format)
+        return _answer(subject_account(_context(request).queries, subject), format)
 
 
 @router.get("/v1/activities/{activity_id}/explanation",
@@ -403,7 +400,7 @@ def get_activity_explanation(request: Request, activity_id: IdPath, format: Form
     record, under the methodology version its batch names; what a daily cap dropped."""
     context = _context(request)
     with _refusals():
-        explanation = explain_logged(context.registry.store, context.methodologies, activity_id)
+        explanation = explain_logged(context.queries, context.methodologies, activity_id)
     if explanation is None:
         raise not_found(f"activity {activity_id}")
     if format == "csv":
@@ -466,30 +463,27 @@ async def _claim_page(context: Context, claim_id: str, inventory: Any) -> Report
     return await asyncio.to_thread(_page, context, claim, retirements, inventory, note)
 
 
+_CLAIM_KEYS = ("claim_id", "seq", "time", "claimant", "subject", "period_start", "period_end", "footprint_g",
+               "retired_g", "retirements")  # the claim on its page, in this order
+
+
 def _logged_claim(context: Context, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """The claim as its body says it (plus seq, time and retired_g), and its retirements as the disclosure
     list shows them (serials and their sources)."""
-    with context.registry.store.engine.connect() as conn:
-        row = conn.execute(select(claims_projection.c.data, events.c.time).join(events, events.c.seq == claims_projection.c.seq)
-                           .where(claims_projection.c.claim_id == claim_id)).first()
-        if row is None:
-            return None
-        d = json.loads(row.data)
-        first_seq = conn.execute(select(retirements_projection.c.seq).where(
-            retirements_projection.c.retirement_id.in_(d["retirements"])).order_by(retirements_projection.c.seq)).scalar()
-    claim = {"claim_id": d["claim_id"], "seq": d["seq"], "time": row.time, "claimant": d["claimant"],
-             "subject": {"kind": d["subject_kind"], "name": d["subject_name"]}, "period_start": d["period_start"],
-             "period_end": d["period_end"], "footprint_g": d["footprint_g"], "retired_g": d["retired_g"],
-             "retirements": d["retirements"]}
-    wanted, found, after = set(d["retirements"]), {}, -1 if first_seq is None else first_seq - 1
+    logged = context.queries.claim(claim_id)
+    if logged is None:
+        return None
+    claim = {key: logged[key] for key in _CLAIM_KEYS}
+    first_seq = min(context.queries.retirement_seqs(claim["retirements"]).values(), default=None)
+    wanted, found, after = set(claim["retirements"]), {}, -1 if first_seq is None else first_seq - 1
     while True:  # the claimant's neutrality retirements from the first of them; the claim uses its own
-        page = context.queries.retirements(account=d["claimant"], purpose="carbon_neutrality", after=after,
+        page = context.queries.retirements(account=claim["claimant"], purpose="carbon_neutrality", after=after,
                                            limit=MAX_PAGE_ITEMS)
         found.update((item["retirement_id"], item) for item in page.items if item["retirement_id"] in wanted)
         if len(found) == len(wanted) or page.next_after is None:
             break
         after = page.next_after
-    return claim, [found[retirement_id] for retirement_id in d["retirements"]]
+    return claim, [found[retirement_id] for retirement_id in claim["retirements"]]
 
 
 def _page(context: Context, claim: dict[str, Any], retirements: list[dict[str, Any]], inventory: Any,

@@ -3,8 +3,8 @@
 The registry side of `quantify/` (as `cli.ingestion` is for ingestion): methodology definitions
 as the log publishes them (`methodology.register` params), ingestion answered by the log, the
 personal carbon account and explanations of logged records. Everything here reads the committed
-database through the store, never the registry's in-memory State, so the API calls it from any
-thread while its sequencer writes.
+database through ledger.queries, never the registry's in-memory State, so the API calls it from
+any thread while its sequencer writes.
 
 Commands: `puhui methodologies`, `eligibility`, `quantify`, `ingest`, `account`, `footprint`
 (registered on `cli.main`'s app by `register`). A person reads tonnes with three decimals; every
@@ -18,23 +18,21 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from cli.ingestion import _IN_CHUNK, ingest_against_log
+from cli.ingestion import ingest_against_log
 from cli.registry_dir import RegistryDir
 from keys import load_key
 from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
-from ledger.queries import Queries
-from ledger.store import Store, activities, batches_projection, issuances_projection
+from ledger.queries import LoggedBatch, Queries
+from ledger.store import Store
 from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
 from quantify.activity import IDENTIFIER, InvalidActivity, check_subject
 from quantify.explain import explain_record, explanation_report, quantify_request
@@ -162,78 +160,54 @@ def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> 
     return out
 
 
-# --- reads over the committed database ---------------------------------------------------------
+# --- reads over the committed database (ledger.queries) ----------------------------------------
 
 
-def _batch_bodies(conn: Connection, batch_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The batches projection's rows: the activity.batch body fields, its seq and issuance_id."""
-    ids, found = sorted(set(batch_ids)), {}
-    for i in range(0, len(ids), _IN_CHUNK):
-        for row in conn.execute(select(batches_projection.c.batch_id, batches_projection.c.data)
-                                .where(batches_projection.c.batch_id.in_(ids[i:i + _IN_CHUNK]))):
-            found[row.batch_id] = json.loads(row.data)
-    return found
-
-
-def _places(conn: Connection, bodies: dict[str, dict[str, Any]]) -> dict[str, BatchPlace]:
-    """Where each batch stands in the log: its event's seq, the issuance it backs and that one's seq."""
-    issuance_ids = sorted({b["issuance_id"] for b in bodies.values() if b.get("issuance_id")})
-    issuance_seqs: dict[str, int] = {}
-    for i in range(0, len(issuance_ids), _IN_CHUNK):
-        issuance_seqs.update(conn.execute(select(issuances_projection.c.issuance_id, issuances_projection.c.seq)
-                                          .where(issuances_projection.c.issuance_id.in_(issuance_ids[i:i + _IN_CHUNK]))).all())
-    return {batch_id: BatchPlace(body["seq"], body.get("issuance_id"), issuance_seqs.get(body.get("issuance_id")))
-            for batch_id, body in bodies.items()}
+def _place(batch: LoggedBatch) -> BatchPlace:
+    """Where a batch stands in the log: its event's seq, the issuance it backs and that one's seq."""
+    return BatchPlace(batch.body["seq"], batch.body.get("issuance_id"), batch.issuance_seq)
 
 
 class TooManyRecords(ValueError):
     """More records than one answer holds."""
 
 
-def subject_account(store: Store, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
+def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
     """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
     subject's records are read, never whole batches."""
     check_subject(subject)
-    with store.engine.connect() as conn:
-        rows = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
-                            .where(activities.c.subject == subject)
-                            .order_by(activities.c.batch_id, activities.c.position).limit(max_records + 1)).all()
-        if len(rows) > max_records:
-            raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
-        bodies = _batch_bodies(conn, (row.batch_id for row in rows))
-        places = _places(conn, bodies)
+    rows = queries.subject_records(subject, limit=max_records + 1)
+    if len(rows) > max_records:
+        raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
+    logged = queries.batches_by_id(row.batch_id for row in rows)
     by_batch: dict[str, tuple[list[int], list[bytes]]] = {}
     for row in rows:
         positions, records = by_batch.setdefault(row.batch_id, ([], []))
         positions.append(row.position)
-        records.append(bytes(row.record))
-    batches = [BatchActivities(bodies[batch_id], records, positions)
-               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: bodies[item[0]]["seq"])]
-    return personal_account(subject, batches, places)
+        records.append(row.record)
+    batches = [BatchActivities(logged[batch_id].body, records, positions)
+               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])]
+    return personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
 
 
-def logged_record_inclusion(store: Store, activity_id: str) -> dict[str, Any] | None:
+def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any] | None:
     """quantify.record_inclusion of a logged record: the record, its proof in its batch (checked
     against the committed root) and the batch's seq and issuance. None if there is no such record."""
-    with store.engine.connect() as conn:
-        batch_id = conn.execute(select(activities.c.batch_id).where(activities.c.activity_id == activity_id)).scalar()
-        if batch_id is None:
-            return None
-        bodies = _batch_bodies(conn, [batch_id])
-        place = _places(conn, bodies)[batch_id]
-        records = list(store.batch_records(conn, batch_id))
-    return record_inclusion(BatchActivities(bodies[batch_id], records), activity_id, place)
+    row = queries.activity_record(activity_id)
+    if row is None:
+        return None
+    batch = queries.batches_by_id([row.batch_id])[row.batch_id]
+    records = queries.batch_records(row.batch_id)
+    return record_inclusion(BatchActivities(batch.body, records), activity_id, _place(batch))
 
 
-def explain_logged(store: Store, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
+def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
     """The explanation of a logged record under the methodology version its batch names, with the
     batch's id, seq and the record's leaf index. None if there is no such record."""
-    with store.engine.connect() as conn:
-        row = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
-                           .where(activities.c.activity_id == activity_id)).first()
-        if row is None:
-            return None
-        batch = _batch_bodies(conn, [row.batch_id])[row.batch_id]
+    row = queries.activity_record(activity_id)
+    if row is None:
+        return None
+    batch = queries.batches_by_id([row.batch_id])[row.batch_id].body
     methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
     try:
         explanation = explain_record(methodology, json.loads(row.record))
@@ -522,8 +496,9 @@ def account(directory: Path = DirArgument, subject: str = typer.Argument(..., he
         _fail("--proof prints JSON or text, not CSV")
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
     try:
-        report = subject_account(registry.store, subject)
-        found = None if proof is None else logged_record_inclusion(registry.store, proof)
+        queries = Queries(registry.store)
+        report = subject_account(queries, subject)
+        found = None if proof is None else logged_record_inclusion(queries, proof)
     finally:
         registry.close()
     if proof is not None and (found is None or found["record"]["subject"] != subject):

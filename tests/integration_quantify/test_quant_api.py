@@ -213,7 +213,7 @@ def test_personal_account_records_prove_into_their_batch_whose_seq_is_in_the_log
         assert leaf["type"] == "activity.batch" and leaf["body"]["batch_id"] == row["batch_id"]
         assert leaf["body"]["root"] == proof["batch_root"]
         client.prove(seq)  # the batch's leaf is in a checkpoint signed by the log key
-        assert logged_record_inclusion(world.registry.store, activity_id)["inclusion"] == inclusion
+        assert logged_record_inclusion(api.app.state.queries, activity_id)["inclusion"] == inclusion
     csv_text = api.get("/v1/subjects/p-alice/account", params={"format": "csv"}).text
     assert "[by_platform]" in csv_text and "wuhan-platform,2352,0.002" in csv_text
     empty = api.get("/v1/subjects/p-nobody/account").json()
