@@ -211,6 +211,7 @@ class Registry:
                 if accepted:
                     self._commit(accepted, nodes, changes)
             except BaseException:
+                self._is_writer = self.store.holds_writer_lock()  # a broken lock connection took the lock with it
                 self._load()  # memory ran ahead of the database: take the database's word
                 raise
             self._activities.clear()
@@ -260,7 +261,7 @@ class Registry:
         rows = [{"seq": leaf.seq, "type": leaf.type, "signer": signer, "request_id": leaf.body["request_id"],
                  "time": leaf.time, "leaf": leaf.data, "leaf_hash": digest,
                  "ref": leaf.body.get(ID_FIELD.get(leaf.type, ""))} for leaf, digest, signer in accepted]
-        with self.store.engine.begin() as conn:
+        with self.store.writing() as conn:
             # A second writer is caught by the seq primary key: its rows and ours cannot both commit.
             self.store.insert_events(conn, rows)
             self.store.insert_nodes(conn, nodes)
@@ -285,22 +286,29 @@ class Registry:
         with self._lock:
             self._become_writer()
             size, root = self.state.size, self._frontier.root()
-            with self.store.engine.begin() as conn:
-                latest = self.store.latest_checkpoint(conn)
-                if latest is not None and latest[0] == size:
-                    return latest[2]
-                previous_size = 0 if latest is None else latest[0]
-                proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
-                if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
-                    raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
-                note = sign_checkpoint(self.origin, size, root, self._log_signer)
-                for witness in witnesses:
-                    # Each witness proves consistency from what it saw last, not from what we signed last.
-                    seen_size, _ = witness.last_seen(self.origin)
-                    witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
-                    note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
-                self.store.add_checkpoint(conn, previous_size, size, root, note)
-            return note
+            try:
+                return self._sign_checkpoint(size, root, witnesses)
+            except BaseException:
+                self._is_writer = self.store.holds_writer_lock()
+                raise
+
+    def _sign_checkpoint(self, size: int, root: bytes, witnesses: Sequence[Any]) -> str:
+        with self.store.writing() as conn:
+            latest = self.store.latest_checkpoint(conn)
+            if latest is not None and latest[0] == size:
+                return latest[2]
+            previous_size = 0 if latest is None else latest[0]
+            proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
+            if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
+                raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
+            note = sign_checkpoint(self.origin, size, root, self._log_signer)
+            for witness in witnesses:
+                # Each witness proves consistency from what it saw last, not from what we signed last.
+                seen_size, _ = witness.last_seen(self.origin)
+                witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
+                note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
+            self.store.add_checkpoint(conn, previous_size, size, root, note)
+        return note
 
     def latest_checkpoint(self) -> str | None:
         with self.store.engine.connect() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
@@ -198,15 +199,45 @@ class Store:
         conn.commit()
         self._lock_conn = conn
 
+    def holds_writer_lock(self) -> bool:
+        """Whether this Store may write: on PostgreSQL while it holds the session lock."""
+        return self.dialect != "postgresql" or getattr(self, "_lock_conn", None) is not None
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction of the log's one writer.
+
+        On PostgreSQL it runs on the connection that holds the writer lock. A writer killed during
+        COMMIT then keeps the lock until its server session has finished that COMMIT; on another
+        connection the lock's session could end first, and a new writer could load the log while
+        the old COMMIT was still landing (seen as a gap in the crash test). If that connection
+        breaks, the lock is gone with it: this Store stops being the writer.
+        """
+        conn = getattr(self, "_lock_conn", None)
+        if conn is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            if conn.invalidated or conn.closed:
+                self._release_writer_lock()
+            raise
+
+    def _release_writer_lock(self) -> None:
+        lock_conn = getattr(self, "_lock_conn", None)
+        if lock_conn is not None:
+            self._lock_conn = None
+            lock_conn.close()
+
     def has_schema(self) -> bool:
         from sqlalchemy import inspect
         return inspect(self.engine).has_table("events")
 
     def close(self) -> None:
-        lock_conn = getattr(self, "_lock_conn", None)
-        if lock_conn is not None:
-            lock_conn.close()
-            self._lock_conn = None
+        self._release_writer_lock()
         self.engine.dispose()
 
     # -- meta ------------------------------------------------------------------------------------

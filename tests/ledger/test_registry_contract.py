@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from ledger import merkle
 from ledger.errors import Rejected, StorageError
@@ -143,6 +144,40 @@ def test_a_second_writer_cannot_fork_the_log(world):
     reopened = world.reopen()
     assert replayed(world) == reopened.state
     assert {"ret-a"} <= set(reopened.state.retirements) and "ret-c" not in reopened.state.retirements
+
+
+def test_the_writer_commits_in_the_session_that_holds_the_writer_lock(world):
+    """A writer killed mid-COMMIT must keep the lock until that COMMIT has landed, so the commit
+    runs in the lock's own session (the crash test once saw a restarted writer load the log while
+    a killed writer's COMMIT, on another connection, was still landing)."""
+    reg = world.registry
+    world.client.retire(world.mall, "ret-w", "mall-co", 5, "voluntary", "mall")
+    with reg.store.writing() as conn:
+        if reg.store.dialect != "postgresql":
+            return  # SQLite has no lock: a killed process's transaction dies with it
+        holders = conn.execute(text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"),
+            {"k": reg.store.WRITER_LOCK_KEY & 0xFFFFFFFF}).scalars().all()
+        assert holders == [conn.execute(text("SELECT pg_backend_pid()")).scalar()]
+
+
+@pytest.mark.postgresql
+def test_a_writer_whose_lock_session_breaks_stops_writing_until_it_holds_the_lock_again(fresh_postgres_url):
+    world = World(fresh_postgres_url).setup().history()
+    reg = world.registry
+    world.client.retire(world.mall, "ret-l1", "mall-co", 5, "voluntary", "mall")
+    lock_conn = reg.store._lock_conn
+    pid = lock_conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    lock_conn.commit()
+    with reg.store.engine.connect() as killer:
+        killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    with pytest.raises(OperationalError, match="terminating connection"):
+        world.client.retire(world.mall, "ret-l2", "mall-co", 5, "voluntary", "mall")
+    assert not reg.store.holds_writer_lock()
+    world.client.retire(world.mall, "ret-l3", "mall-co", 5, "voluntary", "mall")  # takes the lock again, reloads
+    assert reg.store.holds_writer_lock()
+    assert {"ret-l1", "ret-l3"} <= set(reg.state.retirements) and "ret-l2" not in reg.state.retirements
+    assert replayed(world) == world.reopen().state
 
 
 def test_the_log_key_must_match(database_url):
