@@ -158,9 +158,11 @@ class IngestResult:
 
 
 class _OpenBatch:
-    """A batch being written: its file, a write buffer and the right edge of its Merkle tree."""
+    """A batch being written: its file, a write buffer, the leaf hashes not yet folded into its
+    Merkle tree and the right edge of that tree."""
 
-    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "size", "edge", "total_g")
+    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "edge",
+                 "total_g")
 
     def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path):
         self.batch_id = batch_id
@@ -168,35 +170,59 @@ class _OpenBatch:
         self.period_end = period_end
         self.path = path
         self.file = open(path, "xb")  # never overwrite a batch file
-        self.buffer: list[bytes] = []
-        self.size = 0
-        self.edge: list[bytes] = []  # ledger.merkle.Frontier's hashes, kept here for speed
+        self.buffer: list[bytes] = []  # record bytes not yet written
+        self.leaves: list[bytes] = []  # their leaf hashes, not yet in the edge
+        self.size = 0  # records appended
+        self.edge: list[bytes] = []  # ledger.merkle.Frontier's hashes for size - len(leaves) records
         self.total_g = 0
 
     def append(self, data: bytes, leaf: bytes, reduction_g: int) -> None:
-        """Add one record: its line to the buffer, its leaf hash to the tree (RFC 9162)."""
+        """Add one record: its line to the buffer, its leaf hash to the tree (RFC 9162).
+        (Ingestor.admit does the same inline.)"""
         self.buffer.append(data)
-        # Frontier.append without its checks and bookkeeping, which cost as much as the
-        # hashing on this path: each trailing one bit of size is a perfect subtree to merge.
-        size = self.size
-        edge = self.edge
-        while size & 1:
-            leaf = _sha256(b"\x01" + edge.pop() + leaf).digest()
-            size >>= 1
-        edge.append(leaf)
+        self.leaves.append(leaf)
         self.size += 1
         self.total_g += reduction_g
         if len(self.buffer) >= _WRITE_BUFFER_RECORDS:
             self.flush()
 
     def root(self) -> bytes:
+        self._fold()
         return Frontier(self.size, self.edge).root()
 
     def flush(self) -> None:
+        self._fold()
         if self.buffer:
             self.buffer.append(b"")  # the last record's newline
             self.file.write(b"\n".join(self.buffer))
             self.buffer.clear()
+
+    def _fold(self) -> None:
+        """Take the pending leaves into the edge: Frontier.append without its checks and
+        bookkeeping, which cost as much as the hashing on this path. Pending leaves that fill a
+        perfect subtree at a multiple of its size (the usual case: _WRITE_BUFFER_RECORDS is a
+        power of two and buffers are flushed when full) are hashed level by level first."""
+        leaves = self.leaves
+        count = len(leaves)
+        if not count:
+            return
+        size = self.size - count  # records already in the edge
+        edge = self.edge
+        if (count & (count - 1)) == 0 and size % count == 0:
+            level = leaves
+            while len(level) > 1:
+                level = [_sha256(b"\x01" + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
+            leaves = level
+            size //= count  # in subtrees of count leaves: the edge holds none smaller
+        for leaf in leaves:
+            # Each trailing one bit of the size is a perfect subtree to merge.
+            bits = size
+            while bits & 1:
+                leaf = _sha256(b"\x01" + edge.pop() + leaf).digest()
+                bits >>= 1
+            edge.append(leaf)
+            size += 1
+        self.leaves = []
 
 
 def _period(occurred_at: str, period: str) -> tuple[str, str, str]:
@@ -305,7 +331,8 @@ class Ingestor:
         daily_totals = self.daily_totals
         key_chars = 10 if self.period == "day" else 7
         max_batch_records = self.max_batch_records
-        batch_key, batch = None, None
+        write_buffer_records = _WRITE_BUFFER_RECORDS
+        batch_key, batch, buffer = None, None, None
         for item in prepared:
             if type(item) is Rejection:
                 reject(item.line, item.raw, item.reason, item.detail, item.activity_id)
@@ -343,12 +370,20 @@ class Ingestor:
 
             activity_ids.add(activity_id)
             fingerprint_lines[fingerprint] = line
-            if occurred_at[:key_chars] != batch_key or batch.file.closed:
+            if occurred_at[:key_chars] != batch_key:
                 batch_key = occurred_at[:key_chars]
                 batch = self._batch_for(occurred_at)
-            batch.append(data, leaf, reduction_g)
+                buffer = batch.buffer
+            # batch.append, inlined
+            buffer.append(data)
+            batch.leaves.append(leaf)
+            batch.size += 1
+            batch.total_g += reduction_g
+            if len(buffer) >= write_buffer_records:
+                batch.flush()
             if batch.size >= max_batch_records:
                 self._close(batch)
+                batch_key = None
 
     # --- batches --------------------------------------------------------------------------
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import multiprocessing
 import re
+from array import array
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -139,20 +141,22 @@ Chunk = tuple[int, int, list]  # (first line, last line, items)
 
 
 def read_json_chunks(lines: Iterable[bytes | str] | IO[bytes], chunk: int = CHUNK_RECORDS) -> Iterator[Chunk]:
-    """(first line, last line, lines) in chunks. From a binary file no line is held beyond
-    MAX_LINE_BYTES + 1 bytes: the rest of an over-long line is read and dropped, and the kept
-    head is rejected as too long."""
-    readline = getattr(lines, "readline", None)
-    if readline is not None:
-        lines = _bounded_lines(readline)
+    """(first line, last line, lines) in chunks. A binary file is read in blocks of READ_BLOCK
+    bytes, and no line is held beyond MAX_LINE_BYTES + 1 bytes: the rest of an over-long line is
+    read and dropped, and the kept head is rejected as too long."""
+    if isinstance(lines, (io.BufferedIOBase, io.RawIOBase)):
+        blocks = _block_lines(lines.read)
+    else:
+        readline = getattr(lines, "readline", None)
+        blocks = ([line] for line in (_bounded_lines(readline) if readline is not None else lines))
     batch: list = []
     first = 1
-    for raw in lines:
-        batch.append(raw)
-        if len(batch) == chunk:
-            yield first, first + chunk - 1, batch
+    for block in blocks:
+        batch += block
+        while len(batch) >= chunk:
+            yield first, first + chunk - 1, batch[:chunk]
+            del batch[:chunk]
             first += chunk
-            batch = []
     if batch:
         yield first, first + len(batch) - 1, batch
 
@@ -168,6 +172,42 @@ def _bounded_lines(readline: Any) -> Iterator[bytes]:
                 if not rest or rest.endswith(b"\n"):
                     break
         yield line
+
+
+READ_BLOCK = 1 << 18
+_LINE = re.compile(rb"[^\n]*\n")
+
+
+def _block_lines(read: Any) -> Iterator[list[bytes]]:
+    """The lines of a binary stream, a block at a time, each with its newline; a line longer
+    than MAX_LINE_BYTES + 1 bytes is cut to its first MAX_LINE_BYTES + 1 (as _bounded_lines
+    reads them: that many bytes, then the rest dropped)."""
+    longest = MAX_LINE_BYTES + 1
+    carry = b""  # the start of a line whose newline is not read yet (never above `longest`)
+    dropping = False  # inside an over-long line whose head was already given
+    while True:
+        data = read(READ_BLOCK)
+        if not data:
+            if carry:
+                yield [carry]
+            return
+        if dropping:
+            end = data.find(b"\n")
+            if end < 0:
+                continue
+            data = data[end + 1:]
+            dropping = False
+        text = carry + data if carry else data
+        end = text.rfind(b"\n") + 1
+        lines = _LINE.findall(text, 0, end)  # up to the last newline: every match is a whole line
+        carry = text[end:]
+        if lines and max(map(len, lines)) > longest:
+            lines = [line[:longest] if len(line) > longest else line for line in lines]
+        if len(carry) >= longest:
+            lines.append(carry[:longest])
+            carry, dropping = b"", True
+        if lines:
+            yield lines
 
 
 # --- CSV --------------------------------------------------------------------------------------
@@ -281,8 +321,46 @@ def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, item
     return prepare_csv_rows(rules, layout, items)
 
 
-def _prepare_in_worker(first_line: int, items: list) -> list[Prepared | Rejection]:
-    return _prepare(_worker["rules"], _worker["layout"], first_line, items)
+def _prepare_in_worker(first_line: int, items: list) -> tuple:
+    return pack(_prepare(_worker["rules"], _worker["layout"], first_line, items))
+
+
+def pack(prepared: list[Prepared | Rejection]) -> tuple:
+    """Prepared items in a form that crosses a process boundary cheaply: each field of the
+    prepared tuples as one string, bytes or array (a few large objects to pickle instead of nine
+    small ones per record), and the Rejections as they are. unpack() gives the list back.
+
+    Newlines join the fields: no checked identifier, code, time, hex or record bytes holds one.
+    """
+    records = [item for item in prepared if type(item) is not Rejection]
+    rejections = [item for item in prepared if type(item) is Rejection] if len(records) != len(prepared) else []
+    if not records:
+        return rejections, 0
+    lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = zip(*records)
+    return (rejections, len(records), array("q", lines).tobytes(), "\n".join(activity_ids), "\n".join(subjects),
+            "\n".join(times), "\n".join(fingerprints), array("q", grams).tobytes(), "\n".join(inputs),
+            b"\n".join(data), b"".join(leaves))
+
+
+def unpack(packed: tuple) -> list[Prepared | Rejection]:
+    """The list of prepared items, in line order, that pack() was given."""
+    rejections, count = packed[0], packed[1]
+    if not count:
+        return rejections
+    lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = packed[2:]
+    lines_array, grams_array = array("q"), array("q")
+    lines_array.frombytes(lines)
+    grams_array.frombytes(grams)
+    records = list(zip(lines_array.tolist(), activity_ids.split("\n"), subjects.split("\n"), times.split("\n"),
+                       fingerprints.split("\n"), grams_array.tolist(), inputs.split("\n"), data.split(b"\n"),
+                       [leaves[i:i + 32] for i in range(0, 32 * count, 32)]))
+    if not rejections:
+        return records
+    return sorted(records + rejections, key=_line_of)  # two sorted runs: a merge
+
+
+def _line_of(item: Prepared | Rejection) -> int:
+    return item[0]
 
 
 def prepare_chunks(
@@ -309,7 +387,7 @@ def prepare_chunks(
             in_flight.append((last, pool.submit(_prepare_in_worker, first, items)))
             if len(in_flight) >= 2 * workers:
                 last, future = in_flight.popleft()
-                yield last, future.result()
+                yield last, unpack(future.result())
         while in_flight:
             last, future = in_flight.popleft()
-            yield last, future.result()
+            yield last, unpack(future.result())
