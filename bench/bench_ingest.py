@@ -7,9 +7,12 @@ few subjects over their daily cap, so every check runs), writes them to a file, 
 the same process:
 - raw: read each line, json.loads, JCS (sorted json.dumps), two SHA-256 (the fingerprint and
   the leaf hash): the least any ingestion must do;
-- ingest: quantify.ingest end to end, from the file to batch files, rejection file and roots.
-Reports records/s for both and ingest/raw; with several --workers values, one ingest per value
-against the same raw measurement. Output goes to bench/out/ (git-ignored) by default.
+- ingest: quantify.ingest end to end, from the file to batch files, rejection file and roots;
+- with --registry: `puhui ingest`'s path (cli.ingestion.ingest_against_log) against a SQLite
+  registry database whose activities table already holds --logged records of another platform
+  (every 50th act of the file among them, so duplicates and daily totals come from the log).
+Reports records/s for each and its ratio to raw; with several --workers values, one ingest per
+value against the same raw measurement. Output goes to bench/out/ (git-ignored) by default.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cli.ingestion import ingest_against_log  # noqa: E402
+from ledger.store import Store, sqlite_url  # noqa: E402
+from quantify.activity import activity_record  # noqa: E402
 from quantify.ingest import ingest_file  # noqa: E402
 from quantify.methodology import load_shipped  # noqa: E402
 
@@ -90,12 +96,43 @@ def raw_floor(path: Path, fmt: str) -> int:
     return n
 
 
+class _Registry:
+    """What ingest_against_log uses of a Registry: its store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+
+def logged_registry(path: Path, methodology, logged: int) -> _Registry:
+    """A registry database whose activities table holds `logged` records of another platform:
+    every 50th act of the bench file (as reported elsewhere) and other acts of the same people."""
+    store = Store.connect(sqlite_url(str(path)))
+    store.create_schema()
+    rows = []
+    for i, raw in enumerate(synthetic_records(logged * 50)):
+        if i % 50:
+            continue
+        if (i // 50) % 2:  # an act the file does not hold: the same subject, another minute
+            raw = {**raw, "occurred_at": raw["occurred_at"][:14] + "59:59.000000Z"}
+        record = activity_record(methodology, {**raw, "activity_id": f"other-{i}"})
+        rows.append({"activity_id": record["activity_id"], "fingerprint": record["fingerprint"],
+                     "batch_id": f"other-{i // 100_000}", "position": i, "methodology_id": methodology.methodology_id,
+                     "subject": record["subject"], "occurred_at": record["occurred_at"],
+                     "reduction_g": record["reduction_g"], "record": b"{}"})
+    with store.engine.begin() as conn:
+        store.insert_activities(conn, rows)
+    return _Registry(store)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     parser.add_argument("--workers", type=int, nargs="+", default=[0],
                         help="processes preparing records, one measurement per value (0: in-process)")
+    parser.add_argument("--registry", action="store_true",
+                        help="also time puhui ingest's path against a registry database (SQLite)")
+    parser.add_argument("--logged", type=int, default=20_000, help="records already in that database")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "ingest")
     args = parser.parse_args()
 
@@ -113,16 +150,30 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{args.records} {args.format} records, {METHODOLOGY}")
     print(f"raw parse+JCS+2xSHA-256: {raw_rate:,.0f} records/s ({raw_s:.2f} s)")
-    for workers in args.workers:
+    def measure(label: str, run) -> None:
         started = time.perf_counter()
-        result = ingest_file(source, platform="bench-platform", methodology=methodology, run_id="bench",
-                             out_dir=args.out / f"run-{workers}", workers=workers)
+        result = run()
         ingest_s = time.perf_counter() - started
         ingest_rate = result.lines / ingest_s
-        print(f"ingest end to end, workers={workers}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), "
-              f"ratio ingest/raw {ingest_rate / raw_rate:.2f}; {result.accepted} accepted in "
-              f"{len(result.batches)} batch(es), {dict(result.reasons)}")
+        print(f"{label}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), ratio ingest/raw {ingest_rate / raw_rate:.2f}; "
+              f"{result.accepted} accepted in {len(result.batches)} batch(es), {dict(result.reasons)}")
 
+    for workers in args.workers:
+        measure(f"ingest end to end, workers={workers}", lambda: ingest_file(
+            source, platform="bench-platform", methodology=methodology, run_id="bench",
+            out_dir=args.out / f"run-{workers}", workers=workers))
+    if args.registry:
+        registry = logged_registry(args.out / "registry.sqlite3", methodology, args.logged)
+
+        def against_log(workers: int):
+            with open(source, "rb") as stream:
+                return ingest_against_log(registry, stream, csv=args.format == "csv", platform="bench-platform",
+                                          methodology=methodology, run_id="bench",
+                                          out_dir=args.out / f"logged-{workers}", workers=workers)
+
+        for workers in args.workers:
+            measure(f"ingest against the log ({args.logged} records logged), workers={workers}",
+                    lambda: against_log(workers))
 
 if __name__ == "__main__":
     main()
