@@ -284,7 +284,10 @@ class Ingestor:
         self._parts: Counter = Counter()  # period key -> batches opened
         self._activity_ids: set[str] = set()
         self._fingerprint_lines: dict[str, int] = {}
-        self._day_g: dict[tuple[str, str], list[int]] = {}  # (subject, Beijing day) -> [before, by the run]
+        # (subject, Beijing day) -> (grams before the run, grams by the run). Tuples of ints, not
+        # lists: the garbage collector stops tracking them, so its full passes over a run of
+        # millions of records do not walk a million totals each time.
+        self._day_g: dict[tuple[str, str], tuple[int, int]] = {}
         self._finished = False
 
     # --- the per-record path --------------------------------------------------------------
@@ -350,9 +353,10 @@ class Ingestor:
 
             # beijing_day, inlined: 16:00 UTC is midnight in Beijing.
             day = occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at)
-            totals = day_g.get((subject, day))  # [credited before the run, credited by the run]
+            key = (subject, day)
+            totals = day_g.get(key)  # (credited before the run, credited by the run)
             if totals is None:
-                totals = day_g[(subject, day)] = [daily_totals.credited_g(subject, methodology_id, day), 0]
+                totals = day_g[key] = (daily_totals.credited_g(subject, methodology_id, day), 0)
             room_g = cap_g - totals[0] - totals[1]
             if reduction_g > room_g:
                 if room_g <= 0:
@@ -366,7 +370,7 @@ class Ingestor:
                 reduction_g = room_g
                 data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
                 leaf = _sha256(b"\x00" + data).digest()
-            totals[1] += reduction_g
+            day_g[key] = (totals[0], totals[1] + reduction_g)
 
             activity_ids.add(activity_id)
             fingerprint_lines[fingerprint] = line
