@@ -2,12 +2,15 @@
 
 Ingestion's full path (`quantify.prepare.prepare_record` over `json.loads`) decides every
 record and explains every rejection. Most lines a platform sends are the same shape, though:
-one JSON object with the four record keys, every input present, no escapes, no odd whitespace.
-`FastRecords` recognises such a line with one compiled regular expression per key order, and
-builds the record's canonical bytes from string templates, without a parse into dicts.
+one JSON object with the four record keys and the inputs, no escapes, no odd whitespace.
+`FastRecords` recognises such a line with one compiled regular expression per key order (the
+record's own or JCS order, for the record and its inputs; separators with or without one space)
+and per set of optional inputs present (up to 3 optional inputs; beyond, all of them present),
+and builds the record's canonical bytes from string templates, without a parse into dicts. A
+CSV row is matched the same way, its cells joined by newlines (which no value holds).
 
 It only ever accepts. A line it does not recognise, or any doubt (a date that does not exist,
-an integer out of range, a reduction of 0 g), returns None and goes through the full path,
+an integer out of range, a reduction of 0 g, bytes that are not UTF-8) goes through the full path,
 which gives the same answer it would have given anyway or the rejection with its reason. What
 it accepts it turns into exactly the tuple the full path gives for the same line (tested
 against the full path on valid, edge and mutated records).
