@@ -89,17 +89,17 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     activity_files = paths.activity_files()
     total_bytes = os.path.getsize(paths.log) + sum(activity_files.values())
     jobs = default_jobs() if jobs is None else jobs
-    # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
-    runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
     digester = new_digester()
     expected_records = sum(activity_files.values()) // TYPICAL_RECORD_BYTES
-    activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
-    replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
+    # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
+    runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
     # Nothing here makes reference cycles worth collecting, and with millions of live objects
     # the cyclic collector's passes would cost a third of the main process's time.
     collecting = gc.isenabled()
     gc.disable()
     try:
+        activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
+        replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
         log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
         merkle, roots = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
     except BaseException:

@@ -80,12 +80,13 @@ def _worker_main(jobs, results):
     gc.disable()  # a worker keeps nothing between jobs: no cycles to collect, only time to lose
     try:
         while True:
-            message = jobs.recv()
-            if message is None:
-                results.send(("stats", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
-                return
-            kind, payload = message
+            data = jobs.recv_bytes()
             try:
+                message = pickle.loads(data)  # inside the try: a refused job (digests.py) is reported
+                if message is None:
+                    results.send(("stats", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+                    return
+                kind, payload = message
                 results.send(("ok", JOBS[kind](payload)))
             except Exception:
                 results.send(("error", traceback.format_exc()))
@@ -166,6 +167,12 @@ class ProcessRunner:
         machine with as many workers as cores, it would otherwise share a core with them."""
         ticket = self._next_ticket
         self._next_ticket += 1
+        # A worker's room is freed by reading what it has answered: read it now, or a worker that
+        # has finished would still count as full (e.g. while replay reads an activity file, the
+        # answers about earlier log chunks wait unread in the pipes).
+        for other in range(self.workers):
+            while self._pending[other] and self._results_from[other].poll():
+                self._collect_from(other)
         worker = min(range(self.workers), key=lambda w: len(self._pending[w]))
         if len(self._pending[worker]) >= IN_FLIGHT_PER_WORKER:
             self._results[ticket] = JOBS[kind](payload)

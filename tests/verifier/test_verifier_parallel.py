@@ -1,8 +1,14 @@
 """The runner that spreads signature and record checks over processes, the main one included."""
 
-import nacl.signing
+import os
+import signal
+import time
 
-from verifier.parallel import IN_FLIGHT_PER_WORKER, InlineRunner, ProcessRunner
+import nacl.signing
+import pytest
+
+from verifier.digests import StringHashDigester
+from verifier.parallel import IN_FLIGHT_PER_WORKER, InlineRunner, ProcessRunner, WorkerError
 from verifier.signatures import verify_many
 
 
@@ -24,10 +30,13 @@ def _signed_jobs(count, per_job=50):
 def test_the_main_process_takes_the_jobs_its_workers_have_no_room_for_and_results_keep_their_order():
     jobs = _signed_jobs(3 * IN_FLIGHT_PER_WORKER + 2)
     runner = ProcessRunner(1)
+    worker = runner._processes[0]
     try:
-        tickets = [runner.submit("verify", job) for job in jobs]
-        # Nothing was collected between submissions, so the one worker's room filled at once and
-        # every job after it was done here.
+        os.kill(worker.pid, signal.SIGSTOP)  # a worker that cannot answer: its room stays full
+        try:
+            tickets = [runner.submit("verify", job) for job in jobs]
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
         assert runner.jobs_done_here == len(jobs) - IN_FLIGHT_PER_WORKER
         assert [runner.result(ticket) for ticket in tickets] == [verify_many(job) for job in jobs]
     finally:
@@ -51,3 +60,30 @@ def test_results_collected_as_they_come_match_an_inline_run():
         runner.close()
     assert answers == expected
     assert all(b"\x00" in answer for answer in answers)  # broken signatures are reported, not skipped
+
+
+def test_a_worker_that_has_answered_gets_the_next_job_even_before_its_answers_are_asked_for():
+    jobs = _signed_jobs(IN_FLIGHT_PER_WORKER + 1)
+    runner = ProcessRunner(1)
+    try:
+        tickets = [runner.submit("verify", job) for job in jobs[:IN_FLIGHT_PER_WORKER]]
+        deadline = time.monotonic() + 60
+        while not runner._results_from[0].poll(0.05):  # an answer is waiting, unread
+            assert time.monotonic() < deadline, "the worker never answered"
+        tickets.append(runner.submit("verify", jobs[-1]))
+        assert runner.jobs_done_here == 0  # the answer was read, so the worker had room
+        assert [runner.result(ticket) for ticket in tickets] == [verify_many(job) for job in jobs]
+    finally:
+        runner.close()
+
+
+def test_a_job_a_worker_refuses_is_reported_with_the_reason():
+    digester = StringHashDigester()
+    digester._check += 1  # as if the worker had drawn another string-hash secret
+    runner = ProcessRunner(1)
+    try:
+        ticket = runner.submit("records", ("2026-01-01", "2026-01-31", digester, 1, b"{}"))
+        with pytest.raises(WorkerError, match="does not share the main process's string-hash secret"):
+            runner.result(ticket)
+    finally:
+        runner.terminate()
