@@ -33,9 +33,18 @@ MAX_LOAD_NUMERATOR, MAX_LOAD_DENOMINATOR = 7, 10
 
 
 def _string_hash_is_secret():
+    """Whether hash() of a str is a 64-bit keyed SipHash under a secret forked workers share."""
     seed = os.environ.get("PYTHONHASHSEED", "random")
-    # parallel.py forks its workers wherever fork exists; a spawned worker would draw its own secret
-    return seed in ("", "random") and "fork" in multiprocessing.get_all_start_methods()
+    info = sys.hash_info
+    return (
+        seed in ("", "random")  # drawn from os.urandom at start, not fixed by the environment
+        and sys.implementation.name == "cpython"
+        and info.width == 64
+        and info.algorithm.startswith("siphash")  # not FNV, which takes no key
+        and info.cutoff == 0  # no short strings hashed by an unkeyed function
+        # parallel.py forks its workers wherever fork exists; a spawned worker would draw its own secret
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
 
 
 def new_digester():
@@ -48,10 +57,17 @@ def _never_empty_or_removed(value):
     return value if value != EMPTY and value != REMOVED else 1
 
 
+def _hash_of_text(text):
+    # CPython hashes a str's internal bytes (1, 2 or 4 per character), so "\u0141" and "A\x01"
+    # share a hash under every secret; UTF-8 after a byte no ASCII text starts with is injective.
+    return hash(text) if text.isascii() else hash(b"\xff" + text.encode("utf-8", "surrogatepass"))
+
+
 class StringHashDigester:
-    """hash(text) under the interpreter's secret. Sent to a worker, it checks that the worker has
-    the same secret (a forked child does), since digests from two secrets would never match.
-    CPython hashes only the empty string without the key (to 0); no id or fingerprint is empty."""
+    """hash(text) under the interpreter's secret (UTF-8 bytes for a text that is not ASCII). Sent to
+    a worker, it checks that the worker has the same secret (a forked child does), since digests
+    from two secrets would never match. CPython hashes only the empty string without the key (to
+    0); no id or fingerprint is empty."""
 
     def __init__(self):
         self._check = hash("puhui-verify digest check")
@@ -62,12 +78,14 @@ class StringHashDigester:
             raise RuntimeError("a worker process does not share the main process's string-hash secret")
 
     def of_text(self, text):
-        return _never_empty_or_removed(hash(text))
+        return _never_empty_or_removed(_hash_of_text(text))
 
     @staticmethod
     def pack_texts(texts):
         """The digests of many texts, 8 bytes each (EMPTY and REMOVED are moved aside on receipt)."""
-        return array("q", map(hash, texts)).tobytes()
+        if "".join(texts).isascii():  # activity ids and fingerprints always are: one C-level pass
+            return array("q", map(hash, texts)).tobytes()
+        return array("q", map(_hash_of_text, texts)).tobytes()
 
 
 class Blake2bDigester:
@@ -87,7 +105,7 @@ class Blake2bDigester:
 
     def _packed(self, text):
         digest = self._start()
-        digest.update(text.encode("utf-8"))
+        digest.update(text.encode("utf-8", "surrogatepass"))  # JSON may carry a lone surrogate
         return digest.digest()
 
     def of_text(self, text):
