@@ -215,6 +215,8 @@ class Store:
         """
         conn = getattr(self, "_lock_conn", None)
         if conn is None:
+            if self.dialect == "postgresql":
+                raise StorageError("this registry does not hold the writer lock: it may not write")
             with self.engine.begin() as conn:
                 yield conn
             return

@@ -146,19 +146,36 @@ def test_a_second_writer_cannot_fork_the_log(world):
     assert {"ret-a"} <= set(reopened.state.retirements) and "ret-c" not in reopened.state.retirements
 
 
-def test_the_writer_commits_in_the_session_that_holds_the_writer_lock(world):
-    """A writer killed mid-COMMIT must keep the lock until that COMMIT has landed, so the commit
-    runs in the lock's own session (the crash test once saw a restarted writer load the log while
-    a killed writer's COMMIT, on another connection, was still landing)."""
+@pytest.mark.postgresql
+def test_the_writer_commits_in_the_session_that_holds_the_writer_lock(fresh_postgres_url, monkeypatch):
+    """A writer killed mid-COMMIT must keep the lock until that COMMIT has landed, so appends and
+    checkpoints commit in the lock's own session (the crash test once saw a restarted writer load
+    the log while a killed writer's COMMIT, on another connection, was still landing)."""
+    # (SQLite has no lock to keep: a killed process's transaction dies with it.)
+    world = World(fresh_postgres_url).setup().history()
     reg = world.registry
-    world.client.retire(world.mall, "ret-w", "mall-co", 5, "voluntary", "mall")
-    with reg.store.writing() as conn:
-        if reg.store.dialect != "postgresql":
-            return  # SQLite has no lock: a killed process's transaction dies with it
-        holders = conn.execute(text(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"),
-            {"k": reg.store.WRITER_LOCK_KEY & 0xFFFFFFFF}).scalars().all()
-        assert holders == [conn.execute(text("SELECT pg_backend_pid()")).scalar()]
+    world.client.retire(world.mall, "ret-w0", "mall-co", 5, "voluntary", "mall")  # the lock is taken
+    lock_conn = reg.store._lock_conn
+    lock_pid = lock_conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    lock_conn.commit()
+    holders = lock_conn.execute(text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+        {"k": reg.store.WRITER_LOCK_KEY & 0xFFFFFFFF}).scalars().all()
+    lock_conn.commit()
+    assert holders == [lock_pid]
+
+    def no_other_connection(*_args, **_kwargs):
+        raise AssertionError("a write went through another connection than the lock's")
+    monkeypatch.setattr(reg.store.engine, "begin", no_other_connection)
+    size = reg.size
+    world.client.retire(world.mall, "ret-w1", "mall-co", 5, "voluntary", "mall")
+    reg.checkpoint()
+    assert reg.size == size + 1
+    monkeypatch.undo()
+    with reg.store.engine.connect() as conn:
+        committed = conn.execute(text("SELECT count(*) FROM events")).scalar()
+    assert committed == reg.size
 
 
 @pytest.mark.postgresql
