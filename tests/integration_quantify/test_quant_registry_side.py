@@ -20,22 +20,15 @@ from quantify.ingest import ingest_jsonl
 from quantify.methodology import register_body
 
 
-class LoggedFingerprints:
-    def __init__(self, registry):
-        self._registry = registry
+class LoggedValues:
+    """Membership of one activities column (fingerprint or activity_id), asked of the log one value at a time."""
 
-    def __contains__(self, fingerprint) -> bool:
+    def __init__(self, registry, column):
+        self._registry, self._column = registry, column
+
+    def __contains__(self, value) -> bool:
         with self._registry.store.engine.connect() as conn:
-            return bool(self._registry.store.existing(conn, "fingerprint", [fingerprint]))
-
-
-class LoggedActivityIds:
-    def __init__(self, registry):
-        self._registry = registry
-
-    def __contains__(self, activity_id) -> bool:
-        with self._registry.store.engine.connect() as conn:
-            return bool(self._registry.store.existing(conn, "activity_id", [activity_id]))
+            return bool(self._registry.store.existing(conn, self._column, [value]))
 
 
 class LoggedDailyTotals:
@@ -73,8 +66,8 @@ def test_chunked_log_answers_match_the_per_record_adapters(world, tmp_path):
     body = jsonl(grid) + jsonl([{**metro("w5", "p-1", "2026-01-05T01:00:00.000000Z")}])  # an id the log holds
     per_record = ingest_jsonl(io.BytesIO(body), platform="grid-platform", methodology=metro_v1, run_id="gr",
                               out_dir=tmp_path / "per-record", daily_totals=LoggedDailyTotals(world.registry),
-                              seen_fingerprints=LoggedFingerprints(world.registry),
-                              seen_activity_ids=LoggedActivityIds(world.registry))
+                              seen_fingerprints=LoggedValues(world.registry, "fingerprint"),
+                              seen_activity_ids=LoggedValues(world.registry, "activity_id"))
     chunked = ingest_against_log(world.registry, io.BytesIO(body), platform="grid-platform", methodology=metro_v1,
                                  run_id="gr", out_dir=tmp_path / "chunked")
     assert per_record.reasons == chunked.reasons and per_record.lines == chunked.lines == 5_001
