@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from api import models, quantification
+from api.models import IDENT
 from api.bridge import LoopBridge
 from api.bodies import (
     MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
@@ -50,7 +51,6 @@ from ledger.state import State
 MAX_INT = models.MAX_SAFE_INT
 MAX_LOG_PAGE = 1_000
 MAX_CONCURRENT_EXPORTS = 2
-IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 SeqParam = Annotated[int, Query(ge=0, le=MAX_INT)]
 AfterParam = Annotated[int, Query(ge=-1, le=MAX_INT, description="seq cursor: the page starts after it")]

@@ -12,14 +12,15 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import API_CODES
-from ledger.schema import ACCOUNT_KINDS, EVENT_TYPES, PURPOSES, SECTORS, SUBJECT_KINDS
+from ledger.schema import ACCOUNT_KINDS, EVENT_TYPES, IDENT as IDENT_RE, PURPOSES, SECTORS, SUBJECT_KINDS
 
 MAX_SAFE_INT = 2**53 - 1
 Code = Literal[API_CODES]  # type: ignore[valid-type]
 Int = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 KeyId = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+IDENT = f"^{IDENT_RE.pattern}$"  # the spec's identifier, as OpenAPI patterns spell it
+Identifier = Annotated[str, Field(pattern=IDENT)]
 Time = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")]
 Range = Annotated[list[Int], Field(min_length=2, max_length=2, description="half-open [START, END) of serials")]
 

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from api.bodies import read_body, read_json
 from api.errors import ApiError, json_bytes, json_response, not_found
-from api.models import Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
+from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
 from cli.quantification import (
     LoggedMethodologies, NoDefinition, RecordMismatch, TooManyRecords, UnknownMethodology, explain_logged,
     ingest_against_log, subject_account,
@@ -50,7 +50,6 @@ MAX_FOOTPRINT_BYTES = 16 << 20       # an inventory of up to 100,000 entries
 MAX_INGESTION_BYTES = 16 << 20
 MAX_INGESTION_LINES = 100_000
 MAX_CONCURRENT_INGESTIONS = 2
-IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 router = APIRouter(tags=["quantification"])

@@ -20,9 +20,9 @@ from ledger.actors import Actor, Client
 from ledger.registry import Appended, Registry
 from ledger.store import Store
 from quantify.activity import beijing_day
-from quantify.ingest import IngestError, IngestResult, Ingestor
+from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
-from quantify.prepare import Rejection, prepare_chunks, read_csv, read_json_chunks
+from quantify.prepare import Rejection
 
 BEIJING_OFFSET = dt.timedelta(hours=8)
 
@@ -103,17 +103,9 @@ def ingest_against_log(registry: Registry, source: IO[bytes], *, csv: bool = Fal
     options.update(daily_totals=logged, seen_fingerprints=logged.fingerprints, seen_activity_ids=logged.activity_ids)
     try:
         if csv:
-            layout, chunks = read_csv(io.TextIOWrapper(source, encoding="utf-8", newline=""), methodology)
-        else:
-            layout, chunks = None, read_json_chunks(source)
-        with Ingestor(**options) as ingestor:
-            if csv:
-                ingestor.lines_read(1)  # the header
-            for last_line, prepared in prepare_chunks(chunks, methodology, layout, workers):
-                ingestor.lines_read(last_line)
-                logged.fetch(prepared)
-                ingestor.admit(prepared)
-            return ingestor.finish()
+            return ingest_csv(io.TextIOWrapper(source, encoding="utf-8", newline=""), workers=workers,
+                              before_admit=logged.fetch, **options)
+        return ingest_jsonl(source, workers=workers, before_admit=logged.fetch, **options)
     except UnicodeDecodeError:
         raise IngestError("the CSV file is not UTF-8") from None
 
@@ -125,8 +117,10 @@ def ingest_and_submit(registry: Registry, platform_signer: Actor, platform: str,
     result = ingest_against_log(registry, source, platform=platform, methodology=methodology, run_id=run_id,
                                 out_dir=out_dir)
     client = Client(registry)
-    appended = []
-    for batch in result.batches:
-        records = [json.loads(line) for line in batch.path.read_bytes().splitlines()]
-        appended.append(client.submit(platform_signer, "activity.batch", dict(batch.body), records))
-    return result, appended
+    return result, [submit_batch(client, platform_signer, batch) for batch in result.batches]
+
+
+def submit_batch(client: Client, platform_signer: Actor, batch: BatchResult) -> Appended:
+    """Sign an ingested batch with the platform's key and append it with its records."""
+    records = [json.loads(line) for line in batch.path.read_bytes().splitlines()]
+    return client.submit(platform_signer, "activity.batch", dict(batch.body), records)

@@ -25,13 +25,13 @@ from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from cli.ingestion import ingest_against_log
+from cli.ingestion import ingest_against_log, submit_batch
 from cli.registry_dir import RegistryDir
 from keys import load_key
 from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
-from ledger.queries import LoggedBatch, Queries
+from ledger.queries import LoggedBatch, LoggedRecord, Queries
 from ledger.store import Store
 from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
 from quantify.activity import IDENTIFIER, InvalidActivity, check_subject
@@ -116,16 +116,19 @@ class LoggedMethodologies:
     def get(self, methodology_id: str, version: int | None = None) -> Methodology:
         """A logged version, or the latest; UnknownMethodology if not logged, NoDefinition if its
         params are not a definition."""
-        logged = self.logged(methodology_id)
-        if logged is None:
-            raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
-        if version is None:
-            version = logged["latest_version"]
-        entry = next((v for v in logged["versions"] if v["version"] == version and type(version) is int), None)
-        if entry is None:
-            raise UnknownMethodology(f"methodology {methodology_id} has no version {version!r} "
-                                     f"(the latest is {logged['latest_version']})")
-        found = self._definitions.get((methodology_id, version))
+        # A logged version never changes (the log is append-only): a cached one needs no query.
+        found = self._definitions.get((methodology_id, version)) if type(version) is int else None
+        if found is None:
+            logged = self.logged(methodology_id)
+            if logged is None:
+                raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
+            if version is None:
+                version = logged["latest_version"]
+            entry = next((v for v in logged["versions"] if v["version"] == version and type(version) is int), None)
+            if entry is None:
+                raise UnknownMethodology(f"methodology {methodology_id} has no version {version!r} "
+                                         f"(the latest is {logged['latest_version']})")
+            found = self._definitions.get((methodology_id, version))
         if found is None:
             try:
                 found = definition_from_log(methodology_id, version, entry)
@@ -190,13 +193,19 @@ def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_AC
     return personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
 
 
+def _logged_record(queries: Queries, activity_id: str) -> tuple[LoggedRecord, LoggedBatch] | None:
+    """A logged record and its batch, or None."""
+    row = queries.activity_record(activity_id)
+    return None if row is None else (row, queries.batches_by_id([row.batch_id])[row.batch_id])
+
+
 def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any] | None:
     """quantify.record_inclusion of a logged record: the record, its proof in its batch (checked
     against the committed root) and the batch's seq and issuance. None if there is no such record."""
-    row = queries.activity_record(activity_id)
-    if row is None:
+    found = _logged_record(queries, activity_id)
+    if found is None:
         return None
-    batch = queries.batches_by_id([row.batch_id])[row.batch_id]
+    row, batch = found
     records = queries.batch_records(row.batch_id)
     return record_inclusion(BatchActivities(batch.body, records), activity_id, _place(batch))
 
@@ -204,10 +213,10 @@ def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any
 def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
     """The explanation of a logged record under the methodology version its batch names, with the
     batch's id, seq and the record's leaf index. None if there is no such record."""
-    row = queries.activity_record(activity_id)
-    if row is None:
+    found = _logged_record(queries, activity_id)
+    if found is None:
         return None
-    batch = queries.batches_by_id([row.batch_id])[row.batch_id].body
+    row, batch = found[0], found[1].body
     methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
     try:
         explanation = explain_record(methodology, json.loads(row.record))
@@ -458,9 +467,8 @@ def ingest(directory: Path = DirArgument,
         _print_ingestion(result)
         actor, client, refused = Actor(signer, platform), Client(registry), 0
         for batch in result.batches:
-            records = [json.loads(line) for line in batch.path.read_bytes().splitlines()]
             try:
-                appended = client.submit(actor, "activity.batch", dict(batch.body), records)
+                appended = submit_batch(client, actor, batch)
             except Rejected as exc:
                 refused += 1
                 errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))

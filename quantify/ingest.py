@@ -27,9 +27,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Container, Iterable, Protocol
+from typing import IO, Any, Callable, Container, Iterable, Protocol
 
-from ledger.merkle import Frontier
+from ledger.merkle import Frontier, leaf_hash
 
 from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
@@ -369,7 +369,7 @@ class Ingestor:
                 self.result.dropped_by_cap_g += reduction_g - room_g
                 reduction_g = room_g
                 data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
-                leaf = _sha256(b"\x00" + data).digest()
+                leaf = leaf_hash(data)
             day_g[key] = (totals[0], totals[1] + reduction_g)
 
             activity_ids.add(activity_id)
@@ -457,27 +457,35 @@ class Ingestor:
 # --- readers ----------------------------------------------------------------------------------
 
 
-def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0, **options: Any) -> IngestResult:
+def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0,
+                 before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
     """Ingest JSON Lines: an open binary file (lines bounded as read) or any iterable of lines.
-    Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process)."""
+    Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process);
+    before_admit(prepared) is called with each prepared chunk before it is admitted (the log's
+    look-ups in cli/ingestion.py)."""
     with Ingestor(**options) as ingestor:
         chunks = read_json_chunks(lines)
-        for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, None, workers):
-            ingestor.lines_read(last_line)
-            ingestor.admit(prepared)
-        return ingestor.finish()
+        return _ingest_chunks(ingestor, chunks, None, workers, before_admit)
 
 
-def ingest_csv(lines: Iterable[str], *, workers: int = 0, **options: Any) -> IngestResult:
+def ingest_csv(lines: Iterable[str], *, workers: int = 0,
+               before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
     """Ingest CSV text (open with newline=""): a header row of activity_id, subject, occurred_at
     and input names, then one record per row. Line numbers are the file's physical lines."""
     layout, chunks = read_csv(lines, options["methodology"])
     with Ingestor(**options) as ingestor:
         ingestor.lines_read(1)  # the header
-        for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
-            ingestor.lines_read(last_line)
-            ingestor.admit(prepared)
-        return ingestor.finish()
+        return _ingest_chunks(ingestor, chunks, layout, workers, before_admit)
+
+
+def _ingest_chunks(ingestor: Ingestor, chunks: Iterable[Any], layout: Any, workers: int,
+                   before_admit: Callable[[list[Any]], None] | None) -> IngestResult:
+    for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
+        ingestor.lines_read(last_line)
+        if before_admit is not None:
+            before_admit(prepared)
+        ingestor.admit(prepared)
+    return ingestor.finish()
 
 
 def ingest_file(path: Path | str, **options: Any) -> IngestResult:

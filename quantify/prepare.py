@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import hashlib
 import io
 import json
 import multiprocessing
@@ -27,13 +26,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Iterable, Iterator, NamedTuple
 
+from ledger.merkle import leaf_hash
 from quantify.activity import InvalidActivity, RecordRules, record_bytes, rules_for
 from quantify.fastpath import fast_records
 from quantify.methodology import Methodology
 
 MAX_LINE_BYTES = 16_384
 CHUNK_RECORDS = 2_000
-_sha256 = hashlib.sha256
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -68,7 +67,7 @@ def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> Prep
     fingerprint = rules.fingerprint(subject, occurred_at, inputs)
     data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
     return (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
-            _sha256(b"\x00" + data).digest())
+            leaf_hash(data))
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
