@@ -33,7 +33,7 @@ from api.bodies import (
 )
 from api.errors import (
     STATUS_BY_CODE, UNAVAILABLE, ApiError, json_bytes, json_response, not_found, problem, rejected_problem,
-    rejected_response,
+    rejected_response, retry_after,
 )
 from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
@@ -100,8 +100,7 @@ class RegistryApp(FastAPI):
                 except ConnectionAbortedError:
                     return  # the client is gone: there is no one to answer
                 headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-                if status == 503:
-                    headers.append((b"retry-after", b"1"))
+                headers += [(name.lower().encode(), value.encode()) for name, value in (retry_after(status) or {}).items()]
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": payload})
                 return
@@ -122,8 +121,7 @@ def _answering(write: Write) -> Write:
 
 def _answer_response(answer: Answer) -> Response:
     status, payload = answer
-    return Response(payload, status_code=status, media_type="application/json",
-                    headers={"Retry-After": "1"} if status == 503 else None)
+    return Response(payload, status_code=status, media_type="application/json", headers=retry_after(status))
 
 
 def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
@@ -377,9 +375,8 @@ def _outcome_json(outcome: Appended | Rejected) -> dict[str, Any]:
 
 
 def _outcome_answer(outcome: Appended | Rejected) -> Answer:
-    if isinstance(outcome, Rejected):
-        return STATUS_BY_CODE[outcome.code], json_bytes(rejected_problem(outcome))
-    return (200 if outcome.duplicate else 201), json_bytes(outcome.as_json())
+    answer = _outcome_json(outcome)
+    return answer.pop("status"), json_bytes(answer)
 
 
 def _found(value: Any, what: str) -> Any:
@@ -389,10 +386,10 @@ def _found(value: Any, what: str) -> Any:
 
 
 def _checkpoint_size(registry: Registry) -> int:
-    note = registry.latest_checkpoint()
-    if note is None:
+    size = registry.latest_checkpoint_size()
+    if size == 0:
         raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
-    return parse_checkpoint(note).size
+    return size
 
 
 def _export_archive(registry: Registry) -> FilePath:

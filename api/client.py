@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 
 import httpx
 
+from api.bodies import MAX_BATCH_EVENTS
 from keys import Ed25519Key, load_key, passphrase_from_env_or_prompt
 from ledger import merkle
 from ledger.actors import batch_commitment
@@ -32,7 +33,6 @@ from ledger.note import Checkpoint, parse_verifier_key, verify_checkpoint
 from ledger.receipts import ReceiptInvalid, verify_receipt
 from ledger.registry import Signer, sign_event
 
-MAX_BATCH_EVENTS = 1_000
 
 
 class RegistryError(Exception):

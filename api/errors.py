@@ -51,9 +51,13 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(json_bytes(value), status_code=status, media_type="application/json", headers=headers)
 
 
+def retry_after(status: int) -> dict[str, str] | None:
+    """The headers a status carries besides its body: 503 (nothing was written) says when to retry."""
+    return {"Retry-After": "1"} if status == 503 else None
+
+
 def problem(status: int, code: str, message: str) -> Response:
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return json_response({"code": code, "message": message}, status, headers)
+    return json_response({"code": code, "message": message}, status, retry_after(status))
 
 
 def rejected_problem(rejection: Rejected) -> dict[str, Any]:

@@ -157,10 +157,7 @@ def _start(job: tuple[Any, ...], sequencer: Sequencer, outbox: _Outbox) -> None:
         elif kind == "c":
             future = sequencer.checkpoint()
         else:
-            outbox.put((job_id, True, {"committed_size": sequencer.committed_size,
-                                       "queued_events": sequencer.queued_events,
-                                       "sequencer": sequencer.stats.as_json()}))
-            return
+            future = sequencer.status()
     except BaseException as exc:  # noqa: BLE001 - a bad job
         outbox.put((job_id, False, _picklable(exc)))
         return
@@ -362,13 +359,6 @@ class CommittedRegistry(Registry):
     @property
     def size(self) -> int:  # type: ignore[override]
         return self._sequencer.committed_size
-
-    def root(self, size: int | None = None) -> bytes:
-        return super().root(self.size if size is None else size)
-
-    def _check_size(self, size: int) -> None:
-        if not 0 <= size <= self.size:
-            raise ValueError(f"tree size {size} is beyond the log's size {self.size}")
 
     def checkpoint(self, witnesses: Sequence[Any] = ()) -> str:
         return self._sequencer.checkpoint().result(60)

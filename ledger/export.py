@@ -17,8 +17,7 @@ def export_bundle(registry: Registry, out: Path, progress: Callable[[int, int], 
     Leaves past the latest checkpoint are left out: a bundle whose tail no checkpoint covers
     would fail NO_CHECKPOINT. Checkpoint first (`registry.checkpoint()`) to export everything.
     """
-    latest = registry.latest_checkpoint()
-    size = 0 if latest is None else parse_checkpoint(latest).size
+    size = registry.latest_checkpoint_size()
     out.mkdir(parents=True, exist_ok=False)
     (out / "activities").mkdir()
     batches: list[str] = []

@@ -35,7 +35,7 @@ class Changes:
     def __init__(self) -> None:
         self.dirty: dict[str, set[str]] = defaultdict(set)
 
-    def note(self, state: State, leaf: Leaf) -> None:
+    def note(self, leaf: Leaf) -> None:
         body, kind = leaf.body, leaf.type
         if kind in ("key.register", "key.revoke"):
             self.dirty["keys"].add(body["key_id"])

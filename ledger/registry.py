@@ -240,7 +240,7 @@ class Registry:
         apply(state, seq, time, event_type, body, key.key_id, verdict.effects,
               activities=self._activities, records=verdict.records)
         nodes.extend(self._frontier.append(digest))
-        changes.note(state, leaf)
+        changes.note(leaf)
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
 
@@ -315,6 +315,12 @@ class Registry:
             latest = self.store.latest_checkpoint(conn)
         return None if latest is None else latest[2]
 
+    def latest_checkpoint_size(self) -> int:
+        """The tree size of the latest signed checkpoint; 0 when none is signed yet."""
+        with self.store.engine.connect() as conn:
+            latest = self.store.latest_checkpoint(conn)
+        return 0 if latest is None else latest[0]
+
     def checkpoint_notes(self) -> Iterator[str]:
         with self.store.engine.connect() as conn:
             yield from self.store.checkpoint_notes(conn)
@@ -326,7 +332,7 @@ class Registry:
         return self.state.size
 
     def root(self, size: int | None = None) -> bytes:
-        size = self.state.size if size is None else size
+        size = self.size if size is None else size
         self._check_size(size)
         with self.store.engine.connect() as conn:
             return merkle.root(_StoredNodes(self.store, conn), size)
@@ -342,8 +348,8 @@ class Registry:
             return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
 
     def _check_size(self, size: int) -> None:
-        if not 0 <= size <= self.state.size:
-            raise ValueError(f"tree size {size} is beyond the log's size {self.state.size}")
+        if not 0 <= size <= self.size:  # self.size, not the State's: a reader's subclass sizes it otherwise
+            raise ValueError(f"tree size {size} is beyond the log's size {self.size}")
 
     def leaf(self, seq: int) -> Leaf:
         with self.store.engine.connect() as conn:

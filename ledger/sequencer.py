@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
 from ledger.errors import Rejected
-from ledger.note import parse_checkpoint
 from ledger.registry import Appended, Registry
 from ledger.state import State
 
@@ -100,7 +99,7 @@ class Sequencer:
         # Committed size: what readers may ask proofs for. Written by the writer thread only.
         self.committed_size = registry.size
         self.stats = SequencerStats()
-        self._checkpointed_size = self._latest_checkpoint_size()
+        self._checkpointed_size = self.registry.latest_checkpoint_size()
         self._last_checkpoint_at = float("-inf")  # a log that outgrew its latest checkpoint gets one at once
 
     # -- submitting (any thread) -----------------------------------------------------------------
@@ -288,10 +287,6 @@ class Sequencer:
         self.stats.checkpointing_s += time.perf_counter() - started
         for waiter in waiters:
             waiter.future.set_result(note)
-
-    def _latest_checkpoint_size(self) -> int:
-        latest = self.registry.latest_checkpoint()
-        return 0 if latest is None else parse_checkpoint(latest).size
 
 
 def _settle(future: Future, compute: Callable[[], Any]) -> None:
