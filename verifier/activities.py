@@ -29,6 +29,7 @@ from verifier.schema import ID, TIME, is_real_date
 TYPICAL_RECORD_BYTES = 250  # to size the id tables from the files' sizes; a wrong guess costs time only
 CHUNK_HEIGHT = 11
 CHUNK_RECORDS = 1 << CHUNK_HEIGHT
+PENDING_PER_LOOKAHEAD = 8
 MAX_SAFE_INTEGER = 2**53 - 1
 RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_at", "reduction_g", "subject")
 _JCS_STRING_BODY = r'(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(?:0[0-7bef]|1[0-9a-f]))*'
@@ -206,6 +207,7 @@ class ActivityChecker:
         self.files_checked = 0
         self.bytes_read = 0
         self.on_progress = None  # called with no argument after each block read (bundle.py's progress)
+        self.while_waiting = None  # other work for the main process while workers finish a file; returns whether it did some
         self.seconds = 0.0
         self.batch_ids_opened = set()  # for the report: which activity files were read
 
@@ -228,7 +230,11 @@ class ActivityChecker:
         period = (body["period_start"], body["period_end"])
         buffered = []
         next_number = 1
-        in_flight = self.runner.lookahead
+        # Results are small (tens of KB): rather than wait for the oldest, which may sit behind a
+        # worker's signature chunks of the log, keep submitting; and rather than merge while a
+        # worker waits for its next chunk (a merge costs about a millisecond), submit first.
+        most_pending = PENDING_PER_LOOKAHEAD * self.runner.lookahead
+        runner = self.runner
         bytes_before = self.bytes_read
         for lines in reader.blocks():
             self.bytes_read = bytes_before + reader.bytes_read
@@ -241,11 +247,15 @@ class ActivityChecker:
                 start += CHUNK_RECORDS
                 pending.append((next_number, self._submit(period, next_number, chunk)))
                 next_number += CHUNK_RECORDS
-                while pending and (len(pending) > in_flight or self.runner.ready(pending[0][1])):
+                while pending and (
+                    len(pending) > most_pending or (runner.ready(pending[0][1]) and not runner.has_idle_worker())
+                ):
                     self._merge(state, *pending.popleft())
             del buffered[:start]
         if buffered:
             pending.append((next_number, self._submit(period, next_number, buffered)))
+        while self.while_waiting is not None and not all(runner.ready(ticket) for _, ticket in pending) and self.while_waiting():
+            pass
         while pending:
             self._merge(state, *pending.popleft())
         self.bytes_read = bytes_before + reader.bytes_read

@@ -101,7 +101,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
         activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
         replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
         log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
-        merkle, roots = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
+        merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
     except BaseException:
         runner.terminate()
         raise
@@ -124,6 +124,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
         "activity_seconds": round(activity_checker.seconds, 3),
         "workers": runner.workers,
         "jobs_done_in_main": runner.jobs_done_here,
+        "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
         "peak_rss_main_kib": _peak_rss_kib(),
         "peak_rss_workers_kib": worker_peaks_kib,
     }
@@ -145,10 +146,26 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
     next_wanted = wanted.popleft() if wanted else -1
     in_flight = deque()
     depth = runner.lookahead
+    most_in_flight = 2 * depth
     parallel = runner.workers > 0
     parse = parser.parse
 
-    def take(chunk):
+    def log_chunks():
+        carried = []
+        for lines in log_reader.blocks():
+            if carried:
+                lines = carried + lines
+            whole = len(lines) - len(lines) % CHUNK_EVENTS
+            for chunk_start in range(0, whole, CHUNK_EVENTS):
+                yield lines[chunk_start : chunk_start + CHUNK_EVENTS]
+            carried = lines[whole:]
+            if progress:
+                progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
+        if carried:
+            yield carried
+
+    def admit(chunk):
+        """Parse a chunk, add it to the tree and send its signatures to the workers."""
         nonlocal next_wanted
         # Chunks are whole (CHUNK_EVENTS lines, so each is a perfect subtree of the log's tree)
         # but the last; a chunk where a checkpoint's size falls is added leaf by leaf.
@@ -164,27 +181,41 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
             for height, subtree_root in subtrees_of(hashes):
                 merkle.append_subtree(height, subtree_root)
         in_flight.append(_submit_signatures(runner, leaves) if parallel else (leaves, None, None))
-        # Replay what is ready; wait only when too far ahead (memory stays bounded).
-        while in_flight and (len(in_flight) > depth or in_flight[0][2] is None or runner.ready(in_flight[0][2])):
-            _replay_chunk(replay, runner, *in_flight.popleft())
 
-    carried = []
-    for lines in log_reader.blocks():
-        if carried:
-            lines = carried + lines
-        whole = len(lines) - len(lines) % CHUNK_EVENTS
-        for chunk_start in range(0, whole, CHUNK_EVENTS):
-            take(lines[chunk_start : chunk_start + CHUNK_EVENTS])
-        carried = lines[whole:]
-        if progress:
-            progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
-    if carried:
-        take(carried)
+    chunks = log_chunks()
+    admitted_while_waiting = [0]
+
+    def admit_next():
+        """Admit the log's next chunk ahead of replay, if memory allows; whether one was admitted.
+        The activity checker calls it while a worker finishes a file's last records, so that the
+        worker then finds the log's signatures waiting, and the main process does not wait."""
+        if len(in_flight) >= most_in_flight:
+            return False
+        chunk = next(chunks, None)
+        if chunk is None:
+            return False
+        admit(chunk)
+        admitted_while_waiting[0] += 1
+        return True
+
+    activity_checker.while_waiting = admit_next if parallel else None
+    for chunk in chunks:
+        admit(chunk)
+        # Replay what is ready; wait only when too far ahead (memory stays bounded). A worker that
+        # waits gets the next chunk first: after an activity file every chunk in flight is done,
+        # and replaying them all first would leave the workers idle for as long.
+        while in_flight:
+            if len(in_flight) <= most_in_flight and runner.has_idle_worker():
+                break
+            if len(in_flight) > depth or in_flight[0][2] is None or runner.ready(in_flight[0][2]):
+                _replay_chunk(replay, runner, *in_flight.popleft())
+            else:
+                break
     while in_flight:
         _replay_chunk(replay, runner, *in_flight.popleft())
     if progress:
         progress(total_bytes, total_bytes)
-    return merkle, roots
+    return merkle, roots, admitted_while_waiting[0]
 
 
 def _submit_signatures(runner, leaves):

@@ -69,6 +69,9 @@ class InlineRunner:
     def ready(self, ticket):
         return True
 
+    def has_idle_worker(self):
+        return False
+
     def result(self, ticket):
         return self._results.pop(ticket)
 
@@ -174,9 +177,7 @@ class ProcessRunner:
         # A worker's room is freed by reading what it has answered: read it now, or a worker that
         # has finished would still count as full (e.g. while replay reads an activity file, the
         # answers about earlier log chunks wait unread in the pipes).
-        for other in range(self.workers):
-            while self._pending[other] and self._results_from[other].poll():
-                self._collect_from(other)
+        self._collect_answered()
         worker = min(range(self.workers), key=lambda w: len(self._pending[w]))
         if len(self._pending[worker]) >= IN_FLIGHT_PER_WORKER:
             self._results[ticket] = JOBS[kind](payload)
@@ -186,6 +187,16 @@ class ProcessRunner:
         self._worker_of[ticket] = worker
         self._outboxes[worker].put(pickle.dumps((kind, payload), pickle.HIGHEST_PROTOCOL))
         return ticket
+
+    def _collect_answered(self):
+        for worker in range(self.workers):
+            while self._pending[worker] and self._results_from[worker].poll():
+                self._collect_from(worker)
+
+    def has_idle_worker(self):
+        """Whether a worker has answered every job it was given (it is waiting for the next)."""
+        self._collect_answered()
+        return any(not pending for pending in self._pending)
 
     def ready(self, ticket):
         """Whether result(ticket) would return without waiting."""

@@ -5,13 +5,16 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from array import array
 
 import pytest
 from conftest import fingerprint_of, record_bytes
 
-from verifier.activities import CHUNK_RECORDS
+import verifier.bundle as bundle_module
+from verifier.activities import CHUNK_RECORDS, check_record_chunk
 from verifier.bundle import verify_bundle
+from verifier.parallel import JOBS
 from verifier.digests import Blake2bDigester, DigestSet, StringHashDigester
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -157,6 +160,35 @@ def test_parallel_records_match_inline(world, tmp_path, count):
         only(result, "DUPLICATE_ACTIVITY", seq)
         assert f"line {count}:" in result.violations.listed[0].message
         assert result.stats["activity_records"] == 6 + 2 * count
+
+
+def _slow_records(job):
+    time.sleep(0.2)  # the workers are still busy when the file's last chunk is submitted
+    return check_record_chunk(job)
+
+
+def test_the_log_is_read_ahead_while_workers_finish_an_activity_file(world, tmp_path, monkeypatch):
+    """While the workers finish a file's last chunks, the main process parses the log's next chunks
+    and queues their signatures; the run's findings, totals and root equal an inline run's."""
+    for n in range(3):
+        add_batch(world, f"ahead-{n}", records(f"ahead-{n}", CHUNK_RECORDS + 5, reduction=1))
+        for m in range(12):
+            world.transfer(f"tr-ahead-{n}-{m}", "wuhan-platform", "steel-co", 1, world.keys["platform"])
+    broken = add_batch(world, "ahead-broken", records("ahead-broken", 3), total_g=1)
+    world.transfer("tr-after", "wuhan-platform", "steel-co", 1, world.keys["platform"])
+    bundle = world.write(tmp_path)
+    monkeypatch.setattr(bundle_module, "CHUNK_EVENTS", 4)
+    monkeypatch.setitem(JOBS, "records", _slow_records)
+    inline = verify_bundle(bundle.path, bundle.trust_object(), jobs=1)
+    parallel = verify_bundle(bundle.path, bundle.trust_object(), jobs=2, min_parallel_bytes=0)
+    assert parallel.stats["log_chunks_admitted_while_workers_finished_a_file"] > 0
+    assert inline.stats["log_chunks_admitted_while_workers_finished_a_file"] == 0
+    only(parallel, "BATCH", broken)
+    assert parallel.violations.listed == inline.violations.listed
+    assert (parallel.tree_size, parallel.root) == (inline.tree_size, inline.root)
+    assert parallel.totals.as_json() == inline.totals.as_json()
+    assert parallel.stats["events_accepted"] == inline.stats["events_accepted"]
+    assert parallel.stats["activity_records"] == inline.stats["activity_records"]
 
 
 @pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(os.urandom(32))], ids=["string-hash", "blake2b"])

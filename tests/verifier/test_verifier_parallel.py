@@ -87,3 +87,26 @@ def test_a_job_a_worker_refuses_is_reported_with_the_reason():
             runner.result(ticket)
     finally:
         runner.terminate()
+
+
+def test_a_worker_is_idle_only_once_it_has_answered_every_job_it_was_given():
+    jobs = _signed_jobs(2)
+    runner = ProcessRunner(1)
+    worker = runner._processes[0]
+    try:
+        assert runner.has_idle_worker()
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            tickets = [runner.submit("verify", job) for job in jobs]
+            assert not runner.has_idle_worker()
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while not runner.has_idle_worker():
+            assert time.monotonic() < deadline, "the worker never answered"
+            time.sleep(0.01)
+        assert all(runner.ready(ticket) for ticket in tickets)
+        assert [runner.result(ticket) for ticket in tickets] == [verify_many(job) for job in jobs]
+    finally:
+        runner.close()
+    assert not InlineRunner().has_idle_worker()
