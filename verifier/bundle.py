@@ -101,34 +101,39 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
         activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
         replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
         log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
-        merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
-    except BaseException:
-        runner.terminate()
-        raise
+        try:
+            merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
+        except BaseException:
+            runner.terminate()
+            raise
+        worker_peaks_kib = runner.close()
+
+        judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
+        for batch_id in sorted(set(activity_files) - activity_checker.batch_ids_opened):
+            warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no activity.batch event that passed its other checks names it")
+        seconds = perf_counter() - started
+        stats = {
+            "events": merkle.size,
+            "events_accepted": replay.events_accepted,
+            "activity_records": activity_checker.records_checked,
+            "activity_files": activity_checker.files_checked,
+            "activity_batches_unverified": replay.batches_unverified,
+            "seconds": round(seconds, 3),
+            "activity_seconds": round(activity_checker.seconds, 3),
+            "workers": runner.workers,
+            "jobs_done_in_main": runner.jobs_done_here,
+            "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
+            "peak_rss_main_kib": _peak_rss_kib(),
+            "peak_rss_workers_kib": worker_peaks_kib,
+        }
+        return BundleResult(trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
     finally:
+        # The replayed state holds no reference cycle, so dropping it here frees it at once. With
+        # the collector back on first, its next pass would walk every object of the state (all
+        # still in the youngest generation) for nothing: about 0.3 s per million events.
+        replay = activity_checker = None
         if collecting:
             gc.enable()
-    worker_peaks_kib = runner.close()
-
-    judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
-    for batch_id in sorted(set(activity_files) - activity_checker.batch_ids_opened):
-        warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no activity.batch event that passed its other checks names it")
-    seconds = perf_counter() - started
-    stats = {
-        "events": merkle.size,
-        "events_accepted": replay.events_accepted,
-        "activity_records": activity_checker.records_checked,
-        "activity_files": activity_checker.files_checked,
-        "activity_batches_unverified": replay.batches_unverified,
-        "seconds": round(seconds, 3),
-        "activity_seconds": round(activity_checker.seconds, 3),
-        "workers": runner.workers,
-        "jobs_done_in_main": runner.jobs_done_here,
-        "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
-        "peak_rss_main_kib": _peak_rss_kib(),
-        "peak_rss_workers_kib": worker_peaks_kib,
-    }
-    return BundleResult(trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
 
 
 def _peak_rss_kib():
@@ -199,6 +204,17 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
         return True
 
     activity_checker.while_waiting = admit_next if parallel else None
+    try:
+        _replay_log(chunks, admit, in_flight, replay, runner, depth, most_in_flight)
+    finally:
+        # These closures refer back to the checker; leaving them would make the state a cycle.
+        activity_checker.while_waiting = activity_checker.on_progress = None
+    if progress:
+        progress(total_bytes, total_bytes)
+    return merkle, roots, admitted_while_waiting[0]
+
+
+def _replay_log(chunks, admit, in_flight, replay, runner, depth, most_in_flight):
     for chunk in chunks:
         admit(chunk)
         # Replay what is ready; wait only when too far ahead (memory stays bounded). A worker that
@@ -213,9 +229,6 @@ def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_
                 break
     while in_flight:
         _replay_chunk(replay, runner, *in_flight.popleft())
-    if progress:
-        progress(total_bytes, total_bytes)
-    return merkle, roots, admitted_while_waiting[0]
 
 
 def _submit_signatures(runner, leaves):

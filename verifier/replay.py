@@ -207,23 +207,6 @@ class Replay:
         self.totals = Totals()
         self.events_accepted = 0
         self.batches_unverified = 0
-        self._handlers = {
-            "registry.genesis": self._rules,
-            "registry.rules": self._rules,
-            "key.register": self._key_register,
-            "key.revoke": self._key_revoke,
-            "account.open": self._account_open,
-            "account.controllers": self._account_controllers,
-            "methodology.register": self._methodology_register,
-            "methodology.eligibility": self._methodology_eligibility,
-            "activity.batch": self._activity_batch,
-            "issuance": self._issuance,
-            "transfer": self._transfer,
-            "retirement": self._retirement,
-            "cancellation": self._cancellation,
-            "offset.surrender": self._surrender,
-            "neutrality.claim": self._claim,
-        }
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -237,7 +220,7 @@ class Replay:
             signer = self._signer(leaf, verify)
             if leaf.seq == 0 and leaf.type != "registry.genesis":
                 raise Rejected("UNAUTHORIZED", f"seq 0 must be registry.genesis, not {leaf.type}")
-            commit = self._handlers[leaf.type](leaf, leaf.body, signer)
+            commit = _HANDLERS[leaf.type](self, leaf, leaf.body, signer)
         except Rejected as rejected:
             self.findings.add(rejected.code, leaf.seq, rejected.message)
             return
@@ -671,3 +654,23 @@ class Replay:
 
         return commit
 
+
+# Plain functions, not bound methods kept on the instance: those would make every Replay a
+# reference cycle, which only the cyclic collector could free (bundle.py runs with it off).
+_HANDLERS = {
+    "registry.genesis": Replay._rules,
+    "registry.rules": Replay._rules,
+    "key.register": Replay._key_register,
+    "key.revoke": Replay._key_revoke,
+    "account.open": Replay._account_open,
+    "account.controllers": Replay._account_controllers,
+    "methodology.register": Replay._methodology_register,
+    "methodology.eligibility": Replay._methodology_eligibility,
+    "activity.batch": Replay._activity_batch,
+    "issuance": Replay._issuance,
+    "transfer": Replay._transfer,
+    "retirement": Replay._retirement,
+    "cancellation": Replay._cancellation,
+    "offset.surrender": Replay._surrender,
+    "neutrality.claim": Replay._claim,
+}

@@ -1,20 +1,23 @@
 """Activity files (spec section 7): BATCH, DUPLICATE_ACTIVITY and DUPLICATE_ID of activity ids,
 missing files, and the parallel path over chunks of records."""
 
+import gc
 import os
 import pickle
 import subprocess
 import sys
 import time
+import weakref
 from array import array
 
 import pytest
 from conftest import fingerprint_of, record_bytes
 
 import verifier.bundle as bundle_module
-from verifier.activities import CHUNK_RECORDS, check_record_chunk
+from verifier.activities import CHUNK_RECORDS, ActivityChecker, check_record_chunk
 from verifier.bundle import verify_bundle
 from verifier.parallel import JOBS
+from verifier.replay import Replay
 from verifier.digests import Blake2bDigester, DigestSet, StringHashDigester
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -189,6 +192,37 @@ def test_the_log_is_read_ahead_while_workers_finish_an_activity_file(world, tmp_
     assert parallel.totals.as_json() == inline.totals.as_json()
     assert parallel.stats["events_accepted"] == inline.stats["events_accepted"]
     assert parallel.stats["activity_records"] == inline.stats["activity_records"]
+
+
+def test_the_replayed_state_is_freed_without_the_cyclic_collector(world, tmp_path, monkeypatch):
+    """bundle.py runs with the cyclic collector off; a reference cycle would keep the whole state
+    alive until its next pass (and that pass would walk every object of it)."""
+    add_batch(world, "freed", records("freed", CHUNK_RECORDS + 5, reduction=1))
+    bundle = world.write(tmp_path)
+    made = []
+
+    class RecordedReplay(Replay):
+        def __init__(self, *arguments, **options):
+            super().__init__(*arguments, **options)
+            made.append(weakref.ref(self))
+
+    class RecordedChecker(ActivityChecker):
+        def __init__(self, *arguments, **options):
+            super().__init__(*arguments, **options)
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr(bundle_module, "Replay", RecordedReplay)
+    monkeypatch.setattr(bundle_module, "ActivityChecker", RecordedChecker)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for jobs in (1, 2):
+            result = verify_bundle(bundle.path, bundle.trust_object(), jobs=jobs, min_parallel_bytes=0, progress=lambda done, total: None)
+            assert result.valid and result.stats["activity_records"] == CHUNK_RECORDS + 5 + 6
+        assert len(made) == 4 and all(reference() is None for reference in made)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(os.urandom(32))], ids=["string-hash", "blake2b"])
