@@ -1,13 +1,14 @@
 """The JSON fast path is RFC 8785, proven against the rfc8785 library with Hypothesis."""
 
 import json
+import re
 
 import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verifier.canonical import MAX_SAFE_INTEGER, EncodingProblem, has_astral, jcs, jcs_text, parse_canonical
+from verifier.canonical import MAX_SAFE_INTEGER, EncodingProblem, has_astral, has_sixteen_digits, jcs, jcs_text, parse_canonical
 
 safe_integers = st.integers(min_value=-MAX_SAFE_INTEGER, max_value=MAX_SAFE_INTEGER)
 # Every code point but lone surrogates (not UTF-8), weighted towards the tricky ones: controls,
@@ -72,3 +73,18 @@ def test_not_canonical(raw):
 def test_canonical_edge_cases_accepted():
     for raw in (b'{"a":9007199254740991}', b'{"a":"\\u001f\\b\\n"}', b'{"\xf0\x9f\x98\x80":1,"\xee\x80\x80":2}', b'{"a":"\x7f\xe2\x80\xa8"}'):
         assert jcs(parse_canonical(raw)) == raw
+
+
+@settings(max_examples=500)
+@given(st.lists(st.one_of(st.text(alphabet="0123456789", min_size=1, max_size=20), st.text(min_size=1, max_size=3)), max_size=12).map("".join))
+def test_sixteen_digit_runs_are_found_as_the_regular_expression_finds_them(text):
+    # Digits of other scripts (Arabic-Indic, full-width) are not JSON digits, and lone surrogates
+    # must not break the search.
+    assert has_sixteen_digits(text) == (re.search("[0-9]{16}", text) is not None)
+
+
+def test_sixteen_digit_runs_at_the_edges():
+    assert has_sixteen_digits("9" * 16) and has_sixteen_digits('{"a":' + "1" * 16 + "}")
+    assert not has_sixteen_digits("1" * 15 + "x" + "1" * 15)
+    assert not has_sixteen_digits("\u0661" * 16 + "\uff11" * 16)
+    assert not has_sixteen_digits("\ud800" + "1" * 15)
