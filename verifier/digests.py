@@ -77,8 +77,12 @@ class StringHashDigester:
         if hash("puhui-verify digest check") != self._check:
             raise RuntimeError("a worker process does not share the main process's string-hash secret")
 
-    def of_text(self, text):
-        return _never_empty_or_removed(_hash_of_text(text))
+    @staticmethod
+    def of_text(text):
+        # One call on replay's path (twice an event): _hash_of_text and the EMPTY check inlined.
+        # CPython's hash() never returns -1 (REMOVED).
+        value = hash(text) if text.isascii() else hash(b"\xff" + text.encode("utf-8", "surrogatepass"))
+        return value if value != EMPTY else 1
 
     @staticmethod
     def pack_texts(texts):

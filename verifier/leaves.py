@@ -25,6 +25,7 @@ from verifier.schema import (
 )
 
 EVENT_SIGNATURE_PREFIX = b"puhui-event/v1\n"
+_SIGNED_BODY_PREFIX = EVENT_SIGNATURE_PREFIX + b'{"body":'
 LEAF_KEYS = frozenset({"auth", "body", "seq", "time", "type"})
 LEAF_KEYS_WITH_EFFECTS = LEAF_KEYS | {"effects"}
 AUTH_KEYS = frozenset({"key", "sig"})
@@ -313,8 +314,7 @@ class LeafParser:
         if len(signature) == 64:
             body_start = raw.index(b',"body":') + 8
             body_end = raw.rindex(b',"effects":' if leaf.effects is not None else b',"seq":')
-            leaf.signed = (
-                signature + EVENT_SIGNATURE_PREFIX + b'{"body":' + raw[body_start:body_end]
-                + self._message_origin + leaf.type.encode("ascii") + b'"}'
+            leaf.signed = b"".join(
+                (signature, _SIGNED_BODY_PREFIX, raw[body_start:body_end], self._message_origin, leaf.type.encode("ascii"), b'"}')
             )
         leaf.key_guess = self.key_guesses.get(leaf.key_id)
