@@ -127,6 +127,14 @@ class Retirement:
         self.claimed = False
 
 
+class _Claimed:
+    __slots__ = ()
+    claimed = True
+
+
+CLAIMED = _Claimed()
+
+
 class Totals:
     """Grams per category, for the report (issued, retired by purpose, and so on)."""
 
@@ -578,6 +586,14 @@ class Replay:
 
         return commit
 
+    def _mark_claimed(self, retirement_ids):
+        """A used retirement is only ever asked whether it was used (DOUBLE_CLAIM comes before any
+        other check of it), so one shared marker replaces it: a third of the state at 10^6 events
+        is retirements, most of them used at once."""
+        retirements = self.retirements
+        for retirement_id in retirement_ids:
+            retirements[retirement_id] = CLAIMED
+
     def _claimed_retirements(self, body, owner_field, purpose):
         """UNKNOWN_REF, DOUBLE_CLAIM, CLAIM_MISMATCH for the retirements a surrender or claim uses."""
         listed = body["retirements"]
@@ -629,8 +645,7 @@ class Replay:
 
         def commit():
             commit_id()
-            for retirement in retirements:
-                retirement.claimed = True
+            self._mark_claimed(body["retirements"])
             self.surrendered[key] = already_g + amount_g
             self.totals.surrendered_g += amount_g
 
@@ -648,8 +663,7 @@ class Replay:
 
         def commit():
             commit_id()
-            for retirement in retirements:
-                retirement.claimed = True
+            self._mark_claimed(body["retirements"])
             self.totals.claimed_g += amount_g
 
         return commit

@@ -439,6 +439,14 @@ def test_double_claim_offset_and_neutrality(world, verify):
     only(verify(world), "DOUBLE_CLAIM", seq)
 
 
+def test_a_used_retirement_keeps_its_id(world, verify):
+    """ret-1 was surrendered: its id can still not be taken by a new retirement, nor used again."""
+    seq = world.retire("ret-1", "steel-co", 10, "ets_offset", world.keys["steel"])
+    world.surrender("sur-9", "steel-co", ["ret-1"])
+    result = verify(world)
+    assert [(f.code, f.seq) for f in result.violations.listed] == [("DUPLICATE_ID", seq), ("DOUBLE_CLAIM", seq + 1)]
+
+
 def test_double_claim_listed_twice(world, verify):
     world.retire("ret-9", "steel-co", 10, "ets_offset", world.keys["steel"])
     seq = world.surrender("sur-9", "steel-co", ["ret-9", "ret-9"])
