@@ -121,6 +121,21 @@ def test_clean_chunk_path_equals_record_by_record(digester):
         mutated[index] = text.encode("utf-8")
         job = ("2026-01-01", "2026-01-31", key, 1, b"\n".join(mutated))
         assert check_record_chunk(job) == _check_chunk(job)
+    # The clean path matches the chunk as a whole, one line per match: lines joined, split, empty,
+    # or ending in a carriage return must still be decided as record by record.
+    joined = b"\n".join(records)
+    first_break = joined.index(b"\n")
+    inputs_at = records[0].index(b'"inputs":{') + 10
+    for blob in (
+        joined[:first_break] + joined[first_break + 1 :],  # two records on one line
+        joined[:inputs_at] + b"\n" + joined[inputs_at:],  # one record cut in two
+        joined + b"\n",  # an empty last line
+        b"\n" + joined,  # an empty first line
+        joined.replace(b"\n", b"\r\n", 1),
+        joined.replace(b'"mode":', b'"mo\\nde":', 1),  # an escaped newline inside a key: fine
+    ):
+        job = ("2026-01-01", "2026-01-31", key, 1, blob)
+        assert check_record_chunk(job) == _check_chunk(job)
     for inputs_pair in (('{"a":"}', '{"}'), ('{"a":1},{"b":2}', '{"c":3}')):
         mutated = list(records)
         for index, inputs_text in zip((3, 4), inputs_pair):
