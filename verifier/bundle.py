@@ -98,10 +98,10 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     collecting = gc.isenabled()
     gc.disable()
     try:
-        activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
-        replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
-        log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
         try:
+            activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
+            replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
+            log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
             merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
         except BaseException:
             runner.terminate()

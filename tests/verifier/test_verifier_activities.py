@@ -225,6 +225,24 @@ def test_the_replayed_state_is_freed_without_the_cyclic_collector(world, tmp_pat
             gc.enable()
 
 
+def test_workers_are_stopped_when_setting_up_the_run_fails(world, tmp_path, monkeypatch):
+    """E.g. a huge sparse activity file sizes digest tables beyond memory: the run fails, and
+    neither worker processes nor the runner's switch interval are left behind."""
+    import multiprocessing
+
+    bundle = world.write(tmp_path)
+
+    def no_memory(*arguments, **options):
+        raise MemoryError
+
+    monkeypatch.setattr(bundle_module, "ActivityChecker", no_memory)
+    interval = sys.getswitchinterval()
+    with pytest.raises(MemoryError):
+        verify_bundle(bundle.path, bundle.trust_object(), jobs=2, min_parallel_bytes=0)
+    assert multiprocessing.active_children() == []
+    assert sys.getswitchinterval() == interval
+
+
 @pytest.mark.parametrize("digester", [StringHashDigester(), Blake2bDigester(os.urandom(32))], ids=["string-hash", "blake2b"])
 def test_digest_set_add_remove_grow(digester):
     digest64 = digester.of_text
