@@ -79,10 +79,8 @@ class StringHashDigester:
 
     @staticmethod
     def of_text(text):
-        # One call on replay's path (twice an event): _hash_of_text and the EMPTY check inlined.
-        # CPython's hash() never returns -1 (REMOVED).
-        value = hash(text) if text.isascii() else hash(b"\xff" + text.encode("utf-8", "surrogatepass"))
-        return value if value != EMPTY else 1
+        value = _hash_of_text(text)
+        return value if value != EMPTY else 1  # CPython's hash() never returns -1 (REMOVED)
 
     @staticmethod
     def pack_texts(texts):

@@ -3,9 +3,9 @@
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
 no replayed state: Ed25519 checks of events ("verify") and the checks and hashes of activity
 records ("records"). A job goes to the worker with the fewest jobs in flight; each worker answers
-in order. At most three jobs per worker are in flight (`capacity`), so a worker always has its
-next job waiting and is never blocked writing a result nobody reads (results are a few tens of
-KB). When every worker has its three, the main process does the job itself instead of waiting:
+in order. At most three jobs per worker are in flight (IN_FLIGHT_PER_WORKER), so a worker always
+has its next job waiting and is never blocked writing a result nobody reads (results are a few
+tens of KB). When every worker has its three, the main process does the job itself instead of waiting:
 it is one more worker, and `--jobs N` means N - 1 worker processes. (With one worker per core,
 three busy processes would share two cores, and the main one would wait on the others anyway.)
 
@@ -51,7 +51,6 @@ class InlineRunner:
     """The same interface, doing each job in this process (small bundles, or --jobs 1)."""
 
     workers = 0
-    capacity = 1
     lookahead = 1
 
     def __init__(self):
@@ -126,7 +125,6 @@ class ProcessRunner:
     def __init__(self, workers):
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
-        self.capacity = IN_FLIGHT_PER_WORKER * workers
         # Jobs a caller may keep submitted but not yet used: the workers' fill plus a few done here.
         self.lookahead = IN_FLIGHT_PER_WORKER * (workers + 1)
         # The sender threads need the GIL for a moment per job; by default a busy main thread

@@ -117,14 +117,16 @@ class Batch:
 
 
 class Retirement:
-    __slots__ = ("account", "purpose", "amount_g", "serials", "claimed")
+    """An unused retirement; a used one is replaced by CLAIMED (see Replay._mark_claimed)."""
+
+    __slots__ = ("account", "purpose", "amount_g", "serials")
+    claimed = False
 
     def __init__(self, account, purpose, amount_g, serials):
         self.account = account
         self.purpose = purpose
         self.amount_g = amount_g
         self.serials = serials
-        self.claimed = False
 
 
 class _Claimed:
