@@ -201,18 +201,16 @@ def test_the_replayed_state_is_freed_without_the_cyclic_collector(world, tmp_pat
     bundle = world.write(tmp_path)
     made = []
 
-    class RecordedReplay(Replay):
-        def __init__(self, *arguments, **options):
-            super().__init__(*arguments, **options)
-            made.append(weakref.ref(self))
+    def recorded(base):
+        class Recorded(base):
+            def __init__(self, *arguments, **options):
+                super().__init__(*arguments, **options)
+                made.append(weakref.ref(self))
 
-    class RecordedChecker(ActivityChecker):
-        def __init__(self, *arguments, **options):
-            super().__init__(*arguments, **options)
-            made.append(weakref.ref(self))
+        return Recorded
 
-    monkeypatch.setattr(bundle_module, "Replay", RecordedReplay)
-    monkeypatch.setattr(bundle_module, "ActivityChecker", RecordedChecker)
+    monkeypatch.setattr(bundle_module, "Replay", recorded(Replay))
+    monkeypatch.setattr(bundle_module, "ActivityChecker", recorded(ActivityChecker))
     collecting = gc.isenabled()
     gc.disable()
     try:
