@@ -211,7 +211,6 @@ class Registry:
                 if accepted:
                     self._commit(accepted, nodes, changes)
             except BaseException:
-                self._is_writer = self.store.holds_writer_lock()  # a broken lock connection took the lock with it
                 self._load()  # memory ran ahead of the database: take the database's word
                 raise
             self._activities.clear()
@@ -245,11 +244,13 @@ class Registry:
         return Appended(seq, digest, time, leaf.effects, leaf.data)
 
     def _become_writer(self) -> None:
-        """Take the database's writer lock before the first write, then read the log afresh."""
-        if not self._is_writer:
-            self.store.acquire_writer_lock(self.writer_lock_timeout_s)
-            self._load()
-            self._is_writer = True
+        """Take the database's writer lock before the first write, then read the log afresh; again
+        after the lock was lost (a broken lock connection takes the lock with it)."""
+        if self._is_writer and self.store.holds_writer_lock():
+            return
+        self.store.acquire_writer_lock(self.writer_lock_timeout_s)
+        self._load()
+        self._is_writer = True
 
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:
         if accepted and seq >= accepted[0][0].seq:
@@ -286,29 +287,22 @@ class Registry:
         with self._lock:
             self._become_writer()
             size, root = self.state.size, self._frontier.root()
-            try:
-                return self._sign_checkpoint(size, root, witnesses)
-            except BaseException:
-                self._is_writer = self.store.holds_writer_lock()
-                raise
-
-    def _sign_checkpoint(self, size: int, root: bytes, witnesses: Sequence[Any]) -> str:
-        with self.store.writing() as conn:
-            latest = self.store.latest_checkpoint(conn)
-            if latest is not None and latest[0] == size:
-                return latest[2]
-            previous_size = 0 if latest is None else latest[0]
-            proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
-            if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
-                raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
-            note = sign_checkpoint(self.origin, size, root, self._log_signer)
-            for witness in witnesses:
-                # Each witness proves consistency from what it saw last, not from what we signed last.
-                seen_size, _ = witness.last_seen(self.origin)
-                witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
-                note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
-            self.store.add_checkpoint(conn, previous_size, size, root, note)
-        return note
+            with self.store.writing() as conn:
+                latest = self.store.latest_checkpoint(conn)
+                if latest is not None and latest[0] == size:
+                    return latest[2]
+                previous_size = 0 if latest is None else latest[0]
+                proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
+                if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
+                    raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
+                note = sign_checkpoint(self.origin, size, root, self._log_signer)
+                for witness in witnesses:
+                    # Each witness proves consistency from what it saw last, not from what we signed last.
+                    seen_size, _ = witness.last_seen(self.origin)
+                    witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
+                    note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
+                self.store.add_checkpoint(conn, previous_size, size, root, note)
+            return note
 
     def latest_checkpoint(self) -> str | None:
         with self.store.engine.connect() as conn:

@@ -153,6 +153,7 @@ class Store:
         # Committed tree nodes never change, so reads may be cached; the bound keeps memory flat.
         self._node_cache: dict[tuple[int, int], bytes] = {}
         self._upserts: dict[str, Any] = {}
+        self._lock_conn: Connection | None = None  # PostgreSQL: the connection holding the writer lock
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
@@ -186,7 +187,7 @@ class Store:
         lock: a killed process's transaction is rolled back with it, and concurrent writers
         collide on the seq key.
         """
-        if self.dialect != "postgresql" or getattr(self, "_lock_conn", None) is not None:
+        if self.holds_writer_lock():
             return
         conn = self.engine.connect()
         deadline = time.monotonic() + timeout_s
@@ -201,7 +202,7 @@ class Store:
 
     def holds_writer_lock(self) -> bool:
         """Whether this Store may write: on PostgreSQL while it holds the session lock."""
-        return self.dialect != "postgresql" or getattr(self, "_lock_conn", None) is not None
+        return self.dialect != "postgresql" or self._lock_conn is not None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -213,7 +214,7 @@ class Store:
         the old COMMIT was still landing (seen as a gap in the crash test). If that connection
         breaks, the lock is gone with it: this Store stops being the writer.
         """
-        conn = getattr(self, "_lock_conn", None)
+        conn = self._lock_conn
         if conn is None:
             if self.dialect == "postgresql":
                 raise StorageError("this registry does not hold the writer lock: it may not write")
@@ -229,7 +230,7 @@ class Store:
             raise
 
     def _release_writer_lock(self) -> None:
-        lock_conn = getattr(self, "_lock_conn", None)
+        lock_conn = self._lock_conn
         if lock_conn is not None:
             self._lock_conn = None
             lock_conn.close()
