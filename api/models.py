@@ -51,7 +51,7 @@ def _field_schemas() -> dict[int, dict[str, Any]]:
     """JSON Schema of the ledger's named field checks (by identity; the others are described as any)."""
     from ledger import schema as body
     return {id(check): fragment for check, fragment in (
-        (body.identifier, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}),
+        (body.identifier, {"type": "string", "pattern": IDENT}),
         (body.key_id, {"type": "string", "pattern": r"^[0-9a-f]{16}$"}),
         (body.hex64, {"type": "string", "pattern": r"^[0-9a-f]{64}$"}),
         (body.region, {"type": "string", "pattern": r"^[0-9]{6}$"}),

@@ -25,7 +25,6 @@ no orphan holds the database (the PostgreSQL writer lock goes with its session).
 from __future__ import annotations
 
 import asyncio
-import copyreg
 import ctypes
 import gc
 import itertools
@@ -39,17 +38,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ledger.errors import Rejected, StorageError
+from ledger.errors import StorageError
 from ledger.registry import Registry
 from ledger.sequencer import (
-    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, MAX_JOB_EVENTS, Overloaded, Sequencer, SequencerStats,
+    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, MAX_JOB_EVENTS, Overloaded, Sequencer,
 )
 from ledger.state import State
 
 log = logging.getLogger(__name__)
-
-# Rejected(code, message) keeps only its formatted text in args: pickle it by its fields.
-copyreg.pickle(Rejected, lambda r: (Rejected, (r.code, r.message)))
 
 PR_SET_PDEATHSIG = 1
 
@@ -183,7 +179,6 @@ class RemoteSequencer:
         self._outgoing: list[tuple[Any, ...]] = []
         self._send_lock = threading.Lock()
         self.committed_size = committed_size
-        self.stats = SequencerStats()  # the writer's counters are at status()
         self._receiver = threading.Thread(target=self._receive, name="puhui-front-receiver", daemon=True)
         self._receiver.start()
 

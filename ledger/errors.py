@@ -22,6 +22,11 @@ class Rejected(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self):
+        # args holds only the formatted text; rebuild from the fields (the API's writer process
+        # sends rejections to the front through a pipe).
+        return (Rejected, (self.code, self.message))
+
 
 class StorageError(Exception):
     """The store is not in the state the registry expects (a second writer, a broken invariant)."""

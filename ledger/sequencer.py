@@ -204,6 +204,10 @@ class Sequencer:
         no checkpoint is pending, else the time until one is due."""
         if self._queue:
             return 0.0
+        return self._checkpoint_wait_s()
+
+    def _checkpoint_wait_s(self) -> float | None:
+        """Seconds until a checkpoint is due (0 when it is), None when none is pending."""
         if self.committed_size <= self._checkpointed_size:
             return None
         return max(0.0, self._checkpoint_interval_s - (time.monotonic() - self._last_checkpoint_at))
@@ -221,12 +225,12 @@ class Sequencer:
             while not self._queue:
                 if self._stopping:
                     return None
-                wait_s = self._checkpoint_interval_s - (time.monotonic() - self._last_checkpoint_at)
-                if wait_s <= 0 and self.committed_size > self._checkpointed_size:
+                wait_s = self._checkpoint_wait_s()
+                if wait_s == 0:
                     return group  # nothing queued, but a checkpoint is due
                 if not wait:
                     return None
-                self._cond.wait(max(wait_s, 0.001) if self.committed_size > self._checkpointed_size else None)
+                self._cond.wait(wait_s)
             while self._queue:
                 job = self._queue[0]
                 if isinstance(job, _Write):
