@@ -462,8 +462,7 @@ async def _claim_page(context: Context, claim_id: str, inventory: Any) -> Report
     return await asyncio.to_thread(_page, context, claim, retirements, inventory, note)
 
 
-_CLAIM_KEYS = ("claim_id", "seq", "time", "claimant", "subject", "period_start", "period_end", "footprint_g",
-               "retired_g", "retirements")  # the claim on its page, in this order
+_CLAIM_KEYS = tuple(Claim.model_fields)  # the claim on its page, in the model's order
 
 
 def _logged_claim(context: Context, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:

@@ -30,11 +30,11 @@ import re
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from quantify.activity import FINGERPRINT_DOMAIN, TIME, RecordRules, _real_date
-from quantify.methodology import IDENTIFIER, MAX_CODE_CHARS, Methodology
+from quantify.activity import CODE, FINGERPRINT_DOMAIN, TIME, RecordRules, _real_date
+from quantify.methodology import IDENTIFIER, Methodology
 
 _ID = IDENTIFIER.pattern
-_CODE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (MAX_CODE_CHARS - 1)
+_CODE = CODE.pattern
 _INTEGER = r"0|[1-9][0-9]{0,12}"  # integer inputs are at most 10^12 (13 digits); range checked after
 _COLON = r":[ ]?"  # json.dumps writes ": " by default, compact writers ":"
 _COMMA = r",[ ]?"
@@ -64,12 +64,11 @@ def _object_pattern(parts: list[tuple[str, str]]) -> str:
 
 
 class Shape(NamedTuple):
-    """What is done with the values of a record whose present inputs are `present`.
+    """What is done with the values of a record with a given set of present inputs.
 
     Values come in canonical order: activity_id, subject, occurred_at, then the present inputs
     by name (JCS order)."""
 
-    present: tuple[str, ...]
     inputs_template: str  # the inputs' JCS text, % the input values
     integers: tuple[tuple[int, int, int], ...]  # (value position, min, max)
     quantity_at: int | None
@@ -95,7 +94,6 @@ class FastRecords:
             at = {name: 3 + i for i, name in enumerate(names)}
             fingerprint_at = [at[n] for n in rules._fingerprint_fields]
             return Shape(
-                tuple(names),
                 "{" + ",".join(f'"{n}":%s' if by_name[n][2] == 0 else f'"{n}":"%s"' for n in names) + "}",
                 tuple((at[n], by_name[n][4], by_name[n][5]) for n in names if by_name[n][2] == 0),
                 None if rules._quantity_field is None else at[rules._quantity_field],
