@@ -4,7 +4,7 @@ PostgreSQL) give the per-record adapters' answers on both databases."""
 from __future__ import annotations
 
 from quant_helpers import library_world
-from test_quant_registry_side import test_chunked_log_answers_match_the_per_record_adapters as same_answers
+from test_quant_registry_side import chunked_log_answers_match_the_per_record_adapters as same_answers
 
 
 def test_logged_chunks_answer_as_per_record_adapters_on_each_database(database_url, tmp_path):

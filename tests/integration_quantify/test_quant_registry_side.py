@@ -56,7 +56,8 @@ def raw_records(prefix: str, count: int, rng: random.Random) -> list[dict]:
                   entry=f"S{rng.randrange(6)}", exit=f"S{rng.randrange(6)}") for i in range(count)]
 
 
-def test_chunked_log_answers_match_the_per_record_adapters(world, tmp_path):
+def chunked_log_answers_match_the_per_record_adapters(world, tmp_path):
+    """Run on each database by test_quant_logged_chunks.py."""
     rng = random.Random(7)
     metro_v1 = LIBRARY.get("HB-GT-METRO")
     ingest_and_submit(world.registry, world.wuhan, "wuhan-platform", metro_v1,
