@@ -16,7 +16,7 @@ import uvicorn
 
 from api.app import create_app
 from api.writer import CommittedRegistry, RemoteSequencer
-from cli.registry_dir import RegistryDir
+from service.registry_dir import RegistryDir
 from ledger.store import Store
 
 __all__ = ["create_app", "run"]

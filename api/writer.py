@@ -103,7 +103,7 @@ def writer_main(conn: Connection, directory: str, database_url: str | None, pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: writer: %(message)s")
-    from cli.registry_dir import RegistryDir
+    from service.registry_dir import RegistryDir
 
     try:
         registry = RegistryDir(Path(directory)).open(with_log_key=True, database_url=database_url,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.registry_dir import RegistryDir, RegistryDirError
+from service.registry_dir import RegistryDir, RegistryDirError
 from keys import KeyFileError
 from ledger.errors import Rejected, StorageError
 from ledger.export import export_bundle

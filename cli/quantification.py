@@ -26,7 +26,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from cli.ingestion import ingest_against_log, submit_batch
-from cli.registry_dir import RegistryDir
+from service.registry_dir import RegistryDir
 from keys import load_key
 from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict

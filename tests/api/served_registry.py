@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from api.client import RegistryClient
-from cli.registry_dir import RegistryDir
+from service.registry_dir import RegistryDir
 from ledger.actors import Actor
 from world import actor
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.registry_dir import RegistryDir
+from service.registry_dir import RegistryDir
 from keys import Ed25519Key, save_key
 from ledger import merkle
 from ledger.actors import Actor, Client

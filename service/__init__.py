@@ -1,0 +1,1 @@
+"""The service floor: what both faces (api/, cli/) need and neither owns."""
