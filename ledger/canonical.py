@@ -2,7 +2,9 @@
 
 Everything the registry signs, hashes or stores goes through here. Input is refused rather than
 repaired: duplicate keys, floats, integers beyond 2^53-1, lone surrogates and strings not in
-Unicode NFC are `SCHEMA` errors (clients normalize before they sign).
+Unicode NFC are `SCHEMA` errors (clients normalize before they sign). So is U+0000 in any string,
+a house limit beyond the spec: PostgreSQL's text cannot hold it, and both backends must give the
+same answer (docs/spec-readings.md).
 """
 
 from __future__ import annotations
@@ -30,10 +32,14 @@ def _reject_constant(text: str) -> Any:
     raise Rejected("SCHEMA", f"{text} is not JSON")
 
 
+# The longest text of a safe integer: "-" and 16 digits. Longer ones are refused before int(),
+# which raises ValueError (not a JSON error) beyond 4,300 digits and is quadratic below that.
+_MAX_SAFE_INT_CHARS = len(str(-MAX_SAFE_INT))
+
+
 def _bounded_int(text: str) -> int:
-    value = int(text)
-    if abs(value) > MAX_SAFE_INT:
-        raise Rejected("SCHEMA", f"integer {text} is beyond 2^53-1")
+    if len(text) > _MAX_SAFE_INT_CHARS or abs(value := int(text)) > MAX_SAFE_INT:
+        raise Rejected("SCHEMA", f"integer {text[:24]}{'...' if len(text) > 24 else ''} is beyond 2^53-1")
     return value
 
 
@@ -63,7 +69,9 @@ def _check_strings(value: Any, depth: int = 0) -> None:
 
 
 def check_text(text: str) -> None:
-    """A string the registry accepts: valid Unicode (no lone surrogates) and in NFC."""
+    """A string the registry accepts: valid Unicode (no lone surrogates), in NFC, without U+0000."""
+    if "\x00" in text:
+        raise Rejected("SCHEMA", "string holds U+0000, which this registry does not store")
     if text.isascii():  # ASCII is NFC and has no surrogates: the common case, decided in C
         return
     if _SURROGATE.search(text):
@@ -110,7 +118,7 @@ def check_value(value: Any, depth: int = 0) -> None:
             check_value(item, depth + 1)
     elif kind is int:
         if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
-            raise Rejected("SCHEMA", f"integer {value} is beyond 2^53-1")
+            raise Rejected("SCHEMA", f"integer of {value.bit_length()} bits is beyond 2^53-1")  # str() fails past 4,300 digits
     elif kind is list:
         for item in value:
             check_value(item, depth + 1)

@@ -227,7 +227,7 @@ _AUTH = fields({"key": key_id, "sig": signature})
 
 
 def check_event_type(event_type: Any) -> str:
-    if event_type not in _BODY_CHECKS:
+    if type(event_type) is not str or event_type not in _BODY_CHECKS:  # {} or [] would not hash
         raise Rejected("SCHEMA", f"unknown event type {event_type!r:.80}")
     return event_type
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import rfc8785
 from hypothesis import given, settings, strategies as st
 
-from ledger.canonical import jcs, parse_strict
+from ledger.canonical import check_value, jcs, parse_strict
+from ledger.errors import Rejected
 from ledger.serials import SerialSet, is_merged
 from ledger.units import tonnes
 
@@ -32,9 +34,31 @@ def test_strict_parse_of_canonical_bytes_round_trips(value):
     import unicodedata
     import json
     text = jcs(value).decode()
-    if not unicodedata.is_normalized("NFC", text) or any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+    if not unicodedata.is_normalized("NFC", text) or any(0xD800 <= ord(c) <= 0xDFFF for c in text) or "\\u0000" in text:
         return
     assert parse_strict(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("document", [b"[" + b"9" * 5000 + b"]", b'{"n": -' + b"1" * 4301 + b"}",
+                                      b"[90071992547409910]", b"[-9007199254740992]"])
+def test_an_integer_beyond_2_53_is_schema_whatever_its_length(document):
+    # Beyond 4,300 digits int() raises ValueError, which once became a 500.
+    with pytest.raises(Rejected) as refused:
+        parse_strict(document)
+    assert refused.value.code == "SCHEMA" and len(refused.value.message) < 80
+
+
+def test_the_largest_safe_integers_are_accepted():
+    assert parse_strict(b"[9007199254740991,-9007199254740991,0,-0]") == [2**53 - 1, -(2**53 - 1), 0, 0]
+
+
+@pytest.mark.parametrize("document", [b'"a\\u0000"', b'{"a\\u0000": 1}', b'["\\u00e9\\u0000"]'])
+def test_u0000_is_refused_in_every_string(document):
+    with pytest.raises(Rejected) as refused:
+        parse_strict(document)
+    assert refused.value.code == "SCHEMA"
+    with pytest.raises(Rejected):
+        check_value({"key": ["x\x00"]})
 
 
 ranges = st.lists(st.tuples(st.integers(0, 200), st.integers(1, 20)), max_size=30)

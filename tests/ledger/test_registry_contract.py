@@ -97,6 +97,25 @@ def test_a_group_commits_accepted_events_and_reports_each_rejection(world):
     assert world.reopen().size == size + 3
 
 
+
+def test_malformed_events_are_refused_alone_and_alike_on_every_backend(world):
+    """An unhashable type ({} or []), a request_id holding U+0000 (PostgreSQL's text cannot hold it)
+    and an integer of thousands of digits are SCHEMA for that event alone: the group's other
+    events commit, and the answer is the same on SQLite and PostgreSQL."""
+    c, w = world.client, world
+    honest = [c.signed(w.mall, "retirement", {"retirement_id": f"m-{i}", "account": "mall-co", "amount_g": 10,
+                                              "purpose": "voluntary", "beneficiary": "mall"}) for i in range(2)]
+    unhashable = [{**honest[0], "type": {}}, {**honest[0], "type": []}]
+    nul = c.signed(w.mall, "retirement", {"retirement_id": "m-nul", "account": "mall-co", "amount_g": 10,
+                                          "purpose": "voluntary", "beneficiary": "mall", "request_id": "a\x00b"})
+    huge = {**honest[0], "body": {**honest[0]["body"], "amount_g": 10 ** 5000}}  # no client could sign it
+    size = w.registry.size
+    results = w.registry.append_many([(e, None) for e in [unhashable[0], honest[0], nul, unhashable[1], huge, honest[1]]])
+    assert [getattr(r, "code", None) for r in results] == ["SCHEMA", None, "SCHEMA", "SCHEMA", "SCHEMA", None]
+    assert "U+0000" in results[2].message
+    assert world.reopen().size == size + 2
+
+
 def test_checkpoints_are_consistent_and_cosigned_by_witnesses(world):
     witness = Witness("witness.test/w1", Ed25519Key.from_label("puhui-test/witness"))
     first = world.registry.checkpoint([witness])
