@@ -5,9 +5,26 @@ Nothing outside keys/ knows how a key is stored.
 """
 
 from .errors import KeyFileError, KeyFileExistsError
-from .keyfile import STRENGTHS, KeyFileInfo, load_key, read_key_info, read_public, save_key
+from .keyfile import (
+    MAX_KEY_FILE_BYTES,
+    STRENGTHS,
+    KeyFileInfo,
+    KeyFilePermissionWarning,
+    load_key,
+    read_key_info,
+    read_public,
+    save_key,
+)
 from .keyring import ROLES, KeyRing, key_file_name
-from .passphrase import PASSPHRASE_ENV, passphrase_from_env_or_prompt
+from .passphrase import (
+    MIN_PASSPHRASE_CHARS,
+    PASSPHRASE_ENV,
+    check_new_passphrase,
+    forget_passphrases,
+    passphrase_for_role,
+    passphrase_from_env_or_prompt,
+    role_passphrase_env,
+)
 from .signer import (
     Ed25519Key,
     Signer,
@@ -22,19 +39,26 @@ __all__ = [
     "KeyFileError",
     "KeyFileExistsError",
     "KeyFileInfo",
+    "KeyFilePermissionWarning",
     "KeyRing",
+    "MAX_KEY_FILE_BYTES",
+    "MIN_PASSPHRASE_CHARS",
     "PASSPHRASE_ENV",
     "ROLES",
     "STRENGTHS",
+    "check_new_passphrase",
+    "forget_passphrases",
     "Signer",
     "key_file_name",
     "key_id",
     "load_key",
+    "passphrase_for_role",
     "passphrase_from_env_or_prompt",
     "public_key_from_b64",
     "public_key_to_b64",
     "read_key_info",
     "read_public",
+    "role_passphrase_env",
     "save_key",
     "verify_signature",
 ]

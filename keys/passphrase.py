@@ -1,7 +1,10 @@
 """Where key passphrases come from: an environment variable, or a prompt on a terminal.
 
 Never from a command-line argument: argv is visible to every user through ps and /proc, and lands
-in shell history.
+in shell history. Each role has its own variable (PUHUI_ROOT_KEY_PASSPHRASE, ...), falling back
+to PUHUI_KEY_PASSPHRASE, then to a prompt, so that the server's environment need hold only the
+log key's. A process that has loaded its keys forgets the variables (they are readable in
+/proc/PID/environ for as long as they are set, and children inherit them).
 """
 
 from __future__ import annotations
@@ -13,6 +16,36 @@ import sys
 from .errors import KeyFileError
 
 PASSPHRASE_ENV = "PUHUI_KEY_PASSPHRASE"
+MIN_PASSPHRASE_CHARS = 12  # for a new key; the demo's keys are exempt (they guard nothing)
+
+
+def role_passphrase_env(role: str) -> str:
+    """The variable that holds the passphrase of role's key: PUHUI_ROOT_KEY_PASSPHRASE, ..."""
+    if not role.replace("_", "").isalnum():
+        raise ValueError(f"a role is a word, got {role!r}")
+    return f"PUHUI_{role.upper()}_KEY_PASSPHRASE"
+
+
+def passphrase_for_role(role: str, purpose: str, *, confirm: bool = False) -> bytes:
+    """The passphrase of role's key: its own variable, else PUHUI_KEY_PASSPHRASE, else a prompt."""
+    own = role_passphrase_env(role)
+    if os.environ.get(own):
+        return os.environ[own].encode("utf-8")
+    return passphrase_from_env_or_prompt(purpose, confirm=confirm)
+
+
+def forget_passphrases() -> None:
+    """Clear every passphrase variable from this process's environment (and its future children's)."""
+    for name in [name for name in os.environ if name == PASSPHRASE_ENV or
+                 (name.startswith("PUHUI_") and name.endswith("_KEY_PASSPHRASE"))]:
+        del os.environ[name]
+
+
+def check_new_passphrase(passphrase: bytes, purpose: str) -> None:
+    """A passphrase for a new key: at least MIN_PASSPHRASE_CHARS characters."""
+    if len(passphrase.decode("utf-8")) < MIN_PASSPHRASE_CHARS:
+        raise KeyFileError(f"the passphrase for {purpose} is shorter than {MIN_PASSPHRASE_CHARS} characters: "
+                           f"choose a longer one")
 
 
 def passphrase_from_env_or_prompt(

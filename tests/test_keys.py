@@ -323,6 +323,65 @@ def test_read_public_needs_no_passphrase(tmp_path):
     assert (info.role, info.label, info.key_id) == ("admin", "test admin", key.key_id)
 
 
+
+def _refused_at_once(path: Path) -> str:
+    """read_key_info and load_key on path, each in a thread that must end within 5 s."""
+    import threading
+    messages: list[str] = []
+
+    def attempt(read) -> None:
+        try:
+            read()
+        except KeyFileError as exc:
+            messages.append(str(exc))
+
+    for read in (lambda: read_key_info(path), lambda: load_key(path, PASSPHRASE)):
+        thread = threading.Thread(target=attempt, args=(read,), daemon=True)
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive(), f"reading {path} did not return"
+    assert len(messages) == 2 and messages[0] == messages[1]
+    return messages[0]
+
+
+def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path):
+    fifo = tmp_path / "log.key"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _refused_at_once(fifo)
+
+
+def test_a_device_is_refused_at_once_not_read_forever():
+    assert "not a regular file" in _refused_at_once(Path("/dev/zero"))
+
+
+def test_a_file_larger_than_any_key_file_is_refused_before_reading(tmp_path):
+    path, _ = saved_key(tmp_path)
+    assert path.stat().st_size < 2048  # what a real key file weighs
+    with open(path, "ab") as handle:
+        handle.write(b" " * keys.MAX_KEY_FILE_BYTES)
+    assert "larger than a key file" in _refused_at_once(path)
+
+
+def test_a_key_file_others_may_read_is_loaded_with_a_warning(tmp_path):
+    path, key = saved_key(tmp_path)
+    os.chmod(path, 0o644)
+    with pytest.warns(keys.KeyFilePermissionWarning, match="chmod 600"):
+        assert load_key(path, PASSPHRASE) == key
+
+
+def test_a_private_key_file_loads_without_a_warning(tmp_path):
+    import warnings
+    path, key = saved_key(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_key(path, PASSPHRASE) == key
+
+
+def test_a_label_is_bounded(tmp_path):
+    with pytest.raises(ValueError, match="at most"):
+        save_key(tmp_path / "k", Ed25519Key.generate(), PASSPHRASE, role="admin", label="x" * 257, strength=FAST)
+
+
 # --- passphrases -----------------------------------------------------------------------------
 
 
@@ -352,6 +411,34 @@ def test_no_passphrase_and_no_terminal_is_a_clear_error(monkeypatch, value):
     monkeypatch.setattr("getpass.getpass", fail_if_prompted)
     with pytest.raises(KeyFileError, match="set the environment variable PUHUI_KEY_PASSPHRASE"):
         passphrase_from_env_or_prompt("the log key")
+
+
+
+def test_each_role_has_its_own_passphrase_variable_before_the_shared_one(monkeypatch):
+    monkeypatch.setattr("getpass.getpass", fail_if_prompted)
+    monkeypatch.setenv("PUHUI_KEY_PASSPHRASE", "shared passphrase")
+    monkeypatch.setenv("PUHUI_LOG_KEY_PASSPHRASE", "the log key's own")
+    monkeypatch.delenv("PUHUI_ROOT_KEY_PASSPHRASE", raising=False)
+    assert keys.passphrase_for_role("log", "the log key") == b"the log key's own"
+    assert keys.passphrase_for_role("root", "the root key") == b"shared passphrase"
+    assert keys.role_passphrase_env("admin") == "PUHUI_ADMIN_KEY_PASSPHRASE"
+
+
+def test_forgetting_clears_every_passphrase_variable_and_nothing_else(monkeypatch):
+    for name in ("PUHUI_KEY_PASSPHRASE", "PUHUI_LOG_KEY_PASSPHRASE", "PUHUI_PLATFORM_KEY_PASSPHRASE"):
+        monkeypatch.setenv(name, "secret secret")
+    monkeypatch.setenv("PUHUI_OTHER", "kept")
+    keys.forget_passphrases()
+    assert not [name for name in os.environ if "PASSPHRASE" in name and name.startswith("PUHUI_")]
+    assert os.environ["PUHUI_OTHER"] == "kept"
+
+
+def test_a_new_key_needs_a_passphrase_of_twelve_characters():
+    with pytest.raises(KeyFileError, match="shorter than 12"):
+        keys.check_new_passphrase(b"demo only", "the root key")
+    keys.check_new_passphrase("碳普惠碳普惠碳普惠碳普惠".encode(), "the root key")  # characters, not bytes
+    with pytest.raises(KeyFileError):
+        keys.check_new_passphrase("碳普惠碳普惠碳普惠碳普".encode(), "the root key")  # 11 characters, 33 bytes
 
 
 def prompt_answering(monkeypatch, *answers):
