@@ -8,9 +8,10 @@ State without replaying the log; a test checks that both give the same State.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy.engine import Connection
 
@@ -24,6 +25,38 @@ from ledger.store import PROJECTIONS, Store
 
 def _dump(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_DIGEST_MODULUS = 1 << 256
+
+
+def row_hash(table: str, values: Sequence[Any]) -> int:
+    """SHA-256 of a projection row (its table and column values in table order), as an integer."""
+    return int.from_bytes(hashlib.sha256(_dump([table, *values]).encode("utf-8")).digest(), "big")
+
+
+class ProjectionDigest:
+    """The sum, modulo 2^256, of row_hash over every projection row: a multiset hash. A commit
+    moves it by the rows it rewrites (their new hashes less their old ones), a start sums the rows
+    it loads; the two differ when a row was changed, added or removed outside the registry.
+
+    It guards against edits by hand, restores that mix files and half-applied repairs; someone who
+    can write the database and recomputes the digest is caught by `puhui check` (a full replay of
+    the log) and by the verifier, which trust the log alone."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int = 0):
+        self.value = value
+
+    def add(self, table: str, values: Sequence[Any]) -> None:
+        self.value = (self.value + row_hash(table, values)) % _DIGEST_MODULUS
+
+    def remove(self, table: str, values: Sequence[Any]) -> None:
+        self.value = (self.value - row_hash(table, values)) % _DIGEST_MODULUS
+
+    def hex(self) -> str:
+        return f"{self.value:064x}"
 
 
 class Changes:
@@ -63,9 +96,20 @@ class Changes:
             self.dirty["claims"].add(body["claim_id"])
             self.dirty["retirements"].update(body["retirements"])
 
-    def write(self, store: Store, conn: Connection, state: State) -> None:
+    def write(self, store: Store, conn: Connection, state: State, digest: ProjectionDigest | None = None) -> None:
+        """Upsert the touched entities' rows; with a digest, move it by them and store it."""
         for table, ids in self.dirty.items():
-            store.upsert(conn, table, [_ROW[table](state, entity_id) for entity_id in sorted(ids)])
+            keys = sorted(ids)
+            rows = [_ROW[table](state, entity_id) for entity_id in keys]
+            if digest is not None:
+                columns = [c.name for c in PROJECTIONS[table].columns]
+                for old in store.projection_rows_by_key(conn, table, keys):
+                    digest.remove(table, tuple(old))
+                for row in rows:
+                    digest.add(table, [row[c] for c in columns])
+            store.upsert(conn, table, rows)
+        if digest is not None:
+            store.write_projection_digest(conn, state.size, digest.hex())
 
 
 def _key_row(state: State, key_id: str) -> dict[str, Any]:
@@ -108,40 +152,43 @@ _ROW = {"keys": _key_row, "accounts": _account_row, "methodologies": _methodolog
         **{table: _whole_row(table) for table in _WHOLE}}
 
 
-def _rows(store: Store, conn: Connection, table: str) -> Iterable[tuple[Any, dict[str, Any]]]:
-    for row in store.projection_rows(conn, table):
-        yield row, json.loads(row.data)
+def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: dict[str, Any],
+               digest: ProjectionDigest | None = None) -> State:
+    """Rebuild the State from the projection tables and the events' request ids; with a digest,
+    add every row read to it."""
+    def _rows(table: str) -> Iterable[tuple[Any, dict[str, Any]]]:
+        for row in store.projection_rows(conn, table):
+            if digest is not None:
+                digest.add(table, tuple(row))
+            yield row, json.loads(row.data)
 
-
-def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: dict[str, Any]) -> State:
-    """Rebuild the State from the projection tables and the events' request ids."""
     state = State(root_keys=root_keys, origin=meta.get("origin"))
-    for row, d in _rows(store, conn, "keys"):
+    for row, d in _rows("keys"):
         state.keys[row.key_id] = Key(row.key_id, base64.b64decode(d["public_key"]), frozenset(d["roles"]), d["label"],
                                      row.seq, revoked=d["revoked"])
-    for row, d in _rows(store, conn, "accounts"):
+    for row, d in _rows("accounts"):
         state.accounts[row.account_id] = Account(row.account_id, row.kind, d["name"], row.region, d["platform"],
                                                  tuple(d["controllers"]), row.seq, SerialSet(d["active"]),
                                                  SerialSet(d["retired"]), SerialSet(d["cancelled"]))
-    for row, d in _rows(store, conn, "methodologies"):
+    for row, d in _rows("methodologies"):
         state.methodologies[row.methodology_id] = Methodology(
             row.methodology_id, {int(k): v for k, v in d["versions"].items()}, d["offset_eligible"])
-    for _, d in _rows(store, conn, "batches"):
+    for _, d in _rows("batches"):
         state.batches[d["batch_id"]] = Batch(**d)
-    issuances = [Issuance(**d) for _, d in _rows(store, conn, "issuances")]
+    issuances = [Issuance(**d) for _, d in _rows("issuances")]
     for issuance in sorted(issuances, key=lambda i: i.start):
         state.add_issuance(issuance)
     # Transfers and cancellations need no projection of their own: their ids are in the events table.
     state.transfers = set(store.refs(conn, "transfer"))
     state.cancellations = set(store.refs(conn, "cancellation"))
-    for _, d in _rows(store, conn, "retirements"):
+    for _, d in _rows("retirements"):
         state.retirements[d["retirement_id"]] = Retirement(**d)
-    for _, d in _rows(store, conn, "surrenders"):
+    for _, d in _rows("surrenders"):
         surrender = Surrender(**d)
         state.surrenders[surrender.surrender_id] = surrender
         key = (surrender.entity, surrender.compliance_year)
         state.offsets_g[key] = state.offsets_g.get(key, 0) + surrender.amount_g
-    for _, d in _rows(store, conn, "claims"):
+    for _, d in _rows("claims"):
         state.claims[d["claim_id"]] = Claim(**d)
     for signer, request_id, seq in store.request_seqs(conn):
         state.requests[(signer, request_id)] = seq

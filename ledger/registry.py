@@ -23,7 +23,9 @@ from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
 from ledger.leaf import Leaf, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
-from ledger.projections import Changes, load_state
+from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
+from ledger.projections import Changes, ProjectionDigest, load_state
+from ledger.replay import replay
 from ledger.rules import apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
 from ledger.state import ActivityRecord, State, root_keys_from
@@ -171,10 +173,30 @@ class Registry:
 
     def _load(self) -> None:
         self._activities.clear()
+        self._digest = ProjectionDigest()
         with self.store.engine.connect() as conn:
-            self.state: State = load_state(self.store, conn, self._root_keys, self.meta)
+            try:
+                self.state: State = load_state(self.store, conn, self._root_keys, self.meta, digest=self._digest)
+            except (KeyError, TypeError, ValueError, AssertionError) as exc:  # rows edited into nonsense
+                raise StorageError(f"the projection rows cannot be read ({type(exc).__name__}: {exc}); "
+                                   f"`puhui check DIR` compares them with the log") from None
             self._frontier = merkle.Frontier.from_reader(_StoredNodes(self.store, conn), self.state.size)
         self.state.rules = self._rules_in_force()
+
+    def check_integrity(self, *, full: bool = False) -> IntegrityReport:
+        """The projections against the log (ledger.integrity): conservation and the digest; with
+        full, or for a database from before the digest, a replay of the whole log as well."""
+        with self.store.engine.connect() as conn:
+            report = check_loaded(self.store, conn, self.state, self._digest)
+        if full or not report.digest_recorded:
+            try:
+                replayed = replay((data for _, data in self.leaf_bytes()), origin=self.origin,
+                                  root_keys=self._root_keys, batch_records=self.batch_records)
+            except Rejected as exc:
+                return IntegrityReport(report.size, "replay", (*report.problems, f"the log itself breaks a rule: "
+                                       f"{exc.code}: {exc.message}"), report.digest_recorded)
+            report = check_by_replay(self.state, replayed, report)
+        return report
 
     def _rules_in_force(self) -> dict[str, Any] | None:
         """The rules of the latest registry.genesis or registry.rules event."""
@@ -250,6 +272,14 @@ class Registry:
             return
         self.store.acquire_writer_lock(self.writer_lock_timeout_s)
         self._load()
+        # Never write over projections the log does not back: they would be spent and signed over.
+        self.integrity = self.check_integrity()
+        if not self.integrity.ok:
+            raise StorageError("refusing to write: the projections do not match the log: "
+                               + "; ".join(self.integrity.problems) + ". Run `puhui check DIR` (docs/operations.md)")
+        if not self.integrity.digest_recorded:  # a database from before the digest, now replayed and found equal
+            with self.store.writing() as conn:
+                self.store.write_projection_digest(conn, self.state.size, self._digest.hex())
         self._is_writer = True
 
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:
@@ -267,7 +297,7 @@ class Registry:
             self.store.insert_events(conn, rows)
             self.store.insert_nodes(conn, nodes)
             self._activities.flush(conn)
-            changes.write(self.store, conn, self.state)
+            changes.write(self.store, conn, self.state, self._digest)
 
     def _now(self) -> str:
         now = format_time(self._clock())

@@ -1,8 +1,9 @@
 """Rebuild the State from the log alone, judging every leaf by the same rules the registry ran.
 
 Used to prove that the projections the registry keeps equal a replay of its log (after a crash,
-in the tests, by `puhui status --check`). A leaf that breaks a rule raises: the registry's own log
-must have none (the independent verifier, verifier/, reports such leaves instead of raising).
+in the tests, by `puhui check`, and once at the start of a database from before the projection
+digest: ledger.integrity). A leaf that breaks a rule raises: the registry's own log must have
+none (the independent verifier, verifier/, reports such leaves instead of raising).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ledger.state import Key, MemoryActivityIndex, State
 
 def replay(leaves: Iterable[bytes], *, origin: str, root_keys: dict[str, Key],
            batch_records: Callable[[str], Iterable[bytes]]) -> State:
-    state = State(root_keys=root_keys)
+    state = State(root_keys=root_keys, origin=origin)  # as a registry that has not yet appended its genesis
     activities = MemoryActivityIndex()
     for data in leaves:
         leaf = parse_leaf(data)

@@ -105,6 +105,15 @@ retirements_projection = _projection(
 surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
 claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
 
+# The multiset digest of every projection row (ledger.projections.ProjectionDigest), rewritten in
+# each commit's transaction, so that a start can tell rows changed behind the registry's back.
+projection_digest = Table(
+    "projection_digest", metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
+)
+
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,
                                    claims_projection)}
@@ -154,6 +163,7 @@ class Store:
         self._node_cache: dict[tuple[int, int], bytes] = {}
         self._upserts: dict[str, Any] = {}
         self._lock_conn: Connection | None = None  # PostgreSQL: the connection holding the writer lock
+        self._digest_table = False  # whether projection_digest is known to exist (databases before it lack it)
         self.dialect = engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
@@ -364,6 +374,39 @@ class Store:
             statement = self._upserts[table_name] = statement.on_conflict_do_update(
                 index_elements=[key], set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != key})
         conn.execute(statement, rows)
+
+    def projection_rows_by_key(self, conn: Connection, table_name: str, keys: Sequence[str], chunk: int = 500) -> list[Any]:
+        """The current rows of these entities (absent ones are left out), in column order."""
+        table = PROJECTIONS[table_name]
+        key = table.primary_key.columns.values()[0]
+        rows: list[Any] = []
+        for i in range(0, len(keys), chunk):
+            rows.extend(conn.execute(select(table).where(key.in_(keys[i:i + chunk]))).all())
+        return rows
+
+    def read_projection_digest(self, conn: Connection) -> tuple[int, str] | None:
+        """(tree size, hex digest) as the last commit left them; None if none was ever written
+        (a database from before the digest, or whose table is missing)."""
+        if not self._has_digest_table(conn):
+            return None
+        row = conn.execute(select(projection_digest.c.tree_size, projection_digest.c.digest)
+                           .where(projection_digest.c.id == 1)).first()
+        return None if row is None else (row.tree_size, row.digest)
+
+    def write_projection_digest(self, conn: Connection, tree_size: int, digest: str) -> None:
+        if not self._has_digest_table(conn):
+            projection_digest.create(conn)
+            self._digest_table = True
+        moved = conn.execute(projection_digest.update().where(projection_digest.c.id == 1)
+                             .values(tree_size=tree_size, digest=digest)).rowcount
+        if moved == 0:
+            conn.execute(projection_digest.insert().values(id=1, tree_size=tree_size, digest=digest))
+
+    def _has_digest_table(self, conn: Connection) -> bool:
+        if not self._digest_table:
+            from sqlalchemy import inspect
+            self._digest_table = inspect(conn).has_table("projection_digest")
+        return self._digest_table
 
     def projection_rows(self, conn: Connection, table_name: str) -> Iterator[Any]:
         yield from conn.execute(select(PROJECTIONS[table_name]).order_by(PROJECTIONS[table_name].c.seq)).yield_per(10000)
