@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from spec_paths import VECTORS
 
 import keys
 from keys import (
@@ -28,7 +29,6 @@ from keys import (
     verify_signature,
 )
 
-SPEC_VECTORS = Path("/work/shared/spec/vectors")
 PASSPHRASE = b"correct horse battery staple"
 FAST = "interactive"  # Argon2id work factor that keeps these tests quick
 
@@ -57,7 +57,7 @@ def flip_first_byte(b64: str) -> str:
 
 
 def test_key_id_matches_the_spec_vector():
-    line = (SPEC_VECTORS / "valid/bundle/log.jsonl").read_text().splitlines()[1]
+    line = (VECTORS / "valid/bundle/log.jsonl").read_text().splitlines()[1]
     body = json.loads(line)["body"]
     assert body["public_key"] == "Ga5GnXVguj9xYhw8p5MXOUOZtZG11Flq2XcHIoECaGc="
     assert key_id(base64.b64decode(body["public_key"])) == "e259e1d6b80e1fd6" == body["key_id"]
@@ -65,7 +65,7 @@ def test_key_id_matches_the_spec_vector():
 
 def test_key_id_matches_every_registered_key_in_the_vectors():
     registered = []
-    for log in SPEC_VECTORS.glob("*/bundle/log.jsonl"):
+    for log in VECTORS.glob("*/bundle/log.jsonl"):
         for line in log.read_text().splitlines():
             event = json.loads(line)
             if event["type"] == "key.register":
@@ -78,9 +78,9 @@ def test_key_id_matches_every_registered_key_in_the_vectors():
 def test_root_key_of_the_trust_file_signs_the_genesis_event():
     # The trust file's root key id is the auth.key of the genesis leaf, and its signature verifies
     # with verify_signature over the spec's signing input.
-    trust = json.loads((SPEC_VECTORS / "valid/trust.json").read_text())
+    trust = json.loads((VECTORS / "valid/trust.json").read_text())
     root = base64.b64decode(trust["root_keys"][0])
-    genesis = json.loads((SPEC_VECTORS / "valid/bundle/log.jsonl").read_text().splitlines()[0])
+    genesis = json.loads((VECTORS / "valid/bundle/log.jsonl").read_text().splitlines()[0])
     assert genesis["auth"]["key"] == key_id(root)
     rfc8785 = pytest.importorskip("rfc8785")
     signed = b"puhui-event/v1\n" + rfc8785.dumps(

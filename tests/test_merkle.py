@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_paths import RFC9162_VECTORS, VECTORS
 
 from ledger import merkle
 from ledger.merkle import (
@@ -31,9 +32,7 @@ from ledger.merkle import (
     verify_inclusion,
 )
 
-SPEC = Path("/work/shared/spec")
-RFC_VECTORS = SPEC / "rfc9162-vectors"
-BUNDLE = SPEC / "vectors" / "valid" / "bundle"
+BUNDLE = VECTORS / "valid" / "bundle"
 
 
 # --- A naive reference, written straight from RFC 9162 section 2.1 over lists of leaf hashes ---
@@ -136,8 +135,8 @@ def _b64(value):
 
 
 def _vector_files(kind: str) -> list[Path]:
-    files = sorted((RFC_VECTORS / kind).rglob("*.json"))
-    assert files, f"no {kind} vectors under {RFC_VECTORS}"
+    files = sorted((RFC9162_VECTORS / kind).rglob("*.json"))
+    assert files, f"no {kind} vectors under {RFC9162_VECTORS}"
     return files
 
 
@@ -155,7 +154,7 @@ _TEST_TREE = MemoryNodes(
 )
 
 
-@pytest.mark.parametrize("path", _vector_files("inclusion"), ids=lambda p: str(p.relative_to(RFC_VECTORS)))
+@pytest.mark.parametrize("path", _vector_files("inclusion"), ids=lambda p: str(p.relative_to(RFC9162_VECTORS)))
 def test_rfc9162_inclusion_vector(path):
     v = _load(path)
     ok = verify_inclusion(_b64(v["leafHash"]), v["leafIdx"], v["treeSize"], v["proof"], _b64(v["root"]))
@@ -165,7 +164,7 @@ def test_rfc9162_inclusion_vector(path):
         assert root(_TEST_TREE, v["treeSize"]) == _b64(v["root"])
 
 
-@pytest.mark.parametrize("path", _vector_files("consistency"), ids=lambda p: str(p.relative_to(RFC_VECTORS)))
+@pytest.mark.parametrize("path", _vector_files("consistency"), ids=lambda p: str(p.relative_to(RFC9162_VECTORS)))
 def test_rfc9162_consistency_vector(path):
     v = _load(path)
     ok = verify_consistency(v["size1"], v["size2"], _b64(v["root1"]), _b64(v["root2"]), v["proof"])

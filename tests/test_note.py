@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import nacl.signing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from spec_paths import VECTORS
 
 from ledger.merkle import EMPTY_ROOT, MemoryNodes, consistency_proof, leaf_hash
 from ledger.merkle import root as _root
@@ -32,7 +32,6 @@ from ledger.note import (
     verify_cosignatures,
 )
 
-VECTORS = Path("/work/shared/spec/vectors")
 ORIGIN = "registry.test.example/puhui"
 DASH = "\u2014"
 

@@ -27,7 +27,6 @@ from verifier.trust import parse_trust
 ORIGIN = "registry.test.example/puhui"
 WITNESS_NAME = "witness.test.example/w1"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VECTORS = os.path.join(os.path.dirname(REPO), "shared", "spec", "vectors")
 
 
 class TestKey:

@@ -1,11 +1,11 @@
-"""The command line: every shared conformance vector, and bad input as exit 2 with a message."""
+"""The command line: every conformance vector of spec/vectors, and bad input as exit 2 with a message."""
 
 import glob
 import json
 import os
 
 import pytest
-from conftest import VECTORS
+from spec_paths import VECTORS
 
 from verifier.bundle import verify_bundle
 from verifier.reader import MAX_LEAF_BYTES

@@ -1,4 +1,4 @@
-"""RFC 9162 proofs against the shared vectors, receipts (docs/receipt.md) and the consistency
+"""RFC 9162 proofs against spec/rfc9162-vectors, receipts (docs/receipt.md) and the consistency
 command, each happy and tampered, through the command line."""
 
 import glob
@@ -7,20 +7,19 @@ import os
 from base64 import b64decode
 
 import pytest
-from conftest import VECTORS, WITNESS_NAME, TestKey, consistency_proof, inclusion_proof
+from conftest import WITNESS_NAME, TestKey, consistency_proof, inclusion_proof
+from spec_paths import RFC9162_VECTORS
 
 from verifier.merkle import root_of, verify_consistency, verify_inclusion
 
-RFC9162 = os.path.join(os.path.dirname(VECTORS), "rfc9162-vectors")
-
 
 def _cases(kind):
-    paths = sorted(glob.glob(os.path.join(RFC9162, kind, "**", "*.json"), recursive=True))
+    paths = sorted(glob.glob(os.path.join(RFC9162_VECTORS, kind, "**", "*.json"), recursive=True))
     assert len(paths) > 90
     return paths
 
 
-@pytest.mark.parametrize("path", _cases("inclusion"), ids=lambda p: os.path.relpath(p, RFC9162))
+@pytest.mark.parametrize("path", _cases("inclusion"), ids=lambda p: os.path.relpath(p, RFC9162_VECTORS))
 def test_rfc9162_inclusion_vectors(path):
     case = json.load(open(path))
     proof = [b64decode(item) for item in case["proof"] or []]
@@ -28,7 +27,7 @@ def test_rfc9162_inclusion_vectors(path):
     assert ok is not case["wantErr"]
 
 
-@pytest.mark.parametrize("path", _cases("consistency"), ids=lambda p: os.path.relpath(p, RFC9162))
+@pytest.mark.parametrize("path", _cases("consistency"), ids=lambda p: os.path.relpath(p, RFC9162_VECTORS))
 def test_rfc9162_consistency_vectors(path):
     case = json.load(open(path))
     proof = [b64decode(item) for item in case["proof"] or []]
