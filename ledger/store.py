@@ -7,10 +7,13 @@ transaction as the events that change them, so a crash leaves all or nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
@@ -139,6 +142,39 @@ _POSTGRES_TRIGGERS = [
 ]
 
 
+class _SqliteWriterLock:
+    """An exclusive flock on `<database>.writer-lock`, which names its holder for the others."""
+
+    def __init__(self, handle: IO[str]):
+        self._handle = handle
+
+    @classmethod
+    def take(cls, database: str, timeout_s: float) -> "_SqliteWriterLock":
+        path = f"{database}.writer-lock"
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        handle = os.fdopen(descriptor, "r+", encoding="utf-8")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    holder = handle.read(300).strip() or "a process that has not said what it is"
+                    handle.close()
+                    raise StorageError(f"another writer holds this log ({holder}; waited {timeout_s:g} s): stop it, "
+                                       f"or send the events through its API") from None
+                time.sleep(0.05)
+        handle.truncate(0)
+        program = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:3]]) if sys.argv else "python"
+        handle.write(f"held by pid {os.getpid()} ({program}) since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        self._handle.close()  # closing the descriptor drops the flock
+
+
 def sqlite_url(path: str) -> str:
     return f"sqlite:///{path}"
 
@@ -165,6 +201,9 @@ class Store:
         self._lock_conn: Connection | None = None  # PostgreSQL: the connection holding the writer lock
         self._digest_table = False  # whether projection_digest is known to exist (databases before it lack it)
         self.dialect = engine.dialect.name
+        database = engine.url.database if self.dialect == "sqlite" else None
+        self._sqlite_path = database if database not in (None, "", ":memory:") else None
+        self._sqlite_lock: _SqliteWriterLock | None = None
         if self.dialect not in ("sqlite", "postgresql"):
             raise StorageError(f"unsupported database {self.dialect}: use SQLite or PostgreSQL")
 
@@ -193,11 +232,15 @@ class Store:
 
         On PostgreSQL a session advisory lock, held on a connection kept for the Store's life: a
         writer that died mid-commit keeps it until the server has finished that session, so a new
-        writer never loads the state while an old transaction can still commit. SQLite needs no
-        lock: a killed process's transaction is rolled back with it, and concurrent writers
-        collide on the seq key.
+        writer never loads the state while an old transaction can still commit. On SQLite an
+        exclusive lock (flock) on a file beside the database, naming its holder: concurrent
+        writers would collide on the seq key anyway, but the loser would have written from a
+        stale state (a CLI ingestion under a running server); the lock goes with its process.
         """
         if self.holds_writer_lock():
+            return
+        if self.dialect == "sqlite":
+            self._sqlite_lock = _SqliteWriterLock.take(self._sqlite_path, timeout_s)
             return
         conn = self.engine.connect()
         deadline = time.monotonic() + timeout_s
@@ -211,8 +254,10 @@ class Store:
         self._lock_conn = conn
 
     def holds_writer_lock(self) -> bool:
-        """Whether this Store may write: on PostgreSQL while it holds the session lock."""
-        return self.dialect != "postgresql" or self._lock_conn is not None
+        """Whether this Store may write: while it holds the lock (an in-memory SQLite needs none)."""
+        if self.dialect == "postgresql":
+            return self._lock_conn is not None
+        return self._sqlite_lock is not None or self._sqlite_path is None
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -244,12 +289,20 @@ class Store:
         if lock_conn is not None:
             self._lock_conn = None
             lock_conn.close()
+        if self._sqlite_lock is not None:
+            self._sqlite_lock.release()
+            self._sqlite_lock = None
 
     def has_schema(self) -> bool:
         from sqlalchemy import inspect
         return inspect(self.engine).has_table("events")
 
     def close(self) -> None:
+        if self._sqlite_lock is not None:
+            # A clean stop folds the WAL into the database file: a copy of that file alone is then
+            # whole (a copy without its WAL once lost acknowledged events; `puhui backup` is the safe way).
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         self._release_writer_lock()
         self.engine.dispose()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -148,21 +150,28 @@ def test_a_second_writer_cannot_fork_the_log(world):
     other = Registry.open(world.url, log_signer=world.log_key)
     other.writer_lock_timeout_s = 0.5
     world.client.retire(world.mall, "ret-a", "mall-co", 5, "voluntary", "mall")  # world's registry writes
-    if other.store.dialect == "postgresql":
-        # The writer lock: a second writer waits, then gives up; it never loads a state to write from.
-        with pytest.raises(StorageError, match="another writer"):
-            Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
-    else:
-        # SQLite: the second writer reads the log afresh before its first write, so it extends it;
-        # the first writer's stale state then collides on the seq key and it reloads.
+    # The writer lock (an advisory lock on PostgreSQL, a file lock on SQLite): a second writer
+    # waits, then gives up, naming the holder on SQLite; it never loads a state to write from.
+    with pytest.raises(StorageError, match="another writer") as refused:
         Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
-        with pytest.raises(StorageError, match="another writer"):
-            world.client.retire(world.mall, "ret-c", "mall-co", 5, "voluntary", "mall")
-        assert world.registry.state == other.state
+    if other.store.dialect == "sqlite":
+        assert f"pid {os.getpid()}" in str(refused.value)
+    world.client.retire(world.mall, "ret-c", "mall-co", 5, "voluntary", "mall")  # the holder goes on
     other.close()
     reopened = world.reopen()
     assert replayed(world) == reopened.state
-    assert {"ret-a"} <= set(reopened.state.retirements) and "ret-c" not in reopened.state.retirements
+    assert {"ret-a", "ret-c"} <= set(reopened.state.retirements) and "ret-b" not in reopened.state.retirements
+
+
+def test_the_writer_lock_goes_with_its_holder(world):
+    from ledger.registry import Registry
+    world.client.retire(world.mall, "ret-a", "mall-co", 5, "voluntary", "mall")
+    world.registry.close()  # a clean stop (a killed process drops it too: the crash tests restart writers)
+    other = Registry.open(world.url, log_signer=world.log_key)
+    other.writer_lock_timeout_s = 0.5
+    from ledger.actors import Client
+    Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
+    other.close()
 
 
 @pytest.mark.postgresql
