@@ -142,6 +142,16 @@ _POSTGRES_TRIGGERS = [
 ]
 
 
+class StoredNodes:
+    """merkle.NodeReader over a store's committed tree, on one connection."""
+
+    def __init__(self, store: "Store", conn: Connection):
+        self._store, self._conn = store, conn
+
+    def perfect(self, level: int, index: int) -> bytes:
+        return self._store.node(self._conn, level, index)
+
+
 class _SqliteWriterLock:
     """An exclusive flock on `<database>.writer-lock`, which names its holder for the others."""
 
