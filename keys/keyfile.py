@@ -186,10 +186,10 @@ def _write_new_private_file(path: Path, data: bytes) -> None:
             ) from None
     finally:
         os.unlink(temporary)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     # Makes the new directory entry durable, so a key that was reported saved survives a crash.
     descriptor = os.open(directory, os.O_RDONLY)
     try:

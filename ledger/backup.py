@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 
 from sqlalchemy.engine import make_url
 
+from keys.keyfile import fsync_directory
 from ledger import merkle
 from ledger.errors import StorageError
 from ledger.note import VerifierKey, parse_verifier_key, verify_checkpoint
@@ -66,7 +67,7 @@ def backup(database_url: str, out: Path) -> CopyState:
             _run_pg_tool("pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={temporary}",
                          _libpq_url(database_url))
         os.link(temporary, out)  # fails if out appeared meanwhile
-        _fsync_directory(out.parent)
+        fsync_directory(out.parent)
         return state
     finally:
         temporary.unlink(missing_ok=True)
@@ -95,7 +96,7 @@ def restore(backup_file: Path, database_url: str, published_checkpoints: Sequenc
             for leftover in (f"{target}-wal", f"{target}-shm"):  # they belong to the file being replaced
                 Path(leftover).unlink(missing_ok=True)
             os.replace(staged, target)
-        _fsync_directory(target.parent)
+        fsync_directory(target.parent)
         return state
     store = Store.connect(database_url)
     try:
@@ -205,11 +206,3 @@ def _empty_postgres(database_url: str) -> None:
             conn.exec_driver_sql("CREATE SCHEMA public")
     finally:
         store.close()
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
