@@ -16,13 +16,13 @@ from typing import IO, Any, Iterable
 
 from sqlalchemy import text
 
-from ledger.actors import Actor, Client
 from ledger.registry import Appended, Registry
 from ledger.store import Store
 from quantify.activity import beijing_day
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepare import Rejection
+from service.actors import Actor, Client
 
 BEIJING_OFFSET = dt.timedelta(hours=8)
 

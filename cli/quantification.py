@@ -28,7 +28,6 @@ from rich.text import Text
 from cli.ingestion import ingest_against_log, submit_batch
 from service.registry_dir import RegistryDir
 from keys import load_key
-from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import LoggedBatch, LoggedRecord, Queries
@@ -43,6 +42,7 @@ from quantify.methodology import (
     register_body,
 )
 from quantify.report import Report, Table, format_tonnes
+from service.actors import Actor, Client
 
 MAX_ACCOUNT_RECORDS = 200_000  # one subject's records in one account answer
 
