@@ -25,6 +25,7 @@ from pydantic import Field
 from api.bodies import read_body, read_json
 from api.errors import ApiError, json_bytes, json_response, not_found
 from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
+from api.openapi import json_body, refused
 from cli.quantification import (
     LoggedMethodologies, NoDefinition, RecordMismatch, TooManyRecords, UnknownMethodology, explain_logged,
     ingest_against_log, subject_account,
@@ -115,20 +116,9 @@ def _answer(report: Report, format: str) -> Response:
 
 # -- OpenAPI: answers and request bodies -----------------------------------------------------------
 
-_PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-
-def _refused(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": "refused: {code, message}", "content": _PROBLEM} for status in statuses}
-
-
 def _report(model: type, what: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "description": f"{what} as JSON (grams beside tonnes), or with format=csv as one "
                                                  "CSV file", "content": {"text/csv": {"schema": {"type": "string"}}}}}
-
-
-def _request(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 _DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
@@ -358,13 +348,13 @@ class IngestionAnswer(Strict):
 
 # -- routes ----------------------------------------------------------------------------------------
 
-@router.post("/v1/quantify", openapi_extra=_request({
+@router.post("/v1/quantify", openapi_extra=json_body({
     "type": "object", "additionalProperties": False, "required": ["methodology_id", "inputs"], "title": "QuantifyRequest",
     "properties": {"methodology_id": {"type": "string", "pattern": IDENT},
                    "inputs": {"type": "object", "description": "the methodology's inputs; subject and occurred_at "
                                                                "beside them give the fingerprint"},
                    "version": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}}),
-    responses={200: {"model": QuantifyAnswer}, **_refused(404, 413, 422)})
+    responses={200: {"model": QuantifyAnswer}, **refused(404, 413, 422)})
 async def post_quantify(request: Request) -> Response:
     """Quantify one act under a registered methodology (the logged definition; the latest version unless
     `version`): reduction, fingerprint, explanation. Writes nothing."""
@@ -384,7 +374,7 @@ def _quantified(methodologies: LoggedMethodologies, body: Any) -> dict[str, Any]
         return quantify_request(methodologies, body)
 
 
-@router.get("/v1/subjects/{subject}/account", responses={**_report(PersonalAccount, "the account"), **_refused(422)})
+@router.get("/v1/subjects/{subject}/account", responses={**_report(PersonalAccount, "the account"), **refused(422)})
 def get_subject_account(request: Request, subject: IdPath, format: FormatParam = "json") -> Response:
     """The personal carbon account (个人碳账户) of a pseudonym: reductions by Beijing day, methodology and
     platform, the batches (with their seq) and issuances they went into, every record."""
@@ -393,7 +383,7 @@ def get_subject_account(request: Request, subject: IdPath, format: FormatParam =
 
 
 @router.get("/v1/activities/{activity_id}/explanation",
-            responses={**_report(ActivityExplanation, "the explanation"), **_refused(404, 409, 422)})
+            responses={**_report(ActivityExplanation, "the explanation"), **refused(404, 409, 422)})
 def get_activity_explanation(request: Request, activity_id: IdPath, format: FormatParam = "json") -> Response:
     """Formula, factors with their sources (or the illustrative mark), inputs and result of a logged
     record, under the methodology version its batch names; what a daily cap dropped."""
@@ -407,8 +397,8 @@ def get_activity_explanation(request: Request, activity_id: IdPath, format: Form
     return json_response(explanation)
 
 
-@router.post("/v1/footprints", openapi_extra=_request(_INVENTORY),
-             responses={**_report(FootprintReport, "the footprint"), **_refused(413, 422)})
+@router.post("/v1/footprints", openapi_extra=json_body(_INVENTORY),
+             responses={**_report(FootprintReport, "the footprint"), **refused(413, 422)})
 async def post_footprint(request: Request, format: FormatParam = "json") -> Response:
     """An inventory's footprint by scope, source, site and month, every factor cited. Writes nothing."""
     inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
@@ -420,10 +410,10 @@ def _footprint_report(inventory: Any) -> Report:
         return footprint(inventory).report()
 
 
-@router.post("/v1/footprints:compare", openapi_extra=_request({
+@router.post("/v1/footprints:compare", openapi_extra=json_body({
     "type": "object", "additionalProperties": False, "required": ["earlier", "later"], "title": "FootprintPeriods",
     "properties": {"earlier": _INVENTORY, "later": _INVENTORY}}),
-    responses={**_report(FootprintComparison, "the comparison"), **_refused(413, 422)})
+    responses={**_report(FootprintComparison, "the comparison"), **refused(413, 422)})
 async def post_footprint_comparison(request: Request, format: FormatParam = "json") -> Response:
     """Two periods' footprints compared by scope, source and site: grams, tonnes, change. Writes nothing."""
     body = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
@@ -437,15 +427,15 @@ def _comparison(body: Any) -> Report:
         return compare_footprints(footprint(body["earlier"]), footprint(body["later"]))
 
 
-@router.get("/v1/claims/{claim_id}/page", responses={**_report(ClaimPage, "the page"), **_refused(404, 422, 503)})
+@router.get("/v1/claims/{claim_id}/page", responses={**_report(ClaimPage, "the page"), **refused(404, 422, 503)})
 async def get_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
     """A neutrality claim's public page from the log: the declared footprint, the retired serials (and
     the issuances they come from), each retirement's receipt and the claim's."""
     return _answer(await _claim_page(_context(request), claim_id, None), format)
 
 
-@router.post("/v1/claims/{claim_id}/page", openapi_extra=_request(_INVENTORY),
-             responses={**_report(ClaimPage, "the page"), **_refused(404, 409, 413, 422, 503)})
+@router.post("/v1/claims/{claim_id}/page", openapi_extra=json_body(_INVENTORY),
+             responses={**_report(ClaimPage, "the page"), **refused(404, 409, 413, 422, 503)})
 async def post_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
     """The same page with the claimant's inventory: the footprint by scope, source, site and month with
     every factor cited. 409 CLAIM_MISMATCH unless the inventory is the claim's (subject, period, total)."""
@@ -524,7 +514,7 @@ def _page(context: Context, claim: dict[str, Any], retirements: list[dict[str, A
         "raw activity records, one JSON object a line: {activity_id, subject, occurred_at, inputs}")}},
     "text/csv": {"schema": {"type": "string", "description": (
         "with format=csv: a header of activity_id, subject, occurred_at and input names, then a record a row")}}}}},
-    responses={200: {"model": IngestionAnswer}, **_refused(404, 413, 422)})
+    responses={200: {"model": IngestionAnswer}, **refused(404, 413, 422)})
 async def post_ingestion(request: Request, platform: Annotated[str, Query(pattern=IDENT)],
                          methodology_id: Annotated[str, Query(pattern=IDENT)],
                          format: Annotated[Literal["jsonl", "csv"], Query(description="the body's format")] = "jsonl",
