@@ -27,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from api import models, quantification
 from api.models import IDENT
+from api.openapi import json_body, ok, refused
 from api.bridge import LoopBridge
 from api.bodies import (
     MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
@@ -60,24 +61,8 @@ RegionParam = Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="ma
 YearParam = Annotated[int | None, Query(ge=1900, le=9999)]
 
 
-def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    # Spelled out rather than `model`: a text/plain or tar route still refuses in JSON.
-    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    return {status: {"description": "refused: {code, message}", "content": problem} for status in statuses}
-
-
-def _json_body(*schema_names: str) -> dict[str, Any]:
-    refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema_names]
-    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-def _ok(model: type, status: int = 200, **more: Any) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": model}, **more}
-
-
-WRITE_PROBLEMS = _problems(401, 403, 409, 413, 422, 503)
-READ_PROBLEMS = _problems(422)
+WRITE_PROBLEMS = refused(401, 403, 409, 413, 422, 503)
+READ_PROBLEMS = refused(422)
 
 Answer = tuple[int, bytes]  # an HTTP status and its JSON body
 Write = Callable[[Scope, Receive], Awaitable[Answer]]
@@ -187,14 +172,14 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,
                        "/v1/activity-batches": write_activity_batch}
 
-    @app.post("/v1/events", status_code=201, tags=["events"], openapi_extra=_json_body("SignedEvent"),
-              responses={**_ok(models.EventAccepted, 201), **_ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
+    @app.post("/v1/events", status_code=201, tags=["events"], openapi_extra=json_body("SignedEvent"),
+              responses={**ok(models.EventAccepted, 201), **ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
     async def post_event(request: Request) -> Response:
         """Submit one signed event (spec section 2). 201 once committed; 200 for a resend of the very same event."""
         return _answer_response(await write_event(request.scope, request.receive))
 
-    @app.post("/v1/events:batch", tags=["events"], openapi_extra=_json_body("EventBatch"),
-              responses={**_ok(models.EventBatchResults), **_problems(413, 422, 503)})
+    @app.post("/v1/events:batch", tags=["events"], openapi_extra=json_body("EventBatch"),
+              responses={**ok(models.EventBatchResults), **refused(413, 422, 503)})
     async def post_event_batch(request: Request) -> Response:
         """Up to 1,000 signed events, applied in order, each accepted or rejected on its own."""
         return _answer_response(await write_event_batch(request.scope, request.receive))
@@ -203,7 +188,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
               openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {
                   "type": "string", "description": "line 1: the signed activity.batch event; then one activity "
                                                    "record (spec section 7) per line, in root order"}}}}},
-              responses={**_ok(models.EventAccepted, 201), **_ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
+              responses={**ok(models.EventAccepted, 201), **ok(models.EventAccepted, 200), **WRITE_PROBLEMS})
     async def post_activity_batch(request: Request) -> Response:
         """An activity.batch event with its records; the registry recomputes root, count, total and checks fingerprints."""
         return _answer_response(await write_activity_batch(request.scope, request.receive))
@@ -212,19 +197,19 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
 
     @app.get("/v1/checkpoint", tags=["log"], response_class=PlainTextResponse,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                              "description": "the latest signed note (spec section 5)"}, **_problems(404)})
+                              "description": "the latest signed note (spec section 5)"}, **refused(404)})
     def get_checkpoint() -> Response:
         note = registry.latest_checkpoint()
         if note is None:
             raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
         return PlainTextResponse(note)
 
-    @app.get("/v1/trust", tags=["log"], responses=_ok(models.Trust))
+    @app.get("/v1/trust", tags=["log"], responses=ok(models.Trust))
     def get_trust() -> Response:
         """The trust file (spec section 8). Obtain it out of band as well: an auditor trusts nothing served here."""
         return json_response(registry.trust())
 
-    @app.get("/v1/proofs/inclusion", tags=["log"], responses={**_ok(models.InclusionProof), **_problems(404, 422)})
+    @app.get("/v1/proofs/inclusion", tags=["log"], responses={**ok(models.InclusionProof), **refused(404, 422)})
     def get_inclusion(seq: SeqParam, tree_size: Annotated[int | None, Query(ge=1, le=MAX_INT, description=(
             "default: the latest checkpoint's size"))] = None) -> Response:
         size = tree_size if tree_size is not None else _checkpoint_size(registry)
@@ -233,7 +218,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
             raise ApiError(422, "SCHEMA", f"seq {seq} is not below tree_size {size}")
         return json_response(merkle.inclusion_json(seq, size, registry.inclusion_proof(seq, size)))
 
-    @app.get("/v1/proofs/consistency", tags=["log"], responses={**_ok(models.ConsistencyProof), **_problems(404, 422)})
+    @app.get("/v1/proofs/consistency", tags=["log"], responses={**ok(models.ConsistencyProof), **refused(404, 422)})
     def get_consistency(first: Annotated[int, Query(ge=1, le=MAX_INT)],
                         second: Annotated[int, Query(ge=1, le=MAX_INT)]) -> Response:
         if first > second:
@@ -241,13 +226,13 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
         committed(second, "tree size")
         return json_response(merkle.consistency_json(first, second, registry.consistency_proof(first, second)))
 
-    @app.get("/v1/log", tags=["log"], responses={**_ok(models.LogPage), **READ_PROBLEMS})
+    @app.get("/v1/log", tags=["log"], responses={**ok(models.LogPage), **READ_PROBLEMS})
     def get_log(start: SeqParam = 0, limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100) -> Response:
         """Leaves from seq `start` (spec section 3), at most `limit`, only committed ones."""
         leaves = queries.leaves(start, limit)
         return Response(b'{"leaves":[' + b",".join(leaves) + b"]}", media_type="application/json")
 
-    @app.get("/v1/receipts/{seq}", tags=["log"], responses={**_ok(models.Receipt), **_problems(404, 422, 503)})
+    @app.get("/v1/receipts/{seq}", tags=["log"], responses={**ok(models.Receipt), **refused(404, 422, 503)})
     async def get_receipt(seq: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
         """Leaf + inclusion proof + checkpoint (docs/receipt.md); signs a checkpoint first if none covers seq."""
         committed(seq + 1, "event")
@@ -258,7 +243,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
 
     @app.get("/v1/export", tags=["log"], responses={200: {"content": {"application/x-tar": {"schema": {
         "type": "string", "format": "binary"}}}, "description": "a bundle (spec section 8) as a tar archive"},
-        **_problems(503)})
+        **refused(503)})
     async def get_export() -> Response:
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
@@ -270,24 +255,24 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
 
     # -- accounts and the registers --------------------------------------------------------------
 
-    @app.get("/v1/accounts/{account_id}", tags=["registers"], responses={**_ok(models.Account), **_problems(404, 422)})
+    @app.get("/v1/accounts/{account_id}", tags=["registers"], responses={**ok(models.Account), **refused(404, 422)})
     def get_account(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
         """Balance and serial ranges by state."""
         return json_response(_found(queries.account(account_id), f"account {account_id}"))
 
     @app.get("/v1/accounts/{account_id}/issuances", tags=["registers"],
-             responses={**_ok(models.AccountIssuances), **_problems(404, 422)})
+             responses={**ok(models.AccountIssuances), **refused(404, 422)})
     def get_account_issuances(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
         """The account's serials by the issuance they come from (methodology, vintage, region) and by state."""
         return json_response(_found(queries.account_by_issuance(account_id), f"account {account_id}"))
 
-    @app.get("/v1/issuances", tags=["registers"], responses={**_ok(models.IssuancePage), **READ_PROBLEMS})
+    @app.get("/v1/issuances", tags=["registers"], responses={**ok(models.IssuancePage), **READ_PROBLEMS})
     def get_issuances(account: IdParam = None, methodology_id: IdParam = None, vintage: YearParam = None,
                       region: RegionParam = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
         return json_response(queries.issuances(account=account, methodology_id=methodology_id, vintage=vintage,
                                                region=region, after=after, limit=limit).as_json())
 
-    @app.get("/v1/retirements", tags=["registers"], responses={**_ok(models.RetirementPage), **READ_PROBLEMS})
+    @app.get("/v1/retirements", tags=["registers"], responses={**ok(models.RetirementPage), **READ_PROBLEMS})
     def get_retirements(account: IdParam = None, purpose: Literal[PURPOSES] | None = None,  # type: ignore[valid-type]
                         methodology_id: IdParam = None, vintage: YearParam = None, region: RegionParam = None,
                         used: bool | None = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
@@ -296,17 +281,17 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
                                                  vintage=vintage, region=region, used=used, after=after,
                                                  limit=limit).as_json())
 
-    @app.get("/v1/surrenders", tags=["registers"], responses={**_ok(models.SurrenderPage), **READ_PROBLEMS})
+    @app.get("/v1/surrenders", tags=["registers"], responses={**ok(models.SurrenderPage), **READ_PROBLEMS})
     def get_surrenders(entity: IdParam = None, compliance_year: YearParam = None, after: AfterParam = -1,
                        limit: LimitParam = 100) -> Response:
         return json_response(queries.surrenders(entity=entity, compliance_year=compliance_year, after=after,
                                                 limit=limit).as_json())
 
-    @app.get("/v1/claims", tags=["registers"], responses={**_ok(models.ClaimPage), **READ_PROBLEMS})
+    @app.get("/v1/claims", tags=["registers"], responses={**ok(models.ClaimPage), **READ_PROBLEMS})
     def get_claims(claimant: IdParam = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
         return json_response(queries.claims(claimant=claimant, after=after, limit=limit).as_json())
 
-    @app.get("/v1/methodologies", tags=["registers"], responses={**_ok(models.MethodologyPage), **READ_PROBLEMS})
+    @app.get("/v1/methodologies", tags=["registers"], responses={**ok(models.MethodologyPage), **READ_PROBLEMS})
     def get_methodologies(sector: Literal[SECTORS] | None = None,  # type: ignore[valid-type]
                           offset_eligible: bool | None = None, after: AfterParam = -1,
                           limit: LimitParam = 100) -> Response:
@@ -314,29 +299,29 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
         return json_response({**page, "items": [quantification.methodology_in_force(m) for m in page["items"]]})
 
     @app.get("/v1/methodologies/{methodology_id}", tags=["registers"],
-             responses={**_ok(models.Methodology), **_problems(404, 422)})
+             responses={**ok(models.Methodology), **refused(404, 422)})
     def get_methodology(methodology_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
         return json_response(quantification.methodology_in_force(
             _found(queries.methodology(methodology_id), f"methodology {methodology_id}")))
 
     @app.get("/v1/activities/{activity_id}", tags=["registers"],
-             responses={**_ok(models.ActivityProof), **_problems(404, 422)})
+             responses={**ok(models.ActivityProof), **refused(404, 422)})
     def get_activity(activity_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
         """A citizen's check that their act is counted: the record and its inclusion proof in its batch's root."""
         return json_response(_found(queries.activity_proof(activity_id), f"activity {activity_id}"))
 
-    @app.get("/v1/activities", tags=["registers"], responses={**_ok(models.ActivityPage), **READ_PROBLEMS})
+    @app.get("/v1/activities", tags=["registers"], responses={**ok(models.ActivityPage), **READ_PROBLEMS})
     def get_activities(subject: Annotated[str, Query(min_length=1, max_length=128, description="a pseudonym")],
                        after: Annotated[str, Query(max_length=128)] = "", limit: LimitParam = 100) -> Response:
         """The activities recorded for one pseudonymous subject (no personal data is held)."""
         return json_response(queries.activities_of(subject, after=after, limit=limit))
 
-    @app.get("/v1/totals", tags=["registers"], responses=_ok(models.Totals))
+    @app.get("/v1/totals", tags=["registers"], responses=ok(models.Totals))
     async def get_totals() -> Response:
         """Grams issued, active, retired and cancelled: issued = active + retired + cancelled."""
         return json_response(await on_state(_totals))
 
-    @app.get("/v1/status", tags=["log"], responses=_ok(models.Status))
+    @app.get("/v1/status", tags=["log"], responses=ok(models.Status))
     async def get_status() -> Response:
         """What the sequencer has done since the server started: for operators and benchmarks."""
         return json_response(await bridge.result(sequencer.status()))
@@ -344,8 +329,8 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     # -- the carbon market's check ---------------------------------------------------------------
 
     @app.post("/v1/offset-eligibility", tags=["carbon market"],
-              openapi_extra=_json_body("EligibilityByRetirements", "EligibilityByAmount"),
-              responses={**_ok(models.Eligibility), **_problems(413, 422, 503)})
+              openapi_extra=json_body("EligibilityByRetirements", "EligibilityByAmount"),
+              responses={**ok(models.Eligibility), **refused(413, 422, 503)})
     async def post_offset_eligibility(request: Request) -> Response:
         """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
         query = check_request(await read_json(request.scope, request.receive, MAX_EVENT_BYTES))

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Response
 
 from ledger.errors import CODES, Rejected
+from service.refusals import Cause, Refusal
 
 UNAVAILABLE = "UNAVAILABLE"
 API_CODES = (*CODES, UNAVAILABLE)
@@ -37,6 +38,14 @@ class ApiError(Exception):
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, "UNKNOWN_REF", f"{what} does not exist")
+
+
+def refusal_error(refused: Refusal) -> ApiError:
+    """A refusal of service.refusals as an answer: 404 when it names what the log does not hold,
+    409 when what the log holds does not fit it, else the code's usual status."""
+    assert refused.code is not None, refused  # this machine's failures are faults, not answers
+    status = {Cause.ABSENT: 404, Cause.LOGGED: 409}.get(refused.cause) or STATUS_BY_CODE[refused.code]
+    return ApiError(status, refused.code, refused.message)
 
 
 def too_large(limit_bytes: int) -> ApiError:

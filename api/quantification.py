@@ -1,11 +1,11 @@
 """The quantification endpoints: quantify, explanations, personal accounts, ingestion, footprints,
 neutrality claim pages. See docs/api.md, section "Quantification".
 
-Thin over quantify/ and cli.quantification (the registry side, reading only the committed
-database). Nothing here writes to the log: ingestion answers unsigned activity.batch bodies for
-the platform to sign and post to /v1/activity-batches. Bodies are read with a size limit and
-parsed strictly (ledger.canonical); every refusal is {"code", "message"}; `?format=csv` answers
-a report as one CSV file.
+Thin over quantify/ and the service floor (service/: the logged methodologies, accounts,
+ingestion and claim pages, reading only the committed database). Nothing here writes to the log:
+ingestion answers unsigned activity.batch bodies for the platform to sign and post to
+/v1/activity-batches. Bodies are read with a size limit and parsed strictly (ledger.canonical);
+every refusal is {"code", "message"}; `?format=csv` answers a report as one CSV file.
 """
 
 from __future__ import annotations
@@ -23,27 +23,26 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
 
 from api.bodies import read_body, read_json
-from api.errors import ApiError, json_bytes, json_response, not_found
+from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
 from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
-from cli.quantification import (
-    LoggedMethodologies, NoDefinition, RecordMismatch, TooManyRecords, UnknownMethodology, explain_logged,
-    ingest_against_log, subject_account,
-)
+from api.openapi import json_body, refused
 from ledger.note import parse_checkpoint
-from ledger.queries import MAX_PAGE_ITEMS, Queries
-from ledger.receipts import build_receipt
+from ledger.queries import Queries
 from ledger.registry import Registry
 from ledger.schema import SECTORS
 from ledger.sequencer import Sequencer
-from quantify.activity import IDENTIFIER, InvalidActivity
+from quantify.activity import IDENTIFIER
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import (
-    FOOTPRINT_KINDS, MAX_ENTRIES, MAX_NAME_CHARS, MAX_SITE_CHARS, FootprintError, compare_footprints, emission_factors,
-    footprint,
+    FOOTPRINT_KINDS, MAX_ENTRIES, MAX_NAME_CHARS, MAX_SITE_CHARS, compare_footprints, emission_factors, footprint,
 )
-from quantify.ingest import REASONS, IngestError, IngestResult
-from quantify.neutrality import Retirement, claim_page, claim_page_from_log, neutrality_plan
-from quantify.report import Report, Table, format_tonnes
+from quantify.ingest import REASONS, IngestResult
+from quantify.report import Report, format_tonnes
+from service.accounts import explain_logged, subject_account
+from service.claims import LoggedClaim, claim_page_report, logged_claim
+from service.ingestion import ingest_against_log
+from service.methodologies import LoggedMethodologies
+from service.refusals import REQUEST_ERRORS, refusal
 
 MAX_QUANTIFY_BYTES = 64 << 10
 MAX_FOOTPRINT_BYTES = 16 << 20       # an inventory of up to 100,000 entries
@@ -94,17 +93,11 @@ def methodology_in_force(item: dict[str, Any]) -> dict[str, Any]:
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """The library's and the registry side's refusals as API answers."""
+    """The refusals of quantify/ and the service floor (service.refusals) as API answers."""
     try:
         yield
-    except (UnknownMethodology, NoDefinition) as exc:
-        raise ApiError(404, "UNKNOWN_REF", str(exc)) from None
-    except InvalidActivity as exc:
-        raise ApiError(422, "SCHEMA", f"{exc.code}: {exc.detail}") from None
-    except RecordMismatch as exc:
-        raise ApiError(409, "BATCH", str(exc)) from None
-    except (FootprintError, IngestError, TooManyRecords) as exc:
-        raise ApiError(422, "SCHEMA", str(exc)) from None
+    except REQUEST_ERRORS as exc:
+        raise refusal_error(refusal(exc)) from None
 
 
 def _answer(report: Report, format: str) -> Response:
@@ -115,20 +108,9 @@ def _answer(report: Report, format: str) -> Response:
 
 # -- OpenAPI: answers and request bodies -----------------------------------------------------------
 
-_PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-
-
-def _refused(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": "refused: {code, message}", "content": _PROBLEM} for status in statuses}
-
-
 def _report(model: type, what: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"model": model, "description": f"{what} as JSON (grams beside tonnes), or with format=csv as one "
                                                  "CSV file", "content": {"text/csv": {"schema": {"type": "string"}}}}}
-
-
-def _request(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 _DATE = {"type": "string", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
@@ -358,13 +340,13 @@ class IngestionAnswer(Strict):
 
 # -- routes ----------------------------------------------------------------------------------------
 
-@router.post("/v1/quantify", openapi_extra=_request({
+@router.post("/v1/quantify", openapi_extra=json_body({
     "type": "object", "additionalProperties": False, "required": ["methodology_id", "inputs"], "title": "QuantifyRequest",
     "properties": {"methodology_id": {"type": "string", "pattern": IDENT},
                    "inputs": {"type": "object", "description": "the methodology's inputs; subject and occurred_at "
                                                                "beside them give the fingerprint"},
                    "version": {"type": "integer", "minimum": 1, "maximum": 1_000_000}}}),
-    responses={200: {"model": QuantifyAnswer}, **_refused(404, 413, 422)})
+    responses={200: {"model": QuantifyAnswer}, **refused(404, 413, 422)})
 async def post_quantify(request: Request) -> Response:
     """Quantify one act under a registered methodology (the logged definition; the latest version unless
     `version`): reduction, fingerprint, explanation. Writes nothing."""
@@ -384,7 +366,7 @@ def _quantified(methodologies: LoggedMethodologies, body: Any) -> dict[str, Any]
         return quantify_request(methodologies, body)
 
 
-@router.get("/v1/subjects/{subject}/account", responses={**_report(PersonalAccount, "the account"), **_refused(422)})
+@router.get("/v1/subjects/{subject}/account", responses={**_report(PersonalAccount, "the account"), **refused(422)})
 def get_subject_account(request: Request, subject: IdPath, format: FormatParam = "json") -> Response:
     """The personal carbon account (个人碳账户) of a pseudonym: reductions by Beijing day, methodology and
     platform, the batches (with their seq) and issuances they went into, every record."""
@@ -393,7 +375,7 @@ def get_subject_account(request: Request, subject: IdPath, format: FormatParam =
 
 
 @router.get("/v1/activities/{activity_id}/explanation",
-            responses={**_report(ActivityExplanation, "the explanation"), **_refused(404, 409, 422)})
+            responses={**_report(ActivityExplanation, "the explanation"), **refused(404, 409, 422)})
 def get_activity_explanation(request: Request, activity_id: IdPath, format: FormatParam = "json") -> Response:
     """Formula, factors with their sources (or the illustrative mark), inputs and result of a logged
     record, under the methodology version its batch names; what a daily cap dropped."""
@@ -407,8 +389,8 @@ def get_activity_explanation(request: Request, activity_id: IdPath, format: Form
     return json_response(explanation)
 
 
-@router.post("/v1/footprints", openapi_extra=_request(_INVENTORY),
-             responses={**_report(FootprintReport, "the footprint"), **_refused(413, 422)})
+@router.post("/v1/footprints", openapi_extra=json_body(_INVENTORY),
+             responses={**_report(FootprintReport, "the footprint"), **refused(413, 422)})
 async def post_footprint(request: Request, format: FormatParam = "json") -> Response:
     """An inventory's footprint by scope, source, site and month, every factor cited. Writes nothing."""
     inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
@@ -420,10 +402,10 @@ def _footprint_report(inventory: Any) -> Report:
         return footprint(inventory).report()
 
 
-@router.post("/v1/footprints:compare", openapi_extra=_request({
+@router.post("/v1/footprints:compare", openapi_extra=json_body({
     "type": "object", "additionalProperties": False, "required": ["earlier", "later"], "title": "FootprintPeriods",
     "properties": {"earlier": _INVENTORY, "later": _INVENTORY}}),
-    responses={**_report(FootprintComparison, "the comparison"), **_refused(413, 422)})
+    responses={**_report(FootprintComparison, "the comparison"), **refused(413, 422)})
 async def post_footprint_comparison(request: Request, format: FormatParam = "json") -> Response:
     """Two periods' footprints compared by scope, source and site: grams, tonnes, change. Writes nothing."""
     body = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
@@ -437,15 +419,15 @@ def _comparison(body: Any) -> Report:
         return compare_footprints(footprint(body["earlier"]), footprint(body["later"]))
 
 
-@router.get("/v1/claims/{claim_id}/page", responses={**_report(ClaimPage, "the page"), **_refused(404, 422, 503)})
+@router.get("/v1/claims/{claim_id}/page", responses={**_report(ClaimPage, "the page"), **refused(404, 422, 503)})
 async def get_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
     """A neutrality claim's public page from the log: the declared footprint, the retired serials (and
     the issuances they come from), each retirement's receipt and the claim's."""
     return _answer(await _claim_page(_context(request), claim_id, None), format)
 
 
-@router.post("/v1/claims/{claim_id}/page", openapi_extra=_request(_INVENTORY),
-             responses={**_report(ClaimPage, "the page"), **_refused(404, 409, 413, 422, 503)})
+@router.post("/v1/claims/{claim_id}/page", openapi_extra=json_body(_INVENTORY),
+             responses={**_report(ClaimPage, "the page"), **refused(404, 409, 413, 422, 503)})
 async def post_claim_page(request: Request, claim_id: IdPath, format: FormatParam = "json") -> Response:
     """The same page with the claimant's inventory: the footprint by scope, source, site and month with
     every factor cited. 409 CLAIM_MISMATCH unless the inventory is the claim's (subject, period, total)."""
@@ -454,69 +436,19 @@ async def post_claim_page(request: Request, claim_id: IdPath, format: FormatPara
 
 
 async def _claim_page(context: Context, claim_id: str, inventory: Any) -> Report:
-    logged = await asyncio.to_thread(_logged_claim, context, claim_id)
+    logged = await asyncio.to_thread(logged_claim, context.queries, claim_id, _CLAIM_KEYS)
     if logged is None:
         raise not_found(f"claim {claim_id}")
-    claim, retirements = logged
-    note = await context.checkpoint_covering(claim["seq"])  # retirements come before their claim
-    return await asyncio.to_thread(_page, context, claim, retirements, inventory, note)
+    note = await context.checkpoint_covering(logged.claim["seq"])  # retirements come before their claim
+    return await asyncio.to_thread(_page, context, logged, inventory, note)
 
 
 _CLAIM_KEYS = tuple(Claim.model_fields)  # the claim on its page, in the model's order
 
 
-def _logged_claim(context: Context, claim_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The claim as its body says it (plus seq, time and retired_g), and its retirements as the disclosure
-    list shows them (serials and their sources)."""
-    logged = context.queries.claim(claim_id)
-    if logged is None:
-        return None
-    claim = {key: logged[key] for key in _CLAIM_KEYS}
-    first_seq = min(context.queries.retirement_seqs(claim["retirements"]).values(), default=None)
-    wanted, found, after = set(claim["retirements"]), {}, -1 if first_seq is None else first_seq - 1
-    while True:  # the claimant's neutrality retirements from the first of them; the claim uses its own
-        page = context.queries.retirements(account=claim["claimant"], purpose="carbon_neutrality", after=after,
-                                           limit=MAX_PAGE_ITEMS)
-        found.update((item["retirement_id"], item) for item in page.items if item["retirement_id"] in wanted)
-        if len(found) == len(wanted) or page.next_after is None:
-            break
-        after = page.next_after
-    return claim, [found[retirement_id] for retirement_id in claim["retirements"]]
-
-
-def _page(context: Context, claim: dict[str, Any], retirements: list[dict[str, Any]], inventory: Any,
-          note: str) -> Report:
-    receipts = [build_receipt(context.registry, context.queries, r["seq"], note) for r in retirements]
-    logged = [Retirement(r["retirement_id"], r["account"], r["amount_g"], r["purpose"], r["serials"], r["seq"],
-                         receipt["inclusion"]) for r, receipt in zip(retirements, receipts)]
-    if inventory is None:
-        page = claim_page_from_log(claim, logged)
-    else:
-        with _refusals():
-            fp = footprint(inventory)
-        declared = (claim["subject"]["kind"], claim["subject"]["name"], claim["period_start"], claim["period_end"])
-        if (fp.kind, fp.name, fp.period_start, fp.period_end) != declared:
-            raise ApiError(409, "CLAIM_MISMATCH", f"the inventory is {fp.kind} {fp.name!r} {fp.period_start}.."
-                                                   f"{fp.period_end}; the claim is {declared[0]} {declared[1]!r} "
-                                                   f"{declared[2]}..{declared[3]}")
-        if fp.total_g != claim["footprint_g"]:
-            raise ApiError(409, "CLAIM_MISMATCH", f"the inventory's footprint is {fp.total_g} g; the claim "
-                                                   f"declares {claim['footprint_g']} g")
-        page = claim_page(claim, neutrality_plan(fp, claim["claimant"], logged))
-    sources = [(r["retirement_id"], s["issuance_id"], s["methodology_id"], s["vintage"], s["region"], s["amount_g"],
-                format_tonnes(s["amount_g"]), " ".join(f"[{start},{end})" for start, end in s["serials"]))
-               for r in retirements for s in r["sources"]]
-    shown = [{**entry, "beneficiary": r["beneficiary"], "sources": r["sources"], "receipt": receipt}
-             for entry, r, receipt in zip(page.data["retirements"], retirements, receipts)]
-    return Report(
-        title=page.title,
-        tables={**page.tables, "sources": Table(("retirement_id", "issuance_id", "methodology_id", "vintage", "region",
-                                                 "amount_g", "amount_t", "serials"), sources)},
-        notes=page.notes + ["each receipt proves its event in the tree of a checkpoint signed by the log key "
-                            "(docs/receipt.md; `puhui-verify receipt`)"],
-        data={**page.data, "retirements": shown,
-              "receipt": build_receipt(context.registry, context.queries, claim["seq"], note)},
-    )
+def _page(context: Context, logged: LoggedClaim, inventory: Any, note: str) -> Report:
+    with _refusals():
+        return claim_page_report(context.registry, context.queries, logged, inventory, note)
 
 
 @router.post("/v1/ingestions", openapi_extra={"requestBody": {"required": True, "content": {
@@ -524,7 +456,7 @@ def _page(context: Context, claim: dict[str, Any], retirements: list[dict[str, A
         "raw activity records, one JSON object a line: {activity_id, subject, occurred_at, inputs}")}},
     "text/csv": {"schema": {"type": "string", "description": (
         "with format=csv: a header of activity_id, subject, occurred_at and input names, then a record a row")}}}}},
-    responses={200: {"model": IngestionAnswer}, **_refused(404, 413, 422)})
+    responses={200: {"model": IngestionAnswer}, **refused(404, 413, 422)})
 async def post_ingestion(request: Request, platform: Annotated[str, Query(pattern=IDENT)],
                          methodology_id: Annotated[str, Query(pattern=IDENT)],
                          format: Annotated[Literal["jsonl", "csv"], Query(description="the body's format")] = "jsonl",

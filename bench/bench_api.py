@@ -36,11 +36,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.registry_dir import RegistryDir  # noqa: E402
 from keys import Ed25519Key  # noqa: E402
-from ledger.actors import Actor, Client  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from ledger.registry import sign_event  # noqa: E402
+from service.actors import Actor, Client  # noqa: E402
+from service.registry_dir import RegistryDir  # noqa: E402
 
 ORIGIN = "bench.hubei.example/puhui"
 PASSPHRASE = "puhui bench"

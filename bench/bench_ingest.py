@@ -8,7 +8,7 @@ the same process:
 - raw: read each line, json.loads, JCS (sorted json.dumps), two SHA-256 (the fingerprint and
   the leaf hash): the least any ingestion must do;
 - ingest: quantify.ingest end to end, from the file to batch files, rejection file and roots;
-- with --registry: `puhui ingest`'s path (cli.ingestion.ingest_against_log) against a SQLite
+- with --registry: `puhui ingest`'s path (service.ingestion.ingest_against_log) against a SQLite
   registry database whose activities table already holds --logged records of another platform
   (every 50th act of the file among them, so duplicates and daily totals come from the log).
 Reports records/s for each and its ratio to raw; with several --workers values, one ingest per
@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cli.ingestion import ingest_against_log  # noqa: E402
 from ledger.store import Store, sqlite_url  # noqa: E402
 from quantify.activity import activity_record  # noqa: E402
 from quantify.ingest import ingest_file  # noqa: E402
 from quantify.methodology import load_shipped  # noqa: E402
+from service.ingestion import ingest_against_log  # noqa: E402
 
 METHODOLOGY = "HB-GT-METRO"
 SUBJECTS = 200_000

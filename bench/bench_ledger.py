@@ -31,10 +31,11 @@ from nacl.signing import VerifyKey  # noqa: E402
 
 from keys import Ed25519Key  # noqa: E402
 from ledger import merkle  # noqa: E402
-from ledger.actors import HUBEI_RULES, Actor, Client  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from ledger.registry import Registry  # noqa: E402
 from ledger.rules import signing_message  # noqa: E402
+from service.actors import Actor, Client  # noqa: E402
+from service.hubei import HUBEI_RULES  # noqa: E402
 
 ORIGIN = "bench.hubei.example/puhui"
 

@@ -17,13 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from cli.ingestion import ingest_and_submit
 from keys import Ed25519Key
-from ledger.actors import Actor, Client, batch_commitment
 from ledger.errors import Rejected
 from ledger.registry import Registry, Signer
+from ledger.rules import batch_commitment
 from quantify.ingest import IngestResult
 from quantify.methodology import Methodology, eligibility_body, load_shipped, register_body
+from service.actors import Actor, Client
+from service.ingestion import ingest_and_submit
 
 MONTHS = (("2026-01-01", "2026-01-31"), ("2026-02-01", "2026-02-28"), ("2026-03-01", "2026-03-31"))
 

@@ -9,48 +9,22 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service.registry_dir import RegistryDir, RegistryDirError
-from keys import KeyFileError
-from ledger.errors import Rejected, StorageError
+from cli import quantification
+from cli.terminal import console, errors, fail, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
 from ledger.units import tonnes
+from service.registry_dir import RegistryDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
-
-
-def _guard(fn):
-    """Turn the errors a person can act on into one line and an exit code, not a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (RegistryDirError, KeyFileError, StorageError, FileExistsError) as exc:
-            _fail(str(exc))
-        except Rejected as exc:
-            _fail(f"{exc.code}: {exc.message}")
-        except SQLAlchemyError as exc:
-            _fail(f"the database refused: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
-    return wrapper
 
 
 @app.command()
-@_guard
+@guarded
 def init(directory: Path = typer.Argument(..., help="the registry's directory (created)"),
          origin: str = typer.Option(..., help="the log's origin, e.g. registry.hubei.example/puhui"),
          admin_public_key: Optional[str] = typer.Option(None, help="base64 public key of the first admin, kept off this server"),
@@ -62,9 +36,9 @@ def init(directory: Path = typer.Argument(..., help="the registry's directory (c
         try:
             admin_key = base64.b64decode(admin_public_key, validate=True)
         except (binascii.Error, ValueError):
-            _fail("--admin-public-key is not base64")
+            fail("--admin-public-key is not base64")
         if len(admin_key) != 32:
-            _fail("--admin-public-key must be 32 bytes (an Ed25519 public key)")
+            fail("--admin-public-key must be 32 bytes (an Ed25519 public key)")
     registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url, strength=key_strength)
     console.print(f"created registry [bold]{origin}[/] in {directory} (size {registry.size})")
     console.print(f"trust file for auditors: {directory / 'trust.json'}")
@@ -72,7 +46,7 @@ def init(directory: Path = typer.Argument(..., help="the registry's directory (c
 
 
 @app.command()
-@_guard
+@guarded
 def demo(directory: Path = typer.Argument(..., help="the registry's directory (created if absent)"),
          origin: str = typer.Option("registry.hubei.example/puhui", help="origin, if the registry is created"),
          records_per_batch: int = typer.Option(400, min=1, max=100_000, help="activity records in each monthly batch"),
@@ -84,10 +58,10 @@ def demo(directory: Path = typer.Argument(..., help="the registry's directory (c
     if not place.exists():
         place.init(origin, strength=key_strength, passphrase=passphrase).close()
     if "admin" not in place.keyring.names():
-        _fail("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
+        fail("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
     registry = place.open(with_log_key=True, passphrase=passphrase)
     if registry.size > 3:
-        _fail(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
+        fail(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
     admin = place.keyring.load("admin", passphrase)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
         task = progress.add_task("demo history", total=None)
@@ -108,7 +82,7 @@ def demo(directory: Path = typer.Argument(..., help="the registry's directory (c
 
 
 @app.command()
-@_guard
+@guarded
 def export(directory: Path = typer.Argument(..., help="the registry's directory"),
            out: Path = typer.Option(..., help="the bundle directory to write (must not exist)"),
            database_url: Optional[str] = typer.Option(None, help="override the directory's database URL")) -> None:
@@ -124,7 +98,7 @@ def export(directory: Path = typer.Argument(..., help="the registry's directory"
 
 
 @app.command()
-@_guard
+@guarded
 def status(directory: Path = typer.Argument(..., help="the registry's directory"),
            database_url: Optional[str] = typer.Option(None, help="override the directory's database URL"),
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")) -> None:
@@ -166,7 +140,7 @@ def _print_status(registry) -> None:
 
 
 @app.command()
-@_guard
+@guarded
 def serve(directory: Path = typer.Option(..., "--dir", help="the registry's directory"),
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
@@ -176,9 +150,8 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
     run(directory, host=host, port=port, database_url=database_url)
 
 
-from cli import quantification  # noqa: E402  (methodologies, eligibility, quantify, ingest, account, footprint)
-
-quantification.register(app, _guard)
+# methodologies, eligibility, quantify, ingest, account, footprint
+app.registered_commands.extend(quantification.commands.registered_commands)
 
 
 def main() -> None:

@@ -1,264 +1,39 @@
-"""Quantification against a live registry, and the `puhui` commands over it.
+"""The `puhui` commands of quantification: `puhui methodologies`, `eligibility`, `quantify`,
+`ingest`, `account`, `footprint` (added to `cli.main`'s app), over quantify/ and the service floor
+(service.methodologies, service.ingestion, service.accounts).
 
-The registry side of `quantify/` (as `cli.ingestion` is for ingestion): methodology definitions
-as the log publishes them (`methodology.register` params), ingestion answered by the log, the
-personal carbon account and explanations of logged records. Everything here reads the committed
-database through ledger.queries, never the registry's in-memory State, so the API calls it from
-any thread while its sequencer writes.
-
-Commands: `puhui methodologies`, `eligibility`, `quantify`, `ingest`, `account`, `footprint`
-(registered on `cli.main`'s app by `register`). A person reads tonnes with three decimals; every
-report is also CSV (`--csv`) and JSON (`--json`).
+A person reads tonnes with three decimals; every report is also CSV (`--csv`) and JSON (`--json`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from cli.ingestion import ingest_against_log, submit_batch
-from service.registry_dir import RegistryDir
+from cli.terminal import console, errors, fail, guarded
 from keys import load_key
-from ledger.actors import Actor, Client
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
-from ledger.queries import LoggedBatch, LoggedRecord, Queries
-from ledger.store import Store
-from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
-from quantify.activity import IDENTIFIER, InvalidActivity, check_subject
-from quantify.explain import explain_record, explanation_report, quantify_request
-from quantify.footprint import FootprintError, compare_footprints, footprint
-from quantify.ingest import REASONS, IngestError, IngestResult
-from quantify.methodology import (
-    Methodology, MethodologyError, MethodologyLibrary, eligibility_body, from_json, listing, load_shipped,
-    register_body,
-)
+from ledger.queries import Queries
+from quantify.explain import explanation_report, quantify_request
+from quantify.footprint import compare_footprints, footprint
+from quantify.ingest import REASONS, IngestResult
+from quantify.methodology import eligibility_body, load_shipped, register_body
 from quantify.report import Report, Table, format_tonnes
+from service.accounts import logged_record_inclusion, subject_account
+from service.actors import Actor, Client
+from service.ingestion import ingest_against_log, submit_batch
+from service.methodologies import LoggedMethodologies, NoDefinition, library_against_log
+from service.registry_dir import RegistryDir
 
-MAX_ACCOUNT_RECORDS = 200_000  # one subject's records in one account answer
-
-
-
-# --- methodology definitions as the log publishes them -----------------------------------------
-
-
-class UnknownMethodology(KeyError):
-    """No such methodology, or no such version of it, in the log."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class NoDefinition(LookupError):
-    """A logged version whose params are not a definition this library reads (hand-made params)."""
-
-
-class RecordMismatch(ValueError):
-    """A logged record that its batch's methodology version does not give."""
-
-
-def _comparable(params: Any) -> Any:
-    # The rounding rule's wording is documentation: a new wording must not orphan logged definitions.
-    if isinstance(params, dict) and isinstance(params.get("formula"), dict):
-        return {**params, "formula": {k: v for k, v in params["formula"].items() if k != "rounding"}}
-    return params
-
-
-def definition_from_log(methodology_id: str, version: int, entry: dict[str, Any]) -> Methodology:
-    """The Methodology a logged `methodology.register` publishes, checked like a definition file.
-
-    Its params must be exactly what quantify's register_body writes (formula, factors with their
-    sources, daily cap, inputs, fingerprint); otherwise NoDefinition. offset_eligible is left
-    false: eligibility is the log's (methodology.eligibility), not the definition's.
-    """
-    params = entry.get("params")
-    try:
-        methodology = from_json({
-            "methodology_id": methodology_id, "version": version, "title": entry["title"], "sector": entry["sector"],
-            "description": params["description"], "formula": params["formula"]["kind"], "inputs": params["inputs"],
-            "factors": params["factors"], "daily_cap": params["daily_cap"], "fingerprint": params["fingerprint"],
-            "offset_eligible": False,
-        })
-    except (KeyError, TypeError, MethodologyError) as exc:
-        raise NoDefinition(f"{methodology_id} v{version} is registered without a machine-readable definition in its "
-                           f"params ({type(exc).__name__}: {str(exc)[:200]}); register the definition as a new version "
-                           "(quantify.register_body)") from None
-    if _comparable(methodology.params()) != _comparable(params):
-        raise NoDefinition(f"{methodology_id} v{version}: its params hold more or other than the definition they "
-                           "describe, so this registry cannot quantify with them")
-    return methodology
-
-
-class LoggedMethodologies:
-    """Definitions by id and version as the log holds them: what quantifies and explains records in
-    this registry. The library's `get` interface (quantify_request takes it as a library). A logged
-    version never changes, so each is read and checked once."""
-
-    def __init__(self, store: Store):
-        self._queries = Queries(store)
-        self._definitions: dict[tuple[str, int], Methodology | str] = {}  # str: why there is none
-
-    def logged(self, methodology_id: str) -> dict[str, Any] | None:
-        """The methodology's register entry (queries.methodology), or None."""
-        if not isinstance(methodology_id, str) or not IDENTIFIER.fullmatch(methodology_id):
-            return None
-        return self._queries.methodology(methodology_id)
-
-    def get(self, methodology_id: str, version: int | None = None) -> Methodology:
-        """A logged version, or the latest; UnknownMethodology if not logged, NoDefinition if its
-        params are not a definition."""
-        # A logged version never changes (the log is append-only): a cached one needs no query.
-        found = self._definitions.get((methodology_id, version)) if type(version) is int else None
-        if found is None:
-            logged = self.logged(methodology_id)
-            if logged is None:
-                raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
-            if version is None:
-                version = logged["latest_version"]
-            entry = next((v for v in logged["versions"] if v["version"] == version and type(version) is int), None)
-            if entry is None:
-                raise UnknownMethodology(f"methodology {methodology_id} has no version {version!r} "
-                                         f"(the latest is {logged['latest_version']})")
-            found = self._definitions.get((methodology_id, version))
-        if found is None:
-            try:
-                found = definition_from_log(methodology_id, version, entry)
-            except NoDefinition as exc:
-                found = str(exc)
-            self._definitions[(methodology_id, version)] = found
-        if isinstance(found, str):
-            raise NoDefinition(found)
-        return found
-
-
-def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> list[dict[str, Any]]:
-    """quantify's listing of the shipped library, each version with its place in the log.
-
-    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force).
-    """
-    eligibility = {mid: m.offset_eligible for mid, m in logged.items()}
-    out = []
-    for entry in listing(library, eligibility):
-        known = logged.get(entry["methodology_id"])
-        version = None if known is None else known.versions.get(entry["version"])
-        out.append({**entry, "logged_seq": None if version is None else version["seq"],
-                    "matches_log": None if version is None else _comparable(version["params"]) == _comparable(entry["params"])})
-    shipped = {(m.methodology_id, m.version) for m in library.all()}
-    for mid, known in sorted(logged.items()):
-        for number, version in sorted(known.versions.items()):
-            if (mid, number) not in shipped:  # registered by hand, or from another library
-                out.append({"methodology_id": mid, "version": number, "title": version["title"],
-                            "sector": version["sector"], "params": version["params"],
-                            "offset_eligible": known.offset_eligible, "superseded_by": None, "illustrative": None,
-                            "logged_seq": version["seq"], "matches_log": None})
-    return out
-
-
-# --- reads over the committed database (ledger.queries) ----------------------------------------
-
-
-def _place(batch: LoggedBatch) -> BatchPlace:
-    """Where a batch stands in the log: its event's seq, the issuance it backs and that one's seq."""
-    return BatchPlace(batch.body["seq"], batch.body.get("issuance_id"), batch.issuance_seq)
-
-
-class TooManyRecords(ValueError):
-    """More records than one answer holds."""
-
-
-def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
-    """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
-    subject's records are read, never whole batches."""
-    check_subject(subject)
-    rows = queries.subject_records(subject, limit=max_records + 1)
-    if len(rows) > max_records:
-        raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
-    logged = queries.batches_by_id(row.batch_id for row in rows)
-    by_batch: dict[str, tuple[list[int], list[bytes]]] = {}
-    for row in rows:
-        positions, records = by_batch.setdefault(row.batch_id, ([], []))
-        positions.append(row.position)
-        records.append(row.record)
-    batches = [BatchActivities(logged[batch_id].body, records, positions)
-               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])]
-    return personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
-
-
-def _logged_record(queries: Queries, activity_id: str) -> tuple[LoggedRecord, LoggedBatch] | None:
-    """A logged record and its batch, or None."""
-    row = queries.activity_record(activity_id)
-    return None if row is None else (row, queries.batches_by_id([row.batch_id])[row.batch_id])
-
-
-def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any] | None:
-    """quantify.record_inclusion of a logged record: the record, its proof in its batch (checked
-    against the committed root) and the batch's seq and issuance. None if there is no such record."""
-    found = _logged_record(queries, activity_id)
-    if found is None:
-        return None
-    row, batch = found
-    records = queries.batch_records(row.batch_id)
-    return record_inclusion(BatchActivities(batch.body, records), activity_id, _place(batch))
-
-
-def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
-    """The explanation of a logged record under the methodology version its batch names, with the
-    batch's id, seq and the record's leaf index. None if there is no such record."""
-    found = _logged_record(queries, activity_id)
-    if found is None:
-        return None
-    row, batch = found[0], found[1].body
-    methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
-    try:
-        explanation = explain_record(methodology, json.loads(row.record))
-    except (InvalidActivity, ValueError) as exc:
-        raise RecordMismatch(f"record {activity_id} does not follow {methodology.methodology_id} "
-                             f"v{methodology.version}, which its batch names: {exc}") from None
-    return {**explanation, "batch_id": row.batch_id, "batch_seq": batch["seq"], "leaf_index": row.position}
-
-
-# --- the commands ------------------------------------------------------------------------------
-
-commands = typer.Typer()
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
-
-
-def register(app: typer.Typer, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Add these commands to `puhui`, each also behind cli.main's guard (registry, key, database errors)."""
-    for info in commands.registered_commands:
-        info.callback = guard(info.callback)
-        app.registered_commands.append(info)
-
-
-def _fail(message: str) -> NoReturn:
-    errors.print(Text("error: ", style="bold red") + Text(message))
-    raise typer.Exit(1)
-
-
-def _quantification_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The library's refusals as one line and exit code 1."""
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (MethodologyError, IngestError, FootprintError, UnknownMethodology, NoDefinition, RecordMismatch,
-                TooManyRecords) as exc:
-            _fail(str(exc))
-        except InvalidActivity as exc:
-            _fail(f"{exc.code}: {exc.detail}")
-        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-            _fail(f"{exc.filename}: {exc.strerror}")
-    return wrapper
+commands = typer.Typer()  # added to `puhui` by cli.main
 
 
 def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
@@ -298,7 +73,7 @@ def _print_report(report: Report) -> None:
 
 def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_csv and as_json:
-        _fail("--csv and --json: choose one")
+        fail("--csv and --json: choose one")
     if as_csv:
         sys.stdout.write(report.to_csv())
     elif as_json:
@@ -311,12 +86,12 @@ def _read_json(path: Path) -> Any:
     try:
         return parse_strict(path.read_bytes())
     except Rejected as exc:
-        _fail(f"{path}: {exc.message}")
+        fail(f"{path}: {exc.message}")
 
 
 def _admin(place: RegistryDir, passphrase: bytes) -> Actor:
     if "admin" not in place.keyring.names():
-        _fail(f"the registry's admin key is not in {place.path / 'keys'}: sign these events where it is kept")
+        fail(f"the registry's admin key is not in {place.path / 'keys'}: sign these events where it is kept")
     return Actor(place.keyring.load("admin", passphrase), "admin")
 
 
@@ -327,7 +102,7 @@ JsonOption = typer.Option(False, "--json", help="print JSON (grams beside tonnes
 
 
 @commands.command("methodologies")
-@_quantification_errors
+@guarded
 def methodologies(directory: Path = DirArgument,
                   register_missing: bool = typer.Option(False, "--register", help=(
                       "as the admin, sign methodology.register for every shipped version not yet in the log")),
@@ -380,7 +155,7 @@ def methodologies(directory: Path = DirArgument,
 
 
 @commands.command("eligibility")
-@_quantification_errors
+@guarded
 def eligibility(directory: Path = DirArgument, methodology_id: str = typer.Argument(..., help="a registered methodology"),
                 on: bool = typer.Option(..., "--on/--off", help="admit to offsets (成熟一个,纳入一个), or withdraw"),
                 database_url: Optional[str] = DatabaseOption) -> None:
@@ -405,7 +180,7 @@ def eligibility(directory: Path = DirArgument, methodology_id: str = typer.Argum
 
 
 @commands.command("quantify")
-@_quantification_errors
+@guarded
 def quantify_command(methodology_id: str = typer.Argument(..., help="a methodology of the shipped library"),
                      inputs: str = typer.Option(..., "--inputs", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
                      subject: Optional[str] = typer.Option(None, help="the pseudonym (with --occurred-at: the fingerprint)"),
@@ -416,9 +191,9 @@ def quantify_command(methodology_id: str = typer.Argument(..., help="a methodolo
     try:
         raw = parse_strict(inputs.encode("utf-8"))
     except Rejected as exc:
-        _fail(f"--inputs: {exc.message}")
+        fail(f"--inputs: {exc.message}")
     if not isinstance(raw, dict):
-        _fail("--inputs must be a JSON object")
+        fail("--inputs must be a JSON object")
     for name, value in (("subject", subject), ("occurred_at", occurred_at)):
         if value is not None:
             raw[name] = value
@@ -428,7 +203,7 @@ def quantify_command(methodology_id: str = typer.Argument(..., help="a methodolo
     try:
         answer = quantify_request(load_shipped(), request)
     except KeyError as exc:
-        _fail(str(exc.args[0]))
+        fail(str(exc.args[0]))
     report = explanation_report({**answer["explanation"], "fingerprint": answer["fingerprint"]})
     _emit(report, as_csv, as_json, {"reduction_g": answer["reduction_g"], "fingerprint": answer["fingerprint"]})
 
@@ -438,7 +213,7 @@ def _default_run_id(platform: str, methodology_id: str) -> str:
 
 
 @commands.command("ingest")
-@_quantification_errors
+@guarded
 def ingest(directory: Path = DirArgument,
            file: Path = typer.Argument(..., help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
            platform: str = typer.Option(..., help="the platform account the records come from"),
@@ -453,7 +228,7 @@ def ingest(directory: Path = DirArgument,
     """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
     reason each (rejections.jsonl), then sign each batch with the platform key and append it."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        _fail(f"{out} exists and is not an empty directory: each run writes a new one")
+        fail(f"{out} exists and is not an empty directory: each run writes a new one")
     place = RegistryDir(directory)
     passphrase = place.passphrase()
     signer = load_key(platform_key, passphrase)
@@ -478,7 +253,7 @@ def ingest(directory: Path = DirArgument,
     finally:
         registry.close()
     if refused:
-        _fail(f"{refused} of {len(result.batches)} batches were refused; the others are in the log")
+        fail(f"{refused} of {len(result.batches)} batches were refused; the others are in the log")
 
 
 def _print_ingestion(result: IngestResult) -> None:
@@ -493,7 +268,7 @@ def _print_ingestion(result: IngestResult) -> None:
 
 
 @commands.command("account")
-@_quantification_errors
+@guarded
 def account(directory: Path = DirArgument, subject: str = typer.Argument(..., help="the pseudonym"),
             proof: Optional[str] = typer.Option(None, help="an activity_id of the subject: its inclusion proof in its "
                                                            "batch and the batch's place in the log"),
@@ -501,7 +276,7 @@ def account(directory: Path = DirArgument, subject: str = typer.Argument(..., he
     """The personal carbon account (个人碳账户): reductions by day, methodology and platform, the
     batches and issuances they went into."""
     if proof is not None and as_csv:
-        _fail("--proof prints JSON or text, not CSV")
+        fail("--proof prints JSON or text, not CSV")
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
     try:
         queries = Queries(registry.store)
@@ -510,7 +285,7 @@ def account(directory: Path = DirArgument, subject: str = typer.Argument(..., he
     finally:
         registry.close()
     if proof is not None and (found is None or found["record"]["subject"] != subject):
-        _fail(f"{subject} has no activity record {proof}")
+        fail(f"{subject} has no activity record {proof}")
     _emit(report, as_csv, as_json, None if found is None else {"proof": found})
     if found is not None and not as_json:
         console.print(Text(f"record {proof}: leaf {found['inclusion']['leaf_index']} of {found['inclusion']['tree_size']} "
@@ -521,7 +296,7 @@ def account(directory: Path = DirArgument, subject: str = typer.Argument(..., he
 
 
 @commands.command("footprint")
-@_quantification_errors
+@guarded
 def footprint_command(inventory: Path = typer.Argument(..., help="activity data: {name, kind, period_start, "
                                                                  "period_end, entries: [{site, month, source, quantity}]}"),
                       compare: Optional[Path] = typer.Option(None, help="an earlier period's inventory to compare against"),

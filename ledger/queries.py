@@ -13,9 +13,9 @@ import collections
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from sqlalchemy import ColumnElement, Table, select
+from sqlalchemy import ColumnElement, Table, select, text
 from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle
@@ -321,6 +321,64 @@ class Queries:
                                                                  if b.get("issuance_id")), issuances_projection.c.seq)
         return {batch_id: LoggedBatch(body, issuance_seqs.get(body.get("issuance_id")))
                 for batch_id, body in bodies.items()}
+
+
+class LoggedCredit(NamedTuple):
+    """One logged record's grams for its subject at its time (ActivityLookups.chunk)."""
+    subject: str
+    occurred_at: str
+    reduction_g: int
+
+
+class CreditsAsked(NamedTuple):
+    """The logged records of these subjects under a methodology that occurred in [start, end) (spec times)."""
+    subjects: list[str]
+    methodology_id: str
+    start: str
+    end: str
+
+
+class LoggedInChunk(NamedTuple):
+    """What the log already holds for a chunk of records about to be ingested."""
+    activity_ids: list[str]  # the chunk's activity ids that are logged
+    fingerprints: list[str]  # the chunk's fingerprints that are logged
+    credits: list[LoggedCredit]  # as asked (CreditsAsked), or none
+
+
+class ActivityLookups:
+    """Many values looked up in the activities table at once, for ingestion: one query per question,
+    each over the table's indexes (the primary key, the unique fingerprint, subject + methodology +
+    time), with the values as one parameter (a JSON array that SQLite reads with json_each, a text
+    array in PostgreSQL)."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        if store.dialect == "sqlite":
+            values, self._encode = "(SELECT value FROM json_each(:values))", _json_array
+        else:
+            values, self._encode = "(SELECT unnest(CAST(:values AS text[])))", list
+        self._ids_sql = text(f"SELECT activity_id FROM activities WHERE activity_id IN {values}")
+        self._fingerprints_sql = text(f"SELECT fingerprint FROM activities WHERE fingerprint IN {values}")
+        self._credits_sql = text(
+            f"SELECT subject, occurred_at, reduction_g FROM activities WHERE subject IN {values}"
+            " AND methodology_id = :methodology_id AND occurred_at >= :start AND occurred_at < :end")
+
+    def chunk(self, activity_ids: list[str], fingerprints: list[str], asked: CreditsAsked | None) -> LoggedInChunk:
+        """Which of these activity ids and fingerprints are logged, and the credits asked (if any).
+        Identifiers, pseudonyms and hex only: _json_array does not escape."""
+        encode = self._encode
+        with self._store.engine.connect() as conn:
+            ids = list(conn.execute(self._ids_sql, {"values": encode(activity_ids)}).scalars())
+            found = list(conn.execute(self._fingerprints_sql, {"values": encode(fingerprints)}).scalars())
+            credits = [] if asked is None else [LoggedCredit._make(row) for row in conn.execute(self._credits_sql, {
+                "values": encode(asked.subjects), "methodology_id": asked.methodology_id, "start": asked.start,
+                "end": asked.end})]
+        return LoggedInChunk(ids, found, credits)
+
+
+def _json_array(values: list[str]) -> str:
+    """A JSON array of checked identifiers, pseudonyms or hex: none needs an escape."""
+    return '["' + '","'.join(values) + '"]' if values else "[]"
 
 
 def _activity_row(conn: Connection, activity_id: str) -> Row[Any] | None:

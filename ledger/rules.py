@@ -209,6 +209,13 @@ def parse_record(record: Any, index: int) -> ActivityRecord:
                           record["subject"], jcs(record))
 
 
+def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """count, total_g and root of a batch's records, as the platform commits to them (and
+    _check_activities checks them)."""
+    return {"count": len(records), "total_g": sum(r["reduction_g"] for r in records),
+            "root": root_of_leaf_hashes([leaf_hash(jcs(r)) for r in records]).hex()}
+
+
 def _check_activities(body: dict[str, Any], records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
     ids = [r.activity_id for r in records]
     if len(set(ids)) != len(ids):

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from keys import KeyRing, passphrase_from_env_or_prompt
-from ledger.actors import HUBEI_RULES, Actor, Client
 from ledger.registry import Registry
 from ledger.schema import key_id_of
 from ledger.store import sqlite_url
+from service.actors import Actor, Client
+from service.hubei import HUBEI_RULES
 
 CONFIG = "registry.json"
 FORMAT = "puhui-registry-dir/1"

@@ -9,8 +9,9 @@ import datetime as dt
 import itertools
 
 from keys import Ed25519Key
-from ledger.actors import HUBEI_RULES, Actor, Client, activity_record
 from ledger.registry import Registry
+from service.actors import Actor, Client, activity_record
+from service.hubei import HUBEI_RULES
 
 ORIGIN = "test.hubei.example/puhui"
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from api.client import RegistryClient
+from service.actors import Actor
 from service.registry_dir import RegistryDir
-from ledger.actors import Actor
 from world import actor
 
 PASSPHRASE = "puhui api tests"

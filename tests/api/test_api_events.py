@@ -11,9 +11,9 @@ import pytest
 from api.bodies import MAX_EVENT_BYTES
 from api.client import RegistryError
 from api.errors import STATUS_BY_CODE
-from ledger.actors import batch_commitment
 from ledger.canonical import jcs
 from ledger.errors import CODES
+from ledger.rules import batch_commitment
 from world import actor
 
 

@@ -9,12 +9,12 @@ import json
 import pytest
 
 from api import quantification
-from cli.quantification import logged_record_inclusion
 from ledger import merkle
-from ledger.actors import activity_record
 from ledger.receipts import verify_receipt
 from quant_helpers import EVIDENCE, EXPO, EXPO_BY_SCOPE, EXPO_G, LIBRARY, jsonl, metro
 from quantify.activity import fingerprint
+from service.accounts import logged_record_inclusion
+from service.actors import activity_record
 
 DAY = "2026-01-05"
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from service.registry_dir import RegistryDir
 from keys import Ed25519Key, save_key
 from ledger import merkle
-from ledger.actors import Actor, Client
 from ledger.registry import Registry
 from quant_helpers import EXPO, EXPO_G, LIBRARY, jsonl, metro
+from service.actors import Actor, Client
+from service.registry_dir import RegistryDir
 
 PASSPHRASE = "quantify cli tests"
 PUHUI = [sys.executable, "-c", "from cli.main import main; main()"]

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
 from api.app import create_app
-from cli.quantification import LoggedMethodologies, ingest_against_log
 from quant_helpers import jsonl, library_world, metro
+from service.ingestion import ingest_against_log
+from service.methodologies import LoggedMethodologies
 
 OPERATIONS = ("/v1/quantify", "/v1/subjects/", "/v1/ingestions", "/v1/footprints", "/v1/claims/{claim_id}/page",
               "/v1/activities/{activity_id}/explanation")

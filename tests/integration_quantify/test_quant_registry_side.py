@@ -1,4 +1,4 @@
-"""The registry side of quantification (cli/ingestion.py's LoggedChunks) against per-record adapters
+"""The registry side of quantification (service/ingestion.py's LoggedChunks) against per-record adapters
 written here from the definitions: the same batches and rejections, byte for byte, over several
 chunks, both platforms' records in the log, duplicates against it, and daily caps across the
 Beijing day boundary (16:00Z)."""
@@ -12,12 +12,12 @@ import random
 
 from sqlalchemy import func, select
 
-from cli.ingestion import BEIJING_OFFSET, ingest_against_log, ingest_and_submit
 from ledger.store import activities
-from cli.quantification import LoggedMethodologies, definition_from_log
 from quant_helpers import LIBRARY, jsonl, metro
 from quantify.ingest import ingest_jsonl
 from quantify.methodology import register_body
+from service.ingestion import BEIJING_OFFSET, ingest_against_log, ingest_and_submit
+from service.methodologies import LoggedMethodologies, definition_from_log
 
 
 class LoggedValues:

@@ -6,8 +6,8 @@ import random
 import sys
 
 from keys import Ed25519Key
-from ledger.actors import Client
 from ledger.registry import Registry
+from service.actors import Client
 from world import actor
 
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from ledger.actors import Appended
 from ledger.canonical import jcs
 from ledger.queries import LoggedBatch, LoggedRecord, Queries
+from ledger.registry import Appended
 from world import World
 
 

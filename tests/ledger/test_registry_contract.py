@@ -145,7 +145,7 @@ def test_the_registry_never_signs_a_checkpoint_inconsistent_with_the_last(world)
 
 
 def test_a_second_writer_cannot_fork_the_log(world):
-    from ledger.actors import Client
+    from service.actors import Client
     from ledger.registry import Registry
     other = Registry.open(world.url, log_signer=world.log_key)
     other.writer_lock_timeout_s = 0.5

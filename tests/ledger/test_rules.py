@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from ledger.actors import batch_commitment
 from ledger.errors import Rejected
+from ledger.rules import batch_commitment
 from world import World, actor
 
 ELIGIBLE_ISSUANCE = "iss-1"  # metro, vintage 2026, region 420100

@@ -14,15 +14,14 @@ import json
 from pathlib import Path
 from typing import IO, Any, Iterable
 
-from sqlalchemy import text
-
-from ledger.actors import Actor, Client
+from ledger.queries import ActivityLookups, CreditsAsked
 from ledger.registry import Appended, Registry
 from ledger.store import Store
 from quantify.activity import beijing_day
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepare import Rejection
+from service.actors import Actor, Client
 
 BEIJING_OFFSET = dt.timedelta(hours=8)
 
@@ -30,26 +29,15 @@ BEIJING_OFFSET = dt.timedelta(hours=8)
 class LoggedChunks:
     """quantify's questions to the log (ids and acts already logged, grams credited per subject and
     Beijing day on any platform), answered a chunk of prepared records at a time: one query per
-    question per chunk, each over the activities table's indexes (the primary key, the unique
-    fingerprint, subject + methodology + time), with the chunk's values as one parameter (a JSON
-    array that SQLite reads with json_each, a text array in PostgreSQL). The same answers as
-    per-record adapters (tested), many times faster. Holds only what the log already has for
-    the run's records, and one total per subject and day (as the ingestor does)."""
+    question per chunk (ledger.queries.ActivityLookups). The same answers as per-record adapters
+    (tested), many times faster. Holds only what the log already has for the run's records, and one
+    total per subject and day (as the ingestor does)."""
 
     def __init__(self, store: Store, methodology_id: str):
-        self._store, self._methodology_id = store, methodology_id
+        self._lookups, self._methodology_id = ActivityLookups(store), methodology_id
         self.activity_ids: set[str] = set()  # the run's ids that the log already holds
         self.fingerprints: set[str] = set()  # the run's acts that the log already holds
         self._totals: dict[tuple[str, str], int] = {}  # (subject, Beijing day) -> grams logged
-        if store.dialect == "sqlite":
-            values, self._encode = "(SELECT value FROM json_each(:values))", _json_array
-        else:
-            values, self._encode = "(SELECT unnest(CAST(:values AS text[])))", list
-        self._ids_sql = text(f"SELECT activity_id FROM activities WHERE activity_id IN {values}")
-        self._fingerprints_sql = text(f"SELECT fingerprint FROM activities WHERE fingerprint IN {values}")
-        self._totals_sql = text(
-            f"SELECT subject, occurred_at, reduction_g FROM activities WHERE subject IN {values}"
-            " AND methodology_id = :methodology_id AND occurred_at >= :start AND occurred_at < :end")
 
     def credited_g(self, subject: str, methodology_id: str, day: str) -> int:
         """quantify.ingest.DailyTotals, for the days fetch() has read."""
@@ -60,32 +48,24 @@ class LoggedChunks:
         records = [p for p in prepared if type(p) is not Rejection]
         if not records:
             return
-        encode = self._encode
         totals = self._totals
         # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
         # Each key is looked up in totals, never the other way round: totals grows with the run.
         wanted = {key for key in {(p[2], p[3][:10] if p[3][11:13] < "16" else beijing_day(p[3])) for p in records}
                   if key not in totals}
-        with self._store.engine.connect() as conn:
-            self.activity_ids.update(conn.execute(self._ids_sql, {"values": encode([p[1] for p in records])}).scalars())
-            self.fingerprints.update(
-                conn.execute(self._fingerprints_sql, {"values": encode([p[4] for p in records])}).scalars())
-            if not wanted:
-                return
-            totals.update(dict.fromkeys(wanted, 0))
+        asked = None
+        if wanted:
             days = sorted({day for _, day in wanted})
-            subjects = sorted({subject for subject, _ in wanted})
-            for subject, occurred_at, grams in conn.execute(self._totals_sql, {
-                    "values": encode(subjects), "methodology_id": self._methodology_id,
-                    "start": _beijing_midnight(days[0]), "end": _beijing_midnight(days[-1], days=1)}):
-                key = (subject, beijing_day(occurred_at))
-                if key in wanted:
-                    totals[key] += grams
-
-
-def _json_array(values: list[str]) -> str:
-    """A JSON array of checked identifiers, pseudonyms or hex: none needs an escape."""
-    return '["' + '","'.join(values) + '"]' if values else "[]"
+            asked = CreditsAsked(sorted({subject for subject, _ in wanted}), self._methodology_id,
+                                 _beijing_midnight(days[0]), _beijing_midnight(days[-1], days=1))
+        logged = self._lookups.chunk([p[1] for p in records], [p[4] for p in records], asked)
+        self.activity_ids.update(logged.activity_ids)
+        self.fingerprints.update(logged.fingerprints)
+        totals.update(dict.fromkeys(wanted, 0))
+        for subject, occurred_at, grams in logged.credits:
+            key = (subject, beijing_day(occurred_at))
+            if key in wanted:
+                totals[key] += grams
 
 
 def _beijing_midnight(day: str, days: int = 0) -> str:

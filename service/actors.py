@@ -14,12 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ledger.canonical import jcs
-from ledger.merkle import leaf_hash, root_of_leaf_hashes
 from ledger.registry import Appended, Registry, Signer, sign_event
+from ledger.rules import batch_commitment
 from ledger.schema import key_id_of
-
-HUBEI_RULES = {"offset_cap_ppm": 100_000, "offset_vintage_years": 3, "offset_regions": ["42"]}
 
 
 @dataclass
@@ -44,12 +41,6 @@ def activity_record(activity_id: str, act: str, occurred_at: str, reduction_g: i
     fingerprint = hashlib.sha256(b"puhui-act/v1\n" + act.encode()).hexdigest()
     return {"activity_id": activity_id, "fingerprint": fingerprint, "inputs": inputs, "occurred_at": occurred_at,
             "reduction_g": reduction_g, "subject": subject}
-
-
-def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """count, total_g and root of a batch's records, as the platform commits to them."""
-    return {"count": len(records), "total_g": sum(r["reduction_g"] for r in records),
-            "root": root_of_leaf_hashes([leaf_hash(jcs(r)) for r in records]).hex()}
 
 
 class Client:
@@ -78,9 +69,6 @@ class Client:
                      controllers: Sequence[Actor], platform: str | None = None) -> Appended:
         return self.submit(by, "account.open", {"account_id": account_id, "kind": kind, "name": name, "region": region,
                                                 "controllers": [c.key_id for c in controllers], "platform": platform})
-
-    def set_controllers(self, by: Actor, account_id: str, controllers: Sequence[Actor]) -> Appended:
-        return self.submit(by, "account.controllers", {"account_id": account_id, "controllers": [c.key_id for c in controllers]})
 
     def register_methodology(self, by: Actor, methodology_id: str, version: int, title: str, sector: str,
                              params: dict[str, Any], offset_eligible: bool) -> Appended:

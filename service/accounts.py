@@ -1,0 +1,84 @@
+"""Reads over the committed log shaped for people: a subject's personal carbon account (个人碳账户),
+a logged record's proof of inclusion, and its explanation under the methodology its batch names.
+
+Everything here reads the committed database through ledger.queries, never the registry's
+in-memory State, so both faces call it from any thread while the sequencer writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ledger.queries import LoggedBatch, LoggedRecord, Queries
+from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
+from quantify.activity import InvalidActivity, check_subject
+from quantify.explain import explain_record
+from quantify.report import Report
+from service.methodologies import LoggedMethodologies
+
+MAX_ACCOUNT_RECORDS = 200_000  # one subject's records in one account answer
+
+
+class RecordMismatch(ValueError):
+    """A logged record that its batch's methodology version does not give."""
+
+
+class TooManyRecords(ValueError):
+    """More records than one answer holds."""
+
+
+def _place(batch: LoggedBatch) -> BatchPlace:
+    """Where a batch stands in the log: its event's seq, the issuance it backs and that one's seq."""
+    return BatchPlace(batch.body["seq"], batch.body.get("issuance_id"), batch.issuance_seq)
+
+
+def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
+    """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
+    subject's records are read, never whole batches."""
+    check_subject(subject)
+    rows = queries.subject_records(subject, limit=max_records + 1)
+    if len(rows) > max_records:
+        raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
+    logged = queries.batches_by_id(row.batch_id for row in rows)
+    by_batch: dict[str, tuple[list[int], list[bytes]]] = {}
+    for row in rows:
+        positions, records = by_batch.setdefault(row.batch_id, ([], []))
+        positions.append(row.position)
+        records.append(row.record)
+    batches = [BatchActivities(logged[batch_id].body, records, positions)
+               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])]
+    return personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
+
+
+def _logged_record(queries: Queries, activity_id: str) -> tuple[LoggedRecord, LoggedBatch] | None:
+    """A logged record and its batch, or None."""
+    row = queries.activity_record(activity_id)
+    return None if row is None else (row, queries.batches_by_id([row.batch_id])[row.batch_id])
+
+
+def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any] | None:
+    """quantify.record_inclusion of a logged record: the record, its proof in its batch (checked
+    against the committed root) and the batch's seq and issuance. None if there is no such record."""
+    found = _logged_record(queries, activity_id)
+    if found is None:
+        return None
+    row, batch = found
+    records = queries.batch_records(row.batch_id)
+    return record_inclusion(BatchActivities(batch.body, records), activity_id, _place(batch))
+
+
+def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
+    """The explanation of a logged record under the methodology version its batch names, with the
+    batch's id, seq and the record's leaf index. None if there is no such record."""
+    found = _logged_record(queries, activity_id)
+    if found is None:
+        return None
+    row, batch = found[0], found[1].body
+    methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
+    try:
+        explanation = explain_record(methodology, json.loads(row.record))
+    except (InvalidActivity, ValueError) as exc:
+        raise RecordMismatch(f"record {activity_id} does not follow {methodology.methodology_id} "
+                             f"v{methodology.version}, which its batch names: {exc}") from None
+    return {**explanation, "batch_id": row.batch_id, "batch_seq": batch["seq"], "leaf_index": row.position}
