@@ -3,8 +3,10 @@
 Never from a command-line argument: argv is visible to every user through ps and /proc, and lands
 in shell history. Each role has its own variable (PUHUI_ROOT_KEY_PASSPHRASE, ...), falling back
 to PUHUI_KEY_PASSPHRASE, then to a prompt, so that the server's environment need hold only the
-log key's. A process that has loaded its keys forgets the variables (they are readable in
-/proc/PID/environ for as long as they are set, and children inherit them).
+log key's; each variable NAME_FILE names a file holding the passphrase instead. A process that has
+loaded its keys forgets the variables, so its children never inherit them. (Linux keeps a
+process's initial environment readable in /proc/PID/environ by its owner and root whatever the
+process does later: a _FILE variable or the prompt keeps the secret out of it.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from .errors import KeyFileError
 
 PASSPHRASE_ENV = "PUHUI_KEY_PASSPHRASE"
 MIN_PASSPHRASE_CHARS = 12  # for a new key; the demo's keys are exempt (they guard nothing)
+FILE_SUFFIX = "_FILE"
+MAX_PASSPHRASE_FILE_BYTES = 4096
 
 
 def role_passphrase_env(role: str) -> str:
@@ -27,17 +31,35 @@ def role_passphrase_env(role: str) -> str:
 
 
 def passphrase_for_role(role: str, purpose: str, *, confirm: bool = False) -> bytes:
-    """The passphrase of role's key: its own variable, else PUHUI_KEY_PASSPHRASE, else a prompt."""
+    """The passphrase of role's key: its own variable, else PUHUI_KEY_PASSPHRASE, else a prompt.
+    A variable NAME_FILE (e.g. PUHUI_LOG_KEY_PASSPHRASE_FILE) names a file holding it instead, such
+    as a systemd credential: the environment then holds a path, not the secret."""
     own = role_passphrase_env(role)
-    if os.environ.get(own):
-        return os.environ[own].encode("utf-8")
+    for name in (own, PASSPHRASE_ENV):
+        from_file = os.environ.get(f"{name}{FILE_SUFFIX}")
+        if from_file:
+            return _read_passphrase_file(from_file, name)
+        if os.environ.get(name):
+            return os.environ[name].encode("utf-8")
     return passphrase_from_env_or_prompt(purpose, confirm=confirm)
+
+
+def _read_passphrase_file(path: str, variable: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+    except OSError as exc:
+        raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: cannot read it: {exc.strerror}") from None
+    passphrase = data.split(b"\n", 1)[0].removesuffix(b"\r")
+    if len(data) > MAX_PASSPHRASE_FILE_BYTES or not passphrase:
+        raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: expected one line holding the passphrase")
+    return passphrase
 
 
 def forget_passphrases() -> None:
     """Clear every passphrase variable from this process's environment (and its future children's)."""
-    for name in [name for name in os.environ if name == PASSPHRASE_ENV or
-                 (name.startswith("PUHUI_") and name.endswith("_KEY_PASSPHRASE"))]:
+    for name in [name for name in os.environ if name.removesuffix(FILE_SUFFIX) == PASSPHRASE_ENV or
+                 (name.startswith("PUHUI_") and name.removesuffix(FILE_SUFFIX).endswith("_KEY_PASSPHRASE"))]:
         del os.environ[name]
 
 

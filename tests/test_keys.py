@@ -424,8 +424,28 @@ def test_each_role_has_its_own_passphrase_variable_before_the_shared_one(monkeyp
     assert keys.role_passphrase_env("admin") == "PUHUI_ADMIN_KEY_PASSPHRASE"
 
 
+def test_a_passphrase_variable_may_name_a_file_instead(monkeypatch, tmp_path):
+    monkeypatch.setattr("getpass.getpass", fail_if_prompted)
+    for name in ("PUHUI_KEY_PASSPHRASE", "PUHUI_LOG_KEY_PASSPHRASE", "PUHUI_KEY_PASSPHRASE_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    secret = tmp_path / "log-passphrase"
+    secret.write_bytes("from a file ✓\n".encode())
+    monkeypatch.setenv("PUHUI_LOG_KEY_PASSPHRASE_FILE", str(secret))
+    monkeypatch.setenv("PUHUI_KEY_PASSPHRASE", "the shared one")
+    assert keys.passphrase_for_role("log", "the log key") == "from a file ✓".encode()
+    assert keys.passphrase_for_role("admin", "the admin key") == b"the shared one"
+    monkeypatch.setenv("PUHUI_LOG_KEY_PASSPHRASE_FILE", str(tmp_path / "absent"))
+    with pytest.raises(KeyFileError, match="PUHUI_LOG_KEY_PASSPHRASE_FILE=.*cannot read it"):
+        keys.passphrase_for_role("log", "the log key")
+    secret.write_bytes(b"")
+    monkeypatch.setenv("PUHUI_LOG_KEY_PASSPHRASE_FILE", str(secret))
+    with pytest.raises(KeyFileError, match="one line"):
+        keys.passphrase_for_role("log", "the log key")
+
+
 def test_forgetting_clears_every_passphrase_variable_and_nothing_else(monkeypatch):
-    for name in ("PUHUI_KEY_PASSPHRASE", "PUHUI_LOG_KEY_PASSPHRASE", "PUHUI_PLATFORM_KEY_PASSPHRASE"):
+    for name in ("PUHUI_KEY_PASSPHRASE", "PUHUI_LOG_KEY_PASSPHRASE", "PUHUI_PLATFORM_KEY_PASSPHRASE",
+                 "PUHUI_KEY_PASSPHRASE_FILE", "PUHUI_LOG_KEY_PASSPHRASE_FILE"):
         monkeypatch.setenv(name, "secret secret")
     monkeypatch.setenv("PUHUI_OTHER", "kept")
     keys.forget_passphrases()
