@@ -169,7 +169,7 @@ def test_the_writer_lock_goes_with_its_holder(world):
     world.registry.close()  # a clean stop (a killed process drops it too: the crash tests restart writers)
     other = Registry.open(world.url, log_signer=world.log_key)
     other.writer_lock_timeout_s = 0.5
-    from ledger.actors import Client
+    from service.actors import Client
     Client(other).retire(world.mall, "ret-b", "mall-co", 5, "voluntary", "mall")
     other.close()
 
