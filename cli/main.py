@@ -12,8 +12,8 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import quantification
-from cli.terminal import console, errors, fail, guarded
+from cli import quantification, upkeep
+from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
 from ledger.units import tonnes
@@ -29,19 +29,28 @@ def init(directory: Path = typer.Argument(..., help="the registry's directory (c
          origin: str = typer.Option(..., help="the log's origin, e.g. registry.hubei.example/puhui"),
          admin_public_key: Optional[str] = typer.Option(None, help="base64 public key of the first admin, kept off this server"),
          database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in DIR)"),
-         key_strength: str = typer.Option("moderate", help="Argon2id cost for the key files: interactive, moderate, sensitive")) -> None:
-    """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json."""
+         key_strength: str = typer.Option("moderate", help="Argon2id cost for the key files: interactive, moderate, sensitive"),
+         root_key_out: Optional[Path] = typer.Option(None, help="write the root key to this file instead of DIR/keys, "
+                                                             "to be kept offline (the server never needs it)")) -> None:
+    """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json.
+
+    Passphrases: each key's own variable (PUHUI_ROOT_KEY_PASSPHRASE, PUHUI_LOG_KEY_PASSPHRASE,
+    PUHUI_ADMIN_KEY_PASSPHRASE), else PUHUI_KEY_PASSPHRASE, else a prompt; 12 characters at least."""
     admin_key = None
     if admin_public_key is not None:
         try:
             admin_key = base64.b64decode(admin_public_key, validate=True)
         except (binascii.Error, ValueError):
-            fail("--admin-public-key is not base64")
+            cannot_run("--admin-public-key is not base64")
         if len(admin_key) != 32:
-            fail("--admin-public-key must be 32 bytes (an Ed25519 public key)")
-    registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url, strength=key_strength)
+            cannot_run("--admin-public-key must be 32 bytes (an Ed25519 public key)")
+    registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url,
+                                           strength=key_strength, root_key_out=root_key_out)
     console.print(f"created registry [bold]{origin}[/] in {directory} (size {registry.size})")
     console.print(f"trust file for auditors: {directory / 'trust.json'}")
+    root_file = root_key_out or directory / "keys" / "root.key"
+    console.print(f"root key: {root_file}: move it offline now (a USB key in a safe); only key registrations by root "
+                  f"and rule changes need it, never the server")
     registry.close()
 
 
@@ -56,12 +65,12 @@ def demo(directory: Path = typer.Argument(..., help="the registry's directory (c
     place = RegistryDir(directory)
     passphrase = place.passphrase(confirm=not place.exists())
     if not place.exists():
-        place.init(origin, strength=key_strength, passphrase=passphrase).close()
+        place.init(origin, strength=key_strength, passphrase=passphrase, demo=True).close()
     if "admin" not in place.keyring.names():
-        fail("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
-    registry = place.open(with_log_key=True, passphrase=passphrase)
+        cannot_run("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
+    registry = place.open(with_log_key=True, passphrase=passphrase, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     if registry.size > 3:
-        fail(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
+        cannot_run(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
     admin = place.keyring.load("admin", passphrase)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
         task = progress.add_task("demo history", total=None)
@@ -87,8 +96,12 @@ def export(directory: Path = typer.Argument(..., help="the registry's directory"
            out: Path = typer.Option(..., help="the bundle directory to write (must not exist)"),
            database_url: Optional[str] = typer.Option(None, help="override the directory's database URL")) -> None:
     """Write a bundle (spec section 8) up to a fresh checkpoint, for auditors and `puhui-verify`."""
+    if out.exists() or out.is_symlink():
+        cannot_run(f"{out} exists: the bundle goes to a new directory")
+    if not out.parent.is_dir():
+        cannot_run(f"{out.parent} does not exist: create it, or choose another --out")
     place = RegistryDir(directory)
-    registry = place.open(with_log_key=True, database_url=database_url)
+    registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     registry.checkpoint()
     with Progress(console=errors) as progress:
         task = progress.add_task("exporting the log", total=registry.size)
@@ -121,7 +134,8 @@ def _status(registry) -> dict:
     checkpoint = None if latest is None else parse_checkpoint(latest)
     return {"origin": registry.origin, "size": registry.size, "root": registry.root().hex(),
             "checkpoint": None if checkpoint is None else {"size": checkpoint.size, "root": checkpoint.root.hex()},
-            "totals_g": totals, "retired_by_purpose_g": dict(sorted(by_purpose.items()))}
+            "totals_g": totals, "retired_by_purpose_g": dict(sorted(by_purpose.items())),
+            "integrity": registry.check_integrity().as_json()}
 
 
 def _print_status(registry) -> None:
@@ -137,6 +151,14 @@ def _print_status(registry) -> None:
     for purpose, amount_g in s["retired_by_purpose_g"].items():
         table.add_row(f"  retired for {purpose}", tonnes(amount_g))
     console.print(table)
+    check = s["integrity"]
+    if check["ok"]:
+        console.print(f"projections: match the log (by {check['method']}, conservation of serials checked)")
+    else:
+        errors.print("[bold red]projections: DO NOT match the log; the registry refuses to write[/]")
+        for problem in check["problems"]:
+            errors.print(f"- {problem}", markup=False)
+        errors.print("run `puhui check DIR` for the full comparison (docs/operations.md)")
 
 
 @app.command()
@@ -152,6 +174,7 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
 
 # methodologies, eligibility, quantify, ingest, account, footprint
 app.registered_commands.extend(quantification.commands.registered_commands)
+app.registered_commands.extend(upkeep.commands.registered_commands)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from cli.terminal import console, errors, fail, guarded
+from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
 from keys import load_key
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
@@ -89,10 +89,8 @@ def _read_json(path: Path) -> Any:
         fail(f"{path}: {exc.message}")
 
 
-def _admin(place: RegistryDir, passphrase: bytes) -> Actor:
-    if "admin" not in place.keyring.names():
-        fail(f"the registry's admin key is not in {place.path / 'keys'}: sign these events where it is kept")
-    return Actor(place.keyring.load("admin", passphrase), "admin")
+def _admin(place: RegistryDir) -> Actor:
+    return Actor(place.admin_key(), "admin")
 
 
 DirArgument = typer.Argument(..., help="the registry's directory")
@@ -111,9 +109,8 @@ def methodologies(directory: Path = DirArgument,
     place = RegistryDir(directory)
     library = load_shipped()
     if register_missing:
-        passphrase = place.passphrase()
-        admin = _admin(place, passphrase)
-        registry = place.open(with_log_key=True, passphrase=passphrase, database_url=database_url)
+        admin = _admin(place)
+        registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
         try:
             client, logged = Client(registry), registry.state.methodologies
             for m in library.all():  # in version order: the log refuses a version that skips one
@@ -162,9 +159,8 @@ def eligibility(directory: Path = DirArgument, methodology_id: str = typer.Argum
     """As the admin, turn a methodology's offset eligibility on or off; on is refused while the
     version in force has an illustrative factor."""
     place = RegistryDir(directory)
-    passphrase = place.passphrase()
-    admin = _admin(place, passphrase)
-    registry = place.open(with_log_key=True, passphrase=passphrase, database_url=database_url)
+    admin = _admin(place)
+    registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     try:
         try:
             body = eligibility_body(LoggedMethodologies(registry.store).get(methodology_id), on)
@@ -218,7 +214,7 @@ def ingest(directory: Path = DirArgument,
            file: Path = typer.Argument(..., help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
            platform: str = typer.Option(..., help="the platform account the records come from"),
            methodology_id: str = typer.Option(..., "--methodology", help="a registered methodology (its latest version)"),
-           platform_key: Path = typer.Option(..., help="the platform's key file (passphrase: PUHUI_KEY_PASSPHRASE)"),
+           platform_key: Path = typer.Option(..., help="the platform's key file (passphrase: PUHUI_PLATFORM_KEY_PASSPHRASE, else PUHUI_KEY_PASSPHRASE)"),
            out: Path = typer.Option(..., help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
            as_csv: bool = typer.Option(False, "--csv", help="the file is CSV whatever its name"),
            run_id: Optional[str] = typer.Option(None, help="names the batches <run_id>-<YYYY-MM> (default: platform, methodology, time)"),
@@ -228,11 +224,10 @@ def ingest(directory: Path = DirArgument,
     """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
     reason each (rejections.jsonl), then sign each batch with the platform key and append it."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"{out} exists and is not an empty directory: each run writes a new one")
+        cannot_run(f"{out} exists and is not an empty directory: each run writes a new one")
     place = RegistryDir(directory)
-    passphrase = place.passphrase()
-    signer = load_key(platform_key, passphrase)
-    registry = place.open(with_log_key=False, database_url=database_url)
+    signer = load_key(platform_key, place.passphrase("platform"))
+    registry = place.open(with_log_key=False, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     try:
         methodology = LoggedMethodologies(registry.store).get(methodology_id)
         with open(file, "rb") as source:

@@ -12,22 +12,39 @@ from rich.text import Text
 
 from service.refusals import MACHINE_ERRORS, REQUEST_ERRORS, Cause, refusal
 
+# A command that writes waits this long for another writer (a running `puhui serve`) before it
+# says who holds the log, rather than the 30 s a restarting server's writer is given.
+CLI_WRITER_LOCK_WAIT_S = 2.0
+
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
-def fail(message: str) -> NoReturn:
+# Exit codes, as puhui-verify's: 1 when what was asked was refused (the registry's rules, an
+# unknown methodology, a bad input), 2 when the command could not run here (a directory that is
+# no registry, a key file, a passphrase, the database, a path that exists or is missing).
+EXIT_REFUSED = 1
+EXIT_CANNOT_RUN = 2
+
+
+def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     errors.print(Text("error: ", style="bold red") + Text(message))
-    raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+def cannot_run(message: str) -> NoReturn:
+    fail(message, EXIT_CANNOT_RUN)
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A command whose refusals (service.refusals) end it with one line and exit code 1."""
+    """A command whose refusals (service.refusals) end it with one line and exit code 1, or 2
+    when the machine's side (directory, keys, database, files) kept it from running."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (*REQUEST_ERRORS, *MACHINE_ERRORS) as exc:
             refused = refusal(exc)
-            fail(f"{refused.code}: {refused.message}" if refused.cause is Cause.REJECTED else refused.message)
+            message = f"{refused.code}: {refused.message}" if refused.cause is Cause.REJECTED else refused.message
+            fail(message, EXIT_CANNOT_RUN if refused.cause is Cause.MACHINE else EXIT_REFUSED)
     return wrapper

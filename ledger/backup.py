@@ -88,15 +88,23 @@ def restore(backup_file: Path, database_url: str, published_checkpoints: Sequenc
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         target = Path(_sqlite_file(database_url))
-        notes = list(published_checkpoints) + _own_latest_checkpoint(database_url, target.exists())
-        with tempfile.TemporaryDirectory(dir=target.parent) as work:
-            staged = Path(work) / "restore.sqlite3"
-            shutil.copyfile(backup_file, staged)
-            state = _check_not_older(sqlite_url(str(staged)), notes, key)
-            for leftover in (f"{target}-wal", f"{target}-shm"):  # they belong to the file being replaced
-                Path(leftover).unlink(missing_ok=True)
-            os.replace(staged, target)
-        fsync_directory(target.parent)
+        if not target.parent.is_dir():
+            raise BackupRefused(f"{target.parent} does not exist")
+        guard = Store.connect(database_url)
+        guard.acquire_writer_lock(1.0)  # a running server holds it: never replace a file under it
+        try:
+            notes = list(published_checkpoints) + _own_latest_checkpoint(database_url, target.exists())
+            with tempfile.TemporaryDirectory(dir=target.parent) as work:
+                staged = Path(work) / "restore.sqlite3"
+                shutil.copyfile(backup_file, staged)
+                state = _check_not_older(sqlite_url(str(staged)), notes, key)
+                for leftover in (f"{target}-wal", f"{target}-shm"):  # they belong to the file being replaced
+                    Path(leftover).unlink(missing_ok=True)
+                os.replace(staged, target)
+            fsync_directory(target.parent)
+        finally:
+            guard.release_writer_lock()
+            guard.engine.dispose()
         return state
     store = Store.connect(database_url)
     try:

@@ -291,10 +291,11 @@ class Store:
                 yield conn
         except BaseException:
             if conn.invalidated or conn.closed:
-                self._release_writer_lock()
+                self.release_writer_lock()
             raise
 
-    def _release_writer_lock(self) -> None:
+    def release_writer_lock(self) -> None:
+        """Stop being the writer (as closing the Store does, without folding the WAL)."""
         lock_conn = self._lock_conn
         if lock_conn is not None:
             self._lock_conn = None
@@ -313,7 +314,7 @@ class Store:
             # whole (a copy without its WAL once lost acknowledged events; `puhui backup` is the safe way).
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._release_writer_lock()
+        self.release_writer_lock()
         self.engine.dispose()
 
     # -- meta ------------------------------------------------------------------------------------

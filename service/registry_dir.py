@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keys import KeyRing, passphrase_from_env_or_prompt
+from keys import Ed25519Key, KeyRing, check_new_passphrase, passphrase_for_role, passphrase_from_env_or_prompt, save_key
 from ledger.registry import Registry
+from ledger.note import verifier_key
 from ledger.schema import key_id_of
 from ledger.store import sqlite_url
 from service.actors import Actor, Client
@@ -27,6 +29,17 @@ FORMAT = "puhui-registry-dir/1"
 
 class RegistryDirError(Exception):
     """The directory is not a registry, or not in a usable state."""
+
+
+def _check_origin(origin: str) -> None:
+    """An origin names the log key in every checkpoint (C2SP signed note): non-empty, no spaces or
+    '+', at most 255 bytes; and it is written as a note's first line, so printable."""
+    try:
+        verifier_key(origin, bytes(32))
+    except ValueError as exc:
+        raise RegistryDirError(f"--origin {origin!r} cannot name a log: {exc}") from None
+    if not origin.isprintable():
+        raise RegistryDirError(f"--origin {origin!r} holds characters that cannot be printed")
 
 
 @dataclass
@@ -55,38 +68,103 @@ class RegistryDir:
     def database_url(self, override: str | None = None) -> str:
         return override or self.config()["database_url"]
 
-    def passphrase(self, confirm: bool = False) -> bytes:
-        return passphrase_from_env_or_prompt(f"the keys of {self.path}", confirm=confirm)
+    def passphrase(self, role: str | None = None, *, confirm: bool = False) -> bytes:
+        """The passphrase of role's key (keys.passphrase_for_role: its own variable first), or
+        with no role the one shared by every key (PUHUI_KEY_PASSPHRASE, or a prompt)."""
+        if role is None:
+            return passphrase_from_env_or_prompt(f"the keys of {self.path}", confirm=confirm)
+        return passphrase_for_role(role, f"the {role} key of {self.path}", confirm=confirm)
 
-    def open(self, *, with_log_key: bool, database_url: str | None = None, passphrase: bytes | None = None) -> Registry:
+    def open(self, *, with_log_key: bool, database_url: str | None = None, passphrase: bytes | None = None,
+             writer_lock_wait_s: float | None = None) -> Registry:
+        """The registry; with its log key to sign checkpoints. writer_lock_wait_s bounds how long
+        a first write waits for another writer (a running server) to let go of the log."""
+        url = self.database_url(database_url)  # first: a directory that is no registry is named as such
         log_signer = None
         if with_log_key:
-            log_signer = self.keyring.load("log", passphrase or self.passphrase())
-        return Registry.open(self.database_url(database_url), log_signer=log_signer)
+            log_signer = self.keyring.load("log", passphrase or self.passphrase("log"))
+        registry = Registry.open(url, log_signer=log_signer)
+        if writer_lock_wait_s is not None:
+            registry.writer_lock_timeout_s = writer_lock_wait_s
+        return registry
+
+    def admin_key(self, passphrase: bytes | None = None) -> Ed25519Key:
+        """The admin key kept in this directory (absent when init was given --admin-public-key)."""
+        if "admin" not in self.keyring.names():
+            raise RegistryDirError(f"the registry's admin key is not in {self.path / 'keys'}: sign these events "
+                                   f"where it is kept")
+        return self.keyring.load("admin", passphrase or self.passphrase("admin"))
 
     def init(self, origin: str, *, admin_public_key: bytes | None = None, database_url: str | None = None,
              name: str = "Hubei carbon-inclusive registry", strength: str = "moderate",
-             passphrase: bytes | None = None) -> Registry:
-        """Create keys, database, genesis (Hubei rules), first admin and the trust file."""
+             passphrase: bytes | None = None, root_key_out: Path | None = None, demo: bool = False) -> Registry:
+        """Create keys, database, genesis (Hubei rules), first admin and the trust file; all or
+        nothing: a failure leaves no half-made directory behind to block the next attempt.
+
+        root_key_out: write the root key there instead of DIR/keys (to be kept offline: the server
+        never needs it). passphrase: one for every key (else each role's own, or a prompt); at
+        least MIN_PASSPHRASE_CHARS characters unless demo."""
+        _check_origin(origin)
         if self.exists():
             raise RegistryDirError(f"{self.path} already holds a registry")
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise RegistryDirError(f"{self.path} exists and is not an empty directory: choose a new one")
+        if root_key_out is not None:
+            root_key_out = Path(root_key_out)
+            if root_key_out.exists() or root_key_out.is_symlink():
+                raise RegistryDirError(f"--root-key-out {root_key_out} exists: a key file is never overwritten")
+            if not root_key_out.parent.is_dir():
+                raise RegistryDirError(f"--root-key-out: directory {root_key_out.parent} does not exist")
+        roles = ["root", "log"] + (["admin"] if admin_public_key is None else [])
+        passphrases = {role: passphrase or self.passphrase(role, confirm=True) for role in roles}
+        if not demo:
+            for role, secret in passphrases.items():
+                check_new_passphrase(secret, f"the {role} key")
+        created_dir = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
-        passphrase = passphrase or self.passphrase(confirm=True)
+        try:
+            return self._create(origin, admin_public_key, database_url, name, strength, passphrases, root_key_out)
+        except BaseException:
+            if root_key_out is not None and root_key_out.exists():
+                root_key_out.unlink()
+            if created_dir:
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                for leftover in (self.config_path, self.path / "trust.json", self.keyring.directory,
+                                 *self.path.glob("registry.sqlite3*")):
+                    if leftover.is_dir():
+                        shutil.rmtree(leftover, ignore_errors=True)
+                    else:
+                        leftover.unlink(missing_ok=True)
+            raise
+
+    def _create(self, origin: str, admin_public_key: bytes | None, database_url: str | None, name: str,
+                strength: str, passphrases: dict[str, bytes], root_key_out: Path | None) -> Registry:
         ring = self.keyring
-        root = ring.create("root", f"root key of {origin}", passphrase, strength=strength)
-        log = ring.create("log", f"log key of {origin}", passphrase, strength=strength)
+        if root_key_out is None:
+            root = ring.create("root", f"root key of {origin}", passphrases["root"], strength=strength)
+        else:
+            root = Ed25519Key.generate()
+            save_key(root_key_out, root, passphrases["root"], role="root", label=f"root key of {origin}",
+                     strength=strength)
+        log = ring.create("log", f"log key of {origin}", passphrases["log"], strength=strength)
         if admin_public_key is None:
-            admin = ring.create("admin", f"first admin of {origin}", passphrase, strength=strength)
+            admin = ring.create("admin", f"first admin of {origin}", passphrases["admin"], strength=strength)
             admin_public_key = admin.public_key
         url = database_url or sqlite_url(str((self.path / "registry.sqlite3").resolve()))
         registry = Registry.create(url, origin=origin, name=name, rules=HUBEI_RULES, root_signer=root,
                                    log_public_key=log.public_key, log_signer=log)
-        Client(registry).submit(Actor(root, "root"), "key.register", {
-            "key_id": key_id_of(admin_public_key), "public_key": base64.b64encode(admin_public_key).decode(),
-            "roles": ["admin"], "label": "registry operator (first admin)"})
-        registry.checkpoint()
-        self.config_path.write_text(json.dumps({"format": FORMAT, "origin": origin, "database_url": url}, indent=1) + "\n")
-        self.write_trust(registry)
+        try:
+            Client(registry).submit(Actor(root, "root"), "key.register", {
+                "key_id": key_id_of(admin_public_key), "public_key": base64.b64encode(admin_public_key).decode(),
+                "roles": ["admin"], "label": "registry operator (first admin)"})
+            registry.checkpoint()
+            self.write_trust(registry)
+            self.config_path.write_text(json.dumps({"format": FORMAT, "origin": origin, "database_url": url},
+                                                   indent=1) + "\n")
+        except BaseException:
+            registry.close()
+            raise
         return registry
 
     def write_trust(self, registry: Registry) -> None:

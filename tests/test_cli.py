@@ -42,7 +42,7 @@ def test_init_creates_separate_encrypted_keys_a_genesis_and_a_trust_file(tmp_pat
     status = json.loads(puhui("status", str(place), "--json").stdout)
     assert status["size"] == 2 and status["checkpoint"]["size"] == 2
     again = puhui("init", str(place), "--origin", "x.example/p", check=False)
-    assert again.returncode == 1 and "already holds a registry" in again.stderr and "Traceback" not in again.stderr
+    assert again.returncode == 2 and "already holds a registry" in again.stderr and "Traceback" not in again.stderr
 
 
 def test_init_with_an_offline_admin_key(tmp_path):
@@ -56,19 +56,19 @@ def test_init_with_an_offline_admin_key(tmp_path):
     assert registry.state.keys[admin.key_id].roles == frozenset({"admin"})
     registry.close()
     bad = puhui("init", str(tmp_path / "other"), "--origin", "x.example/p", "--admin-public-key", "not base64!", check=False)
-    assert bad.returncode == 1 and "base64" in bad.stderr
+    assert bad.returncode == 2 and "base64" in bad.stderr
 
 
 def test_without_a_passphrase_and_without_a_terminal_it_says_what_to_do(tmp_path):
     result = puhui("init", str(tmp_path / "reg"), "--origin", "x.example/p", passphrase=None, check=False)
-    assert result.returncode == 1 and "PUHUI_KEY_PASSPHRASE" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "PUHUI_KEY_PASSPHRASE" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_wrong_passphrase_is_refused(tmp_path):
     place = tmp_path / "reg"
     puhui("init", str(place), "--origin", "test.hubei.example/puhui", "--key-strength", "interactive")
     result = puhui("export", str(place), "--out", str(tmp_path / "b"), passphrase="wrong", check=False)
-    assert result.returncode == 1 and "passphrase" in result.stderr.lower() and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "passphrase" in result.stderr.lower() and "Traceback" not in result.stderr
 
 
 def test_demo_then_export_and_status(tmp_path):
@@ -87,9 +87,95 @@ def test_demo_then_export_and_status(tmp_path):
     batch_ids = [json.loads(line)["body"]["batch_id"] for line in log_lines[:-1] if json.loads(line)["type"] == "activity.batch"]
     assert sorted(p.stem for p in (bundle / "activities").iterdir()) == sorted(batch_ids)
     exists = puhui("export", str(place), "--out", str(bundle), check=False)
-    assert exists.returncode == 1 and "Traceback" not in exists.stderr
+    assert exists.returncode == 2 and "Traceback" not in exists.stderr
 
 
 def test_status_of_a_directory_without_a_registry(tmp_path):
     result = puhui("status", str(tmp_path), check=False)
-    assert result.returncode == 1 and "puhui init" in result.stderr
+    assert result.returncode == 2 and "puhui init" in result.stderr
+
+
+def test_a_bad_origin_is_one_line_exit_2_and_leaves_nothing_behind(tmp_path):
+    place = tmp_path / "reg"
+    for origin in ("bad origin", "", "a+b"):
+        result = puhui("init", str(place), "--origin", origin, check=False)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert "--origin" in result.stderr and not place.exists()
+    puhui("init", str(place), "--origin", "test.hubei.example/puhui", "--key-strength", "interactive")
+
+
+def test_an_init_that_fails_midway_removes_what_it_made(tmp_path):
+    place = tmp_path / "reg"
+    result = puhui("init", str(place), "--origin", "x.example/p", "--key-strength", "interactive",
+                   "--database-url", f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite3'}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert not place.exists()
+    (tmp_path / "empty").mkdir()  # an empty directory the operator made stays, empty
+    result = puhui("init", str(tmp_path / "empty"), "--origin", "x.example/p", "--key-strength", "interactive",
+                   "--database-url", f"sqlite:///{tmp_path / 'no-such-dir' / 'db.sqlite3'}", check=False)
+    assert result.returncode == 2 and list((tmp_path / "empty").iterdir()) == []
+
+
+def test_new_keys_need_a_passphrase_of_twelve_characters_except_in_the_demo(tmp_path):
+    result = puhui("init", str(tmp_path / "reg"), "--origin", "x.example/p", passphrase="demo only", check=False)
+    assert result.returncode == 2 and "shorter than 12" in result.stderr and not (tmp_path / "reg").exists()
+    puhui("demo", str(tmp_path / "demo"), "--records-per-batch", "5", "--key-strength", "interactive",
+          passphrase="demo only")
+
+
+def test_the_root_key_can_be_written_outside_the_server_directory(tmp_path):
+    place, offline = tmp_path / "reg", tmp_path / "usb" / "root.key"
+    offline.parent.mkdir()
+    out = puhui("init", str(place), "--origin", "x.example/p", "--key-strength", "interactive",
+                "--root-key-out", str(offline)).stdout
+    assert "offline" in out and str(offline) in out
+    assert KeyRing(place / "keys").names() == ["admin", "log"]
+    from keys import read_key_info
+    info = read_key_info(offline)
+    assert info.role == "root" and oct(offline.stat().st_mode & 0o777) == "0o600"
+    assert json.loads((place / "trust.json").read_text())["root_keys"] == [base64.b64encode(info.public_key).decode()]
+    again = puhui("init", str(tmp_path / "reg2"), "--origin", "x.example/p", "--root-key-out", str(offline), check=False)
+    assert again.returncode == 2 and "never overwritten" in again.stderr and not (tmp_path / "reg2").exists()
+
+
+def test_export_and_status_say_what_is_wrong_in_one_line_and_write_nothing(tmp_path):
+    place = tmp_path / "reg"
+    puhui("init", str(place), "--origin", "x.example/p", "--key-strength", "interactive")
+    (tmp_path / "taken").mkdir()
+    taken = puhui("export", str(place), "--out", str(tmp_path / "taken"), check=False)
+    assert taken.returncode == 2 and taken.stderr.count("\n") == 1 and "exists" in taken.stderr
+    missing = puhui("export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b"), check=False)
+    assert missing.returncode == 2 and "holds no registry" in missing.stderr and "key" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    status = puhui("status", str(tmp_path / "empty"), check=False)
+    assert status.returncode == 2 and list((tmp_path / "empty").iterdir()) == []
+    served = puhui("serve", "--dir", str(tmp_path / "nowhere"), "--port", "1", check=False)
+    assert served.returncode == 2 and "holds no registry" in served.stderr and "key file" not in served.stderr
+
+
+def test_check_backup_and_restore_from_the_command_line(tmp_path):
+    place = tmp_path / "reg"
+    puhui("demo", str(place), "--records-per-batch", "5", "--key-strength", "interactive")
+    assert "match a replay of the log" in puhui("check", str(place)).stdout
+    assert "projections: match the log" in puhui("status", str(place)).stdout
+    assert "backed up" in puhui("backup", str(place), "--out", str(tmp_path / "one.backup")).stdout
+    before = json.loads(puhui("status", str(place), "--json").stdout)
+    puhui("eligibility", str(place), "HB-GT-BUS", "--off")  # one more event and a checkpoint
+    from ledger.registry import Registry
+    registry = Registry.open(json.loads((place / "registry.json").read_text())["database_url"])
+    published = tmp_path / "published.note"  # as a witness or a client's receipt holds it
+    published.write_text(registry.latest_checkpoint())
+    registry.close()
+    older = puhui("restore", str(place), str(tmp_path / "one.backup"), "--checkpoint", str(published), check=False)
+    assert older.returncode == 1 and "was published" in older.stderr
+    puhui("backup", str(place), "--out", str(tmp_path / "two.backup"))
+    restored = puhui("restore", str(place), str(tmp_path / "two.backup"), "--checkpoint", str(published)).stdout
+    assert f"restored {before['size'] + 1} events" in restored
+    from sqlalchemy import create_engine, text
+    engine = create_engine(json.loads((place / "registry.json").read_text())["database_url"])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE accounts SET active_g = active_g + 1 WHERE kind = 'platform'"))
+    engine.dispose()
+    checked = puhui("check", str(place), check=False)
+    assert checked.returncode == 1 and "gram columns" in checked.stderr
+    assert "DO NOT match" in puhui("status", str(place)).stderr

@@ -24,13 +24,14 @@ PUHUI = [sys.executable, "-c", "from cli.main import main; main()"]
 DAY = "2026-01-05"
 
 
-def puhui(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+def puhui(*args: str, ok: bool = True, exit_code: int = 1) -> subprocess.CompletedProcess:
+    """Run puhui; when not ok, it must fail with exit_code (1: refused, 2: could not run) in one line."""
     env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE, COLUMNS="200")
     result = subprocess.run(PUHUI + [str(a) for a in args], capture_output=True, text=True, env=env,
                             stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2], timeout=120)
     assert (result.returncode == 0) == ok, result.stderr + result.stdout
     if not ok:
-        assert result.returncode == 1 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
+        assert result.returncode == exit_code and "Traceback" not in result.stderr and result.stderr.count("\n") == 1, result.stderr
     return result
 
 
@@ -90,7 +91,7 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     assert "the registry" in rejections[0]["detail"] and rejections[1]["accepted_g"] == 648
     assert (tmp_path / "out-grid" / "batches.jsonl").is_file()
     again = puhui("ingest", place, wuhan_file, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
-                  "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-grid", ok=False)
+                  "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-grid", ok=False, exit_code=2)
     assert "not an empty directory" in again.stderr
 
     account = json.loads(puhui("account", place, "p-alice", "--json", "--proof", "w2").stdout)
@@ -138,4 +139,4 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": 1.5}')
     assert "broken.json" in puhui("footprint", broken, ok=False).stderr
-    assert "No such file" in puhui("footprint", tmp_path / "missing.json", ok=False).stderr
+    assert "No such file" in puhui("footprint", tmp_path / "missing.json", ok=False, exit_code=2).stderr

@@ -1,0 +1,92 @@
+"""The operator's upkeep of a registry: `puhui check`, `puhui backup`, `puhui restore`
+(docs/operations.md says when to run each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from cli.terminal import EXIT_REFUSED, cannot_run, console, errors, fail, guarded
+from ledger.backup import BackupRefused, backup, restore
+from service.registry_dir import RegistryDir
+
+commands = typer.Typer()  # added to `puhui` by cli.main
+
+DirArgument = typer.Argument(..., help="the registry's directory")
+DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
+
+
+@commands.command("check")
+@guarded
+def check(directory: Path = DirArgument, database_url: Optional[str] = DatabaseOption,
+          as_json: bool = typer.Option(False, "--json", help="print the report as JSON")) -> None:
+    """Replay the whole log through the rules and compare every projection row with it (reads only;
+    as long as the log is long). Exit 1 when they differ: the registry then refuses to write."""
+    registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
+    try:
+        report = registry.check_integrity(full=True)
+    finally:
+        registry.close()
+    if as_json:
+        console.print_json(json.dumps(report.as_json()))
+    elif report.ok:
+        console.print(f"the projections match a replay of the log ({report.size} events); serials conserved")
+    else:
+        for problem in report.problems:
+            errors.print(f"- {problem}")
+    if not report.ok:
+        fail(f"{len(report.problems)} problems: the projections do not match the log (docs/operations.md, "
+             f"\"When the start check fails\")", EXIT_REFUSED)
+
+
+@commands.command("backup")
+@guarded
+def backup_command(directory: Path = DirArgument,
+                   out: Path = typer.Option(..., help="the backup file to write (must not exist)"),
+                   database_url: Optional[str] = DatabaseOption) -> None:
+    """A consistent copy of the registry's database while it runs (SQLite's backup API, or pg_dump):
+    never copy registry.sqlite3 by hand, its write-ahead log holds the latest events."""
+    url = RegistryDir(directory).database_url(database_url)
+    try:
+        state = backup(url, out)
+    except BackupRefused as exc:
+        cannot_run(str(exc))
+    console.print(f"backed up {state.size} events (latest checkpoint at {state.checkpoint_size}) to {out}")
+
+
+@commands.command("restore")
+@guarded
+def restore_command(directory: Path = DirArgument,
+                    backup_file: Path = typer.Argument(..., help="a file written by `puhui backup`"),
+                    checkpoint: List[Path] = typer.Option([], "--checkpoint", help=(
+                        "a signed checkpoint published by this registry, as a witness, monitor or client holds "
+                        "it (repeat for several): the backup must reach it")),
+                    database_url: Optional[str] = DatabaseOption) -> None:
+    """Put a backup in place of the registry's database (the server stopped), refusing one older
+    than the registry's own latest checkpoint or any --checkpoint given: an older one would hand
+    out again seq numbers that clients hold receipts for."""
+    place = RegistryDir(directory)
+    url = place.database_url(database_url)
+    trust_path = place.path / "trust.json"
+    try:
+        log_key = json.loads(trust_path.read_text())["log_key"]
+    except (OSError, ValueError, KeyError):
+        cannot_run(f"{trust_path} is missing or is no trust file: restore needs the registry's log key")
+    notes = []
+    for path in checkpoint:
+        try:
+            notes.append(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            cannot_run(f"--checkpoint {path}: {exc}")
+    if not notes:
+        errors.print("note: no --checkpoint given: only the registry's own latest checkpoint (if its database can "
+                     "still be read) is checked; bring the latest one your witnesses or monitors hold")
+    try:
+        state = restore(backup_file, url, notes, log_key)
+    except BackupRefused as exc:
+        fail(str(exc), EXIT_REFUSED)
+    console.print(f"restored {state.size} events (latest checkpoint at {state.checkpoint_size}); start the server, "
+                  f"then run `puhui check {directory}`")
