@@ -186,8 +186,20 @@ def _spend(account: Account, amount_g: int, effects: list[list[int]] | None) -> 
 
 # -- activity records ----------------------------------------------------------------------------
 
-def parse_record(record: Any, index: int) -> ActivityRecord:
-    """One activity record (spec section 7), as a dict already parsed strictly. Failures are BATCH."""
+def declared_inputs(params: Any) -> frozenset[str]:
+    """The input names a methodology version's params declare (`inputs`, as quantify writes a
+    definition); none when its params declare none."""
+    inputs = params.get("inputs") if isinstance(params, dict) else None
+    return frozenset(inputs) if isinstance(inputs, dict) else frozenset()
+
+
+def parse_record(record: Any, index: int, allowed_inputs: frozenset[str]) -> ActivityRecord:
+    """One activity record (spec section 7), as a dict already parsed strictly. Failures are BATCH.
+
+    Two house rules keep personal data out of the append-only log (a registry may refuse more
+    than the spec forbids): the subject is a pseudonym of the identifier form (a name or a phone
+    number with spaces, '+' or CJK characters is not), and the inputs are only those the
+    methodology version declares."""
     def bad(why: str) -> Rejected:
         return Rejected("BATCH", f"activity record {index}: {why}")
     if not isinstance(record, dict) or set(record) != RECORD_FIELDS:
@@ -203,8 +215,13 @@ def parse_record(record: Any, index: int) -> ActivityRecord:
     reduction = record["reduction_g"]
     if not isinstance(reduction, int) or isinstance(reduction, bool) or not 0 <= reduction <= 2**53 - 1:
         raise bad("reduction_g is not a non-negative integer")
-    if not isinstance(record["subject"], str) or not 1 <= len(record["subject"]) <= 128:
-        raise bad("subject is not a pseudonym of 1 to 128 characters")
+    if not isinstance(record["subject"], str) or not IDENT.fullmatch(record["subject"]):
+        raise bad("subject is not a pseudonym (an identifier ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$): personal data "
+                  "never enters the log")
+    undeclared = record["inputs"].keys() - allowed_inputs
+    if undeclared:
+        raise bad(f"inputs {sorted(undeclared)[:5]} are not inputs its methodology declares: a record carries only "
+                  f"those (declared: {sorted(allowed_inputs) or 'none'})")
     return ActivityRecord(record["activity_id"], record["fingerprint"], record["occurred_at"], reduction,
                           record["subject"], jcs(record))
 
@@ -275,6 +292,10 @@ def _judge_key_revoke(state, body, activities, records, effects):
 
 
 def _judge_account_open(state, body, activities, records, effects):
+    if body["kind"] == "individual" and not IDENT.fullmatch(body["name"]):
+        # A house rule (the log is public and append-only): a person's account is named by a pseudonym.
+        raise Rejected("SCHEMA", f"an individual account's name is a pseudonym (an identifier), not {body['name'][:40]!r}: "
+                                 "personal data never enters the log")
     _active_keys(state, body["controllers"])
     if body["platform"] is not None:
         _account(state, body["platform"], "platform", "platform")
@@ -299,7 +320,8 @@ def _judge_batch(state: State, body: dict[str, Any], activities: ActivityIndex,
         raise Rejected("BATCH", f"batch {body['batch_id']} arrived without its activity records")
     if len(records) > MAX_BATCH_RECORDS:
         raise Rejected("BATCH", f"a batch holds at most {MAX_BATCH_RECORDS} records")
-    parsed = [r if isinstance(r, ActivityRecord) else parse_record(r, i) for i, r in enumerate(records)]
+    allowed = declared_inputs(methodology.versions[body["methodology_version"]]["params"])
+    parsed = [r if isinstance(r, ActivityRecord) else parse_record(r, i, allowed) for i, r in enumerate(records)]
     _check_activities(body, parsed, activities)
     return parsed
 

@@ -66,7 +66,8 @@ class World:
         c.open_account(self.admin, "mall-co", "enterprise", "Mall", "420100", [self.mall])
         c.open_account(self.wuhan, "alice", "individual", "p-alice", "420100", [self.alice], platform="wuhan-platform")
         c.open_account(self.admin, "bob", "individual", "p-bob", "420100", [self.bob], platform=None)
-        c.register_methodology(self.admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel", {"g_per_km": "78.4"}, True)
+        c.register_methodology(self.admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel",
+                               {"g_per_km": "78.4", "inputs": {"distance_m": {"type": "integer"}}}, True)
         c.register_methodology(self.admin, "HB-RS-RECYCLE", 1, "Household recycling", "resource_saving", {"g_per_kg": "300"}, False)
         return self
 

@@ -127,7 +127,7 @@ def test_registers_filter_and_paginate(api):
     claim = api.get("/v1/claims").json()["items"][0]
     assert claim["subject"] == {"kind": "event", "name": "Spring fair 2026"} and claim["retired_g"] == 10_000
     methodology = api.get("/v1/methodologies/HB-GT-METRO").json()
-    assert methodology["latest_version"] == 1 and methodology["versions"][0]["params"] == {"g_per_km": "78.4"}
+    assert methodology["latest_version"] == 1 and methodology["versions"][0]["params"] == {"g_per_km": "78.4", "inputs": {"distance_m": {"type": "integer"}}}
 
 
 def test_receipts_hold_offline(api, world, client, tmp_path):

@@ -246,7 +246,8 @@ def test_explanations_name_each_factor_source_or_the_illustrative_mark(api, clie
 
 def test_records_without_a_definition_or_off_their_methodology_are_refused_clearly(api, world):
     c = world.client
-    c.register_methodology(world.admin, "HB-HAND", 1, "Registered by hand", "other", {"g_per_km": "78.4"}, False)
+    c.register_methodology(world.admin, "HB-HAND", 1, "Registered by hand", "other",
+                           {"g_per_km": "78.4", "inputs": {"distance_m": {}}}, False)  # declares inputs, no formula
     world.batch("hand-1", [activity_record("h1", "h1", f"{DAY}T01:00:00.000000Z", 100, "p-x", {"distance_m": 1})],
                 methodology="HB-HAND")
     refused = api.get("/v1/activities/h1/explanation")

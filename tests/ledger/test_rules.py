@@ -202,6 +202,28 @@ def test_batch_and_duplicate_activity(world):
     rejected(w, "DUPLICATE_ID", lambda: w.batch("b-again", [dict(records[0], fingerprint="f" * 64)]))
 
 
+def test_personal_data_is_kept_out_of_the_log_by_house_rules(world):
+    """A platform cannot publish a name, a phone or an ID number for ever: subjects and individual
+    account names are pseudonyms of the identifier form, and records carry only declared inputs."""
+    c, w = world.client, world
+    records = w.records(2)
+    body = {"batch_id": "b-pii", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO", "methodology_version": 1,
+            "period_start": "2026-01-01", "period_end": "2026-01-31"}
+
+    def posted(changed: list[dict]):
+        return lambda: c.submit(w.wuhan, "activity.batch", body | batch_commitment(changed), changed)
+    named = [dict(records[0], subject="张三 13800138000")] + records[1:]
+    assert "pseudonym" in rejected(w, "BATCH", posted(named)).message
+    phone = [dict(records[0], inputs={**records[0]["inputs"], "phone": "13800138000"})] + records[1:]
+    assert "phone" in rejected(w, "BATCH", posted(phone)).message
+    refused = rejected(w, "SCHEMA", lambda: c.open_account(w.wuhan, "p-new", "individual", "王小明 420106199001011234",
+                                                          "420100", [w.bob], platform="wuhan-platform"))
+    assert "pseudonym" in refused.message
+    c.open_account(w.wuhan, "p-new", "individual", "p-5feceb66ffc8", "420100", [w.bob], platform="wuhan-platform")
+    c.open_account(w.admin, "hubei-steel", "enterprise", "湖北钢铁有限公司", "420100", [w.mall])  # a company's name is public
+    c.submit(w.wuhan, "activity.batch", body | batch_commitment(records), records)
+
+
 def test_surrender_and_claim_rules(world):
     c, w = world.client, world
     rejected(w, "DOUBLE_CLAIM", lambda: c.surrender(w.ets, "s", "steel-co", 2026, 10**6, ["ret-1"]))
