@@ -1,8 +1,12 @@
 """The registry's HTTP face: routing, strict parsing, error mapping. No rule lives here.
 
-Writes go to the Sequencer (one writer thread, group commit) and are answered once durable.
-Reads come from the committed database (ledger.queries), or run on the committed State between
-two groups (totals, the offset-eligibility dry run). Every refusal is {"code", "message"}.
+One write's path: RegistryApp hands POST /v1/events (and the other write paths) straight to its
+handler, which parses the body and submits it to a SequencerLike (ledger.sequencer: the
+in-process Sequencer, or api.writer.RemoteSequencer in front of the writer process); the handler
+awaits the job's future (api.bridge.settled) and answers once the group holding it is durable.
+Reads come from the committed log (a ledger.registry.LogReader sized by the sequencer's committed
+size, and ledger.queries), or run on the committed State between two groups (totals, the
+offset-eligibility dry run). Every refusal is {"code", "message"}.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from starlette.types import Receive, Scope, Send
 
 from api import models, quantification
 from api.models import IDENT
+from api.bridge import checkpoint_covering, settled
 from api.openapi import json_body, ok, refused
-from api.bridge import LoopBridge
 from api.bodies import (
     MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
 )
@@ -40,12 +44,11 @@ from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
 from ledger.errors import Rejected
 from ledger.export import export_bundle
-from ledger.note import parse_checkpoint
 from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
-from ledger.registry import Appended, Registry
+from ledger.registry import LogReader, Registry
 from ledger.schema import PURPOSES, SECTORS
-from ledger.sequencer import DEFAULT_CHECKPOINT_INTERVAL_S, Overloaded, Sequencer
+from ledger.sequencer import DEFAULT_CHECKPOINT_INTERVAL_S, Item, Outcome, Overloaded, Sequencer, SequencerLike
 from ledger.state import State
 
 
@@ -109,13 +112,17 @@ def _answer_response(answer: Answer) -> Response:
     return Response(payload, status_code=status, media_type="application/json", headers=retry_after(status))
 
 
-def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
-               witnesses: Sequence[Any] = (), sequencer: Sequencer | None = None) -> FastAPI:
-    """The ASGI app over one open registry. Starts its sequencer; stopping the app stops it."""
-    sequencer = sequencer or Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
+def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+               witnesses: Sequence[Any] = (), sequencer: SequencerLike | None = None) -> FastAPI:
+    """The ASGI app over one open log: reads from `registry`, writes through `sequencer`, by default
+    an in-process Sequencer over `registry`, which must then be the Registry itself. Starts its
+    sequencer; stopping the app stops it."""
+    if sequencer is None:
+        if not isinstance(registry, Registry):
+            raise TypeError("without a sequencer the app writes through its log: give it the Registry")
+        sequencer = Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
     sequencer.start()
     queries = Queries(registry.store)
-    bridge = LoopBridge()
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
 
     @asynccontextmanager
@@ -129,21 +136,18 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
     _install_error_handlers(app)
 
-    async def submit(items: list[tuple[Any, Any]]) -> list[Appended | Rejected]:
+    async def submit(items: list[Item]) -> list[Outcome]:
         try:
             future = sequencer.submit_many(items)
         except Overloaded as exc:
             raise ApiError(503, UNAVAILABLE, str(exc)) from None
         try:
-            return await bridge.result(future)
+            return await settled(future)
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
     async def on_state(function: Callable[[State], Any]) -> Any:
-        return await bridge.result(sequencer.read(function))
-
-    async def signed_checkpoint() -> str:
-        return await bridge.result(sequencer.checkpoint())
+        return await settled(sequencer.read(function))
 
     def committed(size: int, what: str) -> None:
         if size > sequencer.committed_size:
@@ -236,9 +240,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     async def get_receipt(seq: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
         """Leaf + inclusion proof + checkpoint (docs/receipt.md); signs a checkpoint first if none covers seq."""
         committed(seq + 1, "event")
-        note = await asyncio.to_thread(registry.latest_checkpoint)
-        if note is None or parse_checkpoint(note).size <= seq:
-            note = await signed_checkpoint()
+        note = await checkpoint_covering(registry, sequencer, seq)
         return json_response(await asyncio.to_thread(build_receipt, registry, queries, seq, note))
 
     @app.get("/v1/export", tags=["log"], responses={200: {"content": {"application/x-tar": {"schema": {
@@ -248,7 +250,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
         async with export_slots:
-            await signed_checkpoint()
+            await settled(sequencer.checkpoint())
             archive = await asyncio.to_thread(_export_archive, registry)
         return FileResponse(archive, media_type="application/x-tar", filename="puhui-bundle.tar",
                             background=BackgroundTask(shutil.rmtree, archive.parent, True))
@@ -324,7 +326,7 @@ def create_app(registry: Registry, *, checkpoint_interval_s: float = DEFAULT_CHE
     @app.get("/v1/status", tags=["log"], responses=ok(models.Status))
     async def get_status() -> Response:
         """What the sequencer has done since the server started: for operators and benchmarks."""
-        return json_response(await bridge.result(sequencer.status()))
+        return json_response(await settled(sequencer.status()))
 
     # -- the carbon market's check ---------------------------------------------------------------
 
@@ -353,13 +355,13 @@ def _eligibility(query: dict[str, Any], state: State) -> dict[str, Any]:
     return offset_eligibility(state, query)
 
 
-def _outcome_json(outcome: Appended | Rejected) -> dict[str, Any]:
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
     if isinstance(outcome, Rejected):
         return {"status": STATUS_BY_CODE[outcome.code], **rejected_problem(outcome)}
     return {"status": 200 if outcome.duplicate else 201, **outcome.as_json()}
 
 
-def _outcome_answer(outcome: Appended | Rejected) -> Answer:
+def _outcome_answer(outcome: Outcome) -> Answer:
     answer = _outcome_json(outcome)
     return answer.pop("status"), json_bytes(answer)
 
@@ -370,14 +372,14 @@ def _found(value: Any, what: str) -> Any:
     return value
 
 
-def _checkpoint_size(registry: Registry) -> int:
+def _checkpoint_size(registry: LogReader) -> int:
     size = registry.latest_checkpoint_size()
     if size == 0:
         raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
     return size
 
 
-def _export_archive(registry: Registry) -> FilePath:
+def _export_archive(registry: LogReader) -> FilePath:
     work = FilePath(tempfile.mkdtemp(prefix="puhui-export-"))
     try:
         export_bundle(registry, work / "bundle")

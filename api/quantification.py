@@ -23,14 +23,14 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
 
 from api.bodies import read_body, read_json
+from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
 from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
 from api.openapi import json_body, refused
-from ledger.note import parse_checkpoint
 from ledger.queries import Queries
-from ledger.registry import Registry
+from ledger.registry import LogReader
 from ledger.schema import SECTORS
-from ledger.sequencer import Sequencer
+from ledger.sequencer import SequencerLike
 from quantify.activity import IDENTIFIER
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import (
@@ -60,16 +60,13 @@ FormatParam = Annotated[Literal["json", "csv"], Query(description="csv: the repo
 class Context:
     """What the routes use: the registry (reads only), its queries and sequencer, the logged definitions."""
 
-    def __init__(self, registry: Registry, queries: Queries, sequencer: Sequencer):
+    def __init__(self, registry: LogReader, queries: Queries, sequencer: SequencerLike):
         self.registry, self.queries, self.sequencer = registry, queries, sequencer
         self.methodologies = LoggedMethodologies(registry.store)
         self.ingestions = asyncio.Semaphore(MAX_CONCURRENT_INGESTIONS)
 
     async def checkpoint_covering(self, seq: int) -> str:
-        note = await asyncio.to_thread(self.registry.latest_checkpoint)
-        if note is None or parse_checkpoint(note).size <= seq:
-            note = await asyncio.wrap_future(self.sequencer.checkpoint())
-        return note
+        return await checkpoint_covering(self.registry, self.sequencer, seq)
 
 
 def install(app: FastAPI) -> None:

@@ -2,24 +2,23 @@
 process and the Registry, the Sequencer (group commit) and the checkpointer in a child process,
 each with its own interpreter lock.
 
-They talk over one multiprocessing pipe. The front sends ("jobs", [job, ...]): every job its event
-loop queued in one turn, in one write. A job is one of
-  ("w", id, items)      events to append as one job (never split across groups)
-  ("r", id, function)   a read-only function of the committed State (module-level, so it pickles)
-  ("c", id)             sign a checkpoint of everything committed (unless one covers it)
-  ("s", id)             the sequencer's counters
-and ("stop",) ends it: the writer commits what it was sent, signs a last checkpoint and exits.
-The writer answers ("hello", committed_size) once open, then ("done", committed_size, [(id, ok,
-value), ...]) after each group: its results in one write. committed_size is read after the group
-committed, so the front knows the log holds an event before it answers it.
+One write's path: the front's handler calls RemoteSequencer.submit_many, which queues a WriteJob;
+the jobs queued in one turn of the front's event loop go down the pipe in one write (a list of
+jobs). The writer process's one thread takes every job the pipe holds into the Sequencer's queue
+and runs one group (`Sequencer.step`: what arrived while the previous group committed, up to
+2,000 events, one `Registry.append_many`, one transaction); only the Sequencer decides what a
+group holds. Then it answers Done(committed_size, [JobResult, ...]) in one write; the front's
+receiving thread settles each job's future, and the event loop wakes once per burst
+(api/bridge.py). committed_size is read after the group committed, so the front knows the log
+holds an event before it answers it. Besides WriteJob the front sends ReadJob (a read-only
+function of the committed State, module-level so that it pickles), CheckpointJob, StatusJob, and
+Stop: the writer commits what it was sent, signs a last checkpoint and exits. Once open it says
+Hello(committed_size), or Failed(reason).
 
-The writer process has one thread: it takes every job the pipe holds, runs one group of the
-Sequencer (`Sequencer.step`: what arrived while the previous group committed, up to 2,000
-events, one `Registry.append_many`, one transaction), sends its results, and again; between
-groups it runs the State reads and signs checkpoints (every 0.5 s when the tree grew, and on
-demand). Nothing is answered before its commit. It exits when the front goes away: the pipe's
-end (EOF) stops it gracefully, and PR_SET_PDEATHSIG kills it at once if the front is killed, so
-no orphan holds the database (the PostgreSQL writer lock goes with its session).
+Between groups the writer runs the State reads and signs checkpoints (every 0.5 s when the tree
+grew, and on demand). Nothing is answered before its commit. It exits when the front goes away:
+the pipe's end (EOF) stops it gracefully, and PR_SET_PDEATHSIG kills it at once if the front is
+killed, so no orphan holds the database (the PostgreSQL writer lock goes with its session).
 """
 
 from __future__ import annotations
@@ -34,20 +33,90 @@ import pickle
 import signal
 import threading
 from concurrent.futures import Future
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Self, Sequence
 
 from ledger.errors import StorageError
-from ledger.registry import Registry
 from ledger.sequencer import (
-    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, MAX_JOB_EVENTS, Overloaded, Sequencer,
+    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, Item, Outcome, Overloaded, Sequencer, SequencerLike,
+    check_job,
 )
 from ledger.state import State
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+
+
+# -- what crosses the pipe -------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class WriteJob:
+    """Events to append as one job (never split across groups)."""
+    job_id: int
+    items: list[Item]
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:  # by its fields: a third cheaper to pickle, once a job
+        return WriteJob, (self.job_id, self.items)
+
+
+@dataclass(slots=True)
+class ReadJob:
+    """A read-only function of the committed State (module-level, so that it pickles)."""
+    job_id: int
+    function: Callable[[State], Any]
+
+
+@dataclass(slots=True)
+class CheckpointJob:
+    """Sign a checkpoint of everything committed (unless one covers it)."""
+    job_id: int
+
+
+@dataclass(slots=True)
+class StatusJob:
+    """The sequencer's counters."""
+    job_id: int
+
+
+Job = WriteJob | ReadJob | CheckpointJob | StatusJob
+
+
+@dataclass(slots=True)
+class Stop:
+    """Commit what was sent, sign a last checkpoint, exit."""
+
+
+@dataclass(slots=True)
+class Hello:
+    """The writer opened the registry: the log's size."""
+    committed_size: int
+
+
+@dataclass(slots=True)
+class Failed:
+    """The writer could not open the registry."""
+    reason: str
+
+
+@dataclass(slots=True)
+class JobResult:
+    """One job's answer."""
+    job_id: int
+    value: Any
+    error: BaseException | None = None  # when set, the job failed and value is None
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:  # as WriteJob's
+        return JobResult, (self.job_id, self.value, self.error)
+
+
+@dataclass(slots=True)
+class Done:
+    """A group's answers, after its commit."""
+    committed_size: int  # read after the group committed
+    results: list[JobResult]
 
 
 def _die_with_parent() -> None:
@@ -73,24 +142,24 @@ class _Outbox:
 
     def __init__(self, conn: Connection, sequencer: Sequencer):
         self._conn, self._sequencer = conn, sequencer
-        self._results: list[tuple[int, bool, Any]] = []
+        self._results: list[JobResult] = []
         self.open = True
 
     def settle(self, job_id: int, future: Future) -> None:
         try:
-            entry = (job_id, True, future.result())
+            self._results.append(JobResult(job_id, future.result()))
         except BaseException as exc:  # noqa: BLE001 - handed to the front
-            entry = (job_id, False, _picklable(exc))
-        self._results.append(entry)
+            self.refuse(job_id, exc)
 
-    def put(self, entry: tuple[int, bool, Any]) -> None:
-        self._results.append(entry)
+    def refuse(self, job_id: int, exc: BaseException) -> None:
+        """A job that failed, or could not even start."""
+        self._results.append(JobResult(job_id, None, _picklable(exc)))
 
     def send(self) -> None:
         results, self._results = self._results, []
         if results and self.open:
             try:
-                self._conn.send(("done", self._sequencer.committed_size, results))
+                self._conn.send(Done(self._sequencer.committed_size, results))
             except (OSError, ValueError):
                 self.open = False  # the front is gone
 
@@ -109,14 +178,14 @@ def writer_main(conn: Connection, directory: str, database_url: str | None, pass
         registry = RegistryDir(Path(directory)).open(with_log_key=True, database_url=database_url,
                                                      passphrase=passphrase)
     except BaseException as exc:  # noqa: BLE001
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        conn.send(Failed(f"{type(exc).__name__}: {exc}"))
         return
     try:
         # Not started: this thread drives it (step). Its queue bound is the front's job.
         sequencer = Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, max_queued_events=1 << 62)
         gc.freeze()  # the State just loaded is long-lived: keep full collections from rescanning it
         outbox = _Outbox(conn, sequencer)
-        conn.send(("hello", sequencer.committed_size))
+        conn.send(Hello(sequencer.committed_size))
         _serve(conn, sequencer, outbox)
         sequencer.finish()
         outbox.send()
@@ -125,16 +194,16 @@ def writer_main(conn: Connection, directory: str, database_url: str | None, pass
 
 
 def _serve(conn: Connection, sequencer: Sequencer, outbox: _Outbox) -> None:
-    """Group commit on one thread: take every job the pipe holds, run one group (what arrived
-    while the previous one committed), send its results, again."""
+    """Group commit on one thread: hand every job the pipe holds to the sequencer, let it run one
+    group (what arrived while the previous one committed), send its results, again."""
     while True:
         try:
             if conn.poll(sequencer.idle_wait_s()):
                 while True:
-                    message = conn.recv()
-                    if message[0] == "stop":
+                    message: list[Job] | Stop = conn.recv()
+                    if isinstance(message, Stop):
                         return
-                    for job in message[1]:
+                    for job in message:
                         _start(job, sequencer, outbox)
                     if not conn.poll(0):
                         break
@@ -143,40 +212,47 @@ def _serve(conn: Connection, sequencer: Sequencer, outbox: _Outbox) -> None:
         sequencer.step()
         outbox.send()
 
-def _start(job: tuple[Any, ...], sequencer: Sequencer, outbox: _Outbox) -> None:
-    kind, job_id = job[0], job[1]
+
+def _start(job: Job, sequencer: Sequencer, outbox: _Outbox) -> None:
+    future: Future
     try:
-        if kind == "w":
-            future = sequencer.submit_many(job[2])
-        elif kind == "r":
-            future = sequencer.read(job[2])
-        elif kind == "c":
+        if isinstance(job, WriteJob):
+            future = sequencer.submit_many(job.items)
+        elif isinstance(job, ReadJob):
+            future = sequencer.read(job.function)
+        elif isinstance(job, CheckpointJob):
             future = sequencer.checkpoint()
         else:
             future = sequencer.status()
     except BaseException as exc:  # noqa: BLE001 - a bad job
-        outbox.put((job_id, False, _picklable(exc)))
+        outbox.refuse(job.job_id, exc)
         return
-    future.add_done_callback(lambda done, job_id=job_id: outbox.settle(job_id, done))
+    future.add_done_callback(lambda done, job_id=job.job_id: outbox.settle(job_id, done))
 
 
 # -- the front's side ------------------------------------------------------------------------------
 
-class RemoteSequencer:
-    """The Sequencer's interface (submit_many, read, checkpoint, stop, committed_size) over the pipe
-    to the writer process. Futures are concurrent.futures ones, resolved by a receiving thread."""
+@dataclass(slots=True)
+class _Pending:
+    future: Future
+    events: int
+
+
+class RemoteSequencer(SequencerLike):
+    """SequencerLike over the pipe to the writer process. Futures are concurrent.futures ones,
+    resolved by a receiving thread."""
 
     def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection, committed_size: int, *,
                  max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS):
         self._process, self._conn = process, conn
         self._max_queued_events = max_queued_events
-        self._pending: dict[int, tuple[Future, int]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._queued_events = 0
         self._stopping = False
         self._gone = False
-        self._outgoing: list[tuple[Any, ...]] = []
+        self._outgoing: list[Job] = []
         self._send_lock = threading.Lock()
         self.committed_size = committed_size
         self._receiver = threading.Thread(target=self._receive, name="puhui-front-receiver", daemon=True)
@@ -196,37 +272,33 @@ class RemoteSequencer:
             process.kill()
             raise StorageError(f"the writer process did not open the registry within {timeout_s} s")
         try:
-            message = front.recv()
+            message: Hello | Failed = front.recv()
         except EOFError:
             process.join(5)
             raise StorageError(f"the writer process exited with {process.exitcode}") from None
-        if message[0] != "hello":
+        if isinstance(message, Failed):
             process.join(5)
-            raise StorageError(f"the writer process could not open the registry: {message[1]}")
-        return cls(process, front, message[1], max_queued_events=max_queued_events)
+            raise StorageError(f"the writer process could not open the registry: {message.reason}")
+        return cls(process, front, message.committed_size, max_queued_events=max_queued_events)
 
-    # -- the Sequencer's interface ---------------------------------------------------------------
+    # -- SequencerLike ---------------------------------------------------------------------------
 
-    def start(self) -> "RemoteSequencer":
+    def start(self) -> Self:
         return self
 
-    def submit(self, event: Any, records: Sequence[Any] | None = None) -> Future:
-        return self.submit_many([(event, records)])
-
-    def submit_many(self, items: Sequence[tuple[Any, Sequence[Any] | None]]) -> Future:
-        if not 1 <= len(items) <= MAX_JOB_EVENTS:
-            raise ValueError(f"a job holds 1 to {MAX_JOB_EVENTS} events")
-        return self._send("w", len(items), list(items))
+    def submit_many(self, items: Sequence[Item]) -> "Future[list[Outcome]]":
+        check_job(items)
+        return self._send(len(items), WriteJob, list(items))
 
     def read(self, function: Callable[[State], Any]) -> Future:
         """function must pickle: a module-level function, or a functools.partial of one."""
-        return self._send("r", 0, function)
+        return self._send(0, ReadJob, function)
 
-    def checkpoint(self) -> Future:
-        return self._send("c", 0)
+    def checkpoint(self) -> "Future[str]":
+        return self._send(0, CheckpointJob)
 
-    def status(self) -> Future:
-        return self._send("s", 0)
+    def status(self) -> "Future[dict[str, Any]]":
+        return self._send(0, StatusJob)
 
     @property
     def queued_events(self) -> int:
@@ -237,7 +309,6 @@ class RemoteSequencer:
         return not self._gone and self._process.is_alive()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """The writer finishes what it was sent, signs a last checkpoint and exits."""
         self._flush()
         with self._send_lock:
             with self._lock:
@@ -245,7 +316,7 @@ class RemoteSequencer:
                 gone = self._gone
             if not gone:
                 try:
-                    self._conn.send(("stop",))
+                    self._conn.send(Stop())
                 except (OSError, ValueError):
                     pass
         self._receiver.join(timeout_s)
@@ -256,9 +327,10 @@ class RemoteSequencer:
 
     # -- the pipe --------------------------------------------------------------------------------
 
-    def _send(self, kind: str, events: int, *payload: Any) -> Future:
+    def _send(self, events: int, job_type: Callable[..., Job], *payload: Any) -> Future:
         """Queue one job for the writer. Jobs queued in one turn of the event loop go in one pipe
-        write, at the end of the turn; from any other thread, at once."""
+        write, at the end of the turn (the writer's Sequencer decides the groups); from any other
+        thread, at once."""
         future: Future = Future()
         future.set_running_or_notify_cancel()
         try:
@@ -271,9 +343,9 @@ class RemoteSequencer:
             if events and self._queued_events + events > self._max_queued_events:
                 raise Overloaded(f"{self._queued_events} events are waiting to be sequenced; try again shortly")
             job_id = next(self._ids)
-            self._pending[job_id] = (future, events)
+            self._pending[job_id] = _Pending(future, events)
             self._queued_events += events
-            self._outgoing.append((kind, job_id, *payload))
+            self._outgoing.append(job_type(job_id, *payload))
             first = len(self._outgoing) == 1
         if loop is None:
             self._flush()
@@ -290,73 +362,48 @@ class RemoteSequencer:
                 if not jobs or self._gone:
                     return
             try:
-                self._conn.send(("jobs", jobs))
+                self._conn.send(jobs)
                 return
             except Exception as exc:  # noqa: BLE001 - a job that does not pickle, or a closed pipe
                 failure: BaseException = exc
             # Send them one by one: only the jobs that cannot go fail.
             for job in jobs:
                 try:
-                    self._conn.send(("jobs", [job]))
+                    self._conn.send([job])
                     continue
                 except Exception as exc:  # noqa: BLE001
                     failure = exc
                 with self._lock:
-                    entry = self._pending.pop(job[1], None)
-                    if entry is not None:
-                        self._queued_events -= entry[1]
-                if entry is not None:
-                    entry[0].set_exception(failure)
+                    pending = self._pending.pop(job.job_id, None)
+                    if pending is not None:
+                        self._queued_events -= pending.events
+                if pending is not None:
+                    pending.future.set_exception(failure)
 
     def _receive(self) -> None:
         while True:
             try:
-                message = self._conn.recv()
+                message: Done = self._conn.recv()
             except (EOFError, OSError):
                 break
-            if message[0] != "done":
-                continue
-            _, committed_size, results = message
             # Before any answer: a client that got seq N may ask for its receipt at once.
-            self.committed_size = committed_size
+            self.committed_size = message.committed_size
             settled = []
             with self._lock:
-                for job_id, ok, value in results:
-                    future, events = self._pending.pop(job_id)
-                    self._queued_events -= events
-                    settled.append((future, ok, value))
-            for future, ok, value in settled:
-                if ok:
-                    future.set_result(value)
+                for result in message.results:
+                    pending = self._pending.pop(result.job_id)
+                    self._queued_events -= pending.events
+                    settled.append((pending.future, result))
+            for future, result in settled:
+                if result.error is None:
+                    future.set_result(result.value)
                 else:
-                    future.set_exception(value)
+                    future.set_exception(result.error)
         with self._lock:
             self._gone = True
-            pending, self._pending = self._pending, {}
+            gone, self._pending = self._pending, {}
             self._queued_events = 0
-        if pending and not self._stopping:
-            log.error("the writer process is gone; %d jobs get 503", len(pending))
-        for future, _ in pending.values():
-            future.set_exception(StorageError("the writer process is gone"))
-
-
-class CommittedRegistry(Registry):
-    """The front's Registry: reads of the committed database only, sized by the writer's committed
-    size. It loads no State, holds no log key and never writes; checkpoints are the writer's."""
-
-    def __init__(self, store: Any, sequencer: RemoteSequencer):
-        self._sequencer = sequencer
-        super().__init__(store)
-
-    def _load(self) -> None:
-        pass  # the State is the writer's
-
-    @property
-    def size(self) -> int:  # type: ignore[override]
-        return self._sequencer.committed_size
-
-    def checkpoint(self, witnesses: Sequence[Any] = ()) -> str:
-        return self._sequencer.checkpoint().result(60)
-
-    def append_many(self, items: Any) -> Any:
-        raise StorageError("the front does not write: submit through its sequencer")
+        if gone and not self._stopping:
+            log.error("the writer process is gone; %d jobs get 503", len(gone))
+        for pending in gone.values():
+            pending.future.set_exception(StorageError("the writer process is gone"))

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from ledger.note import parse_checkpoint
-from ledger.registry import Registry
+from ledger.registry import LogReader
 
 
-def export_bundle(registry: Registry, out: Path, progress: Callable[[int, int], None] = lambda done, total: None) -> dict:
+def export_bundle(registry: LogReader, out: Path, progress: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Export the log up to its latest checkpoint (what an auditor can hold the registry to).
 
     Leaves past the latest checkpoint are left out: a bundle whose tail no checkpoint covers

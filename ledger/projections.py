@@ -192,6 +192,7 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
         state.claims[d["claim_id"]] = Claim(**d)
     for signer, request_id, seq in store.request_seqs(conn):
         state.requests[(signer, request_id)] = seq
+    state.count_held_g()
     state.size = store.size(conn)
     if state.size:
         state.last_time = parse_leaf(store.leaf(conn, state.size - 1)).time

@@ -13,7 +13,7 @@ from ledger.errors import Rejected
 from ledger.leaf import Leaf, parse_leaf
 from ledger.note import Checkpoint, parse_checkpoint, parse_verifier_key, verify_checkpoint, verify_cosignatures
 from ledger.queries import Queries
-from ledger.registry import Registry
+from ledger.registry import LogReader
 from ledger.rules import signing_message
 from ledger.schema import key_id_of
 
@@ -24,7 +24,7 @@ class NotCovered(Exception):
     """The checkpoint does not cover the event (sign a newer one first)."""
 
 
-def build_receipt(registry: Registry, queries: Queries, seq: int, checkpoint_note: str) -> dict[str, Any]:
+def build_receipt(registry: LogReader, queries: Queries, seq: int, checkpoint_note: str) -> dict[str, Any]:
     """The receipt of leaf `seq` in the tree `checkpoint_note` commits to.
 
     The signer part carries the key.register leaf of the event's key, proven in the same tree,
@@ -43,7 +43,7 @@ def build_receipt(registry: Registry, queries: Queries, seq: int, checkpoint_not
             "inclusion": _inclusion(registry, seq, size), "checkpoint": checkpoint_note, "signer": signer}
 
 
-def _inclusion(registry: Registry, seq: int, size: int) -> dict[str, Any]:
+def _inclusion(registry: LogReader, seq: int, size: int) -> dict[str, Any]:
     return merkle.inclusion_json(seq, size, registry.inclusion_proof(seq, size))
 
 

@@ -1,11 +1,15 @@
-"""The registry: the single writer that judges, sequences, commits and checkpoints events.
+"""The log as a reader sees it (LogReader) and its single writer (Registry).
 
-One Registry object per log writes. For every submitted event it: checks the body (SCHEMA),
-authenticates the signer, judges the rules against the in-memory state, builds the leaf with the
-next seq and the registry's time, applies it, and extends the Merkle frontier. A group of events
-then commits in one transaction (events, tree nodes, activity records, projections) before any of
-them is acknowledged. If the commit fails, the in-memory state is reloaded from the database,
-so memory never runs ahead of what is durable.
+LogReader reads what is committed: leaves, tree nodes, proofs, checkpoints, the trust file, up to
+a size it is told (the writer's committed size; under `puhui serve`, the writer process's, as the
+front learns it). Registry is the one writer of a log: for every submitted event it checks the
+body (SCHEMA), authenticates the signer, judges the rules against the in-memory State, builds the
+leaf with the next seq and the registry's time, applies it and extends the Merkle frontier. A
+group of events then commits in one transaction (events, tree nodes, activity records,
+projections) before any of them is acknowledged. Before that transaction it asserts what the
+commit must keep true: the frontier is as large as the State, the new seqs extend the committed
+log without a gap, and the grams are conserved. If the commit (or an assertion) fails, the State
+is reloaded from the database, so memory never runs ahead of what is durable.
 """
 
 from __future__ import annotations
@@ -114,11 +118,13 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-class Registry:
-    writer_lock_timeout_s = 30.0
+class LogReader:
+    """The committed log of one database, read-only: leaves, proofs, checkpoints, the trust file.
 
-    def __init__(self, store: Store, *, log_signer: Signer | None = None,
-                 clock: Callable[[], dt.datetime] = _utc_now):
+    Sized by `size_source`, the writer's committed size: a proof is never asked of a tree the
+    writer has not committed yet."""
+
+    def __init__(self, store: Store, size_source: Callable[[], int]):
         self.store = store
         self.meta = store.read_meta()
         if "origin" not in self.meta:
@@ -128,6 +134,93 @@ class Registry:
                                f"schema {SCHEMA_VERSION}: export it with the Puhui that wrote it")
         self.origin: str = self.meta["origin"]
         self.log_key = parse_verifier_key(self.meta["log_key"])
+        self._size_source = size_source
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def latest_checkpoint(self) -> str | None:
+        latest = self._latest_checkpoint()
+        return None if latest is None else latest[2]
+
+    def latest_checkpoint_size(self) -> int:
+        """The tree size of the latest signed checkpoint; 0 when none is signed yet."""
+        latest = self._latest_checkpoint()
+        return 0 if latest is None else latest[0]
+
+    def checkpoint_covering(self, seq: int) -> str | None:
+        """The latest signed checkpoint if its tree holds leaf `seq`, else None (one must be signed)."""
+        latest = self._latest_checkpoint()
+        return None if latest is None or latest[0] <= seq else latest[2]
+
+    def _latest_checkpoint(self) -> tuple[int, bytes, str] | None:
+        with self.store.engine.connect() as conn:
+            return self.store.latest_checkpoint(conn)
+
+    def checkpoint_notes(self) -> Iterator[str]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.checkpoint_notes(conn)
+
+    # -- the tree and its leaves -----------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size_source()
+
+    def root(self, size: int | None = None) -> bytes:
+        size = self.size if size is None else size
+        self._check_size(size)
+        with self.store.engine.connect() as conn:
+            return merkle.root(_StoredNodes(self.store, conn), size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        self._check_size(size)
+        with self.store.engine.connect() as conn:
+            return merkle.inclusion_proof(_StoredNodes(self.store, conn), index, size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        with self.store.engine.connect() as conn:
+            return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self.size:
+            raise ValueError(f"tree size {size} is beyond the log's size {self.size}")
+
+    def leaf(self, seq: int) -> Leaf:
+        with self.store.engine.connect() as conn:
+            data = self.store.leaf(conn, seq)
+        if data is None:
+            raise KeyError(seq)
+        return parse_leaf(data)
+
+    def leaf_bytes(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.leaves(conn, start, stop)
+
+    def batch_records(self, batch_id: str) -> Iterator[bytes]:
+        with self.store.engine.connect() as conn:
+            yield from self.store.batch_records(conn, batch_id)
+
+    def trust(self) -> dict[str, Any]:
+        """The trust file of spec section 8, for auditors."""
+        trust = {"origin": self.origin, "log_key": self.meta["log_key"], "root_keys": list(self.meta["root_keys"])}
+        if self.meta.get("witnesses"):
+            trust |= {"witnesses": self.meta["witnesses"], "witness_quorum": self.meta["witness_quorum"]}
+        return trust
+
+
+class Registry(LogReader):
+    """The single writer of a log: it holds the State, judges and appends events, signs checkpoints.
+    As a LogReader it is sized by what it has committed."""
+
+    writer_lock_timeout_s = 30.0
+
+    def __init__(self, store: Store, *, log_signer: Signer | None = None,
+                 clock: Callable[[], dt.datetime] = _utc_now):
+        super().__init__(store, self._committed)
         if log_signer is not None and bytes(log_signer.public_key) != self.log_key.public_key:
             raise StorageError("the log key given is not this registry's log key")
         self._log_signer = log_signer
@@ -168,9 +261,6 @@ class Registry:
             raise StorageError(f"no Puhui registry at {url}")
         return cls(store, log_signer=log_signer, clock=clock)
 
-    def close(self) -> None:
-        self.store.close()
-
     def _load(self) -> None:
         self._activities.clear()
         self._digest = ProjectionDigest()
@@ -181,6 +271,7 @@ class Registry:
                 raise StorageError(f"the projection rows cannot be read ({type(exc).__name__}: {exc}); "
                                    f"`puhui check DIR` compares them with the log") from None
             self._frontier = merkle.Frontier.from_reader(_StoredNodes(self.store, conn), self.state.size)
+        self._committed_size = self.state.size
         self.state.rules = self._rules_in_force()
 
     def check_integrity(self, *, full: bool = False) -> IntegrityReport:
@@ -203,6 +294,10 @@ class Registry:
         with self.store.engine.connect() as conn:
             seq = self.store.last_seq_of_types(conn, ("registry.genesis", "registry.rules"))
             return None if seq is None else parse_leaf(self.store.leaf(conn, seq)).body["rules"]
+
+
+    def _committed(self) -> int:
+        return self._committed_size
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -231,7 +326,9 @@ class Registry:
                     except Rejected as rejection:
                         results.append(rejection)
                 if accepted:
+                    self._check_group(accepted)
                     self._commit(accepted, nodes, changes)
+                    self._committed_size = self.state.size
             except BaseException:
                 self._load()  # memory ran ahead of the database: take the database's word
                 raise
@@ -287,6 +384,17 @@ class Registry:
             return accepted[seq - accepted[0][0].seq][0]
         return self.leaf(seq)
 
+    def _check_group(self, accepted: list[tuple[Leaf, bytes, str]]) -> None:
+        """What a commit must keep true, asserted before the group becomes durable (O(1) a group)."""
+        state = self.state
+        first, last = accepted[0][0].seq, accepted[-1][0].seq
+        assert first == self._committed_size and last == state.size - 1 and len(accepted) == last - first + 1, \
+            f"seqs {first}..{last} do not extend the committed log of {self._committed_size} leaves to {state.size}"
+        assert self._frontier.size == state.size, f"a frontier of {self._frontier.size} leaves for a log of {state.size}"
+        assert state.grams_conserved(), \
+            f"grams not conserved: {state.next_serial} issued, {state.active_g} active, {state.retired_g} retired, " \
+            f"{state.cancelled_g} cancelled"
+
     def _commit(self, accepted: list[tuple[Leaf, bytes, str]], nodes: list[tuple[int, int, bytes]],
                 changes: Changes) -> None:
         rows = [{"seq": leaf.seq, "type": leaf.type, "signer": signer, "request_id": leaf.body["request_id"],
@@ -333,66 +441,3 @@ class Registry:
                     note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
                 self.store.add_checkpoint(conn, previous_size, size, root, note)
             return note
-
-    def latest_checkpoint(self) -> str | None:
-        with self.store.engine.connect() as conn:
-            latest = self.store.latest_checkpoint(conn)
-        return None if latest is None else latest[2]
-
-    def latest_checkpoint_size(self) -> int:
-        """The tree size of the latest signed checkpoint; 0 when none is signed yet."""
-        with self.store.engine.connect() as conn:
-            latest = self.store.latest_checkpoint(conn)
-        return 0 if latest is None else latest[0]
-
-    def checkpoint_notes(self) -> Iterator[str]:
-        with self.store.engine.connect() as conn:
-            yield from self.store.checkpoint_notes(conn)
-
-    # -- reading the log -------------------------------------------------------------------------
-
-    @property
-    def size(self) -> int:
-        return self.state.size
-
-    def root(self, size: int | None = None) -> bytes:
-        size = self.size if size is None else size
-        self._check_size(size)
-        with self.store.engine.connect() as conn:
-            return merkle.root(_StoredNodes(self.store, conn), size)
-
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        self._check_size(size)
-        with self.store.engine.connect() as conn:
-            return merkle.inclusion_proof(_StoredNodes(self.store, conn), index, size)
-
-    def consistency_proof(self, first: int, second: int) -> list[bytes]:
-        self._check_size(second)
-        with self.store.engine.connect() as conn:
-            return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
-
-    def _check_size(self, size: int) -> None:
-        if not 0 <= size <= self.size:  # self.size, not the State's: a reader's subclass sizes it otherwise
-            raise ValueError(f"tree size {size} is beyond the log's size {self.size}")
-
-    def leaf(self, seq: int) -> Leaf:
-        with self.store.engine.connect() as conn:
-            data = self.store.leaf(conn, seq)
-        if data is None:
-            raise KeyError(seq)
-        return parse_leaf(data)
-
-    def leaf_bytes(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
-        with self.store.engine.connect() as conn:
-            yield from self.store.leaves(conn, start, stop)
-
-    def batch_records(self, batch_id: str) -> Iterator[bytes]:
-        with self.store.engine.connect() as conn:
-            yield from self.store.batch_records(conn, batch_id)
-
-    def trust(self) -> dict[str, Any]:
-        """The trust file of spec section 8, for auditors."""
-        trust = {"origin": self.origin, "log_key": self.meta["log_key"], "root_keys": list(self.meta["root_keys"])}
-        if self.meta.get("witnesses"):
-            trust |= {"witnesses": self.meta["witnesses"], "witness_quorum": self.meta["witness_quorum"]}
-        return trust

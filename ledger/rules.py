@@ -491,6 +491,7 @@ def apply(state: State, seq: int, time: str, event_type: str, body: dict[str, An
         state.add_issuance(Issuance(body["issuance_id"], seq, body["account"], body["methodology_id"], body["vintage"],
                                     body["region"], body["amount_g"], start, end))
         state.accounts[body["account"]].active.add(start, end)
+        state.active_g += end - start
         for batch_id in body["batches"]:
             state.batches[batch_id].issuance_id = body["issuance_id"]
     elif event_type in ("transfer", "retirement", "cancellation"):
@@ -509,6 +510,13 @@ def apply(state: State, seq: int, time: str, event_type: str, body: dict[str, An
             state.cancellations.add(body["cancellation_id"])
         for start, end in effects:
             destination.add(start, end)
+        if event_type != "transfer":  # a transfer keeps its grams active
+            moved_g = total(effects)
+            state.active_g -= moved_g
+            if event_type == "retirement":
+                state.retired_g += moved_g
+            else:
+                state.cancelled_g += moved_g
     elif event_type == "offset.surrender":
         amount_g = sum(state.retirements[r].amount_g for r in body["retirements"])
         for retirement_id in body["retirements"]:

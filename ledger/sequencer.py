@@ -1,10 +1,13 @@
 """The sequencer: many submitters, one writer thread, group commit, and the periodic checkpointer.
 
-The Registry is single-writer and synchronous. HTTP handlers (or any threads) hand it work through
-a Sequencer: every job goes into one queue; the writer thread takes whatever has queued up while
-the previous group was committing and passes all of it to `Registry.append_many` as one
-transaction (one fsync). Each submitter's future is resolved only after that commit returns, so
-nothing is acknowledged before it is durable, and events that arrive together share the cost.
+SequencerLike is what the HTTP face (api/app.py) hands its work to: this module's Sequencer in
+the same process, or api.writer.RemoteSequencer in front of the writer process. Either way one
+request's path ends here: its job goes into one queue; the writer thread takes whatever has
+queued up while the previous group was committing (the one place that decides groups) and passes
+all of it to `Registry.append_many` as one transaction (one fsync). The group's outcomes must be
+one per event, and every job of it settled, before the turn ends; no submitter's future is
+resolved before the commit returns, so nothing is acknowledged before it is durable, and events
+that arrive together share the cost.
 
 The same thread signs checkpoints (every `checkpoint_interval_s` when the tree grew, and on
 demand) and runs read-only functions against the State between groups, when the State equals
@@ -19,7 +22,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Protocol, Self, Sequence, TypeVar
 
 from ledger.errors import Rejected
 from ledger.registry import Appended, Registry
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Outcome = Appended | Rejected
+Item = tuple[Any, Sequence[Any] | None]  # a signed event and, for an activity batch, its records
 
 DEFAULT_MAX_GROUP_EVENTS = 2_000      # one transaction; the registry allows up to 10,000
 DEFAULT_MAX_QUEUED_EVENTS = 50_000    # beyond this, submitters are told to come back later
@@ -40,9 +44,48 @@ class Overloaded(Exception):
     """The queue is full (or the sequencer stopped): nothing was written; try again later."""
 
 
+class SequencerLike(Protocol):
+    """A single writer's queue as its submitters see it. Every future settles once its work is
+    committed (or refused); `committed_size` is the log's size as of the last commit."""
+
+    committed_size: int
+
+    @property
+    def queued_events(self) -> int: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> Self: ...
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Finish what was submitted, sign a last checkpoint, and end."""
+
+    def submit_many(self, items: Sequence[Item]) -> "Future[list[Outcome]]":
+        """Events applied in this order, contiguously, in one transaction; one outcome each."""
+
+    def read(self, function: Callable[[State], T]) -> "Future[T]":
+        """Run a read-only function on the committed State, between two groups."""
+
+    def checkpoint(self) -> "Future[str]":
+        """Sign a checkpoint of everything committed now (unless one covers it); resolves to the note."""
+
+    def status(self) -> "Future[dict[str, Any]]":
+        """The counters, as GET /v1/status shows them."""
+
+    def submit(self, event: Any, records: Sequence[Any] | None = None) -> "Future[list[Outcome]]":
+        """One event (with an activity batch's records); resolves to [Appended or Rejected]."""
+        return self.submit_many([(event, records)])
+
+
+def check_job(items: Sequence[Item]) -> None:
+    if not 1 <= len(items) <= MAX_JOB_EVENTS:
+        raise ValueError(f"a job holds 1 to {MAX_JOB_EVENTS} events")
+
+
 @dataclass
 class _Write:
-    items: list[tuple[Any, Sequence[Any] | None]]
+    items: list[Item]
     future: Future  # resolves to list[Outcome], one per item, in order
 
 
@@ -64,6 +107,9 @@ class _Group:
     checkpoints: list[_Checkpoint] = field(default_factory=list)
     events: int = 0
 
+    def settled(self) -> bool:
+        return all(job.future.done() for jobs in (self.writes, self.reads, self.checkpoints) for job in jobs)
+
 
 @dataclass
 class SequencerStats:
@@ -80,7 +126,9 @@ class SequencerStats:
                 "checkpoints": self.checkpoints, "checkpointing_s": round(self.checkpointing_s, 3)}
 
 
-class Sequencer:
+class Sequencer(SequencerLike):
+    """The in-process SequencerLike: a writer thread of its own (start), or driven by its caller (step)."""
+
     def __init__(self, registry: Registry, *, max_group_events: int = DEFAULT_MAX_GROUP_EVENTS,
                  max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS,
                  checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S, witnesses: Sequence[Any] = ()):
@@ -104,32 +152,24 @@ class Sequencer:
 
     # -- submitting (any thread) -----------------------------------------------------------------
 
-    def submit(self, event: Any, records: Sequence[Any] | None = None) -> "Future[list[Outcome]]":
-        """One event (with an activity batch's records); resolves to [Appended or Rejected]."""
-        return self.submit_many([(event, records)])
-
-    def submit_many(self, items: Sequence[tuple[Any, Sequence[Any] | None]]) -> "Future[list[Outcome]]":
-        """Events applied in this order, contiguously, in one transaction; one outcome each."""
-        if not 1 <= len(items) <= MAX_JOB_EVENTS:
-            raise ValueError(f"a job holds 1 to {MAX_JOB_EVENTS} events")
+    def submit_many(self, items: Sequence[Item]) -> "Future[list[Outcome]]":
+        check_job(items)
         future: Future = Future()
         self._enqueue(_Write(list(items), future), len(items))
         return future
 
     def read(self, function: Callable[[State], T]) -> "Future[T]":
-        """Run a read-only function on the committed State, between two groups, on the writer thread."""
         future: Future = Future()
         self._enqueue(_Read(function, future), 0)
         return future
 
     def checkpoint(self) -> "Future[str]":
-        """Sign a checkpoint of everything committed now (unless one covers it); resolves to the note."""
         future: Future = Future()
         self._enqueue(_Checkpoint(future), 0)
         return future
 
     def status(self) -> "Future[dict[str, Any]]":
-        """The counters, as GET /v1/status shows them (resolved at once)."""
+        """Resolved at once: the counters are this process's."""
         future: Future = Future()
         future.set_result({"committed_size": self.committed_size, "queued_events": self.queued_events,
                            "sequencer": self.stats.as_json()})
@@ -147,14 +187,13 @@ class Sequencer:
 
     # -- life cycle ------------------------------------------------------------------------------
 
-    def start(self) -> "Sequencer":
+    def start(self) -> Self:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="puhui-sequencer", daemon=True)
             self._thread.start()
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Finish what is queued, sign a last checkpoint, and end the writer thread."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
@@ -187,6 +226,8 @@ class Sequencer:
         due = time.monotonic() - self._last_checkpoint_at >= self._checkpoint_interval_s
         if group.checkpoints or due:
             self._sign_checkpoint(group.checkpoints)
+        # The writer process answers a group once its turn is over: by then every job must be settled.
+        assert group.settled(), "a job of the group was left unsettled"
 
     # -- driven from the caller's own thread (the writer process of api/writer.py) ---------------
 
@@ -258,8 +299,12 @@ class Sequencer:
         started = time.perf_counter()
         try:
             outcomes = self.registry.append_many(items)
-        except BaseException as exc:  # the registry reloaded from the database: nothing of this group is durable
+            assert len(outcomes) == len(items), f"{len(outcomes)} outcomes for a group of {len(items)} events"
+        except BaseException as exc:
+            # Nothing of this group is acknowledged: its commit failed (the registry reloaded from
+            # the database, so none of it is durable) or its outcomes cannot be told apart.
             log.exception("group commit of %d events failed", len(items))
+            self.committed_size = self.registry.size
             for job in writes:
                 job.future.set_exception(exc)
             if not isinstance(exc, Exception):

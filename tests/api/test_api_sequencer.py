@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from concurrent.futures import wait
 
 import pytest
 
+from api.writer import CheckpointJob, WriteJob, _Outbox, _serve
 from ledger.errors import Rejected, StorageError
 from ledger.note import parse_checkpoint
 from ledger.registry import Appended
@@ -151,3 +153,50 @@ def test_stop_commits_what_is_queued(world, watched):
     assert checkpoint_size(world.registry) == world.registry.size
     with pytest.raises(Overloaded):
         sequencer.submit(retirement(world, 99))
+
+
+class Miscounting(Watched):
+    """A registry that loses the last outcome of each group (a broken append_many)."""
+
+    def append_many(self, items):
+        return super().append_many(items)[:-1]
+
+
+def test_a_group_whose_outcomes_miscount_acknowledges_none_of_it(world):
+    sequencer = Sequencer(Miscounting(world.registry), checkpoint_interval_s=3600)  # driven by step
+    futures = [sequencer.submit(retirement(world, n)) for n in range(2)]
+    assert sequencer.step()
+    for future in futures:
+        with pytest.raises(AssertionError, match="2 events"):
+            future.result(0)
+
+
+class Forgetful(Sequencer):
+    """A sequencer that signs checkpoints but forgets to answer who asked for them."""
+
+    def _sign_checkpoint(self, waiters):
+        super()._sign_checkpoint([])
+
+
+def test_a_turn_that_leaves_a_job_unsettled_is_never_answered(world):
+    """The writer process answers a group once its turn is over (api/writer.py): a turn that left a
+    job unsettled stops it before any answer of that group leaves, the settled write's included."""
+    sequencer = Forgetful(world.registry, checkpoint_interval_s=3600)
+    front, back = multiprocessing.Pipe()
+    broke: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            _serve(back, sequencer, _Outbox(back, sequencer))
+        except AssertionError as exc:
+            broke.append(exc)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    front.send([WriteJob(0, [(retirement(world, 0), None)]), CheckpointJob(1)])
+    thread.join(10)
+    answered = front.poll(0.2)
+    front.close()  # a writer still serving sees the front gone
+    thread.join(10)
+    assert not answered
+    assert len(broke) == 1 and "unsettled" in str(broke[0])
