@@ -8,7 +8,7 @@ from verifier.violations import CODES
 
 GRAMS_PER_TONNE = 1_000_000
 HUMAN_ROWS_PER_CODE = 50
-REPORT_FORMAT = "puhui-verify-report/1"
+REPORT_FORMAT = "puhui-verify-report/2"
 
 
 def tonnes(grams):
@@ -27,6 +27,7 @@ def bundle_report_json(result):
     violations = result.violations
     return {
         "format": REPORT_FORMAT,
+        "log_format": result.log_format,
         "valid": result.valid,
         "origin": result.origin,
         "tree_size": result.tree_size,
@@ -83,7 +84,8 @@ def print_bundle_report(result):
         verdict = "[bold green]VALID[/]: no violation"
     else:
         verdict = f"[bold red]NOT VALID[/]: {result.violations.total} violation(s)"
-    console.print(f"Puhui log [bold]{result.origin}[/]: {result.tree_size} events, root {result.root.hex()}")
+    log_format = f"format {result.log_format}" if result.log_format is not None else "empty"
+    console.print(f"Puhui log [bold]{result.origin}[/] ({log_format}): {result.tree_size} events, root {result.root.hex()}")
     console.print(verdict)
     console.print(
         f"{stats.get('events_accepted', 0)} events replayed without violation, "
