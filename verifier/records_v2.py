@@ -7,8 +7,8 @@ occurred_on) of the chunk, the records' formula values (section 7.2, which need 
 daily cap and PRIVACY need the totals of earlier batches (log order) and earlier chunks (file
 order): the main process applies each chunk's groups in chunk order, as an inline run does, so
 the outcome is the same for any number of workers. A group whose records all equal their formula
-and fit under the cap from zero needs only its total: it is valid exactly when the subject's total
-before it plus that total stays under the cap (clipping starts nowhere in it). Any other group
+needs only its total: it is valid exactly when the subject's total before it plus that total stays
+within the cap (then no record of it had to be clipped; else one was and is not). Any other group
 carries its records, stepped through one by one.
 
 A record is canonical when it is exactly
@@ -21,6 +21,7 @@ import re
 from typing import NamedTuple
 
 from verifier.activities import ActivityChecker, CarefulChunk, _FileState, parsed_record
+from verifier.canonical import EncodingProblem, parse_canonical
 from verifier.schema import HEX64, is_real_date
 
 RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_on", "private_sha256", "reduction_g", "subject")
@@ -54,7 +55,7 @@ class SubjectDay(NamedTuple):
     day: str
     first_number: int
     total_g: int
-    steps: object  # None (every record at its formula, the sum under the cap), or ((number, formula_g, reduction_g), ...)
+    steps: object  # None (every record at its formula), or ((number, formula_g, reduction_g), ...)
 
 
 class ChunkResult(NamedTuple):
@@ -85,6 +86,17 @@ def record_problem(raw):
     return "not a canonical record"
 
 
+def parse_record(raw):
+    """A format-2 record's value; EncodingProblem says why raw is not one."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EncodingProblem("not UTF-8") from None
+    if _RECORD.fullmatch(text) is None:
+        raise EncodingProblem(record_problem(raw))
+    return parse_canonical(raw)
+
+
 def check_record_chunk(job):
     """Check one chunk of format-2 records (run in a worker); returns a ChunkResult."""
     period_start, period_end, digester, first_number, blob, definition = job
@@ -105,13 +117,12 @@ def check_record_chunk(job):
 
 
 def _subject_days(groups, definition, digester):
-    cap_g = definition.daily_cap_g
     methodology_id = definition.methodology_id
     of_text = digester.of_text
     result = []
     for (subject, day), (first_number, steps) in groups.items():
         total_g = sum(reduction_g for _, _, reduction_g in steps)
-        unclipped = total_g <= cap_g and all(formula_g == reduction_g for _, formula_g, reduction_g in steps)
+        unclipped = all(formula_g == reduction_g for _, formula_g, reduction_g in steps)
         result.append(
             SubjectDay(of_text(subject), of_text(f"{subject}\x00{methodology_id}\x00{day}"), day, first_number, total_g, None if unclipped else tuple(steps))
         )

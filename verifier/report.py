@@ -168,6 +168,11 @@ def print_proof_report(command, result):
             if name in body:
                 value = body[name]
                 console.print(f"  {name}: {tonnes(value) + ' t' if name == 'amount_g' else value}")
+    if command == "opening" and details:
+        checked = "exactly, against the definition" if details["definition_checked"] else "against the record only (no --definition)"
+        console.print(f"record {details['activity_id']} of {details['occurred_on']}: fields checked {checked}")
+        if "batch_seq" in details:
+            console.print(f"in batch {details['batch_id']}, whose event is seq {details['batch_seq']} of a log of {details['tree_size']} leaves")
     if command == "consistency" and details:
         console.print(f"checkpoint of size {details['old_size']} -> checkpoint of size {details['new_size']}")
     for code, message in result.violations:

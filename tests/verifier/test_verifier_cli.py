@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from conftest import VECTORS_V2
 from spec_paths import VECTORS
 
 from verifier.bundle import verify_bundle
@@ -12,6 +13,7 @@ from verifier.reader import MAX_LEAF_BYTES
 from verifier.trust import load_trust
 
 CASES = sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(VECTORS, "*", "expected.json")))
+CASES_V2 = sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(VECTORS_V2, "*", "expected.json")))
 
 
 def test_all_vectors_are_found():
@@ -178,3 +180,42 @@ def test_usage_errors(puhui_verify, args):
 
 def test_missing_receipt_file(good, puhui_verify, tmp_path):
     assert_cannot_run(puhui_verify("receipt", tmp_path / "none.json", "--trust", good.trust), "receipt", "does not exist")
+
+
+def test_all_format_2_vectors_are_found():
+    assert len(CASES_V2) >= 6
+
+
+@pytest.mark.parametrize("case", CASES_V2)
+def test_format_2_vector_through_the_command_line(case, puhui_verify):
+    """Each format-2 vector: its verdict, one of its codes, at exactly its violating seqs."""
+    directory = os.path.join(VECTORS_V2, case)
+    expected = json.load(open(os.path.join(directory, "expected.json")))
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--json")
+    report = json.loads(done.stdout)
+    assert report["format"] == "puhui-verify-report/2" and report["log_format"] == 2
+    if expected["valid"]:
+        assert done.returncode == 0 and report["violations"] == [] and report["valid"], report["violations"]
+    else:
+        assert done.returncode == 1 and not report["valid"]
+        assert {violation["code"] for violation in report["violations"]} & set(expected["any_of_codes"]), report["violations"]
+        event_seqs = sorted({violation["seq"] for violation in report["violations"] if violation["seq"] is not None})
+        assert event_seqs == sorted(expected["violating_seqs"]), report["violations"]
+
+
+@pytest.mark.parametrize("case", CASES_V2)
+def test_format_2_vector_with_worker_processes(case):
+    directory = os.path.join(VECTORS_V2, case)
+    trust = load_trust(os.path.join(directory, "trust.json"))
+    inline = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=1)
+    parallel = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=2, min_parallel_bytes=0)
+    assert parallel.stats["workers"] == 1
+    assert parallel.violations.listed == inline.violations.listed
+    assert parallel.root == inline.root
+
+
+def test_format_1_vectors_report_log_format_1(puhui_verify):
+    directory = os.path.join(VECTORS, "valid")
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--json")
+    report = json.loads(done.stdout)
+    assert report["format"] == "puhui-verify-report/2" and report["log_format"] == 1 and report["valid"]
