@@ -201,6 +201,7 @@ def test_format_2_vector_through_the_command_line(case, puhui_verify):
         assert {violation["code"] for violation in report["violations"]} & set(expected["any_of_codes"]), report["violations"]
         event_seqs = sorted({violation["seq"] for violation in report["violations"] if violation["seq"] is not None})
         assert event_seqs == sorted(expected["violating_seqs"]), report["violations"]
+    assert sum(report["violation_counts"].values()) == len(report["violations"])
 
 
 @pytest.mark.parametrize("case", CASES_V2)

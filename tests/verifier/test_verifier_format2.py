@@ -11,13 +11,20 @@ eligibility 2."""
 import copy
 import json
 import os
+import random
 from hashlib import sha256
 
 import pytest
 from conftest import found, record_v2, rekeyed_vector, subject_of
+from test_verifier_fastpath import MUTATION_CHARACTERS, leaf_state
+from test_verifier_fastpath import ORIGIN as FAST_ORIGIN
+from test_verifier_fastpath import PREVIOUS_TIME as FAST_PREVIOUS_TIME
+from test_verifier_fastpath import ROOT_KEYS as FAST_ROOT_KEYS
+from test_verifier_fastpath import line as fast_line
 
 from verifier.activities import CHUNK_RECORDS
 from verifier.bundle import verify_bundle
+from verifier.leaves import LeafParser
 
 JULY = ("2026-07-01", "2026-07-31")
 BUS = "XG-GT-BUS"  # per_trip, g_per_trip "212.5" (212 g a trip), daily cap 1000 g, input fare (public), route
@@ -474,3 +481,42 @@ def test_many_chunks_give_the_same_findings_with_workers(r, check):
     assert parallel.violations.listed == inline.violations.listed
     assert f"line {victim + 1}:" in inline.violations.listed[0].message
     assert parallel.totals.as_json() == inline.totals.as_json()
+
+
+# -- the fast path of leaves.py for format 2's transfers and retirements --------------------------
+
+FAST_LINES_2 = [
+    fast_line("transfer", {"transfer_id": "t", "from": "a", "to": "b", "amount_g": 3, "issuances": None, "request_id": "r1"}, [[0, 3]]),
+    fast_line("transfer", {"transfer_id": "t", "from": "a", "to": "b", "amount_g": 3, "issuances": ["i-1", "i.2"], "request_id": "r2"}, [[0, 3]]),
+    fast_line("transfer", {"transfer_id": "t", "from": "a", "to": "b", "amount_g": 3, "issuances": ["i-1", "i-1"], "request_id": "r3"}, [[0, 3]]),
+    fast_line("transfer", {"transfer_id": "t", "from": "a", "to": "b", "amount_g": 3, "issuances": [], "request_id": "r4"}, [[0, 3]]),
+    fast_line("transfer", {"transfer_id": "t", "from": "a", "to": "b", "amount_g": 3, "request_id": "r5"}, [[0, 3]]),
+    fast_line("retirement", {"retirement_id": "x", "account": "a", "amount_g": 1, "purpose": "ets_offset", "beneficiary": "b", "issuances": ["i"], "request_id": "r6"}, [[0, 1]]),
+]
+
+
+def parse_both_formats_2(raw):
+    fast, slow = LeafParser(FAST_ORIGIN, FAST_ROOT_KEYS, 2), LeafParser(FAST_ORIGIN, FAST_ROOT_KEYS, 2)
+    slow._parse_fast = lambda raw, text: None
+    for parser in (fast, slow):
+        parser.next_seq, parser.previous_time = 7, FAST_PREVIOUS_TIME
+    fast_leaf, slow_leaf = fast.parse(raw), slow.parse(raw)
+    assert leaf_state(fast_leaf) == leaf_state(slow_leaf), raw
+    return fast, fast_leaf
+
+
+def test_format_2_fast_path_equals_the_general_path():
+    generator = random.Random(2)
+    for raw in FAST_LINES_2:
+        parse_both_formats_2(raw)
+        text = raw.decode("utf-8")
+        for _ in range(300):
+            position = generator.randrange(len(text))
+            mutant = text[:position] + generator.choice(MUTATION_CHARACTERS) + text[position + 1 :]
+            parse_both_formats_2(mutant.encode("utf-8"))
+    parser, leaf = parse_both_formats_2(FAST_LINES_2[1])
+    assert leaf.problem is None and leaf.body["issuances"] == ["i-1", "i.2"]
+    parser.next_seq, parser.previous_time = 7, FAST_PREVIOUS_TIME
+    assert parser._parse_fast(FAST_LINES_2[1], FAST_LINES_2[1].decode()) is not None
+    assert [parse_both_formats_2(raw)[1].problem[0] for raw in FAST_LINES_2[2:5]] == ["SCHEMA"] * 3
+    assert leaf.signed[64:79] == b"puhui-event/v2\n"
