@@ -101,31 +101,49 @@ def check_record_chunk(job):
 
 def _check_clean_chunk(period_start, period_end, digester, blob):
     """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
+    clean = clean_columns(_CLEAN_RECORD_LINES, blob, period_start, period_end)
+    if clean is None:
+        return None
+    columns, _, grams = clean
+    return clean_outcome(blob, columns, grams, digester)
+
+
+def clean_columns(lines_pattern, blob, period_start, period_end):
+    """(columns of the pattern's groups, parsed inputs, grams) of a chunk whose every line is a
+    record of lines_pattern (groups 1 to 5 as in CarefulChunk) with canonical inputs, grams within
+    2^53 and dates in the period; None if any of that may fail. Shared by both formats."""
     text = blob.decode("utf-8")
-    fields = _CLEAN_RECORD_LINES.findall(text)
+    fields = lines_pattern.findall(text)
     if len(fields) != text.count("\n") + 1:
         return None
-    activity_ids, fingerprints, inputs_texts, days, reductions = zip(*fields)
+    columns = tuple(zip(*fields))
+    inputs_texts = columns[2]
     # Each inputs text must be exactly one JSON object (the scanner stops where the value ends),
     # and canonical: the list of all of them is checked at once, which is exact because each item's
     # text is where the list's parse finds it (a JSON object delimits itself).
     scanned = [_SCAN(inputs_text, 0) for inputs_text in inputs_texts]
     if [end for _, end in scanned] != list(map(len, inputs_texts)):
         return None
-    check_canonical_text([value for value, _ in scanned], "[" + ",".join(inputs_texts) + "]")
-    grams = list(map(int, reductions))
+    inputs = [value for value, _ in scanned]
+    check_canonical_text(inputs, "[" + ",".join(inputs_texts) + "]")
+    grams = list(map(int, columns[4]))
     if max(grams) > MAX_SAFE_INTEGER:
         return None
-    for day in set(days):
+    for day in set(columns[3]):
         if not (period_start <= day <= period_end and is_real_date(day)):
             return None
+    return columns, inputs, grams
+
+
+def clean_outcome(blob, columns, grams, digester):
+    """_check_chunk's tuple for a clean chunk (see clean_columns)."""
     records = blob.split(b"\n")
     return (
         len(records),
         sum(grams),
         subtrees_of([sha256(b"\x00" + raw).digest() for raw in records]),
-        digester.pack_texts(activity_ids),
-        digester.pack_texts(fingerprints),
+        digester.pack_texts(columns[0]),
+        digester.pack_texts(columns[1]),
         [],
         None,
     )

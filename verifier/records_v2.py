@@ -20,7 +20,7 @@ integers and codes, so one regular expression matches the frame and only `inputs
 import re
 from typing import NamedTuple
 
-from verifier.activities import ActivityChecker, CarefulChunk, _FileState, parsed_record
+from verifier.activities import ActivityChecker, CarefulChunk, _FileState, clean_columns, clean_outcome, parsed_record
 from verifier.canonical import EncodingProblem, parse_canonical
 from verifier.schema import HEX64, is_real_date
 
@@ -36,6 +36,9 @@ _RECORD = re.compile(
     r'"subject":"([0-9a-f]{32})"\}',
     re.DOTALL,
 )
+# Without DOTALL no part of the frame matches a newline, so with ^ and $ (MULTILINE) a match is one
+# whole line, and a chunk is clean only if it has as many matches as lines (see activities.py).
+_CLEAN_RECORD_LINES = re.compile("^" + _RECORD.pattern + "$", re.MULTILINE)
 
 
 class RecordJob(NamedTuple):
@@ -98,7 +101,42 @@ def parse_record(raw):
 
 
 def check_record_chunk(job):
-    """Check one chunk of format-2 records (run in a worker); returns a ChunkResult."""
+    """Check one chunk of format-2 records (run in a worker); returns a ChunkResult. A chunk whose
+    records are all well-formed takes a path that does each step for the whole chunk at once; any
+    doubt, and the chunk is checked again record by record, which finds and explains the problem."""
+    try:
+        result = _check_clean_chunk(job)
+    except Exception:  # anything unexpected in a record: the careful path decides
+        result = None
+    return result if result is not None else _check_chunk(job)
+
+
+def _check_clean_chunk(job):
+    """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
+    period_start, period_end, digester, first_number, blob, definition = job
+    clean = clean_columns(_CLEAN_RECORD_LINES, blob, period_start, period_end)
+    if clean is None:
+        return None
+    columns, inputs_values, grams = clean
+    formula_of_text = {}  # the same inputs recur: each text is judged and quantified once
+    groups = {}
+    number = first_number
+    for inputs_text, inputs, subject, day, reduction_g in zip(columns[2], inputs_values, columns[5], columns[3], grams):
+        formula_g = formula_of_text.get(inputs_text)
+        if formula_g is None:
+            if definition.inputs_problem(inputs) is not None:
+                return None
+            formula_g = formula_of_text[inputs_text] = definition.formula_g(inputs)
+        group = groups.get((subject, day))
+        if group is None:
+            group = groups[(subject, day)] = (number, [])
+        group[1].append((number, formula_g, reduction_g))
+        number += 1
+    return ChunkResult(*clean_outcome(blob, columns, grams, digester), _subject_days(groups, definition, digester))
+
+
+def _check_chunk(job):
+    """The careful path: record by record, explaining the first problem."""
     period_start, period_end, digester, first_number, blob, definition = job
     records = blob.split(b"\n")
     chunk = CarefulChunk(period_start, period_end)
