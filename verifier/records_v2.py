@@ -167,6 +167,13 @@ def _subject_days(groups, definition, digester):
     return result
 
 
+def _earliest(finding, number, message):
+    """The finding of the lower record number: (number, "line N: message")."""
+    if finding is not None and finding[0] <= number:
+        return finding
+    return (number, f"line {number}: {message}")
+
+
 class _FileState2(_FileState):
     __slots__ = ("subject_days", "cap_totals", "quantification", "privacy")
 
@@ -214,23 +221,22 @@ class ActivityChecker2(ActivityChecker):
             day = state.subject_days.get(group.subject) or known_days.get(group.subject)
             if day is None:
                 state.subject_days[group.subject] = group.day
-            elif day != group.day and state.privacy is None:
-                state.privacy = (group.first_number, f"line {group.first_number}: its subject has records on {day} and {group.day}")
+            elif day != group.day:
+                state.privacy = _earliest(state.privacy, group.first_number, f"its subject has records on {day} and {group.day}")
             before_g = state.cap_totals.get(group.cap_key)
             if before_g is None:
                 before_g = known_totals.get(group.cap_key, 0)
             if group.steps is None:
-                if before_g + group.total_g > cap_g and state.quantification is None:
-                    state.quantification = (
-                        group.first_number,
-                        f"line {group.first_number}: its subject's records on {group.day} reach {before_g + group.total_g} g, above the daily cap of {cap_g} g",
-                    )
+                if before_g + group.total_g > cap_g:
+                    message = f"its subject's records on {group.day} reach {before_g + group.total_g} g, above the daily cap of {cap_g} g"
+                    state.quantification = _earliest(state.quantification, group.first_number, message)
                 before_g += group.total_g
             else:
                 for number, formula_g, reduction_g in group.steps:
                     expected_g = min(formula_g, max(0, cap_g - before_g))
-                    if (reduction_g != expected_g if strict else reduction_g > expected_g) and state.quantification is None:
-                        state.quantification = (number, f"line {number}: reduction_g {reduction_g}, section 7.2 gives {expected_g}")
+                    if reduction_g != expected_g if strict else reduction_g > expected_g:
+                        message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
+                        state.quantification = _earliest(state.quantification, number, message)
                     before_g += reduction_g
             state.cap_totals[group.cap_key] = before_g
 
