@@ -552,3 +552,35 @@ def test_format_2_clean_chunk_path_equals_record_by_record():
     joined = b"\n".join(records)
     for blob in (joined + b"\n", b"\n" + joined, joined.replace(b"\n", b"", 1), joined.replace(b'"distance_m":', b'"dock":"D","distance_m":', 1)):
         assert check_record_chunk(job(blob.split(b"\n"))) == _check_chunk(job(blob.split(b"\n")))
+
+
+def test_with_no_rules_in_force_reviews_cannot_be_counted(r, tmp_path):
+    """A genesis that is rejected (here its signature) leaves no rules: eligibility turned on and
+    issuances are UNREVIEWED, whatever the reviews."""
+    r.leaves[0]["auth"]["sig"] = r.leaves[1]["auth"]["sig"]
+    bundle = r.write(tmp_path)
+    result = verify_bundle(bundle.path, bundle.trust_object(), jobs=1)
+    codes = dict((seq, code) for code, seq in found(result))
+    assert (codes[0], codes[26], codes[29], codes[40]) == ("SIGNATURE", "UNREVIEWED", "UNREVIEWED", "UNREVIEWED")
+
+
+def test_a_quorum_of_zero_needs_no_review_but_a_rejection_still_blocks(r, check):
+    rules = dict(r.leaves[0]["body"]["rules"], review_quorum={"issuance": 0, "eligibility": 0})
+    r.event("registry.rules", {"rules": rules}, r.root)
+    bus_batch(r, "zero", bus_records("zero", subject_of("zero"), 1))
+    issue_bus(r, "iss-zero", "zero")
+    bus_batch(r, "zero-rej", bus_records("zero-rej", subject_of("zero-rej"), 1))
+    review(r, "zr", "batch", "zero-rej", verdict="rejected")
+    rejected = issue_bus(r, "iss-zero-rej", "zero-rej")
+    illustrative = eligibility(r, "HS-ES-EV", 1)
+    eligibility(r, "XG-GT-CYCLE", 1)
+    check(r, [("UNREVIEWED", rejected), ("OFFSET_INELIGIBLE", illustrative)])
+
+
+def test_opening_an_open_case_again_changes_nothing(r, check):
+    hold(r, "h-1", "paper-mill", True)
+    hold(r, "h-2", "paper-mill", True)
+    hold(r, "h-3", "paper-mill", False)
+    retire(r, "r-ok", "paper-mill", 10, "voluntary", key(r, "paper mill"), [[2000, 2010]])
+    again = hold(r, "h-4", "paper-mill", False)
+    check(r, [("UNKNOWN_REF", again)])

@@ -154,3 +154,13 @@ def test_the_command_line_takes_json_text_and_reports_a_changed_salt(puhui_verif
     assert done.returncode == 1 and json.loads(done.stdout)["violations"][0]["code"] == "OPENING"
     done = puhui_verify("opening", record, "{}", "--receipt", "receipt.json")
     assert done.returncode == 2 and "--trust" in done.stderr
+
+
+def test_a_receipt_of_a_format_2_log_checks_with_log_format_2(tmp_path, puhui_verify):
+    _, receipt = _record_proof_and_receipt("xg-bus-2026-05", 0)
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    trust = os.path.join(VALID, "trust.json")
+    done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--log-format", "2", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["valid"], done.stdout
+    done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--json")  # read as format 1
+    assert done.returncode == 1 and [v["code"] for v in json.loads(done.stdout)["violations"]] == ["SIGNATURE"]
