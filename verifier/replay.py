@@ -447,10 +447,8 @@ class Replay:
         return commit
 
     def _methodology_register(self, leaf, body, signer):
-        self._admin_only(signer, "methodology.register")
-        self._replay_check(leaf)
+        known = self._new_version(leaf, signer)
         methodology_id, version = body["methodology_id"], body["version"]
-        known = self._next_version_of(methodology_id, version)
 
         def commit():
             if known is None:
@@ -461,8 +459,12 @@ class Replay:
 
         return commit
 
-    def _next_version_of(self, methodology_id, version):
-        """DUPLICATE_ID or UNKNOWN_REF unless version is the next of methodology_id; its state or None."""
+    def _new_version(self, leaf, signer):
+        """UNAUTHORIZED, REPLAY, then DUPLICATE_ID or UNKNOWN_REF unless the body's version is the
+        next of its methodology; the methodology's state, or None for a new methodology."""
+        self._admin_only(signer, "methodology.register")
+        self._replay_check(leaf)
+        methodology_id, version = leaf.body["methodology_id"], leaf.body["version"]
         known = self.methodologies.get(methodology_id)
         latest = known.latest_version if known else 0
         if version <= latest:

@@ -178,10 +178,8 @@ class Replay2(Replay):
         return commit
 
     def _methodology_register(self, leaf, body, signer):
-        self._admin_only(signer, "methodology.register")
-        self._replay_check(leaf)
+        known = self._new_version(leaf, signer)
         methodology_id, version = body["methodology_id"], body["version"]
-        known = self._next_version_of(methodology_id, version)
         definition = Definition.of(methodology_id, version, body["params"])
         if body["offset_eligible"]:
             self._may_turn_on(methodology_id, version, definition)

@@ -186,37 +186,34 @@ def test_all_format_2_vectors_are_found():
     assert len(CASES_V2) >= 6
 
 
+def vector_report(puhui_verify, directory):
+    """(exit status, JSON report) of `bundle --json` on a vector directory."""
+    bundle, trust = (os.path.join(directory, name) for name in ("bundle", "trust.json"))
+    done = puhui_verify("bundle", bundle, "--trust", trust, "--json")
+    return done.returncode, json.loads(done.stdout)
+
+
 @pytest.mark.parametrize("case", CASES_V2)
 def test_format_2_vector_through_the_command_line(case, puhui_verify):
     """Each format-2 vector: its verdict, one of its codes, at exactly its violating seqs."""
-    directory = os.path.join(VECTORS_V2, case)
-    expected = json.load(open(os.path.join(directory, "expected.json")))
-    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--json")
-    report = json.loads(done.stdout)
-    assert report["format"] == "puhui-verify-report/2" and report["log_format"] == 2
-    if expected["valid"]:
-        assert done.returncode == 0 and report["violations"] == [] and report["valid"], report["violations"]
-    else:
-        assert done.returncode == 1 and not report["valid"]
-        assert {violation["code"] for violation in report["violations"]} & set(expected["any_of_codes"]), report["violations"]
-        event_seqs = sorted({violation["seq"] for violation in report["violations"] if violation["seq"] is not None})
-        assert event_seqs == sorted(expected["violating_seqs"]), report["violations"]
-    assert sum(report["violation_counts"].values()) == len(report["violations"])
+    expected = json.load(open(os.path.join(VECTORS_V2, case, "expected.json")))
+    status, report = vector_report(puhui_verify, os.path.join(VECTORS_V2, case))
+    violations = report["violations"]
+    assert (report["format"], report["log_format"], report["valid"]) == ("puhui-verify-report/2", 2, expected["valid"])
+    assert status == (0 if expected["valid"] else 1) and sum(report["violation_counts"].values()) == len(violations)
+    if not expected["valid"]:
+        assert {violation["code"] for violation in violations} & set(expected["any_of_codes"]), violations
+        event_seqs = sorted({violation["seq"] for violation in violations if violation["seq"] is not None})
+        assert event_seqs == sorted(expected["violating_seqs"]), violations
 
 
 @pytest.mark.parametrize("case", CASES_V2)
 def test_format_2_vector_with_worker_processes(case):
-    directory = os.path.join(VECTORS_V2, case)
-    trust = load_trust(os.path.join(directory, "trust.json"))
-    inline = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=1)
-    parallel = verify_bundle(os.path.join(directory, "bundle"), trust, jobs=2, min_parallel_bytes=0)
-    assert parallel.stats["workers"] == 1
-    assert parallel.violations.listed == inline.violations.listed
-    assert parallel.root == inline.root
+    bundle, trust = os.path.join(VECTORS_V2, case, "bundle"), load_trust(os.path.join(VECTORS_V2, case, "trust.json"))
+    inline, parallel = verify_bundle(bundle, trust, jobs=1), verify_bundle(bundle, trust, jobs=2, min_parallel_bytes=0)
+    assert (parallel.stats["workers"], parallel.violations.listed, parallel.root) == (1, inline.violations.listed, inline.root)
 
 
 def test_format_1_vectors_report_log_format_1(puhui_verify):
-    directory = os.path.join(VECTORS, "valid")
-    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"), "--json")
-    report = json.loads(done.stdout)
-    assert report["format"] == "puhui-verify-report/2" and report["log_format"] == 1 and report["valid"]
+    status, report = vector_report(puhui_verify, os.path.join(VECTORS, "valid"))
+    assert (status, report["format"], report["log_format"], report["valid"]) == (0, "puhui-verify-report/2", 1, True)
