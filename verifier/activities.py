@@ -17,6 +17,7 @@ import os
 import re
 from array import array
 from collections import deque
+from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter
 
@@ -53,20 +54,29 @@ assert _CLEAN_RECORD_PATTERN != _RECORD.pattern
 _CLEAN_RECORD_LINES = re.compile("^" + _CLEAN_RECORD_PATTERN + "$", re.MULTILINE)
 
 
-def record_problem(raw):
-    """Why a record that failed the fast pattern is malformed (the slow, explaining path)."""
+def parsed_record(raw, keys):
+    """(value, None) for a canonical record of exactly `keys` whose activity_id, fingerprint and
+    inputs are well-formed, else (None, why): the start of either format's explaining path."""
     try:
         value = parse_canonical(raw)
     except EncodingProblem as problem:
-        return str(problem)
-    if type(value) is not dict or tuple(value) != RECORD_KEYS:
-        return f"keys are not exactly {', '.join(RECORD_KEYS)}"
+        return None, str(problem)
+    if type(value) is not dict or tuple(value) != keys:
+        return None, f"keys are not exactly {', '.join(keys)}"
     if type(value["activity_id"]) is not str or not ID.fullmatch(value["activity_id"]):
-        return "activity_id is not an identifier"
+        return None, "activity_id is not an identifier"
     if type(value["fingerprint"]) is not str or not re.fullmatch(r"[0-9a-f]{64}", value["fingerprint"]):
-        return "fingerprint is not 64 lowercase hex digits"
+        return None, "fingerprint is not 64 lowercase hex digits"
     if type(value["inputs"]) is not dict:
-        return "inputs is not an object"
+        return None, "inputs is not an object"
+    return value, None
+
+
+def record_problem(raw):
+    """Why a record that failed the fast pattern is malformed (the slow, explaining path)."""
+    value, problem = parsed_record(raw, RECORD_KEYS)
+    if problem is not None:
+        return problem
     occurred_at = value["occurred_at"]
     if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not is_real_date(occurred_at[:10]):
         return "occurred_at is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
@@ -91,31 +101,49 @@ def check_record_chunk(job):
 
 def _check_clean_chunk(period_start, period_end, digester, blob):
     """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
+    clean = clean_columns(_CLEAN_RECORD_LINES, blob, period_start, period_end)
+    if clean is None:
+        return None
+    columns, _, grams = clean
+    return clean_outcome(blob, columns, grams, digester)
+
+
+def clean_columns(lines_pattern, blob, period_start, period_end):
+    """(columns of the pattern's groups, parsed inputs, grams) of a chunk whose every line is a
+    record of lines_pattern (groups 1 to 5 as in CarefulChunk) with canonical inputs, grams within
+    2^53 and dates in the period; None if any of that may fail. Shared by both formats."""
     text = blob.decode("utf-8")
-    fields = _CLEAN_RECORD_LINES.findall(text)
+    fields = lines_pattern.findall(text)
     if len(fields) != text.count("\n") + 1:
         return None
-    activity_ids, fingerprints, inputs_texts, days, reductions = zip(*fields)
+    columns = tuple(zip(*fields))
+    inputs_texts = columns[2]
     # Each inputs text must be exactly one JSON object (the scanner stops where the value ends),
     # and canonical: the list of all of them is checked at once, which is exact because each item's
     # text is where the list's parse finds it (a JSON object delimits itself).
     scanned = [_SCAN(inputs_text, 0) for inputs_text in inputs_texts]
     if [end for _, end in scanned] != list(map(len, inputs_texts)):
         return None
-    check_canonical_text([value for value, _ in scanned], "[" + ",".join(inputs_texts) + "]")
-    grams = list(map(int, reductions))
+    inputs = [value for value, _ in scanned]
+    check_canonical_text(inputs, "[" + ",".join(inputs_texts) + "]")
+    grams = list(map(int, columns[4]))
     if max(grams) > MAX_SAFE_INTEGER:
         return None
-    for day in set(days):
+    for day in set(columns[3]):
         if not (period_start <= day <= period_end and is_real_date(day)):
             return None
+    return columns, inputs, grams
+
+
+def clean_outcome(blob, columns, grams, digester):
+    """_check_chunk's tuple for a clean chunk (see clean_columns)."""
     records = blob.split(b"\n")
     return (
         len(records),
         sum(grams),
         subtrees_of([sha256(b"\x00" + raw).digest() for raw in records]),
-        digester.pack_texts(activity_ids),
-        digester.pack_texts(fingerprints),
+        digester.pack_texts(columns[0]),
+        digester.pack_texts(columns[1]),
         [],
         None,
     )
@@ -129,52 +157,74 @@ def _check_chunk(job):
     numbers of the records without digests, first problem (record number, message) or None)."""
     period_start, period_end, digester, first_number, blob = job
     records = blob.split(b"\n")
-    merkle = MerkleAccumulator()
-    append_leaf = merkle.append
-    id_digests = []
-    fingerprint_digests = []
-    undigested = []
-    problem = None
-    total_g = 0
-    match_record = _RECORD.fullmatch
-    number = first_number
-    for raw in records:
-        append_leaf(sha256(b"\x00" + raw).digest())
-        try:
-            text = raw.decode("utf-8")
-            match = match_record(text)
-            if match is None:
-                raise EncodingProblem(record_problem(raw))
-            activity_id, fingerprint, inputs_text, day, reduction = match.group(1, 2, 3, 4, 5)
-            inputs = parse_json_text(inputs_text)
-            if type(inputs) is not dict:
-                raise EncodingProblem("inputs is not an object")
-            check_canonical_text(inputs, inputs_text)
-        except (UnicodeDecodeError, EncodingProblem) as error:
-            if problem is None:
-                reason = "not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error)
-                problem = (number, f"record on line {number} is malformed: {reason}")
-            undigested.append(number)
+    chunk = CarefulChunk(period_start, period_end)
+    for _ in chunk.records(records, first_number, _RECORD.fullmatch, record_problem):
+        pass
+    return chunk.outcome(len(records), digester)
+
+
+@dataclass(slots=True)
+class CarefulChunk:
+    """The record-by-record check of a chunk, shared by both formats: a record pattern's groups 1
+    to 5 are activity_id, fingerprint, inputs, the record's date and reduction_g."""
+
+    period_start: str
+    period_end: str
+    merkle: MerkleAccumulator = field(default_factory=MerkleAccumulator)
+    ids: list = field(default_factory=list)
+    fingerprints: list = field(default_factory=list)
+    undigested: list = field(default_factory=list)  # numbers of the records without digests
+    problem: object = None  # the first (record number, message)
+    total_g: int = 0
+
+    def outcome(self, count, digester):
+        """(count, total_g, perfect subtrees, id digests, fingerprint digests, undigested, problem)."""
+        return (
+            count,
+            self.total_g,
+            self.merkle.perfect_subtrees(),
+            digester.pack_texts(self.ids),
+            digester.pack_texts(self.fingerprints),
+            self.undigested,
+            self.problem,
+        )
+
+    def note(self, number, message):
+        if self.problem is None:
+            self.problem = (number, message)
+
+    def records(self, records, first_number, match_record, explain):
+        """Hash every record; yield (number, match, inputs, reduction_g) for each one whose frame
+        and inputs are canonical, after its ids, grams, bound and period are taken in."""
+        append_leaf = self.merkle.append
+        number = first_number - 1
+        for raw in records:
             number += 1
-            continue
-        id_digests.append(activity_id)
-        fingerprint_digests.append(fingerprint)
-        reduction_g = int(reduction)
-        if reduction_g > MAX_SAFE_INTEGER and problem is None:
-            problem = (number, f"record on line {number}: reduction_g is beyond 2^53-1")
-        total_g += reduction_g
-        if problem is None and not (period_start <= day <= period_end and is_real_date(day)):
-            problem = (number, f"record on line {number} occurred on {day}, outside the period {period_start}..{period_end}")
-        number += 1
-    return (
-        len(records),
-        total_g,
-        merkle.perfect_subtrees(),
-        digester.pack_texts(id_digests),
-        digester.pack_texts(fingerprint_digests),
-        undigested,
-        problem,
-    )
+            append_leaf(sha256(b"\x00" + raw).digest())
+            try:
+                text = raw.decode("utf-8")
+                match = match_record(text)
+                if match is None:
+                    raise EncodingProblem(explain(raw))
+                activity_id, fingerprint, inputs_text, day, reduction = match.group(1, 2, 3, 4, 5)
+                inputs = parse_json_text(inputs_text)
+                if type(inputs) is not dict:
+                    raise EncodingProblem("inputs is not an object")
+                check_canonical_text(inputs, inputs_text)
+            except (UnicodeDecodeError, EncodingProblem) as error:
+                reason = "not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error)
+                self.note(number, f"record on line {number} is malformed: {reason}")
+                self.undigested.append(number)
+                continue
+            self.ids.append(activity_id)
+            self.fingerprints.append(fingerprint)
+            reduction_g = int(reduction)
+            if reduction_g > MAX_SAFE_INTEGER:
+                self.note(number, f"record on line {number}: reduction_g is beyond 2^53-1")
+            self.total_g += reduction_g
+            if self.problem is None and not (self.period_start <= day <= self.period_end and is_real_date(day)):
+                self.note(number, f"record on line {number} occurred on {day}, outside the period {self.period_start}..{self.period_end}")
+            yield number, match, inputs, reduction_g
 
 
 def _digest_array(packed):
@@ -228,7 +278,7 @@ class ActivityChecker:
 
     def _check_file(self, path, body):
         reader = LineReader(path, "activity file", MAX_RECORD_BYTES, require_final_newline=False)
-        state = _FileState()
+        state = self._new_file_state()
         pending = deque()
         period = (body["period_start"], body["period_end"])
         buffered = []
@@ -270,13 +320,24 @@ class ActivityChecker:
             self.activity_ids.remove_all(state.added_ids)
             self.fingerprints.remove_all(state.added_fingerprints)
             return finding
+        self._keep_file(state)
         return None
+
+    @staticmethod
+    def _new_file_state():
+        return _FileState()
+
+    def _keep_file(self, state):
+        """The file passed: its ids and fingerprints are already in the sets (format 2 keeps more)."""
 
     def _submit(self, period, first_number, lines):
         return self.runner.submit("records", (period[0], period[1], self.digester, first_number, b"\n".join(lines)))
 
     def _merge(self, state, first_number, ticket):
-        count, total_g, subtrees, ids, fingerprints, undigested, problem = self.runner.result(ticket)
+        self._merge_result(state, first_number, self.runner.result(ticket))
+
+    def _merge_result(self, state, first_number, result):
+        count, total_g, subtrees, ids, fingerprints, undigested, problem = result[:7]
         state.count += count
         state.total_g += total_g
         for height, root in subtrees:

@@ -7,6 +7,7 @@ wait. Activity files are read when replay reaches their batch event, their recor
 same workers. Memory holds the replayed state, never the log."""
 
 import gc
+import json
 import os
 import resource
 from collections import deque
@@ -20,8 +21,10 @@ from verifier.digests import new_digester
 from verifier.leaves import LeafParser
 from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
 from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
-from verifier.reader import MAX_LEAF_BYTES, InputError, LineReader
+from verifier.reader import MAX_LEAF_BYTES, InputError, LineReader, read_first_line
+from verifier.records_v2 import ActivityChecker2
 from verifier.replay import Replay
+from verifier.replay_v2 import Replay2
 from verifier.signatures import verify_signed
 from verifier.violations import ORPHAN_ACTIVITY_FILE, Findings
 
@@ -32,6 +35,7 @@ MIN_PARALLEL_BYTES = 2 * 1024 * 1024
 
 @dataclass
 class BundleResult:
+    log_format: object  # 1, 2, or None for an empty log
     origin: str
     tree_size: int
     root: bytes
@@ -99,10 +103,12 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
     gc.disable()
     try:
         try:
-            activity_checker = ActivityChecker(paths.activities, runner, digester, expected_records)
-            replay = Replay(trust, digester, violations, warnings, activity_checker, require_activities)
             log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
-            merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes)
+            log_format = log_format_of(paths.log)
+            checker_class, replay_class = (ActivityChecker2, Replay2) if log_format == 2 else (ActivityChecker, Replay)
+            activity_checker = checker_class(paths.activities, runner, digester, expected_records)
+            replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
+            merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
         except BaseException:
             runner.terminate()
             raise
@@ -126,7 +132,7 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
             "peak_rss_main_kib": _peak_rss_kib(),
             "peak_rss_workers_kib": worker_peaks_kib,
         }
-        return BundleResult(trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
+        return BundleResult(log_format, trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
     finally:
         # The replayed state holds no reference cycle, so dropping it here frees it at once. With
         # the collector back on first, its next pass would walk every object of the state (all
@@ -136,14 +142,31 @@ def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progre
             gc.enable()
 
 
+def log_format_of(log_path):
+    """The log's format (spec "Formats"): 2 if its first line is a JSON object of type
+    registry.genesis whose body.format is the integer 2, whatever else is wrong with it; else 1;
+    None for an empty log."""
+    first_line = read_first_line(log_path, "log", MAX_LEAF_BYTES)
+    if first_line is None:
+        return None
+    try:
+        first = json.loads(first_line)
+    except (ValueError, RecursionError):
+        return 1
+    if type(first) is not dict or first.get("type") != "registry.genesis" or type(first.get("body")) is not dict:
+        return 1
+    log_format = first["body"].get("format")
+    return 2 if type(log_format) is int and log_format == 2 else 1
+
+
 def _peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes):
+def _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format):
     if progress:
         activity_checker.on_progress = lambda: progress(log_reader.bytes_read + activity_checker.bytes_read, total_bytes)
-    parser = LeafParser(trust.origin, trust.root_keys)
+    parser = LeafParser(trust.origin, trust.root_keys, log_format)
     merkle = MerkleAccumulator()
     wanted_sizes = sorted({checkpoint.tree_size for checkpoint in signed_checkpoints})
     roots = {0: EMPTY_ROOT} if wanted_sizes and wanted_sizes[0] == 0 else {}

@@ -21,7 +21,7 @@ def _jobs(text):
 def _parser():
     parser = argparse.ArgumentParser(
         prog="puhui-verify",
-        description="Independent verifier of a Puhui registry log (puhui-log-v1).",
+        description="Independent verifier of a Puhui registry log (puhui-log-v2, which verifies format-1 logs too).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -36,6 +36,15 @@ def _parser():
     receipt.add_argument("receipt_file", metavar="FILE")
     receipt.add_argument("--trust", required=True, metavar="FILE")
     receipt.add_argument("--json", action="store_true")
+    receipt.add_argument("--log-format", type=int, choices=(1, 2), default=1, help="the format of the receipt's log (default 1)")
+
+    opening = commands.add_parser("opening", help="check the opening of a format-2 activity record (spec section 7.4)")
+    opening.add_argument("record", metavar="RECORD_FILE_OR_JSON", help="the record's exact bytes, or the registry's record proof")
+    opening.add_argument("opening", metavar="OPENING", help="the opening (a file, or its JSON text)")
+    opening.add_argument("--definition", metavar="FILE", help="the methodology version's params: the fields are then checked exactly")
+    opening.add_argument("--receipt", metavar="FILE", help="the receipt of the record's activity.batch event (needs --trust)")
+    opening.add_argument("--trust", metavar="FILE")
+    opening.add_argument("--json", action="store_true")
 
     consistency = commands.add_parser("consistency", help="check that the log only grew between two checkpoints")
     consistency.add_argument("old_checkpoint", metavar="OLD_CHECKPOINT")
@@ -46,10 +55,42 @@ def _parser():
     return parser
 
 
+def _file_or_text(argument, what):
+    """The bytes of a file if `argument` names one, else the argument itself (JSON text)."""
+    if os.path.isfile(argument):
+        return read_small_file(argument, what)
+    if argument.lstrip().startswith("{"):
+        return argument.encode("utf-8", errors="surrogatepass")
+    return read_small_file(argument, what)
+
+
+def _run_opening(arguments):
+    from verifier import report
+    from verifier.openings import check_opening
+    from verifier.trust import load_trust
+
+    if (arguments.receipt is None) != (arguments.trust is None):
+        raise InputError("--receipt and --trust go together")
+    result = check_opening(
+        _file_or_text(arguments.record, "record"),
+        _file_or_text(arguments.opening, "opening"),
+        read_small_file(arguments.definition, "definition") if arguments.definition else None,
+        read_small_file(arguments.receipt, "receipt") if arguments.receipt else None,
+        load_trust(arguments.trust) if arguments.trust else None,
+    )
+    if arguments.json:
+        report.print_json(report.proof_report_json("opening", result))
+    else:
+        report.print_proof_report("opening", result)
+    return 0 if result.valid else 1
+
+
 def _run(arguments):
     from verifier import report
     from verifier.trust import load_trust
 
+    if arguments.command == "opening":
+        return _run_opening(arguments)
     trust = load_trust(arguments.trust)
     if arguments.command == "bundle":
         from verifier.bundle import verify_bundle
@@ -69,7 +110,7 @@ def _run(arguments):
     from verifier.proofs import check_consistency, check_receipt
 
     if arguments.command == "receipt":
-        result = check_receipt(read_small_file(arguments.receipt_file, "receipt"), trust)
+        result = check_receipt(read_small_file(arguments.receipt_file, "receipt"), trust, arguments.log_format)
     else:
         result = check_consistency(
             read_small_file(arguments.old_checkpoint, "old checkpoint"),

@@ -1,7 +1,8 @@
 """One log line to one leaf (spec sections 1 to 3): the checks that need no replayed state, in the
 order of the section 9 table (ENCODING, SEQ, TIME, SCHEMA), and the bytes its signature covers.
 
-The signed message is `"puhui-event/v1\\n" || JCS({"body", "origin", "type"})`. Because the line
+The signed message is `"puhui-event/v1\\n" || JCS({"body", "origin", "type"})` in a format-1 log,
+with the prefix "puhui-event/v2\\n" in a format-2 log; a parser serves one format. Because the line
 itself is JCS, the body's JCS bytes are a slice of it: after `,"body":` (which cannot occur inside
 the `auth` strings, where quotes are escaped) and before the last `,"effects":` or `,"seq":`
 (nothing after the body but integers and two escape-free strings)."""
@@ -11,29 +12,26 @@ import re
 
 from verifier.canonical import MAX_SAFE_INTEGER, EncodingProblem, check_canonical_text, find_unsafe_integer, jcs, parse_json_text
 from verifier.schema import (
-    BODY_FIELDS,
-    CROSS_RULES,
     EFFECT_TYPES,
-    EVENT_TYPES,
     PURPOSES,
+    SCHEMAS,
     SUBJECT_KINDS,
     TIME,
-    body_problem,
     decode_public_key,
     effects_problem,
     is_real_date,
 )
 
-EVENT_SIGNATURE_PREFIX = b"puhui-event/v1\n"
-_SIGNED_BODY_PREFIX = EVENT_SIGNATURE_PREFIX + b'{"body":'
+EVENT_SIGNATURE_PREFIXES = {1: b"puhui-event/v1\n", 2: b"puhui-event/v2\n"}
+EVENT_SIGNATURE_PREFIX = EVENT_SIGNATURE_PREFIXES[1]
 LEAF_KEYS = frozenset({"auth", "body", "seq", "time", "type"})
 LEAF_KEYS_WITH_EFFECTS = LEAF_KEYS | {"effects"}
 AUTH_KEYS = frozenset({"key", "sig"})
 
 
-def event_message(origin, event_type, body):
+def event_message(origin, event_type, body, log_format=1):
     """The bytes an event signature covers (spec section 2), from the body as a value."""
-    return EVENT_SIGNATURE_PREFIX + jcs({"body": body, "origin": origin, "type": event_type})
+    return EVENT_SIGNATURE_PREFIXES[log_format] + jcs({"body": body, "origin": origin, "type": event_type})
 
 
 # -- the fast path ---------------------------------------------------------------------------------
@@ -111,14 +109,31 @@ _FAST_BODIES = {
         "retirements": (_F_ID_LIST, _f_id_list),
     },
 }
+_F_ISSUANCES = '(null|\\[(?:"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"(?:,"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")*)\\])'
+
+
+def _f_issuances(text):
+    """null, or the listed ids if they are distinct (a repeat is SCHEMA: the general path says so)."""
+    if text == "null":
+        return None
+    ids = text[2:-2].split('","')
+    return ids if len(set(ids)) == len(ids) else _NO
+
+
+# Format 2 adds `issuances` to transfers and retirements; the other fast bodies are unchanged.
+_FAST_BODIES_2 = dict(
+    _FAST_BODIES,
+    transfer=dict(_FAST_BODIES["transfer"], issuances=(_F_ISSUANCES, _f_issuances)),
+    retirement=dict(_FAST_BODIES["retirement"], issuances=(_F_ISSUANCES, _f_issuances)),
+)
 _F_SERIALS = r"\[\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\](?:,\[(?:0|-?[1-9][0-9]{0,15}),(?:0|-?[1-9][0-9]{0,15})\])*\]|\[\]"
 _F_TIME = '"(([0-9]{4}-[0-9]{2}-[0-9]{2})T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6}Z)"'
 
 
-def _fast_pattern(event_type, fields):
+def _fast_pattern(event_type, fields, schema):
     fields = dict(fields, request_id=(_F_REQUEST, None))
     names = sorted(fields)  # all ASCII: code point order is JCS's UTF-16 order
-    assert frozenset(names) == BODY_FIELDS[event_type]
+    assert frozenset(names) == schema.body_fields[event_type]
     # Each field's value is one named group (the subject's two parts are unnamed: it is built from
     # them, and is the last field, so the body keeps the sorted order of the general path's dict).
     body = ",".join(
@@ -132,10 +147,14 @@ def _fast_pattern(event_type, fields):
     )
     converters = tuple((name, fields[name][1]) for name in names if fields[name][1] not in (None, "subject"))
     has_subject = any(fields[name][1] == "subject" for name in names)
-    return re.compile(pattern, re.DOTALL), converters, has_subject, event_type in EFFECT_TYPES, CROSS_RULES[event_type]
+    return re.compile(pattern, re.DOTALL), converters, has_subject, event_type in EFFECT_TYPES, schema.cross_rules[event_type]
 
 
-_FAST = {event_type: _fast_pattern(event_type, fields) for event_type, fields in _FAST_BODIES.items()}
+_FAST_BY_FORMAT = {
+    log_format: {event_type: _fast_pattern(event_type, fields, SCHEMAS[log_format]) for event_type, fields in bodies.items()}
+    for log_format, bodies in ((1, _FAST_BODIES), (2, _FAST_BODIES_2))
+}
+_FAST = _FAST_BY_FORMAT[1]
 
 
 def _f_serials(text):
@@ -167,10 +186,14 @@ class Leaf:
 
 
 class LeafParser:
-    """Parses the log's lines in order; it remembers only the previous time and the key guesses."""
+    """Parses the log's lines in order; it remembers only the previous time and the key guesses.
+    One parser serves one log format (spec "Formats"): its body rules and signature prefix."""
 
-    def __init__(self, origin, root_keys):
+    def __init__(self, origin, root_keys, log_format=1):
         self.origin = origin
+        self._schema = SCHEMAS[log_format]
+        self._fast = _FAST_BY_FORMAT[log_format]
+        self._signed_body_prefix = EVENT_SIGNATURE_PREFIXES[log_format] + b'{"body":'
         self._message_origin = b',"origin":' + jcs(origin) + b',"type":"'
         self.next_seq = 0
         self.previous_time = None
@@ -199,7 +222,7 @@ class LeafParser:
     def _parse_fast(self, raw, text):
         """The leaf of a line of a common type in its plainest spelling, or None (then _parse decides)."""
         at = text.rfind(',"type":"')
-        fast = _FAST.get(text[at + 9 : -2]) if at > 0 else None
+        fast = self._fast.get(text[at + 9 : -2]) if at > 0 else None
         if fast is None:
             return None
         pattern, converters, has_subject, has_effects, cross_rule = fast
@@ -281,11 +304,11 @@ class LeafParser:
         if leaf.problem:
             return leaf
 
-        if type(event_type) is not str or event_type not in EVENT_TYPES:
+        if type(event_type) is not str or event_type not in self._schema.event_types:
             leaf.problem = ("SCHEMA", f"unknown event type {event_type!r}")
             return leaf
         body = value["body"]
-        problem = body_problem(event_type, body)
+        problem = self._schema.body_problem(event_type, body)
         if problem is None:
             if "effects" in keys:
                 problem = effects_problem(value["effects"])
@@ -315,6 +338,6 @@ class LeafParser:
             body_start = raw.index(b',"body":') + 8
             body_end = raw.rindex(b',"effects":' if leaf.effects is not None else b',"seq":')
             leaf.signed = b"".join(
-                (signature, _SIGNED_BODY_PREFIX, raw[body_start:body_end], self._message_origin, leaf.type.encode("ascii"), b'"}')
+                (signature, self._signed_body_prefix, raw[body_start:body_end], self._message_origin, leaf.type.encode("ascii"), b'"}')
             )
         leaf.key_guess = self.key_guesses.get(leaf.key_id)

@@ -129,9 +129,10 @@ def parse_checkpoint(note, origin):
         raise NoteError("the note has no blank line before its signatures")
     body_text, signature_text = note[: split_at + 1], note[split_at + 2 :]
     lines = body_text.split("\n")[:-1]
-    if len(lines) != 3:
+    if len(lines) < 3:
         raise NoteError(f"the checkpoint body has {len(lines)} lines, not 3 (origin, size, root)")
-    note_origin, size_text, root_b64 = lines
+    # Extension lines (C2SP) follow the root: signed with the rest, accepted, their content ignored.
+    note_origin, size_text, root_b64 = lines[:3]
     if note_origin != origin:
         raise NoteError(f"checkpoint of origin {note_origin!r}, not {origin!r}")
     if not _TREE_SIZE.fullmatch(size_text) or int(size_text) >= 2**63:

@@ -2,7 +2,7 @@
 
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
 no replayed state: Ed25519 checks of events ("verify") and the checks and hashes of activity
-records ("records"). A job goes to the worker with the fewest jobs in flight; each worker answers
+records ("records", "records_v2" for a format-2 log). A job goes to the worker with the fewest jobs in flight; each worker answers
 in order. At most three jobs per worker are in flight (IN_FLIGHT_PER_WORKER), so a worker always
 has its next job waiting and is never blocked writing a result nobody reads (results are a few
 tens of KB). When every worker has its three, the main process does the job itself instead of waiting:
@@ -28,10 +28,11 @@ import threading
 import traceback
 from collections import deque
 
+from verifier import records_v2
 from verifier.activities import check_record_chunk
 from verifier.signatures import verify_many
 
-JOBS = {"verify": verify_many, "records": check_record_chunk}
+JOBS = {"verify": verify_many, "records": check_record_chunk, "records_v2": records_v2.check_record_chunk}
 IN_FLIGHT_PER_WORKER = 3
 SWITCH_INTERVAL_S = 0.0005
 

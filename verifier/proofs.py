@@ -29,7 +29,7 @@ class ProofResult:
         self.violations.append((code, message))
 
 
-def _json_document(data, what):
+def json_document(data, what):
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -51,7 +51,7 @@ def _count(value, what):
     return value
 
 
-def _inclusion(value, what):
+def inclusion_of(value, what):
     if not isinstance(value, dict) or set(value) != {"leaf_index", "tree_size", "hashes"}:
         raise InputError(f"{what} must be {{leaf_index, tree_size, hashes}}")
     return (
@@ -81,11 +81,11 @@ def _signed_checkpoint(note, trust, result, what):
     return checkpoint
 
 
-def _leaf(text, leaf_index, trust, result, what):
+def _leaf(text, leaf_index, trust, result, what, log_format):
     """Parse a receipt's leaf as the leaf at leaf_index; ENCODING if it is not a valid leaf."""
     if not isinstance(text, str):
         raise InputError(f"{what} must be a string holding the leaf bytes")
-    parser = LeafParser(trust.origin, trust.root_keys)
+    parser = LeafParser(trust.origin, trust.root_keys, log_format)
     parser.next_seq = leaf_index
     raw = text.encode("utf-8", errors="surrogatepass")
     leaf = parser.parse(raw)
@@ -99,14 +99,15 @@ def _leaf(text, leaf_index, trust, result, what):
     return raw, leaf
 
 
-def check_receipt(data, trust):
-    document = _json_document(data, "receipt")
+def check_receipt(data, trust, log_format=1):
+    """A receipt of an event of a log of log_format (its body rules and signature prefix)."""
+    document = json_document(data, "receipt")
     if document.get("format") != RECEIPT_FORMAT:
         raise InputError(f"receipt format is {document.get('format')!r}, not {RECEIPT_FORMAT!r}")
     for name in ("origin", "leaf", "inclusion", "checkpoint", "signer"):
         if name not in document:
             raise InputError(f"receipt has no {name!r} field")
-    leaf_index, tree_size, proof = _inclusion(document["inclusion"], "inclusion")
+    leaf_index, tree_size, proof = inclusion_of(document["inclusion"], "inclusion")
     signer = document["signer"]
     if signer is not None and (not isinstance(signer, dict) or set(signer) != {"leaf", "inclusion"}):
         raise InputError("receipt signer must be null or {leaf, inclusion}")
@@ -117,7 +118,7 @@ def check_receipt(data, trust):
         result.add("CHECKPOINT_SIGNATURE", f"receipt of origin {document['origin']!r}, not the trusted {trust.origin!r}")
         return result
     checkpoint = _signed_checkpoint(document["checkpoint"], trust, result, "the checkpoint")
-    raw, leaf = _leaf(document["leaf"], leaf_index, trust, result, "the leaf")
+    raw, leaf = _leaf(document["leaf"], leaf_index, trust, result, "the leaf", log_format)
     if checkpoint is not None:
         if tree_size != checkpoint.tree_size:
             result.add("CHECKPOINT_ROOT", f"inclusion.tree_size {tree_size} is not the checkpoint's size {checkpoint.tree_size}")
@@ -126,22 +127,22 @@ def check_receipt(data, trust):
     if leaf is None:
         return result
     result.details = {"seq": leaf.seq, "type": leaf.type, "body": leaf.body, "effects": leaf.effects, "tree_size": tree_size}
-    public_key = _signer_key(leaf, signer, checkpoint, trust, result)
+    public_key = _signer_key(leaf, signer, checkpoint, trust, result, log_format)
     if public_key is not None:
         if leaf.signed is None or not verify_signed(public_key, leaf.signed):
             result.add("SIGNATURE", f"the event signature does not verify with key {leaf.key_id}")
     return result
 
 
-def _signer_key(leaf, signer, checkpoint, trust, result):
+def _signer_key(leaf, signer, checkpoint, trust, result, log_format):
     """The public key the event must verify with, proven by the receipt; None after a violation."""
     if signer is None:
         public_key = trust.root_keys.get(leaf.key_id)
         if public_key is None:
             result.add("SIGNATURE", f"signer {leaf.key_id} is not a root key, and the receipt carries no registration for it")
         return public_key
-    index, size, proof = _inclusion(signer["inclusion"], "signer.inclusion")
-    raw, registration = _leaf(signer["leaf"], index, trust, result, "the signer's key.register leaf")
+    index, size, proof = inclusion_of(signer["inclusion"], "signer.inclusion")
+    raw, registration = _leaf(signer["leaf"], index, trust, result, "the signer's key.register leaf", log_format)
     if registration is None:
         return None
     if checkpoint is not None and (size != checkpoint.tree_size or not verify_inclusion(leaf_hash(raw), index, size, proof, checkpoint.root)):
@@ -163,7 +164,7 @@ def read_note(data, what):
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8") from None
     if text.lstrip().startswith("{"):
-        document = _json_document(data, what)
+        document = json_document(data, what)
         if not isinstance(document.get("note"), str):
             raise InputError(f'{what} is JSON but not {{"note": "<signed note>"}}')
         return document["note"]
@@ -174,7 +175,7 @@ def check_consistency(old_data, new_data, proof_data, trust):
     result = ProofResult()
     old = _signed_checkpoint(read_note(old_data, "old checkpoint"), trust, result, "the old checkpoint")
     new = _signed_checkpoint(read_note(new_data, "new checkpoint"), trust, result, "the new checkpoint")
-    document = _json_document(proof_data, "consistency proof")
+    document = json_document(proof_data, "consistency proof")
     if set(document) != {"first", "second", "hashes"}:
         raise InputError("consistency proof must be {first, second, hashes}")
     first = _count(document["first"], "first")

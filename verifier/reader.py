@@ -2,6 +2,7 @@
 cannot be read at all (exit status 2), as opposed to content that breaks a rule (a violation)."""
 
 import os
+from contextlib import contextmanager
 
 MAX_LEAF_BYTES = 16 * 1024 * 1024  # one log line; an issuance may list many batches
 MAX_RECORD_BYTES = 1024 * 1024  # one activity record
@@ -15,19 +16,34 @@ class InputError(Exception):
     """Input that cannot be verified at all: the run stops with exit status 2 and this message."""
 
 
-def read_small_file(path, what, max_bytes=MAX_SMALL_FILE_BYTES):
+@contextmanager
+def _reading(path, what):
+    """OS errors while reading a file, as the InputError that says which file and why."""
     try:
-        if os.path.isdir(path):
-            raise InputError(f"{what} {path} is a directory, not a file")
-        with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+        yield
     except FileNotFoundError:
         raise InputError(f"{what} {path} does not exist") from None
     except OSError as error:
         raise InputError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+
+
+def read_small_file(path, what, max_bytes=MAX_SMALL_FILE_BYTES):
+    with _reading(path, what):
+        if os.path.isdir(path):
+            raise InputError(f"{what} {path} is a directory, not a file")
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise InputError(f"{what} {path} is larger than {max_bytes} bytes")
     return data
+
+
+def read_first_line(path, what, max_line_bytes):
+    """The first line of a file without its newline (at most max_line_bytes + 1 bytes of it, so a
+    longer one is never held whole), or None for an empty file."""
+    with _reading(path, what), open(path, "rb") as handle:
+        line = handle.readline(max_line_bytes + 1)
+    return line.rstrip(b"\n") if line else None
 
 
 class LineReader:

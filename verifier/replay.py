@@ -66,6 +66,30 @@ class Holdings:
                 starts.insert(index + 1, end)
                 ends.insert(index + 1, held_end)
 
+    def lowest(self, amount_g, windows=None):
+        """The amount_g lowest serials held, as merged [[start, end], ...], counting only those
+        inside the sorted, disjoint windows [(start, end), ...] if given; None if too few are held."""
+        starts, ends = self.starts, self.ends
+        if windows is None:
+            windows = ((starts[0], ends[-1]),) if starts else ()
+        taken = []
+        need = amount_g
+        for window_start, window_end in windows:
+            index = max(bisect_right(starts, window_start) - 1, 0)
+            while need and index < len(starts) and starts[index] < window_end:
+                start, end = max(starts[index], window_start), min(ends[index], window_end)
+                if start < end:
+                    end = min(end, start + need)
+                    need -= end - start
+                    if taken and taken[-1][1] == start:
+                        taken[-1][1] = end
+                    else:
+                        taken.append([start, end])
+                index += 1
+            if not need:
+                return taken
+        return None
+
     def add(self, ranges):
         """Add ranges held by no account (serials are unique), merging with neighbours."""
         starts, ends = self.starts, self.ends
@@ -190,10 +214,13 @@ def serials_problem(serials, amount_g):
 
 
 class Replay:
-    """Applies leaves in log order. `findings` collects violations and warnings.
+    """Applies leaves in log order (a format-1 log; replay_v2.Replay2 extends it for format 2).
+    `findings` collects violations and warnings.
 
     activity_checker(batch_leaf) checks the batch's activity file and returns None (it matches,
     and its ids and fingerprints are now known), "missing" (no file), or (code, message)."""
+
+    ROLES_ONLY_ROOT_GRANTS = frozenset({"admin"})  # the roles an admin key neither grants nor revokes
 
     def __init__(self, trust, digester, findings, warnings, activity_checker=None, require_activities=False):
         self.root_keys = trust.root_keys
@@ -230,7 +257,7 @@ class Replay:
             signer = self._signer(leaf, verify)
             if leaf.seq == 0 and leaf.type != "registry.genesis":
                 raise Rejected("UNAUTHORIZED", f"seq 0 must be registry.genesis, not {leaf.type}")
-            commit = _HANDLERS[leaf.type](self, leaf, leaf.body, signer)
+            commit = self.handlers[leaf.type](self, leaf, leaf.body, signer)
         except Rejected as rejected:
             self.findings.add(rejected.code, leaf.seq, rejected.message)
             return
@@ -309,6 +336,10 @@ class Replay:
         if not account.holdings.holds(serials):
             raise Rejected("NOT_HELD", f"account {account_id!r} does not hold all of these serials as active")
 
+    def _spendable(self, leaf, account, account_id):
+        """The checks of the serials a transfer, retirement or cancellation spends (NOT_HELD)."""
+        self._held(account, leaf.effects["serials"], leaf.body["amount_g"], account_id)
+
     def _issuances_of(self, serials):
         """(issuance index, grams) for every issuance the serials come from."""
         starts = self.issuance_starts
@@ -340,8 +371,9 @@ class Replay:
         if signer is not ROOT:
             if "admin" not in signer.roles:
                 raise Rejected("UNAUTHORIZED", "key.register needs a root or admin key")
-            if "admin" in roles:
-                raise Rejected("UNAUTHORIZED", "an admin key cannot grant the admin role")
+            granted = self.ROLES_ONLY_ROOT_GRANTS & roles
+            if granted:
+                raise Rejected("UNAUTHORIZED", f"an admin key cannot grant the {min(granted)} role")
         self._replay_check(leaf)
         key_id = body["key_id"]
         if key_id in self.keys or key_id in self.root_keys:
@@ -359,8 +391,10 @@ class Replay:
         if signer is not ROOT:
             if "admin" not in signer.roles:
                 raise Rejected("UNAUTHORIZED", "key.revoke needs a root or admin key")
-            if target is not None and "admin" in target.roles:
-                raise Rejected("UNAUTHORIZED", "an admin key cannot revoke an admin key")
+            protected = self.ROLES_ONLY_ROOT_GRANTS & target.roles if target is not None else None
+            if protected:
+                role = min(protected)
+                raise Rejected("UNAUTHORIZED", f"an admin key cannot revoke {'an' if role[0] in 'aeiou' else 'a'} {role} key")
         self._replay_check(leaf)
         if target is None or not target.active:
             raise Rejected("UNKNOWN_REF", f"key {key_id} is not a registered, active key")
@@ -413,15 +447,8 @@ class Replay:
         return commit
 
     def _methodology_register(self, leaf, body, signer):
-        self._admin_only(signer, "methodology.register")
-        self._replay_check(leaf)
+        known = self._new_version(leaf, signer)
         methodology_id, version = body["methodology_id"], body["version"]
-        known = self.methodologies.get(methodology_id)
-        latest = known.latest_version if known else 0
-        if version <= latest:
-            raise Rejected("DUPLICATE_ID", f"methodology {methodology_id!r} version {version} is already registered")
-        if version != latest + 1:
-            raise Rejected("UNKNOWN_REF", f"methodology {methodology_id!r} version {version - 1} does not exist")
 
         def commit():
             if known is None:
@@ -431,6 +458,20 @@ class Replay:
                 known.offset_eligible = body["offset_eligible"]
 
         return commit
+
+    def _new_version(self, leaf, signer):
+        """UNAUTHORIZED, REPLAY, then DUPLICATE_ID or UNKNOWN_REF unless the body's version is the
+        next of its methodology; the methodology's state, or None for a new methodology."""
+        self._admin_only(signer, "methodology.register")
+        self._replay_check(leaf)
+        methodology_id, version = leaf.body["methodology_id"], leaf.body["version"]
+        known = self.methodologies.get(methodology_id)
+        latest = known.latest_version if known else 0
+        if version <= latest:
+            raise Rejected("DUPLICATE_ID", f"methodology {methodology_id!r} version {version} is already registered")
+        if version != latest + 1:
+            raise Rejected("UNKNOWN_REF", f"methodology {methodology_id!r} version {version - 1} does not exist")
+        return known
 
     def _methodology_eligibility(self, leaf, body, signer):
         self._admin_only(signer, "methodology.eligibility")
@@ -445,6 +486,18 @@ class Replay:
         return commit
 
     def _activity_batch(self, leaf, body, signer):
+        self._batch_references(leaf, body, signer)
+        # Last, as the activity file's codes (DUPLICATE_ID of an activity, BATCH, DUPLICATE_ACTIVITY)
+        # are the last the table checks for a batch; the checker keeps the ids only if all passes.
+        outcome = self._batch_file(self.activity_checker(leaf) if self.activity_checker else "missing", body)
+
+        def commit():
+            self._register_batch(leaf, outcome, Batch(body))
+
+        return commit
+
+    def _batch_references(self, leaf, body, signer):
+        """UNAUTHORIZED, REPLAY, DUPLICATE_ID and UNKNOWN_REF of a batch; its methodology."""
         platform = self.accounts.get(body["platform"])
         if (
             signer is ROOT
@@ -464,27 +517,39 @@ class Replay:
                 "UNKNOWN_REF",
                 f"methodology {body['methodology_id']!r} version {body['methodology_version']} is not registered",
             )
-        # Last, as the activity file's codes (DUPLICATE_ID of an activity, BATCH, DUPLICATE_ACTIVITY)
-        # are the last the table checks for a batch; the checker keeps the ids only if all passes.
-        outcome = self.activity_checker(leaf) if self.activity_checker else "missing"
+        return methodology
+
+    def _batch_file(self, outcome, body):
+        """The activity checker's outcome raised as the batch's violation; else returned."""
         if outcome == "missing":
             if self.require_activities:
-                raise Rejected("BATCH", f"activity file activities/{batch_id}.jsonl is absent")
+                raise Rejected("BATCH", f"activity file activities/{body['batch_id']}.jsonl is absent")
         elif outcome is not None:
             raise Rejected(*outcome)
+        return outcome
 
-        def commit():
-            if outcome == "missing":
-                self.batches_unverified += 1
-                self.warnings.add(UNVERIFIED_BATCH, leaf.seq, f"activity file activities/{batch_id}.jsonl is absent: batch not verified")
-            self.batches[batch_id] = Batch(body)
-
-        return commit
+    def _register_batch(self, leaf, outcome, batch):
+        batch_id = leaf.body["batch_id"]
+        if outcome == "missing":
+            self.batches_unverified += 1
+            self.warnings.add(UNVERIFIED_BATCH, leaf.seq, f"activity file activities/{batch_id}.jsonl is absent: batch not verified")
+        self.batches[batch_id] = batch
 
     def _issuance(self, leaf, body, signer):
         self._admin_only(signer, "issuance")
         self._replay_check(leaf)
         commit_id = self._unique_id("issuance", body["issuance_id"])
+        account, batches, start = self._issuance_matches(leaf, body)
+        self._batches_not_issued(body, batches)
+
+        def commit():
+            commit_id()
+            self._issue(body, account, batches, start)
+
+        return commit
+
+    def _issuance_matches(self, leaf, body):
+        """UNKNOWN_REF, SERIALS and ISSUANCE_AMOUNT of an issuance: (recipient, batches, first serial)."""
         account = self._existing_account(body["account"], "recipient")
         methodology_id = body["methodology_id"]
         if methodology_id not in self.methodologies:
@@ -512,26 +577,31 @@ class Replay:
         batch_total = sum(batch.total_g for batch in batches)
         if batches and batch_total != amount_g:
             raise Rejected("ISSUANCE_AMOUNT", f"amount_g {amount_g} is not the batches' total {batch_total}")
+        return account, batches, start
+
+    @staticmethod
+    def _batches_not_issued(body, batches):
+        """DOUBLE_ISSUANCE for batches."""
         if len(set(body["batches"])) != len(batches):
             raise Rejected("DOUBLE_ISSUANCE", "the same batch is listed twice")
         for batch_id, batch in zip(body["batches"], batches):
             if batch.issued:
                 raise Rejected("DOUBLE_ISSUANCE", f"batch {batch_id!r} already backs an earlier issuance")
 
-        def commit():
-            commit_id()
-            for batch in batches:
-                batch.issued = True
-            self.issuance_starts.append(start)
-            self.issuance_info.append((start + amount_g, methodology_id, body["vintage"], body["region"]))
-            self.next_serial = start + amount_g
-            account.holdings.add(((start, start + amount_g),))
-            totals = self.totals
-            totals.issued_g += amount_g
-            _add(totals.issued_by_methodology, methodology_id, amount_g)
-            _add(totals.issued_by_region, body["region"], amount_g)
-
-        return commit
+    def _issue(self, body, account, batches, start):
+        """An accepted issuance's effect: new serials for the recipient."""
+        amount_g = body["amount_g"]
+        methodology_id = body["methodology_id"]
+        for batch in batches:
+            batch.issued = True
+        self.issuance_starts.append(start)
+        self.issuance_info.append((start + amount_g, methodology_id, body["vintage"], body["region"]))
+        self.next_serial = start + amount_g
+        account.holdings.add(((start, start + amount_g),))
+        totals = self.totals
+        totals.issued_g += amount_g
+        _add(totals.issued_by_methodology, methodology_id, amount_g)
+        _add(totals.issued_by_region, body["region"], amount_g)
 
     def _transfer(self, leaf, body, signer):
         self._controller_of(leaf, signer, body["from"], "transfer")
@@ -540,7 +610,7 @@ class Replay:
         sender = self.accounts[body["from"]]
         recipient = self._existing_account(body["to"], "recipient")
         serials = leaf.effects["serials"]
-        self._held(sender, serials, body["amount_g"], body["from"])
+        self._spendable(leaf, sender, body["from"])
 
         def commit():
             commit_id()
@@ -557,21 +627,25 @@ class Replay:
             raise Rejected("DUPLICATE_ID", f"retirement {retirement_id!r} already exists")
         account = self.accounts[body["account"]]
         serials = leaf.effects["serials"]
-        self._held(account, serials, body["amount_g"], body["account"])
+        self._spendable(leaf, account, body["account"])
 
         def commit():
-            account.holdings.remove(serials)
-            kept = tuple((start, end) for start, end in serials)
-            self.retirements[retirement_id] = Retirement(body["account"], body["purpose"], body["amount_g"], kept)
-            totals = self.totals
-            totals.retired_g += body["amount_g"]
-            _add(totals.retired_by_purpose, body["purpose"], body["amount_g"])
-            for index, grams in self._issuances_of(kept):
-                _, methodology_id, _, region = self.issuance_info[index]
-                _add(totals.retired_by_methodology, methodology_id, grams)
-                _add(totals.retired_by_region, region, grams)
+            self._retire(body, account, serials)
 
         return commit
+
+    def _retire(self, body, account, serials):
+        """An accepted retirement's effect: the serials leave the account for good."""
+        account.holdings.remove(serials)
+        kept = tuple((start, end) for start, end in serials)
+        self.retirements[body["retirement_id"]] = Retirement(body["account"], body["purpose"], body["amount_g"], kept)
+        totals = self.totals
+        totals.retired_g += body["amount_g"]
+        _add(totals.retired_by_purpose, body["purpose"], body["amount_g"])
+        for index, grams in self._issuances_of(kept):
+            _, methodology_id, _, region = self.issuance_info[index]
+            _add(totals.retired_by_methodology, methodology_id, grams)
+            _add(totals.retired_by_region, region, grams)
 
     def _cancellation(self, leaf, body, signer):
         self._admin_only(signer, "cancellation")
@@ -579,7 +653,7 @@ class Replay:
         commit_id = self._unique_id("cancellation", body["cancellation_id"])
         account = self._existing_account(body["account"], "the")
         serials = leaf.effects["serials"]
-        self._held(account, serials, body["amount_g"], body["account"])
+        self._spendable(leaf, account, body["account"])
 
         def commit():
             commit_id()
@@ -617,6 +691,10 @@ class Replay:
                 raise Rejected("CLAIM_MISMATCH", f"retirement {retirement_id!r} was retired from {retirement.account!r}, not {body[owner_field]!r}")
         return retirements
 
+    def _methodology_eligible(self, issuance_index, methodology_id):
+        """The methodology part of serial eligibility (spec section 6) for an issuance's serials."""
+        return self.methodologies[methodology_id].offset_eligible
+
     def _surrender(self, leaf, body, signer):
         if signer is ROOT or "ets" not in signer.roles:
             raise Rejected("UNAUTHORIZED", "offset.surrender needs an ets key")
@@ -632,7 +710,7 @@ class Replay:
         for retirement_id, retirement in zip(body["retirements"], retirements):
             for index, _ in self._issuances_of(retirement.serials):
                 _, methodology_id, vintage, region = self.issuance_info[index]
-                if not self.methodologies[methodology_id].offset_eligible:
+                if not self._methodology_eligible(index, methodology_id):
                     raise Rejected("OFFSET_INELIGIBLE", f"retirement {retirement_id!r}: methodology {methodology_id!r} is not offset eligible")
                 if not (vintage <= year and year - vintage <= rules["offset_vintage_years"]):
                     raise Rejected("OFFSET_INELIGIBLE", f"retirement {retirement_id!r}: vintage {vintage} is not eligible in {year}")
@@ -673,7 +751,7 @@ class Replay:
 
 # Plain functions, not bound methods kept on the instance: those would make every Replay a
 # reference cycle, which only the cyclic collector could free (bundle.py runs with it off).
-_HANDLERS = {
+HANDLERS = {
     "registry.genesis": Replay._rules,
     "registry.rules": Replay._rules,
     "key.register": Replay._key_register,
@@ -690,3 +768,4 @@ _HANDLERS = {
     "offset.surrender": Replay._surrender,
     "neutrality.claim": Replay._claim,
 }
+Replay.handlers = HANDLERS

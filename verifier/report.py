@@ -8,7 +8,7 @@ from verifier.violations import CODES
 
 GRAMS_PER_TONNE = 1_000_000
 HUMAN_ROWS_PER_CODE = 50
-REPORT_FORMAT = "puhui-verify-report/1"
+REPORT_FORMAT = "puhui-verify-report/2"
 
 
 def tonnes(grams):
@@ -27,6 +27,7 @@ def bundle_report_json(result):
     violations = result.violations
     return {
         "format": REPORT_FORMAT,
+        "log_format": result.log_format,
         "valid": result.valid,
         "origin": result.origin,
         "tree_size": result.tree_size,
@@ -83,7 +84,8 @@ def print_bundle_report(result):
         verdict = "[bold green]VALID[/]: no violation"
     else:
         verdict = f"[bold red]NOT VALID[/]: {result.violations.total} violation(s)"
-    console.print(f"Puhui log [bold]{result.origin}[/]: {result.tree_size} events, root {result.root.hex()}")
+    log_format = f"format {result.log_format}" if result.log_format is not None else "empty"
+    console.print(f"Puhui log [bold]{result.origin}[/] ({log_format}): {result.tree_size} events, root {result.root.hex()}")
     console.print(verdict)
     console.print(
         f"{stats.get('events_accepted', 0)} events replayed without violation, "
@@ -166,6 +168,11 @@ def print_proof_report(command, result):
             if name in body:
                 value = body[name]
                 console.print(f"  {name}: {tonnes(value) + ' t' if name == 'amount_g' else value}")
+    if command == "opening" and details:
+        checked = "exactly, against the definition" if details["definition_checked"] else "against the record only (no --definition)"
+        console.print(f"record {details['activity_id']} of {details['occurred_on']}: fields checked {checked}")
+        if "batch_seq" in details:
+            console.print(f"in batch {details['batch_id']}, whose event is seq {details['batch_seq']} of a log of {details['tree_size']} leaves")
     if command == "consistency" and details:
         console.print(f"checkpoint of size {details['old_size']} -> checkpoint of size {details['new_size']}")
     for code, message in result.violations:

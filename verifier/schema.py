@@ -9,6 +9,7 @@ from datetime import date
 from hashlib import sha256
 
 from verifier.canonical import MAX_SAFE_INTEGER, find_unsafe_integer
+from verifier.methodologies import definition_problem
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 KEY_ID = re.compile(r"[0-9a-f]{16}")
@@ -309,35 +310,145 @@ BODY_RULES = {
         _period_in_order,
     ),
 }
-for _fields, _ in BODY_RULES.values():
-    _fields["request_id"] = (_is_request_id, "must be a string of 1 to 128 characters")
-EVENT_TYPES = frozenset(BODY_RULES)
-_FIELD_SETS = {event_type: frozenset(fields) for event_type, (fields, _) in BODY_RULES.items()}
-BODY_FIELDS = _FIELD_SETS
-CROSS_RULES = {event_type: cross_rule for event_type, (_, cross_rule) in BODY_RULES.items()}
-_CHECKS = {
-    event_type: (tuple((name, check, what) for name, (check, what) in fields.items()), cross_rule)
-    for event_type, (fields, cross_rule) in BODY_RULES.items()
-}
 
 
-def body_problem(event_type, body):
-    """Why body is not a valid body of event_type (a known type), or None."""
-    if type(body) is not dict:
-        return "body is not an object"
-    if body.keys() != _FIELD_SETS[event_type]:
-        missing = sorted(_FIELD_SETS[event_type] - body.keys())
-        extra = sorted(body.keys() - _FIELD_SETS[event_type])
-        return f"{event_type} body: missing fields {missing}, extra fields {extra}"
-    checks, cross_rule = _CHECKS[event_type]
-    for name, check, what in checks:
-        if not check(body[name]):
-            return f"{event_type} body: {name} {what}"
-    if cross_rule is not None:
-        problem = cross_rule(body)
-        if problem:
-            return f"{event_type} body: {problem}"
-    return None
+def _with_request_id(body_rules):
+    for fields, _ in body_rules.values():
+        fields["request_id"] = (_is_request_id, "must be a string of 1 to 128 characters")
+    return body_rules
+
+
+class BodySchema:
+    """The body rules of one log format: which types exist, their exact fields and checks."""
+
+    def __init__(self, body_rules):
+        self.event_types = frozenset(body_rules)
+        self.body_fields = {event_type: frozenset(fields) for event_type, (fields, _) in body_rules.items()}
+        self.cross_rules = {event_type: cross_rule for event_type, (_, cross_rule) in body_rules.items()}
+        self._checks = {
+            event_type: (tuple((name, check, what) for name, (check, what) in fields.items()), cross_rule)
+            for event_type, (fields, cross_rule) in body_rules.items()
+        }
+
+    def body_problem(self, event_type, body):
+        """Why body is not a valid body of event_type (a known type), or None."""
+        if type(body) is not dict:
+            return "body is not an object"
+        field_set = self.body_fields[event_type]
+        if body.keys() != field_set:
+            missing = sorted(field_set - body.keys())
+            extra = sorted(body.keys() - field_set)
+            return f"{event_type} body: missing fields {missing}, extra fields {extra}"
+        checks, cross_rule = self._checks[event_type]
+        for name, check, what in checks:
+            if not check(body[name]):
+                return f"{event_type} body: {name} {what}"
+        if cross_rule is not None:
+            problem = cross_rule(body)
+            if problem:
+                return f"{event_type} body: {problem}"
+        return None
+
+
+FORMAT_1 = BodySchema(_with_request_id(BODY_RULES))
+EVENT_TYPES = FORMAT_1.event_types
+BODY_FIELDS = FORMAT_1.body_fields
+CROSS_RULES = FORMAT_1.cross_rules
+body_problem = FORMAT_1.body_problem
+
+
+# -- format 2 (spec sections 6 and 7.1: the rules marked "(format 2)") --------------------------------
+
+ROLES_2 = ROLES | {"validator", "expert"}
+SOLE_ROLES = frozenset({"validator", "expert"})  # never beside another role
+VERDICTS = frozenset({"approved", "rejected"})
+
+
+def _is_roles_2(value):
+    if not (type(value) is list and all(type(item) is str and item in ROLES_2 for item in value) and len(set(value)) == len(value)):
+        return False
+    return len(value) <= 1 or SOLE_ROLES.isdisjoint(value)
+
+
+def _is_quorum(value):
+    return (
+        type(value) is dict
+        and value.keys() == {"issuance", "eligibility"}
+        and _is_non_negative(value["issuance"])
+        and _is_non_negative(value["eligibility"])
+    )
+
+
+def _is_rules_2(value):
+    if type(value) is not dict or value.keys() != {"offset_cap_ppm", "offset_vintage_years", "offset_regions", "review_quorum"}:
+        return False
+    rules_1 = {name: value[name] for name in ("offset_cap_ppm", "offset_vintage_years", "offset_regions")}
+    return _is_rules(rules_1) and _is_quorum(value["review_quorum"])
+
+
+def _is_format_2(value):
+    return type(value) is int and value == 2
+
+
+def _is_issuances(value):
+    """null, or a non-empty list of distinct issuance ids."""
+    return value is None or (_is_nonempty_id_list(value) and len(set(value)) == len(value))
+
+
+def _is_version(value):
+    return type(value) is int and 1 <= value <= MAX_SAFE_INTEGER
+
+
+def _is_review_target(value):
+    if type(value) is not dict or value.keys() != {"kind", "id", "version"}:
+        return False
+    kind = value["kind"]
+    if kind == "batch":
+        return _is_id(value["id"]) and value["version"] is None
+    if kind == "evidence":
+        return _is_hex64(value["id"]) and value["version"] is None
+    if kind == "methodology":
+        return _is_id(value["id"]) and _is_version(value["version"])
+    return False
+
+
+def _params_problem(body):
+    problem = definition_problem(body["params"])
+    return f"params: {problem}" if problem else None
+
+
+_ISSUANCES = (_is_issuances, "must be null or a non-empty list of distinct issuance ids")
+
+
+def _format_2_rules():
+    rules = {event_type: (dict(fields), cross_rule) for event_type, (fields, cross_rule) in BODY_RULES.items()}
+    rules["registry.genesis"][0].update(rules=(_is_rules_2, "must be valid rules with review_quorum"), format=(_is_format_2, "must be 2"))
+    rules["registry.rules"][0]["rules"] = (_is_rules_2, "must be valid rules with review_quorum")
+    rules["key.register"][0]["roles"] = (_is_roles_2, "must be distinct roles of admin, platform, ets, or validator or expert alone")
+    # The definition's own message says what is wrong with it, so params is checked as a cross rule.
+    rules["methodology.register"][0]["params"] = (_is_object, "must be an object")
+    rules["methodology.register"] = (rules["methodology.register"][0], _params_problem)
+    rules["methodology.eligibility"][0]["version"] = _POSITIVE
+    for event_type in ("transfer", "retirement", "cancellation"):
+        rules[event_type][0]["issuances"] = _ISSUANCES
+    rules["account.hold"] = (
+        {"hold_id": _ID, "account_id": _ID, "held": (_is_bool, "must be true or false"), "case_id": _ID, "reason": _STRING},
+        None,
+    )
+    rules["review"] = (
+        {
+            "review_id": _ID,
+            "target": (_is_review_target, "must be {kind: batch, id: ID, version: null}, {kind: evidence, id: HEX64, version: null} or {kind: methodology, id: ID, version: INT >= 1}"),
+            "verdict": (_one_of(VERDICTS), f"must be one of {sorted(VERDICTS)}"),
+            "report_sha256": (_is_hex64, "must be 64 lowercase hex digits"),
+        },
+        None,
+    )
+    return _with_request_id(rules)
+
+
+FORMAT_2 = BodySchema(_format_2_rules())
+SCHEMAS = {1: FORMAT_1, 2: FORMAT_2}
 
 
 def effects_problem(effects):

@@ -1,5 +1,5 @@
-"""The codes of spec section 9, in the order of its table, and the bounded list that collects the
-violations and warnings of a run (a log with millions of bad lines must not exhaust memory)."""
+"""The codes of spec section 9 (format 2's among them), in the order of its table, and the
+bounded list that collects the violations and warnings of a run (a log with millions of bad lines must not exhaust memory)."""
 
 from collections import Counter
 from typing import NamedTuple
@@ -16,11 +16,15 @@ CODES = (
     "REPLAY",
     "DUPLICATE_ID",
     "UNKNOWN_REF",
+    "FROZEN",
     "SERIALS",
     "NOT_HELD",
     "ISSUANCE_AMOUNT",
+    "UNREVIEWED",
     "DOUBLE_ISSUANCE",
     "BATCH",
+    "QUANTIFICATION",
+    "PRIVACY",
     "DUPLICATE_ACTIVITY",
     "DOUBLE_CLAIM",
     "CLAIM_MISMATCH",

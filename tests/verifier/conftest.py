@@ -15,6 +15,7 @@ from hashlib import sha256
 
 import nacl.signing
 import pytest
+from spec_paths import SPEC
 
 from verifier.bundle import verify_bundle
 from verifier.canonical import jcs
@@ -27,6 +28,7 @@ from verifier.trust import parse_trust
 ORIGIN = "registry.test.example/puhui"
 WITNESS_NAME = "witness.test.example/w1"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VECTORS_V2 = str(SPEC / "vectors-v2")  # beside spec_paths.VECTORS
 
 
 class TestKey:
@@ -97,8 +99,10 @@ class Registry:
     """A log built event by event. Each helper signs a valid event (unless told otherwise) and keeps
     a simple model of holdings, so that effects can be computed for the next events."""
 
-    def __init__(self, origin=ORIGIN):
+    def __init__(self, origin=ORIGIN, log_format=1):
         self.origin = origin
+        self.log_format = log_format
+        self.day = "2026-04-01"  # the date of the events' times
         self.root = TestKey("root")
         self.log_key = TestKey("log")
         self.witness = TestKey("witness")
@@ -115,7 +119,7 @@ class Registry:
 
     def next_time(self):
         self.seconds += 1
-        return f"2026-04-01T{self.seconds // 3600:02d}:{self.seconds // 60 % 60:02d}:{self.seconds % 60:02d}.000000Z"
+        return f"{self.day}T{self.seconds // 3600:02d}:{self.seconds // 60 % 60:02d}:{self.seconds % 60:02d}.000000Z"
 
     def event(self, event_type, body, signer, effects=None, request_id=None):
         body = dict(body)
@@ -123,7 +127,7 @@ class Registry:
             self.requests += 1
             body["request_id"] = request_id or f"req-{self.requests:06d}"
         leaf = {
-            "auth": {"key": signer.key_id, "sig": b64(signer.sign(event_message(self.origin, event_type, body)))},
+            "auth": {"key": signer.key_id, "sig": b64(signer.sign(event_message(self.origin, event_type, body, self.log_format)))},
             "body": body,
             "seq": len(self.leaves),
             "time": self.next_time(),
@@ -136,7 +140,7 @@ class Registry:
 
     def resign(self, seq, signer):
         leaf = self.leaves[seq]
-        leaf["auth"] = {"key": signer.key_id, "sig": b64(signer.sign(event_message(self.origin, leaf["type"], leaf["body"])))}
+        leaf["auth"] = {"key": signer.key_id, "sig": b64(signer.sign(event_message(self.origin, leaf["type"], leaf["body"], self.log_format)))}
 
     def line(self, seq):
         return self.raw_lines.get(seq, jcs(self.leaves[seq]))
@@ -338,7 +342,7 @@ class Registry:
         for batch_id, content in self.activity_files.items():
             with open(os.path.join(bundle, "activities", batch_id + ".jsonl"), "wb") as handle:
                 handle.write(content)
-        manifest = {"format": "puhui-bundle/1", "origin": self.origin, "tree_size": len(self.leaves), "root": root_of(self.leaf_hashes()).hex()}
+        manifest = {"format": f"puhui-bundle/{self.log_format}", "origin": self.origin, "tree_size": len(self.leaves), "root": root_of(self.leaf_hashes()).hex()}
         with open(os.path.join(bundle, "manifest.json"), "w") as handle:
             json.dump(manifest, handle)
         trust = os.path.join(directory, "trust.json")
@@ -468,3 +472,62 @@ def proofs():
         consistency = staticmethod(consistency_proof)
 
     return Proofs
+
+
+def rekeyed_vector(case="valid"):
+    """The format-2 vector `case` as a Registry to alter: every key replaced by a TestKey of its
+    label and every event signed again (the vectors' README does not say how their keys derive
+    from their labels). Keys are in `keys` by label; new events follow the vector's last one."""
+    directory = os.path.join(VECTORS_V2, case)
+    with open(os.path.join(directory, "trust.json")) as handle:
+        trust = json.load(handle)
+    r = Registry(origin=trust["origin"], log_format=2)
+    r.day = "2026-07-02"
+    signers = {key_id_of(base64.b64decode(trust["root_keys"][0])): r.root}
+    with open(os.path.join(directory, "bundle", "log.jsonl"), "rb") as handle:
+        r.leaves = [json.loads(line) for line in handle]
+    for leaf in r.leaves:
+        body = leaf["body"]
+        leaf["auth"]["key"] = signers[leaf["auth"]["key"]].key_id
+        if leaf["type"] == "key.register":
+            key = r.keys[body["label"]] = TestKey(body["label"])
+            signers[body["key_id"]] = key
+            body["key_id"], body["public_key"] = key.key_id, key.public_b64
+        if "controllers" in body:
+            body["controllers"] = [signers[key_id].key_id for key_id in body["controllers"]]
+        if leaf["type"] == "issuance":
+            r.next_serial = leaf["effects"]["serials"][-1][1]
+    by_key_id = {key.key_id: key for key in [r.root, *r.keys.values()]}
+    for seq, leaf in enumerate(r.leaves):
+        r.resign(seq, by_key_id[leaf["auth"]["key"]])
+    r.keys["admin"] = r.keys["registry operator"]
+    activities = os.path.join(directory, "bundle", "activities")
+    for name in sorted(os.listdir(activities)):
+        with open(os.path.join(activities, name), "rb") as handle:
+            r.activity_files[name[: -len(".jsonl")]] = handle.read()
+    return r
+
+
+def record_v2(activity_id, subject, occurred_on, inputs, reduction_g, fingerprint=None):
+    """A format-2 record (spec section 7.3); fingerprint and commitment are opaque test values."""
+    return jcs(
+        {
+            "activity_id": activity_id,
+            "fingerprint": fingerprint or fingerprint_of(activity_id),
+            "inputs": inputs,
+            "occurred_on": occurred_on,
+            "private_sha256": sha256(b"opening of " + activity_id.encode()).hexdigest(),
+            "reduction_g": reduction_g,
+            "subject": subject,
+        }
+    )
+
+
+def subject_of(label):
+    """A daily pseudonym (32 hex digits) for tests."""
+    return sha256(label.encode()).hexdigest()[:32]
+
+
+@pytest.fixture
+def vector_v2():
+    return rekeyed_vector()

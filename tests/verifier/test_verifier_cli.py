@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+from conftest import VECTORS_V2
 from spec_paths import VECTORS
 
 from verifier.bundle import verify_bundle
@@ -12,6 +13,7 @@ from verifier.reader import MAX_LEAF_BYTES
 from verifier.trust import load_trust
 
 CASES = sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(VECTORS, "*", "expected.json")))
+CASES_V2 = sorted(os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(VECTORS_V2, "*", "expected.json")))
 
 
 def test_all_vectors_are_found():
@@ -178,3 +180,40 @@ def test_usage_errors(puhui_verify, args):
 
 def test_missing_receipt_file(good, puhui_verify, tmp_path):
     assert_cannot_run(puhui_verify("receipt", tmp_path / "none.json", "--trust", good.trust), "receipt", "does not exist")
+
+
+def test_all_format_2_vectors_are_found():
+    assert len(CASES_V2) >= 6
+
+
+def vector_report(puhui_verify, directory):
+    """(exit status, JSON report) of `bundle --json` on a vector directory."""
+    bundle, trust = (os.path.join(directory, name) for name in ("bundle", "trust.json"))
+    done = puhui_verify("bundle", bundle, "--trust", trust, "--json")
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("case", CASES_V2)
+def test_format_2_vector_through_the_command_line(case, puhui_verify):
+    """Each format-2 vector: its verdict, one of its codes, at exactly its violating seqs."""
+    expected = json.load(open(os.path.join(VECTORS_V2, case, "expected.json")))
+    status, report = vector_report(puhui_verify, os.path.join(VECTORS_V2, case))
+    violations = report["violations"]
+    assert (report["format"], report["log_format"], report["valid"]) == ("puhui-verify-report/2", 2, expected["valid"])
+    assert status == (0 if expected["valid"] else 1) and sum(report["violation_counts"].values()) == len(violations)
+    if not expected["valid"]:
+        assert {violation["code"] for violation in violations} & set(expected["any_of_codes"]), violations
+        event_seqs = sorted({violation["seq"] for violation in violations if violation["seq"] is not None})
+        assert event_seqs == sorted(expected["violating_seqs"]), violations
+
+
+@pytest.mark.parametrize("case", CASES_V2)
+def test_format_2_vector_with_worker_processes(case):
+    bundle, trust = os.path.join(VECTORS_V2, case, "bundle"), load_trust(os.path.join(VECTORS_V2, case, "trust.json"))
+    inline, parallel = verify_bundle(bundle, trust, jobs=1), verify_bundle(bundle, trust, jobs=2, min_parallel_bytes=0)
+    assert (parallel.stats["workers"], parallel.violations.listed, parallel.root) == (1, inline.violations.listed, inline.root)
+
+
+def test_format_1_vectors_report_log_format_1(puhui_verify):
+    status, report = vector_report(puhui_verify, os.path.join(VECTORS, "valid"))
+    assert (status, report["format"], report["log_format"], report["valid"]) == (0, "puhui-verify-report/2", 1, True)
