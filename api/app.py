@@ -33,8 +33,10 @@ from api import models, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.openapi import json_body, ok, refused
+from api.admission import Signers, schema_refusal
 from api.bodies import (
-    MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
+    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_body, read_json,
+    read_upload_records, upload_event,
 )
 from api.errors import (
     STATUS_BY_CODE, UNAVAILABLE, ApiError, json_bytes, json_response, not_found, problem, rejected_problem,
@@ -123,6 +125,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         sequencer = Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
     sequencer.start()
     queries = Queries(registry.store)
+    signers = Signers(registry, queries)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
 
     @asynccontextmanager
@@ -158,18 +161,31 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @_answering
     async def write_event(scope: Scope, receive: Receive) -> Answer:
         event = await read_json(scope, receive, MAX_EVENT_BYTES)
+        refusal = schema_refusal(event)
+        if refusal is not None:
+            raise refusal
         [outcome] = await submit([(event, None)])
         return _outcome_answer(outcome)
 
     @_answering
     async def write_event_batch(scope: Scope, receive: Receive) -> Answer:
         events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES))
-        outcomes = await submit([(event, None) for event in events])
+        # Malformed events are answered here; only the others go to the writer, in their order.
+        refusals = [schema_refusal(event) for event in events]
+        sound = [(event, None) for event, refusal in zip(events, refusals) if refusal is None]
+        judged = iter(await submit(sound) if sound else ())
+        outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
         return 200, json_bytes({"results": [_outcome_json(o) for o in outcomes]})
 
     @_answering
     async def write_activity_batch(scope: Scope, receive: Receive) -> Answer:
-        event, records = await read_activity_upload(scope, receive)
+        data = await read_body(scope, receive, MAX_ACTIVITY_UPLOAD_BYTES)
+        event, records_at = upload_event(data)
+        refusal = schema_refusal(event)
+        if refusal is not None:
+            raise refusal
+        signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
+        records = await read_upload_records(data, records_at)
         [outcome] = await submit([(event, records)])
         return _outcome_answer(outcome)
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger import merkle
 from ledger.canonical import check_value
@@ -30,12 +32,14 @@ from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
 from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.replay import replay
-from ledger.rules import apply, authenticate, judge, signing_message
+from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
-from ledger.state import ActivityRecord, State, root_keys_from
+from ledger.state import ActivityRecord, Key, State, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store
 
 MAX_GROUP_EVENTS = 10_000
+
+log = logging.getLogger(__name__)
 
 
 class Signer(Protocol):
@@ -112,6 +116,15 @@ class _StoredActivities:
         self._pending_ids.clear()
         self._pending_fingerprints.clear()
         self._rows.clear()
+
+
+class _Judged(NamedTuple):
+    """An event found acceptable, before it is applied."""
+    event_type: str
+    body: dict[str, Any]
+    auth: dict[str, str]
+    key: Key
+    verdict: Verdict
 
 
 def _utc_now() -> dt.datetime:
@@ -337,21 +350,19 @@ class Registry(LogReader):
 
     def _admit(self, event: Any, records: Sequence[Any] | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
                nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
-        check_value(event)
-        if records is not None:
-            for record in records:
-                if not isinstance(record, ActivityRecord):
-                    check_value(record)
-        event_type, body, auth = check_submission(event)
+        try:
+            admitted = self._judged(event, records, accepted)
+        except (Rejected, StorageError, SQLAlchemyError):
+            raise  # a refusal, or the database failing: the group's concern
+        except Exception as exc:  # noqa: BLE001 - a fault of ours that this event's content triggers
+            # Nothing has touched the State yet: refuse this event alone, keep the group and the State.
+            log.exception("an event could not be judged; it is refused alone (SCHEMA)")
+            raise Rejected("SCHEMA", f"this event could not be judged ({type(exc).__name__}); it was refused and "
+                                     f"nothing was written: sending it again unchanged cannot succeed") from None
+        if isinstance(admitted, Appended):
+            return admitted  # a resend of an event already in the log
+        event_type, body, auth, key, verdict = admitted
         state = self.state
-        prior = state.requests.get((auth["key"], body["request_id"]))
-        if prior is not None:
-            original = self._pending_or_stored(prior, accepted)
-            if original.submission() == event:
-                return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
-                                original.data, duplicate=True)
-        key = authenticate(state, self.origin, event_type, body, auth)
-        verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         seq = state.size
         leaf = make_leaf(seq, time, event_type, body, auth, verdict.effects)
         digest = merkle.leaf_hash(leaf.data)
@@ -361,6 +372,28 @@ class Registry(LogReader):
         changes.note(leaf)
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
+
+    def _judged(self, event: Any, records: Sequence[Any] | None,
+                accepted: list[tuple[Leaf, bytes, str]]) -> "_Judged | Appended":
+        """Everything before the State changes, cheapest first: the submission's own shape, then who
+        signed it (key known, active, signature), and only then the records, whose checks cost in
+        proportion to their number; then the rules. Reads the State, never writes it."""
+        check_value(event)
+        event_type, body, auth = check_submission(event)
+        state = self.state
+        prior = state.requests.get((auth["key"], body["request_id"]))
+        if prior is not None:
+            original = self._pending_or_stored(prior, accepted)
+            if original.submission() == event:
+                return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
+                                original.data, duplicate=True)
+        key = authenticate(state, self.origin, event_type, body, auth)
+        if records is not None:
+            for record in records:
+                if not isinstance(record, ActivityRecord):
+                    check_value(record)
+        verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
+        return _Judged(event_type, body, auth, key, verdict)
 
     def _become_writer(self) -> None:
         """Take the database's writer lock before the first write, then read the log afresh; again
