@@ -50,7 +50,9 @@ from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
 from ledger.registry import LogReader, Registry
 from ledger.schema import PURPOSES, SECTORS
-from ledger.sequencer import DEFAULT_CHECKPOINT_INTERVAL_S, Item, Outcome, Overloaded, Sequencer, SequencerLike
+from ledger.sequencer import (
+    DEFAULT_CHECKPOINT_INTERVAL_S, InFlightLost, Item, Outcome, Overloaded, Sequencer, SequencerLike,
+)
 from ledger.state import State
 
 
@@ -146,6 +148,8 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             raise ApiError(503, UNAVAILABLE, str(exc)) from None
         try:
             return await settled(future)
+        except InFlightLost as exc:
+            raise ApiError(503, UNAVAILABLE, str(exc)) from None
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
@@ -422,6 +426,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, exc: Overloaded) -> Response:
         return problem(503, UNAVAILABLE, str(exc))
+
+    @app.exception_handler(ConnectionAbortedError)
+    async def client_gone(_: Request, exc: ConnectionAbortedError) -> Response:
+        return problem(400, "SCHEMA", str(exc))  # to no one: the client went away mid-body
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
