@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -177,6 +178,9 @@ class _SqliteWriterLock:
                 time.sleep(0.05)
         handle.truncate(0)
         program = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:3]]) if sys.argv else "python"
+        parent = multiprocessing.parent_process()
+        if parent is not None:  # `puhui serve`'s writer: name the server the operator knows
+            program += f", the writer of pid {parent.pid}"
         handle.write(f"held by pid {os.getpid()} ({program}) since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
         handle.flush()
         return cls(handle)

@@ -61,12 +61,13 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> "Served":
+    def start(self, timeout_s: float = 60.0, env: dict[str, str] | None = None) -> "Served":
+        """env: the server's passphrase variables (default: PUHUI_KEY_PASSPHRASE)."""
         command = [str(VENV_BIN / "puhui"), "serve", "--dir", str(self.directory), "--host", "127.0.0.1",
                    "--port", str(self.port)]
         if self.database_url:
             command += ["--database-url", self.database_url]
-        env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
+        env = dict(os.environ, **(env if env is not None else {"PUHUI_KEY_PASSPHRASE": PASSPHRASE}))
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                         stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
