@@ -27,6 +27,7 @@ from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
 from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
 from api.openapi import json_body, refused
+from ledger.errors import Rejected
 from ledger.queries import Queries
 from ledger.registry import LogReader
 from ledger.schema import SECTORS
@@ -429,6 +430,8 @@ async def post_claim_page(request: Request, claim_id: IdPath, format: FormatPara
     """The same page with the claimant's inventory: the footprint by scope, source, site and month with
     every factor cited. 409 CLAIM_MISMATCH unless the inventory is the claim's (subject, period, total)."""
     inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
+    if not isinstance(inventory, dict):  # null would read as "no inventory", the GET's page
+        raise Rejected("SCHEMA", "the body must be an inventory: a JSON object")
     return _answer(await _claim_page(_context(request), claim_id, inventory), format)
 
 
