@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from api.limits import Limits, header_deadline_protocol
 from api.writer import RemoteSequencer
 from keys import forget_passphrases
 from ledger.registry import LogReader
@@ -30,7 +31,7 @@ EXIT_WRITER_LOST = 3
 log = logging.getLogger("puhui.serve")
 
 
-def run(directory: Path, *, host: str, port: int, database_url: str | None) -> None:
+def run(directory: Path, *, host: str, port: int, database_url: str | None, limits: Limits = Limits()) -> None:
     """Serve until interrupted; on the way out the writer commits what it was sent and signs a checkpoint.
 
     Reads only the log key's passphrase (PUHUI_LOG_KEY_PASSPHRASE[_FILE], else
@@ -56,12 +57,13 @@ def run(directory: Path, *, host: str, port: int, database_url: str | None) -> N
     reader = None
     try:
         reader = LogReader(Store.connect(registry_dir.database_url(database_url)), lambda: sequencer.committed_size)
-        app = create_app(reader, sequencer=sequencer)
+        app = create_app(reader, sequencer=sequencer, limits=limits)
         gc.freeze()
         logging.getLogger("ledger").setLevel(logging.INFO)
         # No access log: one line per event would cost more than judging it.
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level="info",
-                                               timeout_graceful_shutdown=10))
+                                               timeout_graceful_shutdown=10,
+                                               http=header_deadline_protocol(limits.header_timeout_s)))
         server.run()
     finally:
         sequencer.stop()  # a second stop (after the lifespan's) only waits for the process
