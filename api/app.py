@@ -33,12 +33,12 @@ from starlette.types import Receive, Scope, Send
 from api import models, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
-from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits
+from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
 from api.openapi import json_body, ok, refused
 from api.admission import Signers, schema_refusal
 from api.bodies import (
-    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_body, read_json,
-    read_upload_records, upload_event,
+    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch, parse_json,
+    read_body, read_json, read_upload_records, upload_event,
 )
 from api.errors import (
     STATUS_BY_CODE, UNAVAILABLE, ApiError, answer_headers, json_bytes, json_response, not_found, problem,
@@ -385,8 +385,14 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
               responses={**ok(models.Eligibility), **refused(413, 422, 503)})
     async def post_offset_eligibility(request: Request) -> Response:
         """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
-        query = check_request(await read_json(request.scope, request.receive, MAX_EVENT_BYTES))
-        rate_limits.charge_work(1 + len(query.get("retirements", ())), "offset-eligibility checks")
+        # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
+        declared = declared_length(request.scope)
+        if declared is not None:
+            rate_limits.charge_work(eligibility_units(declared), "offset-eligibility checks")
+        data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
+        if declared is None:
+            rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
+        query = check_request(await parse_json(data))
         async with rate_limits.eligibility_slots:  # each runs on the writer's thread, between groups
             return json_response(await on_state(functools.partial(_eligibility, query)))
 

@@ -24,10 +24,18 @@ MAX_BATCH_EVENTS = 1_000
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
 
 
-async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
+def declared_length(scope: Scope) -> int | None:
+    """The body's size as its Content-Length says (None without one, or a malformed one)."""
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit_bytes:
-            raise too_large(limit_bytes)
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
+    declared = declared_length(scope)
+    if declared is not None and declared > limit_bytes:
+        raise too_large(limit_bytes)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -42,11 +50,15 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
-    data = await read_body(scope, receive, limit_bytes)
+async def parse_json(data: bytes) -> Any:
+    """parse_strict, off the event loop for a large body."""
     if len(data) > _PARSE_INLINE_BYTES:
         return await asyncio.to_thread(parse_strict, data)
     return parse_strict(data)
+
+
+async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
+    return await parse_json(await read_body(scope, receive, limit_bytes))
 
 
 def event_batch(document: Any) -> list[Any]:

@@ -14,7 +14,8 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   events are unauthenticated work.
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
-  1 plus 1 per retirement id, an export or an ingestion EXPENSIVE_READ_UNITS.
+  1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
+  an export or an ingestion EXPENSIVE_READ_UNITS.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
 The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
 events/s from 32 clients, 7,000 events/s in batches of 1,000).
@@ -36,7 +37,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from api.errors import ApiError, json_bytes
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
-EXPENSIVE_READ_UNITS = 100   # an export or an ingestion, in units of the global budget
+EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
+ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
 MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
 # Refusals that say nothing of whether the key signs: the key is not (or no longer) authenticated.
 _UNAUTHENTICATED_CODES = frozenset(("KEY_UNKNOWN", "KEY_REVOKED"))
@@ -53,15 +55,15 @@ class Limits:
     key_events_per_s: float = 10_000.0
     key_burst_events: int = 20_000         # a key may send 20 full batches at once
     budget_units_per_s: float = 2_000.0
-    budget_burst_units: int = 4_000        # an eligibility check of 1,000 ids fits 3 times over
+    budget_burst_units: int = 4_000        # the dearest request (DEAREST_UNITS) fits at least once
     max_concurrent_eligibility: int = 2    # checks run on the writer's thread, between groups
 
     def __post_init__(self) -> None:
         for field in fields(self):
             if not getattr(self, field.name) > 0:
                 raise ValueError(f"{field.name} must be above 0, got {getattr(self, field.name)}")
-        if self.budget_burst_units < 1_001 or self.budget_burst_units < EXPENSIVE_READ_UNITS:
-            raise ValueError("budget_burst_units must hold the dearest request: 1,001 units")
+        if self.budget_burst_units < DEAREST_UNITS:
+            raise ValueError(f"budget_burst_units must hold the dearest request: {DEAREST_UNITS} units")
         if self.key_burst_events < 1_000:
             raise ValueError("key_burst_events must hold a whole batch: 1,000 events")
 
@@ -81,6 +83,15 @@ class Limits:
             if value is not None:
                 values[field.name] = value
         return cls(**values)
+
+
+def eligibility_units(body_bytes: int) -> int:
+    return 1 + body_bytes // ELIGIBILITY_BYTES_PER_UNIT
+
+
+# An offset-eligibility check's body is at most 1 MiB (api.bodies.MAX_EVENT_BYTES), but 1,000 ids
+# of 128 characters: the dearest request an honest client makes.
+DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 100))
 
 
 class TokenBucket:
