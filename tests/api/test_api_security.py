@@ -77,6 +77,21 @@ def test_a_malformed_event_in_a_batch_is_refused_alone(served, http):
     assert writer_events(http) == before + 2, "only the sound events go to the writer"
 
 
+# -- findings 5 and 8: what can never succeed is 422, never "send it again" --------------------
+
+def test_a_nul_request_id_and_a_huge_integer_are_422_schema(served, http):
+    event = honest_event(served, "nul")
+    nul = {**event, "body": {**event["body"], "request_id": "a\u0000b"}}
+    huge = json.dumps(event).replace('"region": "420100"', '"region": ' + "9" * 5000).encode()
+    for body in (json.dumps(nul).encode(), huge):
+        answer = http.post("/v1/events", content=body)
+        assert (answer.status_code, answer.json()["code"]) == (422, "SCHEMA"), answer.text[:300]
+    upload = _upload(served, Cast(RegistryClient(served.url, trust=served.trust())).wuhan.signer, 2)
+    answer = http.post("/v1/activity-batches", content=upload.replace(b'"reduction_g": 1', b'"reduction_g": ' + b"9" * 5000, 1),
+                       headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 422 and answer.json()["code"] in ("SCHEMA", "BATCH"), answer.text[:300]
+
+
 # -- finding 4: an upload's signer is checked before its records --------------------------------
 
 def _upload(served: Served, signer, records: int) -> bytes:
