@@ -24,7 +24,7 @@ from ledger.registry import LogReader
 from ledger.store import Store
 from service.registry_dir import RegistryDir
 
-__all__ = ["EXIT_WRITER_LOST", "create_app", "run"]
+__all__ = ["EXIT_WRITER_LOST", "Limits", "create_app", "run"]  # Limits: for `puhui serve`'s options
 
 EXIT_WRITER_LOST = 3
 

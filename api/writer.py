@@ -293,11 +293,10 @@ class RemoteSequencer(SequencerLike):
     then exits non-zero, for a supervisor to act)."""
 
     def __init__(self, writer: _Writer, spec: WriterSpec | None = None, *,
-                 max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, on_lost: Callable[[], None] = lambda: None,
-                 restart_delays_s: Sequence[float] = RESTART_DELAYS_S):
+                 max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, on_lost: Callable[[], None] = lambda: None):
         self._writer, self._spec = writer, spec
         self._max_queued_events = max_queued_events
-        self._on_lost, self._restart_delays_s = on_lost, tuple(restart_delays_s)
+        self._on_lost = on_lost
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -305,7 +304,6 @@ class RemoteSequencer(SequencerLike):
         self._stopping = threading.Event()
         self._restarting = False
         self._gone = False
-        self.restarts = 0
         self.lost = False  # the writer died and could not be started again
         self._outgoing: list[Job] = []
         self._send_lock = threading.Lock()
@@ -347,11 +345,6 @@ class RemoteSequencer(SequencerLike):
     @property
     def running(self) -> bool:
         return not self._gone and not self._restarting and self._writer.process.is_alive()
-
-    @property
-    def pid(self) -> int | None:
-        """The writer process's id (it changes when the writer is restarted)."""
-        return self._writer.process.pid
 
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -483,20 +476,19 @@ class RemoteSequencer(SequencerLike):
 
     def _restart(self) -> bool:
         assert self._spec is not None
-        for attempt, delay_s in enumerate(self._restart_delays_s, start=1):
+        for attempt, delay_s in enumerate(RESTART_DELAYS_S, start=1):
             if self._stopping.wait(delay_s):
                 break
             try:
                 writer = start_writer(self._spec)
             except Exception as exc:  # noqa: BLE001 - logged; the next attempt, or give up
                 log.error("restarting the writer process failed (attempt %d of %d): %s", attempt,
-                          len(self._restart_delays_s), exc)
+                          len(RESTART_DELAYS_S), exc)
                 continue
             with self._send_lock, self._lock:
                 self._writer = writer
                 self.committed_size = writer.committed_size
                 self._restarting = False
-                self.restarts += 1
                 if self._stopping.is_set():  # stop() came while we restarted: it sent nothing, we end it
                     writer.conn.send(Stop())
             log.warning("the writer process restarted (pid %s) at log size %d", writer.process.pid,
@@ -507,6 +499,6 @@ class RemoteSequencer(SequencerLike):
         if not self._stopping.is_set():
             self.lost = True
             log.critical("the writer process could not be restarted after %d attempts: the server stops",
-                         len(self._restart_delays_s))
+                         len(RESTART_DELAYS_S))
             self._on_lost()
         return False

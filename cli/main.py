@@ -176,8 +176,7 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
           budget_burst_units: Optional[int] = typer.Option(None, help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
           max_concurrent_eligibility: Optional[int] = typer.Option(None, help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]")) -> None:
     """Serve the registry's HTTP API (api/). Limits and rate limits: docs/operations.md, "Limits"."""
-    from api.limits import Limits
-    from api.server import run
+    from api.server import Limits, run
     try:
         limits = Limits.from_env(
             header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, max_requests_per_source=max_requests_per_source,
