@@ -22,7 +22,6 @@ never its records; the run keeps one activity id and one fingerprint per accepte
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,7 +67,6 @@ DEFAULT_MAX_BATCH_RECORDS = 1_000_000
 DEFAULT_MAX_OPEN_BATCHES = 32
 DEFAULT_MAX_LINES = 20_000_000
 _WRITE_BUFFER_RECORDS = 2_048
-_sha256 = hashlib.sha256
 
 
 class DailyTotals(Protocol):
@@ -161,7 +159,7 @@ class _OpenBatch:
     """A batch being written: its file, a write buffer, the leaf hashes not yet folded into its
     Merkle tree and the right edge of that tree."""
 
-    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "edge",
+    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "tree",
                  "total_g")
 
     def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path):
@@ -171,9 +169,9 @@ class _OpenBatch:
         self.path = path
         self.file = open(path, "xb")  # never overwrite a batch file
         self.buffer: list[bytes] = []  # record bytes not yet written
-        self.leaves: list[bytes] = []  # their leaf hashes, not yet in the edge
+        self.leaves: list[bytes] = []  # their leaf hashes, not yet in the tree
         self.size = 0  # records appended
-        self.edge: list[bytes] = []  # ledger.merkle.Frontier's hashes for size - len(leaves) records
+        self.tree = Frontier()  # the right edge of the tree of size - len(leaves) records
         self.total_g = 0
 
     def append(self, data: bytes, leaf: bytes, reduction_g: int) -> None:
@@ -188,7 +186,7 @@ class _OpenBatch:
 
     def root(self) -> bytes:
         self._fold()
-        return Frontier(self.size, self.edge).root()
+        return self.tree.root()
 
     def flush(self) -> None:
         self._fold()
@@ -198,31 +196,12 @@ class _OpenBatch:
             self.buffer.clear()
 
     def _fold(self) -> None:
-        """Take the pending leaves into the edge: Frontier.append without its checks and
-        bookkeeping, which cost as much as the hashing on this path. Pending leaves that fill a
-        perfect subtree at a multiple of its size (the usual case: _WRITE_BUFFER_RECORDS is a
-        power of two and buffers are flushed when full) are hashed level by level first."""
-        leaves = self.leaves
-        count = len(leaves)
-        if not count:
-            return
-        size = self.size - count  # records already in the edge
-        edge = self.edge
-        if (count & (count - 1)) == 0 and size % count == 0:
-            level = leaves
-            while len(level) > 1:
-                level = [_sha256(b"\x01" + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
-            leaves = level
-            size //= count  # in subtrees of count leaves: the edge holds none smaller
-        for leaf in leaves:
-            # Each trailing one bit of the size is a perfect subtree to merge.
-            bits = size
-            while bits & 1:
-                leaf = _sha256(b"\x01" + edge.pop() + leaf).digest()
-                bits >>= 1
-            edge.append(leaf)
-            size += 1
-        self.leaves = []
+        """Take the pending leaves into the tree, a level at a time (Frontier.extend): a flush
+        folds a full write buffer, cheaper than one append per record."""
+        if self.leaves:
+            self.tree.extend(self.leaves)
+            self.leaves = []
+        assert self.tree.size == self.size
 
 
 def _period(occurred_at: str, period: str) -> tuple[str, str, str]:
