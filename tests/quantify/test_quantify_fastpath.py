@@ -2,7 +2,8 @@
 full path gives: the same prepared tuple (record bytes, fingerprint, reduction_g, leaf hash) for
 every line it recognises, and for every other line the full path's own answer (the same
 rejection, the same reason and detail). Checked for every shipped methodology on valid records
-written in several ways, on edge values, and on thousands of seeded mutations of them."""
+written in several ways, on edge values, and on thousands of seeded mutations of them. It is
+built from the very rules the full path applies (RecordRules.compiled)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import csv
 import io
 import json
 import random
+from fractions import Fraction
 from typing import Any
 
 import pytest
 import rfc8785
 
-from quantify.activity import rules_for
+from quantify.activity import CODE_INPUT, ENUM_INPUT, INTEGER_INPUT, rules_for
 from quantify.fastpath import fast_records
 from quantify.methodology import MAX_INTEGER_INPUT
 from quantify.prepare import CsvLayout, Rejection, prepare_csv_rows, prepare_json_lines, read_csv
@@ -233,3 +235,22 @@ def test_csv_rows_of_the_exact_shape_take_the_fast_path(library):
                 ["a1", "p1\nx", TIMES[0], "5000", "S01", "S09"], ["a1", "p1", TIMES[0], "-5", "S01", "S09"]):
         assert fast.row_values(columns, row) is None
     assert layout.width == 6
+
+
+def test_the_fast_path_is_built_from_the_rules_the_full_path_applies(library):
+    kinds = {"integer": INTEGER_INPUT, "code": CODE_INPUT, "enum": ENUM_INPUT}
+    for m in library.all():
+        rules = rules_for(m)
+        compiled = rules.compiled
+        assert fast_records(rules).compiled is compiled
+        # ...and those rules are the methodology's.
+        fields = sorted(m.inputs, key=lambda f: f.name)
+        assert [c.name for c in compiled.checks] == [f.name for f in fields]
+        for check, field in zip(compiled.checks, fields):
+            assert check.key == f'"{field.name}":'
+            assert (check.kind, check.required, check.low, check.high, check.values) == (
+                kinds[field.kind], field.required, field.minimum, field.maximum, frozenset(field.values))
+        assert compiled.quantity_field == m.formula.quantity_field
+        assert Fraction(compiled.numerator, compiled.denominator) == Fraction(m.coefficient()) / m.formula.per_units
+        assert compiled.fingerprint_fields == tuple(sorted(m.fingerprint_fields))
+        assert compiled.fingerprint_time == m.fingerprint_time
