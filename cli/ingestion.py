@@ -64,12 +64,14 @@ class LoggedChunks:
         totals = self._totals
         # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
         # Each key is looked up in totals, never the other way round: totals grows with the run.
-        wanted = {key for key in {(p[2], p[3][:10] if p[3][11:13] < "16" else beijing_day(p[3])) for p in records}
+        wanted = {key for key in {(p.subject, p.occurred_at[:10] if p.occurred_at[11:13] < "16"
+                                   else beijing_day(p.occurred_at)) for p in records}
                   if key not in totals}
         with self._store.engine.connect() as conn:
-            self.activity_ids.update(conn.execute(self._ids_sql, {"values": encode([p[1] for p in records])}).scalars())
+            self.activity_ids.update(
+                conn.execute(self._ids_sql, {"values": encode([p.activity_id for p in records])}).scalars())
             self.fingerprints.update(
-                conn.execute(self._fingerprints_sql, {"values": encode([p[4] for p in records])}).scalars())
+                conn.execute(self._fingerprints_sql, {"values": encode([p.fingerprint for p in records])}).scalars())
             if not wanted:
                 return
             totals.update(dict.fromkeys(wanted, 0))

@@ -30,11 +30,10 @@ from typing import IO, Any, Callable, Container, Iterable, Protocol
 
 from ledger.merkle import Frontier, leaf_hash
 
-from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
+from quantify.activity import IDENTIFIER, PreparedRecord, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
 from quantify.prepare import (
     IngestError,
-    Prepared,
     Rejection,
     prepare_chunks,
     prepare_record,
@@ -297,7 +296,7 @@ class Ingestor:
         self.lines_read(max(line, self.result.lines))
         self.admit([prepare_record(self.rules, line, raw, record)])
 
-    def admit(self, prepared: Iterable[Prepared | Rejection]) -> None:
+    def admit(self, prepared: Iterable[PreparedRecord | Rejection]) -> None:
         """Take prepared records in file order: duplicates, daily cap, batches.
 
         The hot path of ingestion: everything it touches per record is a local.

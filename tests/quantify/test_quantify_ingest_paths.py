@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from quantify import prepare
-from quantify.activity import rules_for
+from quantify.activity import PreparedRecord, rules_for
 from quantify.ingest import _OpenBatch, ingest_jsonl
 from quantify.prepare import MAX_LINE_BYTES, pack, prepare_json_lines, unpack
 
@@ -40,6 +40,8 @@ def test_pack_and_unpack_give_back_the_prepared_items(metro, make_metro_record):
     prepared = prepare_json_lines(rules_for(metro), 1, lines)
     assert any(type(item) is prepare.Rejection for item in prepared)
     assert unpack(pack(prepared)) == prepared
+    assert [type(item) for item in unpack(pack(prepared))] == [type(item) for item in prepared]
+    assert {type(item) for item in prepared} == {prepare.Rejection, PreparedRecord}
     assert unpack(pack([])) == []
     assert unpack(pack(prepared[:1])) == prepared[:1]
 
