@@ -22,7 +22,7 @@ from ledger.store import Store
 from quantify.activity import beijing_day
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
-from quantify.prepare import Rejection
+from quantify.prepare import PreparedChunk
 
 BEIJING_OFFSET = dt.timedelta(hours=8)
 
@@ -55,23 +55,22 @@ class LoggedChunks:
         """quantify.ingest.DailyTotals, for the days fetch() has read."""
         return self._totals[(subject, day)]
 
-    def fetch(self, prepared: list[Any]) -> None:
+    def fetch(self, prepared: PreparedChunk) -> None:
         """Read what the log holds for these prepared records, before the ingestor admits them."""
-        records = [p for p in prepared if type(p) is not Rejection]
-        if not records:
+        if not prepared.lines:
             return
         encode = self._encode
         totals = self._totals
         # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
         # Each key is looked up in totals, never the other way round: totals grows with the run.
-        wanted = {key for key in {(p.subject, p.occurred_at[:10] if p.occurred_at[11:13] < "16"
-                                   else beijing_day(p.occurred_at)) for p in records}
+        wanted = {key for key in {(subject, occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at))
+                                  for subject, occurred_at in zip(prepared.subjects, prepared.occurred_ats)}
                   if key not in totals}
         with self._store.engine.connect() as conn:
             self.activity_ids.update(
-                conn.execute(self._ids_sql, {"values": encode([p.activity_id for p in records])}).scalars())
+                conn.execute(self._ids_sql, {"values": encode(list(prepared.activity_ids))}).scalars())
             self.fingerprints.update(
-                conn.execute(self._fingerprints_sql, {"values": encode([p.fingerprint for p in records])}).scalars())
+                conn.execute(self._fingerprints_sql, {"values": encode(list(prepared.fingerprints))}).scalars())
             if not wanted:
                 return
             totals.update(dict.fromkeys(wanted, 0))

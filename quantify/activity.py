@@ -102,23 +102,6 @@ class CompiledRules(NamedTuple):
     fingerprint_time: str  # "minute" | "hour" | "day"
 
 
-class PreparedRecord(NamedTuple):
-    """A raw record checked, quantified, fingerprinted and encoded, ready for ingestion to admit.
-
-    data is the record's JCS bytes and leaf its RFC 9162 leaf hash, both for the full
-    reduction_g (ingestion rebuilds them in the rare case the daily cap clips the amount)."""
-
-    line: int
-    activity_id: str
-    subject: str
-    occurred_at: str
-    fingerprint: str
-    reduction_g: int
-    inputs_jcs: str
-    data: bytes
-    leaf: bytes
-
-
 class RecordRules:
     """A methodology compiled for checking and quantifying records quickly."""
 

@@ -12,8 +12,8 @@ CSV row is matched the same way, its cells joined by newlines (which no value ho
 It only ever accepts. A line it does not recognise, or any doubt (a date that does not exist,
 an integer out of range, a reduction of 0 g, bytes that are not UTF-8) goes through the full path,
 which gives the same answer it would have given anyway or the rejection with its reason. What
-it accepts it turns into exactly the PreparedRecord the full path gives for the same line
-(tested against the full path on valid, edge and mutated records). Its patterns and templates
+it accepts it turns into exactly the record the full path gives for the same line (tested
+against the full path on valid, edge and mutated records). Its patterns and templates
 come from RecordRules.compiled, the rules the full path applies.
 
 Why a match is enough: every value the pattern admits is ASCII from [A-Za-z0-9._:-], so it is
@@ -39,11 +39,11 @@ from quantify.activity import (
     TIME,
     CompiledRules,
     InputCheck,
-    PreparedRecord,
     RecordRules,
     is_real_date,
 )
 from quantify.methodology import IDENTIFIER, Methodology
+from quantify.prepared import PreparedChunk, PreparedRecord, Rejection
 
 _ID = IDENTIFIER.pattern
 _CODE = CODE.pattern
@@ -188,10 +188,10 @@ class FastRecords:
                 return match.group(*groups), shape
         return None
 
-    def prepare_lines(self, first_line: int, lines: list[bytes | str], full: Callable[[int, Any], Any]) -> list:
-        """PreparedRecords for consecutive lines numbered from first_line; a line the fast path
-        does not accept goes to full(line, raw), whose result (an item, or None for nothing) is
-        kept in its place."""
+    def prepare_lines(self, first_line: int, lines: list[bytes | str],
+                      full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
+        """Consecutive lines numbered from first_line, prepared; a line the fast path does not
+        accept goes to full(line, raw), whose result (None for nothing) is kept in its place."""
         line_values = self.line_values
 
         def values(raw: bytes | str) -> tuple[tuple[str, ...], Shape] | None:
@@ -215,12 +215,13 @@ class FastRecords:
         shape = self._csv_shapes[tuple(bool(values[at]) for at in self._csv_optional_at)]
         return tuple(v for v in values if v), shape  # only an optional cell can be empty
 
-    def prepare_rows(self, rows: list, layout: Any, full: Callable[[Any], Any]) -> list:
-        """PreparedRecords for CSV items ((line, cells), or a Rejection from the reader); a row
-        of the layout's width whose cells the fast path accepts, else full(item)."""
+    def prepare_rows(self, rows: list, layout: Any, full: Callable[[Any], PreparedRecord | Rejection]
+                     ) -> PreparedChunk:
+        """CSV items ((line, cells), or a Rejection from the reader), prepared: a row of the
+        layout's width whose cells the fast path accepts, else full(item)."""
         by_name = {name: column for column, name, _ in layout.inputs}
         if set(by_name) != set(self._sorted_names):  # the header lacks an optional input
-            return [full(item) for item in rows]
+            return PreparedChunk.of(full(item) for item in rows)
         columns = (layout.activity_id_at, layout.subject_at, layout.occurred_at_at,
                    *(by_name[name] for name in self._sorted_names))
         width = layout.width
@@ -240,26 +241,30 @@ class FastRecords:
 
     def _prepare(self, numbered: Iterable[tuple[int, Any]],
                  values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
-                 full: Callable[[int, Any], Any]) -> list:
+                 full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
         """The fast path's loop, everything it touches a local (it runs once per record)."""
-        out: list = []
-        append = out.append
+        rows: list[tuple] = []  # PreparedRecord's fields, in its order: PreparedChunk.of_rows
+        rejections: list[Rejection] = []
+        append = rows.append
+
+        def by_full_path(line: int, raw: Any) -> None:
+            item = full(line, raw)
+            if type(item) is PreparedRecord:
+                append(item)
+            elif item is not None:
+                rejections.append(item)
+
         real_date = is_real_date
         numerator, denominator = self.compiled.numerator, self.compiled.denominator
         fingerprint_template = self._fingerprint_template
         minute = self.compiled.fingerprint_time == "minute"
         fingerprint_time = self._fingerprint_time
-        # tuple.__new__ builds the same PreparedRecord as PreparedRecord(...) without calling its
-        # Python-level __new__ (measured: about 5 % of this loop).
-        new_tuple, prepared_record = tuple.__new__, PreparedRecord
         domain = FINGERPRINT_DOMAIN
         sha256 = _sha256
         for line, raw in numbered:
             found = values_of(raw)
             if found is None:
-                item = full(line, raw)
-                if item is not None:
-                    append(item)
+                by_full_path(line, raw)
                 continue
             values, (inputs_template, integers, quantity_at, fingerprint_parts) = found
             occurred_at = values[2]
@@ -268,12 +273,12 @@ class FastRecords:
                     found = None
                     break
             if found is None or not real_date(occurred_at[:10]):
-                append(full(line, raw))  # out of range, or no such day: the full path says so
+                by_full_path(line, raw)  # out of range, or no such day: the full path says so
                 continue
             scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
             reduction_g = scaled // denominator if scaled > 0 else 0
             if reduction_g == 0:
-                append(full(line, raw))  # zero_reduction, in the full path's words
+                by_full_path(line, raw)  # zero_reduction, in the full path's words
                 continue
             activity_id, subject = values[0], values[1]
             inputs_jcs = inputs_template % values[3:]
@@ -284,9 +289,9 @@ class FastRecords:
                 f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
                 f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
             ).encode()
-            append(new_tuple(prepared_record, (line, activity_id, subject, occurred_at, fingerprint, reduction_g,
-                                               inputs_jcs, data, sha256(b"\x00" + data).digest())))
-        return out
+            append((line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+                    sha256(b"\x00" + data).digest()))
+        return PreparedChunk.of_rows(rows, rejections)
 
 
 @functools.lru_cache(maxsize=256)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import calendar
 import json
+import sys
+from collections import deque
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +32,11 @@ from typing import IO, Any, Callable, Container, Iterable, Protocol
 
 from ledger.merkle import Frontier, leaf_hash
 
-from quantify.activity import IDENTIFIER, PreparedRecord, beijing_day, record_bytes, rules_for
+from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
 from quantify.prepare import (
     IngestError,
-    Rejection,
+    PreparedChunk,
     prepare_chunks,
     prepare_record,
     read_csv,
@@ -66,6 +68,7 @@ DEFAULT_MAX_BATCH_RECORDS = 1_000_000
 DEFAULT_MAX_OPEN_BATCHES = 32
 DEFAULT_MAX_LINES = 20_000_000
 _WRITE_BUFFER_RECORDS = 2_048
+_AFTER_EVERY_LINE = sys.maxsize
 
 
 class DailyTotals(Protocol):
@@ -294,14 +297,25 @@ class Ingestor:
     def add(self, line: int, raw: Any, record: Any) -> None:
         """Take one parsed record (raw is the line or row, kept for the rejection file)."""
         self.lines_read(max(line, self.result.lines))
-        self.admit([prepare_record(self.rules, line, raw, record)])
+        self.admit(PreparedChunk.of([prepare_record(self.rules, line, raw, record)]))
 
-    def admit(self, prepared: Iterable[PreparedRecord | Rejection]) -> None:
-        """Take prepared records in file order: duplicates, daily cap, batches.
+    def admit(self, chunk: PreparedChunk) -> None:
+        """Take a chunk's prepared records in file order: duplicates, daily cap, batches; and its
+        rejections, each written in its place in line order.
 
         The hot path of ingestion: everything it touches per record is a local.
         """
         reject = self.reject
+        unwritten = deque(chunk.rejections)
+
+        def write_rejections_before(line: int) -> int:
+            """Write the chunk's rejections of lines before `line`; the line of the next one."""
+            while unwritten and unwritten[0].line < line:
+                rejection = unwritten.popleft()
+                reject(rejection.line, rejection.raw, rejection.reason, rejection.detail, rejection.activity_id)
+            return unwritten[0].line if unwritten else _AFTER_EVERY_LINE
+
+        next_rejected = write_rejections_before(0)
         activity_ids = self._activity_ids
         seen_activity_ids = self.seen_activity_ids
         fingerprint_lines = self._fingerprint_lines
@@ -314,11 +328,9 @@ class Ingestor:
         max_batch_records = self.max_batch_records
         write_buffer_records = _WRITE_BUFFER_RECORDS
         batch_key, batch, buffer = None, None, None
-        for item in prepared:
-            if type(item) is Rejection:
-                reject(item.line, item.raw, item.reason, item.detail, item.activity_id)
-                continue
-            line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf = item
+        for line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf in chunk.rows():
+            if line > next_rejected:
+                next_rejected = write_rejections_before(line)
             if activity_id in activity_ids or activity_id in seen_activity_ids:
                 reject(line, data.decode(), "duplicate_activity_id", "activity_id already used", activity_id)
                 continue
@@ -366,6 +378,7 @@ class Ingestor:
             if batch.size >= max_batch_records:
                 self._close(batch)
                 batch_key = None
+        write_rejections_before(_AFTER_EVERY_LINE)
 
     # --- batches --------------------------------------------------------------------------
 
@@ -436,7 +449,7 @@ class Ingestor:
 
 
 def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0,
-                 before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
+                 before_admit: Callable[[PreparedChunk], None] | None = None, **options: Any) -> IngestResult:
     """Ingest JSON Lines: an open binary file (lines bounded as read) or any iterable of lines.
     Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process);
     before_admit(prepared) is called with each prepared chunk before it is admitted (the log's
@@ -447,7 +460,7 @@ def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0,
 
 
 def ingest_csv(lines: Iterable[str], *, workers: int = 0,
-               before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
+               before_admit: Callable[[PreparedChunk], None] | None = None, **options: Any) -> IngestResult:
     """Ingest CSV text (open with newline=""): a header row of activity_id, subject, occurred_at
     and input names, then one record per row. Line numbers are the file's physical lines."""
     layout, chunks = read_csv(lines, options["methodology"])
@@ -457,7 +470,7 @@ def ingest_csv(lines: Iterable[str], *, workers: int = 0,
 
 
 def _ingest_chunks(ingestor: Ingestor, chunks: Iterable[Any], layout: Any, workers: int,
-                   before_admit: Callable[[list[Any]], None] | None) -> IngestResult:
+                   before_admit: Callable[[PreparedChunk], None] | None) -> IngestResult:
     for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
         ingestor.lines_read(last_line)
         if before_admit is not None:

@@ -1,5 +1,5 @@
 """The fast path (quantify.fastpath) only ever accepts, and what it accepts is exactly what the
-full path gives: the same PreparedRecord (record bytes, fingerprint, reduction_g, leaf hash) for
+full path gives: the same prepared record (record bytes, fingerprint, reduction_g, leaf hash) for
 every line it recognises, and for every other line the full path's own answer (the same
 rejection, the same reason and detail). Checked for every shipped methodology on valid records
 written in several ways, on edge values, and on thousands of seeded mutations of them. It is
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import rfc8785
 
-from quantify.activity import CODE_INPUT, ENUM_INPUT, INTEGER_INPUT, PreparedRecord, rules_for
+from quantify.activity import CODE_INPUT, ENUM_INPUT, INTEGER_INPUT, rules_for
 from quantify.fastpath import fast_records
 from quantify.methodology import MAX_INTEGER_INPUT
-from quantify.prepare import CsvLayout, Rejection, prepare_csv_rows, prepare_json_lines, read_csv
+from quantify.prepare import CsvLayout, prepare_csv_rows, prepare_json_lines, read_csv
 
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 TIMES = [
@@ -167,15 +167,13 @@ def test_fast_and_full_paths_agree_on_every_line(library, key):
         for given in (lines, as_bytes):
             fast, full = both_paths_json(m, given)
             assert fast == full
-            assert [type(item) for item in fast] == [type(item) for item in full]
         # The comparison is not vacuous: the fast path recognised the usual writings...
         usual = [w for i in range(0, len(valid), 9) for w in valid[i:i + 6]]
         assert accepted_fast(m, usual) == len(usual)
         # ...and both kinds of outcome are present.
-        prepared = [item for item in fast if type(item) is PreparedRecord]
-        assert len(prepared) > 500 and len(fast) - len(prepared) > 500
-        for item in prepared[:300]:  # the bytes are canonical, as the full path promises
-            assert rfc8785.dumps(json.loads(item.data)) == item.data
+        assert len(fast.lines) > 500 and len(fast.rejections) > 500
+        for data in fast.data[:300]:  # the bytes are canonical, as the full path promises
+            assert rfc8785.dumps(json.loads(data)) == data
 
 
 def test_the_usual_writings_take_the_fast_path_in_ingestion(library):
@@ -186,10 +184,11 @@ def test_the_usual_writings_take_the_fast_path_in_ingestion(library):
     lines = writings(record, rng)
     fast = fast_records(rules_for(m))
     assert [fast.line_values(line) is not None for line in lines] == [True] * 6 + [False] * 3
-    [prepared] = prepare_json_lines(rules_for(m), 7, lines[:1])
+    prepared = prepare_json_lines(rules_for(m), 7, lines[:1])
     values, shape = fast.line_values(lines[0])
     assert values[:3] == (record["activity_id"], record["subject"], record["occurred_at"])
-    assert prepared.line == 7 and prepared.reduction_g == 392  # 5000 m at 78.4 g/km, floored
+    assert prepared.lines == (7,) and prepared.reductions_g == (392,)  # 5000 m at 78.4 g/km, floored
+    assert not prepared.rejections
 
 
 def csv_text(m, records: list[dict[str, Any]], rng: random.Random, header: list[str]) -> str:
@@ -221,8 +220,7 @@ def test_fast_and_full_paths_agree_on_every_csv_row(library, key):
                 fast = prepare_csv_rows(rules_for(m), layout, rows)
                 full = prepare_csv_rows(rules_for(m), layout, rows, fast_path=False)
                 assert fast == full
-                assert [type(item) for item in fast] == [type(item) for item in full]
-            accepted = [item for item in prepare_csv_rows(rules_for(m), layout, rows) if type(item) is not Rejection]
+            accepted = prepare_csv_rows(rules_for(m), layout, rows).lines
             assert accepted and len(accepted) < len(rows)
 
 
