@@ -68,9 +68,9 @@ class LoggedChunks:
                   if key not in totals}
         with self._store.engine.connect() as conn:
             self.activity_ids.update(
-                conn.execute(self._ids_sql, {"values": encode(list(prepared.activity_ids))}).scalars())
+                conn.execute(self._ids_sql, {"values": encode(prepared.activity_ids)}).scalars())
             self.fingerprints.update(
-                conn.execute(self._fingerprints_sql, {"values": encode(list(prepared.fingerprints))}).scalars())
+                conn.execute(self._fingerprints_sql, {"values": encode(prepared.fingerprints)}).scalars())
             if not wanted:
                 return
             totals.update(dict.fromkeys(wanted, 0))

@@ -243,16 +243,19 @@ class FastRecords:
                  values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
                  full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
         """The fast path's loop, everything it touches a local (it runs once per record)."""
-        rows: list[tuple] = []  # PreparedRecord's fields, in its order: PreparedChunk.of_rows
-        rejections: list[Rejection] = []
-        append = rows.append
+        chunk = PreparedChunk.empty()
+        # PreparedChunk.add's appends, bound once: each record's values go straight to their
+        # columns, with no tuple per record to build and transpose.
+        lines_append, ids_append, subjects_append, times_append = (
+            chunk.lines.append, chunk.activity_ids.append, chunk.subjects.append, chunk.occurred_ats.append)
+        fingerprints_append, grams_append, inputs_append, data_append, leaves_append = (
+            chunk.fingerprints.append, chunk.reductions_g.append, chunk.inputs_jcs.append, chunk.data.append,
+            chunk.leaves.append)
 
         def by_full_path(line: int, raw: Any) -> None:
             item = full(line, raw)
-            if type(item) is PreparedRecord:
-                append(item)
-            elif item is not None:
-                rejections.append(item)
+            if item is not None:
+                chunk.add(item)
 
         real_date = is_real_date
         numerator, denominator = self.compiled.numerator, self.compiled.denominator
@@ -289,9 +292,16 @@ class FastRecords:
                 f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
                 f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
             ).encode()
-            append((line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
-                    sha256(b"\x00" + data).digest()))
-        return PreparedChunk.of_rows(rows, rejections)
+            lines_append(line)
+            ids_append(activity_id)
+            subjects_append(subject)
+            times_append(occurred_at)
+            fingerprints_append(fingerprint)
+            grams_append(reduction_g)
+            inputs_append(inputs_jcs)
+            data_append(data)
+            leaves_append(sha256(b"\x00" + data).digest())
+        return chunk
 
 
 @functools.lru_cache(maxsize=256)

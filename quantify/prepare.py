@@ -329,15 +329,14 @@ def unpack(packed: tuple) -> PreparedChunk:
     """The chunk that pack() was given."""
     rejections, count = packed[0], packed[1]
     if not count:
-        return PreparedChunk.of_rows([], rejections)
+        return PreparedChunk.of(rejections)
     lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = packed[2:]
     lines_array, grams_array = array("q"), array("q")
     lines_array.frombytes(lines)
     grams_array.frombytes(grams)
-    return PreparedChunk(tuple(lines_array), tuple(activity_ids.split("\n")), tuple(subjects.split("\n")),
-                         tuple(times.split("\n")), tuple(fingerprints.split("\n")), tuple(grams_array),
-                         tuple(inputs.split("\n")), tuple(data.split(b"\n")),
-                         tuple(leaves[i:i + 32] for i in range(0, 32 * count, 32)), rejections)
+    return PreparedChunk(lines_array.tolist(), activity_ids.split("\n"), subjects.split("\n"), times.split("\n"),
+                         fingerprints.split("\n"), grams_array.tolist(), inputs.split("\n"), data.split(b"\n"),
+                         [leaves[i:i + 32] for i in range(0, 32 * count, 32)], rejections)
 
 
 def prepare_chunks(

@@ -43,31 +43,43 @@ class PreparedChunk(NamedTuple):
     """The prepared records of a chunk of input, a column per PreparedRecord field, and its
     rejections; both in line order."""
 
-    lines: tuple[int, ...]
-    activity_ids: tuple[str, ...]
-    subjects: tuple[str, ...]
-    occurred_ats: tuple[str, ...]
-    fingerprints: tuple[str, ...]
-    reductions_g: tuple[int, ...]
-    inputs_jcs: tuple[str, ...]
-    data: tuple[bytes, ...]
-    leaves: tuple[bytes, ...]
-    rejections: tuple[Rejection, ...]
+    lines: list[int]
+    activity_ids: list[str]
+    subjects: list[str]
+    occurred_ats: list[str]
+    fingerprints: list[str]
+    reductions_g: list[int]
+    inputs_jcs: list[str]
+    data: list[bytes]
+    leaves: list[bytes]
+    rejections: list[Rejection]
+
+    @classmethod
+    def empty(cls) -> PreparedChunk:
+        return cls([], [], [], [], [], [], [], [], [], [])
 
     @classmethod
     def of(cls, items: Iterable[PreparedRecord | Rejection]) -> PreparedChunk:
-        records: list[PreparedRecord] = []
-        rejections: list[Rejection] = []
+        """The chunk of these items, given in line order."""
+        chunk = cls.empty()
         for item in items:
-            (records if type(item) is PreparedRecord else rejections).append(item)
-        return cls.of_rows(records, rejections)
+            chunk.add(item)
+        return chunk
 
-    @classmethod
-    def of_rows(cls, rows: list[tuple], rejections: list[Rejection]) -> PreparedChunk:
-        """From rows of PreparedRecord's fields in its order (PreparedRecords, or the plain
-        tuples the fast path builds for a record it accepts): transposed in one call."""
-        columns = tuple(zip(*rows)) if rows else ((),) * len(PreparedRecord._fields)
-        return cls(*columns, tuple(rejections))
+    def add(self, item: PreparedRecord | Rejection) -> None:
+        """Add the item of the next line."""
+        if type(item) is not PreparedRecord:
+            self.rejections.append(item)
+            return
+        self.lines.append(item.line)
+        self.activity_ids.append(item.activity_id)
+        self.subjects.append(item.subject)
+        self.occurred_ats.append(item.occurred_at)
+        self.fingerprints.append(item.fingerprint)
+        self.reductions_g.append(item.reduction_g)
+        self.inputs_jcs.append(item.inputs_jcs)
+        self.data.append(item.data)
+        self.leaves.append(item.leaf)
 
     def rows(self) -> Iterator[tuple[int, str, str, str, str, int, str, bytes, bytes]]:
         """Each record's fields in PreparedRecord's order, to unpack (a plain tuple each)."""

@@ -187,7 +187,7 @@ def test_the_usual_writings_take_the_fast_path_in_ingestion(library):
     prepared = prepare_json_lines(rules_for(m), 7, lines[:1])
     values, shape = fast.line_values(lines[0])
     assert values[:3] == (record["activity_id"], record["subject"], record["occurred_at"])
-    assert prepared.lines == (7,) and prepared.reductions_g == (392,)  # 5000 m at 78.4 g/km, floored
+    assert prepared.lines == [7] and prepared.reductions_g == [392]  # 5000 m at 78.4 g/km, floored
     assert not prepared.rejections
 
 

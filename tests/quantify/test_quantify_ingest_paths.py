@@ -52,9 +52,9 @@ def test_a_chunk_holds_the_records_prepare_record_gives(metro, make_metro_record
     items = [prepare.prepare_record(rules, line, json.dumps(raw), raw) for line, raw in enumerate(raws, 1)]
     chunk = PreparedChunk.of(items)
     assert [type(item) for item in items] == [prepare.Rejection] + [PreparedRecord] * 5
-    assert chunk.rejections == (items[0],)
+    assert chunk.rejections == [items[0]]
     assert list(map(PreparedRecord._make, chunk.rows())) == items[1:]
-    assert chunk.activity_ids == tuple(item.activity_id for item in items[1:])
+    assert chunk.activity_ids == [item.activity_id for item in items[1:]]
 
 
 def test_rejections_are_written_in_line_order_among_admission_rejections(tmp_path, metro, make_metro_record):
