@@ -24,8 +24,7 @@ from __future__ import annotations
 import calendar
 import json
 import sys
-from collections import deque
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Container, Iterable, Protocol
