@@ -54,10 +54,13 @@ class NodeReader(Protocol):
 
 
 class Frontier:
-    """The right edge of a tree: the roots of its perfect subtrees, largest (leftmost) first.
+    """The right edge of a tree (its compact range): the roots of its perfect subtrees, largest
+    (leftmost) first.
 
     There is one per set bit of size, so appending needs no reads: a new leaf merges with the
-    trailing subtrees of equal size exactly as a binary counter carries.
+    trailing subtrees of equal size exactly as a binary counter carries. append() gives the
+    nodes each leaf completes (a store keeps them); extend() takes many leaves at once, faster,
+    where the inner nodes are not kept (a batch being ingested, a root over leaves in memory).
     """
 
     __slots__ = ("size", "hashes")
@@ -103,6 +106,31 @@ class Frontier:
         self.size += 1
         assert len(self.hashes) == self.size.bit_count()
         return completed
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append leaf hashes a level at a time: each level's new nodes are hashed in one pass,
+        with no carry loop per leaf (nearly twice as fast as append per leaf)."""
+        level = list(leaf_hashes)
+        if not all(map(_is_hash, level)):
+            raise ValueError(f"a leaf hash is {HASH_BYTES} bytes")
+        edge = self.hashes
+        start = self.size  # the index of level[0] among the nodes of its height
+        self.size += len(level)
+        carried: list[bytes] = []  # roots of the new size's subtrees below the current height
+        sha256 = hashlib.sha256
+        while level:
+            # An odd start: the edge's smallest subtree is level[0]'s left sibling (every smaller
+            # one was merged at a lower height).
+            if start & 1:
+                level = [edge.pop(), *level]
+                start -= 1
+            # An odd count: the last node has no sibling yet; it is one of the new edge's roots.
+            if len(level) & 1:
+                carried.append(level.pop())
+            level = [sha256(_NODE_PREFIX + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
+            start >>= 1
+        edge.extend(reversed(carried))
+        assert len(edge) == self.size.bit_count()
 
     def root(self) -> bytes:
         """MTH of all appended leaves: the perfect subtrees folded right to left."""
@@ -294,10 +322,9 @@ def verify_consistency(
 
 
 def root_of_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
-    """MTH over an in-memory list of leaf hashes, in O(n) time and O(log n) space."""
+    """MTH over an in-memory list of leaf hashes, in O(n) time."""
     frontier = Frontier()
-    for h in hashes:
-        frontier.append(h)
+    frontier.extend(hashes)
     return frontier.root()
 
 

@@ -20,7 +20,7 @@ from ledger.store import Store
 from quantify.activity import beijing_day
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
-from quantify.prepare import Rejection
+from quantify.prepared import PreparedChunk
 from service.actors import Actor, Client
 
 BEIJING_OFFSET = dt.timedelta(hours=8)
@@ -43,22 +43,22 @@ class LoggedChunks:
         """quantify.ingest.DailyTotals, for the days fetch() has read."""
         return self._totals[(subject, day)]
 
-    def fetch(self, prepared: list[Any]) -> None:
+    def fetch(self, prepared: PreparedChunk) -> None:
         """Read what the log holds for these prepared records, before the ingestor admits them."""
-        records = [p for p in prepared if type(p) is not Rejection]
-        if not records:
+        if not prepared.lines:
             return
         totals = self._totals
         # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
         # Each key is looked up in totals, never the other way round: totals grows with the run.
-        wanted = {key for key in {(p[2], p[3][:10] if p[3][11:13] < "16" else beijing_day(p[3])) for p in records}
+        wanted = {key for key in {(subject, occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at))
+                                  for subject, occurred_at in zip(prepared.subjects, prepared.occurred_ats)}
                   if key not in totals}
         asked = None
         if wanted:
             days = sorted({day for _, day in wanted})
             asked = CreditsAsked(sorted({subject for subject, _ in wanted}), self._methodology_id,
                                  _beijing_midnight(days[0]), _beijing_midnight(days[-1], days=1))
-        logged = self._lookups.chunk([p[1] for p in records], [p[4] for p in records], asked)
+        logged = self._lookups.chunk(prepared.activity_ids, prepared.fingerprints, asked)
         self.activity_ids.update(logged.activity_ids)
         self.fingerprints.update(logged.fingerprints)
         totals.update(dict.fromkeys(wanted, 0))

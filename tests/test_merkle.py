@@ -293,6 +293,64 @@ def test_frontier_resumes_from_stored_nodes(data, size):
     assert first_run.nodes == MemoryNodes(leaves).nodes
 
 
+# --- extend (a batch folded level by level) is append, leaf by leaf ---
+
+
+N_EXTEND = 300
+_EXTEND_LEAVES = leaves_of(N_EXTEND + 64, salt="extend/")
+
+
+def test_extend_gives_the_reference_root_for_every_size():
+    for size in range(N_EXTEND + 1):
+        leaves = _EXTEND_LEAVES[:size]
+        frontier = Frontier()
+        frontier.extend(leaves)
+        assert frontier.size == size
+        assert frontier.root() == ref_mth(leaves)
+        appended = Frontier()
+        for h in leaves:
+            appended.append(h)
+        assert frontier == appended
+
+
+def test_extend_from_every_size_equals_appends():
+    # A batch of any length onto a tree of any size: the edge's subtrees at every height merge.
+    for size in range(65):
+        for count in range(65):
+            start = Frontier()
+            start.extend(_EXTEND_LEAVES[:size])
+            appended = start.copy()
+            start.extend(_EXTEND_LEAVES[size:size + count])
+            for h in _EXTEND_LEAVES[size:size + count]:
+                appended.append(h)
+            assert start == appended
+            assert start.root() == ref_mth(_EXTEND_LEAVES[:size + count])
+
+
+@settings(max_examples=60, deadline=None)
+@given(counts=st.lists(st.integers(min_value=0, max_value=700), min_size=1, max_size=8))
+def test_extend_in_random_batches_matches_reference(counts):
+    leaves = leaves_of(sum(counts), salt="batches/")
+    frontier, appended, done = Frontier(), Frontier(), 0
+    for count in counts:
+        frontier.extend(iter(leaves[done:done + count]))  # any iterable
+        for h in leaves[done:done + count]:
+            appended.append(h)
+        done += count
+        assert frontier == appended
+        assert frontier.root() == ref_mth(leaves[:done])
+    assert Frontier.from_reader(MemoryNodes(leaves), done) == frontier
+
+
+def test_extend_refuses_what_is_no_leaf_hash():
+    for bad in ([b"short"], [_LEAVES[0], "x" * 32], [None], [bytearray(32)]):
+        frontier = Frontier()
+        frontier.extend(_LEAVES[:3])
+        with pytest.raises(ValueError):
+            frontier.extend(bad)
+        assert frontier == Frontier.from_reader(_NODES, 3)  # unchanged
+
+
 # --- Append emits exactly the completed nodes ---
 
 
