@@ -25,12 +25,12 @@ from typing import Any, Iterable, Sequence
 import httpx
 
 from api.bodies import MAX_BATCH_EVENTS
-from keys import Ed25519Key, load_key, passphrase_from_env_or_prompt
+from keys import Ed25519Key, Signer, load_key, passphrase_from_env_or_prompt
 from ledger import merkle
 from ledger.canonical import jcs
 from ledger.note import Checkpoint, parse_verifier_key, verify_checkpoint
 from ledger.receipts import ReceiptInvalid, verify_receipt
-from ledger.registry import Signer, sign_event
+from ledger.registry import sign_event
 from ledger.rules import batch_commitment
 
 

@@ -18,10 +18,11 @@ import base64
 import datetime as dt
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy.engine import Connection
 
+from keys.signer import Signer
 from ledger import merkle
 from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
@@ -36,12 +37,6 @@ from ledger.state import ActivityRecord, State, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store
 
 MAX_GROUP_EVENTS = 10_000
-
-
-class Signer(Protocol):
-    public_key: bytes
-
-    def sign(self, message: bytes) -> bytes: ...
 
 
 def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -452,7 +452,7 @@ def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0,
     """Ingest JSON Lines: an open binary file (lines bounded as read) or any iterable of lines.
     Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process);
     before_admit(prepared) is called with each prepared chunk before it is admitted (the log's
-    look-ups in cli/ingestion.py)."""
+    look-ups in service/ingestion.py)."""
     with Ingestor(**options) as ingestor:
         chunks = read_json_chunks(lines)
         return _ingest_chunks(ingestor, chunks, None, workers, before_admit)
