@@ -97,7 +97,11 @@ def _run(arguments):
         from verifier.reader import MAX_LEAF_BYTES, read_first_line
         from verifier.trust import genesis_mismatch
 
-        first_line = read_first_line(os.path.join(arguments.bundle_dir, "log.jsonl"), "log", MAX_LEAF_BYTES)
+        log_path = os.path.join(arguments.bundle_dir, "log.jsonl")
+        try:  # advice only: a bundle that cannot be read is verify_bundle's to report
+            first_line = read_first_line(log_path, "log", MAX_LEAF_BYTES) if os.path.isfile(log_path) else None
+        except InputError:
+            first_line = None
         advice = None if first_line is None else genesis_mismatch(first_line, trust)
         if advice is not None:
             print(f"puhui-verify: note: {advice}", file=sys.stderr)
