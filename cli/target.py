@@ -13,6 +13,7 @@ an operation that already holds is named and nothing is signed:
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 import json
@@ -106,28 +107,28 @@ class Delivered(NamedTuple):
     duplicate: bool   # the log held this very event already: nothing new was written
 
 
-class Target:
+class Target(abc.ABC):
     """What the log holds (None where this target cannot read it) and where signed events go."""
     origin: str
     readable: bool = True
 
-    def key(self, key_id: str) -> LoggedKey | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def key(self, key_id: str) -> LoggedKey | None: ...
 
-    def account(self, account_id: str) -> LoggedAccount | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def account(self, account_id: str) -> LoggedAccount | None: ...
 
-    def methodologies(self) -> dict[str, Methodology]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def methodologies(self) -> dict[str, Methodology]: ...
 
-    def methodology(self, methodology_id: str) -> Methodology | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def methodology(self, methodology_id: str) -> Methodology | None: ...
 
-    def deliver(self, event: dict[str, Any]) -> Delivered:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def deliver(self, event: dict[str, Any]) -> Delivered: ...
 
-    def close(self) -> None:
-        pass
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> "Target":
         return self
@@ -146,7 +147,6 @@ class Target:
 
 class DirTarget(Target):
     def __init__(self, place: RegistryDir, *, writes: bool, database_url: str | None):
-        self.place = place
         self.registry: Registry = place.open(with_log_key=writes, database_url=database_url,
                                              writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S if writes else None)
         self.origin = self.registry.origin
