@@ -27,6 +27,7 @@ from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, fail
 from keys import Ed25519Key, load_key, passphrase_for_role, passphrase_from_env_or_prompt, read_key_info
 from ledger.canonical import jcs
 from ledger.errors import CODES, Rejected
+from ledger.note import parse_verifier_key
 from ledger.registry import Registry, sign_event
 from ledger.state import Methodology
 from service.actors import Actor
@@ -38,8 +39,8 @@ REQUEST_ID_PREFIX = "puhui-cli"
 METHODOLOGY_PAGE = 1000
 
 # The options every signing command takes, in this shape (each command's help lists them).
-DirOption = typer.Option(None, "--dir", help="the registry's directory: sign and append there (a running server's "
-                                             "writer lock is waited for 2 s)")
+DirOption = typer.Option(None, "--dir", help="the registry's directory: append the events there (waiting 2 s for a "
+                                             "running server's writer lock)")
 ServerOption = typer.Option(None, "--server", help="a running registry's URL (`puhui serve`): submit there; "
                                                    "needs --trust")
 TrustOption = typer.Option(None, "--trust", help="the registry's trust file, obtained out of band: each receipt "
@@ -191,6 +192,10 @@ def read_trust(path: Path) -> dict[str, Any]:
         cannot_run(f"--trust {path} is not JSON: expected the registry's trust.json")
     if not isinstance(trust, dict) or not isinstance(trust.get("origin"), str) or "log_key" not in trust:
         cannot_run(f"--trust {path} is no trust file (it needs origin and log_key): expected the registry's trust.json")
+    try:
+        parse_verifier_key(trust["log_key"])
+    except ValueError as exc:
+        cannot_run(f"--trust {path}: its log_key is no verifier key ({exc})")
     return trust
 
 
