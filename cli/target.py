@@ -3,7 +3,7 @@ an operation that already holds is named and nothing is signed:
 
 - a registry directory (`--dir DIR`): the ledger in this process, a first write waiting
   CLI_WRITER_LOCK_WAIT_S for a running server's writer lock; a checkpoint after the writes;
-- a running server (`--server URL --trust FILE`): api.client.RegistryClient, every answer's
+- a running server (`--server URL --trust FILE`): service.client.RegistryClient, every answer's
   receipt checked against the trust file obtained out of band;
 - a file (`--sign-only FILE`): the signed events, one spec section 2 submission a line, for an admin
   whose key never meets the registry to carry to `puhui submit`. The state is read from `--dir`
@@ -204,7 +204,7 @@ class ServerTarget(Target):
 
     def __init__(self, url: str, trust_path: Path):
         import httpx
-        from api.client import RegistryClient, RegistryError
+        from service.client import RegistryClient, RegistryError
         from ledger.receipts import ReceiptInvalid
         self._transport_error, self._registry_error, self._receipt_invalid = (
             httpx.HTTPError, RegistryError, ReceiptInvalid)

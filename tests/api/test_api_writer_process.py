@@ -16,7 +16,7 @@ from ledger.errors import Rejected
 from ledger.note import parse_checkpoint
 from ledger.sequencer import Overloaded
 from served_registry import PASSPHRASE, Cast, Served, init_registry_dir
-from api.client import RegistryClient
+from service.client import RegistryClient
 
 
 def children(pid: int) -> list[int]:
