@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from ledger.queries import ActivityLookups, CreditsAsked
-from ledger.registry import Appended, Registry
+from ledger.queries import Queries
+from ledger.registry import Appended, LogReader, Registry
 from ledger.store import Store
-from quantify.activity import beijing_day
+from quantify.activity import IDENTIFIER, beijing_day
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepared import PreparedChunk
@@ -74,12 +75,33 @@ def _beijing_midnight(day: str, days: int = 0) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
 
 
-def ingest_against_log(registry: Registry, source: IO[bytes], *, csv: bool = False, workers: int = 0,
+class UnknownPlatform(LookupError):
+    """The account the records come from is not in the log."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NotAPlatform(ValueError):
+    """The account the records come from is in the log, but is no platform account."""
+
+
+def check_platform(queries: Queries, platform: str) -> None:
+    """Before any record is read: the records' platform is an account of kind platform."""
+    account = queries.account(platform) if IDENTIFIER.fullmatch(platform) else None
+    if account is None:
+        raise UnknownPlatform(f"account {platform} does not exist")
+    if account["kind"] != "platform":
+        raise NotAPlatform(f"account {platform} is a {account['kind']} account, not a platform")
+
+
+def ingest_against_log(log: LogReader, source: IO[bytes], *, csv: bool = False, workers: int = 0,
                        **options: Any) -> IngestResult:
     """quantify's ingestion (ingest_jsonl, ingest_csv) with the log answering its questions
-    (LoggedChunks). Writes only to options["out_dir"]."""
+    (LoggedChunks), after checking the platform account. Writes only to options["out_dir"]."""
+    check_platform(Queries(log.store), options["platform"])
     methodology: Methodology = options["methodology"]
-    logged = LoggedChunks(registry.store, methodology.methodology_id)
+    logged = LoggedChunks(log.store, methodology.methodology_id)
     options.update(daily_totals=logged, seen_fingerprints=logged.fingerprints, seen_activity_ids=logged.activity_ids)
     try:
         if csv:
