@@ -8,7 +8,6 @@ the platform signs each batch and the registry judges it like any other event.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -18,13 +17,11 @@ from ledger.queries import ActivityLookups, CreditsAsked
 from ledger.queries import Queries
 from ledger.registry import Appended, LogReader, Registry
 from ledger.store import Store
-from quantify.activity import IDENTIFIER, beijing_day
+from quantify.activity import IDENTIFIER, beijing_day, beijing_midnight_utc
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepared import PreparedChunk
 from service.actors import Actor, Client
-
-BEIJING_OFFSET = dt.timedelta(hours=8)
 
 
 class LoggedChunks:
@@ -49,16 +46,16 @@ class LoggedChunks:
         if not prepared.lines:
             return
         totals = self._totals
-        # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
+        # (subject, Beijing day) not read before.
         # Each key is looked up in totals, never the other way round: totals grows with the run.
-        wanted = {key for key in {(subject, occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at))
+        wanted = {key for key in {(subject, beijing_day(occurred_at))
                                   for subject, occurred_at in zip(prepared.subjects, prepared.occurred_ats)}
                   if key not in totals}
         asked = None
         if wanted:
             days = sorted({day for _, day in wanted})
             asked = CreditsAsked(sorted({subject for subject, _ in wanted}), self._methodology_id,
-                                 _beijing_midnight(days[0]), _beijing_midnight(days[-1], days=1))
+                                 beijing_midnight_utc(days[0]), beijing_midnight_utc(days[-1], days=1))
         logged = self._lookups.chunk(prepared.activity_ids, prepared.fingerprints, asked)
         self.activity_ids.update(logged.activity_ids)
         self.fingerprints.update(logged.fingerprints)
@@ -67,12 +64,6 @@ class LoggedChunks:
             key = (subject, beijing_day(occurred_at))
             if key in wanted:
                 totals[key] += grams
-
-
-def _beijing_midnight(day: str, days: int = 0) -> str:
-    """The UTC time (spec format) at which Beijing day `day` (+ days) begins: 16:00Z the day before."""
-    moment = dt.datetime.fromisoformat(day) + dt.timedelta(days=days) - BEIJING_OFFSET
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
 
 
 class UnknownPlatform(LookupError):
