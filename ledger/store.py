@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
@@ -140,6 +140,13 @@ _POSTGRES_TRIGGERS = [
         f"FOR EACH STATEMENT EXECUTE FUNCTION puhui_append_only()",
     )
 ]
+
+
+class SignedCheckpoint(NamedTuple):
+    """A checkpoint the registry signed: its tree size and root, and the signed note itself."""
+    tree_size: int
+    root: bytes
+    note: str
 
 
 class StoredNodes:
@@ -418,12 +425,12 @@ class Store:
 
     # -- checkpoints -----------------------------------------------------------------------------
 
-    def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
+    def latest_checkpoint(self, conn: Connection) -> "SignedCheckpoint | None":
         size = conn.execute(select(checkpoint_head.c.tree_size).where(checkpoint_head.c.id == 1)).scalar()
         if not size:
             return None
         row = conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).one()
-        return row.tree_size, bytes(row.root), row.note
+        return SignedCheckpoint(row.tree_size, bytes(row.root), row.note)
 
     def checkpoint_notes(self, conn: Connection) -> Iterator[str]:
         for row in conn.execute(select(checkpoints.c.note).order_by(checkpoints.c.tree_size)):
