@@ -15,12 +15,12 @@ from starlette.types import Receive, Scope
 from api.errors import too_large
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
+from ledger.schema import MAX_BATCH_EVENTS
 
 MAX_EVENT_BYTES = 1 << 20              # one signed event (and the eligibility request)
 MAX_EVENT_BATCH_BYTES = 64 << 20       # up to 1,000 signed events
 MAX_ACTIVITY_UPLOAD_BYTES = 64 << 20   # an activity.batch event and its records as JSON Lines
 MAX_UPLOAD_EVENT_BYTES = MAX_EVENT_BYTES  # its line 1
-MAX_BATCH_EVENTS = 1_000
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
 
 

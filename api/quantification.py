@@ -42,7 +42,7 @@ from quantify.ingest import REASONS, IngestResult
 from quantify.report import Report, format_tonnes
 from service.accounts import explain_logged, subject_account
 from service.claims import LoggedClaim, claim_page_report, logged_claim
-from service.ingestion import ingest_against_log
+from service.ingestion import check_platform, ingest_against_log
 from service.methodologies import LoggedMethodologies
 from service.refusals import REQUEST_ERRORS, refusal
 
@@ -481,12 +481,8 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
 
 def _ingested(context: Context, data: bytes, platform: str, methodology_id: str, format: str, period: str,
               run_id: str) -> bytes:
-    account = context.queries.account(platform)
-    if account is None:
-        raise not_found(f"account {platform}")
-    if account["kind"] != "platform":
-        raise ApiError(422, "SCHEMA", f"account {platform} is a {account['kind']} account, not a platform")
     with _refusals():
+        check_platform(context.queries, platform)  # before the methodology: as before, a missing platform is named first
         methodology = context.methodologies.get(methodology_id)
     work = FilePath(tempfile.mkdtemp(prefix="puhui-ingestion-"))
     try:

@@ -47,7 +47,7 @@ from service.actors import Actor, Client  # noqa: E402
 from service.registry_dir import RegistryDir  # noqa: E402
 
 ORIGIN = "bench.hubei.example/puhui"
-PASSPHRASE = "puhui bench keys"  # 12 characters at least, as for every new key
+PASSPHRASE = "puhui bench only"  # new keys need 12 characters
 HOLDING_G = 10**9
 
 

@@ -17,9 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from keys import Ed25519Key
+from keys import Ed25519Key, Signer
 from ledger.errors import Rejected
-from ledger.registry import Registry, Signer
+from ledger.registry import Registry
 from ledger.rules import batch_commitment
 from quantify.ingest import IngestResult
 from quantify.methodology import Methodology, eligibility_body, load_shipped, register_body

@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import quantification, upkeep
+from cli import onboarding, quantification, upkeep
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
@@ -190,6 +190,10 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
 # methodologies, eligibility, quantify, ingest, account, footprint
 app.registered_commands.extend(quantification.commands.registered_commands)
 app.registered_commands.extend(upkeep.commands.registered_commands)
+# keys new|register|revoke, accounts open|controllers, submit
+app.add_typer(onboarding.keys, name="keys")
+app.add_typer(onboarding.accounts, name="accounts")
+app.registered_commands.extend(onboarding.commands.registered_commands)
 
 
 def main() -> None:

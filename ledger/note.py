@@ -16,11 +16,12 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import nacl.exceptions
 import nacl.signing
 
+from keys.signer import Signer
 from ledger.merkle import EMPTY_ROOT, HASH_BYTES, verify_consistency
 
 ED25519 = 0x01  # C2SP signed-note: Ed25519 over the note text
@@ -39,14 +40,6 @@ MAX_SIGNATURES = 100
 _SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 _SIZE_RE = re.compile(r"0|[1-9][0-9]*")
 _KEY_HASH_HEX_RE = re.compile(r"[0-9a-f]{8}")
-
-
-class Signer(Protocol):
-    public_key: bytes
-
-    def sign(self, message: bytes) -> bytes:
-        """The 64-byte detached Ed25519 signature of message."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,12 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from keys.signer import Signer
 from ledger import merkle
 from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
@@ -35,17 +36,11 @@ from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
 from ledger.state import ActivityRecord, Key, State, root_keys_from
-from ledger.store import SCHEMA_VERSION, Store
+from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
 MAX_GROUP_EVENTS = 10_000
 
 log = logging.getLogger(__name__)
-
-
-class Signer(Protocol):
-    public_key: bytes
-
-    def sign(self, message: bytes) -> bytes: ...
 
 
 def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,16 +65,6 @@ class Appended:
         if self.effects is not None:
             result["effects"] = self.effects
         return result
-
-
-class _StoredNodes:
-    """merkle.NodeReader over the tree_nodes table on one connection."""
-
-    def __init__(self, store: Store, conn: Connection):
-        self._store, self._conn = store, conn
-
-    def perfect(self, level: int, index: int) -> bytes:
-        return self._store.node(self._conn, level, index)
 
 
 class _StoredActivities:
@@ -186,17 +171,17 @@ class LogReader:
         size = self.size if size is None else size
         self._check_size(size)
         with self.store.engine.connect() as conn:
-            return merkle.root(_StoredNodes(self.store, conn), size)
+            return merkle.root(StoredNodes(self.store, conn), size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_size(size)
         with self.store.engine.connect() as conn:
-            return merkle.inclusion_proof(_StoredNodes(self.store, conn), index, size)
+            return merkle.inclusion_proof(StoredNodes(self.store, conn), index, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)
         with self.store.engine.connect() as conn:
-            return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
+            return merkle.consistency_proof(StoredNodes(self.store, conn), first, second)
 
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:
@@ -283,7 +268,7 @@ class Registry(LogReader):
             except (KeyError, TypeError, ValueError, AssertionError) as exc:  # rows edited into nonsense
                 raise StorageError(f"the projection rows cannot be read ({type(exc).__name__}: {exc}); "
                                    f"`puhui check DIR` compares them with the log") from None
-            self._frontier = merkle.Frontier.from_reader(_StoredNodes(self.store, conn), self.state.size)
+            self._frontier = merkle.Frontier.from_reader(StoredNodes(self.store, conn), self.state.size)
         self._committed_size = self.state.size
         self.state.rules = self._rules_in_force()
 
@@ -463,14 +448,14 @@ class Registry(LogReader):
                 if latest is not None and latest[0] == size:
                     return latest[2]
                 previous_size = 0 if latest is None else latest[0]
-                proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
+                proof = merkle.consistency_proof(StoredNodes(self.store, conn), previous_size, size)
                 if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
                     raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
                 note = sign_checkpoint(self.origin, size, root, self._log_signer)
                 for witness in witnesses:
                     # Each witness proves consistency from what it saw last, not from what we signed last.
                     seen_size, _ = witness.last_seen(self.origin)
-                    witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
+                    witness_proof = merkle.consistency_proof(StoredNodes(self.store, conn), seen_size, size)
                     note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
                 self.store.add_checkpoint(conn, previous_size, size, root, note)
             return note

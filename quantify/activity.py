@@ -16,7 +16,7 @@ import datetime as dt
 import functools
 import hashlib
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 # Spec section 1 identifiers; subjects (pseudonyms) follow the same rule here.
 from quantify.methodology import IDENTIFIER, MAX_CODE_CHARS, Methodology
@@ -45,12 +45,16 @@ class InvalidActivity(ValueError):
 
 
 @functools.lru_cache(maxsize=_MAX_CACHED_DATES)
-def _real_date(date: str) -> bool:
+def is_real_date(date: str) -> bool:
+    """Whether YYYY-MM-DD (fields in range) names a day that exists."""
     try:
         dt.date.fromisoformat(date)
     except ValueError:
         return False
     return True
+
+
+BEIJING_OFFSET = dt.timedelta(hours=8)  # China Standard Time: UTC+8, no daylight saving
 
 
 @functools.lru_cache(maxsize=_MAX_CACHED_DATES)
@@ -69,9 +73,43 @@ def beijing_day(occurred_at: str) -> str:
     return date if occurred_at[11:13] < "16" else _next_date(date)
 
 
-_INTEGER, _CODE, _ENUM = 0, 1, 2
-_KINDS = {"integer": _INTEGER, "code": _CODE, "enum": _ENUM}
+def beijing_midnight_utc(day: str, days: int = 0) -> str:
+    """The UTC time (spec format) at which Beijing day `day` (+ days) begins: 16:00Z the day
+    before. The inverse of beijing_day, for asking a log which records fall on a Beijing day."""
+    moment = dt.datetime.fromisoformat(day) + dt.timedelta(days=days) - BEIJING_OFFSET
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
+
+
+# An input's kind, as InputCheck.kind holds it: small ints compare faster than the strings.
+INTEGER_INPUT, CODE_INPUT, ENUM_INPUT = 0, 1, 2
+_KINDS = {"integer": INTEGER_INPUT, "code": CODE_INPUT, "enum": ENUM_INPUT}
 _MISSING = object()
+
+
+class InputCheck(NamedTuple):
+    """How one input of a methodology is checked and written."""
+
+    name: str
+    key: str  # its JCS text up to the value: "name":
+    kind: int  # INTEGER_INPUT, CODE_INPUT or ENUM_INPUT
+    required: bool
+    low: int | None  # an integer input's bounds, inclusive
+    high: int | None
+    values: frozenset[str]  # an enum input's values
+
+
+class CompiledRules(NamedTuple):
+    """What RecordRules compiles a methodology into. The fast path (quantify.fastpath) builds
+    its patterns and templates from this same value, so the two paths cannot apply different
+    rules."""
+
+    checks: tuple[InputCheck, ...]  # sorted by name: JCS key order
+    quantity_field: str | None
+    # reduction_g = floor(max(0, quantity * numerator / denominator)), quantity 1 without a field
+    numerator: int
+    denominator: int
+    fingerprint_fields: tuple[str, ...]  # sorted
+    fingerprint_time: str  # "minute" | "hour" | "day"
 
 
 class RecordRules:
@@ -80,21 +118,23 @@ class RecordRules:
     def __init__(self, methodology: Methodology):
         self.methodology = methodology
         formula = methodology.formula
-        self._fields = frozenset(field.name for field in methodology.inputs)
-        # In JCS key order, so checking the inputs also writes their canonical text.
-        self._checks = tuple(
-            (f.name, f'"{f.name}":', _KINDS[f.kind], f.required, f.minimum, f.maximum, frozenset(f.values))
-            for f in sorted(methodology.inputs, key=lambda f: f.name)
-        )
-        self._quantity_field = formula.quantity_field
-        # reduction_g = floor(max(0, quantity * numerator / denominator)), exact in integers:
-        # the decimal coefficient is an exact ratio, so this is decimal arithmetic without a
-        # context to round in.
+        # reduction_g's coefficient is an exact ratio, so quantifying is decimal arithmetic in
+        # integers, without a context to round in.
         numerator, denominator = methodology.coefficient().as_integer_ratio()
-        self._numerator = numerator
-        self._denominator = denominator * formula.per_units
-        self._fingerprint_fields = tuple(sorted(methodology.fingerprint_fields))
-        self._fingerprint_time = methodology.fingerprint_time
+        self.compiled = CompiledRules(
+            # In JCS key order, so checking the inputs also writes their canonical text.
+            checks=tuple(
+                InputCheck(f.name, f'"{f.name}":', _KINDS[f.kind], f.required, f.minimum, f.maximum,
+                           frozenset(f.values))
+                for f in sorted(methodology.inputs, key=lambda f: f.name)
+            ),
+            quantity_field=formula.quantity_field,
+            numerator=numerator,
+            denominator=denominator * formula.per_units,
+            fingerprint_fields=tuple(sorted(methodology.fingerprint_fields)),
+            fingerprint_time=methodology.fingerprint_time,
+        )
+        self._fields = frozenset(field.name for field in methodology.inputs)
         self._fingerprint_tail = f'}},"methodology_id":"{methodology.methodology_id}","subject":"'
 
     def check_inputs(self, inputs: Any) -> str:
@@ -105,18 +145,18 @@ class RecordRules:
             unknown = sorted(str(k) for k in inputs.keys() - self._fields)
             raise InvalidActivity("invalid_input", f"unknown input(s) {', '.join(unknown)[:200]}")
         parts = []
-        for name, key, kind, required, low, high, values in self._checks:
+        for name, key, kind, required, low, high, values in self.compiled.checks:
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
                 if required:
                     raise InvalidActivity("invalid_input", f"missing input {name}")
-            elif kind == _INTEGER:
+            elif kind == INTEGER_INPUT:
                 # type() rather than isinstance: true is not 1 metre.
                 if type(value) is not int or not low <= value <= high:
                     raise InvalidActivity("invalid_input", f"{name} must be an integer in {low}..{high}")
                 parts.append(f"{key}{value}")
             else:
-                if kind == _CODE:
+                if kind == CODE_INPUT:
                     if type(value) is not str or not CODE.fullmatch(value):
                         raise InvalidActivity(
                             "invalid_input", f"{name} must be a code of 1 to {MAX_CODE_CHARS} characters [A-Za-z0-9._-]"
@@ -143,20 +183,22 @@ class RecordRules:
         if type(subject) is not str or not IDENTIFIER.fullmatch(subject):
             raise InvalidActivity("invalid_record", _SUBJECT_RULE)
         occurred_at = record["occurred_at"]
-        if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not _real_date(occurred_at[:10]):
+        if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not is_real_date(occurred_at[:10]):
             raise InvalidActivity("invalid_record", _TIME_RULE)
         return self.check_inputs(record["inputs"])
 
     def reduction_g(self, inputs: dict[str, Any]) -> int:
         """Integer grams for checked inputs: exact, clipped at 0, floored."""
-        quantity = 1 if self._quantity_field is None else inputs[self._quantity_field]
-        scaled = quantity * self._numerator
-        return scaled // self._denominator if scaled > 0 else 0
+        compiled = self.compiled
+        quantity = 1 if compiled.quantity_field is None else inputs[compiled.quantity_field]
+        scaled = quantity * compiled.numerator
+        return scaled // compiled.denominator if scaled > 0 else 0
 
     def fingerprint_time(self, occurred_at: str) -> str:
-        if self._fingerprint_time == "minute":
+        unit = self.compiled.fingerprint_time
+        if unit == "minute":
             return occurred_at[:16] + "Z"
-        if self._fingerprint_time == "hour":
+        if unit == "hour":
             return occurred_at[:13] + "Z"
         return beijing_day(occurred_at) + "+08:00"
 
@@ -168,8 +210,9 @@ class RecordRules:
         The version is left out: a new version does not make an old act new. Written by hand in
         JCS order: every value is a code, enum value, pseudonym or time, none needing an escape.
         """
-        fields = ",".join([f'"{name}":"{inputs[name]}"' for name in self._fingerprint_fields])
-        when = occurred_at[:16] + "Z" if self._fingerprint_time == "minute" else self.fingerprint_time(occurred_at)
+        compiled = self.compiled
+        fields = ",".join([f'"{name}":"{inputs[name]}"' for name in compiled.fingerprint_fields])
+        when = occurred_at[:16] + "Z" if compiled.fingerprint_time == "minute" else self.fingerprint_time(occurred_at)
         text = f'{{"fields":{{{fields}{self._fingerprint_tail}{subject}","time":"{when}"}}'
         return hashlib.sha256(FINGERPRINT_DOMAIN + text.encode()).hexdigest()
 
@@ -180,7 +223,7 @@ def check_subject(subject: Any) -> None:
 
 
 def check_time(occurred_at: Any) -> None:
-    if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not _real_date(occurred_at[:10]):
+    if type(occurred_at) is not str or not TIME.fullmatch(occurred_at) or not is_real_date(occurred_at[:10]):
         raise InvalidActivity("invalid_record", _TIME_RULE)
 
 

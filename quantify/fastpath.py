@@ -12,8 +12,9 @@ CSV row is matched the same way, its cells joined by newlines (which no value ho
 It only ever accepts. A line it does not recognise, or any doubt (a date that does not exist,
 an integer out of range, a reduction of 0 g, bytes that are not UTF-8) goes through the full path,
 which gives the same answer it would have given anyway or the rejection with its reason. What
-it accepts it turns into exactly the tuple the full path gives for the same line (tested
-against the full path on valid, edge and mutated records).
+it accepts it turns into exactly the record the full path gives for the same line (tested
+against the full path on valid, edge and mutated records). Its patterns and templates
+come from RecordRules.compiled, the rules the full path applies.
 
 Why a match is enough: every value the pattern admits is ASCII from [A-Za-z0-9._:-], so it is
 valid UTF-8, needs no JSON escape and reads the same in JSON as in the line; each key appears
@@ -30,8 +31,19 @@ import re
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from quantify.activity import CODE, FINGERPRINT_DOMAIN, TIME, RecordRules, _real_date
+from quantify.activity import (
+    CODE,
+    CODE_INPUT,
+    FINGERPRINT_DOMAIN,
+    INTEGER_INPUT,
+    TIME,
+    CompiledRules,
+    InputCheck,
+    RecordRules,
+    is_real_date,
+)
 from quantify.methodology import IDENTIFIER, Methodology
+from quantify.prepared import PreparedChunk, PreparedRecord, Rejection
 
 _ID = IDENTIFIER.pattern
 _CODE = CODE.pattern
@@ -46,21 +58,29 @@ _sha256 = hashlib.sha256
 _MAX_OPTIONAL = 3  # shapes for every subset of up to this many optional inputs; beyond, all present
 
 
-def _value_pattern(kind: int, values: frozenset[str]) -> str:
-    """A value's pattern, the text of interest in group 1, without the JSON quotes."""
-    if kind == 0:  # integer
+def _value_pattern(check: InputCheck) -> str:
+    """An input value's pattern, the text of interest in group 1, without the JSON quotes."""
+    if check.kind == INTEGER_INPUT:
         return f"({_INTEGER})"
-    if kind == 1:  # code
+    if check.kind == CODE_INPUT:
         return f"({_CODE})"
-    return "(" + "|".join(re.escape(v) for v in sorted(values)) + ")"
+    return "(" + "|".join(re.escape(v) for v in sorted(check.values)) + ")"
 
 
-def _json_value_pattern(kind: int, values: frozenset[str]) -> str:
-    return _value_pattern(kind, values) if kind == 0 else f'"{_value_pattern(kind, values)}"'
+def _json_value_pattern(check: InputCheck) -> str:
+    return _value_pattern(check) if check.kind == INTEGER_INPUT else f'"{_value_pattern(check)}"'
 
 
 def _object_pattern(parts: list[tuple[str, str]]) -> str:
     return r"\{" + _COMMA.join(f'"{name}"{_COLON}{value}' for name, value in parts) + r"\}"
+
+
+class IntegerValue(NamedTuple):
+    """Where an integer input's text is among a record's values, and its bounds."""
+
+    at: int
+    low: int
+    high: int
 
 
 class Shape(NamedTuple):
@@ -70,9 +90,17 @@ class Shape(NamedTuple):
     by name (JCS order)."""
 
     inputs_template: str  # the inputs' JCS text, % the input values
-    integers: tuple[tuple[int, int, int], ...]  # (value position, min, max)
+    integers: tuple[IntegerValue, ...]
     quantity_at: int | None
     fingerprint_parts: Callable[[tuple[str, ...]], tuple[str, ...]]  # fingerprint fields, then subject
+
+
+class LineVariant(NamedTuple):
+    """One way of writing a record of one shape on a line."""
+
+    fullmatch: Callable[[str], re.Match | None]
+    groups: tuple[int, ...]  # the group numbers of the values, in canonical order
+    shape: Shape
 
 
 class FastRecords:
@@ -80,10 +108,12 @@ class FastRecords:
 
     def __init__(self, rules: RecordRules):
         methodology: Methodology = rules.methodology
-        checks = rules._checks  # (name, key, kind, required, low, high, values), sorted by name
-        by_name = {c[0]: c for c in checks}
-        required = [c[0] for c in checks if c[3]]
-        optional = [c[0] for c in checks if not c[3]]
+        compiled: CompiledRules = rules.compiled
+        self.compiled = compiled  # what it was built from (tests compare it with the full path's)
+        checks = compiled.checks
+        by_name = {c.name: c for c in checks}
+        required = [c.name for c in checks if c.required]
+        optional = [c.name for c in checks if not c.required]
         if len(optional) <= _MAX_OPTIONAL:
             subsets = [combo for n in range(len(optional) + 1) for combo in itertools.combinations(optional, n)]
         else:
@@ -92,11 +122,12 @@ class FastRecords:
         def shape(present: tuple[str, ...]) -> Shape:
             names = sorted(present)
             at = {name: 3 + i for i, name in enumerate(names)}
-            fingerprint_at = [at[n] for n in rules._fingerprint_fields]
+            integers = [by_name[n] for n in names if by_name[n].kind == INTEGER_INPUT]
+            fingerprint_at = [at[n] for n in compiled.fingerprint_fields]
             return Shape(
-                "{" + ",".join(f'"{n}":%s' if by_name[n][2] == 0 else f'"{n}":"%s"' for n in names) + "}",
-                tuple((at[n], by_name[n][4], by_name[n][5]) for n in names if by_name[n][2] == 0),
-                None if rules._quantity_field is None else at[rules._quantity_field],
+                "{" + ",".join(f'"{n}":%s' if by_name[n] in integers else f'"{n}":"%s"' for n in names) + "}",
+                tuple(IntegerValue(at[c.name], c.low, c.high) for c in integers),
+                None if compiled.quantity_field is None else at[compiled.quantity_field],
                 # itemgetter of one index returns no tuple: the subject is always there as well.
                 itemgetter(*fingerprint_at, 1) if fingerprint_at else lambda values: (values[1],),
             )
@@ -104,7 +135,7 @@ class FastRecords:
         # JSON Lines: one pattern per set of present inputs and key order (the record's own
         # order or JCS order, for the record and for its inputs).
         declared = [f.name for f in methodology.inputs]
-        variants: list[tuple[Callable[[str], re.Match | None], tuple[int, ...], Shape]] = []
+        variants: list[LineVariant] = []
         seen: set[str] = set()
         for subset in subsets:
             present = set(required) | set(subset)
@@ -114,33 +145,31 @@ class FastRecords:
                     pattern, groups = self._line_pattern(top, input_order, by_name)
                     if pattern.pattern not in seen:
                         seen.add(pattern.pattern)
-                        variants.append((pattern.fullmatch, groups, record_shape))
+                        variants.append(LineVariant(pattern.fullmatch, groups, record_shape))
         self._variants = tuple(variants)
 
         # CSV: a row's cells in canonical order joined by newlines (which no value holds); an
         # optional input's cell may be empty (absent).
         self._csv_fullmatch = re.compile("\\n".join(
             [f"({_ID})", f"({_ID})", f"({TIME.pattern})"]
-            + [_value_pattern(c[2], c[6]) + ("" if c[3] else "?") for c in checks])).fullmatch
-        self._csv_optional_at = tuple(3 + i for i, c in enumerate(checks) if not c[3])
+            + [_value_pattern(c) + ("" if c.required else "?") for c in checks])).fullmatch
+        self._csv_optional_at = tuple(3 + i for i, c in enumerate(checks) if not c.required)
         self._csv_shapes = {
             tuple(name in subset for name in optional): shape(tuple(required) + subset) for subset in subsets
         }
-        self._sorted_names = tuple(c[0] for c in checks)
+        self._sorted_names = tuple(c.name for c in checks)
 
-        self._numerator = rules._numerator
-        self._denominator = rules._denominator
         self._fingerprint_template = (
-            '{"fields":{' + ",".join(f'"{n}":"%s"' for n in rules._fingerprint_fields)
+            '{"fields":{' + ",".join(f'"{n}":"%s"' for n in compiled.fingerprint_fields)
             + f'}},"methodology_id":"{methodology.methodology_id}","subject":"%s","time":"%s"}}'
         )
-        self._minute = rules._fingerprint_time == "minute"
         self._fingerprint_time = rules.fingerprint_time
 
     @staticmethod
-    def _line_pattern(top: tuple[str, ...], input_order: list[str], by_name: dict) -> tuple[re.Pattern, tuple[int, ...]]:
+    def _line_pattern(top: tuple[str, ...], input_order: list[str], by_name: dict[str, InputCheck]
+                      ) -> tuple[re.Pattern, tuple[int, ...]]:
         """A line's pattern, and the group numbers of its values in canonical order."""
-        inputs = _object_pattern([(n, _json_value_pattern(by_name[n][2], by_name[n][6])) for n in input_order])
+        inputs = _object_pattern([(n, _json_value_pattern(by_name[n])) for n in input_order])
         values = {"activity_id": f'"({_ID})"', "subject": f'"({_ID})"', "occurred_at": f'"({TIME.pattern})"',
                   "inputs": inputs}
         order: list[str] = []
@@ -159,10 +188,10 @@ class FastRecords:
                 return match.group(*groups), shape
         return None
 
-    def prepare_lines(self, first_line: int, lines: list[bytes | str], full: Callable[[int, Any], Any]) -> list:
-        """Prepared tuples for consecutive lines numbered from first_line; a line the fast path
-        does not accept goes to full(line, raw), whose result (an item, or None for nothing) is
-        kept in its place."""
+    def prepare_lines(self, first_line: int, lines: list[bytes | str],
+                      full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
+        """Consecutive lines numbered from first_line, prepared; a line the fast path does not
+        accept goes to full(line, raw), whose result (None for nothing) is kept in its place."""
         line_values = self.line_values
 
         def values(raw: bytes | str) -> tuple[tuple[str, ...], Shape] | None:
@@ -186,12 +215,13 @@ class FastRecords:
         shape = self._csv_shapes[tuple(bool(values[at]) for at in self._csv_optional_at)]
         return tuple(v for v in values if v), shape  # only an optional cell can be empty
 
-    def prepare_rows(self, rows: list, layout: Any, full: Callable[[Any], Any]) -> list:
-        """Prepared tuples for CSV items ((line, cells), or a Rejection from the reader); a row
-        of the layout's width whose cells the fast path accepts, else full(item)."""
+    def prepare_rows(self, rows: list, layout: Any, full: Callable[[Any], PreparedRecord | Rejection]
+                     ) -> PreparedChunk:
+        """CSV items ((line, cells), or a Rejection from the reader), prepared: a row of the
+        layout's width whose cells the fast path accepts, else full(item)."""
         by_name = {name: column for column, name, _ in layout.inputs}
         if set(by_name) != set(self._sorted_names):  # the header lacks an optional input
-            return [full(item) for item in rows]
+            return PreparedChunk.of(full(item) for item in rows)
         columns = (layout.activity_id_at, layout.subject_at, layout.occurred_at_at,
                    *(by_name[name] for name in self._sorted_names))
         width = layout.width
@@ -211,51 +241,67 @@ class FastRecords:
 
     def _prepare(self, numbered: Iterable[tuple[int, Any]],
                  values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
-                 full: Callable[[int, Any], Any]) -> list:
+                 full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
         """The fast path's loop, everything it touches a local (it runs once per record)."""
-        out: list = []
-        append = out.append
-        real_date = _real_date
-        numerator, denominator = self._numerator, self._denominator
+        chunk = PreparedChunk.empty()
+        # PreparedChunk.add's appends, bound once: each record's values go straight to their
+        # columns, with no tuple per record to build and transpose.
+        lines_append, ids_append, subjects_append, times_append = (
+            chunk.lines.append, chunk.activity_ids.append, chunk.subjects.append, chunk.occurred_ats.append)
+        fingerprints_append, grams_append, inputs_append, data_append, leaves_append = (
+            chunk.fingerprints.append, chunk.reductions_g.append, chunk.inputs_jcs.append, chunk.data.append,
+            chunk.leaves.append)
+
+        def by_full_path(line: int, raw: Any) -> None:
+            item = full(line, raw)
+            if item is not None:
+                chunk.add(item)
+
+        real_date = is_real_date
+        numerator, denominator = self.compiled.numerator, self.compiled.denominator
         fingerprint_template = self._fingerprint_template
-        minute = self._minute
+        minute = self.compiled.fingerprint_time == "minute"
         fingerprint_time = self._fingerprint_time
         domain = FINGERPRINT_DOMAIN
         sha256 = _sha256
         for line, raw in numbered:
             found = values_of(raw)
             if found is None:
-                item = full(line, raw)
-                if item is not None:
-                    append(item)
+                by_full_path(line, raw)
                 continue
-            values, shape = found
+            values, (inputs_template, integers, quantity_at, fingerprint_parts) = found
             occurred_at = values[2]
-            for at, low, high in shape.integers:
+            for at, low, high in integers:
                 if not low <= int(values[at]) <= high:
                     found = None
                     break
             if found is None or not real_date(occurred_at[:10]):
-                append(full(line, raw))  # out of range, or no such day: the full path says so
+                by_full_path(line, raw)  # out of range, or no such day: the full path says so
                 continue
-            quantity_at = shape.quantity_at
             scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
             reduction_g = scaled // denominator if scaled > 0 else 0
             if reduction_g == 0:
-                append(full(line, raw))  # zero_reduction, in the full path's words
+                by_full_path(line, raw)  # zero_reduction, in the full path's words
                 continue
             activity_id, subject = values[0], values[1]
-            inputs_jcs = shape.inputs_template % values[3:]
+            inputs_jcs = inputs_template % values[3:]
             when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
-            fingerprint = sha256(domain + (fingerprint_template % (*shape.fingerprint_parts(values), when)).encode()
+            fingerprint = sha256(domain + (fingerprint_template % (*fingerprint_parts(values), when)).encode()
                                  ).hexdigest()
             data = (  # quantify.activity.record_bytes, inlined
                 f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
                 f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
             ).encode()
-            append((line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
-                    sha256(b"\x00" + data).digest()))
-        return out
+            lines_append(line)
+            ids_append(activity_id)
+            subjects_append(subject)
+            times_append(occurred_at)
+            fingerprints_append(fingerprint)
+            grams_append(reduction_g)
+            inputs_append(inputs_jcs)
+            data_append(data)
+            leaves_append(sha256(b"\x00" + data).digest())
+        return chunk
 
 
 @functools.lru_cache(maxsize=256)

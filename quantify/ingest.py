@@ -22,9 +22,9 @@ never its records; the run keeps one activity id and one fingerprint per accepte
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
-from collections import Counter
+import sys
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Container, Iterable, Protocol
@@ -35,8 +35,7 @@ from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
 from quantify.prepare import (
     IngestError,
-    Prepared,
-    Rejection,
+    PreparedChunk,
     prepare_chunks,
     prepare_record,
     read_csv,
@@ -68,7 +67,7 @@ DEFAULT_MAX_BATCH_RECORDS = 1_000_000
 DEFAULT_MAX_OPEN_BATCHES = 32
 DEFAULT_MAX_LINES = 20_000_000
 _WRITE_BUFFER_RECORDS = 2_048
-_sha256 = hashlib.sha256
+_AFTER_EVERY_LINE = sys.maxsize
 
 
 class DailyTotals(Protocol):
@@ -161,7 +160,7 @@ class _OpenBatch:
     """A batch being written: its file, a write buffer, the leaf hashes not yet folded into its
     Merkle tree and the right edge of that tree."""
 
-    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "edge",
+    __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "tree",
                  "total_g")
 
     def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path):
@@ -171,9 +170,9 @@ class _OpenBatch:
         self.path = path
         self.file = open(path, "xb")  # never overwrite a batch file
         self.buffer: list[bytes] = []  # record bytes not yet written
-        self.leaves: list[bytes] = []  # their leaf hashes, not yet in the edge
+        self.leaves: list[bytes] = []  # their leaf hashes, not yet in the tree
         self.size = 0  # records appended
-        self.edge: list[bytes] = []  # ledger.merkle.Frontier's hashes for size - len(leaves) records
+        self.tree = Frontier()  # the right edge of the tree of size - len(leaves) records
         self.total_g = 0
 
     def append(self, data: bytes, leaf: bytes, reduction_g: int) -> None:
@@ -188,7 +187,7 @@ class _OpenBatch:
 
     def root(self) -> bytes:
         self._fold()
-        return Frontier(self.size, self.edge).root()
+        return self.tree.root()
 
     def flush(self) -> None:
         self._fold()
@@ -198,31 +197,12 @@ class _OpenBatch:
             self.buffer.clear()
 
     def _fold(self) -> None:
-        """Take the pending leaves into the edge: Frontier.append without its checks and
-        bookkeeping, which cost as much as the hashing on this path. Pending leaves that fill a
-        perfect subtree at a multiple of its size (the usual case: _WRITE_BUFFER_RECORDS is a
-        power of two and buffers are flushed when full) are hashed level by level first."""
-        leaves = self.leaves
-        count = len(leaves)
-        if not count:
-            return
-        size = self.size - count  # records already in the edge
-        edge = self.edge
-        if (count & (count - 1)) == 0 and size % count == 0:
-            level = leaves
-            while len(level) > 1:
-                level = [_sha256(b"\x01" + left + right).digest() for left, right in zip(level[0::2], level[1::2])]
-            leaves = level
-            size //= count  # in subtrees of count leaves: the edge holds none smaller
-        for leaf in leaves:
-            # Each trailing one bit of the size is a perfect subtree to merge.
-            bits = size
-            while bits & 1:
-                leaf = _sha256(b"\x01" + edge.pop() + leaf).digest()
-                bits >>= 1
-            edge.append(leaf)
-            size += 1
-        self.leaves = []
+        """Take the pending leaves into the tree, a level at a time (Frontier.extend): a flush
+        folds a full write buffer, cheaper than one append per record."""
+        if self.leaves:
+            self.tree.extend(self.leaves)
+            self.leaves = []
+        assert self.tree.size == self.size
 
 
 def _period(occurred_at: str, period: str) -> tuple[str, str, str]:
@@ -316,14 +296,25 @@ class Ingestor:
     def add(self, line: int, raw: Any, record: Any) -> None:
         """Take one parsed record (raw is the line or row, kept for the rejection file)."""
         self.lines_read(max(line, self.result.lines))
-        self.admit([prepare_record(self.rules, line, raw, record)])
+        self.admit(PreparedChunk.of([prepare_record(self.rules, line, raw, record)]))
 
-    def admit(self, prepared: Iterable[Prepared | Rejection]) -> None:
-        """Take prepared records in file order: duplicates, daily cap, batches.
+    def admit(self, chunk: PreparedChunk) -> None:
+        """Take a chunk's prepared records in file order: duplicates, daily cap, batches; and its
+        rejections, each written in its place in line order.
 
         The hot path of ingestion: everything it touches per record is a local.
         """
         reject = self.reject
+        unwritten = deque(chunk.rejections)
+
+        def write_rejections_before(line: int) -> int:
+            """Write the chunk's rejections of lines before `line`; the line of the next one."""
+            while unwritten and unwritten[0].line < line:
+                rejection = unwritten.popleft()
+                reject(rejection.line, rejection.raw, rejection.reason, rejection.detail, rejection.activity_id)
+            return unwritten[0].line if unwritten else _AFTER_EVERY_LINE
+
+        next_rejected = write_rejections_before(0)
         activity_ids = self._activity_ids
         seen_activity_ids = self.seen_activity_ids
         fingerprint_lines = self._fingerprint_lines
@@ -336,11 +327,9 @@ class Ingestor:
         max_batch_records = self.max_batch_records
         write_buffer_records = _WRITE_BUFFER_RECORDS
         batch_key, batch, buffer = None, None, None
-        for item in prepared:
-            if type(item) is Rejection:
-                reject(item.line, item.raw, item.reason, item.detail, item.activity_id)
-                continue
-            line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf = item
+        for line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf in chunk.rows():
+            if line > next_rejected:
+                next_rejected = write_rejections_before(line)
             if activity_id in activity_ids or activity_id in seen_activity_ids:
                 reject(line, data.decode(), "duplicate_activity_id", "activity_id already used", activity_id)
                 continue
@@ -351,8 +340,7 @@ class Ingestor:
                        activity_id, fingerprint=fingerprint)
                 continue
 
-            # beijing_day, inlined: 16:00 UTC is midnight in Beijing.
-            day = occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at)
+            day = beijing_day(occurred_at)
             key = (subject, day)
             totals = day_g.get(key)  # (credited before the run, credited by the run)
             if totals is None:
@@ -388,6 +376,7 @@ class Ingestor:
             if batch.size >= max_batch_records:
                 self._close(batch)
                 batch_key = None
+        write_rejections_before(_AFTER_EVERY_LINE)
 
     # --- batches --------------------------------------------------------------------------
 
@@ -458,18 +447,18 @@ class Ingestor:
 
 
 def ingest_jsonl(lines: Iterable[bytes | str] | IO[bytes], *, workers: int = 0,
-                 before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
+                 before_admit: Callable[[PreparedChunk], None] | None = None, **options: Any) -> IngestResult:
     """Ingest JSON Lines: an open binary file (lines bounded as read) or any iterable of lines.
     Options are Ingestor's; workers > 0 prepares records in that many processes (0: in-process);
     before_admit(prepared) is called with each prepared chunk before it is admitted (the log's
-    look-ups in cli/ingestion.py)."""
+    look-ups in service/ingestion.py)."""
     with Ingestor(**options) as ingestor:
         chunks = read_json_chunks(lines)
         return _ingest_chunks(ingestor, chunks, None, workers, before_admit)
 
 
 def ingest_csv(lines: Iterable[str], *, workers: int = 0,
-               before_admit: Callable[[list[Any]], None] | None = None, **options: Any) -> IngestResult:
+               before_admit: Callable[[PreparedChunk], None] | None = None, **options: Any) -> IngestResult:
     """Ingest CSV text (open with newline=""): a header row of activity_id, subject, occurred_at
     and input names, then one record per row. Line numbers are the file's physical lines."""
     layout, chunks = read_csv(lines, options["methodology"])
@@ -479,7 +468,7 @@ def ingest_csv(lines: Iterable[str], *, workers: int = 0,
 
 
 def _ingest_chunks(ingestor: Ingestor, chunks: Iterable[Any], layout: Any, workers: int,
-                   before_admit: Callable[[list[Any]], None] | None) -> IngestResult:
+                   before_admit: Callable[[PreparedChunk], None] | None) -> IngestResult:
     for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
         ingestor.lines_read(last_line)
         if before_admit is not None:

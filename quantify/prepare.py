@@ -5,11 +5,8 @@ processes; `quantify.ingest` then admits the prepared records in file order (dup
 caps, batches), which does need the state. With workers=0 it all runs in-process; the output is
 byte for byte the same either way.
 
-A prepared record is a plain tuple (cheap to pickle):
-    (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf)
-where data is the record's JCS bytes and leaf its RFC 9162 leaf hash, both for the full
-reduction_g (ingestion rebuilds them in the rare case the daily cap clips the amount). A record
-that cannot be prepared is a `Rejection`.
+One record is prepared into a PreparedRecord or a Rejection, a chunk of them into a
+PreparedChunk (`quantify.prepared`).
 """
 
 from __future__ import annotations
@@ -24,12 +21,13 @@ from array import array
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Iterable, Iterator, NamedTuple
+from typing import IO, Any, Iterable, Iterator
 
 from ledger.merkle import leaf_hash
 from quantify.activity import InvalidActivity, RecordRules, record_bytes, rules_for
 from quantify.fastpath import fast_records
 from quantify.methodology import Methodology
+from quantify.prepared import PreparedChunk, PreparedRecord, Rejection
 
 MAX_LINE_BYTES = 16_384
 CHUNK_RECORDS = 2_000
@@ -40,18 +38,7 @@ class IngestError(Exception):
     """The run cannot go on (bad arguments, a CSV header that fits no record, a limit)."""
 
 
-class Rejection(NamedTuple):
-    line: int
-    reason: str
-    detail: str
-    activity_id: str | None
-    raw: Any  # the line's text, or the CSV row's cells
-
-
-Prepared = tuple  # see the module docstring
-
-
-def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> Prepared | Rejection:
+def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> PreparedRecord | Rejection:
     try:
         inputs_jcs = rules.check_record(record)
     except InvalidActivity as exc:
@@ -66,8 +53,8 @@ def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> Prep
     occurred_at = record["occurred_at"]
     fingerprint = rules.fingerprint(subject, occurred_at, inputs)
     data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
-    return (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
-            leaf_hash(data))
+    return PreparedRecord(line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+                          leaf_hash(data))
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
@@ -107,17 +94,17 @@ def parse_json_line(text: str) -> tuple[Any, str | None]:
 
 
 def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | str],
-                       fast_path: bool = True) -> list[Prepared | Rejection]:
+                       fast_path: bool = True) -> PreparedChunk:
     """Prepare consecutive lines numbered from first_line; blank lines hold no record. A line of
     the methodology's exact shape takes the fast path (`quantify.fastpath`), any other the full
     path; fast_path=False sends every line through the full path (the tests compare the two)."""
     if fast_path:
         return fast_records(rules).prepare_lines(first_line, lines, functools.partial(prepare_json_line, rules))
-    return [item for item in (prepare_json_line(rules, line, raw) for line, raw in enumerate(lines, first_line))
-            if item is not None]
+    return PreparedChunk.of(item for item in (prepare_json_line(rules, line, raw)
+                                              for line, raw in enumerate(lines, first_line)) if item is not None)
 
 
-def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str) -> Prepared | Rejection | None:
+def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str) -> PreparedRecord | Rejection | None:
     """The full path for one line: the prepared record or why not; None for a blank line."""
     if len(raw) > MAX_LINE_BYTES:
         head = raw[:MAX_LINE_BYTES]
@@ -237,19 +224,18 @@ class CsvLayout:
                    tuple((i, name, by_name[name].kind == "integer") for i, name in enumerate(header) if name in by_name))
 
 
-def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list,
-                     fast_path: bool = True) -> list[Prepared | Rejection]:
+def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list, fast_path: bool = True) -> PreparedChunk:
     """Prepare (line, cells) rows; Rejections from the reader pass through. Integer inputs are
     decimal digits; an empty cell is an absent input. A row of the exact shape takes the fast
     path (`quantify.fastpath`); fast_path=False sends every row through the full path."""
     full = functools.partial(prepare_csv_row, rules, layout)
     if fast_path:
         return fast_records(rules).prepare_rows(rows, layout, full)
-    return [full(item) for item in rows]
+    return PreparedChunk.of(full(item) for item in rows)
 
 
 def prepare_csv_row(rules: RecordRules, layout: CsvLayout, item: tuple[int, list[str]] | Rejection
-                    ) -> Prepared | Rejection:
+                    ) -> PreparedRecord | Rejection:
     """The full path for one CSV item."""
     if type(item) is Rejection:
         return item
@@ -314,7 +300,7 @@ def _start_worker(methodology: Methodology, layout: CsvLayout | None) -> None:
     _worker["layout"] = layout
 
 
-def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, items: list) -> list[Prepared | Rejection]:
+def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, items: list) -> PreparedChunk:
     if layout is None:
         return prepare_json_lines(rules, first_line, items)
     return prepare_csv_rows(rules, layout, items)
@@ -324,48 +310,39 @@ def _prepare_in_worker(first_line: int, items: list) -> tuple:
     return pack(_prepare(_worker["rules"], _worker["layout"], first_line, items))
 
 
-def pack(prepared: list[Prepared | Rejection]) -> tuple:
-    """Prepared items in a form that crosses a process boundary cheaply: each field of the
-    prepared tuples as one string, bytes or array (a few large objects to pickle instead of nine
-    small ones per record), and the Rejections as they are. unpack() gives the list back.
+def pack(chunk: PreparedChunk) -> tuple:
+    """A chunk in a form that crosses a process boundary cheaply: each column as one string,
+    bytes or array (a few large objects to pickle instead of nine small ones per record), and
+    the rejections as they are. unpack() gives the chunk back.
 
     Newlines join the fields: no checked identifier, code, time, hex or record bytes holds one.
     """
-    records = [item for item in prepared if type(item) is not Rejection]
-    rejections = [item for item in prepared if type(item) is Rejection] if len(records) != len(prepared) else []
-    if not records:
-        return rejections, 0
-    lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = zip(*records)
-    return (rejections, len(records), array("q", lines).tobytes(), "\n".join(activity_ids), "\n".join(subjects),
-            "\n".join(times), "\n".join(fingerprints), array("q", grams).tobytes(), "\n".join(inputs),
-            b"\n".join(data), b"".join(leaves))
+    if not chunk.lines:
+        return chunk.rejections, 0
+    return (chunk.rejections, len(chunk.lines), array("q", chunk.lines).tobytes(), "\n".join(chunk.activity_ids),
+            "\n".join(chunk.subjects), "\n".join(chunk.occurred_ats), "\n".join(chunk.fingerprints),
+            array("q", chunk.reductions_g).tobytes(), "\n".join(chunk.inputs_jcs), b"\n".join(chunk.data),
+            b"".join(chunk.leaves))
 
 
-def unpack(packed: tuple) -> list[Prepared | Rejection]:
-    """The list of prepared items, in line order, that pack() was given."""
+def unpack(packed: tuple) -> PreparedChunk:
+    """The chunk that pack() was given."""
     rejections, count = packed[0], packed[1]
     if not count:
-        return rejections
+        return PreparedChunk.of(rejections)
     lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = packed[2:]
     lines_array, grams_array = array("q"), array("q")
     lines_array.frombytes(lines)
     grams_array.frombytes(grams)
-    records = list(zip(lines_array.tolist(), activity_ids.split("\n"), subjects.split("\n"), times.split("\n"),
-                       fingerprints.split("\n"), grams_array.tolist(), inputs.split("\n"), data.split(b"\n"),
-                       [leaves[i:i + 32] for i in range(0, 32 * count, 32)]))
-    if not rejections:
-        return records
-    return sorted(records + rejections, key=_line_of)  # two sorted runs: a merge
-
-
-def _line_of(item: Prepared | Rejection) -> int:
-    return item[0]
+    return PreparedChunk(lines_array.tolist(), activity_ids.split("\n"), subjects.split("\n"), times.split("\n"),
+                         fingerprints.split("\n"), grams_array.tolist(), inputs.split("\n"), data.split(b"\n"),
+                         [leaves[i:i + 32] for i in range(0, 32 * count, 32)], rejections)
 
 
 def prepare_chunks(
     chunks: Iterable[Chunk], methodology: Methodology, layout: CsvLayout | None, workers: int = 0
-) -> Iterator[tuple[int, list[Prepared | Rejection]]]:
-    """(last line, prepared items) per chunk, in input order. layout None means JSON Lines.
+) -> Iterator[tuple[int, PreparedChunk]]:
+    """(last line, prepared chunk) per chunk, in input order. layout None means JSON Lines.
 
     workers > 0 spreads the chunks over that many processes (spawned: safe inside a threaded
     server), keeping at most 2 chunks per worker in flight so memory stays bounded; 0 prepares

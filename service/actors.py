@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from ledger.registry import Appended, Registry, Signer, sign_event
+from keys import Signer
+from ledger.registry import Appended, Registry, sign_event
 from ledger.rules import batch_commitment
 from ledger.schema import key_id_of
 

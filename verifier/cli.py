@@ -26,16 +26,16 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     bundle = commands.add_parser("bundle", help="replay an exported bundle and check every rule")
-    bundle.add_argument("bundle_dir", metavar="DIR")
+    bundle.add_argument("bundle_dir", metavar="DIR", help="the bundle: log.jsonl, checkpoints.jsonl, activities/")
     bundle.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
     bundle.add_argument("--json", action="store_true", help="print the JSON report of spec section 9")
     bundle.add_argument("--require-activities", action="store_true", help="a missing activity file is a violation")
     bundle.add_argument("--jobs", type=_jobs, metavar="N", help="processes to use, this one included (default: all cores)")
 
     receipt = commands.add_parser("receipt", help="check a retirement or surrender receipt offline")
-    receipt.add_argument("receipt_file", metavar="FILE")
-    receipt.add_argument("--trust", required=True, metavar="FILE")
-    receipt.add_argument("--json", action="store_true")
+    receipt.add_argument("receipt_file", metavar="FILE", help="a receipt (GET /v1/receipts/SEQ, docs/receipt.md)")
+    receipt.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
+    receipt.add_argument("--json", action="store_true", help="print the result as JSON")
     receipt.add_argument("--log-format", type=int, choices=(1, 2), default=1, help="the format of the receipt's log (default 1)")
 
     opening = commands.add_parser("opening", help="check the opening of a format-2 activity record (spec section 7.4)")
@@ -43,15 +43,15 @@ def _parser():
     opening.add_argument("opening", metavar="OPENING", help="the opening (a file, or its JSON text)")
     opening.add_argument("--definition", metavar="FILE", help="the methodology version's params: the fields are then checked exactly")
     opening.add_argument("--receipt", metavar="FILE", help="the receipt of the record's activity.batch event (needs --trust)")
-    opening.add_argument("--trust", metavar="FILE")
-    opening.add_argument("--json", action="store_true")
+    opening.add_argument("--trust", metavar="FILE", help="the trust file obtained out of band (with --receipt)")
+    opening.add_argument("--json", action="store_true", help="print the result as JSON")
 
     consistency = commands.add_parser("consistency", help="check that the log only grew between two checkpoints")
-    consistency.add_argument("old_checkpoint", metavar="OLD_CHECKPOINT")
-    consistency.add_argument("new_checkpoint", metavar="NEW_CHECKPOINT")
-    consistency.add_argument("proof", metavar="PROOF")
-    consistency.add_argument("--trust", required=True, metavar="FILE")
-    consistency.add_argument("--json", action="store_true")
+    consistency.add_argument("old_checkpoint", metavar="OLD_CHECKPOINT", help="the signed note seen first")
+    consistency.add_argument("new_checkpoint", metavar="NEW_CHECKPOINT", help="the signed note seen later")
+    consistency.add_argument("proof", metavar="PROOF", help="the consistency proof JSON (GET /v1/proofs/consistency)")
+    consistency.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
+    consistency.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -94,6 +94,17 @@ def _run(arguments):
     trust = load_trust(arguments.trust)
     if arguments.command == "bundle":
         from verifier.bundle import verify_bundle
+        from verifier.reader import MAX_LEAF_BYTES, read_first_line
+        from verifier.trust import genesis_mismatch
+
+        log_path = os.path.join(arguments.bundle_dir, "log.jsonl")
+        try:  # advice only: a bundle that cannot be read is verify_bundle's to report
+            first_line = read_first_line(log_path, "log", MAX_LEAF_BYTES) if os.path.isfile(log_path) else None
+        except InputError:
+            first_line = None
+        advice = None if first_line is None else genesis_mismatch(first_line, trust)
+        if advice is not None:
+            print(f"puhui-verify: note: {advice}", file=sys.stderr)
 
         progress = None if arguments.json else report.ProgressBar()
         if progress is None:

@@ -167,7 +167,8 @@ def print_proof_report(command, result):
         for name in ("retirement_id", "surrender_id", "account", "entity", "amount_g", "purpose", "beneficiary", "compliance_year", "retirements"):
             if name in body:
                 value = body[name]
-                console.print(f"  {name}: {tonnes(value) + ' t' if name == 'amount_g' else value}")
+                shown = f"{tonnes(value)} t ({value:,} g)" if name == "amount_g" and type(value) is int else value
+                console.print(f"  {name.removesuffix('_g') if name == 'amount_g' else name}: {shown}")
     if command == "opening" and details:
         checked = "exactly, against the definition" if details["definition_checked"] else "against the record only (no --definition)"
         console.print(f"record {details['activity_id']} of {details['occurred_on']}: fields checked {checked}")

@@ -45,13 +45,6 @@ def is_date(value):
     return type(value) is str and DATE.fullmatch(value) is not None and is_real_date(value)
 
 
-def is_time(value):
-    if type(value) is not str:
-        return False
-    match = TIME.fullmatch(value)
-    return match is not None and is_real_date(match.group(1))
-
-
 def _is_str(value):
     return type(value) is str
 

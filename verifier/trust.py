@@ -79,3 +79,25 @@ def parse_trust(data, path="trust file"):
 
 def load_trust(path):
     return parse_trust(read_small_file(path, "trust file", MAX_TRUST_BYTES), path)
+
+
+def genesis_mismatch(first_line, trust):
+    """Why the log's first leaf cannot be the genesis this trust file vouches for, or None: a
+    trust file of another registry is the usual cause of a report full of KEY_UNKNOWN, and the
+    auditor is told so once, before the replay. Advice only: the report is unchanged."""
+    try:
+        leaf = json.loads(first_line)
+    except (ValueError, RecursionError):
+        return None
+    if type(leaf) is not dict or leaf.get("type") != "registry.genesis":
+        return None
+    body, auth = leaf.get("body"), leaf.get("auth")
+    origin = body.get("origin") if type(body) is dict else None
+    signer = auth.get("key") if type(auth) is dict else None
+    if origin != trust.origin:
+        return (f"the log's genesis names the origin {origin!r}, the trust file {trust.origin!r}: "
+                f"this trust file is probably another registry's; obtain this registry's own")
+    if signer not in trust.root_keys:
+        return (f"the log's genesis is signed by key {signer!r}, which is none of the trust file's root keys: "
+                f"the trust file is probably wrong or outdated; obtain this registry's own")
+    return None

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from service.actors import Actor
 from service.registry_dir import RegistryDir
 from world import actor

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from ledger.registry import sign_event
 from served_registry import Cast, Served, alive, children, init_registry_dir
 

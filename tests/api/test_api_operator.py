@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from served_registry import PASSPHRASE, REPO, SERVED_ORIGIN, VENV_BIN, Cast, Served, alive, children, init_registry_dir
 from service.registry_dir import RegistryDir
 

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from api.limits import DEAREST_UNITS
 from keys import Ed25519Key
 from ledger.registry import sign_event

@@ -15,7 +15,7 @@ from ledger.errors import Rejected
 from ledger.note import parse_checkpoint
 from ledger.sequencer import Overloaded
 from served_registry import PASSPHRASE, Cast, Served, alive, children, init_registry_dir
-from api.client import RegistryClient
+from service.client import RegistryClient
 
 
 def test_remote_sequencer_writes_reads_and_checkpoints(tmp_path):

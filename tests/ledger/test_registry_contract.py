@@ -58,6 +58,39 @@ def test_tree_root_from_stored_nodes_equals_root_from_leaves(world):
     assert merkle.verify_consistency(5, len(hashes), reg.root(5), reg.root(), reg.consistency_proof(5, len(hashes)))
 
 
+def test_a_proof_or_root_reads_its_nodes_in_one_query(world):
+    """As Go's sumdb/tlog: work out every node a proof needs, then one read (on PostgreSQL one
+    round trip, not one per node)."""
+    from sqlalchemy import event as sql_event
+    from ledger.merkle import leaf_hash, root_of_leaf_hashes, verify_consistency, verify_inclusion
+    reg = world.registry
+    size = reg.size
+    hashes = [leaf_hash(data) for _, data in reg.leaf_bytes()]
+    statements: list[str] = []
+    sql_event.listen(reg.store.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: statements.append(statement))
+
+    def reads(work):
+        reg.store._node_cache.clear()
+        reg.store._upper_nodes.clear()
+        statements.clear()
+        result = work()
+        return result, [s for s in statements if "tree_nodes" in s or "leaf_hash" in s]
+
+    for index in (0, 5, size - 1):
+        proof, sql = reads(lambda: reg.inclusion_proof(index, size))
+        assert len(sql) == 1 and verify_inclusion(hashes[index], index, size, proof, root_of_leaf_hashes(hashes))
+    for first in (1, 6, size - 1):
+        proof, sql = reads(lambda: reg.consistency_proof(first, size))
+        assert len(sql) == 1 and verify_consistency(first, size, root_of_leaf_hashes(hashes[:first]),
+                                                    root_of_leaf_hashes(hashes), proof)
+    root, sql = reads(lambda: reg.root(size))
+    assert len(sql) == 1 and root == root_of_leaf_hashes(hashes)
+    statements.clear()
+    assert reg.inclusion_proof(3, size) == reg.inclusion_proof(3, size) and not [
+        s for s in statements if "tree_nodes" in s or "leaf_hash" in s][1:]  # the second one is served from memory
+
+
 def test_events_table_refuses_update_and_delete_in_the_database(world):
     engine = world.registry.store.engine
     for statement in ("UPDATE events SET time = 'x' WHERE seq = 1", "DELETE FROM events WHERE seq = 1",

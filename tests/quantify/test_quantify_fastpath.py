@@ -1,8 +1,9 @@
 """The fast path (quantify.fastpath) only ever accepts, and what it accepts is exactly what the
-full path gives: the same prepared tuple (record bytes, fingerprint, reduction_g, leaf hash) for
+full path gives: the same prepared record (record bytes, fingerprint, reduction_g, leaf hash) for
 every line it recognises, and for every other line the full path's own answer (the same
 rejection, the same reason and detail). Checked for every shipped methodology on valid records
-written in several ways, on edge values, and on thousands of seeded mutations of them."""
+written in several ways, on edge values, and on thousands of seeded mutations of them. It is
+built from the very rules the full path applies (RecordRules.compiled)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import csv
 import io
 import json
 import random
+from fractions import Fraction
 from typing import Any
 
 import pytest
 import rfc8785
 
-from quantify.activity import rules_for
+from quantify.activity import CODE_INPUT, ENUM_INPUT, INTEGER_INPUT, rules_for
 from quantify.fastpath import fast_records
 from quantify.methodology import MAX_INTEGER_INPUT
-from quantify.prepare import CsvLayout, Rejection, prepare_csv_rows, prepare_json_lines, read_csv
+from quantify.prepare import CsvLayout, prepare_csv_rows, prepare_json_lines, read_csv
 
 ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 TIMES = [
@@ -169,10 +171,9 @@ def test_fast_and_full_paths_agree_on_every_line(library, key):
         usual = [w for i in range(0, len(valid), 9) for w in valid[i:i + 6]]
         assert accepted_fast(m, usual) == len(usual)
         # ...and both kinds of outcome are present.
-        prepared = [item for item in fast if type(item) is not Rejection]
-        assert len(prepared) > 500 and len(fast) - len(prepared) > 500
-        for item in prepared[:300]:  # the bytes are canonical, as the full path promises
-            assert rfc8785.dumps(json.loads(item[7])) == item[7]
+        assert len(fast.lines) > 500 and len(fast.rejections) > 500
+        for data in fast.data[:300]:  # the bytes are canonical, as the full path promises
+            assert rfc8785.dumps(json.loads(data)) == data
 
 
 def test_the_usual_writings_take_the_fast_path_in_ingestion(library):
@@ -183,10 +184,11 @@ def test_the_usual_writings_take_the_fast_path_in_ingestion(library):
     lines = writings(record, rng)
     fast = fast_records(rules_for(m))
     assert [fast.line_values(line) is not None for line in lines] == [True] * 6 + [False] * 3
-    [prepared] = prepare_json_lines(rules_for(m), 7, lines[:1])
+    prepared = prepare_json_lines(rules_for(m), 7, lines[:1])
     values, shape = fast.line_values(lines[0])
     assert values[:3] == (record["activity_id"], record["subject"], record["occurred_at"])
-    assert prepared[0] == 7 and prepared[5] == 392  # 5000 m at 78.4 g/km, floored
+    assert prepared.lines == [7] and prepared.reductions_g == [392]  # 5000 m at 78.4 g/km, floored
+    assert not prepared.rejections
 
 
 def csv_text(m, records: list[dict[str, Any]], rng: random.Random, header: list[str]) -> str:
@@ -218,7 +220,7 @@ def test_fast_and_full_paths_agree_on_every_csv_row(library, key):
                 fast = prepare_csv_rows(rules_for(m), layout, rows)
                 full = prepare_csv_rows(rules_for(m), layout, rows, fast_path=False)
                 assert fast == full
-            accepted = [item for item in prepare_csv_rows(rules_for(m), layout, rows) if type(item) is not Rejection]
+            accepted = prepare_csv_rows(rules_for(m), layout, rows).lines
             assert accepted and len(accepted) < len(rows)
 
 
@@ -233,3 +235,22 @@ def test_csv_rows_of_the_exact_shape_take_the_fast_path(library):
                 ["a1", "p1\nx", TIMES[0], "5000", "S01", "S09"], ["a1", "p1", TIMES[0], "-5", "S01", "S09"]):
         assert fast.row_values(columns, row) is None
     assert layout.width == 6
+
+
+def test_the_fast_path_is_built_from_the_rules_the_full_path_applies(library):
+    kinds = {"integer": INTEGER_INPUT, "code": CODE_INPUT, "enum": ENUM_INPUT}
+    for m in library.all():
+        rules = rules_for(m)
+        compiled = rules.compiled
+        assert fast_records(rules).compiled is compiled
+        # ...and those rules are the methodology's.
+        fields = sorted(m.inputs, key=lambda f: f.name)
+        assert [c.name for c in compiled.checks] == [f.name for f in fields]
+        for check, field in zip(compiled.checks, fields):
+            assert check.key == f'"{field.name}":'
+            assert (check.kind, check.required, check.low, check.high, check.values) == (
+                kinds[field.kind], field.required, field.minimum, field.maximum, frozenset(field.values))
+        assert compiled.quantity_field == m.formula.quantity_field
+        assert Fraction(compiled.numerator, compiled.denominator) == Fraction(m.coefficient()) / m.formula.per_units
+        assert compiled.fingerprint_fields == tuple(sorted(m.fingerprint_fields))
+        assert compiled.fingerprint_time == m.fingerprint_time

@@ -15,7 +15,7 @@ import pytest
 from quantify import prepare
 from quantify.activity import rules_for
 from quantify.ingest import _OpenBatch, ingest_jsonl
-from quantify.prepare import MAX_LINE_BYTES, pack, prepare_json_lines, unpack
+from quantify.prepare import MAX_LINE_BYTES, PreparedChunk, PreparedRecord, pack, prepare_json_lines, unpack
 
 
 @pytest.mark.parametrize("block", [997, 16_385, 1 << 18])
@@ -38,10 +38,37 @@ def test_pack_and_unpack_give_back_the_prepared_items(metro, make_metro_record):
     lines[10] = b"{broken\n"
     lines[11] = b"\n"
     prepared = prepare_json_lines(rules_for(metro), 1, lines)
-    assert any(type(item) is prepare.Rejection for item in prepared)
+    assert prepared.rejections
     assert unpack(pack(prepared)) == prepared
-    assert unpack(pack([])) == []
-    assert unpack(pack(prepared[:1])) == prepared[:1]
+    assert unpack(pack(PreparedChunk.of([]))) == PreparedChunk.of([])
+    for few in (lines[:1], lines[1:2], lines[:2]):  # a rejection (0 g), a record, both
+        chunk = prepare_json_lines(rules_for(metro), 1, few)
+        assert unpack(pack(chunk)) == chunk and len(chunk.lines) + len(chunk.rejections) == len(few)
+
+
+def test_a_chunk_holds_the_records_prepare_record_gives(metro, make_metro_record):
+    rules = rules_for(metro)
+    raws = [make_metro_record(f"a{i}", distance_m=i * 400) for i in range(6)]  # a0 quantifies to 0 g
+    items = [prepare.prepare_record(rules, line, json.dumps(raw), raw) for line, raw in enumerate(raws, 1)]
+    chunk = PreparedChunk.of(items)
+    assert [type(item) for item in items] == [prepare.Rejection] + [PreparedRecord] * 5
+    assert chunk.rejections == [items[0]]
+    assert list(map(PreparedRecord._make, chunk.rows())) == items[1:]
+    assert chunk.activity_ids == [item.activity_id for item in items[1:]]
+
+
+def test_rejections_are_written_in_line_order_among_admission_rejections(tmp_path, metro, make_metro_record):
+    lines = [json.dumps(make_metro_record(f"a{i}", subject=f"p{i}", distance_m=1000)).encode() + b"\n"
+             for i in range(8)]
+    lines[2] = lines[1]  # a duplicate, found when admitted
+    lines[3] = b"{broken\n"  # malformed, found when prepared
+    lines[5] = lines[4]
+    lines[7] = b"\xff\n"
+    result = ingest_jsonl(io.BytesIO(b"".join(lines)), platform="p", methodology=metro, run_id="r",
+                          out_dir=tmp_path)
+    written = [json.loads(line) for line in result.rejections_path.read_text().splitlines()]
+    assert [(r["line"], r["reason"]) for r in written] == [
+        (3, "duplicate_activity_id"), (4, "malformed"), (6, "duplicate_activity_id"), (8, "malformed")]
 
 
 @pytest.mark.parametrize("count", [1, 2, 3, 2047, 2048, 2049, 4096, 5000, 6144])

@@ -62,6 +62,18 @@ def test_valid_vector_human_report(puhui_verify):
     assert done.returncode == 0 and "VALID" in done.stdout
 
 
+def test_a_trust_file_of_another_registry_is_named_as_the_likely_cause_before_the_report(puhui_verify, tmp_path):
+    directory = os.path.join(VECTORS, "valid")
+    trust = json.load(open(os.path.join(directory, "trust.json")))
+    other_root = "2Rb0dPxHk1z/yMKcd7sV0YpnYlCyBBvO2vR7bPjhkCk="  # a key that signed nothing here
+    (tmp_path / "other.json").write_text(json.dumps({**trust, "root_keys": [other_root]}))
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", tmp_path / "other.json", "--json")
+    assert done.returncode == 1 and "KEY_UNKNOWN" in done.stdout
+    [note] = done.stderr.splitlines()
+    assert "none of the trust file's root keys" in note and "trust file is probably wrong" in note
+    right = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"))
+    assert right.returncode == 0 and "note:" not in right.stderr
+
 # -- bad input: exit 2, one clear line, no traceback ------------------------------------------------
 
 
