@@ -177,6 +177,11 @@ def writer_main(conn: Connection, directory: str, database_url: str | None, pass
     try:
         registry = RegistryDir(Path(directory)).open(with_log_key=True, database_url=database_url,
                                                      passphrase=passphrase)
+        try:
+            registry.become_writer()  # the lock from the start: a restore or a CLI write waits for us, not we for it
+        except BaseException:
+            registry.close()
+            raise
     except BaseException as exc:  # noqa: BLE001
         conn.send(Failed(f"{type(exc).__name__}: {exc}"))
         return

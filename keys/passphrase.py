@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import stat
 import sys
 
 from .errors import KeyFileError
@@ -46,10 +47,14 @@ def passphrase_for_role(role: str, purpose: str, *, confirm: bool = False) -> by
 
 def _read_passphrase_file(path: str, variable: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+        # O_NONBLOCK: a FIFO must be refused, not waited on for a writer that never comes.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: cannot read it: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: not a regular file")
+        data = handle.read(MAX_PASSPHRASE_FILE_BYTES + 1)
     passphrase = data.split(b"\n", 1)[0].removesuffix(b"\r")
     if len(data) > MAX_PASSPHRASE_FILE_BYTES or not passphrase:
         raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: expected one line holding the passphrase")

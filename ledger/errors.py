@@ -30,3 +30,8 @@ class Rejected(Exception):
 
 class StorageError(Exception):
     """The store is not in the state the registry expects (a second writer, a broken invariant)."""
+
+
+class InvariantBroken(AssertionError):
+    """An invariant of the ledger does not hold: a bug, never a client's fault. Raised by explicit
+    checks rather than `assert`, which `python -O` would strip from the write path."""

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keys.signer import Signer
 from ledger import merkle
 from ledger.canonical import check_value
-from ledger.errors import Rejected, StorageError
+from ledger.errors import InvariantBroken, Rejected, StorageError
 from ledger.leaf import Leaf, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
@@ -311,7 +311,7 @@ class Registry(LogReader):
         if len(items) > MAX_GROUP_EVENTS:
             raise ValueError(f"at most {MAX_GROUP_EVENTS} events a group")
         with self._lock:
-            self._become_writer()
+            self.become_writer()
             results: list[Appended | Rejected] = []
             accepted: list[tuple[Leaf, bytes, str]] = []
             nodes: list[tuple[int, int, bytes]] = []
@@ -380,9 +380,11 @@ class Registry(LogReader):
         verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         return _Judged(event_type, body, auth, key, verdict)
 
-    def _become_writer(self) -> None:
-        """Take the database's writer lock before the first write, then read the log afresh; again
-        after the lock was lost (a broken lock connection takes the lock with it)."""
+    def become_writer(self) -> None:
+        """Take the database's writer lock, read the log afresh and check the projections against
+        it; done before the first write, and again after the lock was lost (a broken lock
+        connection takes the lock with it). A long-lived writer (`puhui serve`'s) calls it at
+        start, so that no one can replace or write the database under it while it is idle."""
         if self._is_writer and self.store.holds_writer_lock():
             return
         self.store.acquire_writer_lock(self.writer_lock_timeout_s)
@@ -406,12 +408,14 @@ class Registry(LogReader):
         """What a commit must keep true, asserted before the group becomes durable (O(1) a group)."""
         state = self.state
         first, last = accepted[0][0].seq, accepted[-1][0].seq
-        assert first == self._committed_size and last == state.size - 1 and len(accepted) == last - first + 1, \
-            f"seqs {first}..{last} do not extend the committed log of {self._committed_size} leaves to {state.size}"
-        assert self._frontier.size == state.size, f"a frontier of {self._frontier.size} leaves for a log of {state.size}"
-        assert state.grams_conserved(), \
-            f"grams not conserved: {state.next_serial} issued, {state.active_g} active, {state.retired_g} retired, " \
-            f"{state.cancelled_g} cancelled"
+        if not (first == self._committed_size and last == state.size - 1 and len(accepted) == last - first + 1):
+            raise InvariantBroken(f"seqs {first}..{last} do not extend the committed log of {self._committed_size} "
+                                  f"leaves to {state.size}")
+        if self._frontier.size != state.size:
+            raise InvariantBroken(f"a frontier of {self._frontier.size} leaves for a log of {state.size}")
+        if not state.grams_conserved():
+            raise InvariantBroken(f"grams not conserved: {state.next_serial} issued, {state.active_g} active, "
+                                  f"{state.retired_g} retired, {state.cancelled_g} cancelled")
 
     def _commit(self, accepted: list[tuple[Leaf, bytes, str]], nodes: list[tuple[int, int, bytes]],
                 changes: Changes) -> None:
@@ -441,7 +445,7 @@ class Registry(LogReader):
         if self._log_signer is None:
             raise StorageError("this registry was opened without its log key: it cannot sign checkpoints")
         with self._lock:
-            self._become_writer()
+            self.become_writer()
             size, root = self.state.size, self._frontier.root()
             with self.store.writing() as conn:
                 latest = self.store.latest_checkpoint(conn)

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Self, Sequence, TypeVar
 
-from ledger.errors import Rejected
+from ledger.errors import InvariantBroken, Rejected
 from ledger.registry import Appended, Registry
 from ledger.state import State
 
@@ -232,7 +232,8 @@ class Sequencer(SequencerLike):
         if group.checkpoints or due:
             self._sign_checkpoint(group.checkpoints)
         # The writer process answers a group once its turn is over: by then every job must be settled.
-        assert group.settled(), "a job of the group was left unsettled"
+        if not group.settled():
+            raise InvariantBroken("a job of the group was left unsettled")
 
     # -- driven from the caller's own thread (the writer process of api/writer.py) ---------------
 
@@ -304,7 +305,8 @@ class Sequencer(SequencerLike):
         started = time.perf_counter()
         try:
             outcomes = self.registry.append_many(items)
-            assert len(outcomes) == len(items), f"{len(outcomes)} outcomes for a group of {len(items)} events"
+            if len(outcomes) != len(items):
+                raise InvariantBroken(f"{len(outcomes)} outcomes for a group of {len(items)} events")
         except BaseException as exc:
             # Nothing of this group is acknowledged: its commit failed (the registry reloaded from
             # the database, so none of it is durable) or its outcomes cannot be told apart.

@@ -20,10 +20,13 @@ from ledger.registry import Registry
 from ledger.note import verifier_key
 from ledger.schema import key_id_of
 from ledger.store import sqlite_url
+from sqlalchemy.engine import make_url
 from service.actors import Actor, Client
 from service.hubei import HUBEI_RULES
 
 CONFIG = "registry.json"
+MAX_ORIGIN_CHARS = 200
+DEFAULT_DATABASE = "registry.sqlite3"
 FORMAT = "puhui-registry-dir/1"
 
 
@@ -40,6 +43,8 @@ def _check_origin(origin: str) -> None:
         raise RegistryDirError(f"--origin {origin!r} cannot name a log: {exc}") from None
     if not origin.isprintable():
         raise RegistryDirError(f"--origin {origin!r} holds characters that cannot be printed")
+    if len(origin) > MAX_ORIGIN_CHARS:  # it names the keys' files and the genesis, both bounded
+        raise RegistryDirError(f"--origin is {len(origin)} characters long: at most {MAX_ORIGIN_CHARS}")
 
 
 @dataclass
@@ -66,7 +71,15 @@ class RegistryDir:
         return config
 
     def database_url(self, override: str | None = None) -> str:
-        return override or self.config()["database_url"]
+        """The database's URL: the override, or the config's, where a SQLite path that is relative
+        is relative to this directory (so a moved or copied directory takes its database along)."""
+        if override:
+            return override
+        url = make_url(self.config()["database_url"])
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not Path(url.database).is_absolute():
+            return sqlite_url(str((self.path / url.database).resolve()))
+        return url.render_as_string(hide_password=False)
 
     def passphrase(self, role: str | None = None, *, confirm: bool = False) -> bytes:
         """The passphrase of role's key (keys.passphrase_for_role: its own variable first), or
@@ -151,7 +164,7 @@ class RegistryDir:
         if admin_public_key is None:
             admin = ring.create("admin", f"first admin of {origin}", passphrases["admin"], strength=strength)
             admin_public_key = admin.public_key
-        url = database_url or sqlite_url(str((self.path / "registry.sqlite3").resolve()))
+        url = database_url or sqlite_url(str((self.path / DEFAULT_DATABASE).resolve()))
         registry = Registry.create(url, origin=origin, name=name, rules=HUBEI_RULES, root_signer=root,
                                    log_public_key=log.public_key, log_signer=log)
         try:
@@ -160,7 +173,8 @@ class RegistryDir:
                 "roles": ["admin"], "label": "registry operator (first admin)"})
             registry.checkpoint()
             self.write_trust(registry)
-            self.config_path.write_text(json.dumps({"format": FORMAT, "origin": origin, "database_url": url},
+            stored = database_url or sqlite_url(DEFAULT_DATABASE)  # relative: the directory's own file
+            self.config_path.write_text(json.dumps({"format": FORMAT, "origin": origin, "database_url": stored},
                                                    indent=1) + "\n")
         except BaseException:
             registry.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 
 from keys import Ed25519Key, KeyRing
+from service.registry_dir import RegistryDir
 
 PUHUI = [sys.executable, "-c", "from cli.main import main; main()"]
 
@@ -52,7 +53,7 @@ def test_init_with_an_offline_admin_key(tmp_path):
           "--admin-public-key", admin.public_key_b64)
     assert KeyRing(place / "keys").names() == ["log", "root"]
     from ledger.registry import Registry
-    registry = Registry.open(json.loads((place / "registry.json").read_text())["database_url"])
+    registry = Registry.open(RegistryDir(place).database_url())
     assert registry.state.keys[admin.key_id].roles == frozenset({"admin"})
     registry.close()
     bad = puhui("init", str(tmp_path / "other"), "--origin", "x.example/p", "--admin-public-key", "not base64!", check=False)
@@ -97,7 +98,7 @@ def test_status_of_a_directory_without_a_registry(tmp_path):
 
 def test_a_bad_origin_is_one_line_exit_2_and_leaves_nothing_behind(tmp_path):
     place = tmp_path / "reg"
-    for origin in ("bad origin", "", "a+b"):
+    for origin in ("bad origin", "", "a+b", "a" * 242):
         result = puhui("init", str(place), "--origin", origin, check=False)
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
         assert "--origin" in result.stderr and not place.exists()
@@ -162,7 +163,7 @@ def test_check_backup_and_restore_from_the_command_line(tmp_path):
     before = json.loads(puhui("status", str(place), "--json").stdout)
     puhui("eligibility", str(place), "HB-GT-BUS", "--off")  # one more event and a checkpoint
     from ledger.registry import Registry
-    registry = Registry.open(json.loads((place / "registry.json").read_text())["database_url"])
+    registry = Registry.open(RegistryDir(place).database_url())
     published = tmp_path / "published.note"  # as a witness or a client's receipt holds it
     published.write_text(registry.latest_checkpoint())
     registry.close()
@@ -172,10 +173,18 @@ def test_check_backup_and_restore_from_the_command_line(tmp_path):
     restored = puhui("restore", str(place), str(tmp_path / "two.backup"), "--checkpoint", str(published)).stdout
     assert f"restored {before['size'] + 1} events" in restored
     from sqlalchemy import create_engine, text
-    engine = create_engine(json.loads((place / "registry.json").read_text())["database_url"])
+    engine = create_engine(RegistryDir(place).database_url())
     with engine.begin() as conn:
         conn.execute(text("UPDATE accounts SET active_g = active_g + 1 WHERE kind = 'platform'"))
     engine.dispose()
     checked = puhui("check", str(place), check=False)
     assert checked.returncode == 1 and "gram columns" in checked.stderr
     assert "DO NOT match" in puhui("status", str(place)).stderr
+
+
+def test_a_moved_registry_directory_takes_its_database_along(tmp_path):
+    puhui("init", str(tmp_path / "reg"), "--origin", "x.example/p", "--key-strength", "interactive")
+    assert json.loads((tmp_path / "reg" / "registry.json").read_text())["database_url"] == "sqlite:///registry.sqlite3"
+    (tmp_path / "reg").rename(tmp_path / "moved")
+    status = json.loads(puhui("status", str(tmp_path / "moved"), "--json").stdout)
+    assert status["size"] == 2 and not (tmp_path / "reg").exists()

@@ -17,6 +17,7 @@ import httpx
 from keys import read_key_info
 from ledger.registry import Registry
 from tests.api.served_registry import PASSPHRASE, Served
+from service.registry_dir import RegistryDir
 
 PUHUI = [sys.executable, "-c", "from cli.main import main; main()"]
 REPO = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def new_key(role: str, name: str, out: Path) -> str:
 
 
 def open_registry(place: Path) -> Registry:
-    return Registry.open(json.loads((place / "registry.json").read_text())["database_url"])
+    return Registry.open(RegistryDir(place).database_url())
 
 
 def log_size(place: Path) -> int:

@@ -569,3 +569,21 @@ def test_keyring_rejects_bad_roles_and_names(tmp_path, role, name):
 def test_keyring_rejects_unknown_key_names(tmp_path, name):
     with pytest.raises(KeyFileError, match="no such key name"):
         KeyRing(tmp_path).load(name, PASSPHRASE)
+
+
+def test_a_passphrase_file_that_is_a_fifo_is_refused_not_waited_on(monkeypatch, tmp_path):
+    import threading
+    fifo = tmp_path / "passphrase"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("PUHUI_LOG_KEY_PASSPHRASE_FILE", str(fifo))
+    outcome: list[str] = []
+
+    def read() -> None:
+        try:
+            keys.passphrase_for_role("log", "the log key")
+        except KeyFileError as exc:
+            outcome.append(str(exc))
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and "not a regular file" in outcome[0]

@@ -94,3 +94,27 @@ def test_a_cli_write_while_the_server_runs_is_refused_naming_the_server(tmp_path
         assert client.checkpoint().size == RegistryDir(directory).open(with_log_key=False).size
     finally:
         served.stop()
+
+
+def test_a_restore_while_the_server_runs_is_refused_even_before_its_first_write(tmp_path):
+    """The served writer holds the writer lock from its start: a restore cannot swap the database
+    under an idle server, which would then go on writing to the replaced file and lose
+    acknowledged events."""
+    directory = tmp_path / "registry"
+    RegistryDir(directory).init(SERVED_ORIGIN, strength="interactive", passphrase=PASSPHRASE.encode()).close()
+    env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
+    assert puhui("backup", str(directory), "--out", str(tmp_path / "copy.backup"), env=env).returncode == 0
+    served = Served(directory).start()  # nothing written since it started
+    try:
+        restored = puhui("restore", str(directory), str(tmp_path / "copy.backup"), env=env)
+        assert restored.returncode == 2 and "another writer holds this log" in restored.stderr, restored.stderr
+        client = RegistryClient(served.url, trust=served.trust())
+        admin = RegistryDir(directory).admin_key(PASSPHRASE.encode())
+        done = client.submit(admin, "methodology.register", {
+            "methodology_id": "HB-GT-METRO", "version": 1, "title": "metro", "sector": "green_travel",
+            "params": {"g_per_km": "78.4"}, "offset_eligible": True})
+    finally:
+        served.stop()
+    registry = RegistryDir(directory).open(with_log_key=False)
+    assert registry.size == done.seq + 1  # the acknowledged event is in the database the server used
+    registry.close()

@@ -107,7 +107,7 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     inclusion = proof["inclusion"]
     assert merkle.verify_inclusion(merkle.leaf_hash(record), inclusion["leaf_index"], inclusion["tree_size"],
                                    [bytes.fromhex(h) for h in inclusion["hashes"]], bytes.fromhex(proof["root"]))
-    registry = Registry.open(json.loads((place / "registry.json").read_text())["database_url"])
+    registry = Registry.open(RegistryDir(place).database_url())
     leaf = registry.leaf(proof["batch_seq"])
     registry.close()
     assert leaf.type == "activity.batch" and leaf.body["batch_id"] == "wh-jan-2026-01" and leaf.body["root"] == proof["root"]
