@@ -170,8 +170,8 @@ def serve(directory: Path = typer.Option(..., "--dir", help="the registry's dire
           header_timeout_s: Optional[float] = typer.Option(None, help="close a connection whose request headers take longer [PUHUI_HEADER_TIMEOUT_S, 10]"),
           body_timeout_s: Optional[float] = typer.Option(None, help="408 for a body that takes longer [PUHUI_BODY_TIMEOUT_S, 120]"),
           max_requests_per_source: Optional[int] = typer.Option(None, help="requests in flight from one address [PUHUI_MAX_REQUESTS_PER_SOURCE, 256]"),
-          key_events_per_s: Optional[float] = typer.Option(None, help="events a second per signing key [PUHUI_KEY_EVENTS_PER_S, 10000]"),
-          key_burst_events: Optional[int] = typer.Option(None, help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 20000]"),
+          key_events_per_s: Optional[float] = typer.Option(None, help="events a second per signing key, a refused one counting 10 [PUHUI_KEY_EVENTS_PER_S, 5000]"),
+          key_burst_events: Optional[int] = typer.Option(None, help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 10000]"),
           budget_units_per_s: Optional[float] = typer.Option(None, help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
           budget_burst_units: Optional[int] = typer.Option(None, help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
           max_concurrent_eligibility: Optional[int] = typer.Option(None, help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]")) -> None:
