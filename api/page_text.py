@@ -53,6 +53,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "filter.entity": ("履约主体", "Entity"),
     "filter.compliance_year": ("履约年度", "Compliance year"),
     "filter.claimant": ("声明方", "Claimant"),
+    "filter.since": ("起始日期 (UTC)", "From (UTC date)"),
+    "filter.until": ("截止日期 (UTC，含当日)", "To (UTC date, included)"),
     "filter.sector": ("领域", "Sector"),
     "filter.offset_eligible": ("可用于抵消", "Offset eligible"),
     "bool.true": ("是", "yes"),

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, NamedTuple
 from urllib.parse import urlencode
@@ -69,8 +69,18 @@ class PageError(Exception):
 # -- filters, as the API's query parameters --------------------------------------------------------
 
 class Cursor(BaseModel):
+    """The cursor, as the API's `after`, and the dates (UTC, both included) every register has:
+    its rows' event times, which never decrease along the log, so that dates bound the seqs."""
     model_config = ConfigDict(extra="ignore", frozen=True)
     after: int = Field(-1, ge=-1, le=MAX_SAFE_INT)
+    since: date | None = None
+    until: date | None = None
+
+
+class SeqWindow(NamedTuple):
+    """The seqs the dates allow: after `after`, before `stop` (None: to the end of the log)."""
+    after: int
+    stop: int | None
 
 
 class IssuanceFilters(Cursor):
@@ -107,6 +117,10 @@ class FilterField(NamedTuple):
     name: str  # the query parameter, as the API names it; its label is the message filter.<name>
     choices: tuple[str, ...] = ()  # a select's values (labelled by choice_labels); none: a text field
     choice_labels: str = ""  # the message prefix of the choices' labels ("purpose" for purpose.ets_offset)
+    input_type: str = "text"
+
+
+_DATES = (FilterField("since", input_type="date"), FilterField("until", input_type="date"))
 
 
 class Column(NamedTuple):
@@ -137,7 +151,8 @@ _SEQ = Column("seq", lambda i: i["seq"])
 
 REGISTERS = {r.name: r for r in (
     Register("issuances", IssuanceFilters,
-             (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"), FilterField("account")),
+             (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"), FilterField("account"),
+              *_DATES),
              (_TIME, Column("issuance_id", lambda i: i["issuance_id"]), Column("account", lambda i: i["account"], "account"),
               Column("methodology_id", lambda i: i["methodology_id"], "methodology"),
               Column("vintage", lambda i: i["vintage"]), Column("region", lambda i: i["region"]),
@@ -147,7 +162,7 @@ REGISTERS = {r.name: r for r in (
     Register("retirements", RetirementFilters,
              (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"),
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
-              FilterField("account")),
+              FilterField("account"), *_DATES),
              (_TIME, Column("retirement_id", lambda i: i["retirement_id"]),
               Column("account", lambda i: i["account"], "account"),
               Column("purpose", lambda i: i["purpose"], "label:purpose"),
@@ -156,14 +171,14 @@ REGISTERS = {r.name: r for r in (
               Column("methodology_id", _of_sources("methodology_id")), Column("vintage", _of_sources("vintage")),
               Column("region", _of_sources("region")), Column("used_by", lambda i: i["used_by"] or ""), _SEQ),
              lambda q, f, after, limit: q.retirements(**f, after=after, limit=limit)),
-    Register("surrenders", SurrenderFilters, (FilterField("entity"), FilterField("compliance_year")),
+    Register("surrenders", SurrenderFilters, (FilterField("entity"), FilterField("compliance_year"), *_DATES),
              (_TIME, Column("surrender_id", lambda i: i["surrender_id"]),
               Column("entity", lambda i: i["entity"], "account"), Column("compliance_year", lambda i: i["compliance_year"]),
               Column("amount_g", lambda i: i["amount_g"], "amount"),
               Column("allocation_g", lambda i: i["allocation_g"], "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.surrenders(**f, after=after, limit=limit)),
-    Register("claims", ClaimFilters, (FilterField("claimant"),),
+    Register("claims", ClaimFilters, (FilterField("claimant"), *_DATES),
              (_TIME, Column("claim_id", lambda i: i["claim_id"], "claim"),
               Column("claimant", lambda i: i["claimant"], "account"),
               Column("subject", lambda i: i["subject"]["name"]),
@@ -173,7 +188,7 @@ REGISTERS = {r.name: r for r in (
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.claims(**f, after=after, limit=limit)),
     Register("methodologies", MethodologyFilters,
-             (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool")),
+             (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"), *_DATES),
              (Column("methodology_id", lambda i: i["methodology_id"], "methodology"),
               Column("title", lambda i: i["title"]), Column("sector", lambda i: i["sector"], "label:sector"),
               Column("version", lambda i: i["version"]),
@@ -272,15 +287,35 @@ def home(request: Request) -> HTMLResponse:
 def _register_page(request: Request, name: str) -> Response:
     register = REGISTERS[name]
     filters = _filters(request, register.filters)
-    wanted = filters.model_dump(exclude={"after"}, exclude_none=True)
+    queries = _queries(request)
+    wanted = filters.model_dump(exclude={"after", "since", "until"}, exclude_none=True)
+    window = _window(queries, filters)
     if request.query_params.get("format") == "csv":
-        return _csv(register, _queries(request), wanted, filters.after)
-    page = register.read(_queries(request), wanted, filters.after, PAGE_ITEMS)
+        return _csv(register, queries, wanted, window, filters.after)
+    page = _read(register, queries, wanted, window, filters.after, PAGE_ITEMS)
     values = {field.name: request.query_params.get(field.name, "") for field in register.fields}
     return _render(request, "register.html", register=register, page=page, values=values,
                    next_url=None if page.next_after is None else _with(request, after=page.next_after, format=None),
                    first_url=_with(request, after=None, format=None) if filters.after != -1 else None,
                    csv_url=_with(request, format="csv"), max_csv_rows=MAX_CSV_ROWS)
+
+
+def _window(queries: Queries, filters: Cursor) -> SeqWindow:
+    after = -1 if filters.since is None else queries.first_seq_at(filters.since.isoformat()) - 1
+    if filters.until is None or filters.until == date.max:
+        return SeqWindow(after, None)
+    return SeqWindow(after, queries.first_seq_at((filters.until + timedelta(days=1)).isoformat()))
+
+
+def _read(register: Register, queries: Queries, wanted: dict[str, Any], window: SeqWindow, after: int,
+          limit: int) -> Page:
+    """A page of the register from `after`, within the dates' seqs."""
+    page = register.read(queries, wanted, max(after, window.after), limit)
+    if window.stop is None:
+        return page
+    items = [item for item in page.items if item["seq"] < window.stop]
+    ended = len(items) < len(page.items) or page.next_after is None or page.next_after >= window.stop - 1
+    return Page(items, None if ended else page.next_after)
 
 
 def _register_route(name: str) -> Callable[[Request], Response]:
@@ -352,7 +387,7 @@ def _retirement_holding(queries: Queries, account_id: str, serial: int) -> dict[
 
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------
 
-def _csv(register: Register, queries: Queries, wanted: dict[str, Any], after: int) -> Response:
+def _csv(register: Register, queries: Queries, wanted: dict[str, Any], window: SeqWindow, after: int) -> Response:
     """Every row of the filtered register from `after` on, up to MAX_CSV_ROWS; when more remain,
     the header Puhui-Next-After names the cursor to go on from (as the API's next_after)."""
     out = io.StringIO()
@@ -361,7 +396,7 @@ def _csv(register: Register, queries: Queries, wanted: dict[str, Any], after: in
     writer.writerow([column.name for column in register.columns])
     rows, cursor = 0, after
     while rows < MAX_CSV_ROWS:
-        page = register.read(queries, wanted, cursor, min(MAX_PAGE_ITEMS, MAX_CSV_ROWS - rows))
+        page = _read(register, queries, wanted, window, cursor, min(MAX_PAGE_ITEMS, MAX_CSV_ROWS - rows))
         writer.writerows([column.value(item) for column in register.columns] for item in page.items)
         rows += len(page.items)
         if page.next_after is None:

@@ -141,6 +141,21 @@ class Queries:
         with self.store.engine.connect() as conn:
             return conn.execute(select(events.c.time).where(events.c.seq == seq)).scalar()
 
+    def first_seq_at(self, time: str) -> int:
+        """The first seq whose registry time is at or after `time` (a spec time or a prefix of one,
+        such as a date: fixed-width UTC texts order as their instants), or the log's size if none.
+        The log's times never decrease (spec section 2): a binary search over seq, O(log size) key
+        lookups."""
+        with self.store.engine.connect() as conn:
+            low, high = 0, self.store.size(conn)
+            while low < high:
+                middle = (low + high) // 2
+                if conn.execute(select(events.c.time).where(events.c.seq == middle)).scalar_one() < time:
+                    low = middle + 1
+                else:
+                    high = middle
+        return low
+
     def key_register_seq(self, key_id: str) -> int | None:
         """The seq of the key.register event of a registered key (None for root or unknown keys)."""
         with self.store.engine.connect() as conn:
