@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -146,53 +147,49 @@ def _of_sources(field: str) -> Callable[[dict[str, Any]], str]:
     return lambda item: ";".join(sorted({str(source[field]) for source in item["sources"]}))
 
 
-_TIME = Column("time", lambda i: i["time"], "time")
-_SEQ = Column("seq", lambda i: i["seq"])
+def _field(name: str, show: str = "text") -> Column:
+    """A column showing one field of the item as it is."""
+    return Column(name, operator.itemgetter(name), show)
+
+
+_TIME = _field("time", "time")
+_SEQ = _field("seq")
 
 REGISTERS = {r.name: r for r in (
     Register("issuances", IssuanceFilters,
              (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"), FilterField("account"),
               *_DATES),
-             (_TIME, Column("issuance_id", lambda i: i["issuance_id"]), Column("account", lambda i: i["account"], "account"),
-              Column("methodology_id", lambda i: i["methodology_id"], "methodology"),
-              Column("vintage", lambda i: i["vintage"]), Column("region", lambda i: i["region"]),
-              Column("amount_g", lambda i: i["amount_g"], "amount"),
+             (_TIME, _field("issuance_id"), _field("account", "account"), _field("methodology_id", "methodology"),
+              _field("vintage"), _field("region"), _field("amount_g", "amount"),
               Column("serials", lambda i: f"{i['start']}-{i['end']}"), _SEQ),
              lambda q, f, after, limit: q.issuances(**f, after=after, limit=limit)),
     Register("retirements", RetirementFilters,
              (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"),
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
               FilterField("account"), *_DATES),
-             (_TIME, Column("retirement_id", lambda i: i["retirement_id"]),
-              Column("account", lambda i: i["account"], "account"),
-              Column("purpose", lambda i: i["purpose"], "label:purpose"),
-              Column("beneficiary", lambda i: i["beneficiary"]), Column("amount_g", lambda i: i["amount_g"], "amount"),
-              Column("serials", lambda i: _ranges(i["serials"])),
+             (_TIME, _field("retirement_id"), _field("account", "account"), _field("purpose", "label:purpose"),
+              _field("beneficiary"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"])),
               Column("methodology_id", _of_sources("methodology_id")), Column("vintage", _of_sources("vintage")),
               Column("region", _of_sources("region")), Column("used_by", lambda i: i["used_by"] or ""), _SEQ),
              lambda q, f, after, limit: q.retirements(**f, after=after, limit=limit)),
     Register("surrenders", SurrenderFilters, (FilterField("entity"), FilterField("compliance_year"), *_DATES),
-             (_TIME, Column("surrender_id", lambda i: i["surrender_id"]),
-              Column("entity", lambda i: i["entity"], "account"), Column("compliance_year", lambda i: i["compliance_year"]),
-              Column("amount_g", lambda i: i["amount_g"], "amount"),
-              Column("allocation_g", lambda i: i["allocation_g"], "amount"),
+             (_TIME, _field("surrender_id"), _field("entity", "account"), _field("compliance_year"),
+              _field("amount_g", "amount"), _field("allocation_g", "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.surrenders(**f, after=after, limit=limit)),
     Register("claims", ClaimFilters, (FilterField("claimant"), *_DATES),
-             (_TIME, Column("claim_id", lambda i: i["claim_id"], "claim"),
-              Column("claimant", lambda i: i["claimant"], "account"),
+             (_TIME, _field("claim_id", "claim"), _field("claimant", "account"),
               Column("subject", lambda i: i["subject"]["name"]),
               Column("period", lambda i: f"{i['period_start']}/{i['period_end']}"),
-              Column("footprint_g", lambda i: i["footprint_g"], "amount"),
-              Column("retired_g", lambda i: i["retired_g"], "amount"),
+              _field("footprint_g", "amount"), _field("retired_g", "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.claims(**f, after=after, limit=limit)),
     Register("methodologies", MethodologyFilters,
-             (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"), *_DATES),
-             (Column("methodology_id", lambda i: i["methodology_id"], "methodology"),
-              Column("title", lambda i: i["title"]), Column("sector", lambda i: i["sector"], "label:sector"),
-              Column("version", lambda i: i["version"]),
-              Column("offset_eligible", lambda i: str(i["offset_eligible"]).lower(), "label:bool"), _TIME, _SEQ),
+             (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"),
+              *_DATES),
+             (_field("methodology_id", "methodology"), _field("title"), _field("sector", "label:sector"),
+              _field("version"), Column("offset_eligible", lambda i: str(i["offset_eligible"]).lower(), "label:bool"),
+              _TIME, _SEQ),
              lambda q, f, after, limit: _methodologies_in_force(q.methodologies(**f, after=after, limit=limit))),
 )}
 
@@ -397,7 +394,7 @@ def _csv(register: Register, queries: Queries, wanted: dict[str, Any], window: S
     rows, cursor = 0, after
     while rows < MAX_CSV_ROWS:
         page = _read(register, queries, wanted, window, cursor, min(MAX_PAGE_ITEMS, MAX_CSV_ROWS - rows))
-        writer.writerows([column.value(item) for column in register.columns] for item in page.items)
+        writer.writerows([_spreadsheet_safe(column.value(item)) for column in register.columns] for item in page.items)
         rows += len(page.items)
         if page.next_after is None:
             cursor = None
@@ -407,6 +404,15 @@ def _csv(register: Register, queries: Queries, wanted: dict[str, Any], window: S
     if cursor is not None:
         headers["puhui-next-after"] = str(cursor)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+def _spreadsheet_safe(value: Any) -> Any:
+    """A text that a spreadsheet would run as a formula (a beneficiary "=HYPERLINK(...)") gets a
+    leading apostrophe (OWASP's advice on CSV injection): the one way a CSV cell differs from the API."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in _FORMULA_STARTS else value
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class WitnessView(NamedTuple):

@@ -24,6 +24,7 @@ from api.page_text import LANGUAGES, MESSAGES  # noqa: E402
 from world import World  # noqa: E402
 
 HOSTILE = '<script>alert("x")</script>'
+FORMULA = '=HYPERLINK("http://attacker.example","click")'
 PAGE_PATHS = ["/", "/issuances", "/retirements", "/surrenders", "/claims", "/claims/claim-1", "/accounts/mall-co",
               "/methodologies", "/methodologies/HB-GT-METRO", "/serials", "/serials/2250"]
 NAV = {"zh": ("首页", "签发", "碳中和声明"), "en": ("Home", "Issuances", "Neutrality claims")}
@@ -40,6 +41,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}").setup().history()
     world.client.open_account(world.admin, "hostile", "enterprise", HOSTILE, "420100", [world.bob])
     world.client.retire(world.mall, "ret-hostile", "mall-co", 10, "voluntary", HOSTILE)
+    world.client.retire(world.mall, "ret-formula", "mall-co", 10, "voluntary", FORMULA)
     try:
         with TestClient(create_app(world.registry, checkpoint_interval_s=0.05)) as http:
             deadline = time.monotonic() + 10
@@ -110,7 +112,7 @@ def test_every_page_renders_in_both_languages(http, lang):
         assert all(word in html for word in NAV[lang]), path
         other = NAV["en" if lang == "zh" else "zh"]
         assert not any(f">{word}</a>" in html for word in other[:2]), path  # nav in one language only
-        assert "http://" not in html.replace('href="/', "") and "https://" not in html, path  # no external asset
+        assert not re.search(r'(src|href|action)="(https?:)?//', html), path  # no external asset or link
 
 
 def test_the_language_is_remembered_in_a_cookie(http):
@@ -333,3 +335,9 @@ def test_no_filter_value_makes_a_500(http):
                 for extra in ({}, {"format": "csv"}):
                     response = http.get(f"/{register.name}", params={field.name: value, **extra})
                     assert response.status_code in (200, 422), (register.name, field.name, value, extra)
+
+
+def test_a_csv_cell_never_starts_a_spreadsheet_formula(http):
+    table = list(csv.DictReader(io.StringIO(http.get("/retirements?format=csv").text.removeprefix("\ufeff"))))
+    assert [r["beneficiary"] for r in table if r["retirement_id"] == "ret-formula"] == ["'" + FORMULA]
+    assert [r["beneficiary"] for r in table if r["retirement_id"] == "ret-hostile"] == [HOSTILE]
