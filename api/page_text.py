@@ -137,7 +137,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "account.balances": ("余额", "Balances"),
     "account.serials": ("序号区间", "Serial ranges"),
     "account.by_issuance": ("按签发来源", "By issuance"),
-    "account.lists": ("相关记录", "Its records"),
+    "account.all": ("在登记簿中查看全部", "All of them in the register"),
     "claim.title": ("碳中和声明", "Neutrality claim"),
     "claim.report": ("完整的声明页（含收据与证明，JSON）", "The full claim page (receipts and proofs, JSON)"),
     "serial.title": ("序号查询", "Serial lookup"),

@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 PAGE_ITEMS = 50
 MAX_CSV_ROWS = 10_000  # rows of one CSV download; past them the file names the cursor to go on from
 CHART_MONTHS = 24
+ACCOUNT_ROWS = 10  # rows of each register on an account's page; the register has the rest
 LANGUAGE_COOKIE = "puhui_lang"
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
@@ -329,8 +330,10 @@ for _name in REGISTERS:  # /issuances, /retirements, /surrenders, /claims, /meth
 @router.get("/claims/{claim_id}", response_class=HTMLResponse)
 def claim(request: Request, claim_id: str) -> HTMLResponse:
     claim_id = _valid(_IDENT, claim_id, "claim id")
-    found = _found(_queries(request).claim(claim_id), f"claim {claim_id}")
-    return _render(request, "claim.html", claim=found)
+    queries = _queries(request)
+    found = _found(queries.claim(claim_id), f"claim {claim_id}")
+    return _render(request, "claim.html", claim=found, retirement_columns=REGISTERS["retirements"].columns,
+                   retirements=queries.retirements_by_id(found["retirements"]))
 
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
@@ -338,8 +341,21 @@ def account(request: Request, account_id: str) -> HTMLResponse:
     account_id = _valid(_IDENT, account_id, "account id")
     queries = _queries(request)
     found = _found(queries.account(account_id), f"account {account_id}")
-    return _render(request, "account.html", account=found,
+    lists = [AccountList(REGISTERS[name], field, REGISTERS[name].read(queries, {field: account_id}, -1, ACCOUNT_ROWS))
+             for name, field in ACCOUNT_LISTS]
+    return _render(request, "account.html", account=found, lists=lists,
                    by_issuance=queries.account_by_issuance(account_id)["issuances"])
+
+
+class AccountList(NamedTuple):
+    """The first rows of a register that name the account, on its page."""
+    register: Register
+    filter: str  # the register's filter that names the account
+    page: Page
+
+
+ACCOUNT_LISTS = (("issuances", "account"), ("retirements", "account"), ("claims", "claimant"),
+                 ("surrenders", "entity"))
 
 
 @router.get("/methodologies/{methodology_id}", response_class=HTMLResponse)

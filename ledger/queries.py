@@ -268,6 +268,20 @@ class Queries:
         """One claim as the claims list shows it: its body's fields, seq and the time of its event."""
         return self._one(claims_projection, claim_id, lambda _, d: _claim_json(d))
 
+    def retirements_by_id(self, retirement_ids: list[str]) -> list[dict[str, Any]]:
+        """These retirements in this order (unknown ids left out), as the retirements list shows them."""
+        t = retirements_projection
+        found: dict[str, dict[str, Any]] = {}
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(retirement_ids), _IN_CHUNK):
+                found.update((row.retirement_id, {**json.loads(row.data), "seq": row.seq, "time": row.time})
+                             for row in conn.execute(select(t.c.retirement_id, t.c.seq, t.c.data, events.c.time)
+                                                     .join(events, events.c.seq == t.c.seq)
+                                                     .where(t.c.retirement_id.in_(retirement_ids[i:i + _IN_CHUNK]))))
+            self._issuances.refresh(conn)  # after the rows: covers every issuance their serials come from
+        return [{**found[r], "sources": _sources(self._issuances, found[r]["serials"])}
+                for r in retirement_ids if r in found]
+
     def retirement_seqs(self, retirement_ids: Iterable[str]) -> dict[str, int]:
         """The seq of each logged retirement among these ids (unknown ids are left out)."""
         t = retirements_projection

@@ -1,5 +1,6 @@
 """The register's totals (ledger.register_totals, through Queries.totals), folded in commit by
-commit, equal the State's on SQLite and PostgreSQL; Queries.first_seq_at and Queries.serial."""
+commit, equal the State's on SQLite and PostgreSQL; the other reads the public pages add to
+ledger.queries: first_seq_at, serial and retirements_by_id."""
 
 from __future__ import annotations
 
@@ -64,5 +65,16 @@ def test_a_serial_names_its_issuance_and_holder(tmp_path):
             account = state.accounts[holding.account]
             assert any(start <= serial < end for start, end in getattr(account, holding.state).ranges())
         assert queries.serial(state.next_serial) is None
+    finally:
+        world.registry.close()
+
+
+def test_retirements_by_id_keep_the_order_asked_and_leave_out_unknown_ids(tmp_path):
+    world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}").setup().history()
+    queries = Queries(world.registry.store)
+    try:
+        listed = {r["retirement_id"]: r for r in queries.retirements().items}
+        found = queries.retirements_by_id(["ret-3", "nope", "ret-1"])
+        assert found == [listed["ret-3"], listed["ret-1"]]
     finally:
         world.registry.close()

@@ -74,9 +74,12 @@ def grams(html: str, element_id: str) -> int:
     return int(match.group(1))
 
 
-def rows(html: str) -> list[dict[str, str]]:
-    """The register table's rows: seq and every cell's text (amounts as their exact grams)."""
-    found = []
+def rows(html: str, table_id: str = "register") -> list[dict[str, str]]:
+    """A register table's rows: seq and every cell's text (amounts as their exact grams)."""
+    table = re.search(rf'<table class="register" id="{table_id}">(.*?)</table>', html, re.S)
+    if table is None:
+        return []
+    html, found = table.group(1), []
     for seq, body in re.findall(r'<tr data-seq="(\d+)">(.*?)</tr>', html, re.S):
         cells = {"seq": seq}
         for name, cell in re.findall(r'<td data-column="([a-z_]+)">(.*?)</td>', body, re.S):
@@ -259,6 +262,13 @@ def test_account_page_shows_the_api_balances(http):
         assert grams(html, f"balance-{state}") == account[f"{state}_g"]
     for source in http.get("/v1/accounts/mall-co/issuances").json()["issuances"]:
         assert source["issuance_id"] in html
+    for name, api_path, field in [("issuances", "/v1/issuances", "account"), ("retirements", "/v1/retirements", "account"),
+                                  ("claims", "/v1/claims", "claimant"), ("surrenders", "/v1/surrenders", "entity")]:
+        expected = api_items(http, api_path, **{field: "mall-co"})[:pages.ACCOUNT_ROWS]
+        assert [int(r["seq"]) for r in rows(html, f"account-{name}-table")] == [i["seq"] for i in expected], name
+        assert f'href="/{name}?{field}=mall-co"' in html
+    assert rows(html, "account-retirements-table")  # mall-co has retirements and a claim: the lists are not empty
+    assert rows(html, "account-claims-table")
 
 
 def test_claim_page_shows_the_api_claim(http):
@@ -267,6 +277,13 @@ def test_claim_page_shows_the_api_claim(http):
     assert grams(html, "claim-footprint") == claim["footprint_g"]
     assert grams(html, "claim-retired") == claim["retired_g"]
     assert claim["subject"]["name"] in html
+    shown = rows(html, "claim-retirements")
+    retirements = {r["retirement_id"]: r for r in api_items(http, "/v1/retirements")}
+    assert [r["retirement_id"] for r in shown] == claim["retirements"]
+    for row in shown:
+        retirement = retirements[row["retirement_id"]]
+        assert (int(row["seq"]), int(row["amount_g"])) == (retirement["seq"], retirement["amount_g"])
+        assert row["serials"] == ";".join(f"{start}-{end}" for start, end in retirement["serials"])
 
 
 def test_methodology_page_shows_the_api_methodology(http):
