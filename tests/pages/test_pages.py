@@ -21,12 +21,14 @@ from starlette.testclient import TestClient  # noqa: E402
 from api import pages  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.page_text import LANGUAGES, MESSAGES  # noqa: E402
+from quantify.methodology import load_shipped, register_body  # noqa: E402
 from world import World  # noqa: E402
 
 HOSTILE = '<script>alert("x")</script>'
 FORMULA = '=HYPERLINK("http://attacker.example","click")'
 PAGE_PATHS = ["/", "/issuances", "/retirements", "/surrenders", "/claims", "/claims/claim-1", "/accounts/mall-co",
-              "/methodologies", "/methodologies/HB-GT-METRO", "/serials", "/serials/2250"]
+              "/methodologies", "/methodologies/HB-GT-METRO", "/methodologies/HB-ES-NEVCHARGE", "/serials",
+              "/serials/2250"]
 NAV = {"zh": ("首页", "签发", "碳中和声明"), "en": ("Home", "Issuances", "Neutrality claims")}
 
 
@@ -42,6 +44,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     world.client.open_account(world.admin, "hostile", "enterprise", HOSTILE, "420100", [world.bob])
     world.client.retire(world.mall, "ret-hostile", "mall-co", 10, "voluntary", HOSTILE)
     world.client.retire(world.mall, "ret-formula", "mall-co", 10, "voluntary", FORMULA)
+    world.client.submit(world.admin, "methodology.register", register_body(load_shipped().get("HB-ES-NEVCHARGE")))
     try:
         with TestClient(create_app(world.registry, checkpoint_interval_s=0.05)) as http:
             deadline = time.monotonic() + 10
@@ -291,6 +294,21 @@ def test_methodology_page_shows_the_api_methodology(http):
     methodology = http.get("/v1/methodologies/HB-GT-METRO").json()
     assert f'id="latest-version">{methodology["latest_version"]}<' in html
     assert methodology["title"] in html and '"g_per_km": "78.4"' in unescape(html)
+
+
+def test_methodology_page_shows_formula_factors_sources_and_daily_cap(http):
+    html = page(http, "/methodologies/HB-ES-NEVCHARGE")
+    params = http.get("/v1/methodologies/HB-ES-NEVCHARGE").json()["params"]
+    assert params["formula"]["expression"] in unescape(html)
+    for name, factor in params["factors"].items():
+        row = re.search(rf'<tr data-factor="{name}">(.*?)</tr>', html, re.S).group(1)
+        assert f"{factor['value']} {factor['unit']}" in unescape(row)
+        if factor["illustrative"]:
+            assert "illustrative (no published source)" in row
+        else:
+            assert factor["source"] in unescape(row)
+    cap = re.search(r'<dd class="daily-cap"><span class="amount" data-g="(\d+)"', html)
+    assert int(cap.group(1)) == params["daily_cap"]["value_g"]
 
 
 @pytest.mark.parametrize("serial", [5, 1700, 2250, 13920, 30000, 34114])
