@@ -28,6 +28,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "home.retired": ("已注销", "Retired"),
     "home.cancelled": ("已作废", "Cancelled"),
     "home.retired_by_purpose": ("按用途的注销量", "Retired by purpose"),
+    "home.issued_by_methodology": ("按方法学的签发量", "Issued by methodology"),
     "home.checkpoint": ("最新检查点", "Latest checkpoint"),
     "home.no_checkpoint": ("尚未签署检查点。", "No checkpoint has been signed yet."),
     "home.size": ("日志长度（事件数）", "Log size (events)"),

@@ -214,8 +214,9 @@ class Queries:
     # -- aggregates ------------------------------------------------------------------------------
 
     def totals(self) -> RegisterTotals:
-        """Issued, active, retired (by purpose) and cancelled grams and the flow by month, of the
-        committed log: refreshed by the events committed since the last call (ledger.register_totals)."""
+        """Issued (by methodology), active, retired (by purpose) and cancelled grams and the flow by
+        month, of the committed log: refreshed by the events committed since the last call
+        (ledger.register_totals)."""
         return self._totals.read()
 
     # -- lists -----------------------------------------------------------------------------------

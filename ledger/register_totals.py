@@ -1,5 +1,5 @@
 """The register's totals for the public home page (issued, active, retired by purpose, cancelled,
-and the flow by month), read from the committed database and kept up to date incrementally.
+issued by methodology, and the flow by month), read from the committed database and kept up to date incrementally.
 
 Issuances, retirements and cancellations never change their amounts once logged: so the totals
 fold in only the events above the last size they saw, read by the events table's primary key, and
@@ -37,6 +37,7 @@ class RegisterTotals(NamedTuple):
     retired_g: int
     cancelled_g: int
     retired_by_purpose_g: dict[str, int]
+    issued_by_methodology_g: dict[str, int]  # by methodology_id, sorted
     by_month: list[MonthFlow]  # oldest first
 
 
@@ -51,6 +52,7 @@ class RunningTotals:
         self._cancelled_g = 0
         self._retired_by_purpose_g = dict.fromkeys(PURPOSES, 0)
         self._issued_by_month_g: dict[str, int] = {}
+        self._issued_by_methodology_g: dict[str, int] = {}
         self._retired_by_month_g: dict[str, int] = {}
 
     def read(self) -> RegisterTotals:
@@ -71,6 +73,7 @@ class RunningTotals:
             if row.type == "issuance":
                 self._issued_g += body["amount_g"]
                 _add(self._issued_by_month_g, month, body["amount_g"])
+                _add(self._issued_by_methodology_g, body["methodology_id"], body["amount_g"])
             elif row.type == "retirement":
                 self._retired_by_purpose_g[body["purpose"]] += body["amount_g"]
                 _add(self._retired_by_month_g, month, body["amount_g"])
@@ -84,6 +87,7 @@ class RunningTotals:
             size=self._size, issued_g=self._issued_g, active_g=self._issued_g - retired_g - self._cancelled_g,
             retired_g=retired_g, cancelled_g=self._cancelled_g,
             retired_by_purpose_g=dict(self._retired_by_purpose_g),
+            issued_by_methodology_g=dict(sorted(self._issued_by_methodology_g.items())),
             by_month=[MonthFlow(m, self._issued_by_month_g.get(m, 0), self._retired_by_month_g.get(m, 0))
                       for m in months])
 

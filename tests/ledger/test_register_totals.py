@@ -16,6 +16,9 @@ def check_totals(world: World, queries: Queries) -> None:
     assert sum(totals.retired_by_purpose_g.values()) == totals.retired_g
     for purpose, amount_g in totals.retired_by_purpose_g.items():
         assert amount_g == sum(r.amount_g for r in state.retirements.values() if r.purpose == purpose)
+    for methodology_id, amount_g in totals.issued_by_methodology_g.items():
+        assert amount_g == sum(i.amount_g for i in state.issuances.values() if i.methodology_id == methodology_id)
+    assert sum(totals.issued_by_methodology_g.values()) == totals.issued_g
     assert sum(m.issued_g for m in totals.by_month) == totals.issued_g
     assert sum(m.retired_g for m in totals.by_month) == totals.retired_g
 

@@ -150,6 +150,10 @@ def test_home_shows_the_api_totals_and_checkpoint(http):
     for purpose in ("ets_offset", "carbon_neutrality", "eco_compensation", "voluntary"):
         expected = sum(r["amount_g"] for r in api_items(http, "/v1/retirements", purpose=purpose))
         assert grams(html, f"retired-{purpose}") == expected, purpose
+    issuances = api_items(http, "/v1/issuances")
+    for methodology_id in {i["methodology_id"] for i in issuances}:
+        expected = sum(i["amount_g"] for i in issuances if i["methodology_id"] == methodology_id)
+        assert grams(html, f"issued-{methodology_id}") == expected, methodology_id
     note = http.get("/v1/checkpoint").text
     size = int(note.split("\n")[1])
     assert f'id="checkpoint-size">{size}<' in html
