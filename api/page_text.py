@@ -20,7 +20,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.claims": ("碳中和声明", "Neutrality claims"),
     "nav.methodologies": ("方法学", "Methodologies"),
     "nav.serials": ("序号查询", "Serial lookup"),
-    "nav.api": ("接口 (API)", "API"),
+    "nav.api": ("接口说明 (OpenAPI)", "API (OpenAPI)"),
     "lang.switch": ("English", "中文"),
     "home.totals": ("总量", "Totals"),
     "home.issued": ("已签发", "Issued"),
