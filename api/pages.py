@@ -477,28 +477,33 @@ class MonthBars(NamedTuple):
 class Chart(NamedTuple):
     width: int
     height: int
+    top: float  # where the bars of max_g reach
     baseline: float
     bar_width: float
+    max_g: int
     months: list[MonthBars]
 
 
-CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 640, 240, 24
+CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN, CHART_MAX_BAR_WIDTH = 640, 240, 24, 48
 
 
 def month_chart(flows: list[MonthFlow]) -> Chart:
-    """Bars of grams issued and retired by month, scaled to the largest, for an inline SVG."""
+    """Bars of grams issued and retired by month side by side, scaled to the largest, for an inline SVG."""
     max_g = max([max(f.issued_g, f.retired_g) for f in flows] + [1])
     slot = (CHART_WIDTH - 2 * CHART_MARGIN) / max(len(flows), 1)
+    bar_width = min(slot * 0.4, CHART_MAX_BAR_WIDTH)
     baseline = CHART_HEIGHT - CHART_MARGIN
     usable = baseline - CHART_MARGIN
 
     def bar(x: float, amount_g: int) -> Bar:
         height = usable * amount_g / max_g
         return Bar(round(x, 1), round(baseline - height, 1), round(height, 1), amount_g)
-    months = [MonthBars(f.month, round(CHART_MARGIN + slot * (i + 0.5), 1),
-                        bar(CHART_MARGIN + slot * (i + 0.1), f.issued_g),
-                        bar(CHART_MARGIN + slot * (i + 0.5), f.retired_g)) for i, f in enumerate(flows)]
-    return Chart(CHART_WIDTH, CHART_HEIGHT, baseline, round(slot * 0.4, 1), months)
+    months = []
+    for i, flow in enumerate(flows):
+        middle = CHART_MARGIN + slot * (i + 0.5)
+        months.append(MonthBars(flow.month, round(middle, 1), bar(middle - bar_width, flow.issued_g),
+                                bar(middle, flow.retired_g)))
+    return Chart(CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN, baseline, round(bar_width, 1), max_g, months)
 
 
 def install(app: FastAPI) -> None:
