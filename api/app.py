@@ -12,13 +12,14 @@ offset-eligibility dry run). Every refusal is {"code", "message"}.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import shutil
 import tarfile
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Awaitable, Callable, Literal, Sequence
+from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple, Sequence
 
 from fastapi import FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -32,13 +33,16 @@ from starlette.types import Receive, Scope, Send
 from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
+from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
 from api.openapi import json_body, ok, refused
+from api.admission import Signers, schema_refusal
 from api.bodies import (
-    MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, event_batch, read_activity_upload, read_json,
+    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch, parse_json,
+    read_body, read_json, read_upload_records, upload_event,
 )
 from api.errors import (
-    STATUS_BY_CODE, UNAVAILABLE, ApiError, json_bytes, json_response, not_found, problem, rejected_problem,
-    rejected_response, retry_after,
+    STATUS_BY_CODE, UNAVAILABLE, ApiError, answer_headers, json_bytes, json_response, not_found, problem,
+    rejected_problem, rejected_response,
 )
 from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
@@ -48,7 +52,9 @@ from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
 from ledger.registry import LogReader, Registry
 from ledger.schema import PURPOSES, SECTORS
-from ledger.sequencer import DEFAULT_CHECKPOINT_INTERVAL_S, Item, Outcome, Overloaded, Sequencer, SequencerLike
+from ledger.sequencer import (
+    DEFAULT_CHECKPOINT_INTERVAL_S, InFlightLost, Item, Outcome, Overloaded, Sequencer, SequencerLike,
+)
 from ledger.state import State
 
 
@@ -67,7 +73,16 @@ YearParam = Annotated[int | None, Query(ge=1900, le=9999)]
 WRITE_PROBLEMS = refused(401, 403, 409, 413, 422, 503)
 READ_PROBLEMS = refused(422)
 
-Answer = tuple[int, bytes]  # an HTTP status and its JSON body
+class Answer(NamedTuple):
+    """A write path's answer: an HTTP status, its JSON body, and for 429 how long to wait."""
+    status: int
+    body: bytes
+    retry_after_s: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return answer_headers(self.status, self.retry_after_s)
+
+
 Write = Callable[[Scope, Receive], Awaitable[Answer]]
 
 
@@ -75,22 +90,27 @@ class RegistryApp(FastAPI):
     """FastAPI, except that the write paths, which carry the load, skip the framework's per-request
     machinery (middleware, routing, dependency solving): the very handlers of their routes, called
     straight from ASGI, at about twice the events per second. The routes stay, for the OpenAPI
-    document and for whoever calls them through the router."""
+    document and for whoever calls them through the router. Every request passes the Guard first
+    (api/limits.py: requests in flight per client address, the body's deadline)."""
 
     write_paths: dict[str, Write]
+    guard: Guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.guard(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             write = self.write_paths.get(scope["path"])
             if write is not None:
                 try:
-                    status, payload = await write(scope, receive)
+                    answer = await write(scope, receive)
                 except ConnectionAbortedError:
                     return  # the client is gone: there is no one to answer
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-                headers += [(name.lower().encode(), value.encode()) for name, value in (retry_after(status) or {}).items()]
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": payload})
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer.body)).encode())]
+                headers += [(name.lower().encode(), value.encode()) for name, value in answer.headers().items()]
+                await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+                await send({"type": "http.response.body", "body": answer.body})
                 return
         await super().__call__(scope, receive, send)
 
@@ -101,28 +121,29 @@ def _answering(write: Write) -> Write:
         try:
             return await write(scope, receive)
         except ApiError as exc:
-            return exc.status, json_bytes({"code": exc.code, "message": exc.message})
+            return Answer(exc.status, json_bytes({"code": exc.code, "message": exc.message}), exc.retry_after_s)
         except Rejected as exc:
-            return STATUS_BY_CODE[exc.code], json_bytes(rejected_problem(exc))
+            return Answer(STATUS_BY_CODE[exc.code], json_bytes(rejected_problem(exc)))
     return answered
 
 
 def _answer_response(answer: Answer) -> Response:
-    status, payload = answer
-    return Response(payload, status_code=status, media_type="application/json", headers=retry_after(status))
+    return Response(answer.body, status_code=answer.status, media_type="application/json", headers=answer.headers())
 
 
 def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
-               witnesses: Sequence[Any] = (), sequencer: SequencerLike | None = None) -> FastAPI:
+               witnesses: Sequence[Any] = (), sequencer: SequencerLike | None = None,
+               limits: Limits = Limits()) -> FastAPI:
     """The ASGI app over one open log: reads from `registry`, writes through `sequencer`, by default
     an in-process Sequencer over `registry`, which must then be the Registry itself. Starts its
-    sequencer; stopping the app stops it."""
+    sequencer; stopping the app stops it. `limits`: api/limits.py."""
     if sequencer is None:
         if not isinstance(registry, Registry):
             raise TypeError("without a sequencer the app writes through its log: give it the Registry")
         sequencer = Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
     sequencer.start()
     queries = Queries(registry.store)
+    signers = Signers(registry, queries)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
 
     @asynccontextmanager
@@ -130,10 +151,14 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         yield
         await asyncio.to_thread(sequencer.stop)
 
+    # No redirect from /v1/x/ to /v1/x: Starlette builds its target from the request's Host header.
     app = RegistryApp(title="Puhui registry", version="1",
-                  description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
-                  lifespan=lifespan)
+                      description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
+                      lifespan=lifespan, redirect_slashes=False)
+    rate_limits = RateLimits(limits)
+    app.guard = Guard(app.dispatch, limits)
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
+    app.state.rate_limits = rate_limits
     _install_error_handlers(app)
 
     async def submit(items: list[Item]) -> list[Outcome]:
@@ -143,8 +168,19 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             raise ApiError(503, UNAVAILABLE, str(exc)) from None
         try:
             return await settled(future)
+        except InFlightLost as exc:
+            raise ApiError(503, UNAVAILABLE, str(exc)) from None
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
+
+    async def submit_signed(events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
+        """Events that passed schema_refusal, charged to their keys' rate limits; what the writer
+        answers teaches the limits which keys sign."""
+        rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events))
+        outcomes = await submit([(event, records) for event in events])
+        for event, outcome in zip(events, outcomes):
+            rate_limits.learn(event["auth"]["key"], outcome.code if isinstance(outcome, Rejected) else None)
+        return outcomes
 
     async def on_state(function: Callable[[State], Any]) -> Any:
         return await settled(sequencer.read(function))
@@ -158,19 +194,32 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @_answering
     async def write_event(scope: Scope, receive: Receive) -> Answer:
         event = await read_json(scope, receive, MAX_EVENT_BYTES)
-        [outcome] = await submit([(event, None)])
+        refusal = schema_refusal(event)
+        if refusal is not None:
+            raise refusal
+        [outcome] = await submit_signed([event])
         return _outcome_answer(outcome)
 
     @_answering
     async def write_event_batch(scope: Scope, receive: Receive) -> Answer:
         events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES))
-        outcomes = await submit([(event, None) for event in events])
-        return 200, json_bytes({"results": [_outcome_json(o) for o in outcomes]})
+        # Malformed events are answered here; only the others go to the writer, in their order.
+        refusals = [schema_refusal(event) for event in events]
+        sound = [event for event, refusal in zip(events, refusals) if refusal is None]
+        judged = iter(await submit_signed(sound) if sound else ())
+        outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
+        return Answer(200, json_bytes({"results": [_outcome_json(o) for o in outcomes]}))
 
     @_answering
     async def write_activity_batch(scope: Scope, receive: Receive) -> Answer:
-        event, records = await read_activity_upload(scope, receive)
-        [outcome] = await submit([(event, records)])
+        data = await read_body(scope, receive, MAX_ACTIVITY_UPLOAD_BYTES)
+        event, records_at = upload_event(data)
+        refusal = schema_refusal(event)
+        if refusal is not None:
+            raise refusal
+        signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
+        records = await read_upload_records(data, records_at)
+        [outcome] = await submit_signed([event], records)
         return _outcome_answer(outcome)
 
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,
@@ -249,6 +298,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     async def get_export() -> Response:
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
+        rate_limits.charge_work(EXPENSIVE_READ_UNITS, "exports")
         async with export_slots:
             await settled(sequencer.checkpoint())
             archive = await asyncio.to_thread(_export_archive, registry)
@@ -335,8 +385,16 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
               responses={**ok(models.Eligibility), **refused(413, 422, 503)})
     async def post_offset_eligibility(request: Request) -> Response:
         """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
-        query = check_request(await read_json(request.scope, request.receive, MAX_EVENT_BYTES))
-        return json_response(await on_state(functools.partial(_eligibility, query)))
+        # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
+        declared = declared_length(request.scope)
+        if declared is not None:
+            rate_limits.charge_work(eligibility_units(declared), "offset-eligibility checks")
+        data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
+        if declared is None:
+            rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
+        query = check_request(await parse_json(data))
+        async with rate_limits.eligibility_slots:  # each runs on the writer's thread, between groups
+            return json_response(await on_state(functools.partial(_eligibility, query)))
 
     quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
@@ -364,7 +422,7 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 def _outcome_answer(outcome: Outcome) -> Answer:
     answer = _outcome_json(outcome)
-    return answer.pop("status"), json_bytes(answer)
+    return Answer(answer.pop("status"), json_bytes(answer))
 
 
 def _found(value: Any, what: str) -> Any:
@@ -398,7 +456,7 @@ def _export_archive(registry: LogReader) -> FilePath:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return problem(exc.status, exc.code, exc.message)
+        return problem(exc.status, exc.code, exc.message, exc.retry_after_s)
 
     @app.exception_handler(Rejected)
     async def rejected(_: Request, exc: Rejected) -> Response:
@@ -407,6 +465,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, exc: Overloaded) -> Response:
         return problem(503, UNAVAILABLE, str(exc))
+
+    @app.exception_handler(ConnectionAbortedError)
+    async def client_gone(_: Request, exc: ConnectionAbortedError) -> Response:
+        return problem(400, "SCHEMA", str(exc))  # to no one: the client went away mid-body
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Response:
@@ -430,5 +492,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(definitions["$defs"])
         components["SignedEvent"] = models.signed_event_schema()
+        # The Guard's refusals (api/limits.py) can meet any request: too many in flight from one
+        # address, or a rate limit (429); a body that came too slowly (408).
+        for operations in schema["paths"].values():
+            for method, operation in operations.items():
+                operation["responses"].update({str(status): response for status, response in
+                                               refused(429, *((408,) if method == "post" else ())).items()})
         app.openapi_schema = schema
     return app.openapi_schema

@@ -15,18 +15,27 @@ from starlette.types import Receive, Scope
 from api.errors import too_large
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
+from ledger.schema import MAX_BATCH_EVENTS
 
 MAX_EVENT_BYTES = 1 << 20              # one signed event (and the eligibility request)
 MAX_EVENT_BATCH_BYTES = 64 << 20       # up to 1,000 signed events
 MAX_ACTIVITY_UPLOAD_BYTES = 64 << 20   # an activity.batch event and its records as JSON Lines
-MAX_BATCH_EVENTS = 1_000
+MAX_UPLOAD_EVENT_BYTES = MAX_EVENT_BYTES  # its line 1
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
 
 
-async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
+def declared_length(scope: Scope) -> int | None:
+    """The body's size as its Content-Length says (None without one, or a malformed one)."""
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit_bytes:
-            raise too_large(limit_bytes)
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
+    declared = declared_length(scope)
+    if declared is not None and declared > limit_bytes:
+        raise too_large(limit_bytes)
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -41,11 +50,15 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
-    data = await read_body(scope, receive, limit_bytes)
+async def parse_json(data: bytes) -> Any:
+    """parse_strict, off the event loop for a large body."""
     if len(data) > _PARSE_INLINE_BYTES:
         return await asyncio.to_thread(parse_strict, data)
     return parse_strict(data)
+
+
+async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
+    return await parse_json(await read_body(scope, receive, limit_bytes))
 
 
 def event_batch(document: Any) -> list[Any]:
@@ -57,31 +70,37 @@ def event_batch(document: Any) -> list[Any]:
     return document["events"]
 
 
-def activity_upload(data: bytes) -> tuple[Any, list[Any]]:
-    """JSON Lines: line 1 the signed activity.batch event, then one activity record per line.
-
-    A line that is not strict JSON is SCHEMA on line 1 and BATCH on a record line (spec section 9:
-    "an activity file that ... holds a malformed record").
-    """
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # the final newline ends the last line
-    if not lines:
+def upload_event(data: bytes) -> tuple[Any, int]:
+    """Line 1 of an activity upload (JSON Lines): the signed activity.batch event, and where the
+    records start. Only this line is parsed, so that the signer can be checked before the records."""
+    if not data:
         raise Rejected("SCHEMA", "empty upload: line 1 must be the signed activity.batch event")
-    event = parse_strict(lines[0])
+    end = data.find(b"\n", 0, MAX_UPLOAD_EVENT_BYTES + 1)
+    if end < 0 and len(data) > MAX_UPLOAD_EVENT_BYTES:
+        raise Rejected("SCHEMA", f"line 1 (the event) is longer than {MAX_UPLOAD_EVENT_BYTES} bytes")
+    first, records_at = (data, len(data)) if end < 0 else (data[:end], end + 1)
+    event = parse_strict(first)
     if not isinstance(event, dict) or event.get("type") != "activity.batch":
         raise Rejected("SCHEMA", "line 1 must be a signed event of type activity.batch")
+    return event, records_at
+
+
+def upload_records(data: bytes, records_at: int) -> list[Any]:
+    """The records of an activity upload, one per line after the event's. A line that is not
+    strict JSON is BATCH (spec section 9: "an activity file that ... holds a malformed record")."""
+    lines = data[records_at:].split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the final newline ends the last line
     records = []
-    for number, line in enumerate(lines[1:], start=2):
+    for number, line in enumerate(lines, start=2):
         try:
             records.append(parse_strict(line))
         except Rejected as rejection:
             raise Rejected("BATCH", f"line {number} (record {number - 2}): {rejection.message}") from None
-    return event, records
+    return records
 
 
-async def read_activity_upload(scope: Scope, receive: Receive) -> tuple[Any, list[Any]]:
-    data = await read_body(scope, receive, MAX_ACTIVITY_UPLOAD_BYTES)
-    if len(data) > _PARSE_INLINE_BYTES:
-        return await asyncio.to_thread(activity_upload, data)
-    return activity_upload(data)
+async def read_upload_records(data: bytes, records_at: int) -> list[Any]:
+    if len(data) - records_at > _PARSE_INLINE_BYTES:
+        return await asyncio.to_thread(upload_records, data, records_at)
+    return upload_records(data, records_at)

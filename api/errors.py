@@ -3,7 +3,8 @@
 Codes are the spec's (section 9). The status depends on the code alone, so a client can act on
 either: 422 for what the request says by itself, 401/403 for who signed it, 409 for what clashes
 with the registry's state. One code is the API's own: UNAVAILABLE (503), nothing was written,
-try again.
+try again. Two are the front's limits (api/limits.py): TIMEOUT (408), the body came too slowly;
+RATE_LIMITED (429), too much at once: wait as long as Retry-After says.
 """
 
 from __future__ import annotations
@@ -17,23 +18,29 @@ from ledger.errors import CODES, Rejected
 from service.refusals import Cause, Refusal
 
 UNAVAILABLE = "UNAVAILABLE"
-API_CODES = (*CODES, UNAVAILABLE)
+TIMEOUT = "TIMEOUT"
+RATE_LIMITED = "RATE_LIMITED"
+API_CODES = (*CODES, UNAVAILABLE, TIMEOUT, RATE_LIMITED)
 
 STATUS_BY_CODE: dict[str, int] = {code: 409 for code in CODES} | {
     "ENCODING": 422, "SCHEMA": 422, "BATCH": 422,
     "SIGNATURE": 401, "KEY_UNKNOWN": 401, "KEY_REVOKED": 401,
     "UNAUTHORIZED": 403,
-    UNAVAILABLE: 503,
+    UNAVAILABLE: 503, TIMEOUT: 408, RATE_LIMITED: 429,
 }
 
 
 class ApiError(Exception):
-    """A refusal with a status that is not the code's usual one (413, 404, 503)."""
+    """A refusal with a status that is not the code's usual one (413, 404, 503), or with a wait."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, *, retry_after_s: int | None = None):
         assert code in API_CODES, code
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return answer_headers(self.status, self.retry_after_s)
 
 
 def not_found(what: str) -> ApiError:
@@ -60,13 +67,18 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
     return Response(json_bytes(value), status_code=status, media_type="application/json", headers=headers)
 
 
-def retry_after(status: int) -> dict[str, str] | None:
-    """The headers a status carries besides its body: 503 (nothing was written) says when to retry."""
-    return {"Retry-After": "1"} if status == 503 else None
+def answer_headers(status: int, retry_after_s: int | None = None) -> dict[str, str]:
+    """The headers a refusal carries besides its body: when to retry (503: nothing was written;
+    429: the wait the limit computed), and for 408 that the connection closes (its body is unread)."""
+    if status in (429, 503):
+        return {"Retry-After": str(retry_after_s or 1)}
+    if status == 408:
+        return {"Connection": "close"}
+    return {}
 
 
-def problem(status: int, code: str, message: str) -> Response:
-    return json_response({"code": code, "message": message}, status, retry_after(status))
+def problem(status: int, code: str, message: str, retry_after_s: int | None = None) -> Response:
+    return json_response({"code": code, "message": message}, status, answer_headers(status, retry_after_s))
 
 
 def rejected_problem(rejection: Rejected) -> dict[str, Any]:

@@ -23,10 +23,12 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
 
 from api.bodies import read_body, read_json
+from api.limits import EXPENSIVE_READ_UNITS
 from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
 from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
 from api.openapi import json_body, refused
+from ledger.errors import Rejected
 from ledger.queries import Queries
 from ledger.registry import LogReader
 from ledger.schema import SECTORS
@@ -40,7 +42,7 @@ from quantify.ingest import REASONS, IngestResult
 from quantify.report import Report, format_tonnes
 from service.accounts import explain_logged, subject_account
 from service.claims import LoggedClaim, claim_page_report, logged_claim
-from service.ingestion import ingest_against_log
+from service.ingestion import check_platform, ingest_against_log
 from service.methodologies import LoggedMethodologies
 from service.refusals import REQUEST_ERRORS, refusal
 
@@ -429,6 +431,8 @@ async def post_claim_page(request: Request, claim_id: IdPath, format: FormatPara
     """The same page with the claimant's inventory: the footprint by scope, source, site and month with
     every factor cited. 409 CLAIM_MISMATCH unless the inventory is the claim's (subject, period, total)."""
     inventory = await read_json(request.scope, request.receive, MAX_FOOTPRINT_BYTES)
+    if not isinstance(inventory, dict):  # null would read as "no inventory", the GET's page
+        raise Rejected("SCHEMA", "the body must be an inventory: a JSON object")
     return _answer(await _claim_page(_context(request), claim_id, inventory), format)
 
 
@@ -467,6 +471,7 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
     data = await read_body(request.scope, request.receive, MAX_INGESTION_BYTES)
     if data.count(b"\n") + (not data.endswith(b"\n")) > MAX_INGESTION_LINES:
         raise ApiError(413, "SCHEMA", f"more than {MAX_INGESTION_LINES} lines: split the file")
+    request.app.state.rate_limits.charge_work(EXPENSIVE_READ_UNITS, "ingestions")
     context = _context(request)
     async with context.ingestions:  # each run is CPU-bound: a few at a time
         payload = await asyncio.to_thread(_ingested, context, data, platform, methodology_id, format, period,
@@ -476,12 +481,8 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
 
 def _ingested(context: Context, data: bytes, platform: str, methodology_id: str, format: str, period: str,
               run_id: str) -> bytes:
-    account = context.queries.account(platform)
-    if account is None:
-        raise not_found(f"account {platform}")
-    if account["kind"] != "platform":
-        raise ApiError(422, "SCHEMA", f"account {platform} is a {account['kind']} account, not a platform")
     with _refusals():
+        check_platform(context.queries, platform)  # before the methodology: as before, a missing platform is named first
         methodology = context.methodologies.get(methodology_id)
     work = FilePath(tempfile.mkdtemp(prefix="puhui-ingestion-"))
     try:

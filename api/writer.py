@@ -33,15 +33,15 @@ import pickle
 import signal
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Self, Sequence
 
 from ledger.errors import StorageError
 from ledger.sequencer import (
-    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, Item, Outcome, Overloaded, Sequencer, SequencerLike,
-    check_job,
+    DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, InFlightLost, Item, Outcome, Overloaded, Sequencer,
+    SequencerLike, check_job,
 )
 from ledger.state import State
 
@@ -232,6 +232,51 @@ def _start(job: Job, sequencer: Sequencer, outbox: _Outbox) -> None:
 
 # -- the front's side ------------------------------------------------------------------------------
 
+RESTART_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # one restart attempt after each; then the front gives up
+
+
+@dataclass(slots=True)
+class WriterSpec:
+    """What starting the writer process takes, kept by the front so that it can start it again:
+    the passphrase stays in the front's memory (never in an environment or on a command line)."""
+    directory: Path
+    database_url: str | None
+    passphrase: bytes = field(repr=False)
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    timeout_s: float = 300.0  # to open the registry: load the rows, run the start check
+
+
+@dataclass(slots=True)
+class _Writer:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    committed_size: int
+
+
+def start_writer(spec: WriterSpec) -> _Writer:
+    """Start the writer process and wait until it has opened the registry (or failed to)."""
+    context = multiprocessing.get_context("spawn")
+    front, back = context.Pipe(duplex=True)
+    process = context.Process(target=writer_main, name="puhui-writer", daemon=True,
+                              args=(back, str(spec.directory), spec.database_url, spec.passphrase,
+                                    spec.checkpoint_interval_s))
+    process.start()
+    back.close()
+    if not front.poll(spec.timeout_s):
+        process.kill()
+        process.join(5)
+        raise StorageError(f"the writer process did not open the registry within {spec.timeout_s} s")
+    try:
+        message: Hello | Failed = front.recv()
+    except EOFError:
+        process.join(5)
+        raise StorageError(f"the writer process exited with {process.exitcode}") from None
+    if isinstance(message, Failed):
+        process.join(5)
+        raise StorageError(f"the writer process could not open the registry: {message.reason}")
+    return _Writer(process, front, message.committed_size)
+
+
 @dataclass(slots=True)
 class _Pending:
     future: Future
@@ -240,46 +285,39 @@ class _Pending:
 
 class RemoteSequencer(SequencerLike):
     """SequencerLike over the pipe to the writer process. Futures are concurrent.futures ones,
-    resolved by a receiving thread."""
+    resolved by a receiving thread.
 
-    def __init__(self, process: multiprocessing.process.BaseProcess, conn: Connection, committed_size: int, *,
-                 max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS):
-        self._process, self._conn = process, conn
+    If the writer dies, the receiving thread fails the jobs in flight (InFlightLost: each may or
+    may not have been committed), refuses new ones (Overloaded, 503) and starts the writer again,
+    after each delay of RESTART_DELAYS_S; if every attempt fails it calls `on_lost` (the server
+    then exits non-zero, for a supervisor to act)."""
+
+    def __init__(self, writer: _Writer, spec: WriterSpec | None = None, *,
+                 max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, on_lost: Callable[[], None] = lambda: None):
+        self._writer, self._spec = writer, spec
         self._max_queued_events = max_queued_events
+        self._on_lost = on_lost
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._queued_events = 0
-        self._stopping = False
+        self._stopping = threading.Event()
+        self._restarting = False
         self._gone = False
+        self.lost = False  # the writer died and could not be started again
         self._outgoing: list[Job] = []
         self._send_lock = threading.Lock()
-        self.committed_size = committed_size
+        self.committed_size = writer.committed_size
         self._receiver = threading.Thread(target=self._receive, name="puhui-front-receiver", daemon=True)
         self._receiver.start()
 
     @classmethod
     def spawn(cls, directory: Path, *, database_url: str | None, passphrase: bytes,
               checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
-              max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, timeout_s: float = 300.0) -> "RemoteSequencer":
-        context = multiprocessing.get_context("spawn")
-        front, back = context.Pipe(duplex=True)
-        process = context.Process(target=writer_main, name="puhui-writer", daemon=True,
-                                  args=(back, str(directory), database_url, passphrase, checkpoint_interval_s))
-        process.start()
-        back.close()
-        if not front.poll(timeout_s):
-            process.kill()
-            raise StorageError(f"the writer process did not open the registry within {timeout_s} s")
-        try:
-            message: Hello | Failed = front.recv()
-        except EOFError:
-            process.join(5)
-            raise StorageError(f"the writer process exited with {process.exitcode}") from None
-        if isinstance(message, Failed):
-            process.join(5)
-            raise StorageError(f"the writer process could not open the registry: {message.reason}")
-        return cls(process, front, message.committed_size, max_queued_events=max_queued_events)
+              max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, timeout_s: float = 300.0,
+              on_lost: Callable[[], None] = lambda: None) -> "RemoteSequencer":
+        spec = WriterSpec(directory, database_url, passphrase, checkpoint_interval_s, timeout_s)
+        return cls(start_writer(spec), spec, max_queued_events=max_queued_events, on_lost=on_lost)
 
     # -- SequencerLike ---------------------------------------------------------------------------
 
@@ -306,24 +344,26 @@ class RemoteSequencer(SequencerLike):
 
     @property
     def running(self) -> bool:
-        return not self._gone and self._process.is_alive()
+        return not self._gone and not self._restarting and self._writer.process.is_alive()
+
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._flush()
         with self._send_lock:
             with self._lock:
-                self._stopping = True
-                gone = self._gone
-            if not gone:
+                self._stopping.set()
+                idle = self._gone or self._restarting
+            if not idle:
                 try:
-                    self._conn.send(Stop())
+                    self._writer.conn.send(Stop())
                 except (OSError, ValueError):
                     pass
         self._receiver.join(timeout_s)
-        self._process.join(timeout_s)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
+        process = self._writer.process
+        process.join(timeout_s)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
 
     # -- the pipe --------------------------------------------------------------------------------
 
@@ -338,8 +378,10 @@ class RemoteSequencer(SequencerLike):
         except RuntimeError:
             loop = None
         with self._lock:
-            if self._stopping or self._gone:
+            if self._stopping.is_set() or self._gone:
                 raise Overloaded("the registry is shutting down")
+            if self._restarting:
+                raise Overloaded("the writer process is restarting; try again shortly")
             if events and self._queued_events + events > self._max_queued_events:
                 raise Overloaded(f"{self._queued_events} events are waiting to be sequenced; try again shortly")
             job_id = next(self._ids)
@@ -359,17 +401,18 @@ class RemoteSequencer(SequencerLike):
         with self._send_lock:
             with self._lock:
                 jobs, self._outgoing = self._outgoing, []
-                if not jobs or self._gone:
-                    return
+                if not jobs or self._gone or self._restarting:
+                    return  # the jobs were failed with the writer that died
+                conn = self._writer.conn
             try:
-                self._conn.send(jobs)
+                conn.send(jobs)
                 return
             except Exception as exc:  # noqa: BLE001 - a job that does not pickle, or a closed pipe
                 failure: BaseException = exc
             # Send them one by one: only the jobs that cannot go fail.
             for job in jobs:
                 try:
-                    self._conn.send([job])
+                    conn.send([job])
                     continue
                 except Exception as exc:  # noqa: BLE001
                     failure = exc
@@ -382,10 +425,19 @@ class RemoteSequencer(SequencerLike):
 
     def _receive(self) -> None:
         while True:
-            try:
-                message: Done = self._conn.recv()
-            except (EOFError, OSError):
+            self._settle_answers(self._writer.conn)
+            if self._stopping.is_set() or not self._writer_died():
                 break
+            if not self._restart():
+                break
+
+    def _settle_answers(self, conn: Connection) -> None:
+        """Settle each group's answers as they come, until the writer's end of the pipe closes."""
+        while True:
+            try:
+                message: Done = conn.recv()
+            except (EOFError, OSError):
+                return
             # Before any answer: a client that got seq N may ask for its receipt at once.
             self.committed_size = message.committed_size
             settled = []
@@ -399,11 +451,54 @@ class RemoteSequencer(SequencerLike):
                     future.set_result(result.value)
                 else:
                     future.set_exception(result.error)
+
+    def _writer_died(self) -> bool:
+        """The pipe closed without a Stop: fail what was in flight. True when a restart should follow."""
         with self._lock:
-            self._gone = True
-            gone, self._pending = self._pending, {}
+            stopping = self._stopping.is_set()
+            if stopping or self._spec is None:
+                self._gone = True
+            else:
+                self._restarting = True
+            lost, self._pending = self._pending, {}
+            self._outgoing = []
             self._queued_events = 0
-        if gone and not self._stopping:
-            log.error("the writer process is gone; %d jobs get 503", len(gone))
-        for pending in gone.values():
-            pending.future.set_exception(StorageError("the writer process is gone"))
+        if not stopping:
+            process = self._writer.process
+            process.join(5)
+            log.error("the writer process (pid %s) died with exit code %s; %d jobs in flight get 503%s",
+                      process.pid, process.exitcode, len(lost), "" if self._spec is None else "; restarting it")
+        for pending in lost.values():
+            pending.future.set_exception(InFlightLost(
+                "the writer process died while this was in flight: it may or may not have been committed; "
+                "send the very same request again (an event already in the log is answered 200 with its seq)"))
+        return not stopping and self._spec is not None
+
+    def _restart(self) -> bool:
+        assert self._spec is not None
+        for attempt, delay_s in enumerate(RESTART_DELAYS_S, start=1):
+            if self._stopping.wait(delay_s):
+                break
+            try:
+                writer = start_writer(self._spec)
+            except Exception as exc:  # noqa: BLE001 - logged; the next attempt, or give up
+                log.error("restarting the writer process failed (attempt %d of %d): %s", attempt,
+                          len(RESTART_DELAYS_S), exc)
+                continue
+            with self._send_lock, self._lock:
+                self._writer = writer
+                self.committed_size = writer.committed_size
+                self._restarting = False
+                if self._stopping.is_set():  # stop() came while we restarted: it sent nothing, we end it
+                    writer.conn.send(Stop())
+            log.warning("the writer process restarted (pid %s) at log size %d", writer.process.pid,
+                        writer.committed_size)
+            return True
+        with self._lock:
+            self._gone, self._restarting = True, False
+        if not self._stopping.is_set():
+            self.lost = True
+            log.critical("the writer process could not be restarted after %d attempts: the server stops",
+                         len(RESTART_DELAYS_S))
+            self._on_lost()
+        return False

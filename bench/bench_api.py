@@ -1,7 +1,7 @@
 """HTTP throughput and latency of `puhui serve`, beside the ledger's own append rate, as ratios.
 
     .venv/bin/python bench/bench_api.py [--clients 32] [--events-per-client 150] [--batches 8]
-                                        [--batch-size 1000] [--processes 4] [--out DIR]
+                                        [--batch-size 1000] [--processes 4] [--hostile-clients 8] [--out DIR]
 
 In one run, on one machine, three measurements of the same kind of event (a 1 g retirement from
 the signer's own account, pre-signed before the clock starts, so signing is not measured):
@@ -9,8 +9,12 @@ the signer's own account, pre-signed before the clock starts, so signing is not 
   so that the clients' own Python does not share one interpreter lock) each POST /v1/events one
   event at a time;
 - batch: `--processes` clients POST /v1/events:batch with `--batch-size` events each;
-- ledger: Registry.append_many in groups of `--batch-size` in this process, no HTTP, no sequencer.
-Reports accepted events/s, p50/p99 latency per request, and each HTTP rate over the ledger's.
+- ledger: Registry.append_many in groups of `--batch-size` in this process, no HTTP, no sequencer;
+- mixed: the single run again (new events) while `--hostile-clients` hostile clients, in processes
+  of their own, send malformed events ("type": {}), events signed by keys nobody registered,
+  offset-eligibility checks of 1,000 ids and exports, as fast as they are answered.
+Reports accepted events/s, p50/p99 latency per request, each HTTP rate over the ledger's, and the
+honest clients' rate under attack over their rate alone (goal: at least 0.8, p99 under 50 ms).
 The server is `puhui serve` on 127.0.0.1 (SQLite, synchronous=FULL) in its own process; every
 loop is bounded in count and in time (--time-limit-s per phase). Output: bench/out/ (git-ignored).
 """
@@ -112,6 +116,72 @@ def _worker(port: int, path: str, jobs: list[list[bytes]], ready: Any, go: Any, 
     for thread in threads:
         thread.join()
     out.put(([r for rs in results for r in rs], _cpu_s() - cpu_before))
+
+
+HOSTILE_KINDS = ("malformed", "unknown-key", "eligibility", "export")
+
+
+def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
+    """The n-th request of a hostile client of this kind: (method, path, body)."""
+    if kind == "malformed":
+        event = retirements(0, 1, f"hostile-{n}")[0]
+        return "POST", "/v1/events", jcs({**event, "type": {}})
+    if kind == "unknown-key":
+        stranger = bench_key(f"stranger-{n % 1000}")
+        return "POST", "/v1/events", jcs(sign_event(stranger, ORIGIN, "retirement", {
+            "retirement_id": f"x-{n}", "account": "holder-0", "amount_g": 1, "purpose": "voluntary",
+            "beneficiary": "x", "request_id": f"x-{n}"}))
+    if kind == "eligibility":
+        return "POST", "/v1/offset-eligibility", jcs({
+            "entity": "holder-0", "compliance_year": 2026, "allocation_g": 10**9,
+            "retirements": [f"single-{n % 32}-{i}" for i in range(1000)]})
+    return "GET", "/v1/export", None
+
+
+def _hostile(port: int, kind: str, stop: Any, time_limit_s: float, out: Any) -> None:
+    """Send requests of one kind, each as soon as the last is answered, until told to stop."""
+    statuses: dict[int, int] = {}
+    deadline = time.monotonic() + time_limit_s
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    n = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        method, path, body = _hostile_requests(kind, n)
+        try:
+            connection.request(method, path, body=body, headers={"content-type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            statuses[0] = statuses.get(0, 0) + 1
+        n += 1
+    connection.close()
+    out.put((kind, statuses))
+
+
+def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clients: int, time_limit_s: float,
+                server_pid: int) -> dict[str, Any]:
+    """The single-event run while hostile clients (processes of their own) send what they send."""
+    context = multiprocessing.get_context("fork")
+    stop, out = context.Event(), context.Queue()
+    kinds = [HOSTILE_KINDS[i % len(HOSTILE_KINDS)] for i in range(hostile_clients)]
+    hostile = [context.Process(target=_hostile, args=(port, kind, stop, time_limit_s + 60, out)) for kind in kinds]
+    for process in hostile:
+        process.start()
+    time.sleep(0.5)  # the attack is under way when the honest clients start
+    try:
+        honest = http_phase(port, "/v1/events", jobs, processes, time_limit_s, server_pid)
+    finally:
+        stop.set()
+    by_kind: dict[str, dict[int, int]] = {}
+    for _ in hostile:
+        kind, statuses = out.get(timeout=180)
+        for status, count in statuses.items():
+            by_kind.setdefault(kind, {})[status] = by_kind.setdefault(kind, {}).get(status, 0) + count
+    for process in hostile:
+        process.join(30)
+    return {**honest, "hostile_clients": hostile_clients, "hostile_statuses": by_kind}
 
 
 def _cpu_s(pid: int | None = None) -> float:
@@ -228,12 +298,14 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--hostile-clients", type=int, default=8)
     parser.add_argument("--time-limit-s", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "api")
     args = parser.parse_args()
     if not (1 <= args.clients <= 256 and 1 <= args.events_per_client <= 10_000 and 1 <= args.batches <= 100
-            and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32):
-        raise SystemExit("out of bounds: clients <= 256, events-per-client <= 10000, batches <= 100, batch-size <= 1000")
+            and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32 and 0 <= args.hostile_clients <= 64):
+        raise SystemExit("out of bounds: clients <= 256, events-per-client <= 10000, batches <= 100, batch-size <= 1000, "
+                         "hostile-clients <= 64")
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     batch_events = args.batches * args.batch_size
@@ -259,6 +331,9 @@ def main() -> None:
             batch_jobs[b % batch_clients].append(jcs({"events": events}))
         batch = http_phase(port, "/v1/events:batch", batch_jobs, batch_clients, args.time_limit_s, server.pid)
         print(f"batch endpoint: {batch}", flush=True)
+        mixed_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "mixed")] for c in range(args.clients)]
+        mixed = mixed_phase(port, mixed_jobs, args.processes, args.hostile_clients, args.time_limit_s, server.pid)
+        print(f"single events under attack: {mixed}", flush=True)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
@@ -266,11 +341,14 @@ def main() -> None:
     report = {
         "command": " ".join([".venv/bin/python", "bench/bench_api.py", *sys.argv[1:]]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
-        "ledger": ledger, "single": single, "batch": batch,
+        "ledger": ledger, "single": single, "batch": batch, "mixed": mixed,
         "ratios": {"batch_over_ledger": round(batch["events_per_s"] / ledger["events_per_s"], 3),
-                   "single_over_ledger": round(single["events_per_s"] / ledger["events_per_s"], 3)},
+                   "single_over_ledger": round(single["events_per_s"] / ledger["events_per_s"], 3),
+                   "mixed_over_single": round(mixed["events_per_s"] / single["events_per_s"], 3)},
         "goals": {"batch_over_ledger >= 0.5": batch["events_per_s"] >= 0.5 * ledger["events_per_s"],
-                  "single >= 2000/s": single["events_per_s"] >= 2000, "single p99 < 50 ms": single["p99_ms"] < 50},
+                  "single >= 2000/s": single["events_per_s"] >= 2000, "single p99 < 50 ms": single["p99_ms"] < 50,
+                  "mixed_over_single >= 0.8": mixed["events_per_s"] >= 0.8 * single["events_per_s"],
+                  "mixed p99 < 50 ms": mixed["p99_ms"] < 50},
     }
     (args.out / "bench_api.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps({k: report[k] for k in ("ratios", "goals")}, indent=1))

@@ -12,7 +12,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli import quantification, upkeep
+from cli import onboarding, quantification, upkeep
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
@@ -166,15 +166,34 @@ def _print_status(registry) -> None:
 def serve(directory: Path = typer.Option(..., "--dir", help="the registry's directory"),
           host: str = typer.Option("127.0.0.1", help="address to listen on"),
           port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
-          database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql+psycopg://... (default: the directory's)")) -> None:
-    """Serve the registry's HTTP API (api/)."""
-    from api.server import run
-    run(directory, host=host, port=port, database_url=database_url)
+          database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql+psycopg://... (default: the directory's)"),
+          header_timeout_s: Optional[float] = typer.Option(None, help="close a connection whose request headers take longer [PUHUI_HEADER_TIMEOUT_S, 10]"),
+          body_timeout_s: Optional[float] = typer.Option(None, help="408 for a body that takes longer [PUHUI_BODY_TIMEOUT_S, 120]"),
+          max_requests_per_source: Optional[int] = typer.Option(None, help="requests in flight from one address [PUHUI_MAX_REQUESTS_PER_SOURCE, 256]"),
+          key_events_per_s: Optional[float] = typer.Option(None, help="events a second per signing key [PUHUI_KEY_EVENTS_PER_S, 10000]"),
+          key_burst_events: Optional[int] = typer.Option(None, help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 20000]"),
+          budget_units_per_s: Optional[float] = typer.Option(None, help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
+          budget_burst_units: Optional[int] = typer.Option(None, help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
+          max_concurrent_eligibility: Optional[int] = typer.Option(None, help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]")) -> None:
+    """Serve the registry's HTTP API (api/). Limits and rate limits: docs/operations.md, "Limits"."""
+    from api.server import Limits, run
+    try:
+        limits = Limits.from_env(
+            header_timeout_s=header_timeout_s, body_timeout_s=body_timeout_s, max_requests_per_source=max_requests_per_source,
+            key_events_per_s=key_events_per_s, key_burst_events=key_burst_events, budget_units_per_s=budget_units_per_s,
+            budget_burst_units=budget_burst_units, max_concurrent_eligibility=max_concurrent_eligibility)
+    except ValueError as exc:
+        cannot_run(str(exc))
+    run(directory, host=host, port=port, database_url=database_url, limits=limits)
 
 
 # methodologies, eligibility, quantify, ingest, account, footprint
 app.registered_commands.extend(quantification.commands.registered_commands)
 app.registered_commands.extend(upkeep.commands.registered_commands)
+# keys new|register|revoke, accounts open|controllers, submit
+app.add_typer(onboarding.keys, name="keys")
+app.add_typer(onboarding.accounts, name="accounts")
+app.registered_commands.extend(onboarding.commands.registered_commands)
 
 
 def main() -> None:

@@ -7,16 +7,19 @@ A person reads tonnes with three decimals; every report is also CSV (`--csv`) an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from cli.signing import Held, send
+from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
 from keys import load_key
 from ledger.canonical import parse_strict
@@ -30,7 +33,8 @@ from quantify.report import Report, Table, format_tonnes
 from service.accounts import logged_record_inclusion, subject_account
 from service.actors import Actor, Client
 from service.ingestion import ingest_against_log, submit_batch
-from service.methodologies import LoggedMethodologies, NoDefinition, library_against_log
+from service.methodologies import (LoggedMethodologies, NoDefinition, UnknownMethodology, definition_from_log,
+                                   library_against_log)
 from service.registry_dir import RegistryDir
 
 commands = typer.Typer()  # added to `puhui` by cli.main
@@ -89,43 +93,47 @@ def _read_json(path: Path) -> Any:
         fail(f"{path}: {exc.message}")
 
 
-def _admin(place: RegistryDir) -> Actor:
-    return Actor(place.admin_key(), "admin")
-
-
 DirArgument = typer.Argument(..., help="the registry's directory")
 DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
 CsvOption = typer.Option(False, "--csv", help="print the report as CSV (a section per table)")
 JsonOption = typer.Option(False, "--json", help="print JSON (grams beside tonnes)")
 
 
-@commands.command("methodologies")
+def _with_directory(where: Where, argument: Optional[Path]) -> Where:
+    """where with the registry directory given as the command's first argument (as before --dir)."""
+    if argument is None:
+        return where
+    if where.directory is not None and where.directory != argument:
+        cannot_run(f"DIR {argument} and --dir {where.directory}: one registry directory")
+    return dataclasses.replace(where, directory=argument)
+
+
+@commands.command("methodologies", help=(
+    "The shipped methodology library against the log: registered or not, eligibility in force; --register "
+    "signs what the log lacks. " + WHERE_HELP))
 @guarded
-def methodologies(directory: Path = DirArgument,
+@where_options
+def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="DIR",
+                                                                 help="the registry's directory (or --dir)"),
                   register_missing: bool = typer.Option(False, "--register", help=(
-                      "as the admin, sign methodology.register for every shipped version not yet in the log")),
-                  as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
-    """The shipped methodology library against the log: registered or not, eligibility in force."""
-    place = RegistryDir(directory)
+                      "as the admin, sign methodology.register for every shipped version not yet in the log "
+                      "(with --sign-only alone: every shipped version; `puhui submit` skips those logged)")),
+                  as_json: bool = JsonOption, *, where: Where) -> None:
+    where = _with_directory(where, dir_argument)
+    if where.sign_only is not None and not register_missing:
+        cannot_run("--sign-only goes with --register")
     library = load_shipped()
-    if register_missing:
-        admin = _admin(place)
-        registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
-        try:
-            client, logged = Client(registry), registry.state.methodologies
+    with where.open(writes=register_missing) as target:
+        if register_missing:
+            logged, signer = target.methodologies(), where.signer()
             for m in library.all():  # in version order: the log refuses a version that skips one
                 if m.methodology_id in logged and m.version in logged[m.methodology_id].versions:
                     continue
-                appended = client.submit(admin, "methodology.register", register_body(m))
-                errors.print(f"registered {m.methodology_id} v{m.version} at seq {appended.seq}")
-            registry.checkpoint()
-        finally:
-            registry.close()
-    registry = place.open(with_log_key=False, database_url=database_url)
-    try:
-        entries = library_against_log(library, registry.state.methodologies)
-    finally:
-        registry.close()
+                delivered = target.deliver(target.sign(signer.key(), "methodology.register", register_body(m)))
+                errors.print(f"registered {m.methodology_id} v{m.version} {target.done(delivered)}")
+        if where.sign_only is not None:
+            return
+        entries = library_against_log(library, target.methodologies())
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
         return
@@ -139,40 +147,59 @@ def methodologies(directory: Path = DirArgument,
             f"{name} = {f.get('value')} {f.get('unit')} ({'ILLUSTRATIVE' if f.get('illustrative') else 'sourced'})"
             for name, f in factors.items() if isinstance(f, dict)) or "(no definition in params)"
         cap = e["params"].get("daily_cap", {}).get("value_g") if isinstance(e["params"].get("daily_cap"), dict) else None
-        where = ("not registered" if e["logged_seq"] is None else f"seq {e['logged_seq']}"
-                 + ("" if e["matches_log"] in (True, None) else ", params differ from the shipped file")
-                 + (" (not shipped)" if e["illustrative"] is None else ""))
+        where_logged = ("not registered" if e["logged_seq"] is None else f"seq {e['logged_seq']}"
+                        + ("" if e["matches_log"] in (True, None) else ", params differ from the shipped file")
+                        + (" (not shipped)" if e["illustrative"] is None else ""))
         if e["superseded_by"] is not None:
-            where += f", superseded by v{e['superseded_by']}"
+            where_logged += f", superseded by v{e['superseded_by']}"
         shown.add_row(*(Text(str(cell)) for cell in (
             e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
-            "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where,
+            "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where_logged,
             "yes" if e["offset_eligible"] else "no")))
     console.print(shown)
 
 
-@commands.command("eligibility")
-@guarded
-def eligibility(directory: Path = DirArgument, methodology_id: str = typer.Argument(..., help="a registered methodology"),
-                on: bool = typer.Option(..., "--on/--off", help="admit to offsets (成熟一个,纳入一个), or withdraw"),
-                database_url: Optional[str] = DatabaseOption) -> None:
-    """As the admin, turn a methodology's offset eligibility on or off; on is refused while the
-    version in force has an illustrative factor."""
-    place = RegistryDir(directory)
-    admin = _admin(place)
-    registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
-    try:
+def _eligibility_body(target: Target, methodology_id: str, on: bool) -> dict[str, Any]:
+    """The methodology.eligibility body; on is refused while the version in force has an
+    illustrative factor (or no definition to check): in the log, or offline the shipped library's."""
+    if not target.readable:
         try:
-            body = eligibility_body(LoggedMethodologies(registry.store).get(methodology_id), on)
-        except NoDefinition:
-            if on:  # the factors' sources cannot be checked
-                raise
-            body = {"methodology_id": methodology_id, "offset_eligible": False}
-        appended = Client(registry).submit(admin, "methodology.eligibility", body)
-        registry.checkpoint()
-    finally:
-        registry.close()
-    console.print(f"{methodology_id}: offset eligible {'on' if on else 'off'} (seq {appended.seq})")
+            return eligibility_body(load_shipped().get(methodology_id), on)
+        except KeyError:
+            fail(f"{methodology_id} is not in the shipped library, which --sign-only without --dir or --server "
+                 f"checks against")
+    logged = target.methodology(methodology_id)
+    if logged is None:
+        raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
+    try:
+        version = logged.latest_version
+        return eligibility_body(definition_from_log(methodology_id, version, logged.versions[version]), on)
+    except NoDefinition:
+        if on:  # the factors' sources cannot be checked
+            raise
+        return {"methodology_id": methodology_id, "offset_eligible": False}
+
+
+@commands.command("eligibility", help=(
+    "As the admin, turn a methodology's offset eligibility on or off; on is refused while the version in force "
+    "has an illustrative factor. Eligibility already so: nothing is written. " + WHERE_HELP))
+@guarded
+@where_options
+def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHODOLOGY_ID", help=(
+                    "the registry's directory (or --dir, --server, --sign-only), then a registered methodology")),
+                on: bool = typer.Option(..., "--on/--off", help="admit to offsets (成熟一个,纳入一个), or withdraw"),
+                *, where: Where) -> None:
+    if len(arguments) > 2:
+        cannot_run("expected [DIR] METHODOLOGY_ID")
+    where = _with_directory(where, Path(arguments[0]) if len(arguments) == 2 else None)
+    methodology_id = arguments[-1]
+    with where.open() as target:
+        body = _eligibility_body(target, methodology_id, on)
+        outcome = send(target, where.signer(), "methodology.eligibility", body)
+    if isinstance(outcome, Held):
+        console.print(f"{outcome.message}: nothing written")
+    else:
+        console.print(f"{methodology_id}: offset eligible {'on' if on else 'off'} ({target.done(outcome)})")
 
 
 @commands.command("quantify")

@@ -15,7 +15,7 @@ from .keyfile import (
     read_public,
     save_key,
 )
-from .keyring import ROLES, KeyRing, key_file_name
+from .keyring import KEY_FILE_ROLES, ROLES, KeyRing, key_file_name
 from .passphrase import (
     MIN_PASSPHRASE_CHARS,
     PASSPHRASE_ENV,
@@ -40,6 +40,7 @@ __all__ = [
     "KeyFileExistsError",
     "KeyFileInfo",
     "KeyFilePermissionWarning",
+    "KEY_FILE_ROLES",
     "KeyRing",
     "MAX_KEY_FILE_BYTES",
     "MIN_PASSPHRASE_CHARS",

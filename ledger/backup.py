@@ -129,7 +129,7 @@ def copy_state(database_url: str) -> CopyState:
             raise BackupRefused(f"no Puhui registry in {make_url(database_url).render_as_string(hide_password=True)}")
         with store.engine.connect() as conn:
             latest = store.latest_checkpoint(conn)
-            return CopyState(store.size(conn), 0 if latest is None else latest[0])
+            return CopyState(store.size(conn), 0 if latest is None else latest.tree_size)
     finally:
         store.close()
 
@@ -153,7 +153,7 @@ def _check_not_older(database_url: str, notes: Sequence[str], key: VerifierKey) 
                     raise BackupRefused(f"the backup's log differs from the published checkpoint at size "
                                         f"{checkpoint.size}: it is not this registry's history")
             latest = store.latest_checkpoint(conn)
-            return CopyState(size, 0 if latest is None else latest[0])
+            return CopyState(size, 0 if latest is None else latest.tree_size)
     finally:
         store.close()
 
@@ -170,7 +170,7 @@ def _own_latest_checkpoint(database_url: str, exists: bool) -> list[str]:
             store.close()
     except Exception:  # noqa: BLE001 - the database being replaced may be damaged: that is why we restore
         return []
-    return [] if latest is None else [latest[2]]
+    return [] if latest is None else [latest.note]
 
 
 def _sqlite_file(database_url: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 HASH_BYTES = 32
 EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
@@ -47,9 +47,24 @@ def _is_size(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+class NodeId(NamedTuple):
+    """Node (level, index): the root of the perfect subtree over leaves [index << level, (index + 1) << level)."""
+    level: int
+    index: int
+
+
 class NodeReader(Protocol):
     def perfect(self, level: int, index: int) -> bytes:
         """The hash of node (level, index); raises KeyError if it is not stored."""
+        ...
+
+
+class BatchNodeReader(NodeReader, Protocol):
+    """A reader that answers many nodes in one read (one query of a database): proofs and roots
+    first work out every node they need, then ask for all of them at once."""
+
+    def perfect_many(self, nodes: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        """The hash of each node; raises KeyError if one is not stored."""
         ...
 
 
@@ -207,53 +222,111 @@ def range_hash(reader: NodeReader, start: int, end: int) -> bytes:
     return node
 
 
+def range_nodes(start: int, end: int) -> list[NodeId] | None:
+    """The perfect subtrees, left to right, whose right fold is MTH(D[start:end]), for a range the
+    RFC 9162 recursion produces (start a multiple of the smallest power of two >= end - start):
+    at most log2(end - start) + 1 of them. None for any other range."""
+    nodes: list[NodeId] = []
+    while start < end:
+        n = end - start
+        k = n if n & (n - 1) == 0 else _largest_power_of_two_below(n)
+        if start % k:
+            return None
+        level = k.bit_length() - 1
+        nodes.append(NodeId(level, start >> level))
+        start += k
+    return nodes
+
+
+def _fold(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a run of perfect subtrees of decreasing size: node_hash(P1, node_hash(P2, ... Pk))."""
+    if not hashes:
+        return EMPTY_ROOT
+    node = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        node = node_hash(left, node)
+    return node
+
+
+def range_hashes(reader: NodeReader, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """MTH(D[start:end]) of each range: every node they need worked out first, then read at once
+    (one query where the reader answers perfect_many), as Go's sumdb/tlog does."""
+    plans: list[list[NodeId]] = []
+    for start, end in ranges:
+        plan = range_nodes(start, end)
+        if plan is None:  # not a range of the recursion: read as range_hash does
+            return [range_hash(reader, start, end) for start, end in ranges]
+        plans.append(plan)
+    wanted = list(dict.fromkeys(node for plan in plans for node in plan))
+    many = getattr(reader, "perfect_many", None)
+    if not wanted:
+        found: dict[NodeId, bytes] = {}
+    elif many is not None:
+        found = many(wanted)
+    else:
+        found = {node: reader.perfect(*node) for node in wanted}
+    return [_fold([found[node] for node in plan]) for plan in plans]
+
+
 def root(reader: NodeReader, size: int) -> bytes:
-    """MTH of the first size leaves (EMPTY_ROOT for 0): one read per set bit of size."""
-    return range_hash(reader, 0, size)
+    """MTH of the first size leaves (EMPTY_ROOT for 0): one node per set bit of size, one read."""
+    if not _is_size(size):
+        raise ValueError(f"invalid tree size {size!r}")
+    return range_hashes(reader, [(0, size)])[0]
 
 
-def inclusion_proof(reader: NodeReader, index: int, size: int) -> list[bytes]:
-    """PATH(index, D[0:size]) of RFC 9162 section 2.1.3.1, leaf-side sibling first."""
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The ranges whose MTHs are PATH(index, D[0:size]) (RFC 9162 section 2.1.3.1), leaf-side
+    sibling first."""
     if not (_is_size(index) and _is_size(size) and index < size):
         raise ValueError(f"no inclusion proof for leaf {index!r} in a tree of size {size!r}")
-    siblings = []
+    ranges = []
     start, end = 0, size
     while end - start > 1:
         k = _largest_power_of_two_below(end - start)
         if index < start + k:
-            siblings.append(range_hash(reader, start + k, end))
+            ranges.append((start + k, end))
             end = start + k
         else:
-            siblings.append(range_hash(reader, start, start + k))
+            ranges.append((start, start + k))
             start += k
     # The recursion emits the deepest sibling first; the loop walked down from the root.
-    siblings.reverse()
-    return siblings
+    ranges.reverse()
+    return ranges
 
 
-def consistency_proof(reader: NodeReader, first: int, second: int) -> list[bytes]:
-    """PROOF(first, D[0:second]) of RFC 9162 section 2.1.4.1; empty if first is 0 or second."""
+def inclusion_proof(reader: NodeReader, index: int, size: int) -> list[bytes]:
+    """PATH(index, D[0:size]) of RFC 9162 section 2.1.3.1, leaf-side sibling first, in one read."""
+    return range_hashes(reader, inclusion_ranges(index, size))
+
+
+def consistency_ranges(first: int, second: int) -> list[tuple[int, int]]:
+    """The ranges whose MTHs are PROOF(first, D[0:second]) (RFC 9162 section 2.1.4.1); none if
+    first is 0 or second."""
     if not (_is_size(first) and _is_size(second) and first <= second):
         raise ValueError(f"no consistency proof from size {first!r} to size {second!r}")
     if first == 0 or first == second:
         return []
-    siblings = []
+    ranges = []
     start, end = 0, second
     first_is_whole_subtree = True  # the b flag of SUBPROOF
     while first != end:
         k = _largest_power_of_two_below(end - start)
         if first <= start + k:
-            siblings.append(range_hash(reader, start + k, end))
+            ranges.append((start + k, end))
             end = start + k
         else:
-            siblings.append(range_hash(reader, start, start + k))
+            ranges.append((start, start + k))
             start += k
             first_is_whole_subtree = False
-    siblings.reverse()
+    ranges.reverse()
     # SUBPROOF(m, D[m], false) = [MTH(D[m])]: the old subtree the verifier cannot know alone.
-    if first_is_whole_subtree:
-        return siblings
-    return [range_hash(reader, start, end), *siblings]
+    return ranges if first_is_whole_subtree else [(start, end), *ranges]
+
+
+def consistency_proof(reader: NodeReader, first: int, second: int) -> list[bytes]:
+    """PROOF(first, D[0:second]) of RFC 9162 section 2.1.4.1, in one read."""
+    return range_hashes(reader, consistency_ranges(first, second))
 
 
 def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:

@@ -152,6 +152,12 @@ _ROW = {"keys": _key_row, "accounts": _account_row, "methodologies": _methodolog
         **{table: _whole_row(table) for table in _WHOLE}}
 
 
+def key_from_row(key_id: str, seq: int, data: dict[str, Any]) -> Key:
+    """A registered key from its projection row (its key_id, seq and parsed data)."""
+    return Key(key_id, base64.b64decode(data["public_key"]), frozenset(data["roles"]), data["label"], seq,
+               revoked=data["revoked"])
+
+
 def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: dict[str, Any],
                digest: ProjectionDigest | None = None) -> State:
     """Rebuild the State from the projection tables and the events' request ids; with a digest,
@@ -164,8 +170,7 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
 
     state = State(root_keys=root_keys, origin=meta.get("origin"))
     for row, d in _rows("keys"):
-        state.keys[row.key_id] = Key(row.key_id, base64.b64decode(d["public_key"]), frozenset(d["roles"]), d["label"],
-                                     row.seq, revoked=d["revoked"])
+        state.keys[row.key_id] = key_from_row(row.key_id, row.seq, d)
     for row, d in _rows("accounts"):
         state.accounts[row.account_id] = Account(row.account_id, row.kind, d["name"], row.region, d["platform"],
                                                  tuple(d["controllers"]), row.seq, SerialSet(d["active"]),

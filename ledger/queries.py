@@ -19,7 +19,9 @@ from sqlalchemy import ColumnElement, Table, select, text
 from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle
+from ledger.projections import key_from_row
 from ledger.register_totals import RegisterTotals, RunningTotals
+from ledger.state import Key
 from ledger.store import (
     Store, accounts_projection, activities, batches_projection, claims_projection, events, issuances_projection,
     keys_projection, methodologies_projection, retirements_projection, surrenders_projection,
@@ -160,6 +162,14 @@ class Queries:
         """The seq of the key.register event of a registered key (None for root or unknown keys)."""
         with self.store.engine.connect() as conn:
             return conn.execute(select(keys_projection.c.seq).where(keys_projection.c.key_id == key_id)).scalar()
+
+    def registered_key(self, key_id: str) -> Key | None:
+        """A registered key as committed (root keys are in the trust file, not here)."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(keys_projection).where(keys_projection.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        return key_from_row(row.key_id, row.seq, json.loads(row.data))
 
     # -- accounts --------------------------------------------------------------------------------
 

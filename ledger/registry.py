@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from keys.signer import Signer
 from ledger import merkle
@@ -31,12 +33,14 @@ from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
 from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.replay import replay
-from ledger.rules import apply, authenticate, judge, signing_message
+from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
-from ledger.state import ActivityRecord, State, root_keys_from
-from ledger.store import SCHEMA_VERSION, Store
+from ledger.state import ActivityRecord, Key, State, root_keys_from
+from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
 MAX_GROUP_EVENTS = 10_000
+
+log = logging.getLogger(__name__)
 
 
 def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -61,16 +65,6 @@ class Appended:
         if self.effects is not None:
             result["effects"] = self.effects
         return result
-
-
-class _StoredNodes:
-    """merkle.NodeReader over the tree_nodes table on one connection."""
-
-    def __init__(self, store: Store, conn: Connection):
-        self._store, self._conn = store, conn
-
-    def perfect(self, level: int, index: int) -> bytes:
-        return self._store.node(self._conn, level, index)
 
 
 class _StoredActivities:
@@ -107,6 +101,15 @@ class _StoredActivities:
         self._pending_ids.clear()
         self._pending_fingerprints.clear()
         self._rows.clear()
+
+
+class _Judged(NamedTuple):
+    """An event found acceptable, before it is applied."""
+    event_type: str
+    body: dict[str, Any]
+    auth: dict[str, str]
+    key: Key
+    verdict: Verdict
 
 
 def _utc_now() -> dt.datetime:
@@ -168,17 +171,17 @@ class LogReader:
         size = self.size if size is None else size
         self._check_size(size)
         with self.store.engine.connect() as conn:
-            return merkle.root(_StoredNodes(self.store, conn), size)
+            return merkle.root(StoredNodes(self.store, conn), size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         self._check_size(size)
         with self.store.engine.connect() as conn:
-            return merkle.inclusion_proof(_StoredNodes(self.store, conn), index, size)
+            return merkle.inclusion_proof(StoredNodes(self.store, conn), index, size)
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)
         with self.store.engine.connect() as conn:
-            return merkle.consistency_proof(_StoredNodes(self.store, conn), first, second)
+            return merkle.consistency_proof(StoredNodes(self.store, conn), first, second)
 
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:
@@ -265,7 +268,7 @@ class Registry(LogReader):
             except (KeyError, TypeError, ValueError, AssertionError) as exc:  # rows edited into nonsense
                 raise StorageError(f"the projection rows cannot be read ({type(exc).__name__}: {exc}); "
                                    f"`puhui check DIR` compares them with the log") from None
-            self._frontier = merkle.Frontier.from_reader(_StoredNodes(self.store, conn), self.state.size)
+            self._frontier = merkle.Frontier.from_reader(StoredNodes(self.store, conn), self.state.size)
         self._committed_size = self.state.size
         self.state.rules = self._rules_in_force()
 
@@ -332,21 +335,19 @@ class Registry(LogReader):
 
     def _admit(self, event: Any, records: Sequence[Any] | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
                nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
-        check_value(event)
-        if records is not None:
-            for record in records:
-                if not isinstance(record, ActivityRecord):
-                    check_value(record)
-        event_type, body, auth = check_submission(event)
+        try:
+            admitted = self._judged(event, records, accepted)
+        except (Rejected, StorageError, SQLAlchemyError):
+            raise  # a refusal, or the database failing: the group's concern
+        except Exception as exc:  # noqa: BLE001 - a fault of ours that this event's content triggers
+            # Nothing has touched the State yet: refuse this event alone, keep the group and the State.
+            log.exception("an event could not be judged; it is refused alone (SCHEMA)")
+            raise Rejected("SCHEMA", f"this event could not be judged ({type(exc).__name__}); it was refused and "
+                                     f"nothing was written: sending it again unchanged cannot succeed") from None
+        if isinstance(admitted, Appended):
+            return admitted  # a resend of an event already in the log
+        event_type, body, auth, key, verdict = admitted
         state = self.state
-        prior = state.requests.get((auth["key"], body["request_id"]))
-        if prior is not None:
-            original = self._pending_or_stored(prior, accepted)
-            if original.submission() == event:
-                return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
-                                original.data, duplicate=True)
-        key = authenticate(state, self.origin, event_type, body, auth)
-        verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         seq = state.size
         leaf = make_leaf(seq, time, event_type, body, auth, verdict.effects)
         digest = merkle.leaf_hash(leaf.data)
@@ -356,6 +357,28 @@ class Registry(LogReader):
         changes.note(leaf)
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
+
+    def _judged(self, event: Any, records: Sequence[Any] | None,
+                accepted: list[tuple[Leaf, bytes, str]]) -> "_Judged | Appended":
+        """Everything before the State changes, cheapest first: the submission's own shape, then who
+        signed it (key known, active, signature), and only then the records, whose checks cost in
+        proportion to their number; then the rules. Reads the State, never writes it."""
+        check_value(event)
+        event_type, body, auth = check_submission(event)
+        state = self.state
+        prior = state.requests.get((auth["key"], body["request_id"]))
+        if prior is not None:
+            original = self._pending_or_stored(prior, accepted)
+            if original.submission() == event:
+                return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
+                                original.data, duplicate=True)
+        key = authenticate(state, self.origin, event_type, body, auth)
+        if records is not None:
+            for record in records:
+                if not isinstance(record, ActivityRecord):
+                    check_value(record)
+        verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
+        return _Judged(event_type, body, auth, key, verdict)
 
     def _become_writer(self) -> None:
         """Take the database's writer lock before the first write, then read the log afresh; again
@@ -425,14 +448,14 @@ class Registry(LogReader):
                 if latest is not None and latest[0] == size:
                     return latest[2]
                 previous_size = 0 if latest is None else latest[0]
-                proof = merkle.consistency_proof(_StoredNodes(self.store, conn), previous_size, size)
+                proof = merkle.consistency_proof(StoredNodes(self.store, conn), previous_size, size)
                 if latest is not None and not merkle.verify_consistency(previous_size, size, latest[1], root, proof):
                     raise StorageError(f"refusing to sign: the tree at {size} is not consistent with the checkpoint at {previous_size}")
                 note = sign_checkpoint(self.origin, size, root, self._log_signer)
                 for witness in witnesses:
                     # Each witness proves consistency from what it saw last, not from what we signed last.
                     seen_size, _ = witness.last_seen(self.origin)
-                    witness_proof = merkle.consistency_proof(_StoredNodes(self.store, conn), seen_size, size)
+                    witness_proof = merkle.consistency_proof(StoredNodes(self.store, conn), seen_size, size)
                     note = witness.cosign_checkpoint(note, witness_proof, self.log_key)
                 self.store.add_checkpoint(conn, previous_size, size, root, note)
             return note

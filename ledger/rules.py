@@ -34,7 +34,12 @@ def signing_message(origin: str, event_type: str, body: dict[str, Any]) -> bytes
 
 def authenticate(state: State, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str]) -> Key:
     """The signing key, known and active, whose signature verifies (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE)."""
-    key = state.signer(auth["key"])
+    return verify_signer(state.signer(auth["key"]), origin, event_type, body, auth)
+
+
+def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str]) -> Key:
+    """authenticate, given the key auth names as found (None: unknown); also the HTTP front's early
+    check of an upload, with the key read from the committed database."""
     if key is None:
         raise Rejected("KEY_UNKNOWN", f"key {auth['key']} is neither a root key nor a registered key")
     if key.revoked:

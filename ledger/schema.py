@@ -32,6 +32,7 @@ SUBJECT_KINDS = ("organization", "product", "event", "individual", "building")
 # Registry limits (the spec sets none): keep every stored row and every replay bounded.
 MAX_TEXT_CHARS = 256
 MAX_LIST_ITEMS = 1000
+MAX_BATCH_EVENTS = 1_000  # signed events in one submission of a batch (POST /v1/events:batch)
 MAX_CONTROLLERS = 16
 MAX_OFFSET_REGIONS = 64
 MAX_VINTAGE_YEARS = 100

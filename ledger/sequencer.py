@@ -44,6 +44,11 @@ class Overloaded(Exception):
     """The queue is full (or the sequencer stopped): nothing was written; try again later."""
 
 
+class InFlightLost(Exception):
+    """The writer died with this job in flight: it may or may not have been committed. A resend of
+    the very same events is safe (an event already in the log is answered with its seq)."""
+
+
 class SequencerLike(Protocol):
     """A single writer's queue as its submitters see it. Every future settles once its work is
     committed (or refused); `committed_size` is the log's size as of the last commit."""

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Iterable, Iterator, Sequence
+from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, create_engine, event, select, text,
+    UniqueConstraint, create_engine, event, literal, select, text, tuple_, union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -142,14 +143,24 @@ _POSTGRES_TRIGGERS = [
 ]
 
 
+class SignedCheckpoint(NamedTuple):
+    """A checkpoint the registry signed: its tree size and root, and the signed note itself."""
+    tree_size: int
+    root: bytes
+    note: str
+
+
 class StoredNodes:
-    """merkle.NodeReader over a store's committed tree, on one connection."""
+    """merkle.BatchNodeReader over a store's committed tree, on one connection."""
 
     def __init__(self, store: "Store", conn: Connection):
         self._store, self._conn = store, conn
 
     def perfect(self, level: int, index: int) -> bytes:
         return self._store.node(self._conn, level, index)
+
+    def perfect_many(self, nodes: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return self._store.nodes(self._conn, nodes)
 
 
 class _SqliteWriterLock:
@@ -177,6 +188,9 @@ class _SqliteWriterLock:
                 time.sleep(0.05)
         handle.truncate(0)
         program = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:3]]) if sys.argv else "python"
+        parent = multiprocessing.parent_process()
+        if parent is not None:  # `puhui serve`'s writer: name the server the operator knows
+            program += f", the writer of pid {parent.pid}"
         handle.write(f"held by pid {os.getpid()} ({program}) since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
         handle.flush()
         return cls(handle)
@@ -202,11 +216,15 @@ class Store:
     """The registry's tables on one engine. One Store per process writes; any number read."""
 
     NODE_CACHE_ENTRIES = 1 << 16
+    # Nodes of this level and above (one per 1,024 leaves or more: about 10^5 at 10^8 leaves) are
+    # kept for good: every proof's upper half is read from memory.
+    UPPER_NODE_LEVEL = 10
 
     def __init__(self, engine: Engine):
         self.engine = engine
         # Committed tree nodes never change, so reads may be cached; the bound keeps memory flat.
         self._node_cache: dict[tuple[int, int], bytes] = {}
+        self._upper_nodes: dict[tuple[int, int], bytes] = {}
         self._upserts: dict[str, Any] = {}
         self._lock_conn: Connection | None = None  # PostgreSQL: the connection holding the writer lock
         self._digest_table = False  # whether projection_digest is known to exist (databases before it lack it)
@@ -344,19 +362,43 @@ class Store:
             conn.execute(tree_nodes.insert(), rows)
 
     def node(self, conn: Connection, level: int, index: int) -> bytes:
-        cached = self._node_cache.get((level, index))
-        if cached is not None:
-            return cached
-        if level == 0:
-            digest = conn.execute(select(events.c.leaf_hash).where(events.c.seq == index)).scalar()
-        else:
-            digest = conn.execute(select(tree_nodes.c.hash).where(tree_nodes.c.level == level, tree_nodes.c.idx == index)).scalar()
-        if digest is None:
-            raise KeyError((level, index))
-        if len(self._node_cache) >= self.NODE_CACHE_ENTRIES:
+        return self.nodes(conn, [(level, index)])[(level, index)]
+
+    def nodes(self, conn: Connection, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The hashes of these tree nodes ((level, index); level 0 is a leaf hash) in one query for
+        all that are not cached; KeyError if one is not stored. Committed nodes never change, so
+        the upper levels (a node per UPPER_NODE_LEAVES leaves or more) stay cached for good and
+        the rest in a bounded cache: a proof at 10^6 leaves reads its dozen lowest nodes only."""
+        found: dict[tuple[int, int], bytes] = {}
+        missing: list[tuple[int, int]] = []
+        for node in wanted:
+            cached = self._upper_nodes.get(node) or self._node_cache.get(node)
+            if cached is None:
+                missing.append(node)
+            else:
+                found[node] = cached
+        if not missing:
+            return found
+        leaf_seqs = [index for level, index in missing if level == 0]
+        inner = [(level, index) for level, index in missing if level > 0]
+        parts = []
+        if leaf_seqs:
+            parts.append(select(literal(0).label("level"), events.c.seq.label("idx"), events.c.leaf_hash.label("hash"))
+                         .where(events.c.seq.in_(leaf_seqs)))
+        if inner:
+            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash)
+                         .where(tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(inner)))
+        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+        if len(self._node_cache) + len(missing) > self.NODE_CACHE_ENTRIES:
             self._node_cache.clear()
-        self._node_cache[(level, index)] = digest = bytes(digest)
-        return digest
+        for level, index, digest in conn.execute(statement):
+            node, digest = (level, index), bytes(digest)
+            found[node] = digest
+            (self._upper_nodes if level >= self.UPPER_NODE_LEVEL else self._node_cache)[node] = digest
+        absent = [node for node in missing if node not in found]
+        if absent:
+            raise KeyError(absent[0])
+        return found
 
     def leaf(self, conn: Connection, seq: int) -> bytes | None:
         data = conn.execute(select(events.c.leaf).where(events.c.seq == seq)).scalar()
@@ -387,12 +429,12 @@ class Store:
 
     # -- checkpoints -----------------------------------------------------------------------------
 
-    def latest_checkpoint(self, conn: Connection) -> tuple[int, bytes, str] | None:
+    def latest_checkpoint(self, conn: Connection) -> "SignedCheckpoint | None":
         size = conn.execute(select(checkpoint_head.c.tree_size).where(checkpoint_head.c.id == 1)).scalar()
         if not size:
             return None
         row = conn.execute(select(checkpoints).where(checkpoints.c.tree_size == size)).one()
-        return row.tree_size, bytes(row.root), row.note
+        return SignedCheckpoint(row.tree_size, bytes(row.root), row.note)
 
     def checkpoint_notes(self, conn: Connection) -> Iterator[str]:
         for row in conn.execute(select(checkpoints.c.note).order_by(checkpoints.c.tree_size)):

@@ -54,6 +54,9 @@ def is_real_date(date: str) -> bool:
     return True
 
 
+BEIJING_OFFSET = dt.timedelta(hours=8)  # China Standard Time: UTC+8, no daylight saving
+
+
 @functools.lru_cache(maxsize=_MAX_CACHED_DATES)
 def _next_date(date: str) -> str:
     return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
@@ -68,6 +71,13 @@ def beijing_day(occurred_at: str) -> str:
     date = occurred_at[:10]
     # 16:00 UTC is midnight in Beijing.
     return date if occurred_at[11:13] < "16" else _next_date(date)
+
+
+def beijing_midnight_utc(day: str, days: int = 0) -> str:
+    """The UTC time (spec format) at which Beijing day `day` (+ days) begins: 16:00Z the day
+    before. The inverse of beijing_day, for asking a log which records fall on a Beijing day."""
+    moment = dt.datetime.fromisoformat(day) + dt.timedelta(days=days) - BEIJING_OFFSET
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
 
 
 # An input's kind, as InputCheck.kind holds it: small ints compare faster than the strings.

@@ -340,8 +340,7 @@ class Ingestor:
                        activity_id, fingerprint=fingerprint)
                 continue
 
-            # beijing_day, inlined: 16:00 UTC is midnight in Beijing.
-            day = occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at)
+            day = beijing_day(occurred_at)
             key = (subject, day)
             totals = day_g.get(key)  # (credited before the run, credited by the run)
             if totals is None:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Sequence
 
 from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
-from ledger.registry import Registry
+from ledger.registry import LogReader
 from quantify.footprint import footprint
 from quantify.neutrality import Retirement, claim_page, claim_page_from_log, neutrality_plan
 from quantify.report import Report, Table, format_tonnes
@@ -44,11 +44,11 @@ def logged_claim(queries: Queries, claim_id: str, fields: Sequence[str]) -> Logg
     return LoggedClaim(claim, [found[retirement_id] for retirement_id in claim["retirements"]])
 
 
-def claim_page_report(registry: Registry, queries: Queries, logged: LoggedClaim, inventory: Any, note: str) -> Report:
+def claim_page_report(log: LogReader, queries: Queries, logged: LoggedClaim, inventory: Any, note: str) -> Report:
     """The claim's page with a receipt for each retirement and for the claim, all under `note` (a
     checkpoint that covers the claim); with the inventory's footprint unless inventory is None."""
     claim, retirements = logged
-    receipts = [build_receipt(registry, queries, r["seq"], note) for r in retirements]
+    receipts = [build_receipt(log, queries, r["seq"], note) for r in retirements]
     retired = [Retirement(r["retirement_id"], r["account"], r["amount_g"], r["purpose"], r["serials"], r["seq"],
                           receipt["inclusion"]) for r, receipt in zip(retirements, receipts)]
     if inventory is None:
@@ -73,5 +73,5 @@ def claim_page_report(registry: Registry, queries: Queries, logged: LoggedClaim,
                                                  "amount_g", "amount_t", "serials"), sources)},
         notes=page.notes + ["each receipt proves its event in the tree of a checkpoint signed by the log key "
                             "(docs/receipt.md; `puhui-verify receipt`)"],
-        data={**page.data, "retirements": shown, "receipt": build_receipt(registry, queries, claim["seq"], note)},
+        data={**page.data, "retirements": shown, "receipt": build_receipt(log, queries, claim["seq"], note)},
     )

@@ -8,22 +8,20 @@ the platform signs each batch and the registry judges it like any other event.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import json
 from pathlib import Path
 from typing import IO, Any, Iterable
 
 from ledger.queries import ActivityLookups, CreditsAsked
-from ledger.registry import Appended, Registry
+from ledger.queries import Queries
+from ledger.registry import Appended, LogReader, Registry
 from ledger.store import Store
-from quantify.activity import beijing_day
+from quantify.activity import IDENTIFIER, beijing_day, beijing_midnight_utc
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepared import PreparedChunk
 from service.actors import Actor, Client
-
-BEIJING_OFFSET = dt.timedelta(hours=8)
 
 
 class LoggedChunks:
@@ -48,16 +46,16 @@ class LoggedChunks:
         if not prepared.lines:
             return
         totals = self._totals
-        # (subject, Beijing day) not read before; beijing_day inlined (16:00Z is midnight in Beijing).
+        # (subject, Beijing day) not read before.
         # Each key is looked up in totals, never the other way round: totals grows with the run.
-        wanted = {key for key in {(subject, occurred_at[:10] if occurred_at[11:13] < "16" else beijing_day(occurred_at))
+        wanted = {key for key in {(subject, beijing_day(occurred_at))
                                   for subject, occurred_at in zip(prepared.subjects, prepared.occurred_ats)}
                   if key not in totals}
         asked = None
         if wanted:
             days = sorted({day for _, day in wanted})
             asked = CreditsAsked(sorted({subject for subject, _ in wanted}), self._methodology_id,
-                                 _beijing_midnight(days[0]), _beijing_midnight(days[-1], days=1))
+                                 beijing_midnight_utc(days[0]), beijing_midnight_utc(days[-1], days=1))
         logged = self._lookups.chunk(prepared.activity_ids, prepared.fingerprints, asked)
         self.activity_ids.update(logged.activity_ids)
         self.fingerprints.update(logged.fingerprints)
@@ -68,18 +66,33 @@ class LoggedChunks:
                 totals[key] += grams
 
 
-def _beijing_midnight(day: str, days: int = 0) -> str:
-    """The UTC time (spec format) at which Beijing day `day` (+ days) begins: 16:00Z the day before."""
-    moment = dt.datetime.fromisoformat(day) + dt.timedelta(days=days) - BEIJING_OFFSET
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.000000Z"
+class UnknownPlatform(LookupError):
+    """The account the records come from is not in the log."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
-def ingest_against_log(registry: Registry, source: IO[bytes], *, csv: bool = False, workers: int = 0,
+class NotAPlatform(ValueError):
+    """The account the records come from is in the log, but is no platform account."""
+
+
+def check_platform(queries: Queries, platform: str) -> None:
+    """Before any record is read: the records' platform is an account of kind platform."""
+    account = queries.account(platform) if IDENTIFIER.fullmatch(platform) else None
+    if account is None:
+        raise UnknownPlatform(f"account {platform} does not exist")
+    if account["kind"] != "platform":
+        raise NotAPlatform(f"account {platform} is a {account['kind']} account, not a platform")
+
+
+def ingest_against_log(log: LogReader, source: IO[bytes], *, csv: bool = False, workers: int = 0,
                        **options: Any) -> IngestResult:
     """quantify's ingestion (ingest_jsonl, ingest_csv) with the log answering its questions
-    (LoggedChunks). Writes only to options["out_dir"]."""
+    (LoggedChunks), after checking the platform account. Writes only to options["out_dir"]."""
+    check_platform(Queries(log.store), options["platform"])
     methodology: Methodology = options["methodology"]
-    logged = LoggedChunks(registry.store, methodology.methodology_id)
+    logged = LoggedChunks(log.store, methodology.methodology_id)
     options.update(daily_totals=logged, seen_fingerprints=logged.fingerprints, seen_activity_ids=logged.activity_ids)
     try:
         if csv:

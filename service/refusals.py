@@ -22,6 +22,7 @@ from quantify.ingest import IngestError
 from quantify.methodology import MethodologyError
 from service.accounts import RecordMismatch, TooManyRecords
 from service.claims import ClaimMismatch
+from service.ingestion import NotAPlatform, UnknownPlatform
 from service.methodologies import NoDefinition, UnknownMethodology
 from service.registry_dir import RegistryDirError
 
@@ -49,7 +50,8 @@ class _Row(NamedTuple):
 
 # The first row whose types match an exception gives its refusal.
 _TABLE = (
-    _Row((UnknownMethodology, NoDefinition), "UNKNOWN_REF", Cause.ABSENT, str),
+    _Row((UnknownMethodology, NoDefinition, UnknownPlatform), "UNKNOWN_REF", Cause.ABSENT, str),
+    _Row((NotAPlatform,), "SCHEMA", Cause.ASKED, str),
     _Row((InvalidActivity,), "SCHEMA", Cause.ASKED, lambda exc: f"{exc.code}: {exc.detail}"),
     _Row((RecordMismatch,), "BATCH", Cause.LOGGED, str),
     _Row((ClaimMismatch,), "CLAIM_MISMATCH", Cause.LOGGED, str),

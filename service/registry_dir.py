@@ -91,8 +91,8 @@ class RegistryDir:
     def admin_key(self, passphrase: bytes | None = None) -> Ed25519Key:
         """The admin key kept in this directory (absent when init was given --admin-public-key)."""
         if "admin" not in self.keyring.names():
-            raise RegistryDirError(f"the registry's admin key is not in {self.path / 'keys'}: sign these events "
-                                   f"where it is kept")
+            raise RegistryDirError(f"the registry's admin key is not in {self.path / 'keys'}: sign where it is "
+                                   f"kept (--signer-key FILE, or --sign-only FILE there, then `puhui submit FILE`)")
         return self.keyring.load("admin", passphrase or self.passphrase("admin"))
 
     def init(self, origin: str, *, admin_public_key: bytes | None = None, database_url: str | None = None,

@@ -465,3 +465,46 @@ def test_proof_json():
     cproof = consistency_proof(_NODES, 3, 9)
     assert consistency_json(3, 9, cproof) == {"first": 3, "second": 9, "hashes": [h.hex() for h in cproof]}
     assert json.loads(json.dumps(consistency_json(0, 0, []))) == {"first": 0, "second": 0, "hashes": []}
+
+
+class BatchCountingReader:
+    """A BatchNodeReader over MemoryNodes that counts its batch reads and refuses single ones."""
+
+    def __init__(self, inner: MemoryNodes) -> None:
+        self.inner = inner
+        self.batches: list[int] = []
+
+    def perfect(self, level: int, index: int) -> bytes:
+        raise AssertionError("a batch reader is asked for its nodes at once")
+
+    def perfect_many(self, nodes):
+        self.batches.append(len(nodes))
+        return {node: self.inner.perfect(*node) for node in nodes}
+
+
+def test_proofs_and_roots_read_their_nodes_in_one_batch_and_equal_the_node_by_node_reads():
+    leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(130)]
+    nodes = MemoryNodes(leaves)
+    for size in range(1, 131):
+        batch = BatchCountingReader(nodes)
+        assert root(batch, size) == merkle.range_hash(nodes, 0, size) == root_of_leaf_hashes(leaves[:size])
+        for index in range(size):
+            before = len(batch.batches)
+            proof = inclusion_proof(batch, index, size)
+            assert len(batch.batches) == before + (1 if proof else 0)
+            assert proof == [merkle.range_hash(nodes, s, e) for s, e in merkle.inclusion_ranges(index, size)]
+            assert verify_inclusion(leaves[index], index, size, proof, root_of_leaf_hashes(leaves[:size]))
+    for second in range(1, 65):
+        for first in range(1, second + 1):
+            batch = BatchCountingReader(nodes)
+            proof = consistency_proof(batch, first, second)
+            assert len(batch.batches) == (1 if proof else 0)
+            assert verify_consistency(first, second, root_of_leaf_hashes(leaves[:first]),
+                                      root_of_leaf_hashes(leaves[:second]), proof)
+    assert max(len(merkle.range_nodes(0, size)) for size in range(1, 1 << 12)) == 12  # one node per set bit
+
+
+def test_a_range_the_recursion_never_asks_for_has_no_node_plan():
+    assert merkle.range_nodes(1, 3) is None and merkle.range_nodes(2, 4) == [merkle.NodeId(1, 1)]
+    nodes = MemoryNodes(leaf_hash(bytes([i])) for i in range(8))
+    assert merkle.range_hashes(nodes, [(1, 3)]) == [merkle.range_hash(nodes, 1, 3)]

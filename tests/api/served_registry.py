@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from service.actors import Actor
 from service.registry_dir import RegistryDir
 from world import actor
@@ -33,6 +33,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 class Served:
     """`puhui serve` on a registry directory, on 127.0.0.1; killed and restarted at will."""
 
@@ -47,12 +61,13 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> "Served":
+    def start(self, timeout_s: float = 60.0, env: dict[str, str] | None = None) -> "Served":
+        """env: the server's passphrase variables (default: PUHUI_KEY_PASSPHRASE)."""
         command = [str(VENV_BIN / "puhui"), "serve", "--dir", str(self.directory), "--host", "127.0.0.1",
                    "--port", str(self.port)]
         if self.database_url:
             command += ["--database-url", self.database_url]
-        env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
+        env = dict(os.environ, **(env if env is not None else {"PUHUI_KEY_PASSPHRASE": PASSPHRASE}))
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                                         stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s

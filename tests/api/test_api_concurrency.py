@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.client import RegistryClient
+from service.client import RegistryClient
 from served_registry import Cast, Served, init_registry_dir
 from ledger import merkle
 from ledger.canonical import jcs

@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 
 from api.bodies import MAX_EVENT_BYTES
-from api.client import RegistryError
+from service.client import RegistryError
 from api.errors import STATUS_BY_CODE
 from ledger.canonical import jcs
 from ledger.errors import CODES

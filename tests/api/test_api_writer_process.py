@@ -6,7 +6,6 @@ import functools
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -15,22 +14,8 @@ from api.writer import RemoteSequencer
 from ledger.errors import Rejected
 from ledger.note import parse_checkpoint
 from ledger.sequencer import Overloaded
-from served_registry import PASSPHRASE, Cast, Served, init_registry_dir
-from api.client import RegistryClient
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from served_registry import PASSPHRASE, Cast, Served, alive, children, init_registry_dir
+from service.client import RegistryClient
 
 
 def test_remote_sequencer_writes_reads_and_checkpoints(tmp_path):

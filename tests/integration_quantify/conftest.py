@@ -13,7 +13,7 @@ warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient.*")
 from starlette.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
-from api.client import RegistryClient  # noqa: E402
+from service.client import RegistryClient  # noqa: E402
 from quant_helpers import library_world  # noqa: E402
 from world import World  # noqa: E402
 

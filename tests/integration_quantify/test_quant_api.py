@@ -330,3 +330,6 @@ def test_claim_page_shows_footprint_retired_serials_and_their_proofs(api, client
     assert (renamed.status_code, renamed.json()["code"]) == (409, "CLAIM_MISMATCH")
     assert api.get("/v1/claims/none/page").status_code == 404
     assert api.post("/v1/claims/claim-expo/page", content=b"{").json()["code"] == "SCHEMA"
+    for not_an_inventory in (b"null", b"[]", b'"x"'):  # null once gave the GET's page, 200
+        answer = api.post("/v1/claims/claim-expo/page", content=not_an_inventory)
+        assert (answer.status_code, answer.json()["code"]) == (422, "SCHEMA"), answer.text

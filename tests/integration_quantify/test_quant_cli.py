@@ -93,6 +93,10 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     again = puhui("ingest", place, wuhan_file, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
                   "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-grid", ok=False, exit_code=2)
     assert "not an empty directory" in again.stderr
+    refused = puhui("ingest", place, wuhan_file, "--platform", "nowhere-platform", "--methodology", "HB-GT-METRO",
+                    "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-nowhere", ok=False)
+    assert "account nowhere-platform does not exist" in refused.stderr
+    assert not (tmp_path / "out-nowhere").exists()  # refused before a record was read
 
     account = json.loads(puhui("account", place, "p-alice", "--json", "--proof", "w2").stdout)
     assert account["total_g"] == 3000

@@ -16,7 +16,8 @@ from ledger.store import activities
 from quant_helpers import LIBRARY, jsonl, metro
 from quantify.ingest import ingest_jsonl
 from quantify.methodology import register_body
-from service.ingestion import BEIJING_OFFSET, ingest_against_log, ingest_and_submit
+from quantify.activity import BEIJING_OFFSET
+from service.ingestion import ingest_against_log, ingest_and_submit
 from service.methodologies import LoggedMethodologies, definition_from_log
 
 

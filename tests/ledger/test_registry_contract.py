@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from ledger import merkle
 from ledger.errors import Rejected, StorageError
 from ledger.note import Witness, parse_verifier_key, verify_checkpoint, verify_cosignatures
+from ledger.registry import sign_event
 from ledger.replay import replay
 from ledger.state import root_keys_from
 from keys import Ed25519Key
@@ -55,6 +56,39 @@ def test_tree_root_from_stored_nodes_equals_root_from_leaves(world):
         for index in (0, size - 1):
             assert merkle.verify_inclusion(hashes[index], index, size, reg.inclusion_proof(index, size), reg.root(size))
     assert merkle.verify_consistency(5, len(hashes), reg.root(5), reg.root(), reg.consistency_proof(5, len(hashes)))
+
+
+def test_a_proof_or_root_reads_its_nodes_in_one_query(world):
+    """As Go's sumdb/tlog: work out every node a proof needs, then one read (on PostgreSQL one
+    round trip, not one per node)."""
+    from sqlalchemy import event as sql_event
+    from ledger.merkle import leaf_hash, root_of_leaf_hashes, verify_consistency, verify_inclusion
+    reg = world.registry
+    size = reg.size
+    hashes = [leaf_hash(data) for _, data in reg.leaf_bytes()]
+    statements: list[str] = []
+    sql_event.listen(reg.store.engine, "before_cursor_execute",
+                     lambda conn, cursor, statement, *rest: statements.append(statement))
+
+    def reads(work):
+        reg.store._node_cache.clear()
+        reg.store._upper_nodes.clear()
+        statements.clear()
+        result = work()
+        return result, [s for s in statements if "tree_nodes" in s or "leaf_hash" in s]
+
+    for index in (0, 5, size - 1):
+        proof, sql = reads(lambda: reg.inclusion_proof(index, size))
+        assert len(sql) == 1 and verify_inclusion(hashes[index], index, size, proof, root_of_leaf_hashes(hashes))
+    for first in (1, 6, size - 1):
+        proof, sql = reads(lambda: reg.consistency_proof(first, size))
+        assert len(sql) == 1 and verify_consistency(first, size, root_of_leaf_hashes(hashes[:first]),
+                                                    root_of_leaf_hashes(hashes), proof)
+    root, sql = reads(lambda: reg.root(size))
+    assert len(sql) == 1 and root == root_of_leaf_hashes(hashes)
+    statements.clear()
+    assert reg.inclusion_proof(3, size) == reg.inclusion_proof(3, size) and not [
+        s for s in statements if "tree_nodes" in s or "leaf_hash" in s][1:]  # the second one is served from memory
 
 
 def test_events_table_refuses_update_and_delete_in_the_database(world):
@@ -116,6 +150,62 @@ def test_malformed_events_are_refused_alone_and_alike_on_every_backend(world):
     assert [getattr(r, "code", None) for r in results] == ["SCHEMA", None, "SCHEMA", "SCHEMA", "SCHEMA", None]
     assert "U+0000" in results[2].message
     assert world.reopen().size == size + 2
+
+
+def test_a_fault_while_judging_one_event_refuses_it_alone_without_reloading(world, monkeypatch, caplog):
+    """An unexpected exception before an event changes the State (checking, authenticating,
+    judging) is that event's SCHEMA refusal, logged with its traceback: the group's other events
+    commit and the State is not reloaded. A fault in apply still fails the group and reloads."""
+    import ledger.registry as registry_module
+    c, w = world.client, world
+    events = [c.signed(w.mall, "retirement", {"retirement_id": f"f-{i}", "account": "mall-co", "amount_g": 10,
+                                              "purpose": "voluntary", "beneficiary": "mall"}) for i in range(3)]
+    judge = registry_module.judge
+
+    def faulty_judge(state, event_type, body, key, **kwargs):
+        if body["retirement_id"] == "f-1":
+            raise TypeError("a bug this event's content triggers")
+        return judge(state, event_type, body, key, **kwargs)
+
+    monkeypatch.setattr(registry_module, "judge", faulty_judge)
+    loads = []
+    monkeypatch.setattr(w.registry, "_load", lambda: loads.append(1))
+    size = w.registry.size
+    results = w.registry.append_many([(e, None) for e in events])
+    assert [getattr(r, "code", None) for r in results] == [None, "SCHEMA", None]
+    assert "TypeError" in results[1].message and "cannot succeed" in results[1].message
+    assert loads == [] and w.registry.size == size + 2
+    assert "could not be judged" in caplog.text and "a bug this event's content triggers" in caplog.text
+    monkeypatch.undo()
+    assert world.reopen().size == size + 2
+
+    def faulty_apply(*args, **kwargs):
+        raise RuntimeError("apply broke")
+
+    monkeypatch.setattr(registry_module, "apply", faulty_apply)
+    event = c.signed(w.mall, "retirement", {"retirement_id": "f-3", "account": "mall-co", "amount_g": 10,
+                                            "purpose": "voluntary", "beneficiary": "mall"})
+    with pytest.raises(RuntimeError, match="apply broke"):
+        w.registry.append_many([(event, None)])
+    assert w.registry.size == size + 2
+
+
+def test_the_signer_is_authenticated_before_any_record_is_looked_at(world, monkeypatch):
+    import ledger.registry as registry_module
+    c, w = world.client, world
+    looked_at = []
+    check_value = registry_module.check_value
+    monkeypatch.setattr(registry_module, "check_value", lambda value: (looked_at.append(value), check_value(value)))
+    stranger = Ed25519Key.from_label("puhui-test/stranger")
+    event = sign_event(stranger, w.registry.origin, "activity.batch", {
+        "batch_id": "b-stranger", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO",
+        "methodology_version": 1, "period_start": "2026-01-01", "period_end": "2026-01-31", "count": 50, "total_g": 50,
+        "root": "ab" * 32, "request_id": "r-stranger"})
+    records = [{"never": "looked at"}] * 50
+    with pytest.raises(Rejected) as info:
+        w.registry.append(event, records)
+    assert info.value.code == "KEY_UNKNOWN"
+    assert looked_at == [event]
 
 
 def test_checkpoints_are_consistent_and_cosigned_by_witnesses(world):

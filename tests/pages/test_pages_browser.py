@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # served_registry, shared with the API tests
 from served_registry import Cast, Served, init_registry_dir  # noqa: E402
 
-from api.client import RegistryClient  # noqa: E402
+from service.client import RegistryClient  # noqa: E402
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "

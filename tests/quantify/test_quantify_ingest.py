@@ -3,6 +3,7 @@ independent RFC 9162 computation reproduces, daily caps held across platforms.""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 
@@ -268,3 +269,13 @@ def test_worker_processes_write_the_same_bytes(tmp_path, metro, make_metro_recor
     for one, other in zip(in_process.batches, in_workers.batches):
         assert one.path.read_bytes() == other.path.read_bytes()
     assert in_process.rejections_path.read_bytes() == in_workers.rejections_path.read_bytes()
+
+
+@given(st.dates(min_value=dt.date(1970, 1, 2), max_value=dt.date(9998, 12, 30)))
+def test_a_beijing_day_begins_at_its_midnight_in_utc(day):
+    from quantify.activity import beijing_day, beijing_midnight_utc
+    start = beijing_midnight_utc(day.isoformat())
+    assert beijing_day(start) == day.isoformat()
+    before = (dt.datetime.strptime(start, "%Y-%m-%dT%H:%M:%S.%fZ") - dt.timedelta(microseconds=1))
+    assert beijing_day(f"{before:%Y-%m-%dT%H:%M:%S.%f}Z") == (day - dt.timedelta(days=1)).isoformat()
+    assert beijing_midnight_utc(day.isoformat(), days=1) == beijing_midnight_utc((day + dt.timedelta(days=1)).isoformat())

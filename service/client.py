@@ -1,6 +1,6 @@
 """A small Python client: sign events with a key from keys/, submit them, prove every answer.
 
-    from api.client import RegistryClient
+    from service.client import RegistryClient
     client = RegistryClient("http://127.0.0.1:8000", trust="trust.json")
     key = RegistryClient.load_signer("keys/wuhan-platform.key")      # passphrase: PUHUI_KEY_PASSPHRASE
     accepted = client.submit(key, "retirement", {"retirement_id": "ret-7", "account": "wuhan-platform",
@@ -24,13 +24,13 @@ from typing import Any, Iterable, Sequence
 
 import httpx
 
-from api.bodies import MAX_BATCH_EVENTS
 from keys import Ed25519Key, Signer, load_key, passphrase_from_env_or_prompt
 from ledger import merkle
 from ledger.canonical import jcs
 from ledger.note import Checkpoint, parse_verifier_key, verify_checkpoint
 from ledger.receipts import ReceiptInvalid, verify_receipt
 from ledger.registry import sign_event
+from ledger.schema import MAX_BATCH_EVENTS
 from ledger.rules import batch_commitment
 
 

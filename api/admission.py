@@ -1,0 +1,50 @@
+"""What the HTTP front decides before the writer sees a submission: its shape (SCHEMA), and for an
+activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed.
+So a malformed or unsigned request costs the writer nothing; the writer checks everything again
+(ledger.registry.Registry), and its word is final."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ledger.canonical import check_value
+from ledger.errors import Rejected
+from ledger.queries import Queries
+from ledger.registry import LogReader
+from ledger.rules import verify_signer
+from ledger.schema import check_submission
+from ledger.state import Key, root_keys_from
+
+log = logging.getLogger(__name__)
+
+
+def schema_refusal(event: Any) -> Rejected | None:
+    """Why this submission cannot be an event (SCHEMA or ENCODING), or None: the body-only checks."""
+    try:
+        check_value(event)
+        check_submission(event)
+    except Rejected as rejection:
+        return rejection
+    except Exception as exc:  # noqa: BLE001 - a fault of ours; the writer would refuse it alone too
+        log.exception("a submission could not be checked; it is refused (SCHEMA)")
+        return Rejected("SCHEMA", f"this event could not be checked ({type(exc).__name__}); it was refused and "
+                                  f"nothing was written: sending it again unchanged cannot succeed")
+    return None
+
+
+class Signers:
+    """The signing keys as committed: root keys from the trust anchors, registered keys read from
+    the database at each call, so that a key registered a moment ago signs at once and a revoked
+    one stops at once (one primary-key read; uploads are few and large)."""
+
+    def __init__(self, log_reader: LogReader, queries: Queries):
+        self._root_keys = root_keys_from(log_reader.meta["root_keys"])
+        self._origin = log_reader.origin
+        self._queries = queries
+
+    def authenticate(self, event: Any) -> Key:
+        """The signer of a submission that schema_refusal passed: known, active, signature valid."""
+        event_type, body, auth = check_submission(event)
+        key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
+        return verify_signer(key, self._origin, event_type, body, auth)

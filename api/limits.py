@@ -1,0 +1,271 @@
+"""The front's limits on what clients may make it do: read timeouts, concurrent requests per
+connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/api.md).
+
+- Header timeout: a connection must finish each request's headers within `header_timeout_s` of
+  opening or of its request's first byte (HeaderDeadlineProtocol, uvicorn's httptools protocol
+  with a timer), else it is closed: half-sent requests cannot hold sockets for ever.
+- Body timeout: a request's body must arrive whole within `body_timeout_s` (Guard wraps `receive`
+  with a deadline); else 408 TIMEOUT and the connection is closed.
+- Concurrency: at most `max_requests_per_source` requests in flight from one client address
+  (Guard); beyond, 429 at once.
+- Writes: a token bucket per signing key (`key_events_per_s`, `key_burst_events`), charged per
+  event, not per address: platforms share addresses behind NAT. A key is charged to its own
+  bucket once the writer has accepted (or judged by the rules) an event it signed; until then its
+  events are unauthenticated work.
+- A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
+  work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
+  1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
+  an export or an ingestion EXPENSIVE_READ_UNITS.
+Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
+The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
+events/s from 32 clients, 7,000 events/s in batches of 1,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import os
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.errors import ApiError, json_bytes
+
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
+ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
+MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
+# Refusals that say nothing of whether the key signs: the key is not (or no longer) authenticated.
+_UNAUTHENTICATED_CODES = frozenset(("KEY_UNKNOWN", "KEY_REVOKED"))
+# Refusals decided before the signature is checked, or of a signature: they teach nothing either way.
+_UNJUDGED_CODES = frozenset(("ENCODING", "SCHEMA", "SIGNATURE"))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every limit of the front; `puhui serve` options, else PUHUI_<NAME> variables, else these."""
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = 120.0          # 64 MiB at 0.5 MiB/s
+    max_requests_per_source: int = 256
+    key_events_per_s: float = 10_000.0
+    key_burst_events: int = 20_000         # a key may send 20 full batches at once
+    budget_units_per_s: float = 2_000.0
+    budget_burst_units: int = 4_000        # the dearest request (DEAREST_UNITS) fits at least once
+    max_concurrent_eligibility: int = 2    # checks run on the writer's thread, between groups
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            if not getattr(self, field.name) > 0:
+                raise ValueError(f"{field.name} must be above 0, got {getattr(self, field.name)}")
+        if self.budget_burst_units < DEAREST_UNITS:
+            raise ValueError(f"budget_burst_units must hold the dearest request: {DEAREST_UNITS} units")
+        if self.key_burst_events < 1_000:
+            raise ValueError("key_burst_events must hold a whole batch: 1,000 events")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **given: Any) -> "Limits":
+        """Limits from the options given (None: not given), else PUHUI_<NAME>, else the defaults."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            value = given.get(field.name)
+            variable = f"PUHUI_{field.name.upper()}"
+            if value is None and environ.get(variable):
+                kind = float if field.type == "float" else int
+                try:
+                    value = kind(environ[variable])
+                except ValueError:
+                    raise ValueError(f"{variable}={environ[variable]!r} is not a number") from None
+            if value is not None:
+                values[field.name] = value
+        return cls(**values)
+
+
+def eligibility_units(body_bytes: int) -> int:
+    return 1 + body_bytes // ELIGIBILITY_BYTES_PER_UNIT
+
+
+# An offset-eligibility check's body is at most 1 MiB (api.bodies.MAX_EVENT_BYTES), but 1,000 ids
+# of 128 characters: the dearest request an honest client makes.
+DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 100))
+
+
+class TokenBucket:
+    """`rate_per_s` tokens a second, at most `capacity` saved up."""
+    __slots__ = ("rate_per_s", "capacity", "tokens", "updated")
+
+    def __init__(self, rate_per_s: float, capacity: float):
+        self.rate_per_s, self.capacity = rate_per_s, capacity
+        self.tokens, self.updated = capacity, time.monotonic()
+
+    def take(self, amount: float, now: float) -> float:
+        """Take `amount` tokens and return 0, or take none and return the seconds until there are enough."""
+        if now > self.updated:
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate_per_s)
+            self.updated = now
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return 0.0
+        return (amount - self.tokens) / self.rate_per_s
+
+
+def rate_limited(wait_s: float, what: str) -> ApiError:
+    seconds = max(1, math.ceil(wait_s))
+    return ApiError(429, "RATE_LIMITED", f"{what}: try again in {seconds} s", retry_after_s=seconds)
+
+
+class RateLimits:
+    """The token buckets: one per signing key, and the global budget. One event loop uses them."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._keys: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
+        self._authenticated: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._budget = TokenBucket(limits.budget_units_per_s, limits.budget_burst_units)
+        self.eligibility_slots = asyncio.Semaphore(limits.max_concurrent_eligibility)
+
+    def charge_writes(self, events_by_key: Mapping[str, int]) -> None:
+        """Charge each key's events to its bucket (if it has authenticated) or to the global budget;
+        all or nothing: RATE_LIMITED when any bucket falls short."""
+        now = time.monotonic()
+        unauthenticated = sum(n for key, n in events_by_key.items() if key not in self._authenticated)
+        if unauthenticated:
+            wait_s = self._budget.take(unauthenticated, now)
+            if wait_s:
+                raise rate_limited(wait_s, "too many events from keys not yet seen to sign")
+        for key_id, events in events_by_key.items():
+            if key_id in self._authenticated:
+                wait_s = self._bucket(key_id).take(events, now)
+                if wait_s:
+                    raise rate_limited(wait_s, f"key {key_id:.64} is sending events faster than "
+                                               f"{self.limits.key_events_per_s:g} a second")
+
+    def charge_work(self, units: int, what: str) -> None:
+        """Charge unauthenticated or expensive work to the global budget."""
+        wait_s = self._budget.take(units, time.monotonic())
+        if wait_s:
+            raise rate_limited(wait_s, f"the registry is busy with {what}")
+
+    def learn(self, key_id: str, code: str | None) -> None:
+        """What the writer's answer to an event signed (by its claim) with key_id teaches: code is
+        the refusal's (None when accepted)."""
+        if code is None or code not in _UNJUDGED_CODES | _UNAUTHENTICATED_CODES:
+            self._authenticated[key_id] = None
+            self._authenticated.move_to_end(key_id)
+            if len(self._authenticated) > MAX_TRACKED_KEYS:
+                self._authenticated.popitem(last=False)
+        elif code in _UNAUTHENTICATED_CODES:
+            self._authenticated.pop(key_id, None)
+
+    def _bucket(self, key_id: str) -> TokenBucket:
+        bucket = self._keys.get(key_id)
+        if bucket is None:
+            bucket = self._keys[key_id] = TokenBucket(self.limits.key_events_per_s, self.limits.key_burst_events)
+            if len(self._keys) > MAX_TRACKED_KEYS:
+                self._keys.popitem(last=False)
+        else:
+            self._keys.move_to_end(key_id)
+        return bucket
+
+
+class Guard:
+    """ASGI wrapper: concurrent requests per client address, and a deadline on each request's body."""
+
+    def __init__(self, app: ASGIApp, limits: Limits):
+        self.app, self.limits = app, limits
+        self._in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        source = client[0] if client else ""
+        in_flight = self._in_flight.get(source, 0)
+        if in_flight >= self.limits.max_requests_per_source:
+            error = rate_limited(1, f"more than {self.limits.max_requests_per_source} requests in flight from "
+                                    f"{source or 'this client'}")
+            await send_problem(send, error)
+            return
+        self._in_flight[source] = in_flight + 1
+        try:
+            await self.app(scope, _body_by_deadline(receive, self.limits.body_timeout_s), send)
+        finally:
+            left = self._in_flight[source] - 1
+            if left:
+                self._in_flight[source] = left
+            else:
+                del self._in_flight[source]
+
+
+def _body_by_deadline(receive: Receive, timeout_s: float) -> Receive:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    body_done = False
+
+    async def receive_by_deadline() -> Message:
+        nonlocal body_done
+        if body_done:  # after the body: only a disconnect can come, whenever it comes
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise ApiError(408, "TIMEOUT", f"the request's body did not arrive within {timeout_s:g} s") from None
+        body_done = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+    return receive_by_deadline
+
+
+async def send_problem(send: Send, error: ApiError) -> None:
+    body = json_bytes({"code": error.code, "message": error.message})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing a connection whose request headers are not complete
+    within `header_timeout_s` of the connection opening or of the request's first byte."""
+
+    header_timeout_s = DEFAULT_HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def header_deadline_protocol(timeout_s: float) -> type[HeaderDeadlineProtocol]:
+    """The protocol class for uvicorn's `http` option, with this header timeout."""
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout_s": timeout_s})

@@ -1,0 +1,80 @@
+"""One operation of an operator, from the command line: look at the log through its target
+(cli.target), say so and sign nothing when the operation holds already, else sign it with the key
+file given and deliver it.
+
+What the log holds and the event could not change (a key id registered with other roles, an
+account open with other fields) is refused here with the code the registry would give, before
+anything is signed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from cli.target import Delivered, LoggedAccount, SignerKey, Target
+from ledger.errors import Rejected
+
+
+class Held(NamedTuple):
+    """The operation holds in the log already: nothing was signed."""
+    message: str
+
+
+def send(target: Target, signer: SignerKey, event_type: str, body: dict[str, Any]) -> Delivered | Held:
+    """Held if the log holds what the event asks for already, else the signed event delivered."""
+    held = already_holds(target, event_type, body)
+    if held is not None:
+        return Held(held)
+    return target.deliver(target.sign(signer.key(), event_type, body))
+
+
+def _roles(roles: frozenset[str] | list[str]) -> str:
+    return f"roles {', '.join(sorted(roles))}" if roles else "no role"
+
+
+def already_holds(target: Target, event_type: str, body: dict[str, Any]) -> str | None:
+    """What holds already, as a line for a person; None when the event would change the log (or the
+    target cannot read it: --sign-only alone)."""
+    if not target.readable:
+        return None
+    if event_type == "key.register":
+        key_id = body["key_id"]
+        key = target.key(key_id)
+        if key is None:
+            return None
+        if not key.revoked and key.roles == frozenset(body["roles"]):
+            return f"key {key_id} is registered already with {_roles(key.roles)}"
+        was = "was registered, then revoked" if key.revoked else f"is registered with {_roles(key.roles)}"
+        raise Rejected("DUPLICATE_ID", f"key {key_id} {was}; a key id is registered once: make a new key "
+                                       f"(`puhui keys new`) for {_roles(body['roles'])}")
+    if event_type == "key.revoke":
+        key = target.key(body["key_id"])
+        return None if key is None or not key.revoked else f"key {body['key_id']} is revoked already"
+    if event_type == "account.open":
+        account = target.account(body["account_id"])
+        if account is None:
+            return None
+        wanted = LoggedAccount(body["account_id"], body["kind"], body["name"], body["region"], body["platform"],
+                               frozenset(body["controllers"]))
+        if account == wanted:
+            return f"account {account.account_id} is open already with these controllers"
+        raise Rejected("DUPLICATE_ID", f"account {account.account_id} is open already, otherwise: {account.kind} "
+                                       f"{account.name!r}, region {account.region}, platform {account.platform}, "
+                                       f"controllers {', '.join(sorted(account.controllers))}; `puhui accounts "
+                                       f"controllers` changes who controls it")
+    if event_type == "account.controllers":
+        account = target.account(body["account_id"])
+        if account is not None and account.controllers == frozenset(body["controllers"]):
+            return f"account {account.account_id} has these controllers already"
+        return None
+    if event_type == "methodology.register":
+        methodology = target.methodology(body["methodology_id"])
+        if methodology is not None and body["version"] in methodology.versions:
+            return f"methodology {body['methodology_id']} v{body['version']} is registered already"
+        return None
+    if event_type == "methodology.eligibility":
+        methodology = target.methodology(body["methodology_id"])
+        if methodology is not None and methodology.offset_eligible == body["offset_eligible"]:
+            return f"{body['methodology_id']}: offset eligible {'on' if body['offset_eligible'] else 'off'} already"
+        return None
+    return None

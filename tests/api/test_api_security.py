@@ -1,0 +1,288 @@
+"""A hostile client against `puhui serve` (a real process on 127.0.0.1, every wait bounded): what
+is decided in the front before the writer sees it, what authenticates before it costs, the limits
+and rate limits, and floods of requests nobody signed (docs/operations.md, "Limits")."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from service.client import RegistryClient
+from api.limits import DEAREST_UNITS
+from keys import Ed25519Key
+from ledger.registry import sign_event
+from served_registry import Cast, Served, init_registry_dir
+
+TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    served = Served(init_registry_dir(tmp_path_factory.mktemp("security") / "registry")).start()
+    try:
+        client = RegistryClient(served.url, trust=served.trust())
+        cast = Cast(client)
+        cast.register(cast.wuhan, ["platform"])
+        cast.open("wuhan-platform", "platform", [cast.wuhan])
+        cast.methodology()
+        yield served
+    finally:
+        served.stop()
+
+
+@pytest.fixture
+def http(served):
+    with httpx.Client(base_url=served.url, timeout=TIMEOUT_S) as http:
+        yield http
+
+
+def writer_events(http: httpx.Client) -> int:
+    """Events the writer has been handed since the server started (accepted or refused)."""
+    return http.get("/v1/status").json()["sequencer"]["events"]
+
+
+def honest_event(served: Served, tag: str) -> dict:
+    cast = Cast(RegistryClient(served.url, trust=served.trust()))
+    return sign_event(cast.admin.signer, served.trust()["origin"], "account.open", {
+        "account_id": f"acct-{tag}", "kind": "compliance_entity", "name": f"acct-{tag}", "region": "420100",
+        "controllers": [cast.wuhan.key_id], "platform": None, "request_id": f"req-{tag}"})
+
+
+# -- finding 1: malformed events are answered in the front --------------------------------------
+
+@pytest.mark.parametrize("bad_type", [{}, [], 7, None, "no.such.type"])
+def test_a_malformed_event_is_422_schema_in_the_front(served, http, bad_type):
+    event = {**honest_event(served, "x"), "type": bad_type}
+    before = writer_events(http)
+    answer = http.post("/v1/events", content=json.dumps(event))
+    assert answer.status_code == 422 and answer.json()["code"] == "SCHEMA", answer.text
+    assert writer_events(http) == before, "a malformed event reached the writer"
+
+
+def test_a_malformed_event_in_a_batch_is_refused_alone(served, http):
+    good = [honest_event(served, f"batch-{i}") for i in range(2)]
+    events = [good[0], {**good[0], "type": {}}, {**good[1], "body": []}, good[1]]
+    before = writer_events(http)
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [201, 422, 422, 201]
+    assert [r.get("code") for r in results] == [None, "SCHEMA", "SCHEMA", None]
+    assert results[3]["seq"] == results[0]["seq"] + 1
+    assert writer_events(http) == before + 2, "only the sound events go to the writer"
+
+
+# -- findings 5 and 8: what can never succeed is 422, never "send it again" --------------------
+
+def test_a_nul_request_id_and_a_huge_integer_are_422_schema(served, http):
+    event = honest_event(served, "nul")
+    nul = {**event, "body": {**event["body"], "request_id": "a\u0000b"}}
+    huge = json.dumps(event).replace('"region": "420100"', '"region": ' + "9" * 5000).encode()
+    for body in (json.dumps(nul).encode(), huge):
+        answer = http.post("/v1/events", content=body)
+        assert (answer.status_code, answer.json()["code"]) == (422, "SCHEMA"), answer.text[:300]
+    upload = _upload(served, Cast(RegistryClient(served.url, trust=served.trust())).wuhan.signer, 2)
+    answer = http.post("/v1/activity-batches", content=upload.replace(b'"reduction_g": 1', b'"reduction_g": ' + b"9" * 5000, 1),
+                       headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 422 and answer.json()["code"] in ("SCHEMA", "BATCH"), answer.text[:300]
+
+
+# -- finding 4: an upload's signer is checked before its records --------------------------------
+
+def _upload(served: Served, signer, records: int) -> bytes:
+    event = sign_event(signer, served.trust()["origin"], "activity.batch", {
+        "batch_id": "b-upload", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO",
+        "methodology_version": 1, "period_start": "2026-01-01", "period_end": "2026-01-31", "count": records,
+        "total_g": records, "root": "ab" * 32, "request_id": f"up-{records}"})
+    line = json.dumps({"activity_id": "a" * 100, "subject": "s" * 100, "occurred_at": "2026-01-02T00:00:00Z",
+                       "inputs": {"km": "1"}, "reduction_g": 1, "fingerprint": "ab" * 32}).encode()
+    return json.dumps(event).encode() + b"\n" + b"\n".join([line] * records) + b"\n"
+
+
+@pytest.mark.parametrize("signer_kind", ["unknown", "forged"])
+def test_an_upload_nobody_may_sign_is_refused_before_its_records_are_read(served, http, signer_kind):
+    stranger = Ed25519Key.from_label("puhui-test/stranger")
+    data = _upload(served, stranger, 100_000)  # about 30 MB of records
+    if signer_kind == "forged":  # a registered key's id over a signature it did not make
+        wuhan = Cast(RegistryClient(served.url, trust=served.trust())).wuhan
+        first, rest = data.split(b"\n", 1)
+        event = json.loads(first)
+        event["auth"]["key"] = wuhan.key_id
+        data = json.dumps(event).encode() + b"\n" + rest
+    before = writer_events(http)
+    answer = http.post("/v1/activity-batches", content=data, headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["code"] == ("KEY_UNKNOWN" if signer_kind == "unknown" else "SIGNATURE")
+    assert writer_events(http) == before, "an unauthenticated upload reached the writer"
+
+
+# -- finding 8: a body that is no inventory -----------------------------------------------------
+
+def test_a_claim_page_asked_with_a_null_inventory_is_422(http):
+    answer = http.post("/v1/claims/claim-none/page", content=b"null")
+    assert (answer.status_code, answer.json()["code"]) == (422, "SCHEMA"), answer.text
+
+
+# -- finding 9: timeouts, concurrency per source, rate limits -----------------------------------
+
+TIGHT = {"PUHUI_KEY_PASSPHRASE": "puhui api tests", "PUHUI_HEADER_TIMEOUT_S": "1", "PUHUI_BODY_TIMEOUT_S": "1",
+         "PUHUI_MAX_REQUESTS_PER_SOURCE": "6", "PUHUI_KEY_EVENTS_PER_S": "1", "PUHUI_KEY_BURST_EVENTS": "1000",
+         "PUHUI_BUDGET_UNITS_PER_S": "1", "PUHUI_BUDGET_BURST_UNITS": str(DEAREST_UNITS)}
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory):
+    """A server with small limits, so that a test reaches each in a moment."""
+    served = Served(init_registry_dir(tmp_path_factory.mktemp("tight") / "registry")).start(env=TIGHT)
+    try:
+        cast = Cast(RegistryClient(served.url, trust=served.trust()))
+        cast.register(cast.wuhan, ["platform"])
+        yield served
+    finally:
+        served.stop()
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    sock.settimeout(within_s)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except (TimeoutError, socket.timeout):
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_half_sent_headers_and_silent_connections_are_closed(tight):
+    sockets = []
+    for i in range(20):
+        sock = socket.create_connection(("127.0.0.1", tight.port), timeout=5)
+        if i % 2:
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        sockets.append(sock)
+    started = time.monotonic()
+    try:
+        assert all(_closed_by_server(sock, 10) for sock in sockets)
+        assert time.monotonic() - started < 8
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(tight):
+    with socket.create_connection(("127.0.0.1", tight.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"type\": ")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["code"] == "TIMEOUT"
+
+
+def test_requests_in_flight_from_one_source_are_bounded(tight):
+    held = []
+    try:
+        for _ in range(6):  # each holds its request open until its body times out
+            sock = socket.create_connection(("127.0.0.1", tight.port), timeout=10)
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+            held.append(sock)
+        time.sleep(0.3)
+        answer = httpx.get(tight.url + "/v1/trust", timeout=10)
+        assert answer.status_code == 429 and answer.json()["code"] == "RATE_LIMITED"
+        assert int(answer.headers["retry-after"]) >= 1
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while httpx.get(tight.url + "/v1/trust", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the slots were not given back"
+        time.sleep(0.1)
+
+
+def _retirements(signer, origin: str, tag: str, count: int) -> list[dict]:
+    return [sign_event(signer, origin, "retirement", {
+        "retirement_id": f"r-{tag}-{i}", "account": "no-such-account", "amount_g": 1, "purpose": "voluntary",
+        "beneficiary": "b", "request_id": f"q-{tag}-{i}"}) for i in range(count)]
+
+
+def test_writes_are_rate_limited_per_signing_key_not_per_address(tight):
+    cast = Cast(RegistryClient(tight.url, trust=tight.trust()))
+    origin = tight.trust()["origin"]
+    with httpx.Client(base_url=tight.url, timeout=TIMEOUT_S) as http:
+        # The admin key has signed (the cast's setup): its own bucket, 1,000 events at once.
+        burst = http.post("/v1/events:batch", content=json.dumps({"events": _retirements(cast.admin.signer, origin, "a", 1000)}))
+        assert burst.status_code == 200, burst.text
+        assert {r["code"] for r in burst.json()["results"]} == {"UNAUTHORIZED"}  # judged: the key signs
+        over = http.post("/v1/events", content=json.dumps(_retirements(cast.admin.signer, origin, "b", 1)[0]))
+        assert over.status_code == 429 and over.json()["code"] == "RATE_LIMITED", over.text
+        assert int(over.headers["retry-after"]) >= 1
+        # Another key from the same address is not held back.
+        other = http.post("/v1/events", content=json.dumps(_retirements(cast.wuhan.signer, origin, "c", 1)[0]))
+        assert other.status_code in (403, 409), other.text
+
+
+def test_unsigned_floods_and_expensive_reads_spend_a_global_budget(tight):
+    origin = tight.trust()["origin"]
+    with httpx.Client(base_url=tight.url, timeout=TIMEOUT_S) as http:
+        statuses = []
+        for n in range(DEAREST_UNITS // 500 + 1):  # keys nobody registered: unauthenticated work, 1 unit an event
+            stranger = Ed25519Key.from_label(f"puhui-test/flood-{n}")
+            answer = http.post("/v1/events:batch", content=json.dumps({"events": _retirements(stranger, origin, f"f{n}", 500)}))
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                assert {r["code"] for r in answer.json()["results"]} == {"KEY_UNKNOWN"}
+        assert statuses[:-1] == [200] * (DEAREST_UNITS // 500) and statuses[-1] == 429, statuses
+        check = {"entity": "e", "compliance_year": 2026, "allocation_g": 1, "retirements": [f"r{i}" for i in range(1000)]}
+        answer = http.post("/v1/offset-eligibility", content=json.dumps(check))
+        assert answer.status_code == 429 and int(answer.headers["retry-after"]) >= 1, answer.text
+
+
+def test_no_redirect_points_at_a_foreign_host(served, http):
+    for path in ("/v1/trust/", "/v1/accounts/x/", "/v1/checkpoint/", "/v1/log/"):
+        answer = http.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert not answer.is_redirect, (path, answer.headers)
+        assert "evil.example" not in answer.headers.get("location", "")
+
+
+def test_honest_writes_go_through_a_flood_nobody_signed(served):
+    """Malformed events and events of unknown keys from 4 threads while an honest client writes:
+    every honest event is accepted, and nothing is answered 5xx."""
+    origin = served.trust()["origin"]
+    stop = threading.Event()
+    flood_statuses: list[int] = []
+
+    def flood(n: int) -> None:
+        stranger = Ed25519Key.from_label(f"puhui-test/flooder-{n}")
+        with httpx.Client(base_url=served.url, timeout=TIMEOUT_S) as http:
+            i = 0
+            while not stop.is_set():
+                [event] = _retirements(stranger, origin, f"flood{n}-{i}", 1)
+                body = {**event, "type": {}} if i % 2 else event
+                flood_statuses.append(http.post("/v1/events", content=json.dumps(body)).status_code)
+                i += 1
+
+    flooders = [threading.Thread(target=flood, args=(n,)) for n in range(4)]
+    for thread in flooders:
+        thread.start()
+    try:
+        with httpx.Client(base_url=served.url, timeout=TIMEOUT_S) as http:
+            honest = [http.post("/v1/events", content=json.dumps(honest_event(served, f"honest-{i}"))).status_code
+                      for i in range(50)]
+    finally:
+        stop.set()
+        for thread in flooders:
+            thread.join(TIMEOUT_S)
+    assert honest == [201] * 50
+    assert flood_statuses and set(flood_statuses) <= {401, 422, 429}, set(flood_statuses)
