@@ -30,7 +30,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
-from api import models, quantification
+from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
@@ -397,6 +397,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             return json_response(await on_state(functools.partial(_eligibility, query)))
 
     quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
+    pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

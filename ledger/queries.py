@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle
 from ledger.projections import key_from_row
+from ledger.register_totals import RegisterTotals, RunningTotals
 from ledger.state import Key
 from ledger.store import (
     Store, accounts_projection, activities, batches_projection, claims_projection, events, issuances_projection,
@@ -29,6 +30,7 @@ from ledger.store import (
 MAX_PAGE_ITEMS = 1_000
 MAX_SCAN_ROWS = 20_000
 _SCAN_CHUNK = 500
+MAX_SERIAL_SCAN_ACCOUNTS = 200_000  # accounts read to find who holds one serial (no serial index yet)
 MAX_CACHED_BATCH_LEAVES = 2_000_000  # leaf hashes of recently proven batches kept in memory (32 B each)
 _IN_CHUNK = 500  # ids per SQL IN (...)
 
@@ -112,10 +114,21 @@ def _sources(index: IssuanceIndex, ranges: list[list[int]]) -> list[dict[str, An
     return list(by_issuance.values())
 
 
+@dataclass(frozen=True)
+class SerialHolding:
+    """Where one serial is: the issuance it comes from, and the account holding it in which state
+    (account None if no account among the first MAX_SERIAL_SCAN_ACCOUNTS holds it)."""
+    serial: int
+    issuance: IssuanceSpan
+    account: str | None
+    state: str | None  # active, retired or cancelled
+
+
 class Queries:
     def __init__(self, store: Store):
         self.store = store
         self._issuances = IssuanceIndex()
+        self._totals = RunningTotals(store)
         self._batch_leaves: collections.OrderedDict[str, merkle.MemoryNodes] = collections.OrderedDict()
         self._batch_lock = threading.Lock()
 
@@ -124,6 +137,26 @@ class Queries:
     def leaves(self, start: int, limit: int) -> list[bytes]:
         with self.store.engine.connect() as conn:
             return [data for _, data in self.store.leaves(conn, start, start + limit)]
+
+    def event_time(self, seq: int) -> str | None:
+        """The registry time of the event at seq (None if not committed)."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(select(events.c.time).where(events.c.seq == seq)).scalar()
+
+    def first_seq_at(self, time: str) -> int:
+        """The first seq whose registry time is at or after `time` (a spec time or a prefix of one,
+        such as a date: fixed-width UTC texts order as their instants), or the log's size if none.
+        The log's times never decrease (spec section 2): a binary search over seq, O(log size) key
+        lookups."""
+        with self.store.engine.connect() as conn:
+            low, high = 0, self.store.size(conn)
+            while low < high:
+                middle = (low + high) // 2
+                if conn.execute(select(events.c.time).where(events.c.seq == middle)).scalar_one() < time:
+                    low = middle + 1
+                else:
+                    high = middle
+        return low
 
     def key_register_seq(self, key_id: str) -> int | None:
         """The seq of the key.register event of a registered key (None for root or unknown keys)."""
@@ -169,6 +202,32 @@ class Queries:
                 entry[f"{state}_g"] += source["amount_g"]
                 entry["serials"][state] = source["serials"]
         return {"account_id": account_id, "issuances": list(by_issuance.values())}
+
+    def serial(self, serial: int) -> SerialHolding | None:
+        """The issuance of a serial and its holder, or None for a serial not issued. The holder is
+        found by reading the accounts (O(accounts), at most MAX_SERIAL_SCAN_ACCOUNTS of them)."""
+        t = accounts_projection
+        with self.store.engine.connect() as conn:
+            self._issuances.refresh(conn)
+            spans = [span for span, _, _ in self._issuances.split(serial, serial + 1)]
+            if not spans:
+                return None
+            rows = conn.execute(select(t.c.account_id, t.c.data).order_by(t.c.account_id)
+                                .limit(MAX_SERIAL_SCAN_ACCOUNTS))
+            for account_id, data in rows:
+                d = json.loads(data)
+                for state in ("active", "retired", "cancelled"):
+                    if _holds(d[state], serial):
+                        return SerialHolding(serial, spans[0], account_id, state)
+        return SerialHolding(serial, spans[0], None, None)
+
+    # -- aggregates ------------------------------------------------------------------------------
+
+    def totals(self) -> RegisterTotals:
+        """Issued (by methodology), active, retired (by purpose) and cancelled grams and the flow by
+        month, of the committed log: refreshed by the events committed since the last call
+        (ledger.register_totals)."""
+        return self._totals.read()
 
     # -- lists -----------------------------------------------------------------------------------
 
@@ -219,6 +278,20 @@ class Queries:
     def claim(self, claim_id: str) -> dict[str, Any] | None:
         """One claim as the claims list shows it: its body's fields, seq and the time of its event."""
         return self._one(claims_projection, claim_id, lambda _, d: _claim_json(d))
+
+    def retirements_by_id(self, retirement_ids: list[str]) -> list[dict[str, Any]]:
+        """These retirements in this order (unknown ids left out), as the retirements list shows them."""
+        t = retirements_projection
+        found: dict[str, dict[str, Any]] = {}
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(retirement_ids), _IN_CHUNK):
+                found.update((row.retirement_id, {**json.loads(row.data), "seq": row.seq, "time": row.time})
+                             for row in conn.execute(select(t.c.retirement_id, t.c.seq, t.c.data, events.c.time)
+                                                     .join(events, events.c.seq == t.c.seq)
+                                                     .where(t.c.retirement_id.in_(retirement_ids[i:i + _IN_CHUNK]))))
+            self._issuances.refresh(conn)  # after the rows: covers every issuance their serials come from
+        return [{**found[r], "sources": _sources(self._issuances, found[r]["serials"])}
+                for r in retirement_ids if r in found]
 
     def retirement_seqs(self, retirement_ids: Iterable[str]) -> dict[str, int]:
         """The seq of each logged retirement among these ids (unknown ids are left out)."""
@@ -410,6 +483,12 @@ def _by_key(conn: Connection, table: Table, keys: Iterable[str], column: ColumnE
     for i in range(0, len(wanted), _IN_CHUNK):
         found.update(conn.execute(select(key_column, column).where(key_column.in_(wanted[i:i + _IN_CHUNK]))).all())
     return found
+
+
+def _holds(ranges: list[list[int]], serial: int) -> bool:
+    """Whether sorted, disjoint [start, end) ranges hold the serial."""
+    i = bisect.bisect_right(ranges, serial, key=lambda r: r[0]) - 1
+    return i >= 0 and ranges[i][0] <= serial < ranges[i][1]
 
 
 def _matching(**wanted: Any) -> Callable[[dict[str, Any]], bool]:

@@ -1,0 +1,66 @@
+"""The public pages in a real browser: `puhui serve` as a process on a small registry made through
+the API, each page shot by Debian's headless chromium at 1280 and 360 px into the test's tmp
+folder (skipped when chromium is not installed: `apt-get install -y chromium`; Chinese text needs
+a CJK font such as fonts-wqy-microhei)."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # served_registry, shared with the API tests
+from served_registry import Cast, Served, init_registry_dir  # noqa: E402
+
+from service.client import RegistryClient  # noqa: E402
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                "(apt-get install -y chromium): no screenshots of the pages")
+WIDTHS_PX = (1280, 360)
+PAGES = {"home": "/", "home-en": "/?lang=en", "issuances": "/issuances", "retirements": "/retirements",
+         "account": "/accounts/wuhan-platform", "methodology": "/methodologies/HB-GT-METRO", "serial": "/serials/1200000",
+         "not-found": "/claims/nope"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    directory = init_registry_dir(tmp_path_factory.mktemp("served") / "registry")
+    server = Served(directory).start()
+    try:
+        client = RegistryClient(server.url, trust=server.trust())
+        cast = Cast(client)
+        cast.register(cast.wuhan, ["platform"])
+        cast.open("wuhan-platform", "platform", [cast.wuhan])
+        cast.methodology()
+        cast.issue("iss-1", "wuhan-platform", 2_500_000)
+        for n, purpose in enumerate(("voluntary", "carbon_neutrality")):
+            client.submit(cast.wuhan.signer, "retirement", {
+                "retirement_id": f"ret-{n}", "account": "wuhan-platform", "amount_g": 600_000 * (n + 1),
+                "purpose": purpose, "beneficiary": f"公众 {n}"}, prove=False)
+        yield server
+    finally:
+        server.stop()
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", header[16:24])
+
+
+@pytest.mark.parametrize("width_px", WIDTHS_PX)
+def test_every_page_is_shot_at_desktop_and_phone_width(served, tmp_path, width_px):
+    assert CHROMIUM is not None
+    for name, path in PAGES.items():
+        shot = tmp_path / f"{name}-{width_px}.png"
+        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+                        f"--window-size={width_px},1400", f"--screenshot={shot}", served.url + path],
+                       check=True, capture_output=True, timeout=120)
+        assert png_size(shot)[0] == width_px, name
