@@ -15,7 +15,8 @@ from typing import Any
 
 from ledger.errors import Rejected
 from ledger.rules import _retirements_for_use, _spend, judge, offset_cap_g, offset_refusal
-from ledger.schema import check_body, fields, identifier, integer, list_of, year
+from ledger.field_checks import fields, identifier, integer, list_of, year
+from ledger.schema import check_body
 from ledger.state import Account, MemoryActivityIndex, Key, Retirement, State
 
 # Not 16 hex characters, so it can be no registered key, root key or request signer.

@@ -16,7 +16,7 @@ from nacl.exceptions import BadSignatureError
 from ledger.canonical import jcs
 from ledger.errors import Rejected
 from ledger.merkle import leaf_hash, root_of_leaf_hashes
-from ledger.schema import IDENT, HEX64, TIME
+from ledger.field_checks import HEX64, IDENT, TIME
 from ledger.serials import is_merged, total
 from ledger.state import (
     Account, ActivityIndex, ActivityRecord, Batch, Claim, Issuance, Key, Methodology, Retirement,

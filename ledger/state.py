@@ -14,7 +14,7 @@ from typing import Any, Iterable, Protocol
 
 from nacl.signing import VerifyKey
 
-from ledger.schema import key_id_of
+from ledger.field_checks import key_id_of
 from ledger.serials import SerialSet
 
 
