@@ -1,8 +1,8 @@
 """The field checks event bodies are built from (spec section 6): patterns, choices, limits.
 
 Every check needs its value alone (no state), so every failure is `SCHEMA`. The registry's own
-limits (string lengths, list sizes) are stricter than the spec and are marked as such. Apart from
-the bodies (ledger/schema.py), so that the bodies can move to their event types without a cycle.
+limits (string lengths, list sizes) are stricter than the spec and are marked as such. Each event
+type (ledger/events/) composes its body from these; ledger/schema.py dispatches on the type.
 """
 
 from __future__ import annotations
