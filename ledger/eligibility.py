@@ -14,8 +14,11 @@ import secrets
 from typing import Any
 
 from ledger.errors import Rejected
-from ledger.rules import _retirements_for_use, _spend, judge, offset_cap_g, offset_refusal
-from ledger.schema import check_body, fields, identifier, integer, list_of, year
+from ledger.events.claims import offset_cap_g, offset_refusal, retirements_for_use
+from ledger.events.credits import spend
+from ledger.field_checks import fields, identifier, integer, list_of, year
+from ledger.rules import judge
+from ledger.schema import check_body
 from ledger.state import Account, MemoryActivityIndex, Key, Retirement, State
 
 # Not 16 hex characters, so it can be no registered key, root key or request signer.
@@ -27,7 +30,7 @@ _BY_RETIREMENTS = fields({"entity": identifier, "compliance_year": year, "alloca
 _BY_AMOUNT = fields({"entity": identifier, "compliance_year": year, "allocation_g": integer(0), "amount_g": integer(1)})
 
 
-# -- public wrappers of the private rule functions this module reuses (never rewritten here) ----
+# -- the rule functions this module reuses (never rewritten here), by the question asked --------
 
 def retirement_refusal(state: State, retirement_id: str, entity: str, compliance_year: int) -> Rejected | None:
     """Why one retirement may not be surrendered by `entity` for `compliance_year`, or None.
@@ -36,7 +39,7 @@ def retirement_refusal(state: State, retirement_id: str, entity: str, compliance
     retirements; OFFSET_INELIGIBLE from `offset_refusal`.
     """
     try:
-        [retirement] = _retirements_for_use(state, {"retirements": [retirement_id]}, "ets_offset", entity)
+        [retirement] = retirements_for_use(state, {"retirements": [retirement_id]}, "ets_offset", entity)
     except Rejected as rejection:
         return rejection
     refusal = offset_refusal(state, retirement, compliance_year)
@@ -45,7 +48,7 @@ def retirement_refusal(state: State, retirement_id: str, entity: str, compliance
 
 def serials_to_retire(account: Account, amount_g: int) -> list[list[int]]:
     """The serials a retirement of amount_g would take (the lowest active ones), or NOT_HELD."""
-    return _spend(account, amount_g, None)
+    return spend(account, amount_g, None)
 
 
 # -- the check -----------------------------------------------------------------------------------

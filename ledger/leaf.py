@@ -7,7 +7,8 @@ from typing import Any
 
 from ledger.canonical import jcs, parse_strict
 from ledger.errors import Rejected
-from ledger.schema import TYPES_WITH_EFFECTS, check_body, check_effects, fields, key_id, parse_time, signature
+from ledger.field_checks import fields, key_id, signature
+from ledger.schema import TYPES_WITH_EFFECTS, check_body, check_effects, parse_time
 
 _LEAF_KEYS = frozenset(("auth", "body", "seq", "time", "type"))
 _AUTH = fields({"key": key_id, "sig": signature})

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy.engine import Connection
 
+from ledger.events import TYPES
 from ledger.leaf import Leaf, parse_leaf
 from ledger.serials import SerialSet
 from ledger.state import (
@@ -60,41 +61,14 @@ class ProjectionDigest:
 
 
 class Changes:
-    """Entities touched since the last commit, by projection table.
-
-    Transfers and cancellations have none: their effects are in the accounts they touch.
-    """
+    """Entities touched since the last commit, by projection table (each type names its own:
+    EventType.touched)."""
 
     def __init__(self) -> None:
         self.dirty: dict[str, set[str]] = defaultdict(set)
 
     def note(self, leaf: Leaf) -> None:
-        body, kind = leaf.body, leaf.type
-        if kind in ("key.register", "key.revoke"):
-            self.dirty["keys"].add(body["key_id"])
-        elif kind in ("account.open", "account.controllers"):
-            self.dirty["accounts"].add(body["account_id"])
-        elif kind in ("methodology.register", "methodology.eligibility"):
-            self.dirty["methodologies"].add(body["methodology_id"])
-        elif kind == "activity.batch":
-            self.dirty["batches"].add(body["batch_id"])
-        elif kind == "issuance":
-            self.dirty["issuances"].add(body["issuance_id"])
-            self.dirty["accounts"].add(body["account"])
-            self.dirty["batches"].update(body["batches"])
-        elif kind == "transfer":
-            self.dirty["accounts"].update((body["from"], body["to"]))
-        elif kind == "retirement":
-            self.dirty["accounts"].add(body["account"])
-            self.dirty["retirements"].add(body["retirement_id"])
-        elif kind == "cancellation":
-            self.dirty["accounts"].add(body["account"])
-        elif kind == "offset.surrender":
-            self.dirty["surrenders"].add(body["surrender_id"])
-            self.dirty["retirements"].update(body["retirements"])
-        elif kind == "neutrality.claim":
-            self.dirty["claims"].add(body["claim_id"])
-            self.dirty["retirements"].update(body["retirements"])
+        TYPES[leaf.type].touched(leaf.body, self.dirty)
 
     def write(self, store: Store, conn: Connection, state: State, digest: ProjectionDigest | None = None) -> None:
         """Upsert the touched entities' rows; with a digest, move it by them and store it."""

@@ -15,7 +15,7 @@ from ledger.note import Checkpoint, parse_checkpoint, parse_verifier_key, verify
 from ledger.queries import Queries
 from ledger.registry import LogReader
 from ledger.rules import signing_message
-from ledger.schema import key_id_of
+from ledger.field_checks import key_id_of
 
 FORMAT = "puhui-receipt/1"
 

@@ -1,7 +1,7 @@
 """The registry's state: everything the rules need to judge the next event.
 
-State is a projection of the log. The rules (ledger/rules.py) read it and `apply` is the only
-thing that changes it. Activity fingerprints are not held here: there can be billions, so the
+State is a projection of the log. The rules (ledger/rules.py, each type's in ledger/events/)
+read it and `apply` is the only thing that changes it. Activity fingerprints are not held here: there can be billions, so the
 rules ask an ActivityIndex (memory for replays, the database for the registry).
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Protocol
 
 from nacl.signing import VerifyKey
 
-from ledger.schema import key_id_of
+from ledger.field_checks import key_id_of
 from ledger.serials import SerialSet
 
 
@@ -190,7 +190,7 @@ class State:
     claims: dict[str, Claim] = field(default_factory=dict)
     offsets_g: dict[tuple[str, int], int] = field(default_factory=dict)
     requests: dict[tuple[str, str], int] = field(default_factory=dict)
-    # What all accounts hold, kept by rules.apply where grams move: the registry's conservation
+    # What all accounts hold, kept by the types that move grams (ledger/events/credits.py): the registry's conservation
     # check after each group is then O(1) rather than a sum over every account.
     active_g: int = 0
     retired_g: int = 0

@@ -1,0 +1,60 @@
+"""methodology.register and methodology.eligibility: quantification methods, versioned, and
+whether the carbon market admits their reductions as offsets."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ledger.errors import Rejected
+from ledger.events.base import (
+    NOTHING_DECIDED, Body, DirtyRows, EventType, Serials, Verdict, registered_methodology, require_admin,
+)
+from ledger.field_checks import SECTORS, boolean, identifier, integer, json_object, one_of, text
+from ledger.state import ActivityIndex, ActivityRecord, Key, Methodology, State
+
+
+class MethodologyRegister(EventType):
+    name = "methodology.register"
+    body_fields = {"methodology_id": identifier, "version": integer(1, 1_000_000), "title": text,
+                   "sector": one_of(SECTORS), "params": json_object, "offset_eligible": boolean}
+
+    def authorize(self, state: State, body: Body, key: Key) -> None:
+        require_admin(key)
+
+    def check_new_id(self, state: State, body: Body) -> None:
+        # The id is the pair (methodology_id, version), and versions come one after another.
+        existing = state.methodologies.get(body["methodology_id"])
+        latest = existing.latest_version if existing else 0
+        if body["version"] <= latest:
+            raise Rejected("DUPLICATE_ID", f"methodology {body['methodology_id']} version {body['version']} exists (latest {latest})")
+        if body["version"] != latest + 1:
+            raise Rejected("UNKNOWN_REF", f"methodology {body['methodology_id']} version {body['version']} skips: the next version is {latest + 1}")
+
+    def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
+              records: Sequence[ActivityRecord] | None) -> None:
+        methodology = state.methodologies.setdefault(body["methodology_id"], Methodology(body["methodology_id"], {}, False))
+        methodology.versions[body["version"]] = {k: body[k] for k in ("title", "sector", "params", "offset_eligible")} | {"seq": seq}
+        methodology.offset_eligible = body["offset_eligible"]
+
+    def touched(self, body: Body, dirty: DirtyRows) -> None:
+        dirty["methodologies"].add(body["methodology_id"])
+
+
+class MethodologyEligibility(EventType):
+    name = "methodology.eligibility"
+    body_fields = {"methodology_id": identifier, "offset_eligible": boolean}
+
+    def authorize(self, state: State, body: Body, key: Key) -> None:
+        require_admin(key)
+
+    def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
+              effects: Serials | None) -> Verdict:
+        registered_methodology(state, body["methodology_id"])
+        return NOTHING_DECIDED
+
+    def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
+              records: Sequence[ActivityRecord] | None) -> None:
+        state.methodologies[body["methodology_id"]].offset_eligible = body["offset_eligible"]
+
+    def touched(self, body: Body, dirty: DirtyRows) -> None:
+        dirty["methodologies"].add(body["methodology_id"])
