@@ -28,7 +28,7 @@ from ledger.queries import Queries
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
-from quantify.methodology import eligibility_body, load_shipped, register_body
+from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
 from quantify.report import Report, Table, format_tonnes
 from service.accounts import logged_record_inclusion, subject_account
 from service.actors import Actor, Client
@@ -170,7 +170,8 @@ def _eligibility_body(target: Target, methodology_id: str, on: bool) -> dict[str
                  f"checks against")
     logged = target.methodology(methodology_id)
     if logged is None:
-        raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
+        shipped = [m.methodology_id for m in load_shipped().latest()]  # what an operator most likely means
+        raise UnknownMethodology(f"methodology {methodology_id!r} is not registered{close_matches(methodology_id, shipped)}")
     try:
         version = logged.latest_version
         return eligibility_body(definition_from_log(methodology_id, version, logged.versions[version]), on)

@@ -272,6 +272,11 @@ class Queries:
                 offset_eligible is None or d["offset_eligible"] == offset_eligible)
         return self._scan(methodologies_projection, [], wanted, after, limit, prepare=_methodology_json)
 
+    def methodology_ids(self) -> list[str]:
+        """Every registered methodology's id (for naming the close ones to a mistyped id)."""
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(select(methodologies_projection.c.methodology_id)).scalars())
+
     def methodology(self, methodology_id: str) -> dict[str, Any] | None:
         return self._one(methodologies_projection, methodology_id, _methodology_json)
 

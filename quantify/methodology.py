@@ -9,6 +9,7 @@ quantified them, so a new version never changes what was already counted.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -365,6 +366,15 @@ def from_json(doc: Any) -> Methodology:
     return methodology
 
 
+def close_matches(wanted: str, known: Iterable[str]) -> str:
+    """"; did you mean ...?" with the known ids closest to a mistyped one, else the ids there are."""
+    known = sorted(known)
+    close = difflib.get_close_matches(str(wanted), known, n=3, cutoff=0.6)
+    if close:
+        return f"; did you mean {' or '.join(close)}?"
+    return f"; there are {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}" if known else "; there is none yet"
+
+
 class MethodologyLibrary:
     """Every version of every methodology, by id; the latest version is the one in force."""
 
@@ -386,7 +396,7 @@ class MethodologyLibrary:
         """A given version, or the latest; KeyError if there is none."""
         versions = self._versions.get(methodology_id)
         if not versions:
-            raise KeyError(f"no methodology {methodology_id!r}")
+            raise KeyError(f"no methodology {methodology_id!r}{close_matches(methodology_id, self._versions)}")
         if version is None:
             return versions[-1]
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= len(versions):

@@ -13,7 +13,7 @@ from typing import Any
 from ledger.queries import Queries
 from ledger.store import Store
 from quantify.activity import IDENTIFIER
-from quantify.methodology import Methodology, MethodologyError, MethodologyLibrary, from_json, listing
+from quantify.methodology import Methodology, MethodologyError, MethodologyLibrary, close_matches, from_json, listing
 
 
 class UnknownMethodology(KeyError):
@@ -82,7 +82,8 @@ class LoggedMethodologies:
         if found is None:
             logged = self.logged(methodology_id)
             if logged is None:
-                raise UnknownMethodology(f"methodology {methodology_id!r} is not registered")
+                raise UnknownMethodology(f"methodology {methodology_id!r} is not registered"
+                                         f"{close_matches(methodology_id, self._queries.methodology_ids())}")
             if version is None:
                 version = logged["latest_version"]
             entry = next((v for v in logged["versions"] if v["version"] == version and type(version) is int), None)

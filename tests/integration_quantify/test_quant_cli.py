@@ -68,6 +68,7 @@ def test_methodologies_registered_from_the_library_and_admitted_one_by_one(place
     eligible = {e["methodology_id"]: e["offset_eligible"] for e in json.loads(puhui("methodologies", place, "--json").stdout)}
     assert eligible["HB-GT-BUS"] is True and eligible["HB-RS-RECYCLE"] is False
     assert "HB-NONE' is not registered" in puhui("eligibility", place, "HB-NONE", "--off", ok=False).stderr
+    assert "did you mean HB-RS-RECYCLE" in puhui("eligibility", place, "HB-RS-RECYCL", "--off", ok=False).stderr
 
 
 def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place, tmp_path):
@@ -129,6 +130,7 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     assert "invalid_input: missing input exit_station" in puhui(
         "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1, "entry_station": "S1"}', ok=False).stderr
     assert "no methodology" in puhui("quantify", "HB-NONE", "--inputs", "{}", ok=False).stderr
+    assert "did you mean HB-GT-METRO" in puhui("quantify", "HB-GT-METR", "--inputs", "{}", ok=False).stderr
 
     later, earlier = tmp_path / "expo-2026.json", tmp_path / "expo-2025.json"
     later.write_text(json.dumps(EXPO, ensure_ascii=False))
