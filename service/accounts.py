@@ -48,7 +48,11 @@ def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_AC
         records.append(row.record)
     batches = [BatchActivities(logged[batch_id].body, records, positions)
                for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])]
-    return personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
+    report = personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
+    if not rows:  # zeros alone would read as an account with nothing earned, not as a pseudonym unknown here
+        report.notes.append(f"no records for this pseudonym ({subject}): check it (the app shows a person's "
+                            f"pseudonyms), or whether its platform has reported them yet")
+    return report
 
 
 def _logged_record(queries: Queries, activity_id: str) -> tuple[LoggedRecord, LoggedBatch] | None:

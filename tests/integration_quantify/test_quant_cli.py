@@ -115,6 +115,8 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     shown = puhui("account", place, "p-alice", "--proof", "w2").stdout
     assert "0.003" in shown and "batch at seq" in shown and "reduction_g" not in shown  # tonnes for people
     assert "[by_platform]" in puhui("account", place, "p-alice", "--csv").stdout
+    assert "no records for this pseudonym" not in shown
+    assert "no records for this pseudonym (p-nobody)" in puhui("account", place, "p-nobody").stdout
     assert "has no activity record" in puhui("account", place, "p-bob", "--proof", "w2", ok=False).stderr
 
 
