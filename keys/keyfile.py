@@ -18,9 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import stat
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ import nacl.utils
 from nacl.pwhash import argon2id
 
 from .errors import KeyFileError, KeyFileExistsError
+from .secret_files import KeyFilePermissionWarning, read_secret_file  # noqa: F401  (the warning is keys' API)
 from .signer import Ed25519Key, key_id as derive_key_id, public_key_from_b64, SEED_BYTES
 
 FORMAT = "puhui-key/1"
@@ -55,10 +54,6 @@ MAX_KEY_FILE_BYTES = 16 << 10
 
 _FIELDS = {"format", "key_id", "public_key", "role", "label", "kdf", "nonce", "ciphertext"}
 _KDF_FIELDS = {"name", "opslimit", "memlimit", "salt"}
-
-
-class KeyFilePermissionWarning(UserWarning):
-    """A key file that others than its owner may read or write."""
 
 
 @dataclass(frozen=True)
@@ -198,34 +193,13 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def _read_key_file_bytes(path: Path) -> bytes:
-    """The file's bytes, refused at once when it is no regular file (a FIFO would block, /dev/zero
-    never end) or larger than any key file; a warning when others may read it."""
+def _read_document(path: Path) -> dict[str, Any]:
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        text = read_secret_file(path, label=str(path), what="key file", max_bytes=MAX_KEY_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such key file") from None
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read the key file: {exc.strerror}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        status = os.fstat(descriptor)
-        if not stat.S_ISREG(status.st_mode):
-            raise KeyFileError(f"{path}: not a regular file, so not a key file")
-        if status.st_size > MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{path}: {status.st_size} bytes, larger than a key file can be ({MAX_KEY_FILE_BYTES})")
-        if status.st_mode & 0o077:
-            warnings.warn(f"{path}: readable or writable by others (mode {stat.S_IMODE(status.st_mode):o}); "
-                          f"run `chmod 600 {path}`", KeyFilePermissionWarning, stacklevel=4)
-        data = handle.read(MAX_KEY_FILE_BYTES + 1)
-    if len(data) > MAX_KEY_FILE_BYTES:  # grew since fstat
-        raise KeyFileError(f"{path}: larger than a key file can be ({MAX_KEY_FILE_BYTES} bytes)")
-    return data
-
-
-def _read_document(path: Path) -> dict[str, Any]:
-    try:
-        text = _read_key_file_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise KeyFileError(f"{path}: cannot read the key file: {exc}") from exc
     try:

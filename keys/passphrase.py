@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import getpass
 import os
-import stat
 import sys
 
 from .errors import KeyFileError
+from .secret_files import read_secret_file
 
 PASSPHRASE_ENV = "PUHUI_KEY_PASSPHRASE"
 MIN_PASSPHRASE_CHARS = 12  # for a new key; the demo's keys are exempt (they guard nothing)
@@ -46,17 +46,13 @@ def passphrase_for_role(role: str, purpose: str, *, confirm: bool = False) -> by
 
 
 def _read_passphrase_file(path: str, variable: str) -> bytes:
+    label = f"{variable}{FILE_SUFFIX}={path}"
     try:
-        # O_NONBLOCK: a FIFO must be refused, not waited on for a writer that never comes.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        data = read_secret_file(path, label=label, what="passphrase file", max_bytes=MAX_PASSPHRASE_FILE_BYTES)
     except OSError as exc:
-        raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: cannot read it: {exc.strerror}") from None
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: not a regular file")
-        data = handle.read(MAX_PASSPHRASE_FILE_BYTES + 1)
+        raise KeyFileError(f"{label}: cannot read it: {exc.strerror}") from None
     passphrase = data.split(b"\n", 1)[0].removesuffix(b"\r")
-    if len(data) > MAX_PASSPHRASE_FILE_BYTES or not passphrase:
+    if not passphrase:
         raise KeyFileError(f"{variable}{FILE_SUFFIX}={path}: expected one line holding the passphrase")
     return passphrase
 
