@@ -96,8 +96,7 @@ def conservation_problems(state: State, next_serial: int, account_columns: dict[
 
 def check_loaded(store: Store, conn: Connection, state: State, loaded: ProjectionDigest) -> IntegrityReport:
     """The start's check of a State just loaded from the rows whose digest is `loaded`."""
-    columns = {row.account_id: (row.active_g, row.retired_g, row.cancelled_g)
-               for row in store.projection_rows(conn, "accounts")}
+    columns = store.account_gram_columns(conn)
     problems = conservation_problems(state, log_next_serial(store, conn), columns)
     stored = store.read_projection_digest(conn)
     if stored is not None and stored != (state.size, loaded.hex()):

@@ -481,6 +481,12 @@ class Store:
                 index_elements=[key], set_={c.name: statement.excluded[c.name] for c in table.columns if c.name != key})
         conn.execute(statement, rows)
 
+    def account_gram_columns(self, conn: Connection) -> dict[str, tuple[int, int, int]]:
+        """Each account's (active_g, retired_g, cancelled_g) columns, without its JSON data."""
+        t = accounts_projection
+        return {row.account_id: (row.active_g, row.retired_g, row.cancelled_g)
+                for row in conn.execute(select(t.c.account_id, t.c.active_g, t.c.retired_g, t.c.cancelled_g))}
+
     def projection_rows_by_key(self, conn: Connection, table_name: str, keys: Sequence[str], chunk: int = 500) -> list[Any]:
         """The current rows of these entities (absent ones are left out), in column order."""
         table = PROJECTIONS[table_name]
