@@ -75,7 +75,7 @@ def retirements(holder: int, count: int, tag: str) -> list[dict[str, Any]]:
     signer = bench_key(f"holder-{holder}")
     return [sign_event(signer, ORIGIN, "retirement", {
         "retirement_id": f"{tag}-{holder}-{n}", "account": f"holder-{holder}", "amount_g": 1, "purpose": "voluntary",
-        "beneficiary": "bench", "request_id": f"{tag}-{holder}-{n}"}) for n in range(count)]
+        "beneficiary": "bench", "request_id": f"{tag}-{holder}-{n}"}, log_format=1) for n in range(count)]
 
 
 # -- HTTP clients (in worker processes) ------------------------------------------------------------
@@ -130,7 +130,7 @@ def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
         stranger = bench_key(f"stranger-{n % 1000}")
         return "POST", "/v1/events", jcs(sign_event(stranger, ORIGIN, "retirement", {
             "retirement_id": f"x-{n}", "account": "holder-0", "amount_g": 1, "purpose": "voluntary",
-            "beneficiary": "x", "request_id": f"x-{n}"}))
+            "beneficiary": "x", "request_id": f"x-{n}"}, log_format=1))
     if kind == "eligibility":
         return "POST", "/v1/offset-eligibility", jcs({
             "entity": "holder-0", "compliance_year": 2026, "allocation_g": 10**9,

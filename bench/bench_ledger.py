@@ -43,7 +43,7 @@ ORIGIN = "bench.hubei.example/puhui"
 def build_registry(path: Path) -> tuple[Registry, Client, Actor]:
     root, admin, holder = (Actor(Ed25519Key.from_label(f"puhui-bench/{n}"), n) for n in ("root", "admin", "holder"))
     log = Ed25519Key.from_label("puhui-bench/log")
-    registry = Registry.create(f"sqlite:///{path}", origin=ORIGIN, name="bench", rules=HUBEI_RULES,
+    registry = Registry.create(f"sqlite:///{path}", log_format=1, origin=ORIGIN, name="bench", rules=HUBEI_RULES,
                                root_signer=root.signer, log_public_key=log.public_key, log_signer=log)
     client = Client(registry)
     client.register_key(root, admin, ["admin"])
@@ -64,7 +64,7 @@ def raw_append(conn: sqlite3.Connection, events: list[dict], verify_key: VerifyK
     """The floor: what any registry must do per event, without rules, projections or a tree."""
     rows = []
     for offset, event in enumerate(events):
-        message = signing_message(ORIGIN, event["type"], event["body"])
+        message = signing_message(ORIGIN, event["type"], event["body"], 1)
         verify_key.verify(message, base64.b64decode(event["auth"]["sig"]))
         leaf = jcs({**event, "seq": first_seq + offset, "time": "2026-04-01T00:00:00.000000Z"})
         rows.append((first_seq + offset, leaf, hashlib.sha256(b"\x00" + leaf).digest()))

@@ -132,7 +132,7 @@ def _status(registry) -> dict:
         by_purpose[retirement.purpose] = by_purpose.get(retirement.purpose, 0) + retirement.amount_g
     latest = registry.latest_checkpoint()
     checkpoint = None if latest is None else parse_checkpoint(latest)
-    return {"origin": registry.origin, "size": registry.size, "root": registry.root().hex(),
+    return {"origin": registry.origin, "log_format": registry.log_format, "size": registry.size, "root": registry.root().hex(),
             "checkpoint": None if checkpoint is None else {"size": checkpoint.size, "root": checkpoint.root.hex()},
             "totals_g": totals, "retired_by_purpose_g": dict(sorted(by_purpose.items())),
             "integrity": registry.check_integrity().as_json()}
@@ -140,7 +140,7 @@ def _status(registry) -> dict:
 
 def _print_status(registry) -> None:
     s = _status(registry)
-    console.print(f"[bold]{s['origin']}[/]: {s['size']} events, root {s['root']}")
+    console.print(f"[bold]{s['origin']}[/]: {s['size']} events (log format {s['log_format']}), root {s['root']}")
     cp = s["checkpoint"]
     console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}, root {cp['root']}"))
     table = Table(title="reductions (t CO2e)")
