@@ -136,6 +136,19 @@ class TokenBucket:
             self.updated = now
 
 
+def bucket_of(buckets: collections.OrderedDict[str, TokenBucket], name: str, rate_per_s: float, capacity: float,
+              max_buckets: int) -> TokenBucket:
+    """The bucket of `name`, made full on first use; the least recently used go beyond max_buckets."""
+    bucket = buckets.get(name)
+    if bucket is None:
+        bucket = buckets[name] = TokenBucket(rate_per_s, capacity)
+        if len(buckets) > max_buckets:
+            buckets.popitem(last=False)
+    else:
+        buckets.move_to_end(name)
+    return bucket
+
+
 def rate_limited(wait_s: float, what: str) -> ApiError:
     seconds = max(1, math.ceil(wait_s))
     return ApiError(429, "RATE_LIMITED", f"{what}: try again in {seconds} s", retry_after_s=seconds)
@@ -189,14 +202,8 @@ class RateLimits:
             self._authenticated.pop(key_id, None)
 
     def _bucket(self, key_id: str) -> TokenBucket:
-        bucket = self._keys.get(key_id)
-        if bucket is None:
-            bucket = self._keys[key_id] = TokenBucket(self.limits.key_events_per_s, self.limits.key_burst_events)
-            if len(self._keys) > MAX_TRACKED_KEYS:
-                self._keys.popitem(last=False)
-        else:
-            self._keys.move_to_end(key_id)
-        return bucket
+        return bucket_of(self._keys, key_id, self.limits.key_events_per_s, self.limits.key_burst_events,
+                         MAX_TRACKED_KEYS)
 
 
 class Guard:
@@ -251,13 +258,8 @@ class Guard:
         return send_slowly
 
     def _refusal_delay_s(self, source: str) -> float:
-        bucket = self._refusals.get(source)
-        if bucket is None:
-            bucket = self._refusals[source] = TokenBucket(self.limits.refusals_per_s, self.limits.refusal_burst)
-            if len(self._refusals) > MAX_TRACKED_SOURCES:
-                self._refusals.popitem(last=False)
-        else:
-            self._refusals.move_to_end(source)
+        bucket = bucket_of(self._refusals, source, self.limits.refusals_per_s, self.limits.refusal_burst,
+                           MAX_TRACKED_SOURCES)
         bucket.charge(1, time.monotonic())
         assert bucket.tokens >= -bucket.capacity
         return min(self.limits.max_refusal_delay_s, max(0.0, -bucket.tokens / bucket.rate_per_s))
