@@ -34,6 +34,7 @@ DIGEST_BYTES = 8
 SEARCH_BYTES_PER_DIGEST = 2 * DIGEST_BYTES + 24
 READ_BLOCK_DIGESTS = 1 << 20
 MAX_PARTITION_BITS = 16
+MIN_MEMORY_LIMIT = 64 << 10
 MAX_PASSES = 8  # each pass after the first reads at least one more file than any before it
 # Both formats' records begin with these two fields (the frame of a digested record matched).
 _ID_AND_FINGERPRINT = re.compile(rb'\{"activity_id":"([^"]*)","fingerprint":"([0-9a-f]{64})"')
@@ -167,7 +168,7 @@ class DigestStream:
                     yield position, digest_array(data)
                     position += len(data) // DIGEST_BYTES
         if self.buffer:
-            yield position, digest_array(bytes(self.buffer))
+            yield position, digest_array(self.buffer)
 
 
 def repeated_in_partition(job):
@@ -265,10 +266,11 @@ class Uniqueness:
     # -- after the pass --------------------------------------------------------------------------
 
     def candidates(self, runner):
-        """kind -> {digest: [stream position, ...]} of every digest seen twice or more."""
+        """kind -> {digest: [stream position, ...]} of every digest seen twice or more. Spilled
+        partitions are searched by the runner's workers, as many at once as it has processes."""
         found = {}
         for kind, stream in self.streams.items():
-            pairs = self._repeated_of_stream(stream, runner)
+            pairs = self._repeated_of_stream(stream, runner, runner.workers + 1)
             by_digest = {}
             for digest, position in pairs:
                 by_digest.setdefault(digest, []).append(position)
@@ -276,12 +278,15 @@ class Uniqueness:
             self.digests_hit += len(by_digest)
         return found
 
-    def _repeated_of_stream(self, stream, runner):
-        fits = stream.path is None and stream.count * SEARCH_BYTES_PER_DIGEST <= self.memory_limit // 2
-        if fits:
-            return _repeated(digest_array(bytes(stream.buffer)))
+    def _repeated_of_stream(self, stream, runner, at_once):
+        if stream.path is None and stream.count * SEARCH_BYTES_PER_DIGEST <= self.memory_limit // 2:
+            digests = digest_array(stream.buffer)
+            stream.buffer = bytearray()
+            return _repeated(digests)
+        # Each of the partitions searched at once gets its share of half the limit.
+        share = max(1, self.memory_limit // 2 // at_once)
         bits = 1
-        while stream.count * SEARCH_BYTES_PER_DIGEST > (self.memory_limit // 2) << bits and bits < MAX_PARTITION_BITS:
+        while stream.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS:
             bits += 1
         self.partitions = max(self.partitions, 1 << bits)
         paths = self._write_partitions(stream, bits)

@@ -142,3 +142,56 @@ def test_sizes(text, size):
 def test_not_sizes(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+# -- bounded memory: the same report whether the tables stay in memory or spill -------------------
+
+
+def plant_across_partitions(world):
+    """About 6,000 records in four batches, over several chunks, with real repeats of both kinds
+    within a file and across batches (their digests fall in whatever partitions they fall in)."""
+    add_batch(world, "p-01", records("p-01", 2500))
+    add_batch(world, "p-02", records("p-02", 1500, fingerprints=[fingerprint_of(f"p2-{n}") for n in range(1499)] + [fingerprint_of("p-01-2222")]))
+    add_batch(world, "p-03", [*records("p-03", 1200), *records("p-01", 1, fingerprints=[fingerprint_of("p3-new")])])
+    add_batch(world, "p-04", records("p-04", 2100, fingerprints=[fingerprint_of(f"p4-{n % 2099}") for n in range(2100)]))
+    add_batch(world, "p-05", records("p-05", 700))
+
+
+def test_spilled_tables_give_the_same_report(world, run, tmp_path):
+    plant_across_partitions(world)
+    in_memory = run(world, jobs=1)
+    assert [finding.code for finding in in_memory.violations.listed] == ["DUPLICATE_ACTIVITY", "DUPLICATE_ID", "DUPLICATE_ACTIVITY"]
+    assert in_memory.stats["uniqueness_spill_bytes_peak"] == 0 and in_memory.stats["uniqueness_partitions"] == 1
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    for jobs in (1, 2):
+        spilled = run(world, jobs=jobs, min_parallel_bytes=0, memory_limit=16 << 10, spill_dir=str(spill_dir))
+        assert report_text(spilled) == report_text(in_memory)
+        assert spilled.stats["uniqueness_partitions"] >= 8 and spilled.stats["uniqueness_spill_bytes_peak"] > 0
+        assert spilled.stats["workers"] == jobs - 1
+        assert list(spill_dir.iterdir()) == []  # removed after the run
+    narrow = run(world, jobs=1, memory_limit=16 << 10, digester=FewBits(6))
+    assert report_text(narrow) == report_text(in_memory)
+
+
+def test_the_command_line_spills_under_memory_limit(world, tmp_path, puhui_verify):
+    plant_across_partitions(world)
+    bundle = world.write(tmp_path / "bundle")
+    reports = []
+    for options in ([], ["--memory-limit", "64K", "--spill-dir", tmp_path]):
+        done = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--jobs", "1", *options)
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        reports.append((document.pop("stats"), json.dumps(document)))
+        if options:
+            assert "spilled" in done.stderr and document["violations"]
+    (memory_stats, memory_report), (spilled_stats, spilled_report) = reports
+    assert spilled_report == memory_report
+    assert memory_stats["uniqueness_spill_bytes_peak"] == 0 < spilled_stats["uniqueness_spill_bytes_peak"]
+
+
+def test_a_memory_limit_that_is_not_a_size_is_a_usage_error(world, tmp_path, puhui_verify):
+    bundle = world.write(tmp_path / "bundle")
+    for size in ("lots", "1K"):
+        done = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--memory-limit", size)
+        assert done.returncode == 2 and "--memory-limit" in done.stderr
