@@ -50,6 +50,7 @@ def _parser():
         help="memory for the activity id and fingerprint tables, e.g. 512M or 4G; beyond it they spill to disk (default: half the machine's memory)",
     )
     bundle.add_argument("--spill-dir", metavar="DIR", help="where spilled tables go (default: the system's temporary directory)")
+    bundle.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="check records and signatures on the workers of this Dask distributed scheduler (e.g. tcp://10.0.0.5:8786)")
 
     receipt = commands.add_parser("receipt", help="check a retirement or surrender receipt offline")
     receipt.add_argument("receipt_file", metavar="FILE", help="a receipt (GET /v1/receipts/SEQ, docs/receipt.md)")
@@ -127,7 +128,7 @@ def _run(arguments):
 
         if arguments.spill_dir is not None and not os.path.isdir(arguments.spill_dir):
             raise InputError(f"--spill-dir {arguments.spill_dir} is not a directory")
-        options = {"memory_limit": arguments.memory_limit, "spill_dir": arguments.spill_dir}
+        options = {"memory_limit": arguments.memory_limit, "spill_dir": arguments.spill_dir, "dask_scheduler": arguments.dask}
         progress = None if arguments.json else report.ProgressBar()
         if progress is None:
             result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs, **options)

@@ -11,6 +11,7 @@ from test_verifier_activities import PERIOD, add_batch, records
 
 from verifier.bundle import verify_bundle
 from verifier.digests import Blake2bDigester
+from verifier.reader import InputError
 from verifier.report import bundle_report_json
 from verifier.uniqueness import RepeatJudge, parse_size
 
@@ -195,3 +196,39 @@ def test_a_memory_limit_that_is_not_a_size_is_a_usage_error(world, tmp_path, puh
     for size in ("lots", "1K"):
         done = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--memory-limit", size)
         assert done.returncode == 2 and "--memory-limit" in done.stderr
+
+
+# -- on a Dask cluster: the same report as a local run -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB") as cluster:
+        yield cluster
+
+
+def test_a_dask_cluster_gives_the_report_of_a_local_run(world, run, dask_cluster, tmp_path):
+    plant_across_partitions(world)
+    local = run(world, jobs=1)
+    on_dask = run(world, dask_scheduler=dask_cluster.scheduler_address)
+    assert report_text(on_dask) == report_text(local)
+    assert on_dask.stats["workers"] == 2 and on_dask.stats["jobs_done_in_main"] == 0
+    assert len(on_dask.stats["peak_rss_workers_kib"]) == 2
+    spilled = run(world, dask_scheduler=dask_cluster.scheduler_address, memory_limit=16 << 10, spill_dir=str(tmp_path))
+    assert report_text(spilled) == report_text(local) and spilled.stats["uniqueness_partitions"] > 1
+
+
+def test_a_format_2_log_on_dask(run, dask_cluster):
+    r = rekeyed_vector()
+    bus(r, "v-01", bus_records("v-01", "2026-07-03", 40))
+    bus(r, "v-02", bus_records("v-02", "2026-07-04", 30, fingerprints={29: fingerprint_of("v-01-5")}))
+    assert report_text(run(r, dask_scheduler=dask_cluster.scheduler_address)) == report_text(run(r, jobs=1))
+
+
+def test_an_unreachable_scheduler_is_an_input_error():
+    pytest.importorskip("distributed")
+    from verifier.dask_runner import DaskRunner
+
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler"):
+        DaskRunner("tcp://127.0.0.1:9", connect_timeout_s=1)
