@@ -1,10 +1,12 @@
 """Jobs on the workers of a Dask distributed cluster (`puhui-verify bundle --dask ADDRESS`).
 
 The same interface as parallel.py's runners, so bundle.py and the activity checkers do not know
-where a job runs: the main process still reads the log and the activity files, replays in order
-and merges results in order; the jobs that need no replayed state (signature checks, record
-chunks, searches of spilled partitions) are Dask tasks. A record chunk travels with its task;
-a partition is named by its path, so the spill directory must be on storage the workers share.
+where a job runs: the main process still reads the log and the activity files (to cut them into
+chunks at line ends), replays in order and merges results in order; the jobs that need no
+replayed state (signature checks, record chunks, searches of spilled partitions) are Dask tasks.
+A chunk of records and a spilled partition travel as paths: workers read them from storage they
+share with the main process (the bundle and --spill-dir at the same paths). A file changed during
+the run can only make its batch fail (the worker's count or root then differs from its event).
 Workers run their own interpreters, so the digests are BLAKE2b under a key sent with each job
 (bundle.py), never the string hash of this process.
 
@@ -15,6 +17,7 @@ processes as cores (`--nworkers`), since every job is Python holding the GIL.
 import resource
 from itertools import count
 
+from verifier.activities import CHUNK_RECORDS, FileSlice
 from verifier.parallel import IN_FLIGHT_PER_WORKER, JOBS, WorkerError
 from verifier.reader import InputError
 
@@ -22,7 +25,10 @@ CONNECT_TIMEOUT_S = 30
 
 
 def run_job(kind, payload):
-    """What a Dask worker runs for one job."""
+    """What a Dask worker runs for one job: a chunk of records is read here, from shared storage."""
+    if kind in ("records", "records_v2") and isinstance(payload[4], FileSlice):
+        blob = payload[4].read()
+        payload = payload._replace(blob=blob) if kind == "records_v2" else (*payload[:4], blob)
     return JOBS[kind](payload)
 
 
@@ -32,6 +38,9 @@ def _peak_rss_kib():
 
 class DaskRunner:
     jobs_done_here = 0
+    # A task costs the scheduler milliseconds: eight times the local chunk of records per task.
+    records_per_job = CHUNK_RECORDS << 3
+    reads_files = True
 
     def __init__(self, scheduler_address, connect_timeout_s=CONNECT_TIMEOUT_S):
         from distributed import Client

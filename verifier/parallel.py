@@ -30,7 +30,7 @@ import traceback
 from collections import deque
 
 from verifier import records_v2
-from verifier.activities import check_record_chunk
+from verifier.activities import CHUNK_RECORDS, check_record_chunk
 from verifier.signatures import verify_many
 from verifier.uniqueness import repeated_in_partition
 
@@ -60,6 +60,8 @@ class InlineRunner:
 
     workers = 0
     lookahead = 1
+    records_per_job = CHUNK_RECORDS
+    reads_files = False  # jobs carry their records' bytes
 
     def __init__(self):
         self.jobs_done_here = 0
@@ -130,6 +132,9 @@ def _send_loop(connection, outbox):
 
 
 class ProcessRunner:
+    records_per_job = CHUNK_RECORDS
+    reads_files = False
+
     def __init__(self, workers):
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers
