@@ -23,6 +23,7 @@ import tempfile
 from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from verifier.digests import DigestSet, digests_to_array, table_bits_for
 from verifier.reader import MAX_RECORD_BYTES, LineReader
@@ -67,16 +68,11 @@ def digest_array(packed):
     return values
 
 
-class Occurrence(tuple):
-    """(read, line): the record on line `line` of the activity file of the pass's read number `read`."""
+class Occurrence(NamedTuple):
+    """A digested record: line `line` of the activity file the pass read as its read number `read`."""
 
-    __slots__ = ()
-
-    def __new__(cls, read, line):
-        return tuple.__new__(cls, (read, line))
-
-    read = property(lambda self: self[0])
-    line = property(lambda self: self[1])
+    read: int
+    line: int
 
 
 @dataclass(slots=True)
