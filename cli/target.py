@@ -31,7 +31,7 @@ from ledger.note import parse_verifier_key
 from ledger.registry import Registry, sign_event
 from ledger.state import Methodology
 from service.actors import Actor
-from service.registry_dir import RegistryDir
+from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
 MAX_TRUST_FILE_BYTES = 1 << 20
 REQUEST_ID_PREFIX = "puhui-cli"
@@ -50,10 +50,9 @@ SignOnlyOption = typer.Option(None, "--sign-only", help="write the signed events
                                                         "instead of submitting them; post it later with `puhui submit`")
 OriginOption = typer.Option(None, "--origin", help="the registry's origin, which every signature covers: for "
                                                    "--sign-only without --trust, --dir or --server")
-NEW_LOG_FORMAT = 2  # the format `puhui init` writes
 LogFormatOption = typer.Option(None, "--log-format", min=1, max=2, help=(
     "the registry log's format (1 or 2; `puhui status` shows it), which decides the signature's prefix: for "
-    "--sign-only without --dir or --server (default 2, the format `puhui init` writes)"))
+    f"--sign-only without --dir or --server (default {INIT_LOG_FORMAT}, the format `puhui init` writes)"))
 SignerKeyOption = typer.Option(None, "--signer-key", help=(
     "the key file that signs: an admin's, or the root key where the spec asks for one (default: DIR/keys/admin.key). "
     "Passphrase: the variable of the file's role (PUHUI_ADMIN_KEY_PASSPHRASE, PUHUI_ROOT_KEY_PASSPHRASE, ...), "
@@ -375,7 +374,7 @@ class Where:
                        "--trust FILE")
         if self.origin is not None and self.origin != origin:
             cannot_run(f"--origin {self.origin} is not the origin of --trust ({origin})")
-        log_format = reader.log_format if reader is not None else (self.log_format or NEW_LOG_FORMAT)
+        log_format = reader.log_format if reader is not None else (self.log_format or INIT_LOG_FORMAT)
         if self.log_format is not None and self.log_format != log_format:
             cannot_run(f"--log-format {self.log_format} is not this registry's log format ({log_format})")
         return SignOnlyTarget(out, origin, log_format, reader)
