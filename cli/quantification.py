@@ -18,6 +18,7 @@ import typer
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from cli.help import Typer
 from cli.signing import Held, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
@@ -37,7 +38,7 @@ from service.methodologies import (LoggedMethodologies, NoDefinition, UnknownMet
                                    library_against_log)
 from service.registry_dir import RegistryDir
 
-commands = typer.Typer()  # added to `puhui` by cli.main
+commands = Typer()  # added to `puhui` by cli.main
 
 
 def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
@@ -93,8 +94,8 @@ def _read_json(path: Path) -> Any:
         fail(f"{path}: {exc.message}")
 
 
-DirArgument = typer.Argument(..., help="the registry's directory")
-DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
+DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
+DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="override the directory's database URL")
 CsvOption = typer.Option(False, "--csv", help="print the report as CSV (a section per table)")
 JsonOption = typer.Option(False, "--json", help="print JSON (grams beside tonnes)")
 
@@ -205,11 +206,11 @@ def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHOD
 
 @commands.command("quantify")
 @guarded
-def quantify_command(methodology_id: str = typer.Argument(..., help="a methodology of the shipped library"),
-                     inputs: str = typer.Option(..., "--inputs", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
-                     subject: Optional[str] = typer.Option(None, help="the pseudonym (with --occurred-at: the fingerprint)"),
-                     occurred_at: Optional[str] = typer.Option(None, help="YYYY-MM-DDTHH:MM:SS.ffffffZ"),
-                     version: Optional[int] = typer.Option(None, min=1, help="a version (default: the latest)"),
+def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOLOGY_ID", help="a methodology of the shipped library"),
+                     inputs: str = typer.Option(..., "--inputs", metavar="JSON", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
+                     subject: Optional[str] = typer.Option(None, metavar="PSEUDONYM", help="the pseudonym (with --occurred-at: the fingerprint)"),
+                     occurred_at: Optional[str] = typer.Option(None, metavar="TIME", help="YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+                     version: Optional[int] = typer.Option(None, min=1, metavar="N", help="a version (default: the latest)"),
                      as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
     """Quantify one act: formula, factors with their sources, inputs and result. Writes nothing."""
     try:
@@ -239,15 +240,15 @@ def _default_run_id(platform: str, methodology_id: str) -> str:
 @commands.command("ingest")
 @guarded
 def ingest(directory: Path = DirArgument,
-           file: Path = typer.Argument(..., help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
-           platform: str = typer.Option(..., help="the platform account the records come from"),
-           methodology_id: str = typer.Option(..., "--methodology", help="a registered methodology (its latest version)"),
-           platform_key: Path = typer.Option(..., help="the platform's key file (passphrase: PUHUI_PLATFORM_KEY_PASSPHRASE, else PUHUI_KEY_PASSPHRASE)"),
-           out: Path = typer.Option(..., help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
+           file: Path = typer.Argument(..., metavar="FILE", help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
+           platform: str = typer.Option(..., metavar="ACCOUNT", help="the platform account the records come from"),
+           methodology_id: str = typer.Option(..., "--methodology", metavar="METHODOLOGY_ID", help="a registered methodology (its latest version)"),
+           platform_key: Path = typer.Option(..., metavar="FILE", help="the platform's key file (passphrase: PUHUI_PLATFORM_KEY_PASSPHRASE, else PUHUI_KEY_PASSPHRASE)"),
+           out: Path = typer.Option(..., metavar="DIR", help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
            as_csv: bool = typer.Option(False, "--csv", help="the file is CSV whatever its name"),
-           run_id: Optional[str] = typer.Option(None, help="names the batches <run_id>-<YYYY-MM> (default: platform, methodology, time)"),
-           period: str = typer.Option("month", help="one batch per month or per day"),
-           workers: int = typer.Option(0, min=0, max=64, help="processes that prepare records (0: this one)"),
+           run_id: Optional[str] = typer.Option(None, metavar="RUN_ID", help="names the batches RUN_ID-YYYY-MM (default: platform, methodology, time)"),
+           period: str = typer.Option("month", metavar="PERIOD", help="one batch per month or per day: month or day"),
+           workers: int = typer.Option(0, min=0, max=64, metavar="N", help="processes that prepare records (0: this one)"),
            database_url: Optional[str] = DatabaseOption) -> None:
     """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
     reason each (rejections.jsonl), then sign each batch with the platform key and append it."""
@@ -292,8 +293,8 @@ def _print_ingestion(result: IngestResult) -> None:
 
 @commands.command("account")
 @guarded
-def account(directory: Path = DirArgument, subject: str = typer.Argument(..., help="the pseudonym"),
-            proof: Optional[str] = typer.Option(None, help="an activity_id of the subject: its inclusion proof in its "
+def account(directory: Path = DirArgument, subject: str = typer.Argument(..., metavar="PSEUDONYM", help="the pseudonym"),
+            proof: Optional[str] = typer.Option(None, metavar="ACTIVITY_ID", help="an activity_id of the subject: its inclusion proof in its "
                                                            "batch and the batch's place in the log"),
             as_csv: bool = CsvOption, as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
     """The personal carbon account (个人碳账户): reductions by day, methodology and platform, the
@@ -320,9 +321,9 @@ def account(directory: Path = DirArgument, subject: str = typer.Argument(..., he
 
 @commands.command("footprint")
 @guarded
-def footprint_command(inventory: Path = typer.Argument(..., help="activity data: {name, kind, period_start, "
+def footprint_command(inventory: Path = typer.Argument(..., metavar="FILE", help="activity data: {name, kind, period_start, "
                                                                  "period_end, entries: [{site, month, source, quantity}]}"),
-                      compare: Optional[Path] = typer.Option(None, help="an earlier period's inventory to compare against"),
+                      compare: Optional[Path] = typer.Option(None, metavar="FILE", help="an earlier period's inventory to compare against"),
                       as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
     """An enterprise's or an event's footprint by scope, source, site and month, every factor cited."""
     current = footprint(_read_json(inventory))
