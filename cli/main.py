@@ -10,10 +10,10 @@ from typing import Optional
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cli import onboarding, quantification, upkeep
 from cli.help import Typer
+from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
@@ -84,9 +84,10 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
             dropped[reason] = dropped.get(reason, 0) + count
     records = sum(result.lines for result in story.ingestion.values())
     console.print(f"ingestion: {records} raw activity records, " + ", ".join(
-        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)")
+        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)",
+        soft_wrap=False)  # prose, wrapped at the terminal's width
     for what, rejection in story.rejections:
-        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}")
+        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}", soft_wrap=False)
     _print_status(registry)
     registry.close()
 
@@ -141,17 +142,14 @@ def _status(registry) -> dict:
 
 def _print_status(registry) -> None:
     s = _status(registry)
-    console.print(f"[bold]{s['origin']}[/]: {s['size']} events, root {s['root']}")
+    # A root on a line of its own: a line of 80 columns holds it whole.
+    console.print(f"[bold]{s['origin']}[/]: {s['size']} events\n  root {s['root']}")
     cp = s["checkpoint"]
-    console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}, root {cp['root']}"))
-    table = Table(title="reductions (t CO2e)")
-    table.add_column("")
-    table.add_column("tonnes", justify="right")
-    for label, key in (("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g")):
-        table.add_row(label, tonnes(s["totals_g"][key]))
-    for purpose, amount_g in s["retired_by_purpose_g"].items():
-        table.add_row(f"  retired for {purpose}", tonnes(amount_g))
-    console.print(table)
+    console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}\n  root {cp['root']}"))
+    rows = [[label, tonnes(s["totals_g"][key])] for label, key in (
+        ("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g"))]
+    rows += [[f"  retired for {purpose}", tonnes(amount_g)] for purpose, amount_g in s["retired_by_purpose_g"].items()]
+    print_table("reductions (t CO2e)", ["", "tonnes"], rows, right=frozenset({"tonnes"}))
     check = s["integrity"]
     if check["ok"]:
         console.print(f"projections: match the log (by {check['method']}, conservation of serials checked)")

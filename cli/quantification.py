@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.table import Table as RichTable
 from rich.text import Text
 
 from cli.help import Typer
+from cli.tables import print_table
 from cli.signing import Held, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
@@ -62,18 +62,12 @@ def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
 
 
 def _print_report(report: Report) -> None:
-    console.print(Text(report.title, style="bold"))
+    console.print(Text(report.title, style="bold"), soft_wrap=False)  # prose: wrapped at the terminal's width
     for name, table in report.tables.items():
         headers, rows = _person_columns(table)
-        shown = RichTable(title=name, title_justify="left")
-        for header in headers:
-            shown.add_column(header, justify="right" if header.endswith("_t") or header == "tonnes" else "left",
-                             overflow="fold")  # a citation or a hash is shown whole, never cut
-        for row in rows:
-            shown.add_row(*(Text(cell) for cell in row))
-        console.print(shown)
+        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h == "tonnes"))
     for note in report.notes:
-        console.print(Text(f"note: {note}"))
+        console.print(Text(f"note: {note}"), soft_wrap=False)
 
 
 def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -138,13 +132,10 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
         return
-    shown = RichTable(title="methodologies: the shipped library and the log")
-    for header in ("methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log",
-                   "offset eligible"):
-        shown.add_column(header, overflow="fold")
+    rows = []
     for e in entries:
         factors = e["params"].get("factors") if isinstance(e["params"].get("factors"), dict) else {}
-        factor_text = "; ".join(
+        factor_text = "\n".join(
             f"{name} = {f.get('value')} {f.get('unit')} ({'ILLUSTRATIVE' if f.get('illustrative') else 'sourced'})"
             for name, f in factors.items() if isinstance(f, dict)) or "(no definition in params)"
         cap = e["params"].get("daily_cap", {}).get("value_g") if isinstance(e["params"].get("daily_cap"), dict) else None
@@ -153,11 +144,13 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                         + (" (not shipped)" if e["illustrative"] is None else ""))
         if e["superseded_by"] is not None:
             where_logged += f", superseded by v{e['superseded_by']}"
-        shown.add_row(*(Text(str(cell)) for cell in (
+        rows.append([str(cell) for cell in (
             e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
             "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where_logged,
-            "yes" if e["offset_eligible"] else "no")))
-    console.print(shown)
+            "yes" if e["offset_eligible"] else "no")])
+    print_table("methodologies: the shipped library and the log",
+                ["methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log", "offset eligible"],
+                rows, right=frozenset({"v", "daily cap t"}))
 
 
 def _eligibility_body(target: Target, methodology_id: str, on: bool) -> dict[str, Any]:
