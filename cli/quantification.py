@@ -18,6 +18,7 @@ import typer
 from rich.text import Text
 
 from cli.help import Typer
+from cli.ingest_progress import IngestProgress
 from cli.tables import print_table
 from cli.signing import Held, send
 from cli.target import Target, Where, WHERE_HELP, where_options
@@ -252,21 +253,25 @@ def ingest(directory: Path = DirArgument,
     registry = place.open(with_log_key=False, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     try:
         methodology = LoggedMethodologies(registry.store).get(methodology_id)
-        with open(file, "rb") as source:
-            result = ingest_against_log(registry, source, csv=as_csv or file.suffix == ".csv", platform=platform,
-                                        methodology=methodology, run_id=run_id or _default_run_id(platform, methodology_id),
+        with open(file, "rb") as source, IngestProgress(errors, file.stat().st_size) as progress:
+            result = ingest_against_log(registry, progress.reader(source), csv=as_csv or file.suffix == ".csv",
+                                        platform=platform, methodology=methodology,
+                                        run_id=run_id or _default_run_id(platform, methodology_id),
                                         out_dir=out, period=period, workers=workers)
-        _print_ingestion(result)
-        actor, client, refused = Actor(signer, platform), Client(registry), 0
-        for batch in result.batches:
-            try:
-                appended = submit_batch(client, actor, batch)
-            except Rejected as exc:
-                refused += 1
-                errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))
-                continue
-            console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
-                          f"{format_tonnes(batch.body['total_g'])} t, appended at seq {appended.seq}")
+            _print_ingestion(result)
+            actor, client, refused = Actor(signer, platform), Client(registry), 0
+            progress.appending(len(result.batches))
+            for batch in result.batches:
+                try:
+                    appended = submit_batch(client, actor, batch)
+                except Rejected as exc:
+                    refused += 1
+                    errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))
+                    continue
+                progress.appended(batch.body["count"])
+                console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
+                              f"{format_tonnes(batch.body['total_g'])} t, appended at seq {appended.seq}")
+        progress.summary(result, len(result.batches) - refused)
     finally:
         registry.close()
     if refused:
