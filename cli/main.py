@@ -17,7 +17,7 @@ from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
-from ledger.units import tonnes
+from ledger.units import tonnes_shown
 from service.registry_dir import RegistryDir
 
 app = Typer(add_completion=False, no_args_is_help=True,
@@ -146,9 +146,9 @@ def _print_status(registry) -> None:
     console.print(f"[bold]{s['origin']}[/]: {s['size']} events\n  root {s['root']}")
     cp = s["checkpoint"]
     console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}\n  root {cp['root']}"))
-    rows = [[label, tonnes(s["totals_g"][key])] for label, key in (
+    rows = [[label, tonnes_shown(s["totals_g"][key], unit=False)] for label, key in (
         ("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g"))]
-    rows += [[f"  retired for {purpose}", tonnes(amount_g)] for purpose, amount_g in s["retired_by_purpose_g"].items()]
+    rows += [[f"  retired for {purpose}", tonnes_shown(amount_g, unit=False)] for purpose, amount_g in s["retired_by_purpose_g"].items()]
     print_table("reductions (t CO2e)", ["", "tonnes"], rows, right=frozenset({"tonnes"}))
     check = s["integrity"]
     if check["ok"]:

@@ -27,11 +27,12 @@ from keys import load_key
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import Queries
+from ledger.units import tonnes_shown
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
 from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
-from quantify.report import Report, Table, format_tonnes
+from quantify.report import Report, Table
 from service.accounts import logged_record_inclusion, subject_account
 from service.actors import Actor, Client
 from service.ingestion import ingest_against_log, submit_batch
@@ -42,24 +43,33 @@ from service.registry_dir import RegistryDir
 commands = Typer()  # added to `puhui` by cli.main
 
 
-def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
-    """A table as a person reads it: grams beside tonnes are left out, other grams become tonnes."""
-    columns = list(table.columns)
-    shown: list[tuple[int, bool]] = []  # (column, as tonnes)
-    for i, name in enumerate(columns):
-        twin = "tonnes" if name == "grams" else f"{name[:-2]}_t" if name.endswith("_g") else None
-        if twin is None:
-            shown.append((i, False))
-        elif twin not in columns:
-            shown.append((i, True))
-    headers = [("tonnes" if columns[i] == "grams" else f"{columns[i][:-2]}_t") if tonnes else columns[i]
-               for i, tonnes in shown]
+def _grams_twin(name: str) -> str | None:
+    """The grams column a tonnes column is computed from (by name), if name is a tonnes column."""
+    return "grams" if name == "tonnes" else f"{name[:-2]}_g" if name.endswith("_t") else None
 
-    def cell(value: Any, tonnes: bool) -> str:
-        if tonnes and isinstance(value, int) and not isinstance(value, bool):
-            return format_tonnes(value)
+
+def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
+    """A table as a person reads it: tonnes (ledger.units.tonnes_shown, grams beside where they read
+    0.000) in place of grams; a grams column beside its tonnes twin is left out."""
+    columns = list(table.columns)
+    shown: list[tuple[str, int, bool]] = []  # (header, column read, its grams shown as tonnes)
+    for i, name in enumerate(columns):
+        grams = _grams_twin(name)
+        if grams in columns:
+            shown.append((name, columns.index(grams), True))
+        elif name == "grams" or name.endswith("_g"):
+            tonnes_name = "tonnes" if name == "grams" else f"{name[:-2]}_t"
+            if tonnes_name not in columns:
+                shown.append((tonnes_name, i, True))
+        else:
+            shown.append((name, i, False))
+
+    def cell(value: Any, as_tonnes: bool) -> str:
+        if as_tonnes and isinstance(value, int) and not isinstance(value, bool):
+            return tonnes_shown(value, unit=False)
         return "" if value is None else str(value)
-    return headers, [[cell(row[i], tonnes) for i, tonnes in shown] for row in table.rows]
+    return [header for header, _, _ in shown], [[cell(row[i], as_tonnes) for _, i, as_tonnes in shown]
+                                                 for row in table.rows]
 
 
 def _print_report(report: Report) -> None:
@@ -147,7 +157,7 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
             where_logged += f", superseded by v{e['superseded_by']}"
         rows.append([str(cell) for cell in (
             e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
-            "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where_logged,
+            "" if not isinstance(cap, int) else tonnes_shown(cap, unit=False), where_logged,
             "yes" if e["offset_eligible"] else "no")])
     print_table("methodologies: the shipped library and the log",
                 ["methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log", "offset eligible"],
@@ -270,7 +280,7 @@ def ingest(directory: Path = DirArgument,
                     continue
                 progress.appended(batch.body["count"])
                 console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
-                              f"{format_tonnes(batch.body['total_g'])} t, appended at seq {appended.seq}")
+                              f"{tonnes_shown(batch.body['total_g'])}, appended at seq {appended.seq}")
         progress.summary(result, len(result.batches) - refused)
     finally:
         registry.close()
@@ -280,8 +290,8 @@ def ingest(directory: Path = DirArgument,
 
 def _print_ingestion(result: IngestResult) -> None:
     console.print(f"{result.lines} lines of {result.platform} records under {result.methodology_id} "
-                  f"v{result.methodology_version}: {result.accepted} accepted ({format_tonnes(result.accepted_g)} t), "
-                  f"{result.rejected} rejected, {format_tonnes(result.dropped_by_cap_g)} t dropped by daily caps")
+                  f"v{result.methodology_version}: {result.accepted} accepted ({tonnes_shown(result.accepted_g)}), "
+                  f"{result.rejected} rejected, {tonnes_shown(result.dropped_by_cap_g)} dropped by daily caps")
     for reason in REASONS:
         if result.reasons.get(reason):
             console.print(f"  {reason}: {result.reasons[reason]}")

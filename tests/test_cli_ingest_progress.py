@@ -107,3 +107,11 @@ def test_ingest_without_a_terminal_ends_with_one_summary_line(demo, tmp_path, ki
     assert (read, accepted, rejected) == (61, 60, 1) and appended == batches == 1
     assert grams > 0 and f"{accepted} accepted ({tonnes(grams)} t)" in done.stdout
     assert done.stderr.count("\n") == 1  # the summary alone
+
+
+def test_a_small_ingestion_shows_its_grams_beside_the_tonnes(demo, tmp_path):
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps(_records(1, "2026-07")[0]) + "\n")  # 1 km by metro: 78 g
+    done = puhui("ingest", demo / "demo-registry", source, "--platform", "wuhan-platform", "--methodology",
+                 "HB-GT-METRO", "--platform-key", demo / "wuhan.key", "--out", tmp_path / "out", "--run-id", "one")
+    assert "1 accepted (0.000 t (78 g))" in done.stdout and "1 records, 0.000 t (78 g), appended at seq" in done.stdout

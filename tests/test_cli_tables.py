@@ -142,3 +142,16 @@ def test_a_quantified_act_fits_80_columns():
     shown = puhui(*args)
     assert_fits(shown)
     assert_report_shown(shown, json.loads(puhui(*args, "--json")))
+
+
+def test_grams_stand_beside_tonnes_that_read_zero(demo, pseudonym, tmp_path):
+    shown = puhui("account", demo[0], pseudonym)
+    small = [row["reduction_g"] for row in json.loads(puhui("account", demo[0], pseudonym, "--json"))["tables"]["by_day"]
+             if 0 < row["reduction_g"] <= 500]
+    assert small, "the demo's citizen has a day of a few grams"
+    for grams in small:
+        assert f"0.000 ({grams} g)" in shown, shown
+    assert "0.000 (100 g)" in puhui("methodologies", demo[0])  # HB-GC-OWNBAG's daily cap
+    inventory = tmp_path / "expo.json"
+    inventory.write_text(json.dumps(INVENTORY, ensure_ascii=False), encoding="utf-8")
+    assert "0.000 (15 g)" in puhui("footprint", inventory)  # 0.1 passenger-km by air
