@@ -19,11 +19,11 @@ from ledger.state import Key, root_keys_from
 log = logging.getLogger(__name__)
 
 
-def schema_refusal(event: Any) -> Rejected | None:
+def schema_refusal(event: Any, log_format: int) -> Rejected | None:
     """Why this submission cannot be an event (SCHEMA or ENCODING), or None: the body-only checks."""
     try:
         check_value(event)
-        check_submission(event)
+        check_submission(event, log_format)
     except Rejected as rejection:
         return rejection
     except Exception as exc:  # noqa: BLE001 - a fault of ours; the writer would refuse it alone too
@@ -41,10 +41,11 @@ class Signers:
     def __init__(self, log_reader: LogReader, queries: Queries):
         self._root_keys = root_keys_from(log_reader.meta["root_keys"])
         self._origin = log_reader.origin
+        self._log_format = log_reader.log_format
         self._queries = queries
 
     def authenticate(self, event: Any) -> Key:
         """The signer of a submission that schema_refusal passed: known, active, signature valid."""
-        event_type, body, auth = check_submission(event)
+        event_type, body, auth = check_submission(event, self._log_format)
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
-        return verify_signer(key, self._origin, event_type, body, auth)
+        return verify_signer(key, self._origin, event_type, body, auth, self._log_format)

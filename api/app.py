@@ -194,7 +194,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @_answering
     async def write_event(scope: Scope, receive: Receive) -> Answer:
         event = await read_json(scope, receive, MAX_EVENT_BYTES)
-        refusal = schema_refusal(event)
+        refusal = schema_refusal(event, registry.log_format)
         if refusal is not None:
             raise refusal
         [outcome] = await submit_signed([event])
@@ -202,9 +202,11 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     @_answering
     async def write_event_batch(scope: Scope, receive: Receive) -> Answer:
-        events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES))
-        # Malformed events are answered here; only the others go to the writer, in their order.
-        refusals = [schema_refusal(event) for event in events]
+        # Each event's strings are checked with the rest of it (schema_refusal): a U+0000 in one
+        # event refuses that event alone. Malformed events are answered here; only the others go
+        # to the writer, in their order.
+        events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES, check_strings=False))
+        refusals = [schema_refusal(event, registry.log_format) for event in events]
         sound = [event for event, refusal in zip(events, refusals) if refusal is None]
         judged = iter(await submit_signed(sound) if sound else ())
         outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
@@ -214,7 +216,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     async def write_activity_batch(scope: Scope, receive: Receive) -> Answer:
         data = await read_body(scope, receive, MAX_ACTIVITY_UPLOAD_BYTES)
         event, records_at = upload_event(data)
-        refusal = schema_refusal(event)
+        refusal = schema_refusal(event, registry.log_format)
         if refusal is not None:
             raise refusal
         signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
@@ -398,7 +400,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, registry.log_format)  # type: ignore[method-assign]
     return app
 
 
@@ -484,14 +486,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return response
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, log_format: int) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         _, definitions = models_json_schema([(m, "validation") for m in models.DOCUMENT_ONLY_MODELS],
                                             ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(definitions["$defs"])
-        components["SignedEvent"] = models.signed_event_schema()
+        components["SignedEvent"] = models.signed_event_schema(log_format)
         # The Guard's refusals (api/limits.py) can meet any request: too many in flight from one
         # address, or a rate limit (429); a body that came too slowly (408).
         for operations in schema["paths"].values():

@@ -70,12 +70,13 @@ def _field_schemas() -> dict[int, dict[str, Any]]:
     )}
 
 
-def signed_event_schema() -> dict[str, Any]:
-    """SignedEvent with one variant per event type: the body's exact fields, from ledger.schema.BODIES."""
+def signed_event_schema(log_format: int) -> dict[str, Any]:
+    """SignedEvent with one variant per event type: the body's exact fields in a log of this
+    format, from ledger.schema.BODIES."""
     from ledger.schema import BODIES
     known = _field_schemas()
     variants = []
-    for event_type, spec in BODIES.items():
+    for event_type, spec in BODIES[log_format].items():
         body = {"type": "object", "additionalProperties": False, "required": sorted(spec),
                 "properties": {name: known.get(id(check), {}) for name, check in spec.items()}}
         variants.append({"type": "object", "additionalProperties": False, "required": ["type", "body", "auth"],
@@ -194,6 +195,8 @@ class Issuance(Strict):
     amount_g: Int
     start: Int
     end: Int
+    methodology_versions: list[Int] = Field(description="the methodology versions behind it: its batches' "
+                                                        "versions, or the latest at an evidence issuance")
 
 
 class Source(Strict):

@@ -134,7 +134,7 @@ def _status(registry) -> dict:
         by_purpose[retirement.purpose] = by_purpose.get(retirement.purpose, 0) + retirement.amount_g
     latest = registry.latest_checkpoint()
     checkpoint = None if latest is None else parse_checkpoint(latest)
-    return {"origin": registry.origin, "size": registry.size, "root": registry.root().hex(),
+    return {"origin": registry.origin, "log_format": registry.log_format, "size": registry.size, "root": registry.root().hex(),
             "checkpoint": None if checkpoint is None else {"size": checkpoint.size, "root": checkpoint.root.hex()},
             "totals_g": totals, "retired_by_purpose_g": dict(sorted(by_purpose.items())),
             "integrity": registry.check_integrity().as_json()}
@@ -143,7 +143,7 @@ def _status(registry) -> dict:
 def _print_status(registry) -> None:
     s = _status(registry)
     # A root on a line of its own: a line of 80 columns holds it whole.
-    console.print(f"[bold]{s['origin']}[/]: {s['size']} events\n  root {s['root']}")
+    console.print(f"[bold]{s['origin']}[/]: {s['size']} events (log format {s['log_format']})\n  root {s['root']}")
     cp = s["checkpoint"]
     console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}\n  root {cp['root']}"))
     rows = [[label, tonnes_shown(s["totals_g"][key], unit=False)] for label, key in (

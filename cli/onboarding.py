@@ -192,8 +192,9 @@ def set_controllers(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", 
          f"account {account_id} controlled by {', '.join(controllers)}")
 
 
-def _signed_events(path: Path) -> list[dict[str, Any]]:
-    """The events of a --sign-only file, one a line, each checked as a submission (spec section 2)."""
+def _signed_events(path: Path, log_format: int) -> list[dict[str, Any]]:
+    """The events of a --sign-only file, one a line, each checked as a submission to a log of this
+    format (spec section 2)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SUBMIT_FILE_BYTES + 1)
@@ -210,7 +211,7 @@ def _signed_events(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(lines, 1):
         try:
             event = parse_strict(line)
-            check_submission(event)
+            check_submission(event, log_format)
         except Rejected as exc:
             fail(f"{path} line {number} is no signed event: {exc.code}: {exc.message}")
         events.append(event)
@@ -224,8 +225,8 @@ def submit(file: Path = typer.Argument(..., metavar="FILE", help="signed events,
            trust: Optional[Path] = TrustOption, database_url: Optional[str] = DatabaseOption) -> None:
     """Post events signed elsewhere (`--sign-only`) in their order, to --dir DIR or to --server URL
     --trust FILE. One that holds already is skipped; a refusal stops there (those before it stay)."""
-    events = _signed_events(file)
     with Where(directory, server, trust, database_url=database_url).open() as target:
+        events = _signed_events(file, target.log_format)
         for number, event in enumerate(events, 1):
             try:
                 held = already_holds(target, event["type"], event["body"])

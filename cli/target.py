@@ -50,6 +50,10 @@ SignOnlyOption = typer.Option(None, "--sign-only", metavar="FILE", help="write t
                                                         "instead of submitting them; post it later with `puhui submit`")
 OriginOption = typer.Option(None, "--origin", metavar="ORIGIN", help="the registry's origin, which every signature covers: for "
                                                    "--sign-only without --trust, --dir or --server")
+NEW_LOG_FORMAT = 2  # the format `puhui init` writes
+LogFormatOption = typer.Option(None, "--log-format", min=1, max=2, metavar="N", help=(
+    "the registry log's format (1 or 2; `puhui status` shows it), which decides the signature's prefix: for "
+    "--sign-only without --dir or --server (default 2, the format `puhui init` writes)"))
 SignerKeyOption = typer.Option(None, "--signer-key", metavar="FILE", help=(
     "the key file that signs: an admin's, or the root key where the spec asks for one (default: DIR/keys/admin.key). "
     "Passphrase: the variable of the file's role (PUHUI_ADMIN_KEY_PASSPHRASE, PUHUI_ROOT_KEY_PASSPHRASE, ...), "
@@ -111,6 +115,7 @@ class Delivered(NamedTuple):
 class Target(abc.ABC):
     """What the log holds (None where this target cannot read it) and where signed events go."""
     origin: str
+    log_format: int  # the log's format (spec "Formats"): it decides the signature's prefix
     readable: bool = True
 
     @abc.abstractmethod
@@ -143,7 +148,7 @@ class Target(abc.ABC):
 
     def sign(self, signer: Ed25519Key, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
         body = {**body, "request_id": Actor(signer, REQUEST_ID_PREFIX).next_request_id()}
-        return sign_event(signer, self.origin, event_type, body)
+        return sign_event(signer, self.origin, event_type, body, log_format=self.log_format)
 
 
 class DirTarget(Target):
@@ -151,6 +156,7 @@ class DirTarget(Target):
         self.registry: Registry = place.open(with_log_key=writes, database_url=database_url,
                                              writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S if writes else None)
         self.origin = self.registry.origin
+        self.log_format = self.registry.log_format
         self.written = 0
 
     def key(self, key_id: str) -> LoggedKey | None:
@@ -211,6 +217,7 @@ class ServerTarget(Target):
         self.url, self.trust_path = url, trust_path
         self.client = RegistryClient(url, trust=read_trust(trust_path))
         self.origin = self.client.origin
+        self.log_format = self._ask(lambda: self.client.log_format)
 
     def _ask(self, call: Callable[[], Any], *, absent_ok: bool = False) -> Any:
         """call(), its refusals as the registry's codes (Rejected), an unreachable server in one line;
@@ -282,8 +289,8 @@ def _methodology(item: dict[str, Any]) -> Methodology:
 class SignOnlyTarget(Target):
     """Signed events written to a new file, one a line; the state read through `reader` if any."""
 
-    def __init__(self, out: Path, origin: str, reader: Target | None):
-        self.out, self.origin, self.reader = out, origin, reader
+    def __init__(self, out: Path, origin: str, log_format: int, reader: Target | None):
+        self.out, self.origin, self.log_format, self.reader = out, origin, log_format, reader
         self.readable = reader is not None
         self._file: IO[bytes] | None = None
 
@@ -329,6 +336,7 @@ class Where:
     trust: Path | None
     sign_only: Path | None = None
     origin: str | None = None
+    log_format: int | None = None
     database_url: str | None = None
     signer_key: Path | None = None
 
@@ -367,13 +375,17 @@ class Where:
                        "--trust FILE")
         if self.origin is not None and self.origin != origin:
             cannot_run(f"--origin {self.origin} is not the origin of --trust ({origin})")
-        return SignOnlyTarget(out, origin, reader)
+        log_format = reader.log_format if reader is not None else (self.log_format or NEW_LOG_FORMAT)
+        if self.log_format is not None and self.log_format != log_format:
+            cannot_run(f"--log-format {self.log_format} is not this registry's log format ({log_format})")
+        return SignOnlyTarget(out, origin, log_format, reader)
 
 
 # The options of where_options, each with its parameter name and type, in the order of the help.
 _WHERE_OPTIONS = (("directory", Optional[Path], DirOption), ("server", Optional[str], ServerOption),
                   ("trust", Optional[Path], TrustOption), ("sign_only", Optional[Path], SignOnlyOption),
-                  ("origin", Optional[str], OriginOption), ("signer_key", Optional[Path], SignerKeyOption),
+                  ("origin", Optional[str], OriginOption), ("log_format", Optional[int], LogFormatOption),
+                  ("signer_key", Optional[Path], SignerKeyOption),
                   ("database_url", Optional[str], DatabaseOption))
 
 

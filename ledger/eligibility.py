@@ -113,7 +113,7 @@ def _judge_surrender(state: State, entity: str, compliance_year: int, allocation
     body = {"surrender_id": f"dry-run-{secrets.token_hex(8)}", "entity": entity, "compliance_year": compliance_year,
             "allocation_g": allocation_g, "retirements": retirement_ids, "request_id": "offset-eligibility"}
     try:
-        check_body("offset.surrender", body)
+        check_body("offset.surrender", body, state.log_format or 1)
         judge(state, "offset.surrender", body, _DRY_RUN_KEY, activities=MemoryActivityIndex())
     except Rejected as rejection:
         return rejection

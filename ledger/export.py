@@ -36,7 +36,7 @@ def export_bundle(registry: LogReader, out: Path, progress: Callable[[int, int],
         with open(out / "activities" / f"{batch_id}.jsonl", "wb") as records:
             for record in registry.batch_records(batch_id):
                 records.write(record + b"\n")
-    manifest = {"format": "puhui-bundle/1", "origin": registry.origin, "tree_size": size,
+    manifest = {"format": f"puhui-bundle/{registry.log_format}", "origin": registry.origin, "tree_size": size,
                 "root": registry.root(size).hex()}
     (out / "manifest.json").write_text(json.dumps(manifest) + "\n")
     progress(size, size)

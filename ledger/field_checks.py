@@ -164,12 +164,23 @@ def fields(spec: dict[str, Check]) -> Check:
     return check
 
 
-rules = fields({
+_RULES_V1: dict[str, Check] = {
     "offset_cap_ppm": integer(0, 1_000_000),
     "offset_vintage_years": integer(0, MAX_VINTAGE_YEARS),
     "offset_regions": list_of(matching(REGION_PREFIX, "a region prefix of 1 to 6 digits"),
                               min_items=0, max_items=MAX_OFFSET_REGIONS, unique=True),
-})
+}
+MAX_REVIEW_QUORUM = 32  # a registry limit: reviews needed for one issuance or one eligibility
+rules = fields(_RULES_V1)
+# format 2: the reviews an issuance and turning eligibility on need (spec section 6, Reviews)
+rules_v2 = fields({**_RULES_V1, "review_quorum": fields({"issuance": integer(0, MAX_REVIEW_QUORUM),
+                                                          "eligibility": integer(0, MAX_REVIEW_QUORUM)})})
+
+
+def format_2(field: str, value: Any) -> None:
+    """A genesis `format`: 2 is the only one written (a genesis without it starts a format-1 log)."""
+    if not is_int(value) or value != 2:
+        fail(field, f"must be 2 (a genesis without `format` starts a format-1 log), got {value!r:.40}")
 controllers = list_of(key_id, min_items=1, max_items=MAX_CONTROLLERS, unique=True)
 amount_g = integer(1)
 year = integer(1900, 9999)

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ledger.leaf import parse_leaf
+from ledger.leaf import parse_leaf, stored_log_format
 from ledger.projections import ProjectionDigest
 from ledger.state import State
 from ledger.store import Store
@@ -54,7 +54,7 @@ def log_next_serial(store: Store, conn: Connection) -> int:
     seq = store.last_seq_of_types(conn, ("issuance",))
     if seq is None:
         return 0
-    serials = parse_leaf(store.leaf(conn, seq)).serials
+    serials = parse_leaf(store.leaf(conn, seq), stored_log_format(store.leaf(conn, 0))).serials
     assert serials and len(serials) == 1, "an accepted issuance has exactly one range"
     return serials[0][1]
 

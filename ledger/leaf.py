@@ -44,8 +44,30 @@ def make_leaf(seq: int, time: str, event_type: str, body: dict[str, Any], auth: 
     return Leaf(seq, time, event_type, body, auth, effects, jcs(value))
 
 
-def parse_leaf(data: bytes) -> Leaf:
-    """A leaf read back from storage or a bundle: canonical bytes, exactly the keys of section 3."""
+def log_format_of(genesis: bytes) -> int:
+    """A log's format from its first leaf, as spec "Formats" says: 2 if it parses as a JSON object of
+    type registry.genesis whose body.format is 2 (whatever else it breaks), else 1."""
+    try:
+        value = parse_strict(genesis)
+    except Rejected:
+        return 1
+    if not isinstance(value, dict):
+        return 1
+    body = value.get("body")
+    is_v2 = (value.get("type") == "registry.genesis" and isinstance(body, dict)
+             and type(body.get("format")) is int and body["format"] == 2)
+    return 2 if is_v2 else 1
+
+
+def stored_log_format(genesis: bytes | None) -> int:
+    """The format of a registry's own log from its stored genesis leaf (a log without one has no
+    leaf to parse, so 1 is never used for one)."""
+    return 1 if genesis is None else log_format_of(genesis)
+
+
+def parse_leaf(data: bytes, log_format: int) -> Leaf:
+    """A leaf of a log of this format read back from storage or a bundle: canonical bytes, exactly
+    the keys of section 3, a body of its type."""
     try:
         value = parse_strict(data)
     except Rejected as exc:
@@ -62,7 +84,7 @@ def parse_leaf(data: bytes) -> Leaf:
     except ValueError as exc:
         raise Rejected("TIME", str(exc)) from None
     _AUTH("auth", value["auth"])
-    check_body(value["type"], value["body"])
+    check_body(value["type"], value["body"], log_format)
     if "effects" in value:
         check_effects(value["type"], value["effects"])
     return Leaf(value["seq"], value["time"], value["type"], value["body"], value["auth"], value.get("effects"), data)

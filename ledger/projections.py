@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy.engine import Connection
 
 from ledger.events import TYPES
-from ledger.leaf import Leaf, parse_leaf
+from ledger.leaf import Leaf, parse_leaf, stored_log_format
 from ledger.serials import SerialSet
 from ledger.state import (
     Account, Batch, Claim, Issuance, Key, Methodology, Retirement, State, Surrender,
@@ -174,5 +174,6 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
     state.count_held_g()
     state.size = store.size(conn)
     if state.size:
-        state.last_time = parse_leaf(store.leaf(conn, state.size - 1)).time
+        state.log_format = stored_log_format(store.leaf(conn, 0))
+        state.last_time = parse_leaf(store.leaf(conn, state.size - 1), state.log_format).time
     return state

@@ -55,8 +55,9 @@ class ReceiptInvalid(Exception):
         self.code, self.message = code, message
 
 
-def verify_receipt(receipt: Any, trust: dict[str, Any]) -> Leaf:
-    """Check a receipt against a trust file (docs/receipt.md); the proven leaf, or ReceiptInvalid.
+def verify_receipt(receipt: Any, trust: dict[str, Any], log_format: int) -> Leaf:
+    """Check a receipt of a log of this format against a trust file (docs/receipt.md); the proven
+    leaf, or ReceiptInvalid. The format decides the event signature's prefix (spec section 2).
 
     What a client needs to hold the registry to one answer. An auditor's tool is `puhui-verify receipt`.
     """
@@ -71,7 +72,7 @@ def verify_receipt(receipt: Any, trust: dict[str, Any]) -> Leaf:
         seen = verify_cosignatures(receipt["checkpoint"], [parse_verifier_key(w) for w in trust.get("witnesses", [])])
         if len(seen) < quorum:
             raise ReceiptInvalid("WITNESS_QUORUM", f"{len(seen)} trusted cosignatures, {quorum} required")
-    leaf = _proven_leaf(receipt.get("leaf"), receipt.get("inclusion"), checkpoint)
+    leaf = _proven_leaf(receipt.get("leaf"), receipt.get("inclusion"), checkpoint, log_format)
     root_keys = {key_id_of(base64.b64decode(k)): base64.b64decode(k) for k in trust["root_keys"]}
     signer = receipt.get("signer")
     if signer is None:
@@ -80,25 +81,25 @@ def verify_receipt(receipt: Any, trust: dict[str, Any]) -> Leaf:
             raise ReceiptInvalid("SIGNATURE", f"key {leaf.auth['key']} is no root key and the receipt names no signer")
     else:
         registration = _proven_leaf(signer.get("leaf") if isinstance(signer, dict) else None,
-                                    signer.get("inclusion") if isinstance(signer, dict) else None, checkpoint)
+                                    signer.get("inclusion") if isinstance(signer, dict) else None, checkpoint, log_format)
         if registration.type != "key.register" or registration.body["key_id"] != leaf.auth["key"]:
             raise ReceiptInvalid("SIGNATURE", f"the signer leaf does not register key {leaf.auth['key']}")
         if registration.seq >= leaf.seq:
             raise ReceiptInvalid("SIGNATURE", "the key was registered after the event")
         public_key = base64.b64decode(registration.body["public_key"])
     try:
-        VerifyKey(public_key).verify(signing_message(checkpoint.origin, leaf.type, leaf.body),
+        VerifyKey(public_key).verify(signing_message(checkpoint.origin, leaf.type, leaf.body, log_format),
                                      base64.b64decode(leaf.auth["sig"]))
     except BadSignatureError:
         raise ReceiptInvalid("SIGNATURE", f"the event's signature does not verify with key {leaf.auth['key']}") from None
     return leaf
 
 
-def _proven_leaf(text: Any, inclusion: Any, checkpoint: Checkpoint) -> Leaf:
+def _proven_leaf(text: Any, inclusion: Any, checkpoint: Checkpoint, log_format: int) -> Leaf:
     if not isinstance(text, str) or not isinstance(inclusion, dict):
         raise ReceiptInvalid("ENCODING", "a leaf and its inclusion proof are required")
     try:
-        leaf = parse_leaf(text.encode("utf-8"))
+        leaf = parse_leaf(text.encode("utf-8"), log_format)
     except Rejected as exc:
         raise ReceiptInvalid("ENCODING", exc.message) from None
     try:

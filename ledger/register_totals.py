@@ -16,7 +16,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from ledger.leaf import parse_leaf
+from ledger.leaf import parse_leaf, stored_log_format
 from ledger.schema import PURPOSES
 from ledger.store import Store, events
 
@@ -67,9 +67,10 @@ class RunningTotals:
         """Add the issuances, retirements and cancellations of seqs [low, high). The projections
         have no index on seq, the events table has it as its key: the events are read (their type
         column comes before the leaf, so the others cost no leaf read)."""
+        log_format = stored_log_format(self._store.leaf(conn, 0))
         for row in conn.execute(select(events.c.type, events.c.time, events.c.leaf).where(
                 events.c.seq >= low, events.c.seq < high, events.c.type.in_(_COUNTED))):
-            body, month = parse_leaf(row.leaf).body, row.time[:7]
+            body, month = parse_leaf(row.leaf, log_format).body, row.time[:7]
             if row.type == "issuance":
                 self._issued_g += body["amount_g"]
                 _add(self._issued_by_month_g, month, body["amount_g"])

@@ -28,7 +28,7 @@ from keys.signer import Signer
 from ledger import merkle
 from ledger.canonical import check_value
 from ledger.errors import InvariantBroken, Rejected, StorageError
-from ledger.leaf import Leaf, make_leaf, parse_leaf
+from ledger.leaf import Leaf, log_format_of, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
 from ledger.projections import Changes, ProjectionDigest, load_state
@@ -43,9 +43,10 @@ MAX_GROUP_EVENTS = 10_000
 log = logging.getLogger(__name__)
 
 
-def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A submission signed per spec section 2: what every client sends to the registry."""
-    signature = signer.sign(signing_message(origin, event_type, body))
+def sign_event(signer: Signer, origin: str, event_type: str, body: dict[str, Any], *,
+               log_format: int) -> dict[str, Any]:
+    """A submission signed per spec section 2 for a log of this format: what every client sends."""
+    signature = signer.sign(signing_message(origin, event_type, body, log_format))
     return {"type": event_type, "body": body,
             "auth": {"key": key_id_of(signer.public_key), "sig": base64.b64encode(signature).decode()}}
 
@@ -133,6 +134,7 @@ class LogReader:
         self.origin: str = self.meta["origin"]
         self.log_key = parse_verifier_key(self.meta["log_key"])
         self._size_source = size_source
+        self._log_format: int | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -164,6 +166,17 @@ class LogReader:
     # -- the tree and its leaves -----------------------------------------------------------------
 
     @property
+    def log_format(self) -> int:
+        """1 or 2, as the genesis says (spec "Formats"); a log without its genesis yet has none."""
+        if self._log_format is None:
+            with self.store.engine.connect() as conn:
+                genesis = self.store.leaf(conn, 0)
+            if genesis is None:
+                raise StorageError("this registry has no genesis yet, so no log format")
+            self._log_format = log_format_of(genesis)
+        return self._log_format
+
+    @property
     def size(self) -> int:
         return self._size_source()
 
@@ -192,7 +205,7 @@ class LogReader:
             data = self.store.leaf(conn, seq)
         if data is None:
             raise KeyError(seq)
-        return parse_leaf(data)
+        return parse_leaf(data, self.log_format)
 
     def leaf_bytes(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, bytes]]:
         with self.store.engine.connect() as conn:
@@ -232,10 +245,11 @@ class Registry(LogReader):
     # -- life cycle ------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, url: str, *, origin: str, name: str, rules: dict[str, Any], root_signer: Signer,
+    def create(cls, url: str, *, log_format: int, origin: str, name: str, rules: dict[str, Any], root_signer: Signer,
                log_public_key: bytes, log_signer: Signer | None = None, witnesses: Sequence[str] = (),
                witness_quorum: int = 0, clock: Callable[[], dt.datetime] = _utc_now) -> "Registry":
-        """A new registry: schema, trust anchors, and the genesis event signed by the root key."""
+        """A new registry of this log format: schema, trust anchors, and the genesis event signed by
+        the root key (format 2's rules carry review_quorum)."""
         store = Store.connect(url)
         store.create_schema()
         with store.engine.begin() as conn:
@@ -248,7 +262,9 @@ class Registry(LogReader):
             store.write_meta(conn, meta)
         registry = cls(store, log_signer=log_signer, clock=clock)
         body = {"origin": origin, "name": name, "rules": rules, "request_id": "genesis"}
-        registry.append(sign_event(root_signer, origin, "registry.genesis", body))
+        if log_format == 2:
+            body["format"] = 2
+        registry.append(sign_event(root_signer, origin, "registry.genesis", body, log_format=log_format))
         return registry
 
     @classmethod
@@ -291,7 +307,7 @@ class Registry(LogReader):
         """The rules of the latest registry.genesis or registry.rules event."""
         with self.store.engine.connect() as conn:
             seq = self.store.last_seq_of_types(conn, ("registry.genesis", "registry.rules"))
-            return None if seq is None else parse_leaf(self.store.leaf(conn, seq)).body["rules"]
+            return None if seq is None else parse_leaf(self.store.leaf(conn, seq), self.log_format).body["rules"]
 
 
     def _committed(self) -> int:
@@ -364,8 +380,9 @@ class Registry(LogReader):
         signed it (key known, active, signature), and only then the records, whose checks cost in
         proportion to their number; then the rules. Reads the State, never writes it."""
         check_value(event)
-        event_type, body, auth = check_submission(event)
         state = self.state
+        # Before the genesis the log has no format yet: a genesis body says its own (schema.check_body).
+        event_type, body, auth = check_submission(event, state.log_format or 1)
         prior = state.requests.get((auth["key"], body["request_id"]))
         if prior is not None:
             original = self._pending_or_stored(prior, accepted)

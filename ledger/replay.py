@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
-from ledger.leaf import parse_leaf
+from ledger.leaf import log_format_of, parse_leaf
 from ledger.rules import apply, authenticate, judge
 from ledger.state import Key, MemoryActivityIndex, State
 
@@ -21,8 +21,11 @@ def replay(leaves: Iterable[bytes], *, origin: str, root_keys: dict[str, Key],
            batch_records: Callable[[str], Iterable[bytes]]) -> State:
     state = State(root_keys=root_keys, origin=origin)  # as a registry that has not yet appended its genesis
     activities = MemoryActivityIndex()
+    log_format = None
     for data in leaves:
-        leaf = parse_leaf(data)
+        if log_format is None:
+            log_format = log_format_of(data)
+        leaf = parse_leaf(data, log_format)
         if leaf.seq != state.size:
             raise Rejected("SEQ", f"leaf {state.size} says seq {leaf.seq}")
         if state.last_time is not None and leaf.time < state.last_time:

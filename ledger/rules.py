@@ -20,19 +20,29 @@ from ledger.events.activities import batch_commitment  # noqa: F401  (re-exporte
 from ledger.events.base import Serials, Verdict
 from ledger.state import ActivityIndex, ActivityRecord, Key, State
 
-EVENT_DOMAIN = b"puhui-event/v1\n"
+# Spec section 2: the prefix stops an event signed for a format-1 log being replayed into format 2.
+EVENT_DOMAINS = {1: b"puhui-event/v1\n", 2: b"puhui-event/v2\n"}
 
 
-def signing_message(origin: str, event_type: str, body: dict[str, Any]) -> bytes:
-    return EVENT_DOMAIN + jcs({"body": body, "origin": origin, "type": event_type})
+def signing_message(origin: str, event_type: str, body: dict[str, Any], log_format: int) -> bytes:
+    return EVENT_DOMAINS[log_format] + jcs({"body": body, "origin": origin, "type": event_type})
+
+
+def event_format(state: State, event_type: str, body: dict[str, Any]) -> int:
+    """The format an event is signed and judged in: the log's, or for the genesis the one it sets."""
+    if state.log_format is not None:
+        return state.log_format
+    return TYPES[event_type].body_format(1, body)
 
 
 def authenticate(state: State, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str]) -> Key:
     """The signing key, known and active, whose signature verifies (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE)."""
-    return verify_signer(state.signer(auth["key"]), origin, event_type, body, auth)
+    return verify_signer(state.signer(auth["key"]), origin, event_type, body, auth,
+                         event_format(state, event_type, body))
 
 
-def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str]) -> Key:
+def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str],
+                  log_format: int) -> Key:
     """authenticate, given the key auth names as found (None: unknown); also the HTTP front's early
     check of an upload, with the key read from the committed database."""
     if key is None:
@@ -40,7 +50,7 @@ def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str,
     if key.revoked:
         raise Rejected("KEY_REVOKED", f"key {key.key_id} ({key.label}) was revoked and signs nothing after that")
     try:
-        key.verify_key.verify(signing_message(origin, event_type, body), base64.b64decode(auth["sig"]))
+        key.verify_key.verify(signing_message(origin, event_type, body, log_format), base64.b64decode(auth["sig"]))
     except BadSignatureError:
         raise Rejected("SIGNATURE", f"the signature does not verify with key {key.key_id} over this body and origin {origin}") from None
     return key

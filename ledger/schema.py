@@ -24,7 +24,9 @@ from ledger.field_checks import (  # noqa: F401  (re-exported)
 # A registry limit (the spec sets none), shared by the server's body reader and the client.
 MAX_BATCH_EVENTS = 1_000  # signed events in one submission of a batch (POST /v1/events:batch)
 
-BODIES: dict[str, dict[str, Check]] = {name: event.body for name, event in TYPES.items()}
+LOG_FORMATS = (1, 2)  # spec "Formats": a genesis without `format` starts format 1, "format": 2 format 2
+BODIES: dict[int, dict[str, dict[str, Check]]] = {
+    log_format: {name: event.bodies[log_format] for name, event in TYPES.items()} for log_format in LOG_FORMATS}
 EVENT_TYPES = tuple(TYPES)
 TYPES_WITH_EFFECTS = tuple(name for name, event in TYPES.items() if event.has_effects)
 # The id field each type introduces, for naming events in messages and receipts.
@@ -34,19 +36,25 @@ ID_FIELD = {name: event.new_id.field for name, event in TYPES.items() if event.n
 _AUTH = fields({"key": key_id, "sig": signature})
 
 
-def check_event_type(event_type: Any) -> str:
+def check_event_type(event_type: Any, log_format: int) -> str:
     if type(event_type) is not str or event_type not in TYPES:  # {} or [] would not hash
         raise Rejected("SCHEMA", f"unknown event type {event_type!r:.80}")
+    if log_format not in TYPES[event_type].formats:
+        raise Rejected("SCHEMA", f"unknown event type {event_type} in a format-{log_format} log "
+                                 f"(it is one of format {', '.join(map(str, TYPES[event_type].formats))})")
     return event_type
 
 
-def check_body(event_type: str, body: Any) -> None:
-    event = TYPES[check_event_type(event_type)]
-    event.check_fields("", body)
+def check_body(event_type: str, body: Any, log_format: int) -> None:
+    """SCHEMA unless `body` is a valid body of this type in a log of this format (a genesis body
+    says its own format)."""
+    assert log_format in LOG_FORMATS, log_format
+    event = TYPES[check_event_type(event_type, log_format)]
+    event.check_fields(log_format, body)
     event.check_across_fields(body)
 
 
-def check_submission(event: Any) -> tuple[str, dict[str, Any], dict[str, str]]:
+def check_submission(event: Any, log_format: int) -> tuple[str, dict[str, Any], dict[str, str]]:
     """A client's signed event: {"type", "body", "auth": {"key", "sig"}} and nothing else."""
     if not isinstance(event, dict):
         fail("event", "must be a JSON object")
@@ -54,9 +62,9 @@ def check_submission(event: Any) -> tuple[str, dict[str, Any], dict[str, str]]:
     missing = sorted({"type", "body", "auth"} - set(event))
     if missing or extra:
         fail("event", f"must have exactly type, body, auth (missing {missing}, unknown {extra})")
-    event_type = check_event_type(event["type"])
+    event_type = check_event_type(event["type"], log_format)
     _AUTH("auth", event["auth"])
-    check_body(event_type, event["body"])
+    check_body(event_type, event["body"], log_format)
     return event_type, event["body"], event["auth"]
 
 

@@ -93,6 +93,9 @@ class Issuance:
     amount_g: int
     start: int
     end: int
+    # The methodology versions behind it (its batches' versions; for an evidence issuance the latest
+    # version at the issuance): format 2 judges offset eligibility per version (spec section 6).
+    methodology_versions: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +175,7 @@ class MemoryActivityIndex:
 class State:
     root_keys: dict[str, Key]
     origin: str | None = None
+    log_format: int | None = None  # 1 or 2, set by the genesis (spec "Formats"); None before it
     rules: dict[str, Any] | None = None
     size: int = 0
     last_time: str | None = None
@@ -195,6 +199,16 @@ class State:
     active_g: int = 0
     retired_g: int = 0
     cancelled_g: int = 0
+
+    def offset_eligible(self, methodology_id: str, versions: Iterable[int]) -> bool:
+        """The methodology part of serial eligibility (spec section 6): in format 1 the methodology's
+        flag; in format 2 every version behind the serial is eligible, each by its own flag."""
+        methodology = self.methodologies[methodology_id]
+        if self.log_format != 2:
+            return methodology.offset_eligible
+        versions = list(versions)
+        assert versions, f"an issuance of {methodology_id} names the versions behind it"
+        return all(methodology.versions[v]["offset_eligible"] for v in versions)
 
     def signer(self, key_id: str) -> Key | None:
         return self.root_keys.get(key_id) or self.keys.get(key_id)

@@ -52,7 +52,7 @@ class Client:
 
     def signed(self, actor: Actor, event_type: str, body: dict[str, Any]) -> dict[str, Any]:
         body = {**body, "request_id": body.get("request_id") or actor.next_request_id()}
-        return sign_event(actor.signer, self.registry.origin, event_type, body)
+        return sign_event(actor.signer, self.registry.origin, event_type, body, log_format=self.registry.log_format)
 
     def submit(self, actor: Actor, event_type: str, body: dict[str, Any],
                records: Sequence[dict[str, Any]] | None = None) -> Appended:

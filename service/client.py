@@ -27,6 +27,7 @@ import httpx
 from keys import Ed25519Key, Signer, load_key, passphrase_from_env_or_prompt
 from ledger import merkle
 from ledger.canonical import jcs
+from ledger.leaf import log_format_of
 from ledger.note import Checkpoint, parse_verifier_key, verify_checkpoint
 from ledger.receipts import ReceiptInvalid, verify_receipt
 from ledger.registry import sign_event
@@ -80,6 +81,19 @@ class RegistryClient:
         self._log_key = parse_verifier_key(trust["log_key"])
         self._latest: Checkpoint | None = None
         self._request_serial = 0
+        self._log_format: int | None = None
+
+    @property
+    def log_format(self) -> int:
+        """The registry log's format (spec "Formats"), from its genesis, whose receipt is checked
+        against the trust file: events are signed with that format's prefix."""
+        if self._log_format is None:
+            receipt = self._json(self.http.get("/v1/receipts/0"))
+            leaf_text = receipt.get("leaf") if isinstance(receipt, dict) else None
+            log_format = log_format_of(leaf_text.encode("utf-8")) if isinstance(leaf_text, str) else 1
+            verify_receipt(receipt, self.trust, log_format)
+            self._log_format = log_format
+        return self._log_format
 
     def close(self) -> None:
         self.http.close()
@@ -102,7 +116,7 @@ class RegistryClient:
         body = normalized(body)
         if "request_id" not in body:
             body["request_id"] = self._new_request_id()
-        return sign_event(signer, self.origin, event_type, body)
+        return sign_event(signer, self.origin, event_type, body, log_format=self.log_format)
 
     def submit(self, signer: Signer, event_type: str, body: dict[str, Any], *, prove: bool = True) -> Accepted:
         """Sign and submit one event; RegistryError if refused. With `prove`, its receipt is checked."""
@@ -142,7 +156,7 @@ class RegistryClient:
     def prove(self, seq: int, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """The receipt of `seq`, checked against the trust file (and against `event`, when given)."""
         receipt = self._json(self.http.get(f"/v1/receipts/{seq}"))
-        leaf = verify_receipt(receipt, self.trust)
+        leaf = verify_receipt(receipt, self.trust, self.log_format)
         if leaf.seq != seq:
             raise ReceiptInvalid("SEQ", f"asked for seq {seq}, the receipt proves {leaf.seq}")
         if event is not None and leaf.submission() != event:

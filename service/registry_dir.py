@@ -22,7 +22,7 @@ from ledger.schema import key_id_of
 from ledger.store import sqlite_url
 from sqlalchemy.engine import make_url
 from service.actors import Actor, Client
-from service.hubei import HUBEI_RULES
+from service.hubei import hubei_rules
 
 CONFIG = "registry.json"
 MAX_ORIGIN_CHARS = 200
@@ -32,6 +32,10 @@ FORMAT = "puhui-registry-dir/1"
 
 class RegistryDirError(Exception):
     """The directory is not a registry, or not in a usable state."""
+
+
+# The log format `puhui init` writes. 1 until the registry enforces every format-2 rule (issue 10).
+INIT_LOG_FORMAT = 1
 
 
 def _check_origin(origin: str) -> None:
@@ -165,7 +169,8 @@ class RegistryDir:
             admin = ring.create("admin", f"first admin of {origin}", passphrases["admin"], strength=strength)
             admin_public_key = admin.public_key
         url = database_url or sqlite_url(str((self.path / DEFAULT_DATABASE).resolve()))
-        registry = Registry.create(url, origin=origin, name=name, rules=HUBEI_RULES, root_signer=root,
+        registry = Registry.create(url, log_format=INIT_LOG_FORMAT, origin=origin, name=name,
+                                   rules=hubei_rules(INIT_LOG_FORMAT), root_signer=root,
                                    log_public_key=log.public_key, log_signer=log)
         try:
             Client(registry).submit(Actor(root, "root"), "key.register", {

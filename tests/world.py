@@ -11,7 +11,7 @@ import itertools
 from keys import Ed25519Key
 from ledger.registry import Registry
 from service.actors import Actor, Client, activity_record
-from service.hubei import HUBEI_RULES
+from service.hubei import hubei_rules
 
 ORIGIN = "test.hubei.example/puhui"
 
@@ -32,13 +32,15 @@ def actor(label: str) -> Actor:
 
 
 class World:
-    def __init__(self, url: str, *, origin: str = ORIGIN, witnesses: tuple[str, ...] = (), witness_quorum: int = 0):
+    def __init__(self, url: str, *, origin: str = ORIGIN, witnesses: tuple[str, ...] = (), witness_quorum: int = 0,
+                 log_format: int = 1):
         self.url = url
         self.root = actor("root")
         self.log_key = Ed25519Key.from_label("puhui-test/log")
         self.admin, self.wuhan, self.grid, self.ets = actor("admin"), actor("wuhan"), actor("grid"), actor("ets")
         self.steel, self.mall, self.alice, self.bob = actor("steel"), actor("mall"), actor("alice"), actor("bob")
-        self.registry = Registry.create(url, origin=origin, name="Test registry", rules=HUBEI_RULES,
+        self.registry = Registry.create(url, log_format=log_format, origin=origin, name="Test registry",
+                                        rules=hubei_rules(log_format),
                                         root_signer=self.root.signer, log_public_key=self.log_key.public_key,
                                         log_signer=self.log_key, witnesses=witnesses, witness_quorum=witness_quorum,
                                         clock=TickingClock())

@@ -43,14 +43,26 @@ class EventType:
     no new id unless `new_id` names one, no judgement beyond authorization, no projection row)."""
 
     name: ClassVar[str]
-    body_fields: ClassVar[dict[str, Check]]   # the fields of its own, in the order they are checked
+    body_fields: ClassVar[dict[str, Check]]   # the fields of its own, in the order they are checked (format 1)
+    body_fields_v2: ClassVar[dict[str, Check] | None] = None  # its fields in a format-2 log, where they differ
+    formats: ClassVar[tuple[int, ...]] = (1, 2)  # the log formats it exists in (format 2's own types: (2,))
     new_id: ClassVar[NewId | None] = None
     has_effects: ClassVar[bool] = False       # its leaf carries `effects` (serials)
 
     def __init__(self) -> None:
         # request_id is last, as every body carries one and its check comes after the type's own.
-        self.body: dict[str, Check] = {**self.body_fields, "request_id": request_id}
-        self.check_fields: Check = fields(self.body)
+        own_v2 = self.body_fields if self.body_fields_v2 is None else self.body_fields_v2
+        self.bodies: dict[int, dict[str, Check]] = {1: {**self.body_fields, "request_id": request_id},
+                                                     2: {**own_v2, "request_id": request_id}}
+        self.field_checks: dict[int, Check] = {log_format: fields(body) for log_format, body in self.bodies.items()}
+
+    def body_format(self, log_format: int, body: Any) -> int:
+        """The format whose fields `body` must have: the log's (a genesis overrides this: it sets the format)."""
+        return log_format
+
+    def check_fields(self, log_format: int, body: Any) -> None:
+        """SCHEMA unless `body` has exactly this type's fields for the log's format, each valid."""
+        self.field_checks[self.body_format(log_format, body)]("", body)
 
     def check_across_fields(self, body: Body) -> None:
         """The body rules that need more than one field (SCHEMA), after each field passed."""

@@ -42,8 +42,7 @@ def offset_refusal(state: State, retirement: Retirement, compliance_year: int) -
     assert rules is not None
     for start, end in retirement.serials:
         for issuance in state.issuances_over(start, end):
-            methodology = state.methodologies[issuance.methodology_id]
-            if not methodology.offset_eligible:
+            if not state.offset_eligible(issuance.methodology_id, issuance.methodology_versions):
                 return f"methodology {issuance.methodology_id} (issuance {issuance.issuance_id}) is not offset-eligible"
             if not (issuance.vintage <= compliance_year and compliance_year - issuance.vintage <= rules["offset_vintage_years"]):
                 return (f"vintage {issuance.vintage} (issuance {issuance.issuance_id}) is outside the {rules['offset_vintage_years']}-year "

@@ -91,8 +91,12 @@ class IssuanceEvent(EventType):
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:
         [[start, end]] = effects
+        if body["batches"]:
+            versions = sorted({state.batches[batch_id].methodology_version for batch_id in body["batches"]})
+        else:
+            versions = [state.methodologies[body["methodology_id"]].latest_version]
         state.add_issuance(Issuance(body["issuance_id"], seq, body["account"], body["methodology_id"], body["vintage"],
-                                    body["region"], body["amount_g"], start, end))
+                                    body["region"], body["amount_g"], start, end, versions))
         state.accounts[body["account"]].active.add(start, end)
         state.active_g += end - start
         for batch_id in body["batches"]:

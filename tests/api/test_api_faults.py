@@ -48,7 +48,7 @@ class Writer(threading.Thread):
                 event = sign_event(self.cast.admin.signer, self.origin, "account.open", {
                     "account_id": f"acct-{tag}", "kind": "compliance_entity", "name": f"acct-{tag}",
                     "region": "420100", "controllers": [self.cast.wuhan.key_id], "platform": None,
-                    "request_id": f"req-{tag}"})
+                    "request_id": f"req-{tag}"}, log_format=1)
                 while time.monotonic() < deadline:
                     try:
                         answer = http.post("/v1/events", content=json.dumps(event))

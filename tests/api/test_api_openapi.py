@@ -45,7 +45,7 @@ def _json_lines(draw) -> str:
         "period_start": st.just("2026-01-01"), "period_end": st.just("2026-01-31"),
         "count": st.integers(1, 4), "total_g": st.integers(-1, 10**6), "root": st.just("ab" * 32),
         "request_id": st.from_regex(r"r-[a-z0-9]{1,12}", fullmatch=True)}))
-    event = sign_event(actor("wuhan").signer, ORIGIN, "activity.batch", body)
+    event = sign_event(actor("wuhan").signer, ORIGIN, "activity.batch", body, log_format=1)
     signed = json.dumps(event)
     first = draw(st.sampled_from([signed, signed, signed, json.dumps({**event, "type": {}}), None]))
     first = first if first is not None else json.dumps(draw(_JSON))

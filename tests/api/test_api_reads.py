@@ -134,13 +134,13 @@ def test_receipts_hold_offline(api, world, client, tmp_path):
     trust = world.registry.trust()
     surrender_seq = world.registry.state.surrenders["sur-1"].seq
     receipt = api.get(f"/v1/receipts/{surrender_seq}").json()
-    leaf = verify_receipt(receipt, trust)
+    leaf = verify_receipt(receipt, trust, 1)
     assert leaf.type == "offset.surrender" and receipt["signer"] is not None
-    genesis = verify_receipt(api.get("/v1/receipts/0").json(), trust)
+    genesis = verify_receipt(api.get("/v1/receipts/0").json(), trust, 1)
     assert genesis.type == "registry.genesis"
     tampered = dict(receipt, leaf=receipt["leaf"].replace("sur-1", "sur-9"))
     with pytest.raises(ReceiptInvalid):
-        verify_receipt(tampered, trust)
+        verify_receipt(tampered, trust, 1)
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
     (tmp_path / "trust.json").write_text(json.dumps(trust))
     checked = subprocess.run([str(PUHUI_VERIFY), "receipt", str(tmp_path / "receipt.json"), "--trust", str(tmp_path / "trust.json")],
@@ -156,7 +156,7 @@ def test_a_receipt_for_an_event_no_checkpoint_covers_yet_signs_one(world, tmp_pa
                                                                 "amount_g": 1, "purpose": "voluntary", "beneficiary": "x"})
         seq = api.post("/v1/events", content=json.dumps(event)).json()["seq"]
         receipt = api.get(f"/v1/receipts/{seq}").json()
-        assert verify_receipt(receipt, world.registry.trust()).seq == seq
+        assert verify_receipt(receipt, world.registry.trust(), 1).seq == seq
         assert receipt["inclusion"]["tree_size"] == seq + 1
 
 

@@ -50,7 +50,7 @@ def honest_event(served: Served, tag: str) -> dict:
     cast = Cast(RegistryClient(served.url, trust=served.trust()))
     return sign_event(cast.admin.signer, served.trust()["origin"], "account.open", {
         "account_id": f"acct-{tag}", "kind": "compliance_entity", "name": f"acct-{tag}", "region": "420100",
-        "controllers": [cast.wuhan.key_id], "platform": None, "request_id": f"req-{tag}"})
+        "controllers": [cast.wuhan.key_id], "platform": None, "request_id": f"req-{tag}"}, log_format=1)
 
 
 # -- finding 1: malformed events are answered in the front --------------------------------------
@@ -66,14 +66,16 @@ def test_a_malformed_event_is_422_schema_in_the_front(served, http, bad_type):
 
 def test_a_malformed_event_in_a_batch_is_refused_alone(served, http):
     good = [honest_event(served, f"batch-{i}") for i in range(2)]
-    events = [good[0], {**good[0], "type": {}}, {**good[1], "body": []}, good[1]]
+    nul = {**good[1], "body": {**good[1]["body"], "request_id": "a\u0000b"}}
+    events = [good[0], {**good[0], "type": {}}, {**good[1], "body": []}, nul, good[1]]
     before = writer_events(http)
     answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
-    assert [r["status"] for r in results] == [201, 422, 422, 201]
-    assert [r.get("code") for r in results] == [None, "SCHEMA", "SCHEMA", None]
-    assert results[3]["seq"] == results[0]["seq"] + 1
+    assert [r["status"] for r in results] == [201, 422, 422, 422, 201]
+    assert [r.get("code") for r in results] == [None, "SCHEMA", "SCHEMA", "SCHEMA", None]
+    assert "U+0000" in results[3]["message"]
+    assert results[4]["seq"] == results[0]["seq"] + 1
     assert writer_events(http) == before + 2, "only the sound events go to the writer"
 
 
@@ -98,7 +100,7 @@ def _upload(served: Served, signer, records: int) -> bytes:
     event = sign_event(signer, served.trust()["origin"], "activity.batch", {
         "batch_id": "b-upload", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO",
         "methodology_version": 1, "period_start": "2026-01-01", "period_end": "2026-01-31", "count": records,
-        "total_g": records, "root": "ab" * 32, "request_id": f"up-{records}"})
+        "total_g": records, "root": "ab" * 32, "request_id": f"up-{records}"}, log_format=1)
     line = json.dumps({"activity_id": "a" * 100, "subject": "s" * 100, "occurred_at": "2026-01-02T00:00:00Z",
                        "inputs": {"km": "1"}, "reduction_g": 1, "fingerprint": "ab" * 32}).encode()
     return json.dumps(event).encode() + b"\n" + b"\n".join([line] * records) + b"\n"
@@ -214,7 +216,7 @@ def test_requests_in_flight_from_one_source_are_bounded(tight):
 def _retirements(signer, origin: str, tag: str, count: int) -> list[dict]:
     return [sign_event(signer, origin, "retirement", {
         "retirement_id": f"r-{tag}-{i}", "account": "no-such-account", "amount_g": 1, "purpose": "voluntary",
-        "beneficiary": "b", "request_id": f"q-{tag}-{i}"}) for i in range(count)]
+        "beneficiary": "b", "request_id": f"q-{tag}-{i}"}, log_format=1) for i in range(count)]
 
 
 def test_writes_are_rate_limited_per_signing_key_not_per_address(tight):

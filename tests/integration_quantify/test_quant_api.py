@@ -313,9 +313,9 @@ def test_claim_page_shows_footprint_retired_serials_and_their_proofs(api, client
     [retirement] = page["retirements"]
     assert retirement["serials"] == retired.effects["serials"] and retirement["seq"] == retired.seq
     assert retirement["sources"][0]["issuance_id"] == "iss-expo"
-    assert verify_receipt(retirement["receipt"], trust).seq == retired.seq
+    assert verify_receipt(retirement["receipt"], trust, 1).seq == retired.seq
     assert retirement["proof"] == retirement["receipt"]["inclusion"]
-    assert verify_receipt(page["receipt"], trust).body["claim_id"] == "claim-expo"
+    assert verify_receipt(page["receipt"], trust, 1).body["claim_id"] == "claim-expo"
     assert {row["item"]: row["value"] for row in page["tables"]["claim"]}["footprint_t"] == "1.002"
 
     full = api.post("/v1/claims/claim-expo/page", json=EXPO).json()

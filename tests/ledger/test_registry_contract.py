@@ -200,7 +200,7 @@ def test_the_signer_is_authenticated_before_any_record_is_looked_at(world, monke
     event = sign_event(stranger, w.registry.origin, "activity.batch", {
         "batch_id": "b-stranger", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO",
         "methodology_version": 1, "period_start": "2026-01-01", "period_end": "2026-01-31", "count": 50, "total_g": 50,
-        "root": "ab" * 32, "request_id": "r-stranger"})
+        "root": "ab" * 32, "request_id": "r-stranger"}, log_format=1)
     records = [{"never": "looked at"}] * 50
     with pytest.raises(Rejected) as info:
         w.registry.append(event, records)

@@ -89,7 +89,7 @@ def test_signature_key_unknown_and_revoked(world):
 def test_a_signature_for_another_registry_does_not_verify(world):
     from ledger.registry import sign_event
     body = {"retirement_id": "r", "account": "mall-co", "amount_g": 1, "purpose": "voluntary", "beneficiary": "x", "request_id": "q"}
-    event = sign_event(world.mall.signer, "test.other.example/puhui", "retirement", body)
+    event = sign_event(world.mall.signer, "test.other.example/puhui", "retirement", body, log_format=1)
     rejected(world, "SIGNATURE", lambda: world.registry.append(event))
 
 

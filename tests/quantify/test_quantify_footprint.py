@@ -119,7 +119,7 @@ def test_a_claim_is_built_only_when_retirements_cover_the_footprint():
     assert claim == {"claim_id": "claim-1", "claimant": "org-wh", "subject": {"kind": "event", "name": "武汉马拉松 2026"},
                      "period_start": "2026-04-01", "period_end": "2026-04-30", "footprint_g": 59767595,
                      "retirements": ["r1", "r5"]}
-    ledger_schema.check_body("neutrality.claim", {**claim, "request_id": "r-1"})
+    ledger_schema.check_body("neutrality.claim", {**claim, "request_id": "r-1"}, 1)
 
     page = claim_page(claim, plan)
     text = page.to_csv()
