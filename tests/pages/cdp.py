@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import struct
 import subprocess
 import time
 from contextlib import ExitStack
@@ -108,6 +109,14 @@ class Browser:
             width, height = self.eval("[document.documentElement.clientWidth, document.documentElement.scrollHeight]")
             params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", **params)["data"]))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """A PNG file's (width, height) in pixels, from its header."""
+    header = path.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path} is not a PNG file")
+    return struct.unpack(">II", header[16:24])
 
 
 def _debugging_port(active_port_file: Path, process: subprocess.Popen) -> int:

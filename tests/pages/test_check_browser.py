@@ -23,7 +23,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from cdp import Browser
+from cdp import Browser, png_size
 from ledger import merkle
 from ledger.note import key_hash, verifier_key
 from page_history import PLATFORM, platform_with_issuance  # puts tests/api, served_registry's folder, on the path
@@ -39,6 +39,7 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 AXE_SHA256 = "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c"  # as vendor/axe-core/README.md
 BLOCKING_IMPACTS = ("serious", "critical")
 SCREENSHOTS = os.environ.get("PUHUI_SCREENSHOT_DIR")
+README_HEIGHT_PX = 820  # the README's screenshots show the first screen of a page, to stay small
 
 
 class Registries(NamedTuple):
@@ -105,12 +106,14 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
         yield opened
 
 
-def shoot(browser: Browser, folder: Path, name: str) -> None:
+def shoot(browser: Browser, folder: Path, name: str, widths_px: tuple[int, ...] = WIDTHS_PX,
+          full_page: bool = True) -> None:
     """The page at each width, into the test's folder and $PUHUI_SCREENSHOT_DIR."""
-    for width_px in WIDTHS_PX:
-        browser.size(width_px)
+    for width_px in widths_px:
+        browser.size(width_px, README_HEIGHT_PX)
         shot = folder / f"{name}-{width_px}.png"
-        browser.screenshot(shot)
+        browser.screenshot(shot, full_page)
+        assert png_size(shot)[0] == width_px, shot
         if SCREENSHOTS:
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
             shutil.copy(shot, Path(SCREENSHOTS) / shot.name)
@@ -361,9 +364,10 @@ def test_no_page_has_a_serious_accessibility_violation(registries, browser, widt
 
 
 def test_home_and_a_passed_receipt_for_the_readme(registries, browser, tmp_path):
+    """docs/images/readme-home-1280.png and readme-receipt-1280.png are these, copied from $PUHUI_SCREENSHOT_DIR."""
     browser.goto(f"{registries.served.url}/")
-    shoot(browser, tmp_path, "home")
+    shoot(browser, tmp_path, "readme-home", (1280,), full_page=False)
     browser.goto(f"{registries.served.url}/receipts/{registries.retirement_seq}")
     assert outcome(browser) == "passed"
-    shoot(browser, tmp_path, "receipt")
+    shoot(browser, tmp_path, "readme-receipt", (1280,), full_page=False)
     assert re.fullmatch(r"[0-9a-f]{64}", browser.eval("document.getElementById('leaf-hash').textContent"))

@@ -6,13 +6,13 @@ a CJK font such as fonts-wqy-microhei)."""
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from cdp import png_size
 from page_history import platform_with_issuance  # puts tests/api, served_registry's folder, on the path
 from served_registry import Served, init_registry_dir
 from world import actor
@@ -39,12 +39,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield server
     finally:
         server.stop()
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
-    return struct.unpack(">II", header[16:24])
 
 
 @pytest.mark.parametrize("width_px", WIDTHS_PX)
