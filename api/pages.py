@@ -6,6 +6,10 @@ Chinese by default and English on `?lang=en`, remembered in a cookie (api.page_t
 string in both). A register page is one Register: its filters (validated as the API validates
 them), its columns (the table's and the CSV's), and the query that reads it. Unknown ids answer a
 404 page, bad filters a 422 page. None of these routes is in the OpenAPI document.
+
+Reading needs no JavaScript either on /receipts/{seq} and /verify; there a script (api/static/
+check.js, docs/receipt.md "In the browser") checks the receipt itself, so that the reader need not
+take this server's word for it.
 """
 
 from __future__ import annotations
