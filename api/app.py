@@ -394,7 +394,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if declared is None:
             rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
-        query = check_request(await parse_json(data))
+        query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # each runs on the writer's thread, between groups
             return json_response(await on_state(functools.partial(_eligibility, query)))
 
@@ -494,6 +494,8 @@ def _openapi(app: FastAPI, log_format: int) -> dict[str, Any]:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(definitions["$defs"])
         components["SignedEvent"] = models.signed_event_schema(log_format)
+        if log_format == 1:  # a format-1 retirement chooses no issuances, nor does its dry run
+            del components["EligibilityByAmount"]["properties"]["issuances"]
         # The Guard's refusals (api/limits.py) can meet any request: too many in flight from one
         # address, or a rate limit (429); a body that came too slowly (408).
         for operations in schema["paths"].values():

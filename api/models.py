@@ -339,6 +339,9 @@ class EligibilityByAmount(Strict):
     compliance_year: Annotated[int, Field(ge=1900, le=9999)]
     allocation_g: Int
     amount_g: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    issuances: list[Identifier] | None = Field(
+        default=None, min_length=1, max_length=1000,
+        description="format 2 only: the issuances the would-be retirement takes from, distinct (absent or null: any)")
 
 
 class Refusal(Strict):
@@ -356,6 +359,7 @@ class RetirementCheck(Strict):
 class Eligibility(Strict):
     eligible: bool
     entity: str
+    held: bool = Field(description="format 2: the entity has an open case (account.hold): it may not retire now")
     compliance_year: Int
     allocation_g: Int
     offset_cap_ppm: Int

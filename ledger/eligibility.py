@@ -15,11 +15,11 @@ from typing import Any
 
 from ledger.errors import Rejected
 from ledger.events.claims import offset_cap_g, offset_refusal, retirements_for_use
-from ledger.events.credits import spend
+from ledger.events.credits import ISSUANCES, retirement_serials
 from ledger.field_checks import fields, identifier, integer, list_of, year
 from ledger.rules import judge
 from ledger.schema import check_body
-from ledger.state import Account, MemoryActivityIndex, Key, Retirement, State
+from ledger.state import MemoryActivityIndex, Key, Retirement, State
 
 # Not 16 hex characters, so it can be no registered key, root key or request signer.
 _DRY_RUN_KEY = Key("eligibility-dry-run", bytes(32), frozenset({"ets"}), "offset-eligibility dry run")
@@ -27,7 +27,10 @@ MAX_RETIREMENTS = 1000
 
 _BY_RETIREMENTS = fields({"entity": identifier, "compliance_year": year, "allocation_g": integer(0),
                           "retirements": list_of(identifier, min_items=1, max_items=MAX_RETIREMENTS)})
-_BY_AMOUNT = fields({"entity": identifier, "compliance_year": year, "allocation_g": integer(0), "amount_g": integer(1)})
+_AMOUNT_FIELDS = {"entity": identifier, "compliance_year": year, "allocation_g": integer(0), "amount_g": integer(1)}
+_BY_AMOUNT = fields(_AMOUNT_FIELDS)
+# Format 2: the would-be retirement may choose the issuances it takes from, as a retirement does.
+_BY_AMOUNT_CHOSEN = fields({**_AMOUNT_FIELDS, "issuances": ISSUANCES})
 
 
 # -- the rule functions this module reuses (never rewritten here), by the question asked --------
@@ -42,29 +45,36 @@ def retirement_refusal(state: State, retirement_id: str, entity: str, compliance
         [retirement] = retirements_for_use(state, {"retirements": [retirement_id]}, "ets_offset", entity)
     except Rejected as rejection:
         return rejection
-    refusal = offset_refusal(state, retirement, compliance_year)
+    refusal = offset_refusal(state, retirement.serials, compliance_year)
     return None if refusal is None else Rejected("OFFSET_INELIGIBLE", f"retirement {retirement_id}: {refusal}")
 
 
-def serials_to_retire(account: Account, amount_g: int) -> list[list[int]]:
-    """The serials a retirement of amount_g would take (the lowest active ones), or NOT_HELD."""
-    return spend(account, amount_g, None)
+def serials_to_retire(state: State, retirement_id: str, entity: str, amount_g: int,
+                      issuances: list[str] | None) -> list[list[int]]:
+    """The serials an ets_offset retirement of amount_g by `entity` would take, by the retirement's
+    own rules: the lowest active ones (format 2: of the chosen issuances, from an account not held,
+    offset eligible but for vintage), or the code that would refuse it."""
+    body = {"retirement_id": retirement_id, "account": entity, "amount_g": amount_g, "purpose": "ets_offset",
+            "beneficiary": entity, "issuances": issuances}
+    return retirement_serials(state, body, None)
 
 
 # -- the check -----------------------------------------------------------------------------------
 
-def check_request(request: Any) -> dict[str, Any]:
-    """A request with either retirements (ids) or amount_g (held, not yet retired); SCHEMA otherwise."""
+def check_request(request: Any, log_format: int) -> dict[str, Any]:
+    """A request with either retirements (ids) or amount_g (held, not yet retired; in a format-2 log
+    optionally the issuances to take it from); SCHEMA otherwise."""
     if isinstance(request, dict) and "amount_g" in request and "retirements" not in request:
-        _BY_AMOUNT("", request)
+        (_BY_AMOUNT_CHOSEN if log_format == 2 and "issuances" in request else _BY_AMOUNT)("", request)
     else:
         _BY_RETIREMENTS("", request)
     return request
 
 
 def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
-    """Would a surrender pass now? With the remaining cap, and a reason for each refusal."""
-    check_request(request)
+    """Would a surrender pass now? With the remaining cap, whether the entity is held (format 2: it
+    may not retire, but may surrender what it retired before), and a reason for each refusal."""
+    check_request(request, state.log_format or 1)
     entity, compliance_year, allocation_g = request["entity"], request["compliance_year"], request["allocation_g"]
     surrendered_g = state.offsets_g.get((entity, compliance_year), 0)
     cap_g = offset_cap_g(state, allocation_g)
@@ -84,25 +94,25 @@ def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
     else:
         requested_g = request["amount_g"]
         retirement_ids = [f"dry-run-{secrets.token_hex(8)}"]
-        account = state.accounts.get(entity)
-        if account is not None:
+        if entity in state.accounts:
             try:
-                serials = serials_to_retire(account, requested_g)
+                serials = serials_to_retire(state, retirement_ids[0], entity, requested_g, request.get("issuances"))
             except Rejected as rejection:
                 refusals.append(_refusal(rejection, None))
-                retirement_ids = []  # nothing to judge a surrender of: NOT_HELD is the answer
+                retirement_ids = []  # nothing to judge a surrender of: the retirement's refusal is the answer
             else:
                 would_retire = Retirement(retirement_ids[0], state.size, entity, requested_g, "ets_offset", entity, serials)
                 judged_state = copy.copy(state)
                 judged_state.retirements = collections.ChainMap({would_retire.retirement_id: would_retire},
                                                                 state.retirements)  # type: ignore[assignment]
-                refusal = offset_refusal(judged_state, would_retire, compliance_year)
+                refusal = offset_refusal(judged_state, would_retire.serials, compliance_year)
                 if refusal is not None:
                     refusals.append(_refusal(Rejected("OFFSET_INELIGIBLE", refusal), None))
     verdict = _judge_surrender(judged_state, entity, compliance_year, allocation_g, retirement_ids) if retirement_ids else None
     if verdict is not None and not any((r["code"], r["message"]) == (verdict.code, verdict.message) for r in refusals):
         refusals.append(_refusal(verdict, None))
-    return {"eligible": verdict is None and not refusals, "entity": entity, "compliance_year": compliance_year,
+    return {"eligible": verdict is None and not refusals, "entity": entity, "held": entity in state.open_cases,
+            "compliance_year": compliance_year,
             "allocation_g": allocation_g, "offset_cap_ppm": state.rules["offset_cap_ppm"] if state.rules else 0,
             "cap_g": cap_g, "surrendered_g": surrendered_g, "remaining_cap_g": max(cap_g - surrendered_g, 0),
             "requested_g": requested_g, "retirements": per_retirement, "refusals": refusals}

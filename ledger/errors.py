@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 # In the order of spec section 9: where one event breaks several rules, the first applies.
+# FROZEN is format 2's (puhui-log-v2.md): a transfer or retirement from a held account.
 CODES = (
     "ENCODING", "SEQ", "TIME", "SCHEMA", "SIGNATURE", "KEY_UNKNOWN", "KEY_REVOKED",
-    "UNAUTHORIZED", "REPLAY", "DUPLICATE_ID", "UNKNOWN_REF", "SERIALS", "NOT_HELD",
+    "UNAUTHORIZED", "REPLAY", "DUPLICATE_ID", "UNKNOWN_REF", "FROZEN", "SERIALS", "NOT_HELD",
     "ISSUANCE_AMOUNT", "DOUBLE_ISSUANCE", "BATCH", "DUPLICATE_ACTIVITY", "DOUBLE_CLAIM",
     "CLAIM_MISMATCH", "OFFSET_INELIGIBLE", "OFFSET_CAP", "NEUTRALITY_SHORT",
     "CHECKPOINT_SIGNATURE", "CHECKPOINT_ROOT", "CHECKPOINT_BEYOND_LOG", "NO_CHECKPOINT",

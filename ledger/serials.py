@@ -87,15 +87,27 @@ class SerialSet:
         self._ends[i:i + 1] = [e for _, e in pieces]
         self.size_g -= end - start
 
-    def lowest(self, amount_g: int) -> list[list[int]]:
-        """The lowest `amount_g` serials held, as merged ranges (the set must hold that many)."""
-        assert 0 < amount_g <= self.size_g
+    def lowest(self, amount_g: int, windows: Iterable[Range] | None = None) -> list[list[int]] | None:
+        """The lowest `amount_g` serials held, as merged ranges, counting only those inside the
+        windows (sorted, disjoint [start, end) ranges) when given; None if the set holds fewer.
+        Visits the held ranges that meet the windows up to the last one taken, never each serial."""
+        starts, ends = self._starts, self._ends
+        if windows is None:
+            windows = ((starts[0], ends[-1]),) if starts else ()
         taken: list[list[int]] = []
         remaining = amount_g
-        for start, end in zip(self._starts, self._ends):
-            piece_end = min(end, start + remaining)
-            taken.append([start, piece_end])
-            remaining -= piece_end - start
-            if remaining == 0:
+        for window_start, window_end in windows:
+            i = max(bisect_right(starts, window_start) - 1, 0)
+            while remaining and i < len(starts) and starts[i] < window_end:
+                start, end = max(starts[i], window_start), min(ends[i], window_end)
+                if start < end:
+                    end = min(end, start + remaining)
+                    remaining -= end - start
+                    if taken and taken[-1][1] == start:
+                        taken[-1][1] = end
+                    else:
+                        taken.append([start, end])
+                i += 1
+            if not remaining:
                 return taken
-        raise AssertionError("size_g out of step with the ranges")
+        return None

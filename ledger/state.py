@@ -135,6 +135,17 @@ class Claim:
     retirements: list[str]
 
 
+@dataclass
+class Hold:
+    """One accepted account.hold (format 2): it opens (held) or closes the case (account_id, case_id)."""
+    hold_id: str
+    seq: int
+    account_id: str
+    case_id: str
+    held: bool
+    reason: str
+
+
 class ActivityIndex(Protocol):
     """Which activity ids and fingerprints the log already holds."""
 
@@ -199,6 +210,21 @@ class State:
     active_g: int = 0
     retired_g: int = 0
     cancelled_g: int = 0
+    # Holds (format 2, ledger/events/accounts.py AccountHold): every accepted account.hold by hold_id,
+    # and the cases open on each account (only accounts with one): such an account is held (FROZEN).
+    holds: dict[str, Hold] = field(default_factory=dict)
+    open_cases: dict[str, set[str]] = field(default_factory=dict)
+
+    def record_hold(self, hold: Hold) -> None:
+        """Open or close the hold's case (accepted, or loaded in log order)."""
+        self.holds[hold.hold_id] = hold
+        if hold.held:
+            self.open_cases.setdefault(hold.account_id, set()).add(hold.case_id)
+            return
+        cases = self.open_cases[hold.account_id]
+        cases.discard(hold.case_id)
+        if not cases:
+            del self.open_cases[hold.account_id]
 
     def offset_eligible(self, methodology_id: str, versions: Iterable[int]) -> bool:
         """The methodology part of serial eligibility (spec section 6): in format 1 the methodology's

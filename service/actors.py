@@ -92,16 +92,33 @@ class Client:
                                             "vintage": vintage, "region": region, "amount_g": amount_g,
                                             "batches": list(batches), "evidence": evidence})
 
-    def transfer(self, by: Actor, transfer_id: str, source: str, destination: str, amount_g: int) -> Appended:
-        return self.submit(by, "transfer", {"transfer_id": transfer_id, "from": source, "to": destination, "amount_g": amount_g})
+    def hold(self, by: Actor, hold_id: str, account_id: str, held: bool, case_id: str, reason: str) -> Appended:
+        """Open (held) or close a case on an account (format 2)."""
+        return self.submit(by, "account.hold", {"hold_id": hold_id, "account_id": account_id, "held": held,
+                                                "case_id": case_id, "reason": reason})
 
-    def retire(self, by: Actor, retirement_id: str, account: str, amount_g: int, purpose: str, beneficiary: str) -> Appended:
-        return self.submit(by, "retirement", {"retirement_id": retirement_id, "account": account, "amount_g": amount_g,
-                                              "purpose": purpose, "beneficiary": beneficiary})
+    def _spending(self, body: dict[str, Any], issuances: Sequence[str] | None) -> dict[str, Any]:
+        """A transfer, retirement or cancellation body: in format 2 with the issuances it takes from
+        (None: any); a format-1 body is unchanged (given issuances anyway, the registry refuses it)."""
+        if self.registry.log_format == 2 or issuances is not None:
+            body["issuances"] = None if issuances is None else list(issuances)
+        return body
 
-    def cancel(self, by: Actor, cancellation_id: str, account: str, amount_g: int, reason: str) -> Appended:
-        return self.submit(by, "cancellation", {"cancellation_id": cancellation_id, "account": account,
-                                                "amount_g": amount_g, "reason": reason})
+    def transfer(self, by: Actor, transfer_id: str, source: str, destination: str, amount_g: int, *,
+                 issuances: Sequence[str] | None = None) -> Appended:
+        return self.submit(by, "transfer", self._spending({"transfer_id": transfer_id, "from": source, "to": destination,
+                                                           "amount_g": amount_g}, issuances))
+
+    def retire(self, by: Actor, retirement_id: str, account: str, amount_g: int, purpose: str, beneficiary: str, *,
+               issuances: Sequence[str] | None = None) -> Appended:
+        return self.submit(by, "retirement", self._spending({"retirement_id": retirement_id, "account": account,
+                                                             "amount_g": amount_g, "purpose": purpose,
+                                                             "beneficiary": beneficiary}, issuances))
+
+    def cancel(self, by: Actor, cancellation_id: str, account: str, amount_g: int, reason: str, *,
+               issuances: Sequence[str] | None = None) -> Appended:
+        return self.submit(by, "cancellation", self._spending({"cancellation_id": cancellation_id, "account": account,
+                                                               "amount_g": amount_g, "reason": reason}, issuances))
 
     def surrender(self, by: Actor, surrender_id: str, entity: str, compliance_year: int, allocation_g: int,
                   retirements: Sequence[str]) -> Appended:

@@ -6,7 +6,7 @@ The table's order is the spec's, which the API's schema and every listing of typ
 
 from __future__ import annotations
 
-from ledger.events.accounts import AccountControllers, AccountOpen
+from ledger.events.accounts import AccountControllers, AccountHold, AccountOpen
 from ledger.events.activities import ActivityBatch
 from ledger.events.base import EventType
 from ledger.events.claims import NeutralityClaim, OffsetSurrender
@@ -18,7 +18,7 @@ from ledger.events.methodologies import MethodologyEligibility, MethodologyRegis
 TYPES: dict[str, EventType] = {event_type.name: event_type for event_type in (
     Genesis(), RulesUpdate(),
     KeyRegister(), KeyRevoke(),
-    AccountOpen(), AccountControllers(),
+    AccountOpen(), AccountControllers(), AccountHold(),
     MethodologyRegister(), MethodologyEligibility(),
     ActivityBatch(),
     IssuanceEvent(), Transfer(), RetirementEvent(), Cancellation(),

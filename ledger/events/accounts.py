@@ -1,4 +1,5 @@
-"""account.open and account.controllers: accounts, their kind and region, and who controls them."""
+"""account.open, account.controllers and account.hold: accounts, their kind and region, who controls
+them, and (format 2) the cases that hold them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any, Sequence
 from ledger.errors import Rejected
 from ledger.events.base import (
     NOTHING_DECIDED, Body, DirtyRows, EventType, NewId, Serials, Verdict, active_keys, controls, existing_account,
-    is_admin, unauthorized,
+    is_admin, require_admin, unauthorized,
 )
-from ledger.field_checks import ACCOUNT_KINDS, IDENT, controllers, identifier, nullable, one_of, region, text
-from ledger.state import Account, ActivityIndex, ActivityRecord, Key, State
+from ledger.field_checks import ACCOUNT_KINDS, IDENT, boolean, controllers, identifier, nullable, one_of, region, text
+from ledger.state import Account, ActivityIndex, ActivityRecord, Hold, Key, State
 
 
 class AccountOpen(EventType):
@@ -68,3 +69,30 @@ class AccountControllers(EventType):
 
     def touched(self, body: Body, dirty: DirtyRows) -> None:
         dirty["accounts"].add(body["account_id"])
+
+
+class AccountHold(EventType):
+    """A case (account_id, case_id) opened or closed by an admin: an account with an open case is
+    held, neither the `from` of a transfer nor the `account` of a retirement (FROZEN, credits.py)."""
+    name = "account.hold"
+    formats = (2,)
+    body_fields = {"hold_id": identifier, "account_id": identifier, "held": boolean, "case_id": identifier,
+                   "reason": text}
+    new_id = NewId("hold_id", "holds", "hold")
+
+    def authorize(self, state: State, body: Body, key: Key) -> None:
+        require_admin(key)
+
+    def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
+              effects: Serials | None) -> Verdict:
+        existing_account(state, body["account_id"], "the")
+        if not body["held"] and body["case_id"] not in state.open_cases.get(body["account_id"], ()):
+            raise Rejected("UNKNOWN_REF", f"account {body['account_id']} has no open case {body['case_id']}")
+        return NOTHING_DECIDED
+
+    def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
+              records: Sequence[ActivityRecord] | None) -> None:
+        state.record_hold(Hold(body["hold_id"], seq, body["account_id"], body["case_id"], body["held"], body["reason"]))
+
+    def touched(self, body: Body, dirty: DirtyRows) -> None:
+        dirty["holds"].add(body["hold_id"])

@@ -36,15 +36,19 @@ def retirements_for_use(state: State, body: Body, purpose: str, account_id: str)
     return retirements
 
 
-def offset_refusal(state: State, retirement: Retirement, compliance_year: int) -> str | None:
-    """Why the rules in force exclude this retirement's serials as offsets, or None."""
+def offset_refusal(state: State, serials: Serials, compliance_year: int | None) -> str | None:
+    """Why the rules in force exclude these serials as offsets (serial eligibility, spec section 6),
+    or None: methodology, vintage and region, through the issuance that holds each serial. With
+    compliance_year None (format 2: an ets_offset retirement) vintage waits for the surrender."""
     rules = state.rules
-    assert rules is not None
-    for start, end in retirement.serials:
+    if rules is None:
+        return "no rules are in force (no accepted genesis)"
+    for start, end in serials:
         for issuance in state.issuances_over(start, end):
             if not state.offset_eligible(issuance.methodology_id, issuance.methodology_versions):
                 return f"methodology {issuance.methodology_id} (issuance {issuance.issuance_id}) is not offset-eligible"
-            if not (issuance.vintage <= compliance_year and compliance_year - issuance.vintage <= rules["offset_vintage_years"]):
+            if compliance_year is not None and not (issuance.vintage <= compliance_year
+                                                    and compliance_year - issuance.vintage <= rules["offset_vintage_years"]):
                 return (f"vintage {issuance.vintage} (issuance {issuance.issuance_id}) is outside the {rules['offset_vintage_years']}-year "
                         f"window for compliance year {compliance_year}")
             if not any(issuance.region.startswith(prefix) for prefix in rules["offset_regions"]):
@@ -77,7 +81,7 @@ class OffsetSurrender(EventType):
         existing_account(state, body["entity"], "entity", "compliance_entity")
         retirements = retirements_for_use(state, body, "ets_offset", body["entity"])
         for retirement in retirements:
-            refusal = offset_refusal(state, retirement, body["compliance_year"])
+            refusal = offset_refusal(state, retirement.serials, body["compliance_year"])
             if refusal:
                 raise Rejected("OFFSET_INELIGIBLE", f"retirement {retirement.retirement_id}: {refusal}")
         amount_g = sum(r.amount_g for r in retirements)

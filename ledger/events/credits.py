@@ -16,23 +16,76 @@ from ledger.events.base import (
 from ledger.field_checks import (
     PURPOSES, amount_g, fail, hex64, identifier, list_of, nullable, one_of, region, text, year,
 )
-from ledger.serials import SerialSet, is_merged, total
+from ledger.events.claims import offset_refusal
+from ledger.serials import Range, SerialSet, is_merged, total
 from ledger.state import Account, ActivityIndex, ActivityRecord, Issuance, Key, Retirement, State
 
+# Format 2: the issuances a transfer, retirement or cancellation takes its serials from (null: any).
+ISSUANCES = nullable(list_of(identifier, min_items=1, unique=True))
 
-def spend(account: Account, amount_g: int, effects: Serials | None) -> Serials:
-    """The serials a transfer, retirement or cancellation takes: the lowest active ones, or checks given ones."""
+
+def spend(account: Account, amount_g: int, effects: Serials | None, windows: Sequence[Range] | None = None, *,
+          exactly_lowest: bool = False) -> Serials:
+    """The serials a transfer, retirement or cancellation takes: the lowest active ones (of those
+    inside the windows, when given), or checks given ones; with exactly_lowest (format 2) given
+    ones must be those lowest ones too (NOT_HELD)."""
+    among = "" if windows is None else " of the chosen issuances"
     if effects is None:
-        if account.active.size_g < amount_g:
-            raise Rejected("NOT_HELD", f"account {account.account_id} holds {account.active.size_g} g active, not {amount_g} g")
-        return account.active.lowest(amount_g)
+        chosen = account.active.lowest(amount_g, windows)
+        if chosen is None:
+            raise Rejected("NOT_HELD", f"account {account.account_id} holds {account.active.size_g} g active, "
+                                       f"not {amount_g} g{among}")
+        return chosen
     if not is_merged(effects):
         raise Rejected("NOT_HELD", "effects.serials are not sorted, disjoint and merged")
     if total(effects) != amount_g:
         raise Rejected("NOT_HELD", f"effects.serials add up to {total(effects)} g, not amount_g {amount_g}")
     if not account.active.covers_all(effects):
         raise Rejected("NOT_HELD", f"account {account.account_id} does not hold all of these serials as active")
+    if exactly_lowest and account.active.lowest(amount_g, windows) != effects:
+        raise Rejected("NOT_HELD", f"effects.serials are not the {amount_g} lowest serials{among} that {account.account_id} holds")
     return effects
+
+
+# -- format 2: chosen issuances, holds, offsets judged at the retirement (spec section 6) ----------
+
+def chosen_windows(state: State, issuances: Sequence[str] | None) -> list[Range] | None:
+    """The serial ranges of the issuances a spend chooses, sorted (None: it chose none); UNKNOWN_REF
+    for an id that is no accepted issuance."""
+    if issuances is None:
+        return None
+    windows = []
+    for issuance_id in issuances:
+        issuance = state.issuances.get(issuance_id)
+        if issuance is None:
+            raise Rejected("UNKNOWN_REF", f"issuance {issuance_id} does not exist")
+        windows.append((issuance.start, issuance.end))
+    return sorted(windows)
+
+
+def take(state: State, account: Account, body: Body, effects: Serials | None, *, held_blocks: bool) -> Serials:
+    """The serials a transfer, retirement or cancellation takes from `account`, in the order of the
+    spec's table: in format 2 UNKNOWN_REF (issuances), FROZEN (if held_blocks: not for a
+    cancellation), then NOT_HELD, the serials being exactly the lowest of the chosen issuances."""
+    if state.log_format != 2:
+        return spend(account, body["amount_g"], effects)
+    windows = chosen_windows(state, body["issuances"])
+    cases = state.open_cases.get(account.account_id)
+    if held_blocks and cases:
+        raise Rejected("FROZEN", f"account {account.account_id} is held by case(s) {', '.join(sorted(cases))}: "
+                                 f"nothing leaves it but by an admin's cancellation")
+    return spend(account, body["amount_g"], effects, windows, exactly_lowest=True)
+
+
+def retirement_serials(state: State, body: Body, effects: Serials | None) -> Serials:
+    """The serials a retirement takes; in format 2 an ets_offset one's must pass the methodology and
+    region parts of serial eligibility now (OFFSET_INELIGIBLE; vintage and cap wait for the surrender)."""
+    serials = take(state, state.accounts[body["account"]], body, effects, held_blocks=True)
+    if state.log_format == 2 and body["purpose"] == "ets_offset":
+        refusal = offset_refusal(state, serials, None)
+        if refusal is not None:
+            raise Rejected("OFFSET_INELIGIBLE", f"retirement {body['retirement_id']}: {refusal}")
+    return serials
 
 
 def _move(effects: Serials, source: SerialSet, destination: SerialSet) -> None:
@@ -111,6 +164,7 @@ class IssuanceEvent(EventType):
 class Transfer(EventType):
     name = "transfer"
     body_fields = {"transfer_id": identifier, "from": identifier, "to": identifier, "amount_g": amount_g}
+    body_fields_v2 = {**body_fields, "issuances": ISSUANCES}
     new_id = NewId("transfer_id", "transfers", "transfer")
     has_effects = True
 
@@ -126,7 +180,7 @@ class Transfer(EventType):
               effects: Serials | None) -> Verdict:
         source = state.accounts[body["from"]]  # authorization proved it exists
         existing_account(state, body["to"], "recipient")
-        return Verdict(spend(source, body["amount_g"], effects), None)
+        return Verdict(take(state, source, body, effects, held_blocks=True), None)
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:
@@ -142,6 +196,7 @@ class RetirementEvent(EventType):
     name = "retirement"
     body_fields = {"retirement_id": identifier, "account": identifier, "amount_g": amount_g,
                    "purpose": one_of(PURPOSES), "beneficiary": text}
+    body_fields_v2 = {**body_fields, "issuances": ISSUANCES}
     new_id = NewId("retirement_id", "retirements", "retirement")
     has_effects = True
 
@@ -151,7 +206,7 @@ class RetirementEvent(EventType):
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
-        return Verdict(spend(state.accounts[body["account"]], body["amount_g"], effects), None)
+        return Verdict(retirement_serials(state, body, effects), None)
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:
@@ -171,6 +226,7 @@ class RetirementEvent(EventType):
 class Cancellation(EventType):
     name = "cancellation"
     body_fields = {"cancellation_id": identifier, "account": identifier, "amount_g": amount_g, "reason": text}
+    body_fields_v2 = {**body_fields, "issuances": ISSUANCES}
     new_id = NewId("cancellation_id", "cancellations", "cancellation")
     has_effects = True
 
@@ -179,7 +235,8 @@ class Cancellation(EventType):
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
-        return Verdict(spend(existing_account(state, body["account"], "the"), body["amount_g"], effects), None)
+        # An admin's cancellation applies to a held account too (spec section 6, account.hold).
+        return Verdict(take(state, existing_account(state, body["account"], "the"), body, effects, held_blocks=False), None)
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:
