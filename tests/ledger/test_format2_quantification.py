@@ -27,6 +27,7 @@ from verifier.methodologies import Definition as VerifierDefinition
 from verifier.methodologies import definition_problem
 from verifier.parallel import InlineRunner
 from verifier.records_v2 import ActivityChecker2
+from verifier.uniqueness import RepeatJudge, Uniqueness
 
 LIBRARY = load_shipped()
 DAYS = ("2026-03-02", "2026-03-03")
@@ -68,7 +69,8 @@ class Verifier:
 
     def __init__(self, directory: Path, methodology_id: str, version: int, params: dict[str, Any]):
         self.directory = directory
-        self.checker = ActivityChecker2(str(directory), InlineRunner(), StringHashDigester())
+        self.checker = ActivityChecker2(str(directory), InlineRunner(), StringHashDigester(),
+                                        Uniqueness(memory_limit=1 << 24), RepeatJudge())
         self.definition = VerifierDefinition.of(methodology_id, version, params)
 
     def __call__(self, body: dict[str, Any], records: list[dict[str, Any]]) -> Any:
