@@ -35,7 +35,7 @@ from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
-from ledger.state import ActivityRecord, Key, State, root_keys_from
+from ledger.state import ActivityRecord, Key, State, SubjectDay, add_subject_days, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
 MAX_GROUP_EVENTS = 10_000
@@ -75,6 +75,8 @@ class _StoredActivities:
         self._store = store
         self._pending_ids: set[str] = set()
         self._pending_fingerprints: set[str] = set()
+        self._pending_dates: dict[str, str] = {}  # format 2, as MemoryActivityIndex
+        self._pending_credited_g: dict[tuple[str, str], int] = {}
         self._rows: list[dict[str, Any]] = []
 
     def known_activity_ids(self, activity_ids: list[str]) -> set[str]:
@@ -87,13 +89,32 @@ class _StoredActivities:
         with self._store.engine.connect() as conn:
             return pending.intersection(values) | self._store.existing(conn, column, values)
 
+    def subject_days(self, subjects: list[str], methodology_id: str) -> dict[str, SubjectDay]:
+        """The committed days (the database) joined with those of the group not yet committed."""
+        with self._store.engine.connect() as conn:
+            found = {subject: SubjectDay(day, credited_g)
+                     for subject, day, credited_g in self._store.subject_days(conn, subjects, methodology_id)}
+        if self._pending_dates:
+            dates, credited = self._pending_dates, self._pending_credited_g
+            for subject in subjects:
+                day = dates.get(subject)
+                if day is not None:
+                    logged_g = found[subject].credited_g if subject in found else 0
+                    found[subject] = SubjectDay(day, logged_g + credited.get((subject, methodology_id), 0))
+        return found
+
     def add(self, batch_id: str, methodology_id: str, records: list[ActivityRecord]) -> None:
+        first_row = len(self._rows)
         for position, r in enumerate(records):
             self._pending_ids.add(r.activity_id)
             self._pending_fingerprints.add(r.fingerprint)
             self._rows.append({"activity_id": r.activity_id, "fingerprint": r.fingerprint, "batch_id": batch_id,
                                "position": position, "methodology_id": methodology_id, "subject": r.subject, "occurred_at": r.occurred_at,
                                "reduction_g": r.reduction_g, "record": r.data})
+        if records and records[0].occurred_on is not None:  # format 2 (a format-1 row leaves occurred_on null)
+            for row, r in zip(self._rows[first_row:], records):
+                row["occurred_on"] = r.occurred_on
+            add_subject_days(self._pending_dates, self._pending_credited_g, methodology_id, records)
 
     def flush(self, conn: Connection) -> None:
         self._store.insert_activities(conn, self._rows)
@@ -101,6 +122,8 @@ class _StoredActivities:
     def clear(self) -> None:
         self._pending_ids.clear()
         self._pending_fingerprints.clear()
+        self._pending_dates.clear()
+        self._pending_credited_g.clear()
         self._rows.clear()
 
 

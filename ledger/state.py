@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import bisect
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, NamedTuple, Protocol
 
 from nacl.signing import VerifyKey
 
@@ -146,12 +146,25 @@ class Hold:
     reason: str
 
 
+class SubjectDay(NamedTuple):
+    """A format-2 subject's one date in the log, and what its records of one methodology_id (any
+    version) credited on it: section 7.2's total_before and section 7.3's PRIVACY start from these."""
+    occurred_on: str
+    credited_g: int
+
+
 class ActivityIndex(Protocol):
-    """Which activity ids and fingerprints the log already holds."""
+    """Which activity ids and fingerprints the log already holds; in format 2 also each subject's
+    date and the grams credited to it per methodology_id on that date."""
 
     def known_activity_ids(self, activity_ids: list[str]) -> set[str]: ...
 
     def known_fingerprints(self, fingerprints: list[str]) -> set[str]: ...
+
+    def subject_days(self, subjects: list[str], methodology_id: str) -> dict[str, SubjectDay]:
+        """The logged format-2 subjects among these, each with its date and the grams of
+        methodology_id credited to it on that date (0 if none)."""
+        ...
 
     def add(self, batch_id: str, methodology_id: str, records: list["ActivityRecord"]) -> None: ...
 
@@ -160,16 +173,19 @@ class ActivityIndex(Protocol):
 class ActivityRecord:
     activity_id: str
     fingerprint: str
-    occurred_at: str
+    occurred_at: str | None  # format 1; None in format 2, whose records say only their date
     reduction_g: int
     subject: str
     data: bytes  # the exact JCS bytes, as in the batch's activity file
+    occurred_on: str | None = None  # format 2: the record's (Beijing) date
 
 
 class MemoryActivityIndex:
     def __init__(self) -> None:
         self.activity_ids: set[str] = set()
         self.fingerprints: set[str] = set()
+        self.subject_dates: dict[str, str] = {}  # format 2: subject -> its one occurred_on
+        self.credited_g: dict[tuple[str, str], int] = {}  # format 2: (subject, methodology_id) -> grams on that date
 
     def known_activity_ids(self, activity_ids: list[str]) -> set[str]:
         return self.activity_ids.intersection(activity_ids)
@@ -177,9 +193,27 @@ class MemoryActivityIndex:
     def known_fingerprints(self, fingerprints: list[str]) -> set[str]:
         return self.fingerprints.intersection(fingerprints)
 
+    def subject_days(self, subjects: list[str], methodology_id: str) -> dict[str, SubjectDay]:
+        dates, credited = self.subject_dates, self.credited_g
+        return {subject: SubjectDay(dates[subject], credited.get((subject, methodology_id), 0))
+                for subject in subjects if subject in dates}
+
     def add(self, batch_id: str, methodology_id: str, records: list[ActivityRecord]) -> None:
         self.activity_ids.update(r.activity_id for r in records)
         self.fingerprints.update(r.fingerprint for r in records)
+        if records and records[0].occurred_on is not None:
+            add_subject_days(self.subject_dates, self.credited_g, methodology_id, records)
+
+
+def add_subject_days(dates: dict[str, str], credited_g: dict[tuple[str, str], int], methodology_id: str,
+                     records: list[ActivityRecord]) -> None:
+    """Take an accepted format-2 batch's records into each subject's date and credited grams (a
+    subject has one date: PRIVACY refused any batch that gave it a second)."""
+    for r in records:
+        assert r.occurred_on is not None, r.activity_id
+        dates[r.subject] = r.occurred_on
+        key = (r.subject, methodology_id)
+        credited_g[key] = credited_g.get(key, 0) + r.reduction_g
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, create_engine, event, literal, select, text, tuple_, union_all,
+    UniqueConstraint, case, create_engine, event, func, literal, select, text, tuple_, union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,7 +29,9 @@ from ledger.errors import StorageError
 
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
-SCHEMA_VERSION = 2  # 2: the holds projection (format 2, account.hold)
+# 2: the holds projection (format 2, account.hold); activities.occurred_on (format-2 records),
+# occurred_at null for them.
+SCHEMA_VERSION = 2
 
 events = Table(
     "events", metadata,
@@ -81,11 +83,13 @@ activities = Table(
     Column("position", Integer, nullable=False),
     Column("methodology_id", String(128), nullable=False),
     Column("subject", String(128), nullable=False),
-    Column("occurred_at", String(27), nullable=False),
+    Column("occurred_at", String(27), nullable=True),  # a format-1 record's time; null in format 2
+    Column("occurred_on", String(10), nullable=True),  # a format-2 record's date; null in format 1
     Column("reduction_g", BigInteger, nullable=False),
     Column("record", LargeBinary, nullable=False),
     UniqueConstraint("batch_id", "position", name="activities_batch_position_unique"),
-    # A subject's reductions by methodology and time: personal accounts and daily caps across platforms.
+    # A subject's reductions by methodology and time: personal accounts and daily caps across platforms
+    # (format 2's subject dates and daily totals, spec 7.2 and 7.3, are read over its subject prefix).
     Index("activities_subject_methodology_time", "subject", "methodology_id", "occurred_at"),
 )
 
@@ -458,6 +462,18 @@ class Store:
         for i in range(0, len(values), chunk):
             found.update(conn.execute(select(col).where(col.in_(values[i:i + chunk]))).scalars())
         return found
+
+    def subject_days(self, conn: Connection, subjects: Sequence[str], methodology_id: str,
+                     chunk: int = 500) -> Iterator[tuple[str, str, int]]:
+        """(subject, occurred_on, grams of methodology_id) of the format-2 records of these subjects,
+        one row per subject and date, over the index on (subject, methodology_id, occurred_at)."""
+        of_methodology = case((activities.c.methodology_id == methodology_id, activities.c.reduction_g), else_=0)
+        for i in range(0, len(subjects), chunk):
+            for subject, occurred_on, credited_g in conn.execute(
+                select(activities.c.subject, activities.c.occurred_on, func.sum(of_methodology))
+                .where(activities.c.subject.in_(subjects[i:i + chunk]), activities.c.occurred_on.is_not(None))
+                .group_by(activities.c.subject, activities.c.occurred_on)):
+                yield subject, occurred_on, int(credited_g)  # PostgreSQL sums bigints as numeric
 
     def insert_activities(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         for i in range(0, len(rows), 5000):

@@ -1,10 +1,12 @@
 """Methodologies (方法学) as reviewed, versioned data: loading, checking, publishing.
 
-A definition is one JSON file `methodologies/<ID>.v<VERSION>.json`. It names the formula kind
-(a closed set, `FORMULAS`), the input schema, the factors as decimal strings each with its
-source or an illustrative mark, the daily cap per subject, and the fields that identify the
-real-world act (the fingerprint). A new version is a new file; records keep the version that
-quantified them, so a new version never changes what was already counted.
+A definition is one JSON file `methodologies/<ID>.v<VERSION>.json`: the `methodology.register`
+body without request_id, whose `params` are a definition of spec section 7.1 (format 2). They name
+the formula kind (a closed set, `FORMULAS`), the input schema with the inputs a record publishes,
+the factors as decimal strings each with its source or an illustrative mark, the daily cap per
+subject, and the fields that identify the real-world act (the fingerprint). A new version is a
+new file; records keep the version that quantified them, so a new version never changes what was
+already counted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
 from importlib import resources
 from typing import Any, Iterable, Mapping
+
+from ledger.definitions import definition
+from ledger.errors import Rejected
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SECTORS = ("green_travel", "green_consumption", "resource_saving", "energy_substitution", "other")
@@ -121,9 +126,14 @@ class InputField:
     minimum: int | None = None
     maximum: int | None = None
     values: tuple[str, ...] = ()
+    # A format-2 record carries the public inputs only; the others stay in its private opening
+    # (spec section 7.4): quantities and coarse categories are public, codes naming a place or device never.
+    public: bool = False
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, public_marked: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "required": self.required, "description": self.description}
+        if public_marked:
+            out["public"] = self.public
         if self.kind == "integer":
             out.update(unit=self.unit, min=self.minimum, max=self.maximum)
         elif self.kind == "enum":
@@ -146,6 +156,9 @@ class Methodology:
     fingerprint_fields: tuple[str, ...]
     fingerprint_time: str
     offset_eligible: bool  # at registration; afterwards the registry operator decides
+    # False for a definition logged before section 7.1 (a format-1 log), whose inputs do not say
+    # which are public: its params are read and written back without `public`.
+    public_marked: bool = True
 
     @property
     def formula(self) -> Formula:
@@ -190,26 +203,13 @@ class Methodology:
                 "source": self.daily_cap_source,
                 "illustrative": self.daily_cap_source is None,
             },
-            "inputs": {field.name: field.as_json() for field in self.inputs},
+            "inputs": {field.name: field.as_json(self.public_marked) for field in self.inputs},
             "fingerprint": {"fields": list(self.fingerprint_fields), "time": self.fingerprint_time},
         }
 
     def as_json(self) -> dict[str, Any]:
-        """The definition file's content (round-trips through from_json)."""
-        params = self.params()
-        return {
-            "methodology_id": self.methodology_id,
-            "version": self.version,
-            "title": self.title,
-            "sector": self.sector,
-            "description": self.description,
-            "formula": self.formula_kind,
-            "inputs": params["inputs"],
-            "factors": params["factors"],
-            "daily_cap": params["daily_cap"],
-            "fingerprint": params["fingerprint"],
-            "offset_eligible": self.offset_eligible,
-        }
+        """The definition file's content, the register body without request_id (round-trips through from_json)."""
+        return register_body(self)
 
 
 # --- loading and checking -------------------------------------------------------------------
@@ -262,19 +262,22 @@ def _input_field(where: str, name: str, spec: Any) -> InputField:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name) or name in RESERVED_INPUT_NAMES:
         _fail(where, "an input name is a lowercase ASCII identifier other than subject or occurred_at")
     kind = spec.get("type") if isinstance(spec, dict) else None
+    # `public` is optional only for a definition logged before section 7.1 (from_json checks all or none say it).
     if kind == "integer":
-        _exact_keys(where, spec, {"type", "required", "description", "unit", "min", "max"})
+        _exact_keys(where, spec, {"type", "required", "description", "unit", "min", "max"}, {"public"})
         low = _int(f"{where}.min", spec["min"], 0, MAX_INTEGER_INPUT)
         high = _int(f"{where}.max", spec["max"], low, MAX_INTEGER_INPUT)
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
                           _text(f"{where}.description", spec["description"]),
-                          unit=_text(f"{where}.unit", spec["unit"], 32), minimum=low, maximum=high)
+                          unit=_text(f"{where}.unit", spec["unit"], 32), minimum=low, maximum=high,
+                          public=_bool(f"{where}.public", spec.get("public", False)))
     if kind == "code":
-        _exact_keys(where, spec, {"type", "required", "description"})
+        _exact_keys(where, spec, {"type", "required", "description"}, {"public"})
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
-                          _text(f"{where}.description", spec["description"]))
+                          _text(f"{where}.description", spec["description"]),
+                          public=_bool(f"{where}.public", spec.get("public", False)))
     if kind == "enum":
-        _exact_keys(where, spec, {"type", "required", "description", "values"})
+        _exact_keys(where, spec, {"type", "required", "description", "values"}, {"public"})
         values = spec["values"]
         if (not isinstance(values, list) or not 1 <= len(values) <= MAX_ENUM_VALUES
                 or len(set(values)) != len(values)
@@ -282,17 +285,16 @@ def _input_field(where: str, name: str, spec: Any) -> InputField:
                            for v in values)):
             _fail(f"{where}.values", f"must be 1 to {MAX_ENUM_VALUES} distinct codes")
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
-                          _text(f"{where}.description", spec["description"]), values=tuple(values))
+                          _text(f"{where}.description", spec["description"]), values=tuple(values),
+                          public=_bool(f"{where}.public", spec.get("public", False)))
     _fail(f"{where}.type", "must be integer, code or enum")
     raise AssertionError  # unreachable: _fail raises
 
 
 def from_json(doc: Any) -> Methodology:
-    """Check a definition document and build the Methodology; MethodologyError says what is wrong."""
-    _exact_keys("definition", doc, {
-        "methodology_id", "version", "title", "sector", "description", "formula", "inputs", "factors",
-        "daily_cap", "fingerprint", "offset_eligible",
-    })
+    """Check a definition document (a register body without request_id) and build the Methodology;
+    MethodologyError says what is wrong."""
+    _exact_keys("definition", doc, {"methodology_id", "version", "title", "sector", "params", "offset_eligible"})
     mid = doc["methodology_id"]
     if not isinstance(mid, str) or not IDENTIFIER.fullmatch(mid):
         _fail("methodology_id", "must be an identifier")
@@ -301,22 +303,38 @@ def from_json(doc: Any) -> Methodology:
     where = f"{mid} v{version}"
     if doc["sector"] not in SECTORS:
         _fail(f"{where}.sector", f"must be one of {', '.join(SECTORS)}")
-    kind = doc["formula"]
+    params = doc["params"]
+    _exact_keys(f"{where}.params", params, {"description", "formula", "inputs", "factors", "daily_cap", "fingerprint"})
+    where = f"{where}.params"
+    raw_formula = params["formula"]
+    _exact_keys(f"{where}.formula", raw_formula, {"kind", "expression", "quantity_field", "quantity_unit", "rounding"})
+    kind = raw_formula["kind"]
     if kind not in FORMULAS:
-        _fail(f"{where}.formula", f"must be one of {', '.join(FORMULAS)}")
+        _fail(f"{where}.formula", f"kind must be one of {', '.join(FORMULAS)}")
     formula = FORMULAS[kind]
+    if (raw_formula["quantity_field"], raw_formula["quantity_unit"]) != (formula.quantity_field, formula.quantity_unit):
+        _fail(f"{where}.formula", f"quantity_field and quantity_unit of {kind} are {formula.quantity_field!r} and "
+                                  f"{formula.quantity_unit!r}")
+    # expression and rounding are text for readers (the kind alone decides): any wording is read.
+    _text(f"{where}.formula.expression", raw_formula["expression"], 512)
+    _text(f"{where}.formula.rounding", raw_formula["rounding"], 512)
 
-    raw_inputs = doc["inputs"]
+    raw_inputs = params["inputs"]
     if not isinstance(raw_inputs, dict) or not 0 < len(raw_inputs) <= MAX_INPUT_FIELDS:
         _fail(f"{where}.inputs", f"must be an object of 1 to {MAX_INPUT_FIELDS} fields")
     inputs = tuple(_input_field(f"{where}.inputs.{name}", name, spec) for name, spec in raw_inputs.items())
+    marked = {"public" in spec for spec in raw_inputs.values()}
+    if len(marked) != 1:
+        _fail(f"{where}.inputs", "every input says whether it is public, or (a definition logged before spec 7.1) none")
+    public_marked = marked == {True}
     by_name = {field.name: field for field in inputs}
     if formula.quantity_field is not None:
         quantity = by_name.get(formula.quantity_field)
-        if quantity is None or quantity.kind != "integer" or not quantity.required:
-            _fail(f"{where}.inputs", f"formula {kind} needs a required integer input {formula.quantity_field}")
+        if quantity is None or quantity.kind != "integer" or not quantity.required \
+                or (public_marked and not quantity.public):
+            _fail(f"{where}.inputs", f"formula {kind} needs a required integer input {formula.quantity_field}, public")
 
-    raw_factors = doc["factors"]
+    raw_factors = params["factors"]
     names = [name for name, _ in formula.terms]
     if not isinstance(raw_factors, dict) or sorted(raw_factors) != sorted(names):
         _fail(f"{where}.factors", f"formula {kind} takes exactly the factors {', '.join(names)}")
@@ -334,12 +352,12 @@ def from_json(doc: Any) -> Methodology:
             _text(f"{fwhere}.note", note, 512)
         factors.append(Factor(name, value, _text(f"{fwhere}.unit", spec["unit"], 32), source, illustrative, note))
 
-    cap = doc["daily_cap"]
+    cap = params["daily_cap"]
     _exact_keys(f"{where}.daily_cap", cap, {"value_g", "source", "illustrative"})
     cap_g = _int(f"{where}.daily_cap.value_g", cap["value_g"], 1, MAX_DAILY_CAP_G)
     cap_source, _ = check_citation(f"{where}.daily_cap", cap["source"], cap["illustrative"])
 
-    fp = doc["fingerprint"]
+    fp = params["fingerprint"]
     _exact_keys(f"{where}.fingerprint", fp, {"fields", "time"})
     if fp["time"] not in FINGERPRINT_TIMES:
         _fail(f"{where}.fingerprint.time", f"must be one of {', '.join(FINGERPRINT_TIMES)}")
@@ -353,17 +371,31 @@ def from_json(doc: Any) -> Methodology:
         if field is None or not field.required or field.kind == "integer":
             _fail(f"{where}.fingerprint.fields", f"{name!r} is not a required code or enum input")
 
-    eligible = _bool(f"{where}.offset_eligible", doc["offset_eligible"])
+    eligible = _bool(f"{mid} v{version}.offset_eligible", doc["offset_eligible"])
     methodology = Methodology(
-        methodology_id=mid, version=version, title=_text(f"{where}.title", doc["title"]), sector=doc["sector"],
-        description=_text(f"{where}.description", doc["description"], 2000), formula_kind=kind, inputs=inputs,
+        methodology_id=mid, version=version, title=_text(f"{mid} v{version}.title", doc["title"]), sector=doc["sector"],
+        description=_text(f"{where}.description", params["description"], 2000), formula_kind=kind, inputs=inputs,
         factors=tuple(factors), daily_cap_g=cap_g, daily_cap_source=cap_source,
         fingerprint_fields=tuple(fields), fingerprint_time=fp["time"], offset_eligible=eligible,
+        public_marked=public_marked,
     )
     if eligible and methodology.illustrative:
-        _fail(f"{where}.offset_eligible", "a methodology with an illustrative factor cannot be offset eligible")
+        _fail(f"{mid} v{version}.offset_eligible", "a methodology with an illustrative factor cannot be offset eligible")
     methodology.coefficient()  # proves the factor sum is exact
     return methodology
+
+
+def check_section_7_1(doc: Any, methodology: Methodology) -> None:
+    """A shipped file's params are a definition of spec section 7.1 (what a format-2 log admits),
+    exactly as register_body publishes them."""
+    where = f"{methodology.methodology_id} v{methodology.version}"
+    try:
+        definition("params", doc["params"])
+    except Rejected as refusal:
+        raise MethodologyError(f"{where}: not a spec 7.1 definition: {refusal.message}") from None
+    if methodology.params() != doc["params"]:
+        raise MethodologyError(f"{where}: params differ from what register_body publishes (formula expression "
+                               "and rounding are written as the kind renders them)")
 
 
 def close_matches(wanted: str, known: Iterable[str]) -> str:
@@ -420,7 +452,9 @@ def load_shipped() -> MethodologyLibrary:
         match = _DEFINITION_FILE.fullmatch(entry.name)
         if match is None:
             continue
-        methodology = from_json(json.loads(entry.read_text(encoding="utf-8")))
+        doc = json.loads(entry.read_text(encoding="utf-8"))
+        methodology = from_json(doc)
+        check_section_7_1(doc, methodology)
         if (methodology.methodology_id, methodology.version) != (match["id"], int(match["version"])):
             raise MethodologyError(f"{entry.name} holds {methodology.methodology_id} v{methodology.version}")
         found.append(methodology)

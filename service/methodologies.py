@@ -43,12 +43,8 @@ def definition_from_log(methodology_id: str, version: int, entry: dict[str, Any]
     """
     params = entry.get("params")
     try:
-        methodology = from_json({
-            "methodology_id": methodology_id, "version": version, "title": entry["title"], "sector": entry["sector"],
-            "description": params["description"], "formula": params["formula"]["kind"], "inputs": params["inputs"],
-            "factors": params["factors"], "daily_cap": params["daily_cap"], "fingerprint": params["fingerprint"],
-            "offset_eligible": False,
-        })
+        methodology = from_json({"methodology_id": methodology_id, "version": version, "title": entry["title"],
+                                 "sector": entry["sector"], "params": params, "offset_eligible": False})
     except (KeyError, TypeError, MethodologyError) as exc:
         raise NoDefinition(f"{methodology_id} v{version} is registered without a machine-readable definition in its "
                            f"params ({type(exc).__name__}: {str(exc)[:200]}); register the definition as a new version "

@@ -1,14 +1,19 @@
 """activity.batch: a platform's records of low-carbon acts (spec section 7), committed to by
-count, total and Merkle root, and the house rules that keep personal data out of them."""
+count, total and Merkle root, and the house rules that keep personal data out of them. In format 2
+every record is re-quantified by its version's definition under the daily cap (section 7.2) and
+each daily pseudonym keeps one date (sections 7.3, 7.4)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import datetime as dt
+import re
+from typing import Any, NamedTuple, Sequence
 
-from ledger.canonical import jcs
+from ledger.canonical import MAX_SAFE_INT, jcs
+from ledger.definitions import Definition, compile_definition
 from ledger.errors import Rejected
 from ledger.events.base import Body, DirtyRows, EventType, NewId, Serials, Verdict, check_period, unauthorized
-from ledger.field_checks import HEX64, IDENT, TIME, date, hex64, identifier, integer
+from ledger.field_checks import DATE, HEX64, IDENT, TIME, date, hex64, identifier, integer, is_int
 from ledger.merkle import leaf_hash, root_of_leaf_hashes
 from ledger.state import ActivityIndex, ActivityRecord, Batch, Key, State
 
@@ -64,29 +69,167 @@ def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_activities(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
+    _check_new_ids(body, records, index)
+    _check_count_and_total(body, len(records), records)
+    for r in records:
+        if not body["period_start"] <= r.occurred_at[:10] <= body["period_end"]:
+            raise Rejected("BATCH", f"activity {r.activity_id} occurred on {r.occurred_at[:10]}, outside the batch period")
+    _check_root(body, records)
+    _check_new_fingerprints(body, records, index)
+
+
+def _check_new_ids(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
     ids = [r.activity_id for r in records]
     if len(set(ids)) != len(ids):
         raise Rejected("DUPLICATE_ID", f"batch {body['batch_id']} repeats an activity_id")
     known = index.known_activity_ids(ids)
     if known:
         raise Rejected("DUPLICATE_ID", f"activity_id {sorted(known)[0]} is already in the log")
-    if len(records) != body["count"]:
-        raise Rejected("BATCH", f"batch holds {len(records)} records, count says {body['count']}")
+
+
+def _check_count_and_total(body: Body, count: int, records: Sequence[ActivityRecord]) -> None:
+    if count != body["count"]:
+        raise Rejected("BATCH", f"batch holds {count} records, count says {body['count']}")
     total_g = sum(r.reduction_g for r in records)
     if total_g != body["total_g"]:
         raise Rejected("BATCH", f"records add up to {total_g} g, total_g says {body['total_g']}")
-    for r in records:
-        if not body["period_start"] <= r.occurred_at[:10] <= body["period_end"]:
-            raise Rejected("BATCH", f"activity {r.activity_id} occurred on {r.occurred_at[:10]}, outside the batch period")
+
+
+def _check_root(body: Body, records: Sequence[ActivityRecord]) -> None:
     root = root_of_leaf_hashes([leaf_hash(r.data) for r in records]).hex()
     if root != body["root"]:
         raise Rejected("BATCH", f"records hash to root {root}, the batch commits to {body['root']}")
+
+
+def _check_new_fingerprints(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
     fingerprints = [r.fingerprint for r in records]
     if len(set(fingerprints)) != len(fingerprints):
         raise Rejected("DUPLICATE_ACTIVITY", f"batch {body['batch_id']} reports one real-world act twice (same fingerprint)")
     known = index.known_fingerprints(fingerprints)
     if known:
         raise Rejected("DUPLICATE_ACTIVITY", f"fingerprint {sorted(known)[0]} was already reported (by this or another platform)")
+
+
+# -- format 2 (spec sections 7.2 to 7.4) ---------------------------------------------------------
+# A file that breaks several rules gets the first code of section 7.3's list broken anywhere in it
+# (DUPLICATE_ID, BATCH, QUANTIFICATION, PRIVACY, DUPLICATE_ACTIVITY), as a verifier reports it: one
+# pass over the records notes each rule's first breach, and the codes are raised in that order after.
+# A malformed record is BATCH and, as in the verifier, counts for no other rule.
+
+RECORD_FIELDS_V2 = frozenset(("activity_id", "fingerprint", "inputs", "occurred_on", "private_sha256", "reduction_g",
+                              "subject"))
+SUBJECT = re.compile(r"[0-9a-f]{32}")  # a daily pseudonym (section 7.4)
+
+
+class _Quantified(NamedTuple):
+    """A well-formed record with valid inputs, as quantification and PRIVACY read it."""
+    index: int
+    subject: str
+    occurred_on: str
+    formula_g: int
+    reduction_g: int
+
+
+def _shape_problem_v2(record: Any, real_dates: dict[str, bool]) -> str | None:
+    """Why a record is not of section 7.3's format-2 shape (BATCH); `real_dates` remembers each date judged."""
+    if type(record) is not dict or record.keys() != RECORD_FIELDS_V2:
+        return f"must have exactly the fields {', '.join(sorted(RECORD_FIELDS_V2))}"
+    if type(record["activity_id"]) is not str or not IDENT.fullmatch(record["activity_id"]):
+        return "activity_id is not an identifier"
+    if type(record["fingerprint"]) is not str or not HEX64.fullmatch(record["fingerprint"]):
+        return "fingerprint is not 64 lowercase hex"
+    if type(record["inputs"]) is not dict:
+        return "inputs is not an object"
+    day = record["occurred_on"]
+    if type(day) is not str or not _is_real_date(day, real_dates):
+        return "occurred_on is not a real date YYYY-MM-DD"
+    if type(record["private_sha256"]) is not str or not HEX64.fullmatch(record["private_sha256"]):
+        return "private_sha256 is not 64 lowercase hex"
+    reduction_g = record["reduction_g"]
+    if not is_int(reduction_g) or not 0 <= reduction_g <= MAX_SAFE_INT:
+        return "reduction_g is not an integer in 0..2^53-1"
+    if type(record["subject"]) is not str or not SUBJECT.fullmatch(record["subject"]):
+        return "subject is not a daily pseudonym (32 lowercase hex): personal data never enters the log"
+    return None
+
+
+def _is_real_date(text: str, real_dates: dict[str, bool]) -> bool:
+    real = real_dates.get(text)
+    if real is None:
+        real = DATE.fullmatch(text) is not None
+        if real:
+            try:
+                dt.date.fromisoformat(text)
+            except ValueError:
+                real = False
+        real_dates[text] = real
+    return real
+
+
+def check_records_v2(body: Body, definition: Definition, records: Sequence[Any],
+                     index: ActivityIndex) -> list[ActivityRecord]:
+    """A format-2 batch's records, parsed, if its file breaks no rule of section 7.3; else Rejected
+    with the first code of that list broken anywhere in the file."""
+    start, end = body["period_start"], body["period_end"]
+    parsed: list[ActivityRecord] = []
+    quantified: list[_Quantified] = []
+    batch_problem: str | None = None
+    real_dates: dict[str, bool] = {}
+    for i, record in enumerate(records):
+        problem = _shape_problem_v2(record, real_dates)
+        if problem is not None:
+            batch_problem = batch_problem or f"activity record {i}: {problem}"
+            continue
+        subject, day, reduction_g = record["subject"], record["occurred_on"], record["reduction_g"]
+        parsed.append(ActivityRecord(record["activity_id"], record["fingerprint"], None, reduction_g, subject,
+                                     jcs(record), day))
+        if batch_problem is None and not start <= day <= end:
+            batch_problem = f"activity record {i} occurred on {day}, outside the batch period {start}..{end}"
+        inputs = record["inputs"]
+        problem = definition.inputs_problem(inputs)
+        if problem is not None:
+            batch_problem = batch_problem or f"activity record {i}: {problem}"
+            continue
+        quantified.append(_Quantified(i, subject, day, definition.formula_g(inputs), reduction_g))
+    _check_new_ids(body, parsed, index)
+    if batch_problem is not None:
+        raise Rejected("BATCH", batch_problem)
+    _check_count_and_total(body, len(records), parsed)
+    _check_root(body, parsed)
+    _check_quantities_and_days(definition, quantified, index)
+    _check_new_fingerprints(body, parsed, index)
+    return parsed
+
+
+def _check_quantities_and_days(definition: Definition, quantified: list[_Quantified], index: ActivityIndex) -> None:
+    """QUANTIFICATION (section 7.2: each record's formula, clipped by its subject's daily cap after
+    what earlier batches and the file's earlier records claim), then PRIVACY (one date a subject)."""
+    logged = index.subject_days(list({q.subject for q in quantified}), definition.methodology_id)
+    cap_g = definition.daily_cap_g
+    file_days: dict[str, str] = {}  # subjects the log does not hold yet -> their first date in the file
+    totals_g: dict[tuple[str, str], int] = {}  # (subject, occurred_on) -> grams credited so far
+    quantification: str | None = None
+    privacy: str | None = None
+    for q in quantified:
+        subject, day = q.subject, q.occurred_on
+        known = logged.get(subject)
+        subject_day = known.occurred_on if known is not None else file_days.setdefault(subject, day)
+        if privacy is None and subject_day != day:
+            privacy = (f"activity record {q.index}: its subject has records on {subject_day} and {day}: a daily "
+                       f"pseudonym names one date (spec 7.4)")
+        key = (subject, day)
+        before_g = totals_g.get(key)
+        if before_g is None:
+            before_g = known.credited_g if known is not None and known.occurred_on == day else 0
+        expected_g = min(q.formula_g, max(0, cap_g - before_g))
+        if quantification is None and q.reduction_g != expected_g:
+            quantification = (f"activity record {q.index}: reduction_g {q.reduction_g}, spec 7.2 gives {expected_g} "
+                              f"(formula {q.formula_g} g, {before_g} g of the daily cap of {cap_g} g credited before)")
+        totals_g[key] = before_g + q.reduction_g
+    if quantification is not None:
+        raise Rejected("QUANTIFICATION", quantification)
+    if privacy is not None:
+        raise Rejected("PRIVACY", privacy)
 
 
 class ActivityBatch(EventType):
@@ -108,13 +251,20 @@ class ActivityBatch(EventType):
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
         """`records` are the batch's records as parsed JSON objects (or already parsed ones)."""
-        methodology = state.methodologies.get(body["methodology_id"])
-        if methodology is None or body["methodology_version"] not in methodology.versions:
-            raise Rejected("UNKNOWN_REF", f"methodology {body['methodology_id']} version {body['methodology_version']} is not registered")
+        methodology_id, version = body["methodology_id"], body["methodology_version"]
+        methodology = state.methodologies.get(methodology_id)
+        if methodology is None or version not in methodology.versions:
+            raise Rejected("UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered")
+        if state.log_format == 2 and version != methodology.latest_version:
+            raise Rejected("UNKNOWN_REF", f"methodology {methodology_id} version {version} is superseded by version "
+                                          f"{methodology.latest_version}: a format-2 batch quantifies by the latest")
         if records is None:
             raise Rejected("BATCH", f"batch {body['batch_id']} arrived without its activity records")
         if len(records) > MAX_BATCH_RECORDS:
             raise Rejected("BATCH", f"a batch holds at most {MAX_BATCH_RECORDS} records")
+        if state.log_format == 2:  # compiled once a batch: each record then costs a few integer operations
+            definition = compile_definition(methodology_id, version, methodology.versions[version]["params"])
+            return Verdict(None, check_records_v2(body, definition, records, activities))
         allowed = declared_inputs(methodology.versions[body["methodology_version"]]["params"])
         parsed = [r if isinstance(r, ActivityRecord) else parse_record(r, i, allowed) for i, r in enumerate(records)]
         _check_activities(body, parsed, activities)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ledger.definitions import definition
 from ledger.errors import Rejected
 from ledger.events.base import (
     NOTHING_DECIDED, Body, DirtyRows, EventType, Serials, Verdict, registered_methodology, require_admin,
@@ -17,6 +18,8 @@ class MethodologyRegister(EventType):
     name = "methodology.register"
     body_fields = {"methodology_id": identifier, "version": integer(1, 1_000_000), "title": text,
                    "sector": one_of(SECTORS), "params": json_object, "offset_eligible": boolean}
+    # format 2: params is a section 7.1 definition, which every record of the version is quantified by
+    body_fields_v2 = {**body_fields, "params": definition}
 
     def authorize(self, state: State, body: Body, key: Key) -> None:
         require_admin(key)

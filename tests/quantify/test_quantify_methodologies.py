@@ -76,6 +76,7 @@ def test_register_bodies_have_no_floats_and_pass_the_ledger_schema(library):
             assert isinstance(factor["value"], str)
             assert factor["illustrative"] or factor["source"]
         schema.check_body("methodology.register", {**body, "request_id": "r-1"}, 1)
+        schema.check_body("methodology.register", {**body, "request_id": "r-1"}, 2)  # params: a spec 7.1 definition
         # The definition round-trips through its published form.
         assert from_json(json.loads(json.dumps(m.as_json()))) == m
 
@@ -139,20 +140,24 @@ def _bad(doc, change):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["factors"]["g_per_km"].update(value=78.4), "decimal string"),
-    (lambda d: d["factors"]["g_per_km"].update(value="-1"), "decimal string"),
-    (lambda d: d["factors"]["g_per_km"].update(source=None), "source"),
-    (lambda d: d["factors"]["g_per_km"].update(illustrative=True), "illustrative value has no source"),
-    (lambda d: d.update(formula="per_smile"), "formula"),
+    (lambda d: d["params"]["factors"]["g_per_km"].update(value=78.4), "decimal string"),
+    (lambda d: d["params"]["factors"]["g_per_km"].update(value="-1"), "decimal string"),
+    (lambda d: d["params"]["factors"]["g_per_km"].update(source=None), "source"),
+    (lambda d: d["params"]["factors"]["g_per_km"].update(illustrative=True), "illustrative value has no source"),
+    (lambda d: d["params"]["formula"].update(kind="per_smile"), "formula"),
     (lambda d: d.update(sector="space"), "sector"),
-    (lambda d: d["fingerprint"].update(fields=["distance_m"]), "not a required code or enum"),
-    (lambda d: d["fingerprint"].update(time="week"), "fingerprint.time"),
-    (lambda d: d["daily_cap"].update(value_g=0), "value_g"),
+    (lambda d: d["params"]["fingerprint"].update(fields=["distance_m"]), "not a required code or enum"),
+    (lambda d: d["params"]["fingerprint"].update(time="week"), "fingerprint.time"),
+    (lambda d: d["params"]["daily_cap"].update(value_g=0), "value_g"),
     (lambda d: d.update(extra=1), "unknown extra"),
-    (lambda d: d["inputs"].pop("distance_m"), "distance_m"),
-    (lambda d: d["inputs"].update(subject={"type": "code", "required": True, "description": "x"}), "subject"),
-    (lambda d: d["factors"].update(more={"value": "1", "unit": "g", "source": None, "illustrative": True}),
+    (lambda d: d["params"]["inputs"].pop("distance_m"), "distance_m"),
+    (lambda d: d["params"]["inputs"].update(subject={"type": "code", "required": True, "public": False,
+                                                     "description": "x"}), "subject"),
+    (lambda d: d["params"]["factors"].update(more={"value": "1", "unit": "g", "source": None, "illustrative": True}),
      "exactly the factors"),
+    (lambda d: d["params"]["inputs"]["distance_m"].update(public=False), "distance_m, public"),
+    (lambda d: d["params"]["inputs"]["entry_station"].pop("public"), "every input says whether it is public"),
+    (lambda d: d["params"]["formula"].update(quantity_field="items"), "quantity_field"),
 ])
 def test_malformed_definitions_are_refused(metro, change, message):
     with pytest.raises(MethodologyError, match=message):
