@@ -29,7 +29,7 @@ from ledger.errors import StorageError
 
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the reviews projection (format 2)
 
 events = Table(
     "events", metadata,
@@ -108,6 +108,8 @@ retirements_projection = _projection(
     Column("purpose", String(32), nullable=False, index=True))
 surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
 claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
+# format 2: every accepted review, stored whole (ledger.state.Review)
+reviews_projection = _projection("reviews", "review_id")
 
 # The multiset digest of every projection row (ledger.projections.ProjectionDigest), rewritten in
 # each commit's transaction, so that a start can tell rows changed behind the registry's back.
@@ -120,7 +122,7 @@ projection_digest = Table(
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,
-                                   claims_projection)}
+                                   claims_projection, reviews_projection)}
 APPEND_ONLY = ("events", "tree_nodes", "checkpoints", "activities")
 
 _SQLITE_TRIGGERS = [
