@@ -333,7 +333,7 @@ def expert_reviews(world: World, methodology_id: str, version: int, *experts: Ac
                             version=version)
 
 
-def test_eligibility_names_a_registered_version(world, tmp_path, database_url):
+def test_eligibility_names_a_registered_version(world, tmp_path):
     refused(world, world.admin, "methodology.eligibility", eligibility_body(None), "SCHEMA")
     event = refused(world, world.admin, "methodology.eligibility", eligibility_body(2), "UNKNOWN_REF")
     assert verifier_finds(world, event, tmp_path) == ["UNKNOWN_REF"]
