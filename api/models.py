@@ -197,6 +197,8 @@ class Issuance(Strict):
     end: Int
     methodology_versions: list[Int] = Field(description="the methodology versions behind it: its batches' "
                                                         "versions, or the latest at an evidence issuance")
+    evidence: Hex64 | None = Field(description="the SHA-256 of its verification report, for an issuance without "
+                                               "batches")
 
 
 class Source(Strict):

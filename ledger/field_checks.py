@@ -25,6 +25,10 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 ROLES = ("admin", "platform", "ets")
+# format 2: a validation body (reviews batches and evidence) and a methodology expert, each a role alone
+SOLE_ROLES = ("validator", "expert")
+ROLES_V2 = ROLES + SOLE_ROLES
+VERDICTS = ("approved", "rejected")
 ACCOUNT_KINDS = ("individual", "enterprise", "organization", "platform", "compliance_entity")
 SECTORS = ("green_travel", "green_consumption", "resource_saving", "energy_substitution", "other")
 PURPOSES = ("ets_offset", "carbon_neutrality", "eco_compensation", "voluntary")
@@ -182,6 +186,17 @@ def format_2(field: str, value: Any) -> None:
     if not is_int(value) or value != 2:
         fail(field, f"must be 2 (a genesis without `format` starts a format-1 log), got {value!r:.40}")
 controllers = list_of(key_id, min_items=1, max_items=MAX_CONTROLLERS, unique=True)
+key_roles = list_of(one_of(ROLES), min_items=0, max_items=len(ROLES), unique=True)
+_key_roles_v2 = list_of(one_of(ROLES_V2), min_items=0, max_items=len(ROLES), unique=True)
+
+
+def key_roles_v2(field: str, value: Any) -> None:
+    """A format-2 key's roles: distinct roles of admin, platform and ets, or validator or expert alone."""
+    _key_roles_v2(field, value)
+    if len(value) > 1 and set(value) & set(SOLE_ROLES):
+        fail(field, f"{' and '.join(sorted(set(value) & set(SOLE_ROLES)))} must be a key's only role")
+
+
 amount_g = integer(1)
 year = integer(1900, 9999)
 

@@ -19,7 +19,7 @@ from ledger.events import TYPES
 from ledger.leaf import Leaf, parse_leaf, stored_log_format
 from ledger.serials import SerialSet
 from ledger.state import (
-    Account, Batch, Claim, Hold, Issuance, Key, Methodology, Retirement, State, Surrender,
+    Account, Batch, Claim, Hold, Issuance, Key, Methodology, Retirement, Review, State, Surrender,
 )
 from ledger.store import PROJECTIONS, Store
 
@@ -110,7 +110,7 @@ def _methodology_row(state: State, methodology_id: str) -> dict[str, Any]:
 # Entities stored whole (their dataclass as JSON), with the columns that queries filter on.
 _WHOLE = {"batches": ("platform",), "issuances": ("account",), "retirements": ("account", "purpose"),
           "surrenders": ("entity",), "claims": ("claimant",),
-          "holds": ("account_id",)}  # format 2
+          "holds": ("account_id",), "reviews": ()}  # holds and reviews: format 2
 
 
 def _whole_row(table: str) -> Callable[[State, str], dict[str, Any]]:
@@ -172,6 +172,8 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
         state.claims[d["claim_id"]] = Claim(**d)
     for _, d in _rows("holds"):  # in log order (by seq): a later hold may close an earlier one's case
         state.record_hold(Hold(**d))
+    for _, d in _rows("reviews"):  # in seq order: a target's reviews in log order
+        state.add_review(Review(**d))
     for signer, request_id, seq in store.request_seqs(conn):
         state.requests[(signer, request_id)] = seq
     state.count_held_g()

@@ -79,7 +79,7 @@ def apply(state: State, seq: int, time: str, event_type: str, body: dict[str, An
           records: Sequence[ActivityRecord] | None = None) -> None:
     """Change the state by one accepted event. The caller has judged it."""
     assert seq == state.size, (seq, state.size)
-    TYPES[event_type].apply(state, seq, body, effects, activities, records)
+    TYPES[event_type].apply_signed(state, seq, signer, body, effects, activities, records)
     state.requests[(signer, body["request_id"])] = seq
     state.size = seq + 1
     state.last_time = time

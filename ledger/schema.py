@@ -26,7 +26,8 @@ MAX_BATCH_EVENTS = 1_000  # signed events in one submission of a batch (POST /v1
 
 LOG_FORMATS = (1, 2)  # spec "Formats": a genesis without `format` starts format 1, "format": 2 format 2
 BODIES: dict[int, dict[str, dict[str, Check]]] = {
-    log_format: {name: event.bodies[log_format] for name, event in TYPES.items()} for log_format in LOG_FORMATS}
+    log_format: {name: event.bodies[log_format] for name, event in TYPES.items() if log_format in event.formats}
+    for log_format in LOG_FORMATS}
 EVENT_TYPES = tuple(TYPES)
 TYPES_WITH_EFFECTS = tuple(name for name, event in TYPES.items() if event.has_effects)
 # The id field each type introduces, for naming events in messages and receipts.

@@ -96,6 +96,31 @@ class Issuance:
     # The methodology versions behind it (its batches' versions; for an evidence issuance the latest
     # version at the issuance): format 2 judges offset eligibility per version (spec section 6).
     methodology_versions: list[int] = field(default_factory=list)
+    evidence: str | None = None  # the SHA-256 of its verification report, for an issuance without batches
+
+
+class ReviewTarget(NamedTuple):
+    """What a review judges (spec section 6, format 2): ("batch", batch_id, None), ("evidence",
+    report hash, None) or ("methodology", methodology_id, version)."""
+    kind: str
+    id: str
+    version: int | None
+
+
+@dataclass
+class Review:
+    """An accepted review (format 2): one validator's or expert's verdict on a target."""
+    review_id: str
+    seq: int
+    signer: str             # the key_id that signed it
+    target_kind: str
+    target_id: str
+    target_version: int | None
+    approved: bool          # verdict approved; else rejected
+
+    @property
+    def target(self) -> ReviewTarget:
+        return ReviewTarget(self.target_kind, self.target_id, self.target_version)
 
 
 @dataclass
@@ -259,6 +284,11 @@ class State:
         cases.discard(hold.case_id)
         if not cases:
             del self.open_cases[hold.account_id]
+    # Reviews (format 2; ledger/events/reviews.py): every accepted review by review_id, the ones of
+    # each target in log order, and the evidence hashes already backing an issuance (-> its id).
+    reviews: dict[str, Review] = field(default_factory=dict)
+    reviews_of: dict[ReviewTarget, list[Review]] = field(default_factory=dict)
+    issued_evidence: dict[str, str] = field(default_factory=dict)
 
     def offset_eligible(self, methodology_id: str, versions: Iterable[int]) -> bool:
         """The methodology part of serial eligibility (spec section 6): in format 1 the methodology's
@@ -290,6 +320,12 @@ class State:
         self.issuance_starts.append(issuance.start)
         self.issuance_order.append(issuance.issuance_id)
         self.next_serial = issuance.end
+        if issuance.evidence is not None:
+            self.issued_evidence.setdefault(issuance.evidence, issuance.issuance_id)
+
+    def add_review(self, review: Review) -> None:
+        self.reviews[review.review_id] = review
+        self.reviews_of.setdefault(review.target, []).append(review)
 
     def count_held_g(self) -> None:
         """Set the running totals from the accounts (for a State loaded rather than applied)."""

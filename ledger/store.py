@@ -29,7 +29,7 @@ from ledger.errors import StorageError
 
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
-# 2: the holds projection (format 2, account.hold); activities.occurred_on (format-2 records),
+# 2: the holds and reviews projections (format 2), activities.occurred_on (format-2 records),
 # occurred_at null for them.
 SCHEMA_VERSION = 2
 
@@ -114,6 +114,8 @@ surrenders_projection = _projection("surrenders", "surrender_id", Column("entity
 claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
 # Format 2: every accepted account.hold, loaded in log order to rebuild the open cases.
 holds_projection = _projection("holds", "hold_id", Column("account_id", String(128), nullable=False, index=True))
+# format 2: every accepted review, stored whole (ledger.state.Review)
+reviews_projection = _projection("reviews", "review_id")
 
 # The multiset digest of every projection row (ledger.projections.ProjectionDigest), rewritten in
 # each commit's transaction, so that a start can tell rows changed behind the registry's back.
@@ -126,7 +128,7 @@ projection_digest = Table(
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,
-                                   claims_projection, holds_projection)}
+                                   claims_projection, holds_projection, reviews_projection)}
 APPEND_ONLY = ("events", "tree_nodes", "checkpoints", "activities")
 
 _SQLITE_TRIGGERS = [

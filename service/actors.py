@@ -76,8 +76,12 @@ class Client:
         return self.submit(by, "methodology.register", {"methodology_id": methodology_id, "version": version, "title": title,
                                                         "sector": sector, "params": params, "offset_eligible": offset_eligible})
 
-    def set_eligibility(self, by: Actor, methodology_id: str, offset_eligible: bool) -> Appended:
-        return self.submit(by, "methodology.eligibility", {"methodology_id": methodology_id, "offset_eligible": offset_eligible})
+    def set_eligibility(self, by: Actor, methodology_id: str, offset_eligible: bool, version: int | None = None) -> Appended:
+        """version: the methodology version it sets (format 2, where eligibility is per version)."""
+        body: dict[str, Any] = {"methodology_id": methodology_id, "offset_eligible": offset_eligible}
+        if version is not None:
+            body["version"] = version
+        return self.submit(by, "methodology.eligibility", body)
 
     def batch(self, by: Actor, batch_id: str, platform: str, methodology_id: str, version: int,
               period_start: str, period_end: str, records: Sequence[dict[str, Any]]) -> Appended:
@@ -85,6 +89,14 @@ class Client:
                 "methodology_version": version, "period_start": period_start, "period_end": period_end,
                 **batch_commitment(records)}
         return self.submit(by, "activity.batch", body, records)
+
+    def review(self, by: Actor, review_id: str, kind: str, target_id: str, verdict: str = "approved",
+               version: int | None = None, report: bytes | None = None) -> Appended:
+        """A validator's review of a batch or evidence hash, an expert's of a methodology version
+        (format 2); the report itself stays off the log, only its SHA-256 is signed."""
+        report_sha256 = hashlib.sha256(report if report is not None else f"report {review_id}".encode()).hexdigest()
+        return self.submit(by, "review", {"review_id": review_id, "verdict": verdict, "report_sha256": report_sha256,
+                                          "target": {"kind": kind, "id": target_id, "version": version}})
 
     def issue(self, by: Actor, issuance_id: str, account: str, methodology_id: str, vintage: int, region: str,
               amount_g: int, batches: Sequence[str] = (), evidence: str | None = None) -> Appended:

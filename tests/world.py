@@ -15,6 +15,24 @@ from service.hubei import hubei_rules
 
 ORIGIN = "test.hubei.example/puhui"
 
+# Spec section 7.2's example HB-GT-METRO v1 as a section 7.1 definition (format 2): per_distance,
+# g_per_km "78.4", a daily cap of 3000 g, entry and exit stations private and fingerprinted.
+METRO_DEFINITION = {
+    "description": "One metro ride from the entry gate to the exit gate",
+    "formula": {"kind": "per_distance", "expression": "distance_m / 1000 * g_per_km", "quantity_field": "distance_m",
+                "quantity_unit": "m", "rounding": "floor to whole grams, then the daily cap"},
+    "inputs": {
+        "distance_m": {"type": "integer", "required": True, "public": True, "description": "network distance",
+                       "unit": "m", "min": 0, "max": 100000},
+        "entry_station": {"type": "code", "required": True, "public": False, "description": "entry station code"},
+        "exit_station": {"type": "code", "required": True, "public": False, "description": "exit station code"},
+    },
+    "factors": {"g_per_km": {"value": "78.4", "unit": "gCO2e/km", "source": "Wuhan carbon-inclusive platform",
+                             "illustrative": False}},
+    "daily_cap": {"value_g": 3000, "source": None, "illustrative": True},
+    "fingerprint": {"fields": ["entry_station", "exit_station"], "time": "minute"},
+}
+
 
 class TickingClock:
     """Registry time that moves one millisecond a call: deterministic and non-decreasing."""
@@ -39,6 +57,9 @@ class World:
         self.log_key = Ed25519Key.from_label("puhui-test/log")
         self.admin, self.wuhan, self.grid, self.ets = actor("admin"), actor("wuhan"), actor("grid"), actor("ets")
         self.steel, self.mall, self.alice, self.bob = actor("steel"), actor("mall"), actor("alice"), actor("bob")
+        # format 2's reviewers: two validation bodies, two members of the methodology panel
+        self.validator, self.validator_2 = actor("validator"), actor("validator-2")
+        self.expert, self.expert_2 = actor("expert"), actor("expert-2")
         self.registry = Registry.create(url, log_format=log_format, origin=origin, name="Test registry",
                                         rules=hubei_rules(log_format),
                                         root_signer=self.root.signer, log_public_key=self.log_key.public_key,
@@ -56,6 +77,25 @@ class World:
     def setup(self) -> "World":
         """Keys, accounts and methodologies: the cast every history needs."""
         c = self.client
+        self._keys_and_accounts()
+        c.register_methodology(self.admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel",
+                               {"g_per_km": "78.4", "inputs": {"distance_m": {"type": "integer"}}}, True)
+        c.register_methodology(self.admin, "HB-RS-RECYCLE", 1, "Household recycling", "resource_saving", {"g_per_kg": "300"}, False)
+        return self
+
+    def setup_v2(self) -> "World":
+        """setup's keys and accounts in a format-2 log, with root-registered reviewers; HB-GT-METRO v1
+        is registered as spec section 7.2's definition, not offset eligible (that needs reviews)."""
+        c = self.client
+        self._keys_and_accounts()
+        for reviewer, role in ((self.validator, "validator"), (self.validator_2, "validator"),
+                               (self.expert, "expert"), (self.expert_2, "expert")):
+            c.register_key(self.root, reviewer, [role])
+        c.register_methodology(self.admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel", METRO_DEFINITION, False)
+        return self
+
+    def _keys_and_accounts(self) -> None:
+        c = self.client
         c.register_key(self.root, self.admin, ["admin"])
         c.register_key(self.admin, self.wuhan, ["platform"])
         c.register_key(self.admin, self.grid, ["platform"])
@@ -68,10 +108,6 @@ class World:
         c.open_account(self.admin, "mall-co", "enterprise", "Mall", "420100", [self.mall])
         c.open_account(self.wuhan, "alice", "individual", "p-alice", "420100", [self.alice], platform="wuhan-platform")
         c.open_account(self.admin, "bob", "individual", "p-bob", "420100", [self.bob], platform=None)
-        c.register_methodology(self.admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel",
-                               {"g_per_km": "78.4", "inputs": {"distance_m": {"type": "integer"}}}, True)
-        c.register_methodology(self.admin, "HB-RS-RECYCLE", 1, "Household recycling", "resource_saving", {"g_per_kg": "300"}, False)
-        return self
 
     def records(self, count: int, day: str = "2026-01-05", reduction_g: int = 100, act_prefix: str | None = None) -> list[dict]:
         result = []

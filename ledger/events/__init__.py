@@ -14,13 +14,14 @@ from ledger.events.credits import Cancellation, IssuanceEvent, RetirementEvent, 
 from ledger.events.genesis import Genesis, RulesUpdate
 from ledger.events.keys import KeyRegister, KeyRevoke
 from ledger.events.methodologies import MethodologyEligibility, MethodologyRegister
+from ledger.events.reviews import ReviewEvent
 
 TYPES: dict[str, EventType] = {event_type.name: event_type for event_type in (
     Genesis(), RulesUpdate(),
     KeyRegister(), KeyRevoke(),
     AccountOpen(), AccountControllers(), AccountHold(),
     MethodologyRegister(), MethodologyEligibility(),
-    ActivityBatch(),
+    ActivityBatch(), ReviewEvent(),
     IssuanceEvent(), Transfer(), RetirementEvent(), Cancellation(),
     OffsetSurrender(), NeutralityClaim(),
 )}

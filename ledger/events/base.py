@@ -89,6 +89,12 @@ class EventType:
         """Change the state by this accepted event (rules.apply then records its request id)."""
         raise NotImplementedError(self.name)
 
+    def apply_signed(self, state: State, seq: int, signer: str, body: Body, effects: Serials | None,
+                     activities: ActivityIndex, records: Sequence[ActivityRecord] | None) -> None:
+        """apply, given the key_id that signed the event: a type whose change records its signer
+        (a review counts per key) overrides this instead of apply."""
+        self.apply(state, seq, body, effects, activities, records)
+
     def touched(self, body: Body, dirty: DirtyRows) -> None:
         """Add the projection rows this accepted event changes."""
 
@@ -145,3 +151,11 @@ def active_keys(state: State, key_ids: Sequence[str]) -> None:
 def registered_methodology(state: State, methodology_id: str) -> None:
     if methodology_id not in state.methodologies:
         raise Rejected("UNKNOWN_REF", f"methodology {methodology_id} is not registered")
+
+
+def registered_version(state: State, methodology_id: str, version: int) -> dict[str, Any]:
+    """UNKNOWN_REF unless this version of the methodology is registered; the version's state."""
+    methodology = state.methodologies.get(methodology_id)
+    if methodology is None or version not in methodology.versions:
+        raise Rejected("UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered")
+    return methodology.versions[version]

@@ -13,6 +13,7 @@ from ledger.events.base import (
     Body, DirtyRows, EventType, NewId, Serials, Verdict, controls, existing_account, registered_methodology,
     require_admin, unauthorized,
 )
+from ledger.events.reviews import require_issuance_reviews
 from ledger.field_checks import (
     PURPOSES, amount_g, fail, hex64, identifier, list_of, nullable, one_of, region, text, year,
 )
@@ -108,7 +109,7 @@ class IssuanceEvent(EventType):
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
-        existing_account(state, body["account"], "recipient")
+        recipient = existing_account(state, body["account"], "recipient")
         registered_methodology(state, body["methodology_id"])
         batches = []
         for batch_id in body["batches"]:
@@ -134,11 +135,16 @@ class IssuanceEvent(EventType):
                 raise Rejected("ISSUANCE_AMOUNT", f"batch {batch.batch_id} comes from region {batch_region}, not {body['region']}")
         if batches and sum(b.total_g for b in batches) != body["amount_g"]:
             raise Rejected("ISSUANCE_AMOUNT", f"amount_g {body['amount_g']} differs from the batches' total {sum(b.total_g for b in batches)} g")
+        if state.log_format == 2:
+            require_issuance_reviews(state, body, batches, recipient)
         if len(set(body["batches"])) != len(body["batches"]):
             raise Rejected("DOUBLE_ISSUANCE", "the same batch is listed twice")
         for batch in batches:
             if batch.issuance_id is not None:
                 raise Rejected("DOUBLE_ISSUANCE", f"batch {batch.batch_id} already backs issuance {batch.issuance_id}")
+        backed = state.issued_evidence.get(body["evidence"]) if state.log_format == 2 else None
+        if backed is not None:
+            raise Rejected("DOUBLE_ISSUANCE", f"evidence {body['evidence']} already backs issuance {backed}")
         return Verdict(expected, None)
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
@@ -149,7 +155,7 @@ class IssuanceEvent(EventType):
         else:
             versions = [state.methodologies[body["methodology_id"]].latest_version]
         state.add_issuance(Issuance(body["issuance_id"], seq, body["account"], body["methodology_id"], body["vintage"],
-                                    body["region"], body["amount_g"], start, end, versions))
+                                    body["region"], body["amount_g"], start, end, versions, body["evidence"]))
         state.accounts[body["account"]].active.add(start, end)
         state.active_g += end - start
         for batch_id in body["batches"]:

@@ -9,14 +9,17 @@ from ledger.errors import Rejected
 from ledger.events.base import (
     NOTHING_DECIDED, Body, DirtyRows, EventType, Serials, Verdict, is_admin, unauthorized,
 )
-from ledger.field_checks import ROLES, fail, key_id, key_id_of, list_of, one_of, public_key, text
+from ledger.field_checks import fail, key_id, key_id_of, key_roles, key_roles_v2, public_key, text
 from ledger.state import ActivityIndex, ActivityRecord, Key, State
+
+# The roles only a root key grants or revokes (validator and expert exist in format 2 only).
+ROOT_ONLY_ROLES = frozenset({"admin", "validator", "expert"})
 
 
 class KeyRegister(EventType):
     name = "key.register"
-    body_fields = {"key_id": key_id, "public_key": public_key,
-                   "roles": list_of(one_of(ROLES), min_items=0, max_items=3, unique=True), "label": text}
+    body_fields = {"key_id": key_id, "public_key": public_key, "roles": key_roles, "label": text}
+    body_fields_v2 = {**body_fields, "roles": key_roles_v2}
 
     def check_across_fields(self, body: Body) -> None:
         derived = key_id_of(base64.b64decode(body["public_key"]))
@@ -50,8 +53,9 @@ class KeyRevoke(EventType):
         target = state.keys.get(body["key_id"])
         if not (key.is_root or is_admin(key)):
             raise unauthorized(key, "a root or admin key")
-        if not key.is_root and target is not None and "admin" in target.roles:
-            raise unauthorized(key, "a root key to revoke an admin key")
+        protected = ROOT_ONLY_ROLES & target.roles if target is not None else frozenset()
+        if not key.is_root and protected:
+            raise unauthorized(key, f"a root key to revoke a key with the {min(protected)} role")
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
