@@ -110,6 +110,13 @@ class World:
         c.open_account(self.admin, "bob", "individual", "p-bob", "420100", [self.bob], platform=None)
 
     def records(self, count: int, day: str = "2026-01-05", reduction_g: int = 100, act_prefix: str | None = None) -> list[dict]:
+        """count activity records of HB-GT-METRO on `day`; in a format-2 log spec 7.4's records, one
+        person each (so no daily cap applies), their reduction_g by the formula."""
+        if self.registry.log_format == 2:
+            from format2_records import metro_record
+            numbers = [next(self._activity) for _ in range(count)]
+            return [metro_record(f"act-{n}", f"p-{act_prefix or 'act'}-{n}", f"{day}T00:00:00.000000Z", 1000 + n,
+                                 entry=f"S{n}") for n in numbers]
         result = []
         for _ in range(count):
             n = next(self._activity)
