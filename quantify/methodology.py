@@ -121,6 +121,8 @@ class InputField:
     minimum: int | None = None
     maximum: int | None = None
     values: tuple[str, ...] = ()
+    # Format 2 (spec 7.1): a public input is written in the record; the others only in its opening.
+    public: bool = False
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "required": self.required, "description": self.description}
@@ -262,19 +264,20 @@ def _input_field(where: str, name: str, spec: Any) -> InputField:
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name) or name in RESERVED_INPUT_NAMES:
         _fail(where, "an input name is a lowercase ASCII identifier other than subject or occurred_at")
     kind = spec.get("type") if isinstance(spec, dict) else None
+    public = _bool(f"{where}.public", spec.get("public", False)) if isinstance(spec, dict) else False
     if kind == "integer":
-        _exact_keys(where, spec, {"type", "required", "description", "unit", "min", "max"})
+        _exact_keys(where, spec, {"type", "required", "description", "unit", "min", "max"}, {"public"})
         low = _int(f"{where}.min", spec["min"], 0, MAX_INTEGER_INPUT)
         high = _int(f"{where}.max", spec["max"], low, MAX_INTEGER_INPUT)
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
                           _text(f"{where}.description", spec["description"]),
-                          unit=_text(f"{where}.unit", spec["unit"], 32), minimum=low, maximum=high)
+                          unit=_text(f"{where}.unit", spec["unit"], 32), minimum=low, maximum=high, public=public)
     if kind == "code":
-        _exact_keys(where, spec, {"type", "required", "description"})
+        _exact_keys(where, spec, {"type", "required", "description"}, {"public"})
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
-                          _text(f"{where}.description", spec["description"]))
+                          _text(f"{where}.description", spec["description"]), public=public)
     if kind == "enum":
-        _exact_keys(where, spec, {"type", "required", "description", "values"})
+        _exact_keys(where, spec, {"type", "required", "description", "values"}, {"public"})
         values = spec["values"]
         if (not isinstance(values, list) or not 1 <= len(values) <= MAX_ENUM_VALUES
                 or len(set(values)) != len(values)
@@ -282,7 +285,7 @@ def _input_field(where: str, name: str, spec: Any) -> InputField:
                            for v in values)):
             _fail(f"{where}.values", f"must be 1 to {MAX_ENUM_VALUES} distinct codes")
         return InputField(name, kind, _bool(f"{where}.required", spec["required"]),
-                          _text(f"{where}.description", spec["description"]), values=tuple(values))
+                          _text(f"{where}.description", spec["description"]), values=tuple(values), public=public)
     _fail(f"{where}.type", "must be integer, code or enum")
     raise AssertionError  # unreachable: _fail raises
 
