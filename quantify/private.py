@@ -20,12 +20,13 @@ names sort in JCS order (quantify.activity).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.merkle import leaf_hash
 from quantify.activity import RecordRules, beijing_day
@@ -81,6 +82,25 @@ class KeyedHash:
 def daily_pseudonym(hub_key: bytes, person_id: str, occurred_on: str) -> str:
     """Spec 7.4's RECOMMENDED subject of a person on a Beijing date."""
     return hmac.digest(hub_key, f"{person_id}|{occurred_on}".encode("utf-8"), "sha256")[:16].hex()
+
+
+MAX_PSEUDONYM_DAYS = 3_660  # ten years of a person's daily pseudonyms at one asking
+
+
+class DailyPseudonym(NamedTuple):
+    day: str  # the Beijing date
+    subject: str
+
+
+def daily_pseudonyms(hub_key: bytes, person_id: str, first_day: str, last_day: str) -> list[DailyPseudonym]:
+    """A person's pseudonyms for every Beijing date from first_day to last_day (the hub's to derive:
+    a personal account gathers a person's records by them). ValueError for a bad or too long range."""
+    first, last = dt.date.fromisoformat(first_day), dt.date.fromisoformat(last_day)
+    days = (last - first).days + 1
+    if not 1 <= days <= MAX_PSEUDONYM_DAYS:
+        raise ValueError(f"a range of pseudonyms is 1 to {MAX_PSEUDONYM_DAYS} days, from the first to the last")
+    dates = [(first + dt.timedelta(days=n)).isoformat() for n in range(days)]
+    return [DailyPseudonym(day, daily_pseudonym(hub_key, person_id, day)) for day in dates]
 
 
 def new_salt() -> str:

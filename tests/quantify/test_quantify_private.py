@@ -13,12 +13,13 @@ import random
 import pytest
 import rfc8785
 
+from quantify.account import BatchActivities, opening_index, pseudonymous_account
 from quantify.activity import rules_for
 from quantify.ingest import Ingestor, MemoryDailyTotals, ingest_csv, ingest_jsonl
 from quantify.methodology import Methodology
 from quantify.prepare import prepare_csv_rows, prepare_json_lines, read_csv
 from quantify.prepared import PreparedChunk
-from quantify.private import SALT_BYTES, SchemeKeys, daily_pseudonym, private_records_for
+from quantify.private import SALT_BYTES, SchemeKeys, daily_pseudonym, daily_pseudonyms, private_records_for
 from test_quantify_fastpath import csv_text, edge_lines, mutate, valid_record, writings
 
 # Spec 7.2's example: hub key 0x00..0x1f, fingerprint key 0x20..0x3f, person p-0001.
@@ -194,3 +195,28 @@ def test_an_ingestor_without_keys_writes_format_1_and_no_openings(library, tmp_p
     (batch,) = result.batches
     assert batch.openings_path is None and not (tmp_path / "openings").exists()
     assert json.loads(batch.path.read_bytes())["subject"] == "p-0001"
+
+
+def test_a_persons_account_over_daily_pseudonyms_checks_the_openings_it_is_given(library, tmp_path):
+    raw = [{**EXAMPLE_RAW, "activity_id": f"a-{i}", "occurred_at": f"2026-03-0{1 + i}T08:00:00.000000Z",
+            "inputs": {**EXAMPLE_RAW["inputs"], "entry_station": f"S{i}"}} for i in range(3)]
+    result = ingest_jsonl([json.dumps(r) for r in raw], platform="wuhan-platform", methodology=metro_v2(library),
+                          run_id="wh", out_dir=tmp_path, scheme_keys=KEYS)
+    (batch,) = result.batches
+    records = batch.path.read_bytes().splitlines()
+    openings = batch.openings_path.read_bytes().splitlines()
+    derived = daily_pseudonyms(KEYS.hub_key, "p-0001", "2026-03-01", "2026-03-02")  # not the 3rd
+    assert [d.day for d in derived] == ["2026-03-01", "2026-03-02"]
+    given = opening_index([openings[0], openings[2]])  # the 2nd record's opening not given
+    report = pseudonymous_account("p-0001", [d.subject for d in derived], [BatchActivities(batch.body, records)],
+                                  {}, given)
+    rows = [dict(zip(report.tables["records"].columns, row)) for row in report.tables["records"].rows]
+    assert [(r["activity_id"], r["occurred_at"], r["opening"]) for r in rows] == [
+        ("a-0", "2026-03-01T08:00:00.000000Z", "checked"), ("a-1", "", "no opening given for it")]
+    assert report.data["total_g"] == 2 * 967 and report.data["subjects"] == [d.subject for d in derived]
+    wrong = pseudonymous_account("p-0001", [derived[0].subject], [BatchActivities(batch.body, records)], {},
+                                 {json.loads(records[0])["private_sha256"]: openings[1]})
+    assert dict(zip(wrong.tables["records"].columns, wrong.tables["records"].rows[0]))["opening"] == \
+        "its SHA-256 is not the record's private_sha256"
+    with pytest.raises(ValueError):
+        daily_pseudonyms(KEYS.hub_key, "p-0001", "2026-03-02", "2026-03-01")
