@@ -25,13 +25,13 @@ from keys import load_key, load_secret, passphrase_for_role
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import Queries
+from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
 from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
-from quantify.report import Report, Table, format_tonnes
-from quantify.account import opening_index
 from quantify.private import daily_pseudonyms
+from quantify.report import Report, Table, format_tonnes
 from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
 from service.actors import Actor, Client
 from service.ingestion import check_scheme_keys, ingest_against_log, load_scheme_keys, submit_batch

@@ -31,9 +31,9 @@ from __future__ import annotations
 import calendar
 import json
 import sys
-from hashlib import sha256
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import IO, Any, Callable, Container, Iterable, Protocol
 
@@ -41,7 +41,6 @@ from ledger.merkle import Frontier, leaf_hash
 
 from quantify.activity import IDENTIFIER, beijing_day, record_bytes, rules_for
 from quantify.methodology import Methodology
-from quantify.private import PrivateRecords, SchemeKeys, private_records_for, record_bytes_v2
 from quantify.prepare import (
     IngestError,
     PreparedChunk,
@@ -50,6 +49,7 @@ from quantify.prepare import (
     read_csv,
     read_json_chunks,
 )
+from quantify.private import PrivateRecords, SchemeKeys, private_records_for, record_bytes_v2
 from quantify.report import Report, Table, format_tonnes
 
 __all__ = [
