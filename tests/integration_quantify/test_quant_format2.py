@@ -236,3 +236,28 @@ def test_the_api_refuses_a_format_2_ingestion_without_the_keys_and_reads_account
         account = http.get("/v1/pseudonyms/account", params={"subject": ["e5cbd441b92befd2e02c5052b2090815"]})
         assert account.status_code == 200 and account.json()["total_g"] == 0 and account.json()["proofs"] == []
         assert http.get("/v1/pseudonyms/account", params={"subject": ["p-0001"]}).status_code == 422
+
+
+class _Definitions:
+    """LoggedMethodologies' `get` for the logged HB-GT-METRO (it reads section 7.1 params back once the
+    library is in that format, another change's)."""
+
+    def get(self, methodology_id: str, version: int | None = None):
+        assert methodology_id == "HB-GT-METRO"
+        return METRO_V2
+
+
+def test_a_server_with_the_keys_answers_format_2_records_and_their_openings(world):
+    data = jsonl([metro("wh-0000123", "p-0001", "2026-03-02T00:31:05.000000Z", 12_345, "L2-07", "L4-12")])
+    with TestClient(create_app(world.registry, checkpoint_interval_s=0.05, scheme_keys=KEYS)) as http:
+        http.app.state.quantification.methodologies = _Definitions()
+        answer = http.post("/v1/ingestions?platform=wuhan-platform&methodology_id=HB-GT-METRO&run_id=wh",
+                           content=data, headers={"content-type": "application/x-ndjson"})
+    assert answer.status_code == 200, answer.text
+    (batch,) = answer.json()["batches"]
+    (record,), (opening,) = batch["records"], batch["openings"]
+    assert record["subject"] == "e5cbd441b92befd2e02c5052b2090815" and record["inputs"] == {"distance_m": 12345}
+    assert record["private_sha256"] == hashlib.sha256(
+        json.dumps(opening, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+    assert opening["fields"] == {"entry_station": "L2-07", "exit_station": "L4-12",
+                                 "occurred_at": "2026-03-02T00:31:05.000000Z"}
