@@ -204,8 +204,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     @_answering
     async def write_event_batch(scope: Scope, receive: Receive) -> Answer:
-        events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES))
-        # Malformed events are answered here; only the others go to the writer, in their order.
+        # Each event's strings are checked with the rest of it (schema_refusal): a U+0000 in one
+        # event refuses that event alone. Malformed events are answered here; only the others go
+        # to the writer, in their order.
+        events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES, check_strings=False))
         refusals = [schema_refusal(event, registry.log_format) for event in events]
         sound = [event for event, refusal in zip(events, refusals) if refusal is None]
         judged = iter(await submit_signed(sound) if sound else ())

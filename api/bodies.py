@@ -8,6 +8,7 @@ Bodies are read from the ASGI `receive` channel, so the write paths served witho
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from starlette.types import Receive, Scope
@@ -50,15 +51,15 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-async def parse_json(data: bytes) -> Any:
+async def parse_json(data: bytes, *, check_strings: bool = True) -> Any:
     """parse_strict, off the event loop for a large body."""
     if len(data) > _PARSE_INLINE_BYTES:
-        return await asyncio.to_thread(parse_strict, data)
-    return parse_strict(data)
+        return await asyncio.to_thread(functools.partial(parse_strict, data, check_strings=check_strings))
+    return parse_strict(data, check_strings=check_strings)
 
 
-async def read_json(scope: Scope, receive: Receive, limit_bytes: int) -> Any:
-    return await parse_json(await read_body(scope, receive, limit_bytes))
+async def read_json(scope: Scope, receive: Receive, limit_bytes: int, *, check_strings: bool = True) -> Any:
+    return await parse_json(await read_body(scope, receive, limit_bytes), check_strings=check_strings)
 
 
 def event_batch(document: Any) -> list[Any]:

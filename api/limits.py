@@ -8,6 +8,12 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   with a deadline); else 408 TIMEOUT and the connection is closed.
 - Concurrency: at most `max_requests_per_source` requests in flight from one client address
   (Guard); beyond, 429 at once.
+- Refusals slow their source down: an address may have `refusals_per_s` requests refused (a 4xx
+  answer to a POST, or a 429 to any request), `refusal_burst` at once; beyond, each refusal is answered only after the time its
+  tokens take to come back (at most `max_refusal_delay_s`), while the request still counts
+  against the address's concurrency. A client that keeps sending what is refused then costs the
+  front a few answers a second instead of thousands; an accepted request is never delayed, so
+  honest clients behind the same NAT address lose nothing but the speed of their own refusals.
 - Writes: a token bucket per signing key (`key_events_per_s`, `key_burst_events`), charged per
   event, not per address: platforms share addresses behind NAT; a refused event costs
   REFUSED_EVENT_COST, so that a key sending refusals slows down first. A key is charged to its own
@@ -41,6 +47,8 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
 ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
 MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
+MAX_TRACKED_SOURCES = 100_000  # refusal buckets of client addresses remembered (likewise)
+MAX_DELAYED_REFUSALS = 10_000  # refusals held back at once, over all addresses; beyond, sent at once
 # Refusals that say nothing of whether the key signs: the key is not (or no longer) authenticated.
 _UNAUTHENTICATED_CODES = frozenset(("KEY_UNKNOWN", "KEY_REVOKED"))
 # Refusals decided before the signature is checked, or of a signature: they teach nothing either way.
@@ -58,6 +66,9 @@ class Limits:
     budget_units_per_s: float = 2_000.0
     budget_burst_units: int = 4_000        # the dearest request (DEAREST_UNITS) fits at least once
     max_concurrent_eligibility: int = 2    # checks run on the writer's thread, between groups
+    refusals_per_s: float = 50.0           # 4xx answers a second from one address before they slow down
+    refusal_burst: int = 200
+    max_refusal_delay_s: float = 1.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -125,6 +136,19 @@ class TokenBucket:
             self.updated = now
 
 
+def bucket_of(buckets: collections.OrderedDict[str, TokenBucket], name: str, rate_per_s: float, capacity: float,
+              max_buckets: int) -> TokenBucket:
+    """The bucket of `name`, made full on first use; the least recently used go beyond max_buckets."""
+    bucket = buckets.get(name)
+    if bucket is None:
+        bucket = buckets[name] = TokenBucket(rate_per_s, capacity)
+        if len(buckets) > max_buckets:
+            buckets.popitem(last=False)
+    else:
+        buckets.move_to_end(name)
+    return bucket
+
+
 def rate_limited(wait_s: float, what: str) -> ApiError:
     seconds = max(1, math.ceil(wait_s))
     return ApiError(429, "RATE_LIMITED", f"{what}: try again in {seconds} s", retry_after_s=seconds)
@@ -178,22 +202,21 @@ class RateLimits:
             self._authenticated.pop(key_id, None)
 
     def _bucket(self, key_id: str) -> TokenBucket:
-        bucket = self._keys.get(key_id)
-        if bucket is None:
-            bucket = self._keys[key_id] = TokenBucket(self.limits.key_events_per_s, self.limits.key_burst_events)
-            if len(self._keys) > MAX_TRACKED_KEYS:
-                self._keys.popitem(last=False)
-        else:
-            self._keys.move_to_end(key_id)
-        return bucket
+        return bucket_of(self._keys, key_id, self.limits.key_events_per_s, self.limits.key_burst_events,
+                         MAX_TRACKED_KEYS)
 
 
 class Guard:
-    """ASGI wrapper: concurrent requests per client address, and a deadline on each request's body."""
+    """ASGI wrapper: concurrent requests per client address, a deadline on each request's body, and
+    refusals slowed down per address (module docstring)."""
 
     def __init__(self, app: ASGIApp, limits: Limits):
         self.app, self.limits = app, limits
         self._in_flight: dict[str, int] = {}
+        # Reads answered 404 or 422 (a page's odd filter, an unknown id) cost no more than their
+        # answers: only refused writes and work, and rate limits, are slowed.
+        self._refusals: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
+        self._delayed = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -209,13 +232,37 @@ class Guard:
             return
         self._in_flight[source] = in_flight + 1
         try:
-            await self.app(scope, _body_by_deadline(receive, self.limits.body_timeout_s), send)
+            await self.app(scope, _body_by_deadline(receive, self.limits.body_timeout_s),
+                           self._slowing_refusals(source, scope.get("method") == "POST", send))
         finally:
             left = self._in_flight[source] - 1
             if left:
                 self._in_flight[source] = left
             else:
                 del self._in_flight[source]
+
+
+    def _slowing_refusals(self, source: str, is_post: bool, send: Send) -> Send:
+        """`send`, holding a refusal back for as long as the source's refusal tokens take."""
+        async def send_slowly(message: Message) -> None:
+            if message["type"] == "http.response.start" and (
+                    message["status"] == 429 or (is_post and 400 <= message["status"] < 500)):
+                delay_s = self._refusal_delay_s(source)
+                if delay_s > 0 and self._delayed < MAX_DELAYED_REFUSALS:
+                    self._delayed += 1
+                    try:
+                        await asyncio.sleep(delay_s)
+                    finally:
+                        self._delayed -= 1
+            await send(message)
+        return send_slowly
+
+    def _refusal_delay_s(self, source: str) -> float:
+        bucket = bucket_of(self._refusals, source, self.limits.refusals_per_s, self.limits.refusal_burst,
+                           MAX_TRACKED_SOURCES)
+        bucket.charge(1, time.monotonic())
+        assert bucket.tokens >= -bucket.capacity
+        return min(self.limits.max_refusal_delay_s, max(0.0, -bucket.tokens / bucket.rate_per_s))
 
 
 def _body_by_deadline(receive: Receive, timeout_s: float) -> Receive:

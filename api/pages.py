@@ -6,10 +6,15 @@ Chinese by default and English on `?lang=en`, remembered in a cookie (api.page_t
 string in both). A register page is one Register: its filters (validated as the API validates
 them), its columns (the table's and the CSV's), and the query that reads it. Unknown ids answer a
 404 page, bad filters a 422 page. None of these routes is in the OpenAPI document.
+
+Reading needs no JavaScript either on /receipts/{seq} and /verify; there a script (api/static/
+check.js, docs/receipt.md "In the browser") checks the receipt itself, so that the reader need not
+take this server's word for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -28,9 +33,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 
 from api import quantification
 from api.models import IDENT, MAX_SAFE_INT
-from api.page_text import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, translator
+from api.bridge import checkpoint_covering
+from api.page_text import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, MESSAGES, translator
+from ledger import merkle
 from ledger.note import parse_checkpoint
 from ledger.queries import MAX_PAGE_ITEMS, Page, Queries
+from ledger.receipts import build_receipt
 from ledger.register_totals import MonthFlow
 from ledger.schema import PURPOSES, SECTORS
 from ledger.units import tonnes
@@ -254,7 +262,11 @@ def _valid(adapter: TypeAdapter[Any], value: str, what: str) -> Any:
 
 
 _IDENT: TypeAdapter[str] = TypeAdapter(Ident)
-_SERIAL: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_SAFE_INT)])
+_NATURAL: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_SAFE_INT)])  # a serial, a seq
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 
 
 def _found(value: Any, what: str) -> Any:
@@ -363,7 +375,7 @@ def methodology(request: Request, methodology_id: str) -> HTMLResponse:
     methodology_id = _valid(_IDENT, methodology_id, "methodology id")
     found = _found(_queries(request).methodology(methodology_id), f"methodology {methodology_id}")
     return _render(request, "methodology.html", methodology=quantification.methodology_in_force(found),
-                   as_json=lambda value: json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
+                   as_json=_as_json)
 
 
 @router.get("/serials", response_class=HTMLResponse)
@@ -371,13 +383,13 @@ def serial_form(request: Request) -> Response:
     """The lookup form; its GET (?n=) lands on /serials/{n}."""
     asked = request.query_params.get("n", "").strip()
     if asked:
-        return RedirectResponse(f"/serials/{_valid(_SERIAL, asked, 'serial')}", status_code=303)
+        return RedirectResponse(f"/serials/{_valid(_NATURAL, asked, 'serial')}", status_code=303)
     return _render(request, "serial.html", holding=None, retirement=None)
 
 
 @router.get("/serials/{serial}", response_class=HTMLResponse)
 def serial(request: Request, serial: str) -> HTMLResponse:
-    number = _valid(_SERIAL, serial, "serial")
+    number = _valid(_NATURAL, serial, "serial")
     queries = _queries(request)
     holding = _found(queries.serial(number), f"serial {number} (not issued)")
     retirement = None
@@ -397,6 +409,49 @@ def _retirement_holding(queries: Queries, account_id: str, serial: int) -> dict[
         after = page.next_after
     return None
 
+
+
+# -- check it yourself: receipts, a pasted receipt, the remembered checkpoint ----------------------
+
+CHECK_MESSAGE_PREFIXES = ("check.", "trust.", "consistency.", "verify.")
+
+
+class ReceiptView(NamedTuple):
+    """What /receipts/{seq} shows without JavaScript; `receipt` is also handed to the page's check."""
+    receipt: dict[str, Any]
+    leaf: dict[str, Any]  # the leaf, parsed
+    leaf_hash_hex: str
+    checkpoint: CheckpointView
+
+
+@router.get("/receipts/{seq}", response_class=HTMLResponse)
+async def receipt(request: Request, seq: str) -> HTMLResponse:
+    """An event's receipt (docs/receipt.md) as /v1/receipts/{seq} serves it, checked by the browser."""
+    number = _valid(_NATURAL, seq, "seq")
+    state = request.app.state
+    if number >= state.sequencer.committed_size:
+        raise PageError(404, f"event {number} (the log holds {state.sequencer.committed_size} events)")
+    note = await checkpoint_covering(state.registry, state.sequencer, number)
+    found = await asyncio.to_thread(build_receipt, state.registry, state.queries, number, note)
+    leaf_bytes = found["leaf"].encode("utf-8")
+    view = ReceiptView(found, json.loads(leaf_bytes), merkle.leaf_hash(leaf_bytes).hex(),
+                       _checkpoint_view(state.queries, note))
+    return _render_check(request, "receipt.html", view=view)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify(request: Request) -> HTMLResponse:
+    """A paste box for a receipt obtained elsewhere, and the remembered checkpoint's consistency check."""
+    return _render_check(request, "verify.html")
+
+
+def _render_check(request: Request, template: str, **context: Any) -> HTMLResponse:
+    """A page whose script checks in the browser: it gets the served trust file (to pin or compare)
+    and its messages in the page's language."""
+    t = translator(_language(request)[0])
+    messages = {key: t(key) for key in MESSAGES if key.startswith(CHECK_MESSAGE_PREFIXES)}
+    return _render(request, template, served_trust=request.app.state.registry.trust(), check_messages=messages,
+                   as_json=_as_json, **context)
 
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------
 

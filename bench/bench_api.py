@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_api.py [--clients 32] [--events-per-client 150] [--batches 8]
                                         [--batch-size 1000] [--processes 4] [--hostile-clients 8] [--out DIR]
+                                        [--postgres]
 
 In one run, on one machine, three measurements of the same kind of event (a 1 g retirement from
 the signer's own account, pre-signed before the clock starts, so signing is not measured):
@@ -15,6 +16,8 @@ the signer's own account, pre-signed before the clock starts, so signing is not 
   offset-eligibility checks of 1,000 ids and exports, as fast as they are answered.
 Reports accepted events/s, p50/p99 latency per request, each HTTP rate over the ledger's, and the
 honest clients' rate under attack over their rate alone (goal: at least 0.8, p99 under 50 ms).
+With --postgres every phase runs again on a throwaway local PostgreSQL cluster (the registries'
+databases there, as `puhui init --database-url` makes them), reported beside SQLite's.
 The server is `puhui serve` on 127.0.0.1 (SQLite, synchronous=FULL) in its own process; every
 loop is bounded in count and in time (--time-limit-s per phase). Output: bench/out/ (git-ignored).
 """
@@ -55,11 +58,11 @@ def bench_key(label: str) -> Ed25519Key:
     return Ed25519Key.from_label(f"puhui-bench/{label}")  # benchmark keys only: derived from public labels
 
 
-def make_registry(directory: Path, holders: int) -> None:
+def make_registry(directory: Path, holders: int, database_url: str | None) -> None:
     """A registry with one account per holder, each holding HOLDING_G of one issuance."""
     admin = Actor(bench_key("admin"), "admin")
     registry = RegistryDir(directory).init(ORIGIN, admin_public_key=admin.signer.public_key, strength="interactive",
-                                           passphrase=PASSPHRASE.encode())
+                                           passphrase=PASSPHRASE.encode(), database_url=database_url)
     client = Client(registry)
     client.register_methodology(admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel", {"g_per_km": "78.4"}, True)
     for h in range(holders):
@@ -301,6 +304,8 @@ def main() -> None:
     parser.add_argument("--hostile-clients", type=int, default=8)
     parser.add_argument("--time-limit-s", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "api")
+    parser.add_argument("--postgres", action="store_true",
+                        help="repeat every phase on a throwaway local PostgreSQL cluster (tests/pg_cluster.py)")
     args = parser.parse_args()
     if not (1 <= args.clients <= 256 and 1 <= args.events_per_client <= 10_000 and 1 <= args.batches <= 100
             and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32 and 0 <= args.hostile_clients <= 64):
@@ -308,17 +313,35 @@ def main() -> None:
                          "hostile-clients <= 64")
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
+    results = {"sqlite": measure(args, args.out / "sqlite", None, None)}
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pg_cluster import PostgresCluster
+        with PostgresCluster() as cluster:
+            results["postgresql"] = measure(args, args.out / "postgresql", cluster.create_database("bench_api_served"),
+                                            cluster.create_database("bench_api_ledger"))
+    report = {
+        "command": " ".join([".venv/bin/python", "bench/bench_api.py", *sys.argv[1:]]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+        "backends": results,
+    }
+    (args.out / "bench_api.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps({name: {k: result[k] for k in ("ratios", "goals")} for name, result in results.items()}, indent=1))
+
+
+def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_url: str | None) -> dict[str, Any]:
+    """Every phase on one backend (the directory's SQLite file, or the databases given)."""
+    out.mkdir(parents=True)
     batch_events = args.batches * args.batch_size
+    print(f"{out.name}: setting up two identical registries ...", flush=True)
+    make_registry(out / "served", args.clients, served_url)
+    make_registry(out / "ledger", args.clients, ledger_url)
 
-    print("setting up two identical registries ...", flush=True)
-    make_registry(args.out / "served", args.clients)
-    make_registry(args.out / "ledger", args.clients)
-
-    ledger = ledger_phase(args.out / "ledger", args.clients, batch_events, args.batch_size)
+    ledger = ledger_phase(out / "ledger", args.clients, batch_events, args.batch_size)
     print(f"ledger alone: {ledger}", flush=True)
 
     port = free_port()
-    server = start_server(args.out / "served", port, args.out / "server.log")
+    server = start_server(out / "served", port, out / "server.log")
     try:
         single_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "single")] for c in range(args.clients)]
         single = http_phase(port, "/v1/events", single_jobs, args.processes, args.time_limit_s, server.pid)
@@ -337,10 +360,7 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
-
-    report = {
-        "command": " ".join([".venv/bin/python", "bench/bench_api.py", *sys.argv[1:]]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+    return {
         "ledger": ledger, "single": single, "batch": batch, "mixed": mixed,
         "ratios": {"batch_over_ledger": round(batch["events_per_s"] / ledger["events_per_s"], 3),
                    "single_over_ledger": round(single["events_per_s"] / ledger["events_per_s"], 3),
@@ -350,8 +370,6 @@ def main() -> None:
                   "mixed_over_single >= 0.8": mixed["events_per_s"] >= 0.8 * single["events_per_s"],
                   "mixed p99 < 50 ms": mixed["p99_ms"] < 50},
     }
-    (args.out / "bench_api.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps({k: report[k] for k in ("ratios", "goals")}, indent=1))
 
 
 if __name__ == "__main__":

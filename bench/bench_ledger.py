@@ -1,12 +1,15 @@
 """Ledger append rate against the raw cost of the same work, and proof times by tree size.
 
-    .venv/bin/python bench/bench_ledger.py --events 100000
+    .venv/bin/python bench/bench_ledger.py --events 100000 [--postgres | --database-url URL]
 
 Appends N signed transfers through Registry.append_many (groups of --group events, one
 transaction each) on SQLite (WAL, synchronous=FULL), and the same events through the "raw" path:
-JCS of the signed message + Ed25519 verify + JCS of the leaf + SHA-256 + one SQLite insert per
-event, in transactions of the same size, no rules. Signing happens before the clock starts. Then it
-times inclusion and consistency proofs from the stored tree at 10^3, 10^4, ... up to N leaves.
+JCS of the signed message + Ed25519 verify + JCS of the leaf + SHA-256 + one insert per event, in
+transactions of the same size, no rules. Signing happens before the clock starts. Then it times
+inclusion and consistency proofs from the stored tree at 10^3, 10^4, ... up to N leaves.
+With --postgres (a throwaway local cluster, tests/pg_cluster.py, started as the `postgres` user
+when run as root) or --database-url (an empty PostgreSQL database of yours), the same run
+repeats on PostgreSQL, raw path included, in the same process: both backends' ratios side by side.
 Reports one run, as ratios; nothing here is a pass/fail test.
 """
 
@@ -17,6 +20,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,10 +45,10 @@ from service.hubei import HUBEI_RULES  # noqa: E402
 ORIGIN = "bench.hubei.example/puhui"
 
 
-def build_registry(path: Path) -> tuple[Registry, Client, Actor]:
+def build_registry(url: str) -> tuple[Registry, Client, Actor]:
     root, admin, holder = (Actor(Ed25519Key.from_label(f"puhui-bench/{n}"), n) for n in ("root", "admin", "holder"))
     log = Ed25519Key.from_label("puhui-bench/log")
-    registry = Registry.create(f"sqlite:///{path}", log_format=1, origin=ORIGIN, name="bench", rules=HUBEI_RULES,
+    registry = Registry.create(url, log_format=1, origin=ORIGIN, name="bench", rules=HUBEI_RULES,
                                root_signer=root.signer, log_public_key=log.public_key, log_signer=log)
     client = Client(registry)
     client.register_key(root, admin, ["admin"])
@@ -60,7 +65,40 @@ def signed_transfers(client: Client, holder: Actor, start: int, count: int) -> l
                                                "request_id": f"r{i}"}) for i in range(start, start + count)]
 
 
-def raw_append(conn: sqlite3.Connection, events: list[dict], verify_key: VerifyKey, first_seq: int) -> None:
+class RawStore(Protocol):
+    def insert(self, rows: list[tuple[int, bytes, bytes]]) -> None: ...
+
+
+class RawSqlite:
+    """The raw path's table on SQLite, as the registry's (WAL, synchronous=FULL)."""
+
+    def __init__(self, path: Path):
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL)")
+        self.conn.isolation_level = ""
+
+    def insert(self, rows: list[tuple[int, bytes, bytes]]) -> None:
+        with self.conn:
+            self.conn.executemany("INSERT INTO events (seq, leaf, leaf_hash) VALUES (?, ?, ?)", rows)
+
+
+class RawPostgres:
+    """The raw path's table in a PostgreSQL database (a commit per group, synchronous_commit on)."""
+
+    def __init__(self, url: str):
+        import psycopg
+        self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+        with self.conn.transaction():
+            self.conn.execute("CREATE TABLE raw_events (seq BIGINT PRIMARY KEY, leaf BYTEA NOT NULL, leaf_hash BYTEA NOT NULL)")
+
+    def insert(self, rows: list[tuple[int, bytes, bytes]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO raw_events (seq, leaf, leaf_hash) VALUES (%s, %s, %s)", rows)
+
+
+def raw_append(raw: RawStore, events: list[dict], verify_key: VerifyKey, first_seq: int) -> None:
     """The floor: what any registry must do per event, without rules, projections or a tree."""
     rows = []
     for offset, event in enumerate(events):
@@ -68,8 +106,7 @@ def raw_append(conn: sqlite3.Connection, events: list[dict], verify_key: VerifyK
         verify_key.verify(message, base64.b64decode(event["auth"]["sig"]))
         leaf = jcs({**event, "seq": first_seq + offset, "time": "2026-04-01T00:00:00.000000Z"})
         rows.append((first_seq + offset, leaf, hashlib.sha256(b"\x00" + leaf).digest()))
-    with conn:
-        conn.executemany("INSERT INTO events (seq, leaf, leaf_hash) VALUES (?, ?, ?)", rows)
+    raw.insert(rows)
 
 
 def time_proofs(registry: Registry, sizes: list[int], samples: int) -> list[tuple[int, float, float]]:
@@ -88,27 +125,15 @@ def time_proofs(registry: Registry, sizes: list[int], samples: int) -> list[tupl
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000, help="transfers to append (10^3 .. 10^6)")
-    parser.add_argument("--group", type=int, default=1000, help="events per transaction (group commit)")
-    parser.add_argument("--samples", type=int, default=200, help="proofs timed at each size")
-    args = parser.parse_args()
-    if not 1_000 <= args.events <= 1_000_000:
-        parser.error("--events must be in 10^3 .. 10^6")
-    workdir = Path(tempfile.mkdtemp(prefix="puhui-bench-"))
-    registry, client, holder = build_registry(workdir / "ledger.sqlite3")
-    raw = sqlite3.connect(workdir / "raw.sqlite3", isolation_level=None)
-    raw.execute("PRAGMA journal_mode=WAL")
-    raw.execute("PRAGMA synchronous=FULL")
-    raw.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL)")
-    raw.isolation_level = ""
+def run_backend(backend: str, registry_url: str, raw: RawStore, events_total: int, group: int,
+                samples: int) -> dict:
+    """The append and raw rates and the proof times on one backend."""
+    registry, client, holder = build_registry(registry_url)
     verify_key = VerifyKey(bytes(holder.signer.public_key))
-
     ledger_s = raw_s = 0.0
     done = 0
-    while done < args.events:
-        count = min(args.group, args.events - done)
+    while done < events_total:
+        count = min(group, events_total - done)
         events = signed_transfers(client, holder, done, count)
         t0 = time.perf_counter()
         raw_append(raw, events, verify_key, done)
@@ -118,25 +143,52 @@ def main() -> None:
         ledger_s += time.perf_counter() - t0
         assert all(not hasattr(r, "code") for r in results), results[0]
         done += count
-        print(f"\r{done}/{args.events} events", end="", file=sys.stderr, flush=True)
+        print(f"\r{backend}: {done}/{events_total} events", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     registry.checkpoint()
-    ledger_rate, raw_rate = args.events / ledger_s, args.events / raw_s
+    ledger_rate, raw_rate = events_total / ledger_s, events_total / raw_s
     sizes = [n for n in (10**3, 10**4, 10**5, 10**6) if n <= registry.size]
-    proofs = time_proofs(registry, sizes, args.samples)
-    report = {
-        "events": args.events, "group": args.group,
-        "ledger_events_per_s": round(ledger_rate), "raw_events_per_s": round(raw_rate),
-        "ledger_to_raw_ratio": round(ledger_rate / raw_rate, 3),
-        "proofs_ms": [{"tree_size": n, "inclusion_ms": round(i * 1e3, 3), "consistency_ms": round(c * 1e3, 3)}
-                      for n, i, c in proofs],
-        "machine": {"python": sys.version.split()[0], "date": dt.date.today().isoformat()},
-    }
+    proofs = time_proofs(registry, sizes, samples)
+    registry.close()
+    return {"backend": backend, "ledger_events_per_s": round(ledger_rate), "raw_events_per_s": round(raw_rate),
+            "ledger_to_raw_ratio": round(ledger_rate / raw_rate, 3),
+            "proofs_ms": [{"tree_size": n, "inclusion_ms": round(i * 1e3, 3), "consistency_ms": round(c * 1e3, 3)}
+                          for n, i, c in proofs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000, help="transfers to append (10^3 .. 10^6)")
+    parser.add_argument("--group", type=int, default=1000, help="events per transaction (group commit)")
+    parser.add_argument("--samples", type=int, default=200, help="proofs timed at each size")
+    parser.add_argument("--postgres", action="store_true", help="also on a throwaway local PostgreSQL cluster")
+    parser.add_argument("--database-url", help="also on this empty PostgreSQL database (postgresql+psycopg://...)")
+    args = parser.parse_args()
+    if not 1_000 <= args.events <= 1_000_000:
+        parser.error("--events must be in 10^3 .. 10^6")
+    if args.postgres and args.database_url:
+        parser.error("--postgres or --database-url, not both")
+    workdir = Path(tempfile.mkdtemp(prefix="puhui-bench-"))
+    backends = [run_backend("sqlite", f"sqlite:///{workdir / 'ledger.sqlite3'}", RawSqlite(workdir / "raw.sqlite3"),
+                            args.events, args.group, args.samples)]
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pg_cluster import PostgresCluster
+        with PostgresCluster() as cluster:
+            url = cluster.create_database("bench_ledger")
+            backends.append(run_backend("postgresql", url, RawPostgres(url), args.events, args.group, args.samples))
+    elif args.database_url:
+        backends.append(run_backend("postgresql", args.database_url, RawPostgres(args.database_url), args.events,
+                                    args.group, args.samples))
+    report = {"events": args.events, "group": args.group, "backends": backends,
+              "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "date": dt.date.today().isoformat()}}
     print(json.dumps(report, indent=1))
-    print(f"append path: {ledger_rate:,.0f} events/s, raw path: {raw_rate:,.0f} events/s, "
-          f"ratio {ledger_rate / raw_rate:.2f} (goal >= 0.5)")
-    for n, i, c in proofs:
-        print(f"tree size {n:>9,}: inclusion {i * 1e3:.3f} ms, consistency {c * 1e3:.3f} ms")
+    for result in backends:
+        print(f"{result['backend']}: append path {result['ledger_events_per_s']:,} events/s, raw path "
+              f"{result['raw_events_per_s']:,} events/s, ratio {result['ledger_to_raw_ratio']:.2f} (goal >= 0.5)")
+        for proof in result["proofs_ms"]:
+            print(f"  tree size {proof['tree_size']:>9,}: inclusion {proof['inclusion_ms']:.3f} ms, "
+                  f"consistency {proof['consistency_ms']:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -10,27 +10,28 @@ from typing import Optional
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cli import onboarding, quantification, upkeep
+from cli.help import Typer
+from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
-from ledger.units import tonnes
+from ledger.units import tonnes_shown
 from service.registry_dir import RegistryDir
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = Typer(add_completion=False, no_args_is_help=True,
                   help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
 
 
 @app.command()
 @guarded
-def init(directory: Path = typer.Argument(..., help="the registry's directory (created)"),
-         origin: str = typer.Option(..., help="the log's origin, e.g. registry.hubei.example/puhui"),
-         admin_public_key: Optional[str] = typer.Option(None, help="base64 public key of the first admin, kept off this server"),
-         database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL (default: SQLite in DIR)"),
-         key_strength: str = typer.Option("moderate", help="Argon2id cost for the key files: interactive, moderate, sensitive"),
-         root_key_out: Optional[Path] = typer.Option(None, help="write the root key to this file instead of DIR/keys, "
+def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory (created)"),
+         origin: str = typer.Option(..., metavar="ORIGIN", help="the log's origin, e.g. registry.hubei.example/puhui"),
+         admin_public_key: Optional[str] = typer.Option(None, metavar="BASE64", help="base64 public key of the first admin, kept off this server"),
+         database_url: Optional[str] = typer.Option(None, metavar="URL", help="SQLAlchemy URL (default: SQLite in DIR)"),
+         key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost for the key files: interactive, moderate, sensitive"),
+         root_key_out: Optional[Path] = typer.Option(None, metavar="FILE", help="write the root key to this file instead of DIR/keys, "
                                                              "to be kept offline (the server never needs it)")) -> None:
     """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json.
 
@@ -56,10 +57,10 @@ def init(directory: Path = typer.Argument(..., help="the registry's directory (c
 
 @app.command()
 @guarded
-def demo(directory: Path = typer.Argument(..., help="the registry's directory (created if absent)"),
-         origin: str = typer.Option("registry.hubei.example/puhui", help="origin, if the registry is created"),
-         records_per_batch: int = typer.Option(400, min=1, max=100_000, help="activity records in each monthly batch"),
-         key_strength: str = typer.Option("moderate", help="Argon2id cost, if the registry is created")) -> None:
+def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory (created if absent)"),
+         origin: str = typer.Option("registry.hubei.example/puhui", metavar="ORIGIN", help="origin, if the registry is created"),
+         records_per_batch: int = typer.Option(400, min=1, max=100_000, metavar="N", help="activity records in each monthly batch"),
+         key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost, if the registry is created")) -> None:
     """Fill a registry with a realistic first quarter: platforms, batches, issuances, trades and uses."""
     from cli.demo import Demo
     place = RegistryDir(directory)
@@ -83,18 +84,19 @@ def demo(directory: Path = typer.Argument(..., help="the registry's directory (c
             dropped[reason] = dropped.get(reason, 0) + count
     records = sum(result.lines for result in story.ingestion.values())
     console.print(f"ingestion: {records} raw activity records, " + ", ".join(
-        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)")
+        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)",
+        soft_wrap=False)  # prose, wrapped at the terminal's width
     for what, rejection in story.rejections:
-        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}")
+        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}", soft_wrap=False)
     _print_status(registry)
     registry.close()
 
 
 @app.command()
 @guarded
-def export(directory: Path = typer.Argument(..., help="the registry's directory"),
-           out: Path = typer.Option(..., help="the bundle directory to write (must not exist)"),
-           database_url: Optional[str] = typer.Option(None, help="override the directory's database URL")) -> None:
+def export(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory"),
+           out: Path = typer.Option(..., metavar="DIR", help="the bundle directory to write (must not exist)"),
+           database_url: Optional[str] = typer.Option(None, metavar="URL", help="override the directory's database URL")) -> None:
     """Write a bundle (spec section 8) up to a fresh checkpoint, for auditors and `puhui-verify`."""
     if out.exists() or out.is_symlink():
         cannot_run(f"{out} exists: the bundle goes to a new directory")
@@ -112,8 +114,8 @@ def export(directory: Path = typer.Argument(..., help="the registry's directory"
 
 @app.command()
 @guarded
-def status(directory: Path = typer.Argument(..., help="the registry's directory"),
-           database_url: Optional[str] = typer.Option(None, help="override the directory's database URL"),
+def status(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory"),
+           database_url: Optional[str] = typer.Option(None, metavar="URL", help="override the directory's database URL"),
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")) -> None:
     """Size, root, latest checkpoint and totals in tonnes."""
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
@@ -140,17 +142,14 @@ def _status(registry) -> dict:
 
 def _print_status(registry) -> None:
     s = _status(registry)
-    console.print(f"[bold]{s['origin']}[/]: {s['size']} events (log format {s['log_format']}), root {s['root']}")
+    # A root on a line of its own: a line of 80 columns holds it whole.
+    console.print(f"[bold]{s['origin']}[/]: {s['size']} events (log format {s['log_format']})\n  root {s['root']}")
     cp = s["checkpoint"]
-    console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}, root {cp['root']}"))
-    table = Table(title="reductions (t CO2e)")
-    table.add_column("")
-    table.add_column("tonnes", justify="right")
-    for label, key in (("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g")):
-        table.add_row(label, tonnes(s["totals_g"][key]))
-    for purpose, amount_g in s["retired_by_purpose_g"].items():
-        table.add_row(f"  retired for {purpose}", tonnes(amount_g))
-    console.print(table)
+    console.print("latest checkpoint: " + ("none" if cp is None else f"size {cp['size']}\n  root {cp['root']}"))
+    rows = [[label, tonnes_shown(s["totals_g"][key], unit=False)] for label, key in (
+        ("issued", "issued_g"), ("active", "active_g"), ("retired", "retired_g"), ("cancelled", "cancelled_g"))]
+    rows += [[f"  retired for {purpose}", tonnes_shown(amount_g, unit=False)] for purpose, amount_g in s["retired_by_purpose_g"].items()]
+    print_table("reductions (t CO2e)", ["", "tonnes"], rows, right=frozenset({"tonnes"}))
     check = s["integrity"]
     if check["ok"]:
         console.print(f"projections: match the log (by {check['method']}, conservation of serials checked)")
@@ -163,20 +162,20 @@ def _print_status(registry) -> None:
 
 @app.command()
 @guarded
-def serve(directory: Path = typer.Option(..., "--dir", help="the registry's directory"),
-          host: str = typer.Option("127.0.0.1", help="address to listen on"),
-          port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
-          database_url: Optional[str] = typer.Option(None, help="SQLAlchemy URL, e.g. postgresql+psycopg://... (default: the directory's)"),
-          header_timeout_s: Optional[float] = typer.Option(None, help="close a connection whose request headers take longer [PUHUI_HEADER_TIMEOUT_S, 10]"),
-          body_timeout_s: Optional[float] = typer.Option(None, help="408 for a body that takes longer [PUHUI_BODY_TIMEOUT_S, 120]"),
-          max_requests_per_source: Optional[int] = typer.Option(None, help="requests in flight from one address [PUHUI_MAX_REQUESTS_PER_SOURCE, 256]"),
-          key_events_per_s: Optional[float] = typer.Option(None, help="events a second per signing key, a refused one counting 10 [PUHUI_KEY_EVENTS_PER_S, 5000]"),
-          key_burst_events: Optional[int] = typer.Option(None, help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 10000]"),
-          budget_units_per_s: Optional[float] = typer.Option(None, help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
-          budget_burst_units: Optional[int] = typer.Option(None, help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
-          max_concurrent_eligibility: Optional[int] = typer.Option(None, help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]"),
-          hub_key: Optional[Path] = typer.Option(None, help="format 2: the identity hub key file, for POST /v1/ingestions (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
-          fingerprint_key: Optional[Path] = typer.Option(None, help="format 2: the fingerprint key file, with --hub-key (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")) -> None:
+def serve(directory: Path = typer.Option(..., "--dir", metavar="DIR", help="the registry's directory"),
+          host: str = typer.Option("127.0.0.1", metavar="ADDRESS", help="address to listen on"),
+          port: int = typer.Option(8000, min=1, max=65535, metavar="PORT", help="port to listen on"),
+          database_url: Optional[str] = typer.Option(None, metavar="URL", help="SQLAlchemy URL, e.g. postgresql+psycopg://... (default: the directory's)"),
+          header_timeout_s: Optional[float] = typer.Option(None, metavar="SECONDS", help="close a connection whose request headers take longer [PUHUI_HEADER_TIMEOUT_S, 10]"),
+          body_timeout_s: Optional[float] = typer.Option(None, metavar="SECONDS", help="408 for a body that takes longer [PUHUI_BODY_TIMEOUT_S, 120]"),
+          max_requests_per_source: Optional[int] = typer.Option(None, metavar="N", help="requests in flight from one address [PUHUI_MAX_REQUESTS_PER_SOURCE, 256]"),
+          key_events_per_s: Optional[float] = typer.Option(None, metavar="RATE", help="events a second per signing key, a refused one counting 10 [PUHUI_KEY_EVENTS_PER_S, 5000]"),
+          key_burst_events: Optional[int] = typer.Option(None, metavar="N", help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 10000]"),
+          budget_units_per_s: Optional[float] = typer.Option(None, metavar="RATE", help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
+          budget_burst_units: Optional[int] = typer.Option(None, metavar="N", help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
+          max_concurrent_eligibility: Optional[int] = typer.Option(None, metavar="N", help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]"),
+          hub_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the identity hub key file, for POST /v1/ingestions (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
+          fingerprint_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the fingerprint key file, with --hub-key (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")) -> None:
     """Serve the registry's HTTP API (api/). Limits and rate limits: docs/operations.md, "Limits"."""
     from api.server import Limits, run
     try:

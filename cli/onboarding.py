@@ -16,6 +16,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from cli.help import Typer
 from cli.signing import Held, already_holds, send
 from cli.target import DatabaseOption, Delivered, DirOption, ServerOption, Target, TrustOption, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, console, fail, guarded
@@ -25,9 +26,9 @@ from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.schema import ACCOUNT_KINDS, ROLES as LOG_ROLES, check_submission, key_id_of
 
-keys = typer.Typer(no_args_is_help=True, help="Key files, and their registration and revocation in the log.")
-accounts = typer.Typer(no_args_is_help=True, help="Accounts: open one, change who controls it.")
-commands = typer.Typer()  # `puhui submit`, added to `puhui` by cli.main
+keys = Typer(no_args_is_help=True, help="Key files, and their registration and revocation in the log.")
+accounts = Typer(no_args_is_help=True, help="Accounts: open one, change who controls it.")
+commands = Typer()  # `puhui submit`, added to `puhui` by cli.main
 
 MAX_SUBMIT_FILE_BYTES = 64 << 20
 MAX_SUBMIT_EVENTS = 10_000
@@ -66,12 +67,12 @@ def _key_id(text: str, option: str) -> str:
 
 @keys.command("new")
 @guarded
-def new_key(role: str = typer.Argument(..., help=f"what the key is for: {', '.join(KEY_FILE_ROLES + SECRET_KINDS)} "
+def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key is for: {', '.join(KEY_FILE_ROLES + SECRET_KINDS)} "
                                                  f"(holder: an enterprise's or a citizen's key, registered with no role; "
                                                  f"hub, fingerprint: the scheme's secrets, never registered)"),
-            name: str = typer.Argument(..., help="who holds it, e.g. wuhan-platform: the key file's label"),
-            out: Path = typer.Option(..., "--out", help="the key file to write (must not exist; mode 0600)"),
-            key_strength: str = typer.Option("moderate", help="Argon2id cost: interactive, moderate, sensitive")) -> None:
+            name: str = typer.Argument(..., metavar="NAME", help="who holds it, e.g. wuhan-platform: the key file's label"),
+            out: Path = typer.Option(..., "--out", metavar="FILE", help="the key file to write (must not exist; mode 0600)"),
+            key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost: interactive, moderate, sensitive")) -> None:
     """Make a new Ed25519 key in an encrypted key file, and print its key id and public key; or
     (hub, fingerprint) a new scheme secret in its own encrypted file.
 
@@ -118,12 +119,12 @@ def _roles_for(file_role: str | None, roles: List[str]) -> list[str]:
     "key. Already registered with these roles: nothing is written."))
 @guarded
 @where_options
-def register_key(key: str = typer.Argument(..., help="the new key: its key file (only the public part is read) or "
+def register_key(key: str = typer.Argument(..., metavar="KEY", help="the new key: its key file (only the public part is read) or "
                                                      "its base64 public key"),
-                 role: List[str] = typer.Option([], "--role", help="a role to grant: admin (by root only), platform "
+                 role: List[str] = typer.Option([], "--role", metavar="ROLE", help="a role to grant: admin (by root only), platform "
                                                                    "or ets; repeat for several (default: the key "
                                                                    "file's role; none for a holder's key)"),
-                 label: Optional[str] = typer.Option(None, help="the key's label in the log (default: the key "
+                 label: Optional[str] = typer.Option(None, metavar="LABEL", help="the key's label in the log (default: the key "
                                                                 "file's)"),
                  *, where: Where) -> None:
     file_role, file_label = None, None
@@ -152,8 +153,8 @@ def register_key(key: str = typer.Argument(..., help="the new key: its key file 
     "an admin's key. Revoked already: nothing is written."))
 @guarded
 @where_options
-def revoke_key(key: str = typer.Argument(..., help="the key to revoke: its key id or its key file"),
-               reason: str = typer.Option(..., help="why, for the log: e.g. lost, rotated, left the scheme"),
+def revoke_key(key: str = typer.Argument(..., metavar="KEY", help="the key to revoke: its key id or its key file"),
+               reason: str = typer.Option(..., metavar="REASON", help="why, for the log: e.g. lost, rotated, left the scheme"),
                *, where: Where) -> None:
     key_id = _key_id(key, "KEY")
     _run(where, "key.revoke", {"key_id": key_id, "reason": _nfc(reason)}, f"revoked key {key_id}")
@@ -165,7 +166,7 @@ def _controllers(values: List[str]) -> list[str]:
     return sorted({_key_id(value, "--controller") for value in values})
 
 
-ControllerOption = typer.Option([], "--controller", help="a key that controls the account: its key id or key file; "
+ControllerOption = typer.Option([], "--controller", metavar="KEY", help="a key that controls the account: its key id or key file; "
                                                           "repeat for several")
 
 
@@ -174,12 +175,12 @@ ControllerOption = typer.Option([], "--controller", help="a key that controls th
     "its platform. Open already with these fields and controllers: nothing is written."))
 @guarded
 @where_options
-def open_account(account_id: str = typer.Argument(..., help="the account's id, e.g. wuhan-platform"),
-                 kind: str = typer.Option(..., help=f"one of {', '.join(ACCOUNT_KINDS)}"),
-                 name: str = typer.Option(..., help="its public name (an individual's: a pseudonym, never a name)"),
-                 region: str = typer.Option(..., help="6-digit region code (GB/T 2260), e.g. 420100 Wuhan"),
+def open_account(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the account's id, e.g. wuhan-platform"),
+                 kind: str = typer.Option(..., metavar="KIND", help=f"one of {', '.join(ACCOUNT_KINDS)}"),
+                 name: str = typer.Option(..., metavar="NAME", help="its public name (an individual's: a pseudonym, never a name)"),
+                 region: str = typer.Option(..., metavar="CODE", help="6-digit region code (GB/T 2260), e.g. 420100 Wuhan"),
                  controller: List[str] = ControllerOption,
-                 platform: Optional[str] = typer.Option(None, help="for an individual: the platform account it "
+                 platform: Optional[str] = typer.Option(None, metavar="ACCOUNT", help="for an individual: the platform account it "
                                                                    "comes through"),
                  *, where: Where) -> None:
     body = {"account_id": account_id, "kind": kind, "name": _nfc(name), "region": region,
@@ -192,7 +193,7 @@ def open_account(account_id: str = typer.Argument(..., help="the account's id, e
     "These controllers already: nothing is written."))
 @guarded
 @where_options
-def set_controllers(account_id: str = typer.Argument(..., help="the account"),
+def set_controllers(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the account"),
                     controller: List[str] = ControllerOption,
                     *, where: Where) -> None:
     controllers = _controllers(controller)
@@ -228,7 +229,7 @@ def _signed_events(path: Path, log_format: int) -> list[dict[str, Any]]:
 
 @commands.command("submit")
 @guarded
-def submit(file: Path = typer.Argument(..., help="signed events, one a line, as `--sign-only` writes them"),
+def submit(file: Path = typer.Argument(..., metavar="FILE", help="signed events, one a line, as `--sign-only` writes them"),
            directory: Optional[Path] = DirOption, server: Optional[str] = ServerOption,
            trust: Optional[Path] = TrustOption, database_url: Optional[str] = DatabaseOption) -> None:
     """Post events signed elsewhere (`--sign-only`) in their order, to --dir DIR or to --server URL

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
-from rich.table import Table as RichTable
 from rich.text import Text
 
+from cli.help import Typer
+from cli.ingest_progress import IngestProgress
+from cli.tables import print_table
 from cli.signing import Held, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
@@ -25,13 +27,14 @@ from keys import load_key, load_secret, passphrase_for_role
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import Queries
+from ledger.units import tonnes_shown
 from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
 from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
 from quantify.private import daily_pseudonyms
-from quantify.report import Report, Table, format_tonnes
+from quantify.report import Report, Table
 from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
 from service.actors import Actor, Client
 from service.ingestion import check_scheme_keys, ingest_against_log, load_scheme_keys, submit_batch
@@ -39,42 +42,45 @@ from service.methodologies import (LoggedMethodologies, NoDefinition, UnknownMet
                                    library_against_log)
 from service.registry_dir import RegistryDir
 
-commands = typer.Typer()  # added to `puhui` by cli.main
+commands = Typer()  # added to `puhui` by cli.main
+
+
+def _grams_twin(name: str) -> str | None:
+    """The grams column a tonnes column is computed from (by name), if name is a tonnes column."""
+    return "grams" if name == "tonnes" else f"{name[:-2]}_g" if name.endswith("_t") else None
 
 
 def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
-    """A table as a person reads it: grams beside tonnes are left out, other grams become tonnes."""
+    """A table as a person reads it: tonnes (ledger.units.tonnes_shown, grams beside where they read
+    0.000) in place of grams; a grams column beside its tonnes twin is left out."""
     columns = list(table.columns)
-    shown: list[tuple[int, bool]] = []  # (column, as tonnes)
+    shown: list[tuple[str, int, bool]] = []  # (header, column read, its grams shown as tonnes)
     for i, name in enumerate(columns):
-        twin = "tonnes" if name == "grams" else f"{name[:-2]}_t" if name.endswith("_g") else None
-        if twin is None:
-            shown.append((i, False))
-        elif twin not in columns:
-            shown.append((i, True))
-    headers = [("tonnes" if columns[i] == "grams" else f"{columns[i][:-2]}_t") if tonnes else columns[i]
-               for i, tonnes in shown]
+        grams = _grams_twin(name)
+        if grams in columns:
+            shown.append((name, columns.index(grams), True))
+        elif name == "grams" or name.endswith("_g"):
+            tonnes_name = "tonnes" if name == "grams" else f"{name[:-2]}_t"
+            if tonnes_name not in columns:
+                shown.append((tonnes_name, i, True))
+        else:
+            shown.append((name, i, False))
 
-    def cell(value: Any, tonnes: bool) -> str:
-        if tonnes and isinstance(value, int) and not isinstance(value, bool):
-            return format_tonnes(value)
+    def cell(value: Any, as_tonnes: bool) -> str:
+        if as_tonnes and isinstance(value, int) and not isinstance(value, bool):
+            return tonnes_shown(value, unit=False)
         return "" if value is None else str(value)
-    return headers, [[cell(row[i], tonnes) for i, tonnes in shown] for row in table.rows]
+    return [header for header, _, _ in shown], [[cell(row[i], as_tonnes) for _, i, as_tonnes in shown]
+                                                 for row in table.rows]
 
 
 def _print_report(report: Report) -> None:
-    console.print(Text(report.title, style="bold"))
+    console.print(Text(report.title, style="bold"), soft_wrap=False)  # prose: wrapped at the terminal's width
     for name, table in report.tables.items():
         headers, rows = _person_columns(table)
-        shown = RichTable(title=name, title_justify="left")
-        for header in headers:
-            shown.add_column(header, justify="right" if header.endswith("_t") or header == "tonnes" else "left",
-                             overflow="fold")  # a citation or a hash is shown whole, never cut
-        for row in rows:
-            shown.add_row(*(Text(cell) for cell in row))
-        console.print(shown)
+        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h == "tonnes"))
     for note in report.notes:
-        console.print(Text(f"note: {note}"))
+        console.print(Text(f"note: {note}"), soft_wrap=False)
 
 
 def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
@@ -95,8 +101,8 @@ def _read_json(path: Path) -> Any:
         fail(f"{path}: {exc.message}")
 
 
-DirArgument = typer.Argument(..., help="the registry's directory")
-DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
+DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
+DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="override the directory's database URL")
 CsvOption = typer.Option(False, "--csv", help="print the report as CSV (a section per table)")
 JsonOption = typer.Option(False, "--json", help="print JSON (grams beside tonnes)")
 
@@ -139,13 +145,10 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
         return
-    shown = RichTable(title="methodologies: the shipped library and the log")
-    for header in ("methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log",
-                   "offset eligible"):
-        shown.add_column(header, overflow="fold")
+    rows = []
     for e in entries:
         factors = e["params"].get("factors") if isinstance(e["params"].get("factors"), dict) else {}
-        factor_text = "; ".join(
+        factor_text = "\n".join(
             f"{name} = {f.get('value')} {f.get('unit')} ({'ILLUSTRATIVE' if f.get('illustrative') else 'sourced'})"
             for name, f in factors.items() if isinstance(f, dict)) or "(no definition in params)"
         cap = e["params"].get("daily_cap", {}).get("value_g") if isinstance(e["params"].get("daily_cap"), dict) else None
@@ -154,11 +157,13 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                         + (" (not shipped)" if e["illustrative"] is None else ""))
         if e["superseded_by"] is not None:
             where_logged += f", superseded by v{e['superseded_by']}"
-        shown.add_row(*(Text(str(cell)) for cell in (
+        rows.append([str(cell) for cell in (
             e["methodology_id"], e["version"], e["sector"], e["title"], factor_text,
-            "" if not isinstance(cap, int) else f"{format_tonnes(cap)} ({cap} g)", where_logged,
-            "yes" if e["offset_eligible"] else "no")))
-    console.print(shown)
+            "" if not isinstance(cap, int) else tonnes_shown(cap, unit=False), where_logged,
+            "yes" if e["offset_eligible"] else "no")])
+    print_table("methodologies: the shipped library and the log",
+                ["methodology", "v", "sector", "title", "factors (g CO2e)", "daily cap t", "in the log", "offset eligible"],
+                rows, right=frozenset({"v", "daily cap t"}))
 
 
 def _eligibility_body(target: Target, methodology_id: str, on: bool) -> dict[str, Any]:
@@ -207,11 +212,11 @@ def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHOD
 
 @commands.command("quantify")
 @guarded
-def quantify_command(methodology_id: str = typer.Argument(..., help="a methodology of the shipped library"),
-                     inputs: str = typer.Option(..., "--inputs", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
-                     subject: Optional[str] = typer.Option(None, help="the pseudonym (with --occurred-at: the fingerprint)"),
-                     occurred_at: Optional[str] = typer.Option(None, help="YYYY-MM-DDTHH:MM:SS.ffffffZ"),
-                     version: Optional[int] = typer.Option(None, min=1, help="a version (default: the latest)"),
+def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOLOGY_ID", help="a methodology of the shipped library"),
+                     inputs: str = typer.Option(..., "--inputs", metavar="JSON", help='the inputs as a JSON object, e.g. {"distance_m": 5000, ...}'),
+                     subject: Optional[str] = typer.Option(None, metavar="PSEUDONYM", help="the pseudonym (with --occurred-at: the fingerprint)"),
+                     occurred_at: Optional[str] = typer.Option(None, metavar="TIME", help="YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+                     version: Optional[int] = typer.Option(None, min=1, metavar="N", help="a version (default: the latest)"),
                      as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
     """Quantify one act: formula, factors with their sources, inputs and result. Writes nothing."""
     try:
@@ -241,18 +246,18 @@ def _default_run_id(platform: str, methodology_id: str) -> str:
 @commands.command("ingest")
 @guarded
 def ingest(directory: Path = DirArgument,
-           file: Path = typer.Argument(..., help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
-           platform: str = typer.Option(..., help="the platform account the records come from"),
-           methodology_id: str = typer.Option(..., "--methodology", help="a registered methodology (its latest version)"),
-           platform_key: Path = typer.Option(..., help="the platform's key file (passphrase: PUHUI_PLATFORM_KEY_PASSPHRASE, else PUHUI_KEY_PASSPHRASE)"),
-           out: Path = typer.Option(..., help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
+           file: Path = typer.Argument(..., metavar="FILE", help="raw activity records: JSON Lines (.jsonl) or CSV (.csv, or --csv)"),
+           platform: str = typer.Option(..., metavar="ACCOUNT", help="the platform account the records come from"),
+           methodology_id: str = typer.Option(..., "--methodology", metavar="METHODOLOGY_ID", help="a registered methodology (its latest version)"),
+           platform_key: Path = typer.Option(..., metavar="FILE", help="the platform's key file (passphrase: PUHUI_PLATFORM_KEY_PASSPHRASE, else PUHUI_KEY_PASSPHRASE)"),
+           out: Path = typer.Option(..., metavar="DIR", help="directory for batches, activities/ and rejections.jsonl (new or empty)"),
            as_csv: bool = typer.Option(False, "--csv", help="the file is CSV whatever its name"),
-           run_id: Optional[str] = typer.Option(None, help="names the batches <run_id>-<YYYY-MM> (default: platform, methodology, time)"),
-           period: str = typer.Option("month", help="one batch per month or per day"),
-           workers: int = typer.Option(0, min=0, max=64, help="processes that prepare records (0: this one)"),
-           hub_key: Optional[Path] = typer.Option(None, help=(
+           run_id: Optional[str] = typer.Option(None, metavar="RUN_ID", help="names the batches RUN_ID-YYYY-MM (default: platform, methodology, time)"),
+           period: str = typer.Option("month", metavar="PERIOD", help="one batch per month or per day: month or day"),
+           workers: int = typer.Option(0, min=0, max=64, metavar="N", help="processes that prepare records (0: this one)"),
+           hub_key: Optional[Path] = typer.Option(None, metavar="FILE", help=(
                "format 2: the identity hub key file, for daily pseudonyms (passphrase: PUHUI_HUB_KEY_PASSPHRASE)")),
-           fingerprint_key: Optional[Path] = typer.Option(None, help=(
+           fingerprint_key: Optional[Path] = typer.Option(None, metavar="FILE", help=(
                "format 2: the scheme's fingerprint key file (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")),
            database_url: Optional[str] = DatabaseOption) -> None:
     """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
@@ -270,21 +275,25 @@ def ingest(directory: Path = DirArgument,
     try:
         check_scheme_keys(registry.log_format, scheme_keys, "--hub-key FILE --fingerprint-key FILE")
         methodology = LoggedMethodologies(registry.store).get(methodology_id)
-        with open(file, "rb") as source:
-            result = ingest_against_log(registry, source, csv=as_csv or file.suffix == ".csv", platform=platform,
-                                        methodology=methodology, run_id=run_id or _default_run_id(platform, methodology_id),
+        with open(file, "rb") as source, IngestProgress(errors, file.stat().st_size) as progress:
+            result = ingest_against_log(registry, progress.reader(source), csv=as_csv or file.suffix == ".csv",
+                                        platform=platform, methodology=methodology,
+                                        run_id=run_id or _default_run_id(platform, methodology_id),
                                         out_dir=out, period=period, workers=workers, scheme_keys=scheme_keys)
-        _print_ingestion(result)
-        actor, client, refused = Actor(signer, platform), Client(registry), 0
-        for batch in result.batches:
-            try:
-                appended = submit_batch(client, actor, batch)
-            except Rejected as exc:
-                refused += 1
-                errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))
-                continue
-            console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
-                          f"{format_tonnes(batch.body['total_g'])} t, appended at seq {appended.seq}")
+            _print_ingestion(result)
+            actor, client, refused = Actor(signer, platform), Client(registry), 0
+            progress.appending(len(result.batches))
+            for batch in result.batches:
+                try:
+                    appended = submit_batch(client, actor, batch)
+                except Rejected as exc:
+                    refused += 1
+                    errors.print(Text(f"batch {batch.batch_id} refused: {exc.code}: {exc.message}", style="red"))
+                    continue
+                progress.appended(batch.body["count"])
+                console.print(f"batch {batch.batch_id}: {batch.body['count']} records, "
+                              f"{tonnes_shown(batch.body['total_g'])}, appended at seq {appended.seq}")
+        progress.summary(result, len(result.batches) - refused)
     finally:
         registry.close()
     if refused:
@@ -293,8 +302,8 @@ def ingest(directory: Path = DirArgument,
 
 def _print_ingestion(result: IngestResult) -> None:
     console.print(f"{result.lines} lines of {result.platform} records under {result.methodology_id} "
-                  f"v{result.methodology_version}: {result.accepted} accepted ({format_tonnes(result.accepted_g)} t), "
-                  f"{result.rejected} rejected, {format_tonnes(result.dropped_by_cap_g)} t dropped by daily caps")
+                  f"v{result.methodology_version}: {result.accepted} accepted ({tonnes_shown(result.accepted_g)}), "
+                  f"{result.rejected} rejected, {tonnes_shown(result.dropped_by_cap_g)} dropped by daily caps")
     for reason in REASONS:
         if result.reasons.get(reason):
             console.print(f"  {reason}: {result.reasons[reason]}")
@@ -308,11 +317,11 @@ def _print_ingestion(result: IngestResult) -> None:
 @commands.command("account")
 @guarded
 def account(directory: Path = DirArgument,
-            subjects: List[str] = typer.Argument(..., metavar="SUBJECT...", help=(
+            subjects: List[str] = typer.Argument(..., metavar="PSEUDONYM...", help=(
                 "the pseudonym; in a format-2 registry a person's daily pseudonyms (`puhui pseudonyms`)")),
-            proof: Optional[str] = typer.Option(None, help="an activity_id of the subject: its inclusion proof in its "
+            proof: Optional[str] = typer.Option(None, metavar="ACTIVITY_ID", help="an activity_id of the subject: its inclusion proof in its "
                                                            "batch and the batch's place in the log"),
-            openings: List[Path] = typer.Option([], "--openings", help=(
+            openings: List[Path] = typer.Option([], "--openings", metavar="FILE", help=(
                 "format 2: a platform's openings file (OUT/openings/<batch>.jsonl of `puhui ingest`), to check each "
                 "record's opening; repeat for several")),
             as_csv: bool = CsvOption, as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
@@ -361,10 +370,10 @@ def _print_proof(found: dict[str, Any]) -> None:
 
 @commands.command("pseudonyms")
 @guarded
-def pseudonyms(person: str = typer.Argument(..., help="the person id the identity hub knows"),
-               first_day: str = typer.Option(..., "--from", help="the first Beijing date, YYYY-MM-DD"),
-               last_day: str = typer.Option(..., "--to", help="the last Beijing date, YYYY-MM-DD"),
-               hub_key: Path = typer.Option(..., help="the identity hub key file (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
+def pseudonyms(person: str = typer.Argument(..., metavar="PERSON", help="the person id the identity hub knows"),
+               first_day: str = typer.Option(..., "--from", metavar="DATE", help="the first Beijing date, YYYY-MM-DD"),
+               last_day: str = typer.Option(..., "--to", metavar="DATE", help="the last Beijing date, YYYY-MM-DD"),
+               hub_key: Path = typer.Option(..., metavar="FILE", help="the identity hub key file (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
                as_json: bool = JsonOption) -> None:
     """The identity hub's answer to a person: their daily pseudonyms (spec 7.4) for each date of a
     range, with which `puhui account` gathers their records. Reads nothing but the hub key."""
@@ -382,9 +391,9 @@ def pseudonyms(person: str = typer.Argument(..., help="the person id the identit
 
 @commands.command("footprint")
 @guarded
-def footprint_command(inventory: Path = typer.Argument(..., help="activity data: {name, kind, period_start, "
+def footprint_command(inventory: Path = typer.Argument(..., metavar="FILE", help="activity data: {name, kind, period_start, "
                                                                  "period_end, entries: [{site, month, source, quantity}]}"),
-                      compare: Optional[Path] = typer.Option(None, help="an earlier period's inventory to compare against"),
+                      compare: Optional[Path] = typer.Option(None, metavar="FILE", help="an earlier period's inventory to compare against"),
                       as_csv: bool = CsvOption, as_json: bool = JsonOption) -> None:
     """An enterprise's or an event's footprint by scope, source, site and month, every factor cited."""
     current = footprint(_read_json(inventory))

@@ -31,7 +31,7 @@ from ledger.note import parse_verifier_key
 from ledger.registry import Registry, sign_event
 from ledger.state import Methodology
 from service.actors import Actor
-from service.registry_dir import RegistryDir
+from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
 MAX_TRUST_FILE_BYTES = 1 << 20
 REQUEST_ID_PREFIX = "puhui-cli"
@@ -39,26 +39,25 @@ REQUEST_ID_PREFIX = "puhui-cli"
 METHODOLOGY_PAGE = 1000
 
 # The options every signing command takes, in this shape (each command's help lists them).
-DirOption = typer.Option(None, "--dir", help="the registry's directory: append the events there (waiting 2 s for a "
+DirOption = typer.Option(None, "--dir", metavar="DIR", help="the registry's directory: append the events there (waiting 2 s for a "
                                              "running server's writer lock)")
-ServerOption = typer.Option(None, "--server", help="a running registry's URL (`puhui serve`): submit there; "
+ServerOption = typer.Option(None, "--server", metavar="URL", help="a running registry's URL (`puhui serve`): submit there; "
                                                    "needs --trust")
-TrustOption = typer.Option(None, "--trust", help="the registry's trust file, obtained out of band: each receipt "
+TrustOption = typer.Option(None, "--trust", metavar="FILE", help="the registry's trust file, obtained out of band: each receipt "
                                                  "from --server is checked against it; --sign-only takes the origin "
                                                  "from it")
-SignOnlyOption = typer.Option(None, "--sign-only", help="write the signed events to this new file (one a line) "
+SignOnlyOption = typer.Option(None, "--sign-only", metavar="FILE", help="write the signed events to this new file (one a line) "
                                                         "instead of submitting them; post it later with `puhui submit`")
-OriginOption = typer.Option(None, "--origin", help="the registry's origin, which every signature covers: for "
+OriginOption = typer.Option(None, "--origin", metavar="ORIGIN", help="the registry's origin, which every signature covers: for "
                                                    "--sign-only without --trust, --dir or --server")
-NEW_LOG_FORMAT = 2  # the format `puhui init` writes
-LogFormatOption = typer.Option(None, "--log-format", min=1, max=2, help=(
+LogFormatOption = typer.Option(None, "--log-format", min=1, max=2, metavar="N", help=(
     "the registry log's format (1 or 2; `puhui status` shows it), which decides the signature's prefix: for "
-    "--sign-only without --dir or --server (default 2, the format `puhui init` writes)"))
-SignerKeyOption = typer.Option(None, "--signer-key", help=(
+    f"--sign-only without --dir or --server (default {INIT_LOG_FORMAT}, the format `puhui init` writes)"))
+SignerKeyOption = typer.Option(None, "--signer-key", metavar="FILE", help=(
     "the key file that signs: an admin's, or the root key where the spec asks for one (default: DIR/keys/admin.key). "
     "Passphrase: the variable of the file's role (PUHUI_ADMIN_KEY_PASSPHRASE, PUHUI_ROOT_KEY_PASSPHRASE, ...), "
     "else PUHUI_KEY_PASSPHRASE, else a prompt"))
-DatabaseOption = typer.Option(None, "--database-url", help="with --dir: override the directory's database URL")
+DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="with --dir: override the directory's database URL")
 
 WHERE_HELP = ("Where: --dir DIR (the registry's directory), or --server URL --trust FILE (a running registry), or "
               "--sign-only FILE [--origin ORIGIN | --trust FILE] (a file for `puhui submit`); signed with "
@@ -375,7 +374,7 @@ class Where:
                        "--trust FILE")
         if self.origin is not None and self.origin != origin:
             cannot_run(f"--origin {self.origin} is not the origin of --trust ({origin})")
-        log_format = reader.log_format if reader is not None else (self.log_format or NEW_LOG_FORMAT)
+        log_format = reader.log_format if reader is not None else (self.log_format or INIT_LOG_FORMAT)
         if self.log_format is not None and self.log_format != log_format:
             cannot_run(f"--log-format {self.log_format} is not this registry's log format ({log_format})")
         return SignOnlyTarget(out, origin, log_format, reader)

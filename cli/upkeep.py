@@ -9,14 +9,15 @@ from typing import List, Optional
 
 import typer
 
+from cli.help import Typer
 from cli.terminal import EXIT_REFUSED, cannot_run, console, errors, fail, guarded
 from ledger.backup import BackupRefused, backup, restore
 from service.registry_dir import RegistryDir
 
-commands = typer.Typer()  # added to `puhui` by cli.main
+commands = Typer()  # added to `puhui` by cli.main
 
-DirArgument = typer.Argument(..., help="the registry's directory")
-DatabaseOption = typer.Option(None, "--database-url", help="override the directory's database URL")
+DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
+DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="override the directory's database URL")
 
 
 @commands.command("check")
@@ -45,7 +46,7 @@ def check(directory: Path = DirArgument, database_url: Optional[str] = DatabaseO
 @commands.command("backup")
 @guarded
 def backup_command(directory: Path = DirArgument,
-                   out: Path = typer.Option(..., help="the backup file to write (must not exist)"),
+                   out: Path = typer.Option(..., metavar="FILE", help="the backup file to write (must not exist)"),
                    database_url: Optional[str] = DatabaseOption) -> None:
     """A consistent copy of the registry's database while it runs (SQLite's backup API, or pg_dump):
     never copy registry.sqlite3 by hand, its write-ahead log holds the latest events."""
@@ -60,8 +61,8 @@ def backup_command(directory: Path = DirArgument,
 @commands.command("restore")
 @guarded
 def restore_command(directory: Path = DirArgument,
-                    backup_file: Path = typer.Argument(..., help="a file written by `puhui backup`"),
-                    checkpoint: List[Path] = typer.Option([], "--checkpoint", help=(
+                    backup_file: Path = typer.Argument(..., metavar="BACKUP_FILE", help="a file written by `puhui backup`"),
+                    checkpoint: List[Path] = typer.Option([], "--checkpoint", metavar="FILE", help=(
                         "a signed checkpoint published by this registry, as a witness, monitor or client holds "
                         "it (repeat for several): the backup must reach it")),
                     database_url: Optional[str] = DatabaseOption) -> None:

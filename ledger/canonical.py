@@ -80,8 +80,10 @@ def check_text(text: str) -> None:
         raise Rejected("SCHEMA", f"string {text[:40]!r} is not in Unicode NFC; normalize before signing")
 
 
-def parse_strict(data: bytes | str) -> Any:
-    """Parse one JSON document, refusing everything JCS or the spec does not allow."""
+def parse_strict(data: bytes | str, *, check_strings: bool = True) -> Any:
+    """Parse one JSON document, refusing everything JCS or the spec does not allow. Without
+    check_strings its strings' content (U+0000, NFC) is left to the caller, who checks each part
+    on its own (check_value): one event of a batch must not fail the others."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -99,7 +101,8 @@ def parse_strict(data: bytes | str) -> Any:
         raise Rejected("SCHEMA", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise Rejected("SCHEMA", f"JSON nested deeper than {MAX_DEPTH}") from None
-    _check_strings(value)
+    if check_strings:
+        _check_strings(value)
     return value
 
 

@@ -1,11 +1,13 @@
 """Activity files (spec section 7): each batch's records checked against its activity.batch event,
 and every activity_id and fingerprint checked for repeats across the whole log.
 
-The records of a file are cut into chunks of CHUNK_RECORDS (a power of two) so that each chunk is
+The records of a file are cut into chunks of the runner's records_per_job (a power of two,
+CHUNK_RECORDS on this machine's processes) so that each chunk is
 a perfect subtree of the batch's Merkle tree: a worker returns the chunk's subtree roots, the
 keyed digests of its ids and fingerprints (8 bytes each, see digests.py) and its first problem;
-the main process joins the subtrees and looks the digests up. No record ever becomes a Python
-object outside the chunk being checked.
+the main process joins the subtrees, hands the digests to uniqueness.py (which finds repeats after
+the log, exactly) and asks the pass's RepeatJudge which records repeat. No record ever becomes a
+Python object outside the chunk being checked.
 
 A record is canonical when it is exactly
 `{"activity_id":ID,"fingerprint":HEX64,"inputs":{...},"occurred_at":TIME,"reduction_g":INT,"subject":STRING}`
@@ -15,19 +17,17 @@ the pattern below is that spelling) and only `inputs`, the one free-form value, 
 
 import os
 import re
-from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter
+from typing import NamedTuple
 
 from verifier.canonical import _SCAN, EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
-from verifier.digests import DigestSet, digests_to_array, table_bits_for
 from verifier.merkle import MerkleAccumulator, subtrees_of
 from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.schema import ID, TIME, is_real_date
 
-TYPICAL_RECORD_BYTES = 250  # to size the id tables from the files' sizes; a wrong guess costs time only
 CHUNK_HEIGHT = 11
 CHUNK_RECORDS = 1 << CHUNK_HEIGHT
 PENDING_PER_LOOKAHEAD = 8
@@ -52,6 +52,23 @@ _RECORD = re.compile(
 _CLEAN_RECORD_PATTERN = _RECORD.pattern.replace('"subject":"' + _JCS_STRING_BODY, '"subject":"' + r'[^"\\\x00-\x1f]*')
 assert _CLEAN_RECORD_PATTERN != _RECORD.pattern
 _CLEAN_RECORD_LINES = re.compile("^" + _CLEAN_RECORD_PATTERN + "$", re.MULTILINE)
+
+
+class FileSlice(NamedTuple):
+    """Bytes of a file named by their place: a chunk of records for a worker that reads the bundle
+    from shared storage (dask_runner.py)."""
+
+    path: str
+    offset: int
+    length: int
+
+    def read(self):
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(self.length)
+        if len(data) != self.length:
+            raise RuntimeError(f"{self.path} is shorter than when the main process read it")
+        return data
 
 
 def parsed_record(raw, keys):
@@ -227,35 +244,15 @@ class CarefulChunk:
             yield number, match, inputs, reduction_g
 
 
-def _digest_array(packed):
-    values = digests_to_array(packed)
-    # 0 and -1 mark empty and removed slots (probability 2^-63 per digest): move them aside. The
-    # byte search is a fast first sieve; it may also hit a run across two digests, which is harmless.
-    if packed.find(b"\x00" * 8) >= 0 or packed.find(b"\xff" * 8) >= 0:
-        values = array("q", (value if value not in (0, -1) else 1 for value in values))
-    return values
-
-
-def _record_number(position, first_number, undigested):
-    """The line number of the digest at `position` of a chunk, skipping records without digests."""
-    number = first_number + position
-    for skipped in undigested:
-        if skipped <= number:
-            number += 1
-    return number
-
-
 class ActivityChecker:
     """Called by replay for each batch event that passed every other check (see Replay)."""
 
-    def __init__(self, activities_dir, runner, digester, expected_records=0):
+    def __init__(self, activities_dir, runner, digester, uniqueness, judge):
         self.activities_dir = activities_dir
         self.runner = runner
         self.digester = digester
-        # Sized up front from the files' bytes (growing a table re-inserts every digest in it).
-        bits = table_bits_for(expected_records)
-        self.activity_ids = DigestSet(bits)
-        self.fingerprints = DigestSet(bits)
+        self.uniqueness = uniqueness  # uniqueness.Uniqueness: every digest, for the search after the log
+        self.judge = judge  # uniqueness.RepeatJudge: the repeats this pass knows of
         self.records_checked = 0
         self.files_checked = 0
         self.bytes_read = 0
@@ -271,6 +268,8 @@ class ActivityChecker:
             return "missing"
         started = perf_counter()
         self.batch_ids_opened.add(body["batch_id"])
+        self.uniqueness.begin_read(body["batch_id"])
+        self.judge.begin(body["batch_id"])
         try:
             return self._check_file(path, body)
         finally:
@@ -288,6 +287,8 @@ class ActivityChecker:
         # worker waits for its next chunk (a merge costs about a millisecond), submit first.
         most_pending = PENDING_PER_LOOKAHEAD * self.runner.lookahead
         runner = self.runner
+        chunk_records = runner.records_per_job
+        offset = 0  # of the next chunk in the file
         bytes_before = self.bytes_read
         for lines in reader.blocks():
             self.bytes_read = bytes_before + reader.bytes_read
@@ -295,18 +296,19 @@ class ActivityChecker:
                 self.on_progress()
             buffered.extend(lines)
             start = 0
-            while len(buffered) - start >= CHUNK_RECORDS:
-                chunk = buffered[start : start + CHUNK_RECORDS]
-                start += CHUNK_RECORDS
-                pending.append((next_number, self._submit(period, next_number, chunk)))
-                next_number += CHUNK_RECORDS
+            while len(buffered) - start >= chunk_records:
+                chunk = buffered[start : start + chunk_records]
+                start += chunk_records
+                pending.append((next_number, self._submit(period, next_number, self._blob(path, offset, chunk))))
+                offset += sum(map(len, chunk)) + len(chunk)
+                next_number += chunk_records
                 while pending and (
                     len(pending) > most_pending or (runner.ready(pending[0][1]) and not runner.has_idle_worker())
                 ):
                     self._merge(state, *pending.popleft())
             del buffered[:start]
         if buffered:
-            pending.append((next_number, self._submit(period, next_number, buffered)))
+            pending.append((next_number, self._submit(period, next_number, self._blob(path, offset, buffered))))
         while self.while_waiting is not None and not all(runner.ready(ticket) for _, ticket in pending) and self.while_waiting():
             pass
         while pending:
@@ -315,10 +317,12 @@ class ActivityChecker:
         self.records_checked += state.count
         self.files_checked += 1
 
+        state.repeated_id = self.judge.first_repeats["activity_id"]
+        state.repeated_fingerprint = self.judge.first_repeats["fingerprint"]
         finding = self._first_finding(state, body, reader.unterminated_last_line)
+        self.judge.end(finding is None)
+        self.uniqueness.end_read(self.judge.first_repeats, finding is None)
         if finding is not None:
-            self.activity_ids.remove_all(state.added_ids)
-            self.fingerprints.remove_all(state.added_fingerprints)
             return finding
         self._keep_file(state)
         return None
@@ -328,10 +332,17 @@ class ActivityChecker:
         return _FileState()
 
     def _keep_file(self, state):
-        """The file passed: its ids and fingerprints are already in the sets (format 2 keeps more)."""
+        """The file passed: its ids and fingerprints are already the judge's (format 2 keeps more)."""
 
-    def _submit(self, period, first_number, lines):
-        return self.runner.submit("records", (period[0], period[1], self.digester, first_number, b"\n".join(lines)))
+    def _blob(self, path, offset, lines):
+        """A chunk's records joined by newlines, or where they are for a runner whose workers read
+        the bundle themselves (they then travel as a path and two numbers, not as bytes)."""
+        if self.runner.reads_files:
+            return FileSlice(os.path.abspath(path), offset, sum(map(len, lines)) + len(lines) - 1)
+        return b"\n".join(lines)
+
+    def _submit(self, period, first_number, blob):
+        return self.runner.submit("records", (period[0], period[1], self.digester, first_number, blob))
 
     def _merge(self, state, first_number, ticket):
         self._merge_result(state, first_number, self.runner.result(ticket))
@@ -344,12 +355,8 @@ class ActivityChecker:
             state.merkle.append_subtree(height, root)
         if problem is not None and state.problem is None:
             state.problem = problem[1]
-        repeats = self.activity_ids.add_all(_digest_array(ids), state.added_ids)
-        if repeats and state.repeated_id is None:
-            state.repeated_id = _record_number(repeats[0], first_number, undigested)
-        repeats = self.fingerprints.add_all(_digest_array(fingerprints), state.added_fingerprints)
-        if repeats and state.repeated_fingerprint is None:
-            state.repeated_fingerprint = _record_number(repeats[0], first_number, undigested)
+        self.uniqueness.add_chunk(first_number, undigested, ids, fingerprints)
+        self.judge.observe_chunk(first_number, count, undigested)
 
     @staticmethod
     def _first_finding(state, body, unterminated):
@@ -377,7 +384,7 @@ class ActivityChecker:
 
 
 class _FileState:
-    __slots__ = ("count", "total_g", "merkle", "problem", "repeated_id", "repeated_fingerprint", "added_ids", "added_fingerprints")
+    __slots__ = ("count", "total_g", "merkle", "problem", "repeated_id", "repeated_fingerprint")
 
     def __init__(self):
         self.count = 0
@@ -386,5 +393,3 @@ class _FileState:
         self.problem = None
         self.repeated_id = None
         self.repeated_fingerprint = None
-        self.added_ids = array("q")
-        self.added_fingerprints = array("q")

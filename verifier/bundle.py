@@ -4,7 +4,9 @@ The log is read once in chunks. For each chunk the main process parses the lines
 extends the Merkle tree and sends the signature checks to the workers; it replays a chunk
 (replay.py) once its signatures are back, keeping a few chunks in flight so the workers never
 wait. Activity files are read when replay reaches their batch event, their records checked by the
-same workers. Memory holds the replayed state, never the log."""
+same workers. Memory holds the replayed state, never the log; activity ids and fingerprints are
+checked for repeats after the log, exactly and within --memory-limit (uniqueness.py), and the log
+is replayed a second time only if a real repeat changed a batch's judgement."""
 
 import gc
 import json
@@ -15,9 +17,9 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter
 
-from verifier.activities import TYPICAL_RECORD_BYTES, ActivityChecker
+from verifier.activities import ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
-from verifier.digests import new_digester
+from verifier.digests import Blake2bDigester, new_digester
 from verifier.leaves import LeafParser
 from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
 from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
@@ -26,6 +28,7 @@ from verifier.records_v2 import ActivityChecker2
 from verifier.replay import Replay
 from verifier.replay_v2 import Replay2
 from verifier.signatures import verify_signed
+from verifier.uniqueness import MAX_PASSES, RepeatJudge, Uniqueness, default_memory_limit
 from verifier.violations import ORPHAN_ACTIVITY_FILE, Findings
 
 CHUNK_EVENTS = 1024
@@ -80,60 +83,124 @@ class BundlePaths:
             }
 
 
-def verify_bundle(bundle_dir, trust, require_activities=False, jobs=None, progress=None, min_parallel_bytes=MIN_PARALLEL_BYTES):
-    """Verify a bundle against a trust file. progress(done_bytes, total_bytes) is called now and then."""
+def verify_bundle(
+    bundle_dir,
+    trust,
+    require_activities=False,
+    jobs=None,
+    progress=None,
+    min_parallel_bytes=MIN_PARALLEL_BYTES,
+    memory_limit=None,
+    spill_dir=None,
+    digester=None,
+    dask_scheduler=None,
+):
+    """Verify a bundle against a trust file. progress(done_bytes, total_bytes) is called now and then.
+    memory_limit bounds the id and fingerprint tables (bytes; default: half the machine's memory),
+    which spill to a temporary directory under spill_dir; dask_scheduler is the address of a Dask
+    distributed scheduler whose workers then check the records (and signatures)."""
     started = perf_counter()
     paths = BundlePaths.locate(bundle_dir)
+    activity_files = paths.activity_files()
+    total_bytes = os.path.getsize(paths.log) + sum(activity_files.values())
+    memory_limit = default_memory_limit() if memory_limit is None else memory_limit
+    if dask_scheduler is not None:
+        from verifier.dask_runner import DaskRunner
+
+        # Dask's workers are not forked from this process: they cannot share its string-hash secret.
+        digester = digester or Blake2bDigester(os.urandom(32))
+        runner = DaskRunner(dask_scheduler)
+    else:
+        digester = digester or new_digester()
+        jobs = default_jobs() if jobs is None else jobs
+        # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
+        runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
+    groups = {}
+    try:
+        try:
+            for passes in range(1, MAX_PASSES + 1):
+                outcome = _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups)
+                if outcome.exact:
+                    break
+                for key, members in outcome.groups.items():
+                    groups.setdefault(key, set()).update(members)
+            else:
+                raise RuntimeError(f"the repeats of activity ids and fingerprints were not settled in {MAX_PASSES} passes")
+        except BaseException:
+            runner.terminate()
+            raise
+        worker_peaks_kib = runner.close()
+    finally:
+        if dask_scheduler is not None:
+            runner.disconnect()
+    result = outcome.result
+    for batch_id in sorted(set(activity_files) - outcome.batch_ids_opened):
+        result.warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no activity.batch event that passed its other checks names it")
+    result.stats.update(
+        {
+            "seconds": round(perf_counter() - started, 3),
+            "passes": passes,
+            "peak_rss_main_kib": _peak_rss_kib(),
+            "peak_rss_workers_kib": worker_peaks_kib,
+        }
+    )
+    return result
+
+
+@dataclass
+class PassOutcome:
+    result: BundleResult
+    exact: bool  # whether every batch was judged knowing every real repeat among the records read
+    groups: dict  # the confirmed repeats, uniqueness.Uniqueness.file_groups
+    batch_ids_opened: set
+
+
+def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups):
+    """One replay of the bundle, judging repeats with what `groups` knows, then the search for
+    repeats among every record it read."""
     violations = Findings()
     warnings = Findings()
     if os.path.exists(paths.checkpoints):
         signed_checkpoints, checkpoint_summary = read_checkpoints(paths.checkpoints, trust, violations)
     else:
         signed_checkpoints, checkpoint_summary = [], CheckpointSummary()
-    activity_files = paths.activity_files()
-    total_bytes = os.path.getsize(paths.log) + sum(activity_files.values())
-    jobs = default_jobs() if jobs is None else jobs
-    digester = new_digester()
-    expected_records = sum(activity_files.values()) // TYPICAL_RECORD_BYTES
-    # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
-    runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
+    uniqueness = Uniqueness(memory_limit, spill_dir)
     # Nothing here makes reference cycles worth collecting, and with millions of live objects
     # the cyclic collector's passes would cost a third of the main process's time.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        try:
-            log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
-            log_format = log_format_of(paths.log)
-            checker_class, replay_class = (ActivityChecker2, Replay2) if log_format == 2 else (ActivityChecker, Replay)
-            activity_checker = checker_class(paths.activities, runner, digester, expected_records)
-            replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
-            merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
-        except BaseException:
-            runner.terminate()
-            raise
-        worker_peaks_kib = runner.close()
-
+        log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
+        log_format = log_format_of(paths.log)
+        checker_class, replay_class = (ActivityChecker2, Replay2) if log_format == 2 else (ActivityChecker, Replay)
+        activity_checker = checker_class(paths.activities, runner, digester, uniqueness, RepeatJudge(groups))
+        replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
+        merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
+        search_started = perf_counter()
+        confirmed = uniqueness.confirmed(uniqueness.candidates(runner), paths.activities)
+        exact = uniqueness.judged_right(confirmed)
         judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
-        for batch_id in sorted(set(activity_files) - activity_checker.batch_ids_opened):
-            warnings.add(ORPHAN_ACTIVITY_FILE, None, f"activities/{batch_id}.jsonl was not read: no activity.batch event that passed its other checks names it")
-        seconds = perf_counter() - started
         stats = {
             "events": merkle.size,
             "events_accepted": replay.events_accepted,
             "activity_records": activity_checker.records_checked,
             "activity_files": activity_checker.files_checked,
             "activity_batches_unverified": replay.batches_unverified,
-            "seconds": round(seconds, 3),
             "activity_seconds": round(activity_checker.seconds, 3),
+            "uniqueness_search_seconds": round(perf_counter() - search_started, 3),
+            "uniqueness_memory_limit_bytes": memory_limit,
+            "uniqueness_partitions": uniqueness.partitions,
+            "uniqueness_spill_bytes_peak": uniqueness.spill_bytes_peak,
+            "uniqueness_digests_hit": uniqueness.digests_hit,
+            "uniqueness_repeats_confirmed": len(confirmed),
             "workers": runner.workers,
             "jobs_done_in_main": runner.jobs_done_here,
             "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
-            "peak_rss_main_kib": _peak_rss_kib(),
-            "peak_rss_workers_kib": worker_peaks_kib,
         }
-        return BundleResult(log_format, trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
+        result = BundleResult(log_format, trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
+        return PassOutcome(result, exact, uniqueness.file_groups(confirmed), set(activity_checker.batch_ids_opened))
     finally:
+        uniqueness.close()
         # The replayed state holds no reference cycle, so dropping it here frees it at once. With
         # the collector back on first, its next pass would walk every object of the state (all
         # still in the youngest generation) for nothing: about 0.3 s per million events.

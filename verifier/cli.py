@@ -18,6 +18,18 @@ def _jobs(text):
     return jobs
 
 
+def _memory_limit(text):
+    from verifier.uniqueness import MIN_MEMORY_LIMIT, parse_size
+
+    try:
+        size = parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if size < MIN_MEMORY_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_MEMORY_LIMIT // 1024}K")
+    return size
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="puhui-verify",
@@ -31,6 +43,14 @@ def _parser():
     bundle.add_argument("--json", action="store_true", help="print the JSON report of spec section 9")
     bundle.add_argument("--require-activities", action="store_true", help="a missing activity file is a violation")
     bundle.add_argument("--jobs", type=_jobs, metavar="N", help="processes to use, this one included (default: all cores)")
+    bundle.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        metavar="SIZE",
+        help="memory for the activity id and fingerprint tables, e.g. 512M or 4G; beyond it they spill to disk (default: half the machine's memory)",
+    )
+    bundle.add_argument("--spill-dir", metavar="DIR", help="where spilled tables go (default: the system's temporary directory)")
+    bundle.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="check records and signatures on the workers of this Dask distributed scheduler (e.g. tcp://10.0.0.5:8786)")
 
     receipt = commands.add_parser("receipt", help="check a retirement or surrender receipt offline")
     receipt.add_argument("receipt_file", metavar="FILE", help="a receipt (GET /v1/receipts/SEQ, docs/receipt.md)")
@@ -106,12 +126,19 @@ def _run(arguments):
         if advice is not None:
             print(f"puhui-verify: note: {advice}", file=sys.stderr)
 
+        if arguments.spill_dir is not None and not os.path.isdir(arguments.spill_dir):
+            raise InputError(f"--spill-dir {arguments.spill_dir} is not a directory")
+        options = {"memory_limit": arguments.memory_limit, "spill_dir": arguments.spill_dir, "dask_scheduler": arguments.dask}
         progress = None if arguments.json else report.ProgressBar()
         if progress is None:
-            result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs)
+            result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs, **options)
         else:
             with progress:
-                result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs, progress)
+                result = verify_bundle(arguments.bundle_dir, trust, arguments.require_activities, arguments.jobs, progress, **options)
+        spilled = result.stats["uniqueness_spill_bytes_peak"]
+        if spilled:
+            where = arguments.spill_dir or "the temporary directory"
+            print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
         if arguments.json:
             report.print_json(report.bundle_report_json(result))
         else:

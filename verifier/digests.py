@@ -1,15 +1,17 @@
 """Ids remembered as 64-bit keyed digests, never as the ids themselves.
 
 Ids of events (request ids, transfer ids, ...) go into Python sets of these digests (ints, C-speed
-lookups). Activity ids and fingerprints, which number in the billions, go into a DigestSet: one
-flat array of digests (16 bytes per id at most), never one Python object per id.
+lookups). Activity ids and fingerprints, which number in the billions, are written as packed
+digests (8 bytes each) and searched for repeats after the log (uniqueness.py) in DigestSets: flat
+arrays of digests, never one Python object per id.
 
 Why it is sound: each id is reduced to a 64-bit keyed hash under a key drawn at random for this
 run and never shown, so no one who wrote the log can aim two different ids at one digest. Two
 different ids share a digest with probability 2^-64 per pair; among n ids the chance of any
-false "seen before" is at most n^2 / 2^65 (about 3e-6 for 10^7 ids, 3e-8 for 10^6). A real repeat
-always has equal digests, so a duplicate is never missed. A reported duplicate can be confirmed by
-running again (new key).
+false "seen before" is at most n^2 / 2^65 (about 3e-6 for 10^7 ids, 3e-8 for 10^6, several
+expected at 10^10). A real repeat always has equal digests, so a duplicate is never missed; for
+activity ids and fingerprints every digest hit is confirmed against the full values before it is
+reported (uniqueness.py), so a collision costs a re-read of two records, never a false report.
 
 The keyed hash is Python's own string hash when the interpreter drew its key at random (the
 default: SipHash-1-3 under a 128-bit secret from os.urandom, made for exactly this, inputs chosen
@@ -18,7 +20,7 @@ costs a twentieth of BLAKE2b through hashlib. When PYTHONHASHSEED fixes the secr
 would not share it, BLAKE2b-64 under a random 32-byte key is used instead.
 
 The table is open addressing with linear probing over array('q'), grown by doubling at 70% load.
-0 marks an empty slot and -1 a removed one (see `remove_all`); digests never take these values.
+0 marks an empty slot; digests never take it, nor -1 (kept free for a removed-slot mark).
 """
 
 import multiprocessing
@@ -138,7 +140,6 @@ class DigestSet:
     def __init__(self, initial_bits=10):
         self._slots = array("q", [EMPTY]) * (1 << initial_bits)
         self._mask = (1 << initial_bits) - 1
-        self._used = 0  # occupied or removed slots
         self.count = 0
 
     def __len__(self):
@@ -159,11 +160,10 @@ class DigestSet:
             value = slots[slot]
         return False
 
-    def add_all(self, digests, added):
-        """Insert every digest of an array; append each one that was new to `added` (for a later
-        `remove_all`). Returns the positions in `digests` that were already present."""
+    def add_all(self, digests):
+        """Insert every digest of an array; returns the positions in `digests` already present."""
         repeats = []
-        needed = self._used + len(digests)
+        needed = self.count + len(digests)
         while needed * MAX_LOAD_DENOMINATOR >= len(self._slots) * MAX_LOAD_NUMERATOR:
             self._grow()
         slots, mask = self._slots, self._mask
@@ -183,29 +183,8 @@ class DigestSet:
                 value = slots[slot]
             else:
                 slots[slot] = digest
-        if repeats:
-            repeated = set(repeats)
-            added.extend(digest for position, digest in enumerate(digests) if position not in repeated)
-        else:
-            added.extend(digests)
-        count = len(digests) - len(repeats)
-        self._used += count
-        self.count += count
+        self.count += len(digests) - len(repeats)
         return repeats
-
-    def remove_all(self, digests):
-        """Undo `add_all`: mark the slots of these digests removed (probing continues past them)."""
-        slots, mask = self._slots, self._mask
-        for digest in digests:
-            slot = digest & mask
-            value = slots[slot]
-            while value != EMPTY:
-                if value == digest:
-                    slots[slot] = REMOVED
-                    self.count -= 1
-                    break
-                slot = (slot + 1) & mask
-                value = slots[slot]
 
     def _grow(self):
         old = self._slots
@@ -213,9 +192,8 @@ class DigestSet:
         self._slots = slots = array("q", [EMPTY]) * size
         self._mask = mask = size - 1
         for digest in old:
-            if digest != EMPTY and digest != REMOVED:
+            if digest != EMPTY:
                 slot = digest & mask
                 while slots[slot] != EMPTY:
                     slot = (slot + 1) & mask
                 slots[slot] = digest
-        self._used = self.count

@@ -1,8 +1,9 @@
 """Work spread over the machine's cores while replay stays in order.
 
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
-no replayed state: Ed25519 checks of events ("verify") and the checks and hashes of activity
-records ("records", "records_v2" for a format-2 log). A job goes to the worker with the fewest jobs in flight; each worker answers
+no replayed state: Ed25519 checks of events ("verify"), the checks and hashes of activity
+records ("records", "records_v2" for a format-2 log) and, after the log, the search of a spilled
+partition of digests for repeats ("partition", uniqueness.py). A job goes to the worker with the fewest jobs in flight; each worker answers
 in order. At most three jobs per worker are in flight (IN_FLIGHT_PER_WORKER), so a worker always
 has its next job waiting and is never blocked writing a result nobody reads (results are a few
 tens of KB). When every worker has its three, the main process does the job itself instead of waiting:
@@ -29,10 +30,16 @@ import traceback
 from collections import deque
 
 from verifier import records_v2
-from verifier.activities import check_record_chunk
+from verifier.activities import CHUNK_RECORDS, check_record_chunk
 from verifier.signatures import verify_many
+from verifier.uniqueness import repeated_in_partition
 
-JOBS = {"verify": verify_many, "records": check_record_chunk, "records_v2": records_v2.check_record_chunk}
+JOBS = {
+    "verify": verify_many,
+    "records": check_record_chunk,
+    "records_v2": records_v2.check_record_chunk,
+    "partition": repeated_in_partition,
+}
 IN_FLIGHT_PER_WORKER = 3
 SWITCH_INTERVAL_S = 0.0005
 
@@ -53,6 +60,8 @@ class InlineRunner:
 
     workers = 0
     lookahead = 1
+    records_per_job = CHUNK_RECORDS
+    reads_files = False  # jobs carry their records' bytes
 
     def __init__(self):
         self.jobs_done_here = 0
@@ -123,6 +132,9 @@ def _send_loop(connection, outbox):
 
 
 class ProcessRunner:
+    records_per_job = CHUNK_RECORDS
+    reads_files = False
+
     def __init__(self, workers):
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
         self.workers = workers

@@ -46,7 +46,7 @@ class RecordJob(NamedTuple):
     period_end: str
     digester: object
     first_number: int  # line number of the chunk's first record (1-based)
-    blob: bytes  # the records joined by newlines
+    blob: bytes  # the records joined by newlines (activities.FileSlice on its way to a Dask worker)
     definition: object  # methodologies.Definition of the batch's version
 
 
@@ -206,8 +206,8 @@ class ActivityChecker2(ActivityChecker):
     def _new_file_state():
         return _FileState2()
 
-    def _submit(self, period, first_number, lines):
-        job = RecordJob(period[0], period[1], self.digester, first_number, b"\n".join(lines), self._definition)
+    def _submit(self, period, first_number, blob):
+        job = RecordJob(period[0], period[1], self.digester, first_number, blob, self._definition)
         return self.runner.submit("records_v2", job)
 
     def _merge(self, state, first_number, ticket):

@@ -29,3 +29,70 @@ def test_refused_events_drain_a_keys_bucket_faster_than_accepted_ones():
         refused.charge_writes({"k": 100})        # 100 + 100 * (REFUSED_EVENT_COST - 1) spent already
     assert limited.value.status == 429 and limited.value.code == "RATE_LIMITED"
     assert REFUSED_EVENT_COST > 1
+
+
+def _answer_through_guard(guard_limits: Limits, statuses: list[int | tuple[str, int]], method: str = "POST") -> list[float]:
+    """Answer one POST (or `method`) request with each status through one Guard (from 10.0.0.1, or
+    from the address given with it); the seconds each answer was held back (asyncio.sleep is
+    recorded, not slept)."""
+    from api.limits import Guard
+    slept: list[float] = []
+
+    async def run() -> None:
+        real_sleep = asyncio.sleep
+
+        async def recorded_sleep(delay_s: float) -> None:
+            slept.append(delay_s)
+            await real_sleep(0)
+
+        async def app(scope, receive, send) -> None:
+            await send({"type": "http.response.start", "status": scope["status_to_send"], "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        guard = Guard(app, guard_limits)
+        asyncio.sleep = recorded_sleep  # type: ignore[assignment]
+        try:
+            for item in statuses:
+                source, status = item if isinstance(item, tuple) else ("10.0.0.1", item)
+                before = len(slept)
+                sent: list[dict] = []
+
+                async def receive() -> dict:
+                    return {"type": "http.request", "body": b"", "more_body": False}
+
+                async def send(message: dict) -> None:
+                    sent.append(message)
+                await guard({"type": "http", "method": method, "client": (source, 1), "status_to_send": status},
+                            receive, send)
+                assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+                if len(slept) == before:
+                    slept.append(0.0)
+        finally:
+            asyncio.sleep = real_sleep  # type: ignore[assignment]
+    asyncio.run(run())
+    return slept
+
+
+def test_refusals_beyond_an_addresss_burst_are_answered_late_and_accepted_requests_never():
+    slow = Limits(refusals_per_s=10.0, refusal_burst=5, max_refusal_delay_s=0.5)
+    delays = _answer_through_guard(slow, [422] * 5 + [201] * 3 + [422, 429, 401] + [201, 200])
+    assert delays[:5] == [0.0] * 5, "the burst is answered at once"
+    assert delays[5:8] == [0.0] * 3, "accepted requests are never held back"
+    late = delays[8:11]
+    assert all(0 < d <= 0.5 for d in late) and late == sorted(late), late
+    assert delays[11:] == [0.0, 0.0]
+    many = _answer_through_guard(slow, [422] * 40)
+    assert max(many) == 0.5, "a refusal waits at most max_refusal_delay_s"
+
+
+def test_one_addresss_refusals_do_not_slow_another_address():
+    slow = Limits(refusals_per_s=10.0, refusal_burst=2, max_refusal_delay_s=0.5)
+    delays = _answer_through_guard(slow, [422] * 4 + [("10.0.0.2", 422), ("10.0.0.2", 422), 422])
+    assert delays[2] > 0 and delays[4:6] == [0.0, 0.0] and delays[6] > 0, delays
+
+
+def test_refused_reads_are_not_slowed_but_rate_limited_ones_are():
+    slow = Limits(refusals_per_s=10.0, refusal_burst=2, max_refusal_delay_s=0.5)
+    assert _answer_through_guard(slow, [404, 422] * 5, method="GET") == [0.0] * 10
+    delays = _answer_through_guard(slow, [429] * 4, method="GET")
+    assert delays[:2] == [0.0, 0.0] and all(d > 0 for d in delays[2:]), delays

@@ -66,14 +66,16 @@ def test_a_malformed_event_is_422_schema_in_the_front(served, http, bad_type):
 
 def test_a_malformed_event_in_a_batch_is_refused_alone(served, http):
     good = [honest_event(served, f"batch-{i}") for i in range(2)]
-    events = [good[0], {**good[0], "type": {}}, {**good[1], "body": []}, good[1]]
+    nul = {**good[1], "body": {**good[1]["body"], "request_id": "a\u0000b"}}
+    events = [good[0], {**good[0], "type": {}}, {**good[1], "body": []}, nul, good[1]]
     before = writer_events(http)
     answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
-    assert [r["status"] for r in results] == [201, 422, 422, 201]
-    assert [r.get("code") for r in results] == [None, "SCHEMA", "SCHEMA", None]
-    assert results[3]["seq"] == results[0]["seq"] + 1
+    assert [r["status"] for r in results] == [201, 422, 422, 422, 201]
+    assert [r.get("code") for r in results] == [None, "SCHEMA", "SCHEMA", "SCHEMA", None]
+    assert "U+0000" in results[3]["message"]
+    assert results[4]["seq"] == results[0]["seq"] + 1
     assert writer_events(http) == before + 2, "only the sound events go to the writer"
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from ledger.canonical import check_value, jcs, parse_strict
 from ledger.errors import Rejected
 from ledger.serials import SerialSet, is_merged
-from ledger.units import tonnes
+from ledger.units import tonnes, tonnes_shown
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text()
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -95,3 +95,12 @@ def test_tonnes_are_exact_with_three_decimals():
     assert tonnes(1_500) == "0.002"  # half to even
     assert tonnes(2_500) == "0.002"
     assert tonnes(10**15) == "1000000000.000"
+
+
+def test_tonnes_shown_to_people_carry_the_grams_where_they_read_zero():
+    assert tonnes_shown(1_234_567) == "1.235 t" and tonnes_shown(1_234_567, unit=False) == "1.235"
+    assert tonnes_shown(78) == "0.000 t (78 g)" and tonnes_shown(78, unit=False) == "0.000 (78 g)"
+    assert tonnes_shown(500) == "0.000 t (500 g)"  # half to even: 0.000
+    assert tonnes_shown(501) == "0.001 t" and tonnes_shown(1_500) == "0.002 t"
+    assert tonnes_shown(0) == "0.000 t"  # nothing is nothing
+    assert tonnes_shown(-78) == "0.000 t (-78 g)" and tonnes_shown(-501) == "-0.001 t"  # never -0.000

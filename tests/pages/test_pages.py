@@ -5,7 +5,9 @@ bad filters a 422 page; hostile strings are escaped."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import re
 import time
 import warnings
@@ -28,7 +30,7 @@ HOSTILE = '<script>alert("x")</script>'
 FORMULA = '=HYPERLINK("http://attacker.example","click")'
 PAGE_PATHS = ["/", "/issuances", "/retirements", "/surrenders", "/claims", "/claims/claim-1", "/accounts/mall-co",
               "/methodologies", "/methodologies/HB-GT-METRO", "/methodologies/HB-ES-NEVCHARGE", "/serials",
-              "/serials/2250"]
+              "/serials/2250", "/receipts/0", "/receipts/5", "/verify"]
 NAV = {"zh": ("首页", "签发", "碳中和声明"), "en": ("Home", "Issuances", "Neutrality claims")}
 
 
@@ -336,9 +338,45 @@ def test_the_serial_form_lands_on_the_serial_page(http):
     assert response.status_code == 303 and response.headers["location"] == "/serials/2250"
 
 
+# -- check it yourself --------------------------------------------------------------------------------
+
+def test_receipt_page_shows_the_api_receipt(http):
+    """Without JavaScript the page shows what the browser then checks: the leaf, its hash, the
+    proof and the checkpoint, as /v1/receipts/{seq} serves them; and hands the same receipt to the script."""
+    seq = http.get("/v1/retirements").json()["items"][0]["seq"]
+    receipt = http.get(f"/v1/receipts/{seq}").json()
+    html = page(http, f"/receipts/{seq}")
+    leaf_hash = hashlib.sha256(b"\x00" + receipt["leaf"].encode()).hexdigest()
+    assert re.search(rf'id="leaf-hash">{leaf_hash}<', html)
+    assert re.search(rf'id="tree-size">{receipt["inclusion"]["tree_size"]}<', html)
+    assert re.findall(r'<li><code class="hash">([0-9a-f]{64})</code></li>', html) == receipt["inclusion"]["hashes"]
+    assert unescape(re.search(r'id="checkpoint-note">(.*?)</pre>', html, re.S).group(1)) == receipt["checkpoint"]
+    embedded = re.search(r'<script type="application/json" id="receipt-json">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(embedded) == receipt
+    trust = re.search(r'<script type="application/json" id="served-trust">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(trust) == http.get("/v1/trust").json()
+    assert 'data-verification="pending"' in html and '<script type="module" src="/static/check_page.js">' in html
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_check_script_gets_its_messages_in_the_page_language(http, lang):
+    html = page(http, "/verify", lang)
+    embedded = re.search(r'<script type="application/json" id="check-messages">(.*?)</script>', html, re.S).group(1)
+    index = LANGUAGES.index(lang)
+    assert json.loads(embedded) == {k: v[index] for k, v in MESSAGES.items() if k.startswith(pages.CHECK_MESSAGE_PREFIXES)}
+
+
+def test_the_check_scripts_are_served_by_puhui_itself(http):
+    for name in ("check.js", "pins.js", "check_page.js"):
+        response = http.get(f"/static/{name}")
+        assert response.status_code == 200 and "javascript" in response.headers["content-type"], name
+        assert not re.search(r"(import|from|fetch\()\s*\(?[\"'`](https?:)?//", response.text), name
+
+
 # -- 404, 422, escaping --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999"])
+@pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999",
+                                  "/receipts/999999999"])
 def test_unknown_ids_answer_a_404_page(http, path):
     response = http.get(with_lang(path, "zh"))
     assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
@@ -349,7 +387,7 @@ def test_unknown_ids_answer_a_404_page(http, path):
     "/retirements?purpose=bogus", "/retirements?vintage=abc", "/retirements?used=maybe", "/issuances?region=42",
     "/issuances?after=-5", "/surrenders?compliance_year=99999", "/methodologies?sector=space",
     "/claims?claimant=a%20b", "/retirements?since=2026-13-01", "/issuances?until=yesterday",
-    "/accounts/a%20b", "/serials/-1", "/serials/x", "/serials?n=abc",
+    "/accounts/a%20b", "/serials/-1", "/serials/x", "/serials?n=abc", "/receipts/-1", "/receipts/x",
     "/claims/" + "x" * 200])
 def test_bad_filters_and_ids_answer_a_422_page(http, path):
     response = http.get(with_lang(path, "en"))
@@ -358,6 +396,10 @@ def test_bad_filters_and_ids_answer_a_422_page(http, path):
 
 
 def test_hostile_strings_are_escaped(http):
+    hostile_seq = http.get("/v1/retirements", params={"account": "mall-co", "limit": 100}).json()["items"]
+    [hostile_seq] = [r["seq"] for r in hostile_seq if r["retirement_id"] == "ret-hostile"]
+    receipt_page = http.get(f"/receipts/{hostile_seq}").text
+    assert "<script>alert" not in receipt_page and "&lt;script&gt;" in receipt_page
     for path in ("/accounts/hostile", "/retirements", "/retirements?format=html&x=%3Cscript%3E",
                  "/retirements?purpose=%3Cscript%3E"):
         text = http.get(path).text

@@ -6,18 +6,16 @@ a CJK font such as fonts-wqy-microhei)."""
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))  # served_registry, shared with the API tests
-from served_registry import Cast, Served, init_registry_dir  # noqa: E402
-
-from service.client import RegistryClient  # noqa: E402
+from cdp import png_size
+from page_history import platform_with_issuance  # puts tests/api, served_registry's folder, on the path
+from served_registry import Served, init_registry_dir
+from world import actor
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
@@ -33,25 +31,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     directory = init_registry_dir(tmp_path_factory.mktemp("served") / "registry")
     server = Served(directory).start()
     try:
-        client = RegistryClient(server.url, trust=server.trust())
-        cast = Cast(client)
-        cast.register(cast.wuhan, ["platform"])
-        cast.open("wuhan-platform", "platform", [cast.wuhan])
-        cast.methodology()
-        cast.issue("iss-1", "wuhan-platform", 2_500_000)
+        client = platform_with_issuance(server)
         for n, purpose in enumerate(("voluntary", "carbon_neutrality")):
-            client.submit(cast.wuhan.signer, "retirement", {
+            client.submit(actor("wuhan").signer, "retirement", {
                 "retirement_id": f"ret-{n}", "account": "wuhan-platform", "amount_g": 600_000 * (n + 1),
                 "purpose": purpose, "beneficiary": f"公众 {n}"}, prove=False)
         yield server
     finally:
         server.stop()
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
-    return struct.unpack(">II", header[16:24])
 
 
 @pytest.mark.parametrize("width_px", WIDTHS_PX)

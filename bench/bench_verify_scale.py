@@ -1,0 +1,132 @@
+"""Benchmark of `puhui-verify bundle` at a province's scale: in memory, spilling, and on Dask.
+
+    .venv/bin/python bench/bench_verify_scale.py --records 10000000     # 10^7 (the default)
+    .venv/bin/python bench/bench_verify_scale.py --records 100000000    # 10^8: generation takes hours
+    .venv/bin/python bench/bench_verify_scale.py --records 100000 --memory-limit 1M   # a quick run that spills
+
+In one run it
+1. generates (once; cached under --out, as bench_verify.py does) a valid format-1 bundle of
+   --records activity records in batches of 100,000 and --events events, deterministic from --seed;
+2. measures the raw rate of this machine: parsing and hashing activity records alone (json.loads
+   + SHA-256) on --jobs processes;
+3. runs `puhui-verify bundle --json` three ways and reports records/s (records over the run's wall
+   time) and peak memory (the verifier and its workers, sampled) for each, as a ratio of the raw
+   rate: in memory (the default limit), spilling under --memory-limit (default 1G; whether it
+   spilled, and how much, is in the result), and with --dask on a LocalCluster of --dask-workers
+   single-threaded worker processes started here.
+It prints one JSON document. The issue's goals: the spilling run at least 0.7 of the in-memory
+run's rate, with peak memory under the limit; the Dask run at least 0.8 of the local run.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+sys.path.insert(0, REPO)
+
+from bench_verify import generate_bundle, raw_parse_hash_rates, tree_rss_kib  # noqa: E402
+
+from verifier.uniqueness import parse_size  # noqa: E402
+
+SAMPLE_INTERVAL_S = 0.1
+
+
+def cached_bundle(out, events, records, seed, jobs):
+    """The bundle's directory and trust file, generated unless a complete one is cached."""
+    bundle = os.path.join(out, f"bundle-e{events}-r{records}-s{seed}")
+    trust = os.path.join(bundle, "trust.json")
+    if not os.path.exists(os.path.join(bundle, "complete")):
+        print(f"generating {bundle} ...", file=sys.stderr)
+        started = time.perf_counter()
+        generate_bundle(bundle, events, records, seed, jobs)
+        with open(os.path.join(bundle, "complete"), "w") as handle:
+            handle.write(f"{time.perf_counter() - started:.0f} s\n")
+    return bundle, trust
+
+
+def run(bundle, trust, options):
+    """One `puhui-verify bundle --json` run: (report, wall seconds, peak KiB of it and its children)."""
+    command = [sys.executable, "-m", "verifier.cli", "bundle", bundle, "--trust", trust, "--json", *options]
+    environment = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
+    peak_kib = 0
+    while process.poll() is None:
+        peak_kib = max(peak_kib, tree_rss_kib(process.pid))
+        time.sleep(SAMPLE_INTERVAL_S)
+    wall = time.perf_counter() - started
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        sys.exit(f"puhui-verify exited {process.returncode}:\n{stderr.decode()[-2000:]}{stdout.decode()[:2000]}")
+    return json.loads(stdout), wall, peak_kib
+
+
+def summary(name, report, wall, peak_kib, records, raw_rate):
+    stats = report["stats"]
+    rate = records / wall
+    return {
+        "run": name,
+        "records_per_s": round(rate),
+        "ratio_to_raw_parse_hash": round(rate / raw_rate, 3),
+        "wall_s": round(wall, 2),
+        "peak_memory_mib": round(peak_kib / 1024, 1),
+        "spill_bytes_peak": stats["uniqueness_spill_bytes_peak"],
+        "partitions": stats["uniqueness_partitions"],
+        "workers": stats["workers"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=10_000_000)
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="processes of the local runs, and of the raw rate")
+    parser.add_argument("--memory-limit", default="1G", help="the spilling run's --memory-limit (default 1G)")
+    parser.add_argument("--dask-workers", type=int, default=2)
+    parser.add_argument("--out", default=os.path.join(REPO, "bench", "out"))
+    arguments = parser.parse_args()
+    if not 1_000 <= arguments.records <= 10**9 or not 1_000 <= arguments.events <= 10**8:
+        parser.error("--records must be 1000..10^9 and --events 1000..10^8")
+    if not 1 <= arguments.dask_workers <= 64 or not 1 <= arguments.jobs <= 1024:
+        parser.error("--dask-workers must be 1..64 and --jobs 1..1024")
+    limit_bytes = parse_size(arguments.memory_limit)
+
+    bundle, trust = cached_bundle(arguments.out, arguments.events, arguments.records, arguments.seed, arguments.jobs)
+    first_file = os.path.join(bundle, "activities", sorted(os.listdir(os.path.join(bundle, "activities")))[0])
+    _, raw_rate = raw_parse_hash_rates(first_file, arguments.jobs, count=min(400_000, arguments.records))
+    jobs = ["--jobs", str(arguments.jobs)]
+    spill_dir = os.path.join(arguments.out, "spill")
+    os.makedirs(spill_dir, exist_ok=True)
+    results = [
+        summary("in_memory", *run(bundle, trust, jobs), arguments.records, raw_rate),
+        summary("spilling", *run(bundle, trust, [*jobs, "--memory-limit", arguments.memory_limit, "--spill-dir", spill_dir]), arguments.records, raw_rate),
+    ]
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=arguments.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        report, wall, peak_kib = run(bundle, trust, ["--dask", cluster.scheduler_address])
+        # The cluster's workers are this process's children, not the verifier's: add their peaks.
+        peak_kib += sum(report["stats"]["peak_rss_workers_kib"])
+        results.append(summary(f"dask_{arguments.dask_workers}_workers", report, wall, peak_kib, arguments.records, raw_rate))
+    in_memory, spilling, on_dask = results
+    document = {
+        "records": arguments.records,
+        "events": arguments.events,
+        "jobs": arguments.jobs,
+        "raw_parse_hash_records_per_s": round(raw_rate),
+        "runs": results,
+        "spilling_over_in_memory": round(spilling["records_per_s"] / in_memory["records_per_s"], 3),
+        "spilling_peak_under_limit": spilling["peak_memory_mib"] * 2**20 <= limit_bytes,
+        "dask_over_local": round(on_dask["records_per_s"] / in_memory["records_per_s"], 3),
+    }
+    print(json.dumps(document, indent=1))
+
+
+if __name__ == "__main__":
+    main()

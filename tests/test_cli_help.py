@@ -1,0 +1,65 @@
+"""Every `puhui` and `puhui-verify` command's help, rendered as a person sees it at 80 columns: it
+names each value by a metavar (DIR, FILE, URL, N), never by typer's type tags (<str>, <path>,
+<bool>, <int>, <list[str]>)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Iterator
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from cli.main import app
+from verifier.cli import _parser
+
+TYPE_TAG = re.compile(r"<[A-Za-z][^<>\n]*>")
+
+
+def _command_paths(command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], object]]:
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _command_paths(sub, (*path, name))
+
+
+PUHUI_COMMANDS = list(_command_paths(typer.main.get_command(app)))
+
+
+def test_the_walk_reaches_every_command_and_subcommand():
+    paths = {" ".join(path) for path, _ in PUHUI_COMMANDS}
+    assert {"", "init", "ingest", "status", "keys", "keys new", "keys register", "accounts open", "submit"} <= paths
+    assert len(paths) >= 22
+
+
+@pytest.mark.parametrize("path", [path for path, _ in PUHUI_COMMANDS], ids=lambda path: " ".join(path) or "puhui")
+def test_puhui_help_shows_no_type_tag(path):
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"}, prog_name="puhui")
+    assert result.exit_code == 0, result.output
+    assert "Usage: puhui" in result.output
+    assert TYPE_TAG.search(result.output) is None, result.output
+
+
+@pytest.mark.parametrize("path", [path for path, _ in PUHUI_COMMANDS], ids=lambda path: " ".join(path) or "puhui")
+def test_every_value_a_puhui_command_takes_has_a_metavar(path):
+    command = dict(PUHUI_COMMANDS)[path]
+    for param in command.params:
+        if not getattr(param, "is_flag", False):
+            assert param.metavar, f"puhui {' '.join(path)}: {param.name} has no metavar"
+
+
+def _verify_parsers() -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    parser = _parser()
+    yield "puhui-verify", parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            yield from ((f"puhui-verify {name}", sub) for name, sub in action.choices.items())
+
+
+@pytest.mark.parametrize("name,parser", list(_verify_parsers()), ids=lambda v: v if isinstance(v, str) else "")
+def test_puhui_verify_help_shows_no_type_tag(name, parser, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    text = parser.format_help()
+    assert text.startswith(f"usage: {name}")
+    assert TYPE_TAG.search(text) is None, text

@@ -1,0 +1,24 @@
+"""bench/bench_verify_scale.py runs end to end on a small bundle (a smoke test, not a measurement)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_the_scale_bench_reports_three_runs_against_the_raw_rate(tmp_path):
+    pytest.importorskip("distributed")
+    command = [sys.executable, os.path.join(REPO, "bench", "bench_verify_scale.py"), "--records", "3000", "--events", "1000", "--memory-limit", "64K", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    runs = {run["run"]: run for run in document["runs"]}
+    assert set(runs) == {"in_memory", "spilling", "dask_2_workers"}
+    assert runs["in_memory"]["spill_bytes_peak"] == 0 < runs["spilling"]["spill_bytes_peak"]
+    assert runs["spilling"]["partitions"] > 1 and runs["dask_2_workers"]["workers"] == 2
+    assert all(run["records_per_s"] > 0 and 0 < run["ratio_to_raw_parse_hash"] for run in runs.values())
+    assert os.path.exists(os.path.join(str(tmp_path), "bundle-e1000-r3000-s1", "complete"))  # cached for the next run
