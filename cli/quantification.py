@@ -317,12 +317,12 @@ def _print_ingestion(result: IngestResult) -> None:
 @commands.command("account")
 @guarded
 def account(directory: Path = DirArgument,
-            subjects: List[str] = typer.Argument(..., metavar="PSEUDONYM...", help=(
+            subjects: List[str] = typer.Argument(..., metavar="PSEUDONYM", help=(
                 "the pseudonym; in a format-2 registry a person's daily pseudonyms (`puhui pseudonyms`)")),
             proof: Optional[str] = typer.Option(None, metavar="ACTIVITY_ID", help="an activity_id of the subject: its inclusion proof in its "
                                                            "batch and the batch's place in the log"),
             openings: List[Path] = typer.Option([], "--openings", metavar="FILE", help=(
-                "format 2: a platform's openings file (OUT/openings/<batch>.jsonl of `puhui ingest`), to check each "
+                "format 2: a platform's openings file (OUT/openings/BATCH_ID.jsonl of `puhui ingest`), to check each "
                 "record's opening; repeat for several")),
             as_csv: bool = CsvOption, as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
     """The personal carbon account (个人碳账户): reductions by day, methodology and platform, the
