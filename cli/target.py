@@ -27,8 +27,11 @@ from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, fail
 from keys import Ed25519Key, load_key, passphrase_for_role, passphrase_from_env_or_prompt, read_key_info
 from ledger.canonical import jcs
 from ledger.errors import CODES, Rejected
+from ledger.events import TYPES
 from ledger.note import parse_verifier_key
+from ledger.queries import Queries
 from ledger.registry import Registry, sign_event
+from ledger.schema import ID_FIELD
 from ledger.state import Methodology
 from service.actors import Actor
 from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
@@ -130,6 +133,10 @@ class Target(abc.ABC):
     def methodology(self, methodology_id: str) -> Methodology | None: ...
 
     @abc.abstractmethod
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        """The body of the event of this type that introduced this id (ledger.schema.ID_FIELD), or None."""
+
+    @abc.abstractmethod
     def deliver(self, event: dict[str, Any]) -> Delivered: ...
 
     @abc.abstractmethod
@@ -172,6 +179,12 @@ class DirTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return self.registry.state.methodologies.get(methodology_id)
+
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        # The state knows the ids in use; only a used one costs a look at the events.
+        if event_id not in getattr(self.registry.state, TYPES[event_type].new_id.table):
+            return None
+        return Queries(self.registry.store).introduced_by(event_type, event_id)
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         appended = self.registry.append(event)
@@ -270,6 +283,12 @@ class ServerTarget(Target):
         item = self._ask(lambda: self.client.get(f"/v1/methodologies/{methodology_id}"), absent_ok=True)
         return None if item is None else _methodology(item)
 
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        # The API has no read by id for every type: the event is found in the log, page by page.
+        id_field = ID_FIELD[event_type]
+        return self._ask(lambda: next((leaf["body"] for leaf in self.client.leaves()
+                                       if leaf["type"] == event_type and leaf["body"].get(id_field) == event_id), None))
+
     def deliver(self, event: dict[str, Any]) -> Delivered:
         accepted = self._ask(lambda: self.client.submit_signed(event))
         return Delivered(accepted.seq, accepted.resent)
@@ -304,6 +323,9 @@ class SignOnlyTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return None if self.reader is None else self.reader.methodology(methodology_id)
+
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        return None if self.reader is None else self.reader.logged(event_type, event_id)
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         if self._file is None:
