@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.help import Typer
-from cli.signing import nfc, report, send
+from cli.signing import nfc, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, fail, guarded
 from ledger.canonical import parse_strict
@@ -43,7 +43,7 @@ def _grams(amount_g: int) -> str:
 
 
 def _send(where: Where, target: Target, event_type: str, body: dict[str, Any], what: str) -> None:
-    report(target, what, send(target, where.signer(), event_type, body))
+    print_outcome(target, what, send(target, where.signer(), event_type, body))
 
 
 def _chosen_issuances(target: Target, issuances: List[str]) -> dict[str, Any]:

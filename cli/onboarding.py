@@ -16,7 +16,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.help import Typer
-from cli.signing import Held, already_holds, nfc, report, send
+from cli.signing import Held, already_holds, nfc, print_outcome, send
 from cli.target import DatabaseOption, Delivered, DirOption, ServerOption, Target, TrustOption, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, console, fail, guarded
 from keys import (KEY_FILE_ROLES, SECRET_KINDS, STRENGTHS, Ed25519Key, check_new_passphrase, new_secret,
@@ -36,7 +36,7 @@ MAX_SUBMIT_EVENTS = 10_000
 def _run(where: Where, event_type: str, body: dict[str, Any], what: str) -> None:
     """Sign and deliver one operation to the target the options name (cli.target)."""
     with where.open() as target:
-        report(target, what, send(target, where.signer(), event_type, body))
+        print_outcome(target, what, send(target, where.signer(), event_type, body))
 
 
 def _help(text: str) -> str:
@@ -230,4 +230,4 @@ def submit(file: Path = typer.Argument(..., metavar="FILE", help="signed events,
             except Rejected as exc:
                 fail(f"line {number}: {exc.code}: {exc.message}" + (" (the lines before it are in the log)"
                                                                      if number > 1 else ""))
-            report(target, f"line {number}: {event['type']}", outcome)
+            print_outcome(target, f"line {number}: {event['type']}", outcome)

@@ -32,7 +32,7 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def report(target: Target, what: str, outcome: Delivered | Held) -> None:
+def print_outcome(target: Target, what: str, outcome: Delivered | Held) -> None:
     """One line: what was done and where it went, or what held already."""
     if isinstance(outcome, Held):
         console.print(f"{outcome.message}: nothing written")
