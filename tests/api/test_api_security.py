@@ -106,6 +106,17 @@ def _upload(served: Served, signer, records: int) -> bytes:
     return json.dumps(event).encode() + b"\n" + b"\n".join([line] * records) + b"\n"
 
 
+def test_an_unreadable_record_line_is_batch_only_after_the_events_own_rules(served, http):
+    """The admin key is registered, so it authenticates, but it is no platform key controlling the
+    platform account: the event's UNAUTHORIZED comes before its file's BATCH (spec section 7.3:
+    the file is checked after every other rule of its event)."""
+    cast = Cast(RegistryClient(served.url, trust=served.trust()))
+    event_line, *records = _upload(served, cast.admin.signer, 3).splitlines()
+    upload = b"\n".join([event_line, records[0], b"{not json", records[2]]) + b"\n"
+    answer = http.post("/v1/activity-batches", content=upload, headers={"content-type": "application/x-ndjson"})
+    assert (answer.status_code, answer.json()["code"]) == (403, "UNAUTHORIZED"), answer.text[:300]
+
+
 @pytest.mark.parametrize("signer_kind", ["unknown", "forged"])
 def test_an_upload_nobody_may_sign_is_refused_before_its_records_are_read(served, http, signer_kind):
     stranger = Ed25519Key.from_label("puhui-test/stranger")
