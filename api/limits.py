@@ -74,6 +74,7 @@ class Limits:
     refusals_per_s: float = 50.0           # 4xx answers a second from one address before they slow down
     refusal_burst: int = 200
     max_refusal_delay_s: float = 1.0
+    writer_timeout_s: float = 60.0         # a writer silent this long with work waiting is killed and restarted
 
     def __post_init__(self) -> None:
         for field in fields(self):
