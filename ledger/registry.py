@@ -35,6 +35,7 @@ from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
+from ledger.events.activities import UnreadableRecord
 from ledger.state import ActivityRecord, Key, State, SubjectDay, add_subject_days, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
@@ -139,6 +140,16 @@ class _Judged(NamedTuple):
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
+
+
+def _readable(record: Any) -> Any:
+    """The record as given if the registry can store it (check_value), else an UnreadableRecord
+    that the batch's rules refuse as BATCH in its turn."""
+    try:
+        check_value(record)
+    except Rejected as exc:
+        return UnreadableRecord(exc.message)
+    return record
 
 class LogReader:
     """The committed log of one database, read-only: leaves, proofs, checkpoints, the trust file.
@@ -414,9 +425,8 @@ class Registry(LogReader):
                                 original.data, duplicate=True)
         key = authenticate(state, self.origin, event_type, body, auth)
         if records is not None:
-            for record in records:
-                if not isinstance(record, ActivityRecord):
-                    check_value(record)
+            records = [record if isinstance(record, (ActivityRecord, UnreadableRecord)) else _readable(record)
+                       for record in records]
         verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         return _Judged(event_type, body, auth, key, verdict)
 
