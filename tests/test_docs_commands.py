@@ -56,7 +56,7 @@ EXPECTED_SKIPS = {
         "puhui keys new platform wuhan-platform --out wuhan.key    # an encrypted key file: prints its key id and public key",
     ],
     "docs/walkthrough.md": [
-        "git clone https://github.com/hubei-puhui/puhui.git && cd puhui",
+        "python3 -m venv .venv && .venv/bin/python -m pip install -q -e .",
     ],
 }
 
