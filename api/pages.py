@@ -392,23 +392,8 @@ def serial(request: Request, serial: str) -> HTMLResponse:
     number = _valid(_NATURAL, serial, "serial")
     queries = _queries(request)
     holding = _found(queries.serial(number), f"serial {number} (not issued)")
-    retirement = None
-    if holding.state == "retired":
-        retirement = _retirement_holding(queries, holding.account, number)
+    retirement = queries.retirements_by_id([holding.event_ref])[0] if holding.state == "retired" else None
     return _render(request, "serial.html", holding=holding, retirement=retirement)
-
-
-def _retirement_holding(queries: Queries, account_id: str, serial: int) -> dict[str, Any] | None:
-    """The account's retirement whose serials hold this one (its retirements, page by page)."""
-    after: int | None = -1
-    while after is not None:
-        page = queries.retirements(account=account_id, after=after, limit=MAX_PAGE_ITEMS)
-        for item in page.items:
-            if any(start <= serial < end for start, end in item["serials"]):
-                return item
-        after = page.next_after
-    return None
-
 
 
 # -- check it yourself: receipts, a pasted receipt, the remembered checkpoint ----------------------

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from ledger.leaf import parse_leaf, stored_log_format
+from ledger.page_indexes import state_problems as page_index_problems
 from ledger.projections import ProjectionDigest
 from ledger.state import State
 from ledger.store import Store
@@ -98,6 +99,7 @@ def check_loaded(store: Store, conn: Connection, state: State, loaded: Projectio
     """The start's check of a State just loaded from the rows whose digest is `loaded`."""
     columns = store.account_gram_columns(conn)
     problems = conservation_problems(state, log_next_serial(store, conn), columns)
+    problems.extend(page_index_problems(conn, state, MAX_PROBLEMS))
     stored = store.read_projection_digest(conn)
     if stored is not None and stored != (state.size, loaded.hex()):
         if stored[0] != state.size:

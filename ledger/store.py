@@ -118,6 +118,32 @@ projection_digest = Table(
     Column("digest", String(64), nullable=False),
 )
 
+# -- the public pages' indexes (issue 13: ledger/register_totals.py, ledger/serial_index.py) --------
+# Written in each commit's transaction beside the projections and counted in their digest; a
+# database from before them gets them filled from its log once, when its writer starts.
+
+# The register's totals: one row per (measure, key), e.g. ("retired_by_purpose", "voluntary") in
+# grams, and ("size", "") the log size the rows cover.
+register_totals = Table(
+    "register_totals", metadata,
+    Column("measure", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Every issued serial, in ranges [start, end) that tile [0, next serial): the account holding them,
+# in which state, the event that put them there and the issuance they come from.
+serial_ranges = Table(
+    "serial_ranges", metadata,
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("end", BigInteger, nullable=False),
+    Column("account", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("issuance_seq", BigInteger, nullable=False),
+)
+PAGE_INDEXES = (register_totals, serial_ranges)
+
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,
                                    claims_projection)}
