@@ -5,7 +5,8 @@ Like the projections, each commit writes them in its transaction (PageIndexChang
 projection digest by the rows it rewrites; a start adds their rows to the digest it sums and
 checks them against the State. A database written before they existed lacks them: its writer
 fills them from the log once, at its first start (fill_from_log), a one-time migration that walks
-the log in chunks inside one transaction.
+the log in chunks inside one transaction; it gets the projections' seq indexes then too
+(create_missing_indexes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from ledger import register_totals, serial_index
 from ledger.leaf import Leaf, parse_leaf, stored_log_format
 from ledger.state import State
-from ledger.store import PAGE_INDEXES, Store
+from ledger.store import PAGE_INDEXES, PROJECTIONS, Store
 
 if TYPE_CHECKING:
     from ledger.projections import ProjectionDigest
@@ -80,6 +81,25 @@ def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
         return []
     problems = register_totals.state_problems(totals, state)
     return [*problems, *serial_index.state_problems(serial_index.stored_rows(conn), state, limit)][:limit]
+
+
+def create_missing_indexes(store: Store) -> list[str]:
+    """Create the projections' declared indexes a database made before them lacks (the seq of
+    each, by which the registers page); the names of those created."""
+    created = []
+    with store.writing() as conn:
+        inspector = inspect(conn)
+        present = set(inspector.get_table_names()) & PROJECTIONS.keys()  # a table added later is made with its own
+        existing = {table: {index["name"] for index in inspector.get_indexes(table)} for table in present}
+        for table_name, table in PROJECTIONS.items():
+            if table_name not in present:
+                continue
+            for index in table.indexes:
+                if index.name not in existing[table_name]:
+                    log.info("creating index %s (once)", index.name)
+                    index.create(conn)
+                    created.append(str(index.name))
+    return created
 
 
 def fill_from_log(store: Store, size: int, digest: "ProjectionDigest") -> bool:

@@ -335,11 +335,14 @@ class Queries:
         key = table.primary_key.columns.values()[0]
         items: list[dict[str, Any]] = []
         cursor, scanned = after, 0
+        # The first chunk is what an unfiltered page needs (one more, to know whether it ended);
+        # each next one twice as large, for filters that match few rows.
+        chunk = min(limit + 1, _SCAN_CHUNK)
         with self.store.engine.connect() as conn:
             while scanned < MAX_SCAN_ROWS:
                 rows = conn.execute(select(key, table.c.seq, table.c.data, events.c.time)
                                     .join(events, events.c.seq == table.c.seq)
-                                    .where(*where, table.c.seq > cursor).order_by(table.c.seq).limit(_SCAN_CHUNK)).all()
+                                    .where(*where, table.c.seq > cursor).order_by(table.c.seq).limit(chunk)).all()
                 if refresh_issuances:
                     self._issuances.refresh(conn)  # after the rows: covers every issuance they refer to
                 for row in rows:
@@ -350,8 +353,9 @@ class Queries:
                         items.append({**d, "seq": row.seq, "time": row.time})
                         if len(items) == limit:
                             return Page(items, cursor)
-                if len(rows) < _SCAN_CHUNK:
+                if len(rows) < chunk:
                     return Page(items, None)
+                chunk = min(2 * chunk, _SCAN_CHUNK)
         return Page(items, cursor)
 
     # -- activity records ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, create_engine, event, literal, select, text, tuple_, union_all,
+    UniqueConstraint, and_, create_engine, event, literal, or_, select, text, union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -91,8 +91,9 @@ activities = Table(
 
 # Projections: each row is the current state of one entity, as JSON plus the columns queries use.
 def _projection(name: str, key: str, *columns: Column) -> Table:
+    # seq indexed: the public registers list each projection in log order, a page at a time (issue 13)
     return Table(name, metadata, Column(key, String(128), primary_key=True), *columns,
-                 Column("seq", BigInteger, nullable=False), Column("data", Text, nullable=False))
+                 Column("seq", BigInteger, nullable=False, index=True), Column("data", Text, nullable=False))
 
 
 keys_projection = _projection("keys", "key_id")
@@ -412,8 +413,13 @@ class Store:
             parts.append(select(literal(0).label("level"), events.c.seq.label("idx"), events.c.leaf_hash.label("hash"))
                          .where(events.c.seq.in_(leaf_seqs)))
         if inner:
-            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash)
-                         .where(tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(inner)))
+            # By level, each an IN on idx: SQLite (3.40) scans the whole table for a row-value
+            # (level, idx) IN (...), and searches the key for each of these OR'ed terms.
+            by_level: dict[int, list[int]] = {}
+            for level, index in inner:
+                by_level.setdefault(level, []).append(index)
+            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(or_(*(
+                and_(tree_nodes.c.level == level, tree_nodes.c.idx.in_(indexes)) for level, indexes in by_level.items()))))
         statement = parts[0] if len(parts) == 1 else union_all(*parts)
         if len(self._node_cache) + len(missing) > self.NODE_CACHE_ENTRIES:
             self._node_cache.clear()

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from ledger import register_totals, serial_index
 from ledger.errors import StorageError
@@ -17,7 +17,7 @@ from ledger.leaf import parse_leaf
 from ledger.projections import ProjectionDigest, load_state
 from ledger.queries import Queries
 from ledger.registry import Registry
-from ledger.store import PAGE_INDEXES, Store
+from ledger.store import PAGE_INDEXES, PROJECTIONS, Store
 from world import World
 
 
@@ -150,6 +150,7 @@ def rows_of(url: str) -> tuple[list, list]:
 
 
 def test_a_database_from_before_the_indexes_is_filled_once_from_its_log(database_url):
+    """And gets the projections' indexes it lacks (the seq of each, by which the registers page)."""
     world = World(database_url).setup().history()
     fragmenting_history(world)
     before = rows_of(world.url)
@@ -159,6 +160,9 @@ def test_a_database_from_before_the_indexes_is_filled_once_from_its_log(database
     with store.engine.begin() as conn:
         for table in PAGE_INDEXES:
             table.drop(conn)
+        for table in PROJECTIONS.values():
+            for index in table.indexes:
+                index.drop(conn)
         digest = ProjectionDigest()
         load_state(store, conn, world.registry.state.root_keys, store.read_meta(), digest=digest)
         store.write_projection_digest(conn, world.registry.size, digest.hex())
@@ -169,6 +173,9 @@ def test_a_database_from_before_the_indexes_is_filled_once_from_its_log(database
     registry.become_writer()
     assert registry.integrity.ok, registry.integrity.problems
     assert rows_of(world.url) == before
+    with registry.store.engine.connect() as conn:  # the registers' indexes are back, by the names declared
+        assert {index["name"] for index in inspect(conn).get_indexes("retirements")} == {
+            index.name for index in PROJECTIONS["retirements"].indexes}
     check_against_log(registry)
     world.reopen().become_writer()  # filled once: the next start only checks
     assert world.registry.integrity.ok and rows_of(world.url) == before
