@@ -6,7 +6,7 @@ projection digest by the rows it rewrites; a start adds their rows to the digest
 checks them against the State. A database written before they existed lacks them: its writer
 fills them from the log once, at its first start (fill_from_log), a one-time migration that walks
 the log in chunks inside one transaction; it gets the projections' seq indexes then too
-(create_missing_indexes).
+(update_indexes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from ledger import register_totals, serial_index
@@ -83,23 +83,31 @@ def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
     return [*problems, *serial_index.state_problems(serial_index.stored_rows(conn), state, limit)][:limit]
 
 
-def create_missing_indexes(store: Store) -> list[str]:
-    """Create the projections' declared indexes a database made before them lacks (the seq of
-    each, by which the registers page); the names of those created."""
-    created = []
+# Indexes of the projections' filter columns alone, as databases made before their (column, seq)
+# indexes have them: those serve every query these did.
+SUPERSEDED_INDEXES = ("ix_batches_platform", "ix_issuances_account", "ix_retirements_account",
+                      "ix_retirements_purpose", "ix_surrenders_entity", "ix_claims_claimant")
+
+
+def update_indexes(store: Store) -> list[str]:
+    """Create the projections' declared indexes a database made before them lacks (seq, and each
+    register filter with seq), and drop those they supersede; the names of those changed."""
+    changed = []
     with store.writing() as conn:
         inspector = inspect(conn)
         present = set(inspector.get_table_names()) & PROJECTIONS.keys()  # a table added later is made with its own
-        existing = {table: {index["name"] for index in inspector.get_indexes(table)} for table in present}
-        for table_name, table in PROJECTIONS.items():
-            if table_name not in present:
-                continue
-            for index in table.indexes:
-                if index.name not in existing[table_name]:
+        for table_name in sorted(present):
+            existing = {index["name"] for index in inspector.get_indexes(table_name)}
+            for index in PROJECTIONS[table_name].indexes:
+                if index.name not in existing:
                     log.info("creating index %s (once)", index.name)
                     index.create(conn)
-                    created.append(str(index.name))
-    return created
+                    changed.append(str(index.name))
+            for name in sorted(existing.intersection(SUPERSEDED_INDEXES)):
+                log.info("dropping index %s (once): superseded", name)
+                conn.execute(text(f"DROP INDEX {name}"))
+                changed.append(name)
+    return changed
 
 
 def fill_from_log(store: Store, size: int, digest: "ProjectionDigest") -> bool:

@@ -31,7 +31,7 @@ from ledger.errors import InvariantBroken, Rejected, StorageError
 from ledger.leaf import Leaf, log_format_of, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
-from ledger.page_indexes import create_missing_indexes, fill_from_log
+from ledger.page_indexes import fill_from_log, update_indexes
 from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
@@ -417,7 +417,7 @@ class Registry(LogReader):
                 self.store.write_projection_digest(conn, self.state.size, self._digest.hex())
         # A database from before the page indexes (issue 13): filled from the log, once.
         fill_from_log(self.store, self.state.size, self._digest)
-        create_missing_indexes(self.store)
+        update_indexes(self.store)
         self._is_writer = True
 
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:

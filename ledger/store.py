@@ -90,10 +90,12 @@ activities = Table(
 )
 
 # Projections: each row is the current state of one entity, as JSON plus the columns queries use.
-def _projection(name: str, key: str, *columns: Column) -> Table:
-    # seq indexed: the public registers list each projection in log order, a page at a time (issue 13)
+def _projection(name: str, key: str, *columns: Column, listed_by: tuple[str, ...] = ()) -> Table:
+    """listed_by: the columns a register filters on, each indexed with seq, so that a page of
+    their rows in log order reads just its rows (issue 13); seq alone is indexed for unfiltered pages."""
     return Table(name, metadata, Column(key, String(128), primary_key=True), *columns,
-                 Column("seq", BigInteger, nullable=False, index=True), Column("data", Text, nullable=False))
+                 Column("seq", BigInteger, nullable=False, index=True), Column("data", Text, nullable=False),
+                 *(Index(f"{name}_{column}_seq", column, "seq") for column in listed_by))
 
 
 keys_projection = _projection("keys", "key_id")
@@ -102,13 +104,17 @@ accounts_projection = _projection(
     Column("active_g", BigInteger, nullable=False), Column("retired_g", BigInteger, nullable=False),
     Column("cancelled_g", BigInteger, nullable=False))
 methodologies_projection = _projection("methodologies", "methodology_id")
-batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False, index=True))
-issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False, index=True))
+batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False),
+                                 listed_by=("platform",))
+issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False),
+                                   listed_by=("account",))
 retirements_projection = _projection(
-    "retirements", "retirement_id", Column("account", String(128), nullable=False, index=True),
-    Column("purpose", String(32), nullable=False, index=True))
-surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
-claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
+    "retirements", "retirement_id", Column("account", String(128), nullable=False),
+    Column("purpose", String(32), nullable=False), listed_by=("account", "purpose"))
+surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False),
+                                    listed_by=("entity",))
+claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False),
+                                listed_by=("claimant",))
 
 # The multiset digest of every projection row (ledger.projections.ProjectionDigest), rewritten in
 # each commit's transaction, so that a start can tell rows changed behind the registry's back.
