@@ -12,9 +12,9 @@ serial: O(log rows).
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -79,10 +79,7 @@ class SerialIndexChanges:
         """Apply the moves; (old rows, new rows) for the digest (a row deleted is only in old)."""
         if not self._moves:
             return [], []
-        loaded: dict[int, SerialRange] = {}
-        for move in self._moves:
-            if not move.issues:
-                loaded.update((row.start, row) for row in _covering(conn, move.start, move.end))
+        loaded = {row.start: row for row in _covering(conn, _merged(move for move in self._moves if not move.issues))}
         work = _Ranges(loaded)
         for move in self._moves:
             work.place(move)
@@ -149,11 +146,37 @@ class _Ranges:
         insort(self._starts, row.start)
 
 
-def _covering(conn: Connection, start: int, end: int) -> list[SerialRange]:
-    """The rows holding any of [start, end): from the one holding `start`, by the primary key."""
-    t = serial_ranges
-    first = select(func.coalesce(func.max(t.c.start), start)).where(t.c.start <= start).scalar_subquery()
-    return [SerialRange(*row) for row in conn.execute(select(t).where(t.c.start >= first, t.c.start < end))]
+_COLUMNS = ", ".join(f'"{column.name}"' for column in serial_ranges.columns)
+# The row holding a span's start (the greatest start at or below it), then those starting inside
+# the span: two searches of the primary key. (One WHERE start >= (the first's start) AND start <
+# end lets SQLite scan every row below the end.)
+_COVERING_TERM = (f"SELECT * FROM (SELECT {_COLUMNS} FROM serial_ranges WHERE start <= :s{{i}} ORDER BY start DESC "
+                  f"LIMIT 1) AS holding_{{i}} UNION ALL SELECT {_COLUMNS} FROM serial_ranges "
+                  f"WHERE start > :s{{i}} AND start < :e{{i}}")
+_SPANS_PER_STATEMENT = 200  # two SELECTs each: SQLite allows 500 in one compound statement
+
+
+def _merged(moves: Iterable[Move]) -> list[tuple[int, int]]:
+    """The moves' serials as sorted spans, overlapping or adjacent ones joined (a group of
+    transfers often takes one account's lowest serials one after another)."""
+    spans: list[list[int]] = []
+    for start, end in sorted((move.start, move.end) for move in moves):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [(start, end) for start, end in spans]
+
+
+def _covering(conn: Connection, spans: list[tuple[int, int]]) -> list[SerialRange]:
+    """The rows holding any serial of these [start, end) spans, in one statement per 200 spans."""
+    rows = []
+    for first in range(0, len(spans), _SPANS_PER_STATEMENT):
+        chunk = spans[first:first + _SPANS_PER_STATEMENT]
+        statement = " UNION ALL ".join(_COVERING_TERM.format(i=i) for i in range(len(chunk)))
+        parameters = {name: value for i, (start, end) in enumerate(chunk) for name, value in ((f"s{i}", start), (f"e{i}", end))}
+        rows.extend(SerialRange(*row) for row in conn.execute(text(statement), parameters))
+    return rows
 
 
 def lookup(conn: Connection, serial: int) -> SerialRange | None:
