@@ -18,7 +18,7 @@ refuses to write until an operator has looked (docs/operations.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -132,6 +132,11 @@ def state_differences(from_rows: State, from_log: State) -> list[str]:
 def _short(value: Any, limit: int = 160) -> str:
     text = "absent" if value is None else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def with_problems(report: IntegrityReport, problems: list[str]) -> IntegrityReport:
+    """The report with these problems added (the first MAX_PROBLEMS in all)."""
+    return replace(report, problems=(*report.problems, *problems)[:MAX_PROBLEMS])
 
 
 def check_by_replay(from_rows: State, replayed: State, before: IntegrityReport) -> IntegrityReport:

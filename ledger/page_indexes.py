@@ -110,6 +110,18 @@ def update_indexes(store: Store) -> list[str]:
     return changed
 
 
+def totals_fold_problems(conn: Connection, folded: register_totals.TotalsChanges) -> list[str]:
+    """Where the stored register totals differ from those folded from the whole log (the full
+    check: the start check cannot see the months, which need the events' times)."""
+    if not is_filled(conn):
+        return []
+    stored = {register_totals.TotalKey(row.measure, row.key): row.value for row in register_totals.stored_rows(conn)}
+    stored.pop(register_totals.SIZE)
+    return [f"the register totals {key.measure} {key.key!r}: stored {stored.get(key, 0)} g, the log's events add up "
+            f"to {folded.deltas.get(key, 0)} g" for key in sorted(stored.keys() | folded.deltas.keys())
+            if stored.get(key, 0) != folded.deltas.get(key, 0)]
+
+
 def fill_from_log(store: Store, size: int, digest: "ProjectionDigest") -> bool:
     """Create and fill the indexes from the first `size` events of the log if they are not filled
     (True when it did), moving the digest by their rows and storing it with them. The caller is

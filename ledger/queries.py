@@ -18,10 +18,9 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 from sqlalchemy import ColumnElement, Table, select, text
 from sqlalchemy.engine import Connection, Row
 
-from ledger import merkle
-from ledger.projections import key_from_row
-from ledger import page_indexes, register_totals, serial_index
+from ledger import merkle, page_indexes, register_totals, serial_index
 from ledger.errors import StorageError
+from ledger.projections import key_from_row
 from ledger.register_totals import RegisterTotals
 from ledger.state import Key
 from ledger.store import (

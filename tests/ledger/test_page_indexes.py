@@ -202,3 +202,23 @@ def test_index_rows_edited_behind_the_registry_are_refused_before_any_write(data
     assert registry.size == size
     assert any("register totals" in p or "serial index" in p or "digest" in p for p in registry.integrity.problems)
     registry.close()
+
+
+def test_months_forged_with_a_recomputed_digest_are_caught_by_the_full_check(database_url):
+    world = World(database_url).setup().history()
+    world.registry.close()
+    store = Store.connect(world.url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE register_totals SET value = value + 5 WHERE measure = 'retired_by_month'"))
+        conn.execute(text("UPDATE register_totals SET value = value - 5 WHERE measure = 'issued_by_month'"))
+        digest = ProjectionDigest()  # as a forger who knows the digest would recompute it
+        load_state(store, conn, world.registry.state.root_keys, store.read_meta(), digest=digest)
+        store.write_projection_digest(conn, world.registry.size, digest.hex())
+    store.close()
+    registry = world.reopen()
+    registry.become_writer()
+    assert registry.integrity.ok  # the start check sees no months
+    full = registry.check_integrity(full=True)
+    assert not full.ok
+    assert any("retired_by_month" in p for p in full.problems) and any("issued_by_month" in p for p in full.problems)
+    registry.close()
