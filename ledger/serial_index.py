@@ -70,6 +70,8 @@ class SerialIndexChanges:
     def note(self, leaf: Leaf) -> None:
         placed = PLACED.get(leaf.type)
         if placed is None:
+            if leaf.serials is not None:  # a new type that moves serials: the index must learn where to
+                raise InvariantBroken(f"serial index: {leaf.type} moves serials but PLACED does not say where to")
             return
         placement = placed(leaf.body)
         for start, end in leaf.serials:
