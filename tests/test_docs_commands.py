@@ -39,6 +39,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.test_cli_credits import pending_format_2_cli
+
 REPO = Path(__file__).resolve().parents[1]
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 DOC_PORT = 8000
@@ -228,6 +230,7 @@ def run_document(document: str, root: Path) -> None:
     assert skipped == EXPECTED_SKIPS[document], f"{document}: the blocks it skips changed: {skipped}"
 
 
+@pending_format_2_cli
 def test_the_walkthrough_runs_as_written(tmp_path):
     run_document("docs/walkthrough.md", clone_root(tmp_path))
 
