@@ -57,6 +57,7 @@ from ledger.sequencer import (
     DEFAULT_CHECKPOINT_INTERVAL_S, InFlightLost, Item, Outcome, Overloaded, Sequencer, SequencerLike,
 )
 from ledger.state import ReviewTarget, State
+from quantify.private import SchemeKeys
 
 
 MAX_INT = models.MAX_SAFE_INT
@@ -134,10 +135,11 @@ def _answer_response(answer: Answer) -> Response:
 
 def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
                witnesses: Sequence[Any] = (), sequencer: SequencerLike | None = None,
-               limits: Limits = Limits()) -> FastAPI:
+               limits: Limits = Limits(), scheme_keys: SchemeKeys | None = None) -> FastAPI:
     """The ASGI app over one open log: reads from `registry`, writes through `sequencer`, by default
     an in-process Sequencer over `registry`, which must then be the Registry itself. Starts its
-    sequencer; stopping the app stops it. `limits`: api/limits.py."""
+    sequencer; stopping the app stops it. `limits`: api/limits.py. `scheme_keys`: the hub and
+    fingerprint keys POST /v1/ingestions builds a format-2 log's records with (none: it refuses)."""
     if sequencer is None:
         if not isinstance(registry, Registry):
             raise TypeError("without a sequencer the app writes through its log: give it the Registry")
@@ -422,7 +424,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         async with rate_limits.eligibility_slots:  # each runs on the writer's thread, between groups
             return json_response(await on_state(functools.partial(_eligibility, query)))
 
-    quantification.install(app)  # quantify, explanations, accounts, ingestion, footprints, claim pages
+    quantification.install(app, scheme_keys)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
     app.openapi = lambda: _openapi(app, registry.log_format)  # type: ignore[method-assign]
     return app

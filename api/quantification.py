@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import secrets
 import shutil
 import tempfile
@@ -40,11 +41,12 @@ from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import (
     FOOTPRINT_KINDS, MAX_ENTRIES, MAX_NAME_CHARS, MAX_SITE_CHARS, compare_footprints, emission_factors, footprint,
 )
-from quantify.ingest import REASONS, IngestResult
+from quantify.ingest import REASONS, BatchResult, IngestResult
+from quantify.private import SchemeKeys
 from quantify.report import Report, format_tonnes
-from service.accounts import explain_logged, subject_account
+from service.accounts import explain_logged, pseudonyms_account, subject_account
 from service.claims import LoggedClaim, claim_page_report, logged_claim
-from service.ingestion import check_platform, ingest_against_log
+from service.ingestion import check_platform, check_scheme_keys, ingest_against_log
 from service.methodologies import LoggedMethodologies
 from service.refusals import REQUEST_ERRORS, refusal
 
@@ -54,6 +56,7 @@ MAX_INGESTION_BYTES = 16 << 20
 MAX_INGESTION_LINES = 100_000
 MAX_CONCURRENT_INGESTIONS = 2
 RUN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 
 router = APIRouter(tags=["quantification"])
 
@@ -64,18 +67,20 @@ FormatParam = Annotated[Literal["json", "csv"], Query(description="csv: the repo
 class Context:
     """What the routes use: the registry (reads only), its queries and sequencer, the logged definitions."""
 
-    def __init__(self, registry: LogReader, queries: Queries, sequencer: SequencerLike):
+    def __init__(self, registry: LogReader, queries: Queries, sequencer: SequencerLike,
+                 scheme_keys: SchemeKeys | None = None):
         self.registry, self.queries, self.sequencer = registry, queries, sequencer
         self.methodologies = LoggedMethodologies(registry.store)
         self.ingestions = asyncio.Semaphore(MAX_CONCURRENT_INGESTIONS)
+        self.scheme_keys = scheme_keys  # format 2: what ingestion builds records with (`puhui serve --hub-key ...`)
 
     async def checkpoint_covering(self, seq: int) -> str:
         return await checkpoint_covering(self.registry, self.sequencer, seq)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, scheme_keys: SchemeKeys | None = None) -> None:
     """Serve these routes over the app's registry (api.app.create_app calls this)."""
-    app.state.quantification = Context(app.state.registry, app.state.queries, app.state.sequencer)
+    app.state.quantification = Context(app.state.registry, app.state.queries, app.state.sequencer, scheme_keys)
     app.include_router(router)
 
 
@@ -291,9 +296,29 @@ class ActivityRecord(Strict):
     subject: str
 
 
+class PrivateActivityRecord(Strict):
+    """A format-2 record (spec 7.3): a daily pseudonym, a date, the public inputs, a commitment."""
+    activity_id: str
+    fingerprint: Hex64
+    inputs: dict[str, Any]
+    occurred_on: str
+    private_sha256: Hex64
+    reduction_g: Int
+    subject: str
+
+
+class Opening(Strict):
+    """A format-2 record's opening (spec 7.4): its non-public inputs and time, and a salt."""
+    fields: dict[str, Any]
+    salt: str
+
+
 class IngestedBatch(Strict):
     body: BatchBody
-    records: list[ActivityRecord] = Field(description="in root order, as /v1/activity-batches takes them")
+    records: list[ActivityRecord | PrivateActivityRecord] = Field(
+        description="in root order, as /v1/activity-batches takes them")
+    openings: list[Opening] | None = Field(None, description=(
+        "format 2: each record's opening, in the same order: the platform keeps them and never posts them"))
 
 
 class IngestionRejection(Strict):
@@ -360,6 +385,41 @@ def get_subject_account(request: Request, subject: IdPath, format: FormatParam =
     platform, the batches (with their seq) and issuances they went into, every record."""
     with _refusals():
         return _answer(subject_account(_context(request).queries, subject), format)
+
+
+class PseudonymsAccount(Strict):
+    """Format 2: a person's account over their daily pseudonyms; tables as PersonalAccount's; every
+    record's inclusion proof in its batch (openings stay with the citizen: `puhui account --openings`)."""
+    title: str
+    subjects: list[str]
+    total_g: Int
+    issued_g: Int
+    tables: Tables
+    notes: list[str]
+    proofs: list[dict[str, Any]]
+
+
+MAX_API_PSEUDONYMS = 366  # a year of daily pseudonyms a request
+
+
+@router.get("/v1/pseudonyms/account", responses={**_report(PseudonymsAccount, "the account"), **refused(422)})
+def get_pseudonyms_account(request: Request, subject: Annotated[list[str], Query(
+                               min_length=1, max_length=MAX_API_PSEUDONYMS,
+                               description="a daily pseudonym (32 hex digits): repeat for each date")],
+                           format: FormatParam = "json") -> Response:
+    """Format 2: the personal carbon account (个人碳账户) of a person over their daily pseudonyms (the
+    identity hub gives them), with every record's inclusion proof in its batch."""
+    context = _context(request)
+    if context.registry.log_format != 2:
+        raise ApiError(422, "SCHEMA", "a format-1 registry's account is of one pseudonym: /v1/subjects/{subject}/account")
+    for one in subject:
+        if not isinstance(one, str) or not PSEUDONYM.fullmatch(one):
+            raise ApiError(422, "SCHEMA", "each subject is a daily pseudonym: 32 lowercase hex digits")
+    with _refusals():
+        report, proofs = pseudonyms_account(context.queries, "these pseudonyms", subject)
+    if format == "csv":
+        return _answer(report, format)
+    return json_response({**report.as_json(), "proofs": proofs})
 
 
 @router.get("/v1/activities/{activity_id}/explanation",
@@ -456,7 +516,9 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
                          ) -> Response:
     """Quantify a platform's raw records against the log (the methodology's version in force): check,
     quantify, fingerprint, drop duplicates and over-cap amounts with a reason and line each, batch.
-    Answers the unsigned activity.batch bodies with their records; writes nothing."""
+    Answers the unsigned activity.batch bodies with their records; writes nothing. In a format-2
+    registry, with the keys the server was started with: daily pseudonyms, keyed fingerprints, public
+    inputs, and each batch's openings for the platform to keep (never posted)."""
     data = await read_body(request.scope, request.receive, MAX_INGESTION_BYTES)
     if data.count(b"\n") + (not data.endswith(b"\n")) > MAX_INGESTION_LINES:
         raise ApiError(413, "SCHEMA", f"more than {MAX_INGESTION_LINES} lines: split the file")
@@ -471,6 +533,9 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
 def _ingested(context: Context, data: bytes, platform: str, methodology_id: str, format: str, period: str,
               run_id: str) -> bytes:
     with _refusals():
+        check_scheme_keys(context.registry.log_format, context.scheme_keys,
+                          "this server was started without them: `puhui serve --hub-key FILE --fingerprint-key FILE`, "
+                          "or ingest with `puhui ingest` where they are kept")
         check_platform(context.queries, platform)  # before the methodology: as before, a missing platform is named first
         methodology = context.methodologies.get(methodology_id)
     work = FilePath(tempfile.mkdtemp(prefix="puhui-ingestion-"))
@@ -478,10 +543,17 @@ def _ingested(context: Context, data: bytes, platform: str, methodology_id: str,
         with _refusals():
             result = ingest_against_log(context.registry, io.BytesIO(data), csv=format == "csv", platform=platform,
                                         methodology=methodology, run_id=run_id, out_dir=work / "run", period=period,
-                                        max_lines=MAX_INGESTION_LINES)
+                                        max_lines=MAX_INGESTION_LINES, scheme_keys=context.scheme_keys)
         return _ingestion_answer(result, run_id)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _openings(batch: BatchResult) -> bytes:
+    """Format 2: the batch's openings for the platform to keep, spliced in as they are (JCS objects)."""
+    if batch.openings_path is None:
+        return b""
+    return b',"openings":[' + b",".join(batch.openings_path.read_bytes().splitlines()) + b"]"
 
 
 def _ingestion_answer(result: IngestResult, run_id: str) -> bytes:
@@ -492,7 +564,7 @@ def _ingestion_answer(result: IngestResult, run_id: str) -> bytes:
             "rejected": result.rejected, "dropped_by_cap_g": result.dropped_by_cap_g,
             "reasons": {reason: result.reasons.get(reason, 0) for reason in REASONS}}
     batches = [b'{"body":' + json_bytes(batch.body) + b',"records":[' + b",".join(batch.path.read_bytes().splitlines())
-               + b"]}" for batch in result.batches]
+               + b"]" + _openings(batch) + b"}" for batch in result.batches]
     rejections = result.rejections_path.read_bytes().splitlines() if result.rejections_path else []
     return (json_bytes(head)[:-1] + b',"batches":[' + b",".join(batches) + b'],"rejections":['
             + b",".join(rejections) + b"]}")

@@ -22,6 +22,7 @@ from api.writer import RemoteSequencer
 from keys import forget_passphrases
 from ledger.registry import LogReader
 from ledger.store import Store
+from service.ingestion import load_scheme_keys
 from service.registry_dir import RegistryDir
 
 __all__ = ["EXIT_WRITER_LOST", "Limits", "create_app", "run"]  # Limits: for `puhui serve`'s options
@@ -31,12 +32,14 @@ EXIT_WRITER_LOST = 3
 log = logging.getLogger("puhui.serve")
 
 
-def run(directory: Path, *, host: str, port: int, database_url: str | None, limits: Limits = Limits()) -> None:
+def run(directory: Path, *, host: str, port: int, database_url: str | None, limits: Limits = Limits(),
+        scheme_key_files: tuple[Path, Path] | None = None) -> None:
     """Serve until interrupted; on the way out the writer commits what it was sent and signs a checkpoint.
 
-    Reads only the log key's passphrase (PUHUI_LOG_KEY_PASSPHRASE[_FILE], else
-    PUHUI_KEY_PASSPHRASE[_FILE], else a prompt), then clears every passphrase variable from this
-    process's environment before the writer is started, so that no child inherits them.
+    Reads the log key's passphrase (PUHUI_LOG_KEY_PASSPHRASE[_FILE], else
+    PUHUI_KEY_PASSPHRASE[_FILE], else a prompt) and, given the hub and fingerprint key files (for
+    POST /v1/ingestions in a format-2 registry), theirs, then clears every passphrase variable from
+    this process's environment before the writer is started, so that no child inherits them.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     registry_dir = RegistryDir(Path(directory))
@@ -45,6 +48,7 @@ def run(directory: Path, *, host: str, port: int, database_url: str | None, limi
         log.warning("%s is on this server: the server never needs the root key; move it offline "
                     "(docs/operations.md, \"Keys\")", registry_dir.path / "keys" / "root.key")
     passphrase = registry_dir.passphrase("log")
+    scheme_keys = None if scheme_key_files is None else load_scheme_keys(*scheme_key_files, registry_dir.passphrase)
     forget_passphrases()
     server: uvicorn.Server | None = None
 
@@ -57,7 +61,7 @@ def run(directory: Path, *, host: str, port: int, database_url: str | None, limi
     reader = None
     try:
         reader = LogReader(Store.connect(registry_dir.database_url(database_url)), lambda: sequencer.committed_size)
-        app = create_app(reader, sequencer=sequencer, limits=limits)
+        app = create_app(reader, sequencer=sequencer, limits=limits, scheme_keys=scheme_keys)
         gc.freeze()
         logging.getLogger("ledger").setLevel(logging.INFO)
         # No access log: one line per event would cost more than judging it.

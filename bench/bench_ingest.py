@@ -1,6 +1,7 @@
 """Ingestion throughput against the raw parse-and-hash floor, as a ratio.
 
-    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--workers W ...] [--out DIR]
+    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--workers W ...]
+        [--log-formats 1 2] [--out DIR]
 
 Generates N synthetic metro records (deterministic; about 1 % cross-platform duplicates and a
 few subjects over their daily cap, so every check runs), writes them to a file, then times in
@@ -12,13 +13,17 @@ the same process:
   registry database whose activities table already holds --logged records of another platform
   (every 50th act of the file among them, so duplicates and daily totals come from the log).
 Reports records/s for each and its ratio to raw; with several --workers values, one ingest per
-value against the same raw measurement. Output goes to bench/out/ (git-ignored) by default.
+value against the same raw measurement. With --log-formats 1 2, each ingest is timed writing
+format-1 records and format-2 records (daily pseudonyms, keyed fingerprints, public inputs and
+openings: quantify.private; distance_m public, the stations not, as in spec 7.2's example), and the
+ratio format-2/format-1 is printed. Output goes to bench/out/ (git-ignored) by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,10 +39,12 @@ from ledger.store import Store, sqlite_url  # noqa: E402
 from quantify.activity import activity_record  # noqa: E402
 from quantify.ingest import ingest_file  # noqa: E402
 from quantify.methodology import load_shipped  # noqa: E402
+from quantify.private import SchemeKeys  # noqa: E402
 from service.ingestion import ingest_against_log  # noqa: E402
 
 METHODOLOGY = "HB-GT-METRO"
 SUBJECTS = 200_000
+BENCH_KEYS = SchemeKeys(hashlib.sha256(b"bench hub key").digest(), hashlib.sha256(b"bench fingerprint key").digest())
 
 
 def synthetic_records(n: int):
@@ -97,10 +104,11 @@ def raw_floor(path: Path, fmt: str) -> int:
 
 
 class _Registry:
-    """What ingest_against_log uses of a Registry: its store."""
+    """What ingest_against_log uses of a Registry: its store and its log's format."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, log_format: int = 1):
         self.store = store
+        self.log_format = log_format
 
 
 def logged_registry(path: Path, methodology, logged: int) -> _Registry:
@@ -133,6 +141,8 @@ def main() -> None:
     parser.add_argument("--registry", action="store_true",
                         help="also time puhui ingest's path against a registry database (SQLite)")
     parser.add_argument("--logged", type=int, default=20_000, help="records already in that database")
+    parser.add_argument("--log-formats", type=int, nargs="+", choices=(1, 2), default=[1],
+                        help="the records' format, one measurement per value (2: with the bench's scheme keys)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "ingest")
     args = parser.parse_args()
 
@@ -141,6 +151,8 @@ def main() -> None:
     source = args.out / f"records.{args.format}"
     write_input(source, args.records, args.format)
     methodology = load_shipped().get(METHODOLOGY)
+    marked = dataclasses.replace(methodology, inputs=tuple(dataclasses.replace(f, public=f.name == "distance_m")
+                                                           for f in methodology.inputs))
 
     started = time.perf_counter()
     raw_n = raw_floor(source, args.format)
@@ -150,30 +162,42 @@ def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
           f"{args.records} {args.format} records, {METHODOLOGY}")
     print(f"raw parse+JCS+2xSHA-256: {raw_rate:,.0f} records/s ({raw_s:.2f} s)")
-    def measure(label: str, run) -> None:
+    rates: dict[tuple[str, int], float] = {}  # (what, log format) -> records/s
+
+    def measure(label: str, log_format: int, run) -> None:
         started = time.perf_counter()
         result = run()
         ingest_s = time.perf_counter() - started
-        ingest_rate = result.lines / ingest_s
-        print(f"{label}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), ratio ingest/raw {ingest_rate / raw_rate:.2f}; "
-              f"{result.accepted} accepted in {len(result.batches)} batch(es), {dict(result.reasons)}")
+        ingest_rate = rates[(label, log_format)] = result.lines / ingest_s
+        print(f"{label}, format {log_format}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), ratio ingest/raw "
+              f"{ingest_rate / raw_rate:.2f}; {result.accepted} accepted in {len(result.batches)} batch(es), "
+              f"{dict(result.reasons)}")
 
-    for workers in args.workers:
-        measure(f"ingest end to end, workers={workers}", lambda: ingest_file(
-            source, platform="bench-platform", methodology=methodology, run_id="bench",
-            out_dir=args.out / f"run-{workers}", workers=workers))
-    if args.registry:
-        registry = logged_registry(args.out / "registry.sqlite3", methodology, args.logged)
+    def keys_of(log_format: int) -> SchemeKeys | None:
+        return BENCH_KEYS if log_format == 2 else None
 
-        def against_log(workers: int):
-            with open(source, "rb") as stream:
-                return ingest_against_log(registry, stream, csv=args.format == "csv", platform="bench-platform",
-                                          methodology=methodology, run_id="bench",
-                                          out_dir=args.out / f"logged-{workers}", workers=workers)
-
+    for log_format in args.log_formats:
         for workers in args.workers:
-            measure(f"ingest against the log ({args.logged} records logged), workers={workers}",
-                    lambda: against_log(workers))
+            measure(f"ingest end to end, workers={workers}", log_format, lambda: ingest_file(
+                source, platform="bench-platform", methodology=marked, run_id="bench",
+                out_dir=args.out / f"run-{log_format}-{workers}", workers=workers, scheme_keys=keys_of(log_format)))
+    if args.registry:
+        for log_format in args.log_formats:
+            registry = logged_registry(args.out / f"registry-{log_format}.sqlite3", methodology, args.logged)
+            registry.log_format = log_format
+
+            def against_log(workers: int):
+                with open(source, "rb") as stream:
+                    return ingest_against_log(registry, stream, csv=args.format == "csv", platform="bench-platform",
+                                              methodology=marked, run_id="bench", scheme_keys=keys_of(log_format),
+                                              out_dir=args.out / f"logged-{log_format}-{workers}", workers=workers)
+
+            for workers in args.workers:
+                measure(f"ingest against the log ({args.logged} records logged), workers={workers}", log_format,
+                        lambda: against_log(workers))
+    for (label, log_format), rate in rates.items():
+        if log_format == 2 and (label, 1) in rates:
+            print(f"{label}: ratio format-2/format-1 {rate / rates[(label, 1)]:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -173,7 +173,9 @@ def serve(directory: Path = typer.Option(..., "--dir", metavar="DIR", help="the 
           key_burst_events: Optional[int] = typer.Option(None, metavar="N", help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 10000]"),
           budget_units_per_s: Optional[float] = typer.Option(None, metavar="RATE", help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
           budget_burst_units: Optional[int] = typer.Option(None, metavar="N", help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
-          max_concurrent_eligibility: Optional[int] = typer.Option(None, metavar="N", help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]")) -> None:
+          max_concurrent_eligibility: Optional[int] = typer.Option(None, metavar="N", help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]"),
+          hub_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the identity hub key file, for POST /v1/ingestions (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
+          fingerprint_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the fingerprint key file, with --hub-key (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")) -> None:
     """Serve the registry's HTTP API (api/). Limits and rate limits: docs/operations.md, "Limits"."""
     from api.server import Limits, run
     try:
@@ -183,7 +185,10 @@ def serve(directory: Path = typer.Option(..., "--dir", metavar="DIR", help="the 
             budget_burst_units=budget_burst_units, max_concurrent_eligibility=max_concurrent_eligibility)
     except ValueError as exc:
         cannot_run(str(exc))
-    run(directory, host=host, port=port, database_url=database_url, limits=limits)
+    if (hub_key is None) != (fingerprint_key is None):
+        cannot_run("--hub-key and --fingerprint-key go together (format 2)")
+    run(directory, host=host, port=port, database_url=database_url, limits=limits,
+        scheme_key_files=None if hub_key is None else (hub_key, fingerprint_key))
 
 
 # methodologies, eligibility, quantify, ingest, account, footprint

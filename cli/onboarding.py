@@ -20,7 +20,8 @@ from cli.help import Typer
 from cli.signing import Held, already_holds, send
 from cli.target import DatabaseOption, Delivered, DirOption, ServerOption, Target, TrustOption, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, console, fail, guarded
-from keys import KEY_FILE_ROLES, STRENGTHS, Ed25519Key, check_new_passphrase, passphrase_for_role, read_key_info, save_key
+from keys import (KEY_FILE_ROLES, SECRET_KINDS, STRENGTHS, Ed25519Key, check_new_passphrase, new_secret,
+                  passphrase_for_role, read_key_info, save_key, save_secret)
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.schema import ACCOUNT_KINDS, ROLES as LOG_ROLES, check_submission, key_id_of
@@ -66,17 +67,20 @@ def _key_id(text: str, option: str) -> str:
 
 @keys.command("new")
 @guarded
-def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key is for: {', '.join(KEY_FILE_ROLES)} (holder: an "
-                                                 f"enterprise's or a citizen's key, registered with no role)"),
+def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key is for: {', '.join(KEY_FILE_ROLES + SECRET_KINDS)} "
+                                                 f"(holder: an enterprise's or a citizen's key, registered with no role; "
+                                                 f"hub, fingerprint: the scheme's secrets, never registered)"),
             name: str = typer.Argument(..., metavar="NAME", help="who holds it, e.g. wuhan-platform: the key file's label"),
             out: Path = typer.Option(..., "--out", metavar="FILE", help="the key file to write (must not exist; mode 0600)"),
             key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost: interactive, moderate, sensitive")) -> None:
-    """Make a new Ed25519 key in an encrypted key file, and print its key id and public key.
+    """Make a new Ed25519 key in an encrypted key file, and print its key id and public key; or
+    (hub, fingerprint) a new scheme secret in its own encrypted file.
 
-    Passphrase: the role's variable (PUHUI_PLATFORM_KEY_PASSPHRASE, ...), else PUHUI_KEY_PASSPHRASE,
-    else a prompt (asked twice); 12 characters at least. Register it with `puhui keys register`."""
-    if role not in KEY_FILE_ROLES:
-        fail(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES)}")
+    Passphrase: the role's variable (PUHUI_PLATFORM_KEY_PASSPHRASE, PUHUI_HUB_KEY_PASSPHRASE, ...),
+    else PUHUI_KEY_PASSPHRASE, else a prompt (asked twice); 12 characters at least. Register an
+    Ed25519 key with `puhui keys register`."""
+    if role not in KEY_FILE_ROLES + SECRET_KINDS:
+        fail(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES + SECRET_KINDS)}")
     if key_strength not in STRENGTHS:
         fail(f"--key-strength {key_strength!r} is none of {', '.join(STRENGTHS)}")
     if out.exists() or out.is_symlink():
@@ -85,6 +89,11 @@ def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key 
         cannot_run(f"--out: directory {out.parent} does not exist")
     passphrase = passphrase_for_role(role, f"the new {role} key {name}", confirm=True)
     check_new_passphrase(passphrase, f"the {role} key {name}")
+    if role in SECRET_KINDS:
+        save_secret(out, new_secret(), passphrase, kind=role, label=_nfc(name), strength=key_strength)
+        holder = "the identity hub alone" if role == "hub" else "the hub and the accredited platforms alone"
+        console.print(f"{role} key written to {out}: a secret for {holder}, never registered, exported or logged")
+        return
     key = Ed25519Key.generate()
     save_key(out, key, passphrase, role=role, label=_nfc(name), strength=key_strength)
     console.print(f"key id {key.key_id}")

@@ -23,19 +23,21 @@ from cli.tables import print_table
 from cli.signing import Held, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
-from keys import load_key
+from keys import load_key, load_secret, passphrase_for_role
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.queries import Queries
 from ledger.units import tonnes_shown
+from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
 from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
+from quantify.private import daily_pseudonyms
 from quantify.report import Report, Table
-from service.accounts import logged_record_inclusion, subject_account
+from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
 from service.actors import Actor, Client
-from service.ingestion import ingest_against_log, submit_batch
+from service.ingestion import check_scheme_keys, ingest_against_log, load_scheme_keys, submit_batch
 from service.methodologies import (LoggedMethodologies, NoDefinition, UnknownMethodology, definition_from_log,
                                    library_against_log)
 from service.registry_dir import RegistryDir
@@ -253,21 +255,31 @@ def ingest(directory: Path = DirArgument,
            run_id: Optional[str] = typer.Option(None, metavar="RUN_ID", help="names the batches RUN_ID-YYYY-MM (default: platform, methodology, time)"),
            period: str = typer.Option("month", metavar="PERIOD", help="one batch per month or per day: month or day"),
            workers: int = typer.Option(0, min=0, max=64, metavar="N", help="processes that prepare records (0: this one)"),
+           hub_key: Optional[Path] = typer.Option(None, metavar="FILE", help=(
+               "format 2: the identity hub key file, for daily pseudonyms (passphrase: PUHUI_HUB_KEY_PASSPHRASE)")),
+           fingerprint_key: Optional[Path] = typer.Option(None, metavar="FILE", help=(
+               "format 2: the scheme's fingerprint key file (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")),
            database_url: Optional[str] = DatabaseOption) -> None:
     """Quantify a platform's raw records against the log, drop duplicates and over-cap amounts with a
-    reason each (rejections.jsonl), then sign each batch with the platform key and append it."""
+    reason each (rejections.jsonl), then sign each batch with the platform key and append it. In a
+    format-2 registry the records carry daily pseudonyms, keyed fingerprints and only public inputs;
+    their openings stay in OUT/openings/, never uploaded."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         cannot_run(f"{out} exists and is not an empty directory: each run writes a new one")
+    if (hub_key is None) != (fingerprint_key is None):
+        cannot_run("--hub-key and --fingerprint-key go together (format 2)")
     place = RegistryDir(directory)
     signer = load_key(platform_key, place.passphrase("platform"))
+    scheme_keys = None if hub_key is None else load_scheme_keys(hub_key, fingerprint_key, place.passphrase)
     registry = place.open(with_log_key=False, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     try:
+        check_scheme_keys(registry.log_format, scheme_keys, "--hub-key FILE --fingerprint-key FILE")
         methodology = LoggedMethodologies(registry.store).get(methodology_id)
         with open(file, "rb") as source, IngestProgress(errors, file.stat().st_size) as progress:
             result = ingest_against_log(registry, progress.reader(source), csv=as_csv or file.suffix == ".csv",
                                         platform=platform, methodology=methodology,
                                         run_id=run_id or _default_run_id(platform, methodology_id),
-                                        out_dir=out, period=period, workers=workers)
+                                        out_dir=out, period=period, workers=workers, scheme_keys=scheme_keys)
             _print_ingestion(result)
             actor, client, refused = Actor(signer, platform), Client(registry), 0
             progress.appending(len(result.batches))
@@ -297,34 +309,84 @@ def _print_ingestion(result: IngestResult) -> None:
             console.print(f"  {reason}: {result.reasons[reason]}")
     console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
                   f"unsigned batches: {result.batches_path}")
+    if any(batch.openings_path is not None for batch in result.batches):
+        console.print(f"openings (the platform keeps them, for citizens and auditors; never uploaded): "
+                      f"{result.batches[0].openings_path.parent}")
 
 
 @commands.command("account")
 @guarded
-def account(directory: Path = DirArgument, subject: str = typer.Argument(..., metavar="PSEUDONYM", help="the pseudonym"),
+def account(directory: Path = DirArgument,
+            subjects: List[str] = typer.Argument(..., metavar="PSEUDONYM", help=(
+                "the pseudonym; in a format-2 registry a person's daily pseudonyms (`puhui pseudonyms`)")),
             proof: Optional[str] = typer.Option(None, metavar="ACTIVITY_ID", help="an activity_id of the subject: its inclusion proof in its "
                                                            "batch and the batch's place in the log"),
+            openings: List[Path] = typer.Option([], "--openings", metavar="FILE", help=(
+                "format 2: a platform's openings file (OUT/openings/BATCH_ID.jsonl of `puhui ingest`), to check each "
+                "record's opening; repeat for several")),
             as_csv: bool = CsvOption, as_json: bool = JsonOption, database_url: Optional[str] = DatabaseOption) -> None:
     """The personal carbon account (个人碳账户): reductions by day, methodology and platform, the
-    batches and issuances they went into."""
+    batches and issuances they went into. In a format-2 registry: over a person's daily pseudonyms,
+    every record with its inclusion proof and, given the platform's openings, its opening checked."""
     if proof is not None and as_csv:
         fail("--proof prints JSON or text, not CSV")
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
     try:
         queries = Queries(registry.store)
-        report = subject_account(queries, subject)
-        found = None if proof is None else logged_record_inclusion(queries, proof)
+        if registry.log_format == 2:
+            if proof is not None:
+                cannot_run("--proof: in a format-2 registry every record's proof is shown")
+            report, proofs = pseudonyms_account(queries, "the given pseudonyms", subjects,
+                                                opening_index(line for path in openings
+                                                              for line in path.read_bytes().splitlines()))
+        else:
+            if len(subjects) != 1 or openings:
+                cannot_run("a format-1 registry's account is of one pseudonym, without openings")
+            report = subject_account(queries, subjects[0])
+            found = None if proof is None else logged_record_inclusion(queries, proof)
     finally:
         registry.close()
+    if registry.log_format == 2:
+        _emit(report, as_csv, as_json, {"proofs": proofs})
+        if not as_json and not as_csv:
+            for found in proofs:
+                _print_proof(found)
+        return
+    subject = subjects[0]
     if proof is not None and (found is None or found["record"]["subject"] != subject):
         fail(f"{subject} has no activity record {proof}")
     _emit(report, as_csv, as_json, None if found is None else {"proof": found})
     if found is not None and not as_json:
-        console.print(Text(f"record {proof}: leaf {found['inclusion']['leaf_index']} of {found['inclusion']['tree_size']} "
-                           f"in batch {found['batch_id']} (root {found['root']}), batch at seq {found['batch_seq']}"
-                           + ("" if found["issuance_id"] is None else
-                              f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")))
+        _print_proof(found)
         console.print_json(json.dumps(found["inclusion"]))
+
+
+def _print_proof(found: dict[str, Any]) -> None:
+    console.print(Text(f"record {found['record']['activity_id']}: leaf {found['inclusion']['leaf_index']} of "
+                       f"{found['inclusion']['tree_size']} in batch {found['batch_id']} (root {found['root']}), batch "
+                       f"at seq {found['batch_seq']}" + ("" if found["issuance_id"] is None else
+                                                         f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")))
+
+
+@commands.command("pseudonyms")
+@guarded
+def pseudonyms(person: str = typer.Argument(..., metavar="PERSON", help="the person id the identity hub knows"),
+               first_day: str = typer.Option(..., "--from", metavar="DATE", help="the first Beijing date, YYYY-MM-DD"),
+               last_day: str = typer.Option(..., "--to", metavar="DATE", help="the last Beijing date, YYYY-MM-DD"),
+               hub_key: Path = typer.Option(..., metavar="FILE", help="the identity hub key file (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
+               as_json: bool = JsonOption) -> None:
+    """The identity hub's answer to a person: their daily pseudonyms (spec 7.4) for each date of a
+    range, with which `puhui account` gathers their records. Reads nothing but the hub key."""
+    try:
+        derived = daily_pseudonyms(load_secret(hub_key, passphrase_for_role("hub", f"the hub key {hub_key}"), "hub"),
+                                   person, first_day, last_day)
+    except ValueError as exc:
+        fail(f"--from {first_day} --to {last_day}: {exc}")
+    if as_json:
+        sys.stdout.write(json.dumps({"pseudonyms": [p._asdict() for p in derived]}, indent=1) + "\n")
+        return
+    for entry in derived:
+        sys.stdout.write(f"{entry.day} {entry.subject}\n")
 
 
 @commands.command("footprint")

@@ -1,5 +1,6 @@
 """Ed25519 keys of the Puhui registry: generation, key ids, encrypted key files, passphrases,
-key rings, and the Signer interface every component signs through.
+key rings, and the Signer interface every component signs through; and the scheme's two secrets
+(the identity hub key, the fingerprint key) in their own encrypted files.
 
 Nothing outside keys/ knows how a key is stored.
 """
@@ -25,6 +26,7 @@ from .passphrase import (
     passphrase_from_env_or_prompt,
     role_passphrase_env,
 )
+from .scheme_secrets import SECRET_KINDS, load_secret, new_secret, save_secret
 from .signer import (
     Ed25519Key,
     Signer,
@@ -46,6 +48,7 @@ __all__ = [
     "MIN_PASSPHRASE_CHARS",
     "PASSPHRASE_ENV",
     "ROLES",
+    "SECRET_KINDS",
     "STRENGTHS",
     "check_new_passphrase",
     "forget_passphrases",
@@ -53,6 +56,8 @@ __all__ = [
     "key_file_name",
     "key_id",
     "load_key",
+    "load_secret",
+    "new_secret",
     "passphrase_for_role",
     "passphrase_from_env_or_prompt",
     "public_key_from_b64",
@@ -61,5 +66,6 @@ __all__ = [
     "read_public",
     "role_passphrase_env",
     "save_key",
+    "save_secret",
     "verify_signature",
 ]

@@ -79,30 +79,54 @@ def save_key(
     """Encrypt key under passphrase into a new file at path (mode 0600); never overwrites."""
     path = Path(path)
     _check_passphrase(passphrase)
-    if strength not in STRENGTHS:
-        raise ValueError(f"strength must be one of {sorted(STRENGTHS)}, got {strength!r}")
     if not role:
         raise ValueError("a key file needs a role")
     if len(label) > MAX_LABEL_CHARS:
         raise ValueError(f"a key's label holds at most {MAX_LABEL_CHARS} characters")
-    opslimit, memlimit = STRENGTHS[strength]
-    salt = nacl.utils.random(argon2id.SALTBYTES)
-    nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE)
-    box = nacl.secret.SecretBox(_derive_box_key(passphrase, salt, opslimit, memlimit))
-    ciphertext = box.encrypt(key.seed, nonce).ciphertext
     document = {
         "format": FORMAT,
         "key_id": key.key_id,
         "public_key": key.public_key_b64,
         "role": role,
         "label": label,
+        **seal(key.seed, passphrase, strength),
+    }
+    write_new_private_file(path, encode_document(document))
+    return path
+
+
+def seal(secret: bytes, passphrase: bytes, strength: str) -> dict[str, Any]:
+    """The "kdf", "nonce" and "ciphertext" fields that hold secret encrypted under passphrase."""
+    if strength not in STRENGTHS:
+        raise ValueError(f"strength must be one of {sorted(STRENGTHS)}, got {strength!r}")
+    opslimit, memlimit = STRENGTHS[strength]
+    salt = nacl.utils.random(argon2id.SALTBYTES)
+    nonce = nacl.utils.random(nacl.secret.SecretBox.NONCE_SIZE)
+    box = nacl.secret.SecretBox(_derive_box_key(passphrase, salt, opslimit, memlimit))
+    return {
         "kdf": {"name": KDF_NAME, "opslimit": opslimit, "memlimit": memlimit, "salt": _b64(salt)},
         "nonce": _b64(nonce),
-        "ciphertext": _b64(ciphertext),
+        "ciphertext": _b64(box.encrypt(secret, nonce).ciphertext),
     }
-    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    _write_new_private_file(path, text.encode("utf-8"))
-    return path
+
+
+def unseal(path: Path, document: dict[str, Any], passphrase: bytes, secret_bytes: int, what: str) -> bytes:
+    """The secret of secret_bytes bytes that seal() put in a document read by read_document;
+    KeyFileError for a wrong passphrase or an altered file."""
+    _check_passphrase(passphrase)
+    kdf = document["kdf"]
+    salt = _b64_field(path, kdf, "salt", argon2id.SALTBYTES)
+    nonce = _b64_field(path, document, "nonce", nacl.secret.SecretBox.NONCE_SIZE)
+    ciphertext = _b64_field(path, document, "ciphertext", secret_bytes + nacl.secret.SecretBox.MACBYTES)
+    box = nacl.secret.SecretBox(_derive_box_key(passphrase, salt, kdf["opslimit"], kdf["memlimit"]))
+    try:
+        return box.decrypt(ciphertext, nonce)
+    except nacl.exceptions.CryptoError:
+        raise KeyFileError(f"{path}: cannot decrypt the {what}: wrong passphrase, or the file was altered") from None
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def load_key(path: str | os.PathLike[str], passphrase: bytes) -> Ed25519Key:
@@ -111,18 +135,7 @@ def load_key(path: str | os.PathLike[str], passphrase: bytes) -> Ed25519Key:
     _check_passphrase(passphrase)
     document = _read_document(path)
     info = _public_part(path, document)
-    kdf = document["kdf"]
-    salt = _b64_field(path, kdf, "salt", argon2id.SALTBYTES)
-    nonce = _b64_field(path, document, "nonce", nacl.secret.SecretBox.NONCE_SIZE)
-    ciphertext = _b64_field(path, document, "ciphertext", SEED_BYTES + nacl.secret.SecretBox.MACBYTES)
-    box = nacl.secret.SecretBox(_derive_box_key(passphrase, salt, kdf["opslimit"], kdf["memlimit"]))
-    try:
-        seed = box.decrypt(ciphertext, nonce)
-    except nacl.exceptions.CryptoError:
-        raise KeyFileError(
-            f"{path}: cannot decrypt the key: wrong passphrase, or the file was altered"
-        ) from None
-    key = Ed25519Key.from_seed(seed)
+    key = Ed25519Key.from_seed(unseal(path, document, passphrase, SEED_BYTES, "key"))
     if key.public_key != info.public_key:
         raise KeyFileError(
             f"{path}: the file's public key does not belong to its private key (file altered?)"
@@ -155,14 +168,14 @@ def _check_passphrase(passphrase: bytes) -> None:
         raise KeyFileError("an empty passphrase is not allowed")
 
 
-def _write_new_private_file(path: Path, data: bytes) -> None:
+def write_new_private_file(path: Path, data: bytes, what: str = "key file") -> None:
     """Write data to a new file readable by its owner only, atomically, never replacing a file.
 
     The bytes go to a temporary 0600 file in the same directory first and are then hard-linked to
     path: the link fails if path exists, and nobody ever sees a half-written key file.
     """
     if path.exists() or path.is_symlink():
-        raise KeyFileExistsError(f"{path}: a key file already exists there; refusing to overwrite it")
+        raise KeyFileExistsError(f"{path}: a {what} already exists there; refusing to overwrite it")
     directory = path.parent
     if not directory.is_dir():
         raise KeyFileError(f"{path}: directory {directory} does not exist")
@@ -176,9 +189,7 @@ def _write_new_private_file(path: Path, data: bytes) -> None:
         try:
             os.link(temporary, path)
         except FileExistsError:
-            raise KeyFileExistsError(
-                f"{path}: a key file already exists there; refusing to overwrite it"
-            ) from None
+            raise KeyFileExistsError(f"{path}: a {what} already exists there; refusing to overwrite it") from None
     finally:
         os.unlink(temporary)
     fsync_directory(directory)
@@ -194,42 +205,47 @@ def fsync_directory(directory: Path) -> None:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    return read_document(path, FORMAT, _FIELDS, "key file")
+
+
+def read_document(path: Path, file_format: str, fields: set[str], what: str) -> dict[str, Any]:
+    """A sealed file's JSON of exactly these fields, every one a string but a checked "kdf"."""
     try:
-        text = read_secret_file(path, label=str(path), what="key file", max_bytes=MAX_KEY_FILE_BYTES).decode("utf-8")
+        text = read_secret_file(path, label=str(path), what=what, max_bytes=MAX_KEY_FILE_BYTES).decode("utf-8")
     except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such key file") from None
+        raise KeyFileError(f"{path}: no such {what}") from None
     except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read the key file: {exc.strerror}") from None
+        raise KeyFileError(f"{path}: cannot read the {what}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise KeyFileError(f"{path}: cannot read the key file: {exc}") from exc
+        raise KeyFileError(f"{path}: cannot read the {what}: {exc}") from exc
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KeyFileError(f"{path}: not a key file (invalid JSON: {exc})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise KeyFileError(f"{path}: not a key file (expected \"format\": \"{FORMAT}\")")
-    _require_fields(path, document, _FIELDS, "")
+        raise KeyFileError(f"{path}: not a {what} (invalid JSON: {exc})") from None
+    if not isinstance(document, dict) or document.get("format") != file_format:
+        raise KeyFileError(f"{path}: not a {what} (expected \"format\": \"{file_format}\")")
+    _require_fields(path, document, fields, "", what)
     kdf = document["kdf"]
     if not isinstance(kdf, dict):
-        raise KeyFileError(f"{path}: malformed key file: kdf is not an object")
-    _require_fields(path, kdf, _KDF_FIELDS, "kdf.")
+        raise KeyFileError(f"{path}: malformed {what}: kdf is not an object")
+    _require_fields(path, kdf, _KDF_FIELDS, "kdf.", what)
     if kdf["name"] != KDF_NAME:
         raise KeyFileError(f"{path}: unsupported kdf {kdf['name']!r} (only {KDF_NAME!r})")
     _check_limit(path, kdf, "opslimit", _OPSLIMIT_RANGE)
     _check_limit(path, kdf, "memlimit", _MEMLIMIT_RANGE)
-    for name in ("key_id", "public_key", "role", "label", "nonce", "ciphertext"):
+    for name in sorted(fields - {"kdf"}):
         if not isinstance(document[name], str):
-            raise KeyFileError(f"{path}: malformed key file: {name} is not a string")
+            raise KeyFileError(f"{path}: malformed {what}: {name} is not a string")
     return document
 
 
-def _require_fields(path: Path, obj: dict[str, Any], fields: set[str], prefix: str) -> None:
+def _require_fields(path: Path, obj: dict[str, Any], fields: set[str], prefix: str, what: str) -> None:
     missing = sorted(fields - obj.keys())
     unknown = sorted(obj.keys() - fields)
     if missing or unknown:
         problems = [f"missing {prefix}{name}" for name in missing]
         problems += [f"unknown {prefix}{name}" for name in unknown]
-        raise KeyFileError(f"{path}: malformed key file: {', '.join(problems)}")
+        raise KeyFileError(f"{path}: malformed {what}: {', '.join(problems)}")
 
 
 def _check_limit(path: Path, kdf: dict[str, Any], name: str, bounds: tuple[int, int]) -> None:

@@ -611,11 +611,12 @@ class LoggedCredit(NamedTuple):
 
 
 class CreditsAsked(NamedTuple):
-    """The logged records of these subjects under a methodology that occurred in [start, end) (spec times)."""
+    """The logged records of these subjects under a methodology that occurred in [start, end) (spec
+    times); start and end None: whenever (format 2: a daily pseudonym has one date by construction)."""
     subjects: list[str]
     methodology_id: str
-    start: str
-    end: str
+    start: str | None
+    end: str | None
 
 
 class LoggedInChunk(NamedTuple):
@@ -639,9 +640,10 @@ class ActivityLookups:
             values, self._encode = "(SELECT unnest(CAST(:values AS text[])))", list
         self._ids_sql = text(f"SELECT activity_id FROM activities WHERE activity_id IN {values}")
         self._fingerprints_sql = text(f"SELECT fingerprint FROM activities WHERE fingerprint IN {values}")
-        self._credits_sql = text(
+        self._subject_credits_sql = text(
             f"SELECT subject, occurred_at, reduction_g FROM activities WHERE subject IN {values}"
-            " AND methodology_id = :methodology_id AND occurred_at >= :start AND occurred_at < :end")
+            " AND methodology_id = :methodology_id")
+        self._credits_sql = text(f"{self._subject_credits_sql.text} AND occurred_at >= :start AND occurred_at < :end")
 
     def chunk(self, activity_ids: list[str], fingerprints: list[str], asked: CreditsAsked | None) -> LoggedInChunk:
         """Which of these activity ids and fingerprints are logged, and the credits asked (if any).
@@ -650,9 +652,10 @@ class ActivityLookups:
         with self._store.engine.connect() as conn:
             ids = list(conn.execute(self._ids_sql, {"values": encode(activity_ids)}).scalars())
             found = list(conn.execute(self._fingerprints_sql, {"values": encode(fingerprints)}).scalars())
-            credits = [] if asked is None else [LoggedCredit._make(row) for row in conn.execute(self._credits_sql, {
-                "values": encode(asked.subjects), "methodology_id": asked.methodology_id, "start": asked.start,
-                "end": asked.end})]
+            credits = [] if asked is None else [LoggedCredit._make(row) for row in conn.execute(
+                self._subject_credits_sql if asked.start is None else self._credits_sql, {
+                    "values": encode(asked.subjects), "methodology_id": asked.methodology_id, "start": asked.start,
+                    "end": asked.end})]
         return LoggedInChunk(ids, found, credits)
 
 

@@ -8,6 +8,7 @@ batch's seq in the log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -63,7 +64,46 @@ def personal_account(subject: str, batches: Iterable[BatchActivities],
                      places: Mapping[str, BatchPlace]) -> Report:
     """Reductions of one subject across all batches: by day, methodology, platform, batch."""
     check_subject(subject)
-    suffix = _subject_suffix(subject)
+    return _account(f"Personal carbon account of {subject}", {"subject": subject}, [subject], batches, places, None)
+
+
+def pseudonymous_account(person: str, subjects: Sequence[str], batches: Iterable[BatchActivities],
+                         places: Mapping[str, BatchPlace], openings: Mapping[str, bytes] | None = None) -> Report:
+    """Format 2 (spec 7.4): a person's account over their daily pseudonyms (the identity hub derives
+    them), each record with its pseudonym and, given the platform's openings (by SHA-256 of their
+    bytes, opening_index), whether its opening checks: it hashes to private_sha256 and its time is
+    on the record's Beijing date (`puhui-verify opening` checks the rest). `person` only names the
+    report: it never leaves this machine."""
+    for subject in subjects:
+        check_subject(subject)
+    return _account(f"Personal carbon account of {person} ({len(subjects)} daily pseudonyms)",
+                    {"subjects": list(subjects)}, subjects, batches, places, {} if openings is None else openings)
+
+
+def opening_index(lines: Iterable[bytes]) -> dict[str, bytes]:
+    """A platform's openings file (one opening a line) by the SHA-256 each record commits to."""
+    return {hashlib.sha256(line).hexdigest(): line for line in lines if line}
+
+
+def opening_problem(record: Mapping[str, Any], opening: bytes | None) -> str | None:
+    """Why an opening does not open a format-2 record (None: it does): the holder's first checks."""
+    if opening is None:
+        return "no opening given for it"
+    if hashlib.sha256(opening).hexdigest() != record["private_sha256"]:
+        return "its SHA-256 is not the record's private_sha256"
+    try:
+        occurred_at = json.loads(opening)["fields"]["occurred_at"]
+        day = beijing_day(occurred_at)
+    except (ValueError, KeyError, TypeError):
+        return "not an opening {fields: {..., occurred_at}, salt}"
+    return None if day == record["occurred_on"] else f"its time is on {day}, the record's date {record['occurred_on']}"
+
+
+def _account(title: str, head: dict[str, Any], subjects: Sequence[str], batches: Iterable[BatchActivities],
+             places: Mapping[str, BatchPlace], openings: Mapping[str, bytes] | None) -> Report:
+    """The account of these subjects' records (head: its data's first items); openings given
+    (format 2): each record's checked."""
+    suffixes = tuple(_subject_suffix(subject) for subject in subjects)
     by_day: dict[str, int] = defaultdict(int)
     by_methodology: dict[str, int] = defaultdict(int)
     by_platform: dict[str, int] = defaultdict(int)
@@ -74,18 +114,27 @@ def personal_account(subject: str, batches: Iterable[BatchActivities],
         batch_g = 0
         indexed = enumerate(batch.records) if batch.positions is None else zip(batch.positions, batch.records)
         for index, data in indexed:
-            if not data.endswith(suffix):
+            if not data.endswith(suffixes):
                 continue
             record = json.loads(data)
             grams = record["reduction_g"]
-            day = beijing_day(record["occurred_at"])
+            if "occurred_on" in record:  # format 2: a date; the time only in the opening
+                day, occurred_at, opened = record["occurred_on"], "", ()
+                if openings is not None:
+                    opening = openings.get(record["private_sha256"])
+                    problem = opening_problem(record, opening)
+                    if problem is None:
+                        occurred_at = json.loads(opening)["fields"]["occurred_at"]
+                    opened = (record["subject"], problem or "checked")
+            else:
+                day, occurred_at, opened = beijing_day(record["occurred_at"]), record["occurred_at"], ()
             by_day[day] += grams
             by_methodology[body["methodology_id"]] += grams
             by_platform[body["platform"]] += grams
             batch_g += grams
-            record_rows.append((day, record["occurred_at"], record["activity_id"], body["platform"],
+            record_rows.append((day, occurred_at, record["activity_id"], body["platform"],
                                 f"{body['methodology_id']} v{body['methodology_version']}", grams,
-                                format_tonnes(grams), body["batch_id"], index))
+                                format_tonnes(grams), body["batch_id"], index, *opened))
         if batch_g:
             place = places.get(body["batch_id"])
             batch_rows.append((body["batch_id"], body["platform"], body["methodology_id"], batch_g,
@@ -98,8 +147,10 @@ def personal_account(subject: str, batches: Iterable[BatchActivities],
         return [(key, grams, format_tonnes(grams)) for key, grams in sorted(grams_by_key.items())]
 
     issued_g = sum(row[3] for row in batch_rows if row[6] is not None)
+    record_columns = ("day", "occurred_at", "activity_id", "platform", "methodology", "reduction_g", "reduction_t",
+                      "batch_id", "leaf_index") + (() if openings is None else ("subject", "opening"))
     return Report(
-        title=f"Personal carbon account of {subject}",
+        title=title,
         tables={
             "summary": Table(("item", "grams", "tonnes"), [
                 ("total", total_g, format_tonnes(total_g)),
@@ -111,12 +162,11 @@ def personal_account(subject: str, batches: Iterable[BatchActivities],
             "by_platform": Table(("platform", "reduction_g", "reduction_t"), totals(by_platform)),
             "batches": Table(("batch_id", "platform", "methodology_id", "reduction_g", "reduction_t", "batch_seq",
                               "issuance_id", "issuance_seq"), batch_rows),
-            "records": Table(("day", "occurred_at", "activity_id", "platform", "methodology", "reduction_g",
-                              "reduction_t", "batch_id", "leaf_index"), record_rows),
+            "records": Table(record_columns, record_rows),
         },
         notes=["days are Beijing calendar days (UTC+8)",
                "tonnes are rounded half to even at the kilogram; grams are exact"],
-        data={"subject": subject, "total_g": total_g, "issued_g": issued_g},
+        data={**head, "total_g": total_g, "issued_g": issued_g},
     )
 
 
@@ -126,24 +176,33 @@ def record_inclusion(batch: BatchActivities, activity_id: str, place: BatchPlace
     The proof is checked against the root the activity.batch event committed to before it is
     returned: a batch file that does not match its event raises ValueError.
     """
+    return batch_inclusions(batch, [activity_id], place)[0]
+
+
+def batch_inclusions(batch: BatchActivities, activity_ids: Sequence[str], place: BatchPlace | None = None
+                     ) -> list[dict[str, Any]]:
+    """record_inclusion of several records of one batch, its leaf hashes computed once."""
     if batch.positions is not None:
         raise ValueError("an inclusion proof needs every record of the batch, not a part of them")
-    needle = f'{{"activity_id":"{activity_id}",'.encode()
     hashes = [leaf_hash(data) for data in batch.records]
-    index = next((i for i, data in enumerate(batch.records) if data.startswith(needle)), None)
-    if index is None:
-        raise KeyError(f"no record {activity_id!r} in batch {batch.body['batch_id']!r}")
     root = bytes.fromhex(batch.body["root"])
-    proof = inclusion_proof(_LeafHashes(hashes), index, len(hashes))
-    if not verify_inclusion(hashes[index], index, len(hashes), proof, root):
-        raise ValueError(f"batch {batch.body['batch_id']!r}: its file does not match the committed root")
-    return {
-        "record": json.loads(batch.records[index]),
-        "batch_id": batch.body["batch_id"],
-        "leaf_hash": hashes[index].hex(),
-        "root": batch.body["root"],
-        "inclusion": inclusion_json(index, len(hashes), proof),
-        "batch_seq": place.seq if place else None,
-        "issuance_id": place.issuance_id if place else None,
-        "issuance_seq": place.issuance_seq if place else None,
-    }
+    found = []
+    for activity_id in activity_ids:
+        needle = f'{{"activity_id":"{activity_id}",'.encode()
+        index = next((i for i, data in enumerate(batch.records) if data.startswith(needle)), None)
+        if index is None:
+            raise KeyError(f"no record {activity_id!r} in batch {batch.body['batch_id']!r}")
+        proof = inclusion_proof(_LeafHashes(hashes), index, len(hashes))
+        if not verify_inclusion(hashes[index], index, len(hashes), proof, root):
+            raise ValueError(f"batch {batch.body['batch_id']!r}: its file does not match the committed root")
+        found.append({
+            "record": json.loads(batch.records[index]),
+            "batch_id": batch.body["batch_id"],
+            "leaf_hash": hashes[index].hex(),
+            "root": batch.body["root"],
+            "inclusion": inclusion_json(index, len(hashes), proof),
+            "batch_seq": place.seq if place else None,
+            "issuance_id": place.issuance_id if place else None,
+            "issuance_seq": place.issuance_seq if place else None,
+        })
+    return found

@@ -96,6 +96,7 @@ class InputCheck(NamedTuple):
     low: int | None  # an integer input's bounds, inclusive
     high: int | None
     values: frozenset[str]  # an enum input's values
+    public: bool  # format 2: written in the record (else only in its opening)
 
 
 class CompiledRules(NamedTuple):
@@ -125,7 +126,7 @@ class RecordRules:
             # In JCS key order, so checking the inputs also writes their canonical text.
             checks=tuple(
                 InputCheck(f.name, f'"{f.name}":', _KINDS[f.kind], f.required, f.minimum, f.maximum,
-                           frozenset(f.values))
+                           frozenset(f.values), f.public)
                 for f in sorted(methodology.inputs, key=lambda f: f.name)
             ),
             quantity_field=formula.quantity_field,
@@ -145,7 +146,7 @@ class RecordRules:
             unknown = sorted(str(k) for k in inputs.keys() - self._fields)
             raise InvalidActivity("invalid_input", f"unknown input(s) {', '.join(unknown)[:200]}")
         parts = []
-        for name, key, kind, required, low, high, values in self.compiled.checks:
+        for name, key, kind, required, low, high, values, _ in self.compiled.checks:
             value = inputs.get(name, _MISSING)
             if value is _MISSING:
                 if required:
@@ -210,11 +211,15 @@ class RecordRules:
         The version is left out: a new version does not make an old act new. Written by hand in
         JCS order: every value is a code, enum value, pseudonym or time, none needing an escape.
         """
+        return hashlib.sha256(FINGERPRINT_DOMAIN + self.fingerprint_text(subject, occurred_at, inputs)).hexdigest()
+
+    def fingerprint_text(self, subject: str, occurred_at: str, inputs: dict[str, Any]) -> bytes:
+        """The JCS bytes of {"fields", "methodology_id", "subject", "time"} that a fingerprint hashes
+        (format 1) or keys (format 2, quantify.private)."""
         compiled = self.compiled
         fields = ",".join([f'"{name}":"{inputs[name]}"' for name in compiled.fingerprint_fields])
         when = occurred_at[:16] + "Z" if compiled.fingerprint_time == "minute" else self.fingerprint_time(occurred_at)
-        text = f'{{"fields":{{{fields}{self._fingerprint_tail}{subject}","time":"{when}"}}'
-        return hashlib.sha256(FINGERPRINT_DOMAIN + text.encode()).hexdigest()
+        return f'{{"fields":{{{fields}{self._fingerprint_tail}{subject}","time":"{when}"}}'.encode()
 
 
 def check_subject(subject: Any) -> None:

@@ -24,9 +24,11 @@ no fraction or exponent), so their text is their canonical text.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import itertools
+import os
 import re
 from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
@@ -40,10 +42,12 @@ from quantify.activity import (
     CompiledRules,
     InputCheck,
     RecordRules,
+    beijing_day,
     is_real_date,
 )
 from quantify.methodology import IDENTIFIER, Methodology
 from quantify.prepared import PreparedChunk, PreparedRecord, Rejection
+from quantify.private import FINGERPRINT_DOMAIN_V2, SALT_BYTES, SALT_CHARS, PrivateRecords
 
 _ID = IDENTIFIER.pattern
 _CODE = CODE.pattern
@@ -55,6 +59,7 @@ _END = r"[ ]{0,8}(?:\r?\n)?"  # a line keeps its newline; a few trailing blanks 
 _sha256 = hashlib.sha256
 
 
+_SALTS_PER_BLOCK = 1024  # format-2 salts drawn from the random source at once
 _MAX_OPTIONAL = 3  # shapes for every subset of up to this many optional inputs; beyond, all present
 
 
@@ -83,6 +88,16 @@ class IntegerValue(NamedTuple):
     high: int
 
 
+def _values_at(positions: list[int]) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """The values at these positions, as a tuple even for one or none (unlike itemgetter)."""
+    if len(positions) >= 2:
+        return itemgetter(*positions)
+    if positions:
+        (at,) = positions
+        return lambda values: (values[at],)
+    return lambda values: ()
+
+
 class Shape(NamedTuple):
     """What is done with the values of a record with a given set of present inputs.
 
@@ -93,6 +108,25 @@ class Shape(NamedTuple):
     integers: tuple[IntegerValue, ...]
     quantity_at: int | None
     fingerprint_parts: Callable[[tuple[str, ...]], tuple[str, ...]]  # fingerprint fields, then subject
+    # Format 2 (quantify.private): the public inputs' JCS text, % public_values(values); the
+    # opening's JCS text up to its salt, % opening_values(values) (non-public inputs, occurred_at).
+    public_template: str
+    public_values: Callable[[tuple[str, ...]], tuple[str, ...]]
+    opening_head: str
+    opening_values: Callable[[tuple[str, ...]], tuple[str, ...]]
+
+
+class Accepted(NamedTuple):
+    """A line the fast path takes: its values in canonical order, its shape, its reduction."""
+
+    line: int
+    values: tuple[str, ...]
+    shape: Shape
+    reduction_g: int
+
+
+# A built record: PreparedRecord's fields but its leaf hash, in that order (a plain tuple: one a record).
+Built = tuple[int, str, str, str, str, int, str, bytes, bytes]
 
 
 class LineVariant(NamedTuple):
@@ -106,10 +140,11 @@ class LineVariant(NamedTuple):
 class FastRecords:
     """The fast path of one methodology (from its RecordRules)."""
 
-    def __init__(self, rules: RecordRules):
+    def __init__(self, rules: RecordRules, private: PrivateRecords | None = None):
         methodology: Methodology = rules.methodology
         compiled: CompiledRules = rules.compiled
         self.compiled = compiled  # what it was built from (tests compare it with the full path's)
+        self.private = private  # format 2 when given
         checks = compiled.checks
         by_name = {c.name: c for c in checks}
         required = [c.name for c in checks if c.required]
@@ -124,12 +159,23 @@ class FastRecords:
             at = {name: 3 + i for i, name in enumerate(names)}
             integers = [by_name[n] for n in names if by_name[n].kind == INTEGER_INPUT]
             fingerprint_at = [at[n] for n in compiled.fingerprint_fields]
+
+            def jcs_template(keys: list[str]) -> str:  # integers bare, every other value quoted
+                return ",".join(f'"{n}":%s' if n in integer_names else f'"{n}":"%s"' for n in keys)
+            integer_names = {c.name for c in integers}
+            public = [n for n in names if by_name[n].public]
+            opening = sorted([n for n in names if not by_name[n].public] + ["occurred_at"])
+            at["occurred_at"] = 2
             return Shape(
-                "{" + ",".join(f'"{n}":%s' if by_name[n] in integers else f'"{n}":"%s"' for n in names) + "}",
+                "{" + jcs_template(names) + "}",
                 tuple(IntegerValue(at[c.name], c.low, c.high) for c in integers),
                 None if compiled.quantity_field is None else at[compiled.quantity_field],
                 # itemgetter of one index returns no tuple: the subject is always there as well.
                 itemgetter(*fingerprint_at, 1) if fingerprint_at else lambda values: (values[1],),
+                "{" + jcs_template(public) + "}",
+                _values_at([at[n] for n in public]),
+                '{"fields":{' + jcs_template(opening) + '},"salt":"',
+                _values_at([at[n] for n in opening]),
             )
 
         # JSON Lines: one pattern per set of present inputs and key order (the record's own
@@ -242,56 +288,52 @@ class FastRecords:
     def _prepare(self, numbered: Iterable[tuple[int, Any]],
                  values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
                  full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
-        """The fast path's loop, everything it touches a local (it runs once per record)."""
+        """The fast path's loop, everything it touches a local (it runs once per record): the
+        lines it takes are built into records of the log's format, each in its place among those
+        the full path prepares."""
         chunk = PreparedChunk.empty()
-        # PreparedChunk.add's appends, bound once: each record's values go straight to their
-        # columns, with no tuple per record to build and transpose.
-        lines_append, ids_append, subjects_append, times_append = (
-            chunk.lines.append, chunk.activity_ids.append, chunk.subjects.append, chunk.occurred_ats.append)
-        fingerprints_append, grams_append, inputs_append, data_append, leaves_append = (
-            chunk.fingerprints.append, chunk.reductions_g.append, chunk.inputs_jcs.append, chunk.data.append,
-            chunk.leaves.append)
 
         def by_full_path(line: int, raw: Any) -> None:
             item = full(line, raw)
             if item is not None:
                 chunk.add(item)
 
-        real_date = is_real_date
-        numerator, denominator = self.compiled.numerator, self.compiled.denominator
-        fingerprint_template = self._fingerprint_template
-        minute = self.compiled.fingerprint_time == "minute"
-        fingerprint_time = self._fingerprint_time
-        domain = FINGERPRINT_DOMAIN
+        def accepted() -> Iterator[Accepted]:
+            """The lines of an exact shape whose values pass, with their reduction; every other
+            line goes to the full path (lazily: in its place among the records built)."""
+            real_date = is_real_date
+            numerator, denominator = self.compiled.numerator, self.compiled.denominator
+            for line, raw in numbered:
+                found = values_of(raw)
+                if found is None:
+                    by_full_path(line, raw)
+                    continue
+                values, shape = found
+                for at, low, high in shape.integers:
+                    if not low <= int(values[at]) <= high:
+                        found = None
+                        break
+                if found is None or not real_date(values[2][:10]):
+                    by_full_path(line, raw)  # out of range, or no such day: the full path says so
+                    continue
+                quantity_at = shape.quantity_at
+                scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
+                reduction_g = scaled // denominator if scaled > 0 else 0
+                if reduction_g == 0:
+                    by_full_path(line, raw)  # zero_reduction, in the full path's words
+                    continue
+                yield Accepted(line, values, shape, reduction_g)
+
+        # PreparedChunk.add's appends, bound once: each record's values go straight to their
+        # columns, with no PreparedRecord to build and take apart.
+        lines_append, ids_append, subjects_append, times_append = (
+            chunk.lines.append, chunk.activity_ids.append, chunk.subjects.append, chunk.occurred_ats.append)
+        fingerprints_append, grams_append, inputs_append, data_append, leaves_append, openings_append = (
+            chunk.fingerprints.append, chunk.reductions_g.append, chunk.inputs_jcs.append, chunk.data.append,
+            chunk.leaves.append, chunk.openings.append)
         sha256 = _sha256
-        for line, raw in numbered:
-            found = values_of(raw)
-            if found is None:
-                by_full_path(line, raw)
-                continue
-            values, (inputs_template, integers, quantity_at, fingerprint_parts) = found
-            occurred_at = values[2]
-            for at, low, high in integers:
-                if not low <= int(values[at]) <= high:
-                    found = None
-                    break
-            if found is None or not real_date(occurred_at[:10]):
-                by_full_path(line, raw)  # out of range, or no such day: the full path says so
-                continue
-            scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
-            reduction_g = scaled // denominator if scaled > 0 else 0
-            if reduction_g == 0:
-                by_full_path(line, raw)  # zero_reduction, in the full path's words
-                continue
-            activity_id, subject = values[0], values[1]
-            inputs_jcs = inputs_template % values[3:]
-            when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
-            fingerprint = sha256(domain + (fingerprint_template % (*fingerprint_parts(values), when)).encode()
-                                 ).hexdigest()
-            data = (  # quantify.activity.record_bytes, inlined
-                f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
-                f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
-            ).encode()
+        built = self._records(accepted()) if self.private is None else self._private_records(accepted())
+        for line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, opening in built:
             lines_append(line)
             ids_append(activity_id)
             subjects_append(subject)
@@ -301,9 +343,67 @@ class FastRecords:
             inputs_append(inputs_jcs)
             data_append(data)
             leaves_append(sha256(b"\x00" + data).digest())
+            openings_append(opening)
         return chunk
+
+    def _records(self, accepted: Iterable[Accepted]) -> Iterator[Built]:
+        """Format-1 records (quantify.activity.record_bytes, from templates)."""
+        fingerprint_template = self._fingerprint_template
+        minute = self.compiled.fingerprint_time == "minute"
+        fingerprint_time = self._fingerprint_time
+        domain = FINGERPRINT_DOMAIN
+        sha256 = _sha256
+        for line, values, shape, reduction_g in accepted:
+            activity_id, subject, occurred_at = values[0], values[1], values[2]
+            inputs_jcs = shape.inputs_template % values[3:]
+            when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
+            fingerprint = sha256(domain + (fingerprint_template % (*shape.fingerprint_parts(values), when)).encode()
+                                 ).hexdigest()
+            data = (  # quantify.activity.record_bytes, inlined
+                f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
+                f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
+            ).encode()
+            yield line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, b""
+
+    def _private_records(self, accepted: Iterable[Accepted]) -> Iterator[Built]:
+        """Format-2 records and their openings (quantify.private.PrivateRecords.prepare, from
+        templates): two HMACs and two SHA-256 a record, the leaf hash besides."""
+        fingerprint_template = self._fingerprint_template
+        minute = self.compiled.fingerprint_time == "minute"
+        fingerprint_time = self._fingerprint_time
+        domain = FINGERPRINT_DOMAIN_V2
+        # KeyedHash.digest inlined: HMAC-SHA256 from the keys' hashed pads.
+        hub_inner, hub_outer = self.private.hub.inner.copy, self.private.hub.outer.copy
+        fingerprint_inner, fingerprint_outer = (self.private.fingerprint_hash.inner.copy,
+                                                self.private.fingerprint_hash.outer.copy)
+        sha256, day_of = _sha256, beijing_day
+        salts, salt_at = "", 0
+        for line, values, shape, reduction_g in accepted:
+            activity_id, occurred_at = values[0], values[2]
+            occurred_on = day_of(occurred_at)
+            inner, outer = hub_inner(), hub_outer()
+            inner.update(f"{values[1]}|{occurred_on}".encode())
+            outer.update(inner.digest())
+            subject = outer.digest()[:16].hex()
+            when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
+            inner, outer = fingerprint_inner(), fingerprint_outer()
+            inner.update(domain + (fingerprint_template % (*shape.fingerprint_parts(values)[:-1], subject, when)).encode())
+            outer.update(inner.digest())
+            fingerprint = outer.hexdigest()
+            inputs_jcs = shape.public_template % shape.public_values(values)
+            if salt_at == len(salts):  # fresh salts, a block at a time
+                salts, salt_at = base64.b64encode(os.urandom(SALT_BYTES * _SALTS_PER_BLOCK)).decode(), 0
+            opening = (shape.opening_head % shape.opening_values(values) + salts[salt_at:salt_at + SALT_CHARS]
+                       + '"}').encode()
+            salt_at += SALT_CHARS
+            data = (  # quantify.private.record_bytes_v2, inlined
+                f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
+                f'"occurred_on":"{occurred_on}","private_sha256":"{sha256(opening).hexdigest()}",'
+                f'"reduction_g":{reduction_g},"subject":"{subject}"}}'
+            ).encode()
+            yield line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, opening
 
 
 @functools.lru_cache(maxsize=256)
-def fast_records(rules: RecordRules) -> FastRecords:
-    return FastRecords(rules)
+def fast_records(rules: RecordRules, private: PrivateRecords | None = None) -> FastRecords:
+    return FastRecords(rules, private)

@@ -12,7 +12,14 @@ Output directory:
   (the bundle layout of spec section 8);
 - `rejections.jsonl`: one JSON object per rejected record or clipped amount;
 - `batches.jsonl`: the unsigned `activity.batch` bodies (without request_id), for the platform
-  to sign.
+  to sign;
+- format 2 (with the scheme's keys, quantify.private): `openings/<batch_id>.jsonl`, the opening
+  of each record of the batch, line for line. The platform keeps them (spec 7.4): they are never
+  uploaded with the batch, exported or published.
+
+A format-2 run applies the daily cap per (daily pseudonym, methodology_id, date): a pseudonym
+belongs to one person and one Beijing date by construction, and its records go to the batch of
+that date's period (format 2 checks occurred_on against the period, format 1 the UTC date).
 
 Memory: each open batch keeps a write buffer and the O(log n) right edge of its Merkle tree,
 never its records; the run keeps one activity id and one fingerprint per accepted record
@@ -26,6 +33,7 @@ import json
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from hashlib import sha256
 from pathlib import Path
 from typing import IO, Any, Callable, Container, Iterable, Protocol
 
@@ -41,6 +49,7 @@ from quantify.prepare import (
     read_csv,
     read_json_chunks,
 )
+from quantify.private import PrivateRecords, SchemeKeys, private_records_for, record_bytes_v2
 from quantify.report import Report, Table, format_tonnes
 
 __all__ = [
@@ -103,6 +112,7 @@ class BatchResult:
     batch_id: str
     path: Path
     body: dict[str, Any]  # activity.batch without request_id
+    openings_path: Path | None = None  # format 2: the records' openings, line for line
 
 
 @dataclass
@@ -161,24 +171,30 @@ class _OpenBatch:
     Merkle tree and the right edge of that tree."""
 
     __slots__ = ("batch_id", "period_start", "period_end", "path", "file", "buffer", "leaves", "size", "tree",
-                 "total_g")
+                 "total_g", "openings_path", "openings_file", "openings")
 
-    def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path):
+    def __init__(self, batch_id: str, period_start: str, period_end: str, path: Path,
+                 openings_path: Path | None = None):
         self.batch_id = batch_id
         self.period_start = period_start
         self.period_end = period_end
         self.path = path
         self.file = open(path, "xb")  # never overwrite a batch file
+        self.openings_path = openings_path
+        self.openings_file = None if openings_path is None else open(openings_path, "xb")
+        self.openings: list[bytes] = []  # format 2: openings not yet written, one per buffered record
         self.buffer: list[bytes] = []  # record bytes not yet written
         self.leaves: list[bytes] = []  # their leaf hashes, not yet in the tree
         self.size = 0  # records appended
         self.tree = Frontier()  # the right edge of the tree of size - len(leaves) records
         self.total_g = 0
 
-    def append(self, data: bytes, leaf: bytes, reduction_g: int) -> None:
-        """Add one record: its line to the buffer, its leaf hash to the tree (RFC 9162).
-        (Ingestor.admit does the same inline.)"""
+    def append(self, data: bytes, leaf: bytes, reduction_g: int, opening: bytes = b"") -> None:
+        """Add one record: its line to the buffer (its opening too, in format 2), its leaf hash to
+        the tree (RFC 9162). (Ingestor.admit does the same inline.)"""
         self.buffer.append(data)
+        if self.openings_file is not None:
+            self.openings.append(opening)
         self.leaves.append(leaf)
         self.size += 1
         self.total_g += reduction_g
@@ -195,6 +211,15 @@ class _OpenBatch:
             self.buffer.append(b"")  # the last record's newline
             self.file.write(b"\n".join(self.buffer))
             self.buffer.clear()
+        if self.openings:
+            self.openings.append(b"")
+            self.openings_file.write(b"\n".join(self.openings))
+            self.openings.clear()
+
+    def close(self) -> None:
+        self.file.close()
+        if self.openings_file is not None:
+            self.openings_file.close()
 
     def _fold(self) -> None:
         """Take the pending leaves into the tree, a level at a time (Frontier.extend): a flush
@@ -205,12 +230,13 @@ class _OpenBatch:
         assert self.tree.size == self.size
 
 
-def _period(occurred_at: str, period: str) -> tuple[str, str, str]:
-    """(key, period_start, period_end) of the UTC date, as the spec checks the batch period."""
+def _period(dated: str, period: str) -> tuple[str, str, str]:
+    """(key, period_start, period_end) of the date a record's batch period is checked against
+    (format 1: the UTC date of occurred_at; format 2: occurred_on)."""
     if period == "day":
-        date = occurred_at[:10]
+        date = dated[:10]
         return date, date, date
-    month = occurred_at[:7]
+    month = dated[:7]
     last = calendar.monthrange(int(month[:4]), int(month[5:7]))[1]
     return month, f"{month}-01", f"{month}-{last:02d}"
 
@@ -232,7 +258,9 @@ class Ingestor:
         max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
         max_open_batches: int = DEFAULT_MAX_OPEN_BATCHES,
         max_lines: int = DEFAULT_MAX_LINES,
+        scheme_keys: SchemeKeys | None = None,
     ):
+        """scheme_keys given: format-2 records (quantify.private) and their openings; else format 1."""
         if not isinstance(platform, str) or not IDENTIFIER.fullmatch(platform):
             raise IngestError(f"platform {platform!r} is not an identifier")
         if not isinstance(run_id, str) or not IDENTIFIER.fullmatch(run_id) or len(run_id) > MAX_RUN_ID_CHARS:
@@ -252,10 +280,14 @@ class Ingestor:
         self.daily_totals = daily_totals if daily_totals is not None else MemoryDailyTotals()
         self.seen_fingerprints = seen_fingerprints
         self.seen_activity_ids = seen_activity_ids
+        self.scheme_keys = scheme_keys
 
         self.out_dir = Path(out_dir)
         self.activities_dir = self.out_dir / "activities"
         self.activities_dir.mkdir(parents=True, exist_ok=True)
+        self.openings_dir = None if scheme_keys is None else self.out_dir / "openings"
+        if self.openings_dir is not None:
+            self.openings_dir.mkdir(mode=0o700, exist_ok=True)  # what the records keep private
         self.result = IngestResult(platform, methodology.methodology_id, methodology.version,
                                    rejections_path=self.out_dir / "rejections.jsonl",
                                    batches_path=self.out_dir / "batches.jsonl")
@@ -296,7 +328,10 @@ class Ingestor:
     def add(self, line: int, raw: Any, record: Any) -> None:
         """Take one parsed record (raw is the line or row, kept for the rejection file)."""
         self.lines_read(max(line, self.result.lines))
-        self.admit(PreparedChunk.of([prepare_record(self.rules, line, raw, record)]))
+        self.admit(PreparedChunk.of([prepare_record(self.rules, line, raw, record, self._private())]))
+
+    def _private(self) -> PrivateRecords | None:
+        return None if self.scheme_keys is None else private_records_for(self.rules, self.scheme_keys)
 
     def admit(self, chunk: PreparedChunk) -> None:
         """Take a chunk's prepared records in file order: duplicates, daily cap, batches; and its
@@ -326,8 +361,10 @@ class Ingestor:
         key_chars = 10 if self.period == "day" else 7
         max_batch_records = self.max_batch_records
         write_buffer_records = _WRITE_BUFFER_RECORDS
+        private = self.scheme_keys is not None  # format 2: batches by occurred_on, openings kept
         batch_key, batch, buffer = None, None, None
-        for line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf in chunk.rows():
+        for (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf,
+             opening) in chunk.rows():
             if line > next_rejected:
                 next_rejected = write_rejections_before(line)
             if activity_id in activity_ids or activity_id in seen_activity_ids:
@@ -356,18 +393,25 @@ class Ingestor:
                        activity_id, quantified_g=reduction_g, accepted_g=room_g, dropped_g=reduction_g - room_g)
                 self.result.dropped_by_cap_g += reduction_g - room_g
                 reduction_g = room_g
-                data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
+                if private:
+                    data = record_bytes_v2(activity_id, fingerprint, inputs_jcs, day, sha256(opening).hexdigest(),
+                                           reduction_g, subject)
+                else:
+                    data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
                 leaf = leaf_hash(data)
             day_g[key] = (totals[0], totals[1] + reduction_g)
 
             activity_ids.add(activity_id)
             fingerprint_lines[fingerprint] = line
-            if occurred_at[:key_chars] != batch_key:
-                batch_key = occurred_at[:key_chars]
-                batch = self._batch_for(occurred_at)
+            dated = day if private else occurred_at  # what the batch period is checked against
+            if dated[:key_chars] != batch_key:
+                batch_key = dated[:key_chars]
+                batch = self._batch_for(dated)
                 buffer = batch.buffer
             # batch.append, inlined
             buffer.append(data)
+            if private:
+                batch.openings.append(opening)
             batch.leaves.append(leaf)
             batch.size += 1
             batch.total_g += reduction_g
@@ -380,24 +424,26 @@ class Ingestor:
 
     # --- batches --------------------------------------------------------------------------
 
-    def _batch_for(self, occurred_at: str) -> _OpenBatch:
-        key = occurred_at[:10] if self.period == "day" else occurred_at[:7]
+    def _batch_for(self, dated: str) -> _OpenBatch:
+        """The open batch for a record dated so (format 1: its occurred_at; format 2: occurred_on)."""
+        key = dated[:10] if self.period == "day" else dated[:7]
         batch = self._open.get(key)
         if batch is not None:
             return batch
         if len(self._open) >= self.max_open_batches:
             self._close(next(iter(self._open.values())))  # the oldest; its period gets a new part
-        key, period_start, period_end = _period(occurred_at, self.period)
+        key, period_start, period_end = _period(dated, self.period)
         self._parts[key] += 1
         part = self._parts[key]
         batch_id = f"{self.run_id}-{key}" if part == 1 else f"{self.run_id}-{key}.{part}"
-        batch = _OpenBatch(batch_id, period_start, period_end, self.activities_dir / f"{batch_id}.jsonl")
+        batch = _OpenBatch(batch_id, period_start, period_end, self.activities_dir / f"{batch_id}.jsonl",
+                           None if self.openings_dir is None else self.openings_dir / f"{batch_id}.jsonl")
         self._open[key] = batch
         return batch
 
     def _close(self, batch: _OpenBatch) -> None:
         batch.flush()
-        batch.file.close()
+        batch.close()
         key = batch.period_start[:7] if self.period == "month" else batch.period_start
         del self._open[key]
         body = {
@@ -411,7 +457,7 @@ class Ingestor:
             "total_g": batch.total_g,
             "root": batch.root().hex(),
         }
-        self.result.batches.append(BatchResult(batch.batch_id, batch.path, body))
+        self.result.batches.append(BatchResult(batch.batch_id, batch.path, body, batch.openings_path))
 
     def finish(self) -> IngestResult:
         """Close every batch and write batches.jsonl; batches are listed by period, parts in order."""
@@ -430,7 +476,7 @@ class Ingestor:
     def abandon(self) -> None:
         """Close files after a failure; what was written stays for inspection, unsigned."""
         for batch in list(self._open.values()):
-            batch.file.close()
+            batch.close()
         self._open.clear()
         self._rejections.close()
         self._finished = True
@@ -469,7 +515,7 @@ def ingest_csv(lines: Iterable[str], *, workers: int = 0,
 
 def _ingest_chunks(ingestor: Ingestor, chunks: Iterable[Any], layout: Any, workers: int,
                    before_admit: Callable[[PreparedChunk], None] | None) -> IngestResult:
-    for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers):
+    for last_line, prepared in prepare_chunks(chunks, ingestor.methodology, layout, workers, ingestor.scheme_keys):
         ingestor.lines_read(last_line)
         if before_admit is not None:
             before_admit(prepared)

@@ -28,6 +28,7 @@ from quantify.activity import InvalidActivity, RecordRules, record_bytes, rules_
 from quantify.fastpath import fast_records
 from quantify.methodology import Methodology
 from quantify.prepared import PreparedChunk, PreparedRecord, Rejection
+from quantify.private import PrivateRecords, SchemeKeys, private_records_for
 
 MAX_LINE_BYTES = 16_384
 CHUNK_RECORDS = 2_000
@@ -38,7 +39,10 @@ class IngestError(Exception):
     """The run cannot go on (bad arguments, a CSV header that fits no record, a limit)."""
 
 
-def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> PreparedRecord | Rejection:
+def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any, private: PrivateRecords | None = None
+                   ) -> PreparedRecord | Rejection:
+    """A raw record prepared: a format-1 record, or with `private` a format-2 one (its subject the
+    person id the daily pseudonym is derived from)."""
     try:
         inputs_jcs = rules.check_record(record)
     except InvalidActivity as exc:
@@ -51,10 +55,12 @@ def prepare_record(rules: RecordRules, line: int, raw: Any, record: Any) -> Prep
         return Rejection(line, "zero_reduction", "the act quantifies to 0 g", activity_id, raw)
     subject = record["subject"]
     occurred_at = record["occurred_at"]
+    if private is not None:
+        return private.prepare(line, activity_id, subject, occurred_at, inputs, reduction_g)
     fingerprint = rules.fingerprint(subject, occurred_at, inputs)
     data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
     return PreparedRecord(line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
-                          leaf_hash(data))
+                          leaf_hash(data), b"")
 
 
 # --- JSON Lines -------------------------------------------------------------------------------
@@ -94,17 +100,20 @@ def parse_json_line(text: str) -> tuple[Any, str | None]:
 
 
 def prepare_json_lines(rules: RecordRules, first_line: int, lines: list[bytes | str],
-                       fast_path: bool = True) -> PreparedChunk:
+                       fast_path: bool = True, private: PrivateRecords | None = None) -> PreparedChunk:
     """Prepare consecutive lines numbered from first_line; blank lines hold no record. A line of
     the methodology's exact shape takes the fast path (`quantify.fastpath`), any other the full
-    path; fast_path=False sends every line through the full path (the tests compare the two)."""
+    path; fast_path=False sends every line through the full path (the tests compare the two).
+    With `private`, format-2 records (quantify.private)."""
+    full = functools.partial(prepare_json_line, rules, private=private)
     if fast_path:
-        return fast_records(rules).prepare_lines(first_line, lines, functools.partial(prepare_json_line, rules))
-    return PreparedChunk.of(item for item in (prepare_json_line(rules, line, raw)
-                                              for line, raw in enumerate(lines, first_line)) if item is not None)
+        return fast_records(rules, private).prepare_lines(first_line, lines, full)
+    return PreparedChunk.of(item for item in (full(line, raw) for line, raw in enumerate(lines, first_line))
+                            if item is not None)
 
 
-def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str) -> PreparedRecord | Rejection | None:
+def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str, private: PrivateRecords | None = None
+                      ) -> PreparedRecord | Rejection | None:
     """The full path for one line: the prepared record or why not; None for a blank line."""
     if len(raw) > MAX_LINE_BYTES:
         head = raw[:MAX_LINE_BYTES]
@@ -120,7 +129,7 @@ def prepare_json_line(rules: RecordRules, line: int, raw: bytes | str) -> Prepar
         if raw.strip():  # a blank line holds no record
             return Rejection(line, "malformed", error, None, raw)
         return None
-    return prepare_record(rules, line, raw, record)
+    return prepare_record(rules, line, raw, record, private)
 
 
 Chunk = tuple[int, int, list]  # (first line, last line, items)
@@ -224,18 +233,20 @@ class CsvLayout:
                    tuple((i, name, by_name[name].kind == "integer") for i, name in enumerate(header) if name in by_name))
 
 
-def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list, fast_path: bool = True) -> PreparedChunk:
+def prepare_csv_rows(rules: RecordRules, layout: CsvLayout, rows: list, fast_path: bool = True,
+                     private: PrivateRecords | None = None) -> PreparedChunk:
     """Prepare (line, cells) rows; Rejections from the reader pass through. Integer inputs are
     decimal digits; an empty cell is an absent input. A row of the exact shape takes the fast
-    path (`quantify.fastpath`); fast_path=False sends every row through the full path."""
-    full = functools.partial(prepare_csv_row, rules, layout)
+    path (`quantify.fastpath`); fast_path=False sends every row through the full path. With
+    `private`, format-2 records."""
+    full = functools.partial(prepare_csv_row, rules, layout, private=private)
     if fast_path:
-        return fast_records(rules).prepare_rows(rows, layout, full)
+        return fast_records(rules, private).prepare_rows(rows, layout, full)
     return PreparedChunk.of(full(item) for item in rows)
 
 
-def prepare_csv_row(rules: RecordRules, layout: CsvLayout, item: tuple[int, list[str]] | Rejection
-                    ) -> PreparedRecord | Rejection:
+def prepare_csv_row(rules: RecordRules, layout: CsvLayout, item: tuple[int, list[str]] | Rejection,
+                    private: PrivateRecords | None = None) -> PreparedRecord | Rejection:
     """The full path for one CSV item."""
     if type(item) is Rejection:
         return item
@@ -250,7 +261,7 @@ def prepare_csv_row(rules: RecordRules, layout: CsvLayout, item: tuple[int, list
             inputs[name] = int(cell) if is_integer and _CSV_INTEGER.fullmatch(cell) else cell
     record = {"activity_id": row[layout.activity_id_at], "subject": row[layout.subject_at],
               "occurred_at": row[layout.occurred_at_at], "inputs": inputs}
-    return prepare_record(rules, line, row, record)
+    return prepare_record(rules, line, row, record, private)
 
 
 def read_csv(lines: Iterable[str], methodology: Methodology, chunk: int = CHUNK_RECORDS) -> tuple[CsvLayout, Iterator[Chunk]]:
@@ -295,19 +306,21 @@ def read_csv(lines: Iterable[str], methodology: Methodology, chunk: int = CHUNK_
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(methodology: Methodology, layout: CsvLayout | None) -> None:
+def _start_worker(methodology: Methodology, layout: CsvLayout | None, keys: SchemeKeys | None) -> None:
     _worker["rules"] = rules_for(methodology)
     _worker["layout"] = layout
+    _worker["private"] = None if keys is None else private_records_for(_worker["rules"], keys)
 
 
-def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, items: list) -> PreparedChunk:
+def _prepare(rules: RecordRules, layout: CsvLayout | None, first_line: int, items: list,
+             private: PrivateRecords | None) -> PreparedChunk:
     if layout is None:
-        return prepare_json_lines(rules, first_line, items)
-    return prepare_csv_rows(rules, layout, items)
+        return prepare_json_lines(rules, first_line, items, private=private)
+    return prepare_csv_rows(rules, layout, items, private=private)
 
 
 def _prepare_in_worker(first_line: int, items: list) -> tuple:
-    return pack(_prepare(_worker["rules"], _worker["layout"], first_line, items))
+    return pack(_prepare(_worker["rules"], _worker["layout"], first_line, items, _worker["private"]))
 
 
 def pack(chunk: PreparedChunk) -> tuple:
@@ -322,7 +335,7 @@ def pack(chunk: PreparedChunk) -> tuple:
     return (chunk.rejections, len(chunk.lines), array("q", chunk.lines).tobytes(), "\n".join(chunk.activity_ids),
             "\n".join(chunk.subjects), "\n".join(chunk.occurred_ats), "\n".join(chunk.fingerprints),
             array("q", chunk.reductions_g).tobytes(), "\n".join(chunk.inputs_jcs), b"\n".join(chunk.data),
-            b"".join(chunk.leaves))
+            b"".join(chunk.leaves), b"\n".join(chunk.openings))
 
 
 def unpack(packed: tuple) -> PreparedChunk:
@@ -330,19 +343,21 @@ def unpack(packed: tuple) -> PreparedChunk:
     rejections, count = packed[0], packed[1]
     if not count:
         return PreparedChunk.of(rejections)
-    lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves = packed[2:]
+    lines, activity_ids, subjects, times, fingerprints, grams, inputs, data, leaves, openings = packed[2:]
     lines_array, grams_array = array("q"), array("q")
     lines_array.frombytes(lines)
     grams_array.frombytes(grams)
     return PreparedChunk(lines_array.tolist(), activity_ids.split("\n"), subjects.split("\n"), times.split("\n"),
                          fingerprints.split("\n"), grams_array.tolist(), inputs.split("\n"), data.split(b"\n"),
-                         [leaves[i:i + 32] for i in range(0, 32 * count, 32)], rejections)
+                         [leaves[i:i + 32] for i in range(0, 32 * count, 32)], openings.split(b"\n"), rejections)
 
 
 def prepare_chunks(
-    chunks: Iterable[Chunk], methodology: Methodology, layout: CsvLayout | None, workers: int = 0
+    chunks: Iterable[Chunk], methodology: Methodology, layout: CsvLayout | None, workers: int = 0,
+    keys: SchemeKeys | None = None,
 ) -> Iterator[tuple[int, PreparedChunk]]:
-    """(last line, prepared chunk) per chunk, in input order. layout None means JSON Lines.
+    """(last line, prepared chunk) per chunk, in input order. layout None means JSON Lines; keys
+    given means format-2 records (quantify.private).
 
     workers > 0 spreads the chunks over that many processes (spawned: safe inside a threaded
     server), keeping at most 2 chunks per worker in flight so memory stays bounded; 0 prepares
@@ -352,12 +367,13 @@ def prepare_chunks(
         raise IngestError("workers must be an integer in 0..64")
     if workers == 0:
         rules = rules_for(methodology)
+        private = None if keys is None else private_records_for(rules, keys)
         for first, last, items in chunks:
-            yield last, _prepare(rules, layout, first, items)
+            yield last, _prepare(rules, layout, first, items, private)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                             initargs=(methodology, layout)) as pool:
+                             initargs=(methodology, layout, keys)) as pool:
         in_flight: deque = deque()
         for first, last, items in chunks:
             in_flight.append((last, pool.submit(_prepare_in_worker, first, items)))

@@ -16,7 +16,9 @@ class PreparedRecord(NamedTuple):
     """A raw record checked, quantified, fingerprinted and encoded.
 
     data is the record's JCS bytes and leaf its RFC 9162 leaf hash, both for the full
-    reduction_g (ingestion rebuilds them in the rare case the daily cap clips the amount)."""
+    reduction_g (ingestion rebuilds them in the rare case the daily cap clips the amount).
+    Format 2 (quantify.private): subject is the daily pseudonym, inputs_jcs the public inputs and
+    opening the JCS bytes of the record's opening; format 1: opening is empty."""
 
     line: int
     activity_id: str
@@ -27,6 +29,7 @@ class PreparedRecord(NamedTuple):
     inputs_jcs: str
     data: bytes
     leaf: bytes
+    opening: bytes
 
 
 class Rejection(NamedTuple):
@@ -52,11 +55,12 @@ class PreparedChunk(NamedTuple):
     inputs_jcs: list[str]
     data: list[bytes]
     leaves: list[bytes]
+    openings: list[bytes]
     rejections: list[Rejection]
 
     @classmethod
     def empty(cls) -> PreparedChunk:
-        return cls([], [], [], [], [], [], [], [], [], [])
+        return cls([], [], [], [], [], [], [], [], [], [], [])
 
     @classmethod
     def of(cls, items: Iterable[PreparedRecord | Rejection]) -> PreparedChunk:
@@ -80,8 +84,9 @@ class PreparedChunk(NamedTuple):
         self.inputs_jcs.append(item.inputs_jcs)
         self.data.append(item.data)
         self.leaves.append(item.leaf)
+        self.openings.append(item.opening)
 
-    def rows(self) -> Iterator[tuple[int, str, str, str, str, int, str, bytes, bytes]]:
+    def rows(self) -> Iterator[tuple[int, str, str, str, str, int, str, bytes, bytes, bytes]]:
         """Each record's fields in PreparedRecord's order, to unpack (a plain tuple each)."""
         return zip(self.lines, self.activity_ids, self.subjects, self.occurred_ats, self.fingerprints,
-                   self.reductions_g, self.inputs_jcs, self.data, self.leaves)
+                   self.reductions_g, self.inputs_jcs, self.data, self.leaves, self.openings, strict=True)

@@ -8,12 +8,14 @@ in-memory State, so both faces call it from any thread while the sequencer write
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from ledger.queries import LoggedBatch, LoggedRecord, Queries
-from quantify.account import BatchActivities, BatchPlace, personal_account, record_inclusion
+from quantify.account import (BatchActivities, BatchPlace, batch_inclusions, personal_account, pseudonymous_account,
+                              record_inclusion)
 from quantify.activity import InvalidActivity, check_subject
 from quantify.explain import explain_record
+from quantify.private import MAX_PSEUDONYM_DAYS
 from quantify.report import Report
 from service.methodologies import LoggedMethodologies
 
@@ -37,22 +39,62 @@ def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_AC
     """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
     subject's records are read, never whole batches."""
     check_subject(subject)
-    rows = queries.subject_records(subject, limit=max_records + 1)
-    if len(rows) > max_records:
-        raise TooManyRecords(f"subject {subject} has more than {max_records} activity records")
+    rows = _subjects_records(queries, [subject], max_records)
+    batches, logged = _batches_of(queries, rows)
+    report = personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
+    if not rows:  # zeros alone would read as an account with nothing earned, not as a pseudonym unknown here
+        report.notes.append(f"no records for this pseudonym ({subject}): check it (the app shows a person's "
+                            f"pseudonyms), or whether its platform has reported them yet")
+    return report
+
+
+def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], openings: Mapping[str, bytes] | None = None,
+                       *, max_records: int = MAX_ACCOUNT_RECORDS) -> tuple[Report, list[dict[str, Any]]]:
+    """Format 2: the personal carbon account of a person over their daily pseudonyms
+    (quantify.pseudonymous_account), and every record's inclusion proof in its batch (checked
+    against the committed root), the batches read once each."""
+    if not 1 <= len(subjects) <= MAX_PSEUDONYM_DAYS:
+        raise TooManyRecords(f"an account gathers 1 to {MAX_PSEUDONYM_DAYS} daily pseudonyms")
+    for subject in subjects:
+        check_subject(subject)
+    rows = _subjects_records(queries, subjects, max_records)
+    batches, logged = _batches_of(queries, rows)
+    places = {batch_id: _place(batch) for batch_id, batch in logged.items()}
+    report = pseudonymous_account(person, subjects, batches, places, openings)
+    proofs = []
+    for batch in batches:
+        batch_id = batch.body["batch_id"]
+        every_record = BatchActivities(batch.body, queries.batch_records(batch_id))
+        proofs += batch_inclusions(every_record, [json.loads(data)["activity_id"] for data in batch.records],
+                                   places[batch_id])
+    if not rows:
+        report.notes.append("no records for these pseudonyms: check the person id and dates they were derived "
+                            "for, or whether the platforms have reported them yet")
+    return report, proofs
+
+
+def _subjects_records(queries: Queries, subjects: Sequence[str], max_records: int) -> list[LoggedRecord]:
+    """The subjects' records from the activities index (one indexed read each), at most max_records."""
+    rows: list[LoggedRecord] = []
+    for subject in subjects:
+        rows += queries.subject_records(subject, limit=max_records + 1 - len(rows))
+        if len(rows) > max_records:
+            raise TooManyRecords(f"{'subject ' + subject if len(subjects) == 1 else 'these subjects'} "
+                                 f"{'has' if len(subjects) == 1 else 'have'} more than {max_records} activity records")
+    return rows
+
+
+def _batches_of(queries: Queries, rows: list[LoggedRecord]) -> tuple[list[BatchActivities], dict[str, LoggedBatch]]:
+    """The records as parts of their batches (in log order), and the logged batches."""
     logged = queries.batches_by_id(row.batch_id for row in rows)
     by_batch: dict[str, tuple[list[int], list[bytes]]] = {}
     for row in rows:
         positions, records = by_batch.setdefault(row.batch_id, ([], []))
         positions.append(row.position)
         records.append(row.record)
-    batches = [BatchActivities(logged[batch_id].body, records, positions)
-               for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])]
-    report = personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
-    if not rows:  # zeros alone would read as an account with nothing earned, not as a pseudonym unknown here
-        report.notes.append(f"no records for this pseudonym ({subject}): check it (the app shows a person's "
-                            f"pseudonyms), or whether its platform has reported them yet")
-    return report
+    return [BatchActivities(logged[batch_id].body, records, positions)
+            for batch_id, (positions, records) in sorted(by_batch.items(), key=lambda item: logged[item[0]].body["seq"])
+            ], logged
 
 
 def _logged_record(queries: Queries, activity_id: str) -> tuple[LoggedRecord, LoggedBatch] | None:
