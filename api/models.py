@@ -484,6 +484,7 @@ class Eligibility(Strict):
     requested_g: Int
     retirements: list[RetirementCheck]
     refusals: list[Refusal]
+    as_of_size: Annotated[Int, Field(description="the committed log size whose State was judged")]
     methodology_versions: list[VersionEligibility] | None = Field(None, description=(
         "format 2 only: the methodology versions behind the serials judged (the retirements', or the would-be "
         "retirement's), each eligible by its own flag"))
