@@ -11,14 +11,14 @@ from typing import Optional
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from cli import onboarding, quantification, upkeep
+from cli import onboarding, quantification, reviews, upkeep
 from cli.help import Typer
 from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
 from ledger.units import tonnes_shown
-from service.registry_dir import RegistryDir
+from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
 app = Typer(add_completion=False, no_args_is_help=True,
                   help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
@@ -32,7 +32,9 @@ def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
          database_url: Optional[str] = typer.Option(None, metavar="URL", help="SQLAlchemy URL (default: SQLite in DIR)"),
          key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost for the key files: interactive, moderate, sensitive"),
          root_key_out: Optional[Path] = typer.Option(None, metavar="FILE", help="write the root key to this file instead of DIR/keys, "
-                                                             "to be kept offline (the server never needs it)")) -> None:
+                                                             "to be kept offline (the server never needs it)"),
+         log_format: int = typer.Option(INIT_LOG_FORMAT, min=1, max=2, metavar="N", help=(
+             "the log's format: 2, or 1 only beside registries of format 1 (spec \"Formats\")"))) -> None:
     """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json.
 
     Passphrases: each key's own variable (PUHUI_ROOT_KEY_PASSPHRASE, PUHUI_LOG_KEY_PASSPHRASE,
@@ -46,8 +48,8 @@ def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
         if len(admin_key) != 32:
             cannot_run("--admin-public-key must be 32 bytes (an Ed25519 public key)")
     registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url,
-                                           strength=key_strength, root_key_out=root_key_out)
-    console.print(f"created registry [bold]{origin}[/] in {directory} (size {registry.size})")
+                                           strength=key_strength, root_key_out=root_key_out, log_format=log_format)
+    console.print(f"created registry [bold]{origin}[/] in {directory} (log format {registry.log_format}, size {registry.size})")
     console.print(f"trust file for auditors: {directory / 'trust.json'}")
     root_file = root_key_out or directory / "keys" / "root.key"
     console.print(f"root key: {root_file}: move it offline now (a USB key in a safe); only key registrations by root "
@@ -198,6 +200,7 @@ app.registered_commands.extend(upkeep.commands.registered_commands)
 app.add_typer(onboarding.keys, name="keys")
 app.add_typer(onboarding.accounts, name="accounts")
 app.registered_commands.extend(onboarding.commands.registered_commands)
+app.registered_commands.extend(reviews.commands.registered_commands)  # review, reviews, hold (format 2)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ from typing import Any
 from ledger.queries import Queries
 from ledger.store import Store
 from quantify.activity import IDENTIFIER
-from quantify.methodology import Methodology, MethodologyError, MethodologyLibrary, close_matches, from_json, listing
+from quantify.methodology import (Methodology, MethodologyError, MethodologyLibrary, close_matches, eligibility_body,
+                                  from_json, listing, register_body)
 
 
 class UnknownMethodology(KeyError):
@@ -25,6 +26,25 @@ class UnknownMethodology(KeyError):
 
 class NoDefinition(LookupError):
     """A logged version whose params are not a definition this library reads (hand-made params)."""
+
+
+def register_body_for_log(methodology: Methodology, log_format: int) -> dict[str, Any]:
+    """The `methodology.register` body of a shipped definition for a log of this format. In format 2
+    a version is registered not offset eligible whatever its file says: turning eligibility on needs
+    the version's expert reviews, and only a registered version can be reviewed (spec section 6)."""
+    body = register_body(methodology)
+    if log_format == 2:
+        body["offset_eligible"] = False
+    return body
+
+
+def eligibility_body_for_log(methodology: Methodology, offset_eligible: bool, log_format: int) -> dict[str, Any]:
+    """The `methodology.eligibility` body for a log of this format: in format 2 it names the version
+    it sets (eligibility is per version). Refused for an illustrative version (quantify.eligibility_body)."""
+    body = eligibility_body(methodology, offset_eligible)
+    if log_format == 2:
+        body["version"] = methodology.version
+    return body
 
 
 def _comparable(params: Any) -> Any:
