@@ -57,28 +57,53 @@ def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
     registry.close()
 
 
+# The demo's scheme secrets (the identity hub's and the fingerprint key) and its platforms' ingestion
+# output (batches, rejections, the openings citizens and auditors are given), in the registry's directory.
+DEMO_SCHEME_KEYS = "demo-scheme-keys"
+DEMO_INGESTION = "demo-ingestion"
+
+
 @app.command()
 @guarded
 def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory (created if absent)"),
          origin: str = typer.Option("registry.hubei.example/puhui", metavar="ORIGIN", help="origin, if the registry is created"),
          records_per_batch: int = typer.Option(400, min=1, max=100_000, metavar="N", help="activity records in each monthly batch"),
          key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost, if the registry is created")) -> None:
-    """Fill a registry with a realistic first quarter: platforms, batches, issuances, trades and uses."""
+    """Fill a format-2 registry with a realistic first quarter: experts' and validators' reviews,
+    platforms' ingestion with the scheme's keys, issuances, a hold, trades and every use.
+
+    The hub and fingerprint keys are made in DIR/demo-scheme-keys under the demo's passphrase (demo
+    keys: never for anything real); each ingestion run's output, openings included, stays in
+    DIR/demo-ingestion."""
     from cli.demo import Demo
+    from keys import new_secret, save_secret
+    from quantify.private import SchemeKeys
     place = RegistryDir(directory)
     passphrase = place.passphrase(confirm=not place.exists())
     if not place.exists():
         place.init(origin, strength=key_strength, passphrase=passphrase, demo=True).close()
-    if "admin" not in place.keyring.names():
-        cannot_run("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
+    for needed in ("root", "admin"):
+        if needed not in place.keyring.names():
+            cannot_run(f"the demo signs as the registry's {needed}, whose key is not in this directory")
     registry = place.open(with_log_key=True, passphrase=passphrase, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     if registry.size > 3:
         cannot_run(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
-    admin = place.keyring.load("admin", passphrase)
+    if registry.log_format != 2:
+        cannot_run(f"{directory} is a format-{registry.log_format} registry; the demo writes format 2 (`puhui init`)")
+    scheme_dir, ingestion_dir = directory / DEMO_SCHEME_KEYS, directory / DEMO_INGESTION
+    for made in (scheme_dir, ingestion_dir):
+        if made.exists():
+            cannot_run(f"{made} exists: the demo starts from a new registry")
+    scheme_dir.mkdir(mode=0o700)
+    secrets = {kind: new_secret() for kind in ("hub", "fingerprint")}
+    for kind, secret in secrets.items():
+        save_secret(scheme_dir / f"{kind}.key", secret, passphrase, kind=kind, label=f"demo {kind} key of {origin}",
+                    strength=key_strength)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
         task = progress.add_task("demo history", total=None)
-        story = Demo(registry, admin, records_per_batch=records_per_batch,
-                     progress=lambda text: progress.update(task, description=text))
+        story = Demo(registry, place.keyring.load("root", passphrase), place.keyring.load("admin", passphrase),
+                     SchemeKeys(secrets["hub"], secrets["fingerprint"]), ingestion_dir,
+                     records_per_batch=records_per_batch, progress=lambda text: progress.update(task, description=text))
         story.run()
     dropped: dict[str, int] = {}
     for result in story.ingestion.values():
@@ -86,10 +111,15 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
             dropped[reason] = dropped.get(reason, 0) + count
     records = sum(result.lines for result in story.ingestion.values())
     console.print(f"ingestion: {records} raw activity records, " + ", ".join(
-        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)",
-        soft_wrap=False)  # prose, wrapped at the terminal's width
-    for what, rejection in story.rejections:
-        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}", soft_wrap=False)
+        f"{reason} {count}" for reason, count in sorted(dropped.items())) + f" (reasons in each run's rejections.jsonl, "
+        f"openings in openings/, under {ingestion_dir})", soft_wrap=False)  # prose, wrapped at the terminal's width
+    console.print(f"scheme keys (demo only, under the demo's passphrase): {scheme_dir / 'hub.key'}, "
+                  f"{scheme_dir / 'fingerprint.key'}", soft_wrap=False)
+    for refused in story.refusals:
+        console.print(f"refused as it must be: {refused.what}: [yellow]{refused.rejection.code}[/] "
+                      f"{refused.rejection.message}", soft_wrap=False)
+    for batch_id in story.rejected_batches:
+        console.print(f"batch {batch_id}: rejected by its validation body, never issued", soft_wrap=False)
     _print_status(registry)
     registry.close()
 
