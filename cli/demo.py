@@ -269,8 +269,9 @@ class Demo:
         pool_g = state.accounts["wuhan-pool"].active.size_g
         c.transfer(self.wuhan, "tr-expo-1", "wuhan-pool", "expo-org", pool_g // 3)
         c.transfer(self.wuhan, "tr-chem-1", "wuhan-pool", "chem-co", pool_g // 10)
+        share_g = state.accounts["wuhan-pool"].active.size_g // 5  # a small demo's pool is small
         for person in ("alice", "bob", "chen", "dong"):
-            c.transfer(self.wuhan, f"tr-{person}", "wuhan-pool", person, 2_000 + 500 * len(person))
+            c.transfer(self.wuhan, f"tr-{person}", "wuhan-pool", person, min(2_000 + 500 * len(person), share_g))
         yichang_g = state.accounts["yichang-platform"].active.size_g
         c.transfer(self.yichang, "tr-cement-1", "yichang-platform", "cement-co", yichang_g // 2)
         grid_g = state.accounts["grid-platform"].active.size_g
@@ -300,15 +301,16 @@ class Demo:
         chem_g = state.accounts["chem-co"].active.size_g
         c.retire(self.chem, "ret-chem-restoration", "chem-co", chem_g, "eco_compensation",
                  "Han River wetland restoration (court order)")
+        voluntary_g = min(1_000, share_g // 2)
         for person in ("alice", "bob", "chen"):
-            c.retire(self.actors[person], f"ret-{person}", person, 1_000, "voluntary", f"{person}'s low-carbon month")
+            c.retire(self.actors[person], f"ret-{person}", person, voluntary_g, "voluntary", f"{person}'s low-carbon month")
         # The platform reports duplicated card taps on dong's account: the admin holds it while the case
         # is open, and nothing leaves it; the case closed, dong retires as the others did.
         c.hold(a, "hold-dong-1", "dong", True, "WH-2026-017", "platform data review: duplicated card taps")
         self._refused("retirement ret-dong from a held account",
-                      lambda: c.retire(self.dong, "ret-dong", "dong", 1_000, "voluntary", "dong's low-carbon month"))
+                      lambda: c.retire(self.dong, "ret-dong", "dong", voluntary_g, "voluntary", "dong's low-carbon month"))
         c.hold(a, "hold-dong-2", "dong", False, "WH-2026-017", "review closed: the taps were the platform's error")
-        c.retire(self.dong, "ret-dong", "dong", 1_000, "voluntary", "dong's low-carbon month")
+        c.retire(self.dong, "ret-dong", "dong", voluntary_g, "voluntary", "dong's low-carbon month")
         c.cancel(a, "can-wuhan-correction", "wuhan-platform", 1_234, "platform data correction: duplicated card taps")
         self.registry.checkpoint()
 

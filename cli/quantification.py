@@ -142,7 +142,7 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                 errors.print(f"registered {m.methodology_id} v{m.version} {target.done(delivered)}")
         if where.sign_only is not None:
             return
-        entries = library_against_log(library, target.methodologies())
+        entries = library_against_log(library, target.methodologies(), target.log_format)
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
         return

@@ -118,16 +118,19 @@ class LoggedMethodologies:
         return found
 
 
-def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> list[dict[str, Any]]:
+def library_against_log(library: MethodologyLibrary, logged: dict[str, Any], log_format: int) -> list[dict[str, Any]]:
     """quantify's listing of the shipped library, each version with its place in the log.
 
-    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force).
+    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force): the
+    methodology's in format 1, each version's own in format 2 (spec section 6).
     """
     eligibility = {mid: m.offset_eligible for mid, m in logged.items()}
     out = []
     for entry in listing(library, eligibility):
         known = logged.get(entry["methodology_id"])
         version = None if known is None else known.versions.get(entry["version"])
+        if log_format == 2 and version is not None:
+            entry["offset_eligible"] = version["offset_eligible"]
         out.append({**entry, "logged_seq": None if version is None else version["seq"],
                     "matches_log": None if version is None else _comparable(version["params"]) == _comparable(entry["params"])})
     shipped = {(m.methodology_id, m.version) for m in library.all()}
@@ -136,6 +139,7 @@ def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> 
             if (mid, number) not in shipped:  # registered by hand, or from another library
                 out.append({"methodology_id": mid, "version": number, "title": version["title"],
                             "sector": version["sector"], "params": version["params"],
-                            "offset_eligible": known.offset_eligible, "superseded_by": None, "illustrative": None,
+                            "offset_eligible": version["offset_eligible"] if log_format == 2 else known.offset_eligible,
+                            "superseded_by": None, "illustrative": None,
                             "logged_seq": version["seq"], "matches_log": None})
     return out
