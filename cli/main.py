@@ -96,9 +96,9 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
             cannot_run(f"{made} exists: the demo starts from a new registry")
     scheme_dir.mkdir(mode=0o700)
     secrets = {kind: new_secret() for kind in ("hub", "fingerprint")}
-    for kind, secret in secrets.items():
+    for kind, secret in secrets.items():  # demo secrets, new on each run: the cheapest Argon2id cost will do
         save_secret(scheme_dir / f"{kind}.key", secret, passphrase, kind=kind, label=f"demo {kind} key of {origin}",
-                    strength=key_strength)
+                    strength="interactive")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
         task = progress.add_task("demo history", total=None)
         story = Demo(registry, place.keyring.load("root", passphrase), place.keyring.load("admin", passphrase),

@@ -377,7 +377,8 @@ def _print_proof(found: dict[str, Any]) -> None:
     console.print(Text(f"record {found['record']['activity_id']}: leaf {found['inclusion']['leaf_index']} of "
                        f"{found['inclusion']['tree_size']} in batch {found['batch_id']} (root {found['root']}), batch "
                        f"at seq {found['batch_seq']}" + ("" if found["issuance_id"] is None else
-                                                         f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")))
+                                                         f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")),
+                  soft_wrap=False)  # prose, wrapped at the terminal's width (a format-2 account prints one a record)
 
 
 @commands.command("pseudonyms")
