@@ -5,8 +5,9 @@ handler, which parses the body and submits it to a SequencerLike (ledger.sequenc
 in-process Sequencer, or api.writer.RemoteSequencer in front of the writer process); the handler
 awaits the job's future (api.bridge.settled) and answers once the group holding it is durable.
 Reads come from the committed log (a ledger.registry.LogReader sized by the sequencer's committed
-size, and ledger.queries), or run on the committed State between two groups (totals, the
-offset-eligibility dry run). Every refusal is {"code", "message"}.
+size, and ledger.queries), or run on the committed State between two groups (totals); the
+offset-eligibility dry run runs on the front's own State of the committed log
+(api.committed_state), off the writer. Every refusal is {"code", "message"}.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
+from api.committed_state import CommittedState
 from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
 from api.openapi import json_body, ok, refused
 from api.admission import Signers, schema_refusal
@@ -147,10 +149,12 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     queries = Queries(registry.store)
     signers = Signers(registry, queries)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
+    committed_state = CommittedState(registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
+        await asyncio.to_thread(committed_state.close)
         await asyncio.to_thread(sequencer.stop)
 
     # No redirect from /v1/x/ to /v1/x: Starlette builds its target from the request's Host header.
@@ -195,7 +199,9 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     @_answering
     async def write_event(scope: Scope, receive: Receive) -> Answer:
-        event = await read_json(scope, receive, MAX_EVENT_BYTES)
+        # Its strings are checked once, with the rest of its shape (schema_refusal), not also in the
+        # parse: under a flood that walk was the front's largest cost.
+        event = await read_json(scope, receive, MAX_EVENT_BYTES, check_strings=False)
         refusal = schema_refusal(event, registry.log_format)
         if refusal is not None:
             raise refusal
@@ -388,7 +394,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
               openapi_extra=json_body("EligibilityByRetirements", "EligibilityByAmount"),
               responses={**ok(models.Eligibility), **refused(413, 422, 503)})
     async def post_offset_eligibility(request: Request) -> Response:
-        """Would an offset.surrender pass every rule of spec section 6 now? Writes nothing."""
+        """Would an offset.surrender pass every rule of spec section 6 at the committed size `as_of_size`? Writes nothing."""
         # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
         declared = declared_length(request.scope)
         if declared is not None:
@@ -397,8 +403,8 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         if declared is None:
             rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
         query = check_request(await parse_json(data), registry.log_format)
-        async with rate_limits.eligibility_slots:  # each runs on the writer's thread, between groups
-            return json_response(await on_state(functools.partial(_eligibility, query)))
+        async with rate_limits.eligibility_slots:  # they run one at a time, on the committed State's thread
+            return json_response(await committed_state.judge(functools.partial(_eligibility, query)))
 
     quantification.install(app, scheme_keys)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
@@ -414,8 +420,9 @@ def _totals(state: State) -> dict[str, Any]:
     return {"size": state.size, **state.totals_g()}
 
 
+# On the front's committed State (api.committed_state): the size judged at goes with the answer.
 def _eligibility(query: dict[str, Any], state: State) -> dict[str, Any]:
-    return offset_eligibility(state, query)
+    return {**offset_eligibility(state, query), "as_of_size": state.size}
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope
 from api.errors import too_large
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
+from ledger.events.activities import UnreadableRecord
 from ledger.schema import MAX_BATCH_EVENTS
 
 MAX_EVENT_BYTES = 1 << 20              # one signed event (and the eligibility request)
@@ -88,7 +89,9 @@ def upload_event(data: bytes) -> tuple[Any, int]:
 
 def upload_records(data: bytes, records_at: int) -> list[Any]:
     """The records of an activity upload, one per line after the event's. A line that is not
-    strict JSON is BATCH (spec section 9: "an activity file that ... holds a malformed record")."""
+    strict JSON is BATCH (spec section 9: "an activity file that ... holds a malformed record"),
+    judged by the writer in its turn: after the event's own rules (UNAUTHORIZED, REPLAY, ...) and
+    the other records' DUPLICATE_ID, as spec section 7.3 orders them."""
     lines = data[records_at:].split(b"\n")
     if lines[-1] == b"":
         lines.pop()  # the final newline ends the last line
@@ -97,7 +100,7 @@ def upload_records(data: bytes, records_at: int) -> list[Any]:
         try:
             records.append(parse_strict(line))
         except Rejected as rejection:
-            raise Rejected("BATCH", f"line {number} (record {number - 2}): {rejection.message}") from None
+            records.append(UnreadableRecord(f"line {number}: {rejection.message}"))
     return records
 
 

@@ -4,10 +4,13 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
 - Header timeout: a connection must finish each request's headers within `header_timeout_s` of
   opening or of its request's first byte (HeaderDeadlineProtocol, uvicorn's httptools protocol
   with a timer), else it is closed: half-sent requests cannot hold sockets for ever.
-- Body timeout: a request's body must arrive whole within `body_timeout_s` (Guard wraps `receive`
-  with a deadline); else 408 TIMEOUT and the connection is closed.
+- Body timeout: a request's body must arrive whole within `body_timeout_s`, and after its first
+  `body_grace_s` at `min_body_bytes_per_s` on average at least (Guard wraps `receive` with a
+  deadline that moves as bytes come); else 408 TIMEOUT and the connection is closed.
 - Concurrency: at most `max_requests_per_source` requests in flight from one client address
-  (Guard); beyond, 429 at once.
+  (Guard). When they are all in flight, a new request from that address takes the place of the
+  oldest one still receiving its body (which gets 408): half-sent bodies cost their sender, not
+  the honest clients behind the same NAT address. With none receiving, 429 at once.
 - Refusals slow their source down: an address may have `refusals_per_s` requests refused (a 4xx
   answer to a POST, or a 429 to any request), `refusal_burst` at once; beyond, each refusal is answered only after the time its
   tokens take to come back (at most `max_refusal_delay_s`), while the request still counts
@@ -60,6 +63,8 @@ class Limits:
     """Every limit of the front; `puhui serve` options, else PUHUI_<NAME> variables, else these."""
     header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
     body_timeout_s: float = 120.0          # 64 MiB at 0.5 MiB/s
+    body_grace_s: float = 10.0             # a body may start slowly ...
+    min_body_bytes_per_s: int = 4_096      # ... then must keep this average: 256 slow bodies cost 1 MiB/s
     max_requests_per_source: int = 256
     key_events_per_s: float = 5_000.0      # a key's batches at the benchmark's 7,000 events/s are 4 keys'
     key_burst_events: int = 10_000         # a key may send 10 full batches at once
@@ -69,6 +74,7 @@ class Limits:
     refusals_per_s: float = 50.0           # 4xx answers a second from one address before they slow down
     refusal_burst: int = 200
     max_refusal_delay_s: float = 1.0
+    writer_timeout_s: float = 60.0         # a writer silent this long with work waiting is killed and restarted
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -207,12 +213,16 @@ class RateLimits:
 
 
 class Guard:
-    """ASGI wrapper: concurrent requests per client address, a deadline on each request's body, and
-    refusals slowed down per address (module docstring)."""
+    """ASGI wrapper: concurrent requests per client address (a new one takes the place of the
+    oldest still receiving its body), a deadline on each request's body, and refusals slowed down
+    per address (module docstring)."""
 
     def __init__(self, app: ASGIApp, limits: Limits):
         self.app, self.limits = app, limits
         self._in_flight: dict[str, int] = {}
+        # Per address, its requests in flight that have a body, oldest first (those whose body is
+        # whole stay until their request ends, and are passed over).
+        self._bodies: dict[str, dict[_Body, None]] = {}
         # Reads answered 404 or 422 (a page's odd filter, an unknown id) cost no more than their
         # answers: only refused writes and work, and rate limits, are slowed.
         self._refusals: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
@@ -226,21 +236,39 @@ class Guard:
         source = client[0] if client else ""
         in_flight = self._in_flight.get(source, 0)
         if in_flight >= self.limits.max_requests_per_source:
-            error = rate_limited(1, f"more than {self.limits.max_requests_per_source} requests in flight from "
-                                    f"{source or 'this client'}")
-            await send_problem(send, error)
-            return
+            if not self._evict_oldest_receiving(source):
+                error = rate_limited(1, f"more than {self.limits.max_requests_per_source} requests in flight from "
+                                        f"{source or 'this client'}")
+                await send_problem(send, error)
+                return
+            in_flight -= 1
         self._in_flight[source] = in_flight + 1
+        body = _Body(receive, self.limits, _expects_body(scope))
+        if not body.done:
+            self._bodies.setdefault(source, {})[body] = None
         try:
-            await self.app(scope, _body_by_deadline(receive, self.limits.body_timeout_s),
-                           self._slowing_refusals(source, scope.get("method") == "POST", send))
+            await self.app(scope, body, self._slowing_refusals(source, scope.get("method") == "POST", send))
         finally:
-            left = self._in_flight[source] - 1
-            if left:
-                self._in_flight[source] = left
-            else:
-                del self._in_flight[source]
+            if not body.evicted:  # an evicted request's place was given to the request that evicted it
+                left = self._in_flight[source] - 1
+                if left:
+                    self._in_flight[source] = left
+                else:
+                    del self._in_flight[source]
+            bodies = self._bodies.get(source)
+            if bodies is not None:
+                bodies.pop(body, None)
+                if not bodies:
+                    del self._bodies[source]
 
+    def _evict_oldest_receiving(self, source: str) -> bool:
+        """End the wait of the address's oldest request still receiving its body (408): its place
+        goes to a newer request. False when none is receiving."""
+        for body in self._bodies.get(source, ()):
+            if not body.done and not body.evicted:
+                body.evict()
+                return True
+        return False
 
     def _slowing_refusals(self, source: str, is_post: bool, send: Send) -> Send:
         """`send`, holding a refusal back for as long as the source's refusal tokens take."""
@@ -265,22 +293,65 @@ class Guard:
         return min(self.limits.max_refusal_delay_s, max(0.0, -bucket.tokens / bucket.rate_per_s))
 
 
-def _body_by_deadline(receive: Receive, timeout_s: float) -> Receive:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    body_done = False
+def _expects_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if (name == b"content-length" and value.strip(b"0")) or name == b"transfer-encoding":
+            return True
+    return False
 
-    async def receive_by_deadline() -> Message:
-        nonlocal body_done
-        if body_done:  # after the body: only a disconnect can come, whenever it comes
-            return await receive()
+
+class _Body:
+    """A request's `receive`, by its deadline: the body whole within body_timeout_s and, after
+    body_grace_s, arriving at min_body_bytes_per_s on average (the deadline of the next chunk
+    moves with each byte that comes); the Guard's eviction ends the wait at once. 408 TIMEOUT."""
+    __slots__ = ("_receive", "_limits", "_started", "_received_bytes", "_timeout", "done", "evicted")
+
+    def __init__(self, receive: Receive, limits: Limits, expects_body: bool):
+        self._receive, self._limits = receive, limits
+        self._started = asyncio.get_running_loop().time()
+        self._received_bytes = 0
+        self._timeout: asyncio.Timeout | None = None
+        self.done = not expects_body  # the body is whole (or the client is gone): only a disconnect can come
+        self.evicted = False
+
+    async def __call__(self) -> Message:
+        if self.done:
+            return await self._receive()
+        limits = self._limits
+        deadline = min(self._started + limits.body_timeout_s,
+                       self._started + limits.body_grace_s + self._received_bytes / limits.min_body_bytes_per_s)
         try:
-            async with asyncio.timeout_at(deadline):
-                message = await receive()
+            if self.evicted:
+                raise TimeoutError
+            async with asyncio.timeout_at(deadline) as self._timeout:
+                message = await self._receive()
         except TimeoutError:
-            raise ApiError(408, "TIMEOUT", f"the request's body did not arrive within {timeout_s:g} s") from None
-        body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            raise self._too_slow() from None
+        finally:
+            self._timeout = None
+        if message["type"] == "http.request":
+            self._received_bytes += len(message.get("body", b""))
+            self.done = not message.get("more_body", False)
+        else:
+            self.done = True
         return message
-    return receive_by_deadline
+
+    def evict(self) -> None:
+        self.evicted = True
+        if self._timeout is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time())
+
+    def _too_slow(self) -> ApiError:
+        limits = self._limits
+        if self.evicted:
+            reason = (f"{limits.max_requests_per_source} requests from this address were in flight, and this "
+                      f"one, the oldest still sending its body, gave way to a newer one")
+        elif asyncio.get_running_loop().time() >= self._started + limits.body_timeout_s:
+            reason = f"the request's body did not arrive within {limits.body_timeout_s:g} s"
+        else:
+            reason = (f"the request's body came slower than {limits.min_body_bytes_per_s:,} bytes a second "
+                      f"after its first {limits.body_grace_s:g} s")
+        return ApiError(408, "TIMEOUT", reason)
 
 
 async def send_problem(send: Send, error: ApiError) -> None:

@@ -371,6 +371,7 @@ class Eligibility(Strict):
     requested_g: Int
     retirements: list[RetirementCheck]
     refusals: list[Refusal]
+    as_of_size: Annotated[Int, Field(description="the committed log size whose State was judged")]
 
 
 class Totals(Strict):

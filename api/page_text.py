@@ -156,7 +156,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "serial.lookup": ("查询", "Look up"),
     "serial.issuance": ("所属签发", "Issuance"),
     "serial.holder": ("持有账户", "Held by"),
-    "serial.no_holder": ("在读取的账户中未找到持有者。", "No holder among the accounts read."),
+    "serial.event": ("使其至此的事件", "Put there by"),
     "serial.retirement": ("所属注销", "Retirement"),
     "nav.verify": ("自行核验", "Check it yourself"),
     "receipt.title": ("事件收据", "Event receipt"),

@@ -29,6 +29,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from api import quantification
@@ -224,12 +225,39 @@ def amount(amount_g: int) -> str:
     return f"{amount_g} g" if text == "0.000" and amount_g else f"{text} t"
 
 
+def grams_html(t: Callable[..., str], amount_g: int) -> Markup:
+    """An amount as the pages show it: tonnes (or grams), the exact grams in its title."""
+    return Markup(f'<span class="amount" data-g="{int(amount_g)}" title="{int(amount_g):,} {escape(t("unit.g"))}">'
+                  f'{escape(amount(amount_g))}</span>')
+
+
+_LINKED = {"account": "accounts", "claim": "claims", "methodology": "methodologies"}  # Column.show: its pages
+
+
+def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Markup:
+    """A register table's cell, escaped: built here rather than by a macro per cell (a page of 50
+    rows has hundreds of cells, and a Jinja macro call, or Markup.format, costs several times this)."""
+    value, show = column.value(item), column.show
+    if show == "amount":
+        return grams_html(t, value)
+    if show in _LINKED:
+        text = escape(value)
+        return Markup(f'<a href="/{_LINKED[show]}/{text}">{text}</a>')
+    if show == "time":
+        return Markup(f'<time datetime="{escape(value)}">{escape(value[:19].replace("T", " "))}</time>')
+    if show.startswith("label:"):
+        return escape(t(f"{show.removeprefix('label:')}.{value}"))
+    return escape(value)
+
+
 def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language, asked = _language(request)
     switch = "en" if language == "zh" else "zh"
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    t = translator(language)
     response = templates.TemplateResponse(request, template, {
-        "t": translator(language), "html_lang": HTML_LANG[language], "amount": amount,
+        "t": t, "html_lang": HTML_LANG[language], "amount": amount,
+        "grams": lambda amount_g: grams_html(t, amount_g), "cell": lambda column, item: cell_html(t, column, item),
         "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code)
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
@@ -392,23 +420,8 @@ def serial(request: Request, serial: str) -> HTMLResponse:
     number = _valid(_NATURAL, serial, "serial")
     queries = _queries(request)
     holding = _found(queries.serial(number), f"serial {number} (not issued)")
-    retirement = None
-    if holding.state == "retired":
-        retirement = _retirement_holding(queries, holding.account, number)
+    retirement = queries.retirements_by_id([holding.event_ref])[0] if holding.state == "retired" else None
     return _render(request, "serial.html", holding=holding, retirement=retirement)
-
-
-def _retirement_holding(queries: Queries, account_id: str, serial: int) -> dict[str, Any] | None:
-    """The account's retirement whose serials hold this one (its retirements, page by page)."""
-    after: int | None = -1
-    while after is not None:
-        page = queries.retirements(account=account_id, after=after, limit=MAX_PAGE_ITEMS)
-        for item in page.items:
-            if any(start <= serial < end for start, end in item["serials"]):
-                return item
-        after = page.next_after
-    return None
-
 
 
 # -- check it yourself: receipts, a pasted receipt, the remembered checkpoint ----------------------

@@ -4,8 +4,9 @@ The writer process (api/writer.py) opens the registry with its log key and runs 
 group commit, checkpoints, the reads of the in-memory State. This process serves HTTP: writes go
 to the writer through a RemoteSequencer, reads go to the committed database through a LogReader
 sized by the writer's committed size. Each process has its own interpreter lock, so the event
-loop does not slow the writer down. If the writer dies, the RemoteSequencer starts it again; if it
-cannot, this process stops and exits with EXIT_WRITER_LOST, for a supervisor to act.
+loop does not slow the writer down. If the writer dies, or stops answering for
+`limits.writer_timeout_s` (then it is killed), the RemoteSequencer starts it again; if it cannot,
+this process stops and exits with EXIT_WRITER_LOST, for a supervisor to act.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def run(directory: Path, *, host: str, port: int, database_url: str | None, limi
             server.should_exit = True
 
     sequencer = RemoteSequencer.spawn(registry_dir.path, database_url=database_url, passphrase=passphrase,
-                                      on_lost=writer_lost)
+                                      answer_timeout_s=limits.writer_timeout_s, on_lost=writer_lost)
     reader = None
     try:
         reader = LogReader(Store.connect(registry_dir.database_url(database_url)), lambda: sequencer.committed_size)

@@ -32,6 +32,7 @@ import multiprocessing
 import pickle
 import signal
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -238,6 +239,7 @@ def _start(job: Job, sequencer: Sequencer, outbox: _Outbox) -> None:
 # -- the front's side ------------------------------------------------------------------------------
 
 RESTART_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # one restart attempt after each; then the front gives up
+DEFAULT_ANSWER_TIMEOUT_S = 60.0  # the longest group seen (a refused 60 MiB upload) takes about 13 s
 
 
 @dataclass(slots=True)
@@ -249,6 +251,7 @@ class WriterSpec:
     passphrase: bytes = field(repr=False)
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
     timeout_s: float = 300.0  # to open the registry: load the rows, run the start check
+    answer_timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S  # with work waiting, the longest silence of a live writer
 
 
 @dataclass(slots=True)
@@ -295,7 +298,12 @@ class RemoteSequencer(SequencerLike):
     If the writer dies, the receiving thread fails the jobs in flight (InFlightLost: each may or
     may not have been committed), refuses new ones (Overloaded, 503) and starts the writer again,
     after each delay of RESTART_DELAYS_S; if every attempt fails it calls `on_lost` (the server
-    then exits non-zero, for a supervisor to act)."""
+    then exits non-zero, for a supervisor to act). A writer that does not answer for
+    `answer_timeout_s` while jobs wait (stopped, hung) is killed by the watchdog thread, and so
+    dies as above.
+
+    Jobs go down the pipe from a sending thread, never from the event loop: a writer that stops
+    reading fills the pipe, and the loop must still answer reads and refuse writes meanwhile."""
 
     def __init__(self, writer: _Writer, spec: WriterSpec | None = None, *,
                  max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, on_lost: Callable[[], None] = lambda: None):
@@ -312,16 +320,24 @@ class RemoteSequencer(SequencerLike):
         self.lost = False  # the writer died and could not be started again
         self._outgoing: list[Job] = []
         self._send_lock = threading.Lock()
+        self._flush_due = threading.Event()
+        self._heard_at = time.monotonic()  # the writer's last answer, or when work began to wait for one
         self.committed_size = writer.committed_size
         self._receiver = threading.Thread(target=self._receive, name="puhui-front-receiver", daemon=True)
         self._receiver.start()
+        self._sender = threading.Thread(target=self._send_when_due, name="puhui-front-sender", daemon=True)
+        self._sender.start()
+        if spec is not None:
+            threading.Thread(target=self._watch, args=(spec.answer_timeout_s,), name="puhui-front-watchdog",
+                             daemon=True).start()
 
     @classmethod
     def spawn(cls, directory: Path, *, database_url: str | None, passphrase: bytes,
               checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
               max_queued_events: int = DEFAULT_MAX_QUEUED_EVENTS, timeout_s: float = 300.0,
+              answer_timeout_s: float = DEFAULT_ANSWER_TIMEOUT_S,
               on_lost: Callable[[], None] = lambda: None) -> "RemoteSequencer":
-        spec = WriterSpec(directory, database_url, passphrase, checkpoint_interval_s, timeout_s)
+        spec = WriterSpec(directory, database_url, passphrase, checkpoint_interval_s, timeout_s, answer_timeout_s)
         return cls(start_writer(spec), spec, max_queued_events=max_queued_events, on_lost=on_lost)
 
     # -- SequencerLike ---------------------------------------------------------------------------
@@ -363,6 +379,7 @@ class RemoteSequencer(SequencerLike):
                     self._writer.conn.send(Stop())
                 except (OSError, ValueError):
                     pass
+        self._flush_due.set()  # the sending thread sees _stopping and ends
         self._receiver.join(timeout_s)
         process = self._writer.process
         process.join(timeout_s)
@@ -374,8 +391,8 @@ class RemoteSequencer(SequencerLike):
 
     def _send(self, events: int, job_type: Callable[..., Job], *payload: Any) -> Future:
         """Queue one job for the writer. Jobs queued in one turn of the event loop go in one pipe
-        write, at the end of the turn (the writer's Sequencer decides the groups); from any other
-        thread, at once."""
+        write, due at the end of the turn (the writer's Sequencer decides the groups); from any
+        other thread, due at once."""
         future: Future = Future()
         future.set_running_or_notify_cancel()
         try:
@@ -390,15 +407,41 @@ class RemoteSequencer(SequencerLike):
             if events and self._queued_events + events > self._max_queued_events:
                 raise Overloaded(f"{self._queued_events} events are waiting to be sequenced; try again shortly")
             job_id = next(self._ids)
+            if not self._pending:
+                self._heard_at = time.monotonic()  # the writer's silence counts from now
             self._pending[job_id] = _Pending(future, events)
             self._queued_events += events
             self._outgoing.append(job_type(job_id, *payload))
             first = len(self._outgoing) == 1
         if loop is None:
-            self._flush()
+            self._flush_due.set()
         elif first:
-            loop.call_soon(self._flush)
+            loop.call_soon(self._flush_due.set)
         return future
+
+    def _send_when_due(self) -> None:
+        """The sending thread: each time jobs are due, down the pipe they go."""
+        while True:
+            self._flush_due.wait()
+            self._flush_due.clear()
+            if self._stopping.is_set():
+                return  # stop() sends what is left itself, then Stop
+            self._flush()
+
+    def _watch(self, answer_timeout_s: float) -> None:
+        """The watchdog thread: kill a writer that has not answered for answer_timeout_s while
+        jobs wait for it; the receiving thread then sees it die and starts another."""
+        while not self._stopping.wait(min(1.0, answer_timeout_s / 4)):
+            with self._lock:
+                waiting = len(self._pending) if not (self._restarting or self._gone) else 0
+                silent_s = time.monotonic() - self._heard_at
+                process = self._writer.process
+            if waiting and silent_s > answer_timeout_s:
+                log.error("the writer process (pid %s) has not answered for %.0f s while %d jobs wait (stopped or "
+                          "hung): killing it", process.pid, silent_s, waiting)
+                process.kill()
+                with self._lock:
+                    self._heard_at = time.monotonic()  # one kill per silence: its death is the receiver's to see
 
     def _flush(self) -> None:
         # Sent outside the state lock: a large job may wait for the writer to drain the pipe, and
@@ -447,6 +490,7 @@ class RemoteSequencer(SequencerLike):
             self.committed_size = message.committed_size
             settled = []
             with self._lock:
+                self._heard_at = time.monotonic()
                 for result in message.results:
                     pending = self._pending.pop(result.job_id)
                     self._queued_events -= pending.events
@@ -475,7 +519,8 @@ class RemoteSequencer(SequencerLike):
                       process.pid, process.exitcode, len(lost), "" if self._spec is None else "; restarting it")
         for pending in lost.values():
             pending.future.set_exception(InFlightLost(
-                "the writer process died while this was in flight: it may or may not have been committed; "
+                "the writer process died (or stopped answering and was killed) while this was in flight: it may "
+                "or may not have been committed; "
                 "send the very same request again (an event already in the log is answered 200 with its seq)"))
         return not stopping and self._spec is not None
 
@@ -493,6 +538,7 @@ class RemoteSequencer(SequencerLike):
             with self._send_lock, self._lock:
                 self._writer = writer
                 self.committed_size = writer.committed_size
+                self._heard_at = time.monotonic()
                 self._restarting = False
                 if self._stopping.is_set():  # stop() came while we restarted: it sent nothing, we end it
                     writer.conn.send(Stop())

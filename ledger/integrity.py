@@ -18,12 +18,13 @@ refuses to write until an operator has looked (docs/operations.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from ledger.leaf import parse_leaf, stored_log_format
+from ledger.page_indexes import state_problems as page_index_problems
 from ledger.projections import ProjectionDigest
 from ledger.state import State
 from ledger.store import Store
@@ -98,6 +99,7 @@ def check_loaded(store: Store, conn: Connection, state: State, loaded: Projectio
     """The start's check of a State just loaded from the rows whose digest is `loaded`."""
     columns = store.account_gram_columns(conn)
     problems = conservation_problems(state, log_next_serial(store, conn), columns)
+    problems.extend(page_index_problems(conn, state, MAX_PROBLEMS))
     stored = store.read_projection_digest(conn)
     if stored is not None and stored != (state.size, loaded.hex()):
         if stored[0] != state.size:
@@ -130,6 +132,11 @@ def state_differences(from_rows: State, from_log: State) -> list[str]:
 def _short(value: Any, limit: int = 160) -> str:
     text = "absent" if value is None else repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def with_problems(report: IntegrityReport, problems: list[str]) -> IntegrityReport:
+    """The report with these problems added (the first MAX_PROBLEMS in all)."""
+    return replace(report, problems=(*report.problems, *problems)[:MAX_PROBLEMS])
 
 
 def check_by_replay(from_rows: State, replayed: State, before: IntegrityReport) -> IntegrityReport:

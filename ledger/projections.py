@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.events import TYPES
 from ledger.leaf import Leaf, parse_leaf, stored_log_format
+from ledger.page_indexes import PageIndexChanges, add_to_digest
 from ledger.serials import SerialSet
 from ledger.state import (
     Account, Batch, Claim, Hold, Issuance, Key, Methodology, Retirement, Review, State, Surrender,
@@ -66,9 +67,11 @@ class Changes:
 
     def __init__(self) -> None:
         self.dirty: dict[str, set[str]] = defaultdict(set)
+        self.page_indexes = PageIndexChanges()  # issue 13: the register totals and serial ranges
 
     def note(self, leaf: Leaf) -> None:
         TYPES[leaf.type].touched(leaf.body, self.dirty)
+        self.page_indexes.note(leaf)
 
     def write(self, store: Store, conn: Connection, state: State, digest: ProjectionDigest | None = None) -> None:
         """Upsert the touched entities' rows; with a digest, move it by them and store it."""
@@ -82,6 +85,7 @@ class Changes:
                 for row in rows:
                     digest.add(table, [row[c] for c in columns])
             store.upsert(conn, table, rows)
+        self.page_indexes.write(conn, state.size, digest)
         if digest is not None:
             store.write_projection_digest(conn, state.size, digest.hex())
 
@@ -144,6 +148,8 @@ def load_state(store: Store, conn: Connection, root_keys: dict[str, Key], meta: 
             yield row, json.loads(row.data)
 
     state = State(root_keys=root_keys, origin=meta.get("origin"))
+    if digest is not None:
+        add_to_digest(conn, digest)  # the page indexes' rows: counted, not loaded into the State
     for row, d in _rows("keys"):
         state.keys[row.key_id] = key_from_row(row.key_id, row.seq, d)
     for row, d in _rows("accounts"):

@@ -18,9 +18,10 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 from sqlalchemy import ColumnElement, Table, select, text
 from sqlalchemy.engine import Connection, Row
 
-from ledger import merkle
+from ledger import merkle, page_indexes, register_totals, serial_index
+from ledger.errors import StorageError
 from ledger.projections import key_from_row
-from ledger.register_totals import RegisterTotals, RunningTotals
+from ledger.register_totals import RegisterTotals
 from ledger.state import Key
 from ledger.store import (
     Store, accounts_projection, activities, batches_projection, claims_projection, events, issuances_projection,
@@ -30,7 +31,8 @@ from ledger.store import (
 MAX_PAGE_ITEMS = 1_000
 MAX_SCAN_ROWS = 20_000
 _SCAN_CHUNK = 500
-MAX_SERIAL_SCAN_ACCOUNTS = 200_000  # accounts read to find who holds one serial (no serial index yet)
+_UNFILLED = ("the register totals and the serial index are not filled yet: the registry's writer fills them from "
+             "the log when it first starts (`puhui serve`, or any write)")
 MAX_CACHED_BATCH_LEAVES = 2_000_000  # leaf hashes of recently proven batches kept in memory (32 B each)
 _IN_CHUNK = 500  # ids per SQL IN (...)
 
@@ -116,19 +118,21 @@ def _sources(index: IssuanceIndex, ranges: list[list[int]]) -> list[dict[str, An
 
 @dataclass(frozen=True)
 class SerialHolding:
-    """Where one serial is: the issuance it comes from, and the account holding it in which state
-    (account None if no account among the first MAX_SERIAL_SCAN_ACCOUNTS holds it)."""
+    """Where one serial is: the issuance it comes from, the account holding it in which state, and
+    the event that put it there (its issuance, or the transfer, retirement or cancellation)."""
     serial: int
     issuance: IssuanceSpan
-    account: str | None
-    state: str | None  # active, retired or cancelled
+    account: str
+    state: str  # active, retired or cancelled
+    seq: int
+    event_ref: str  # that event's id (issuance_id, transfer_id, retirement_id, cancellation_id)
 
 
 class Queries:
     def __init__(self, store: Store):
         self.store = store
         self._issuances = IssuanceIndex()
-        self._totals = RunningTotals(store)
+        self._page_indexes_exist = False
         self._batch_leaves: collections.OrderedDict[str, merkle.MemoryNodes] = collections.OrderedDict()
         self._batch_lock = threading.Lock()
 
@@ -204,30 +208,39 @@ class Queries:
         return {"account_id": account_id, "issuances": list(by_issuance.values())}
 
     def serial(self, serial: int) -> SerialHolding | None:
-        """The issuance of a serial and its holder, or None for a serial not issued. The holder is
-        found by reading the accounts (O(accounts), at most MAX_SERIAL_SCAN_ACCOUNTS of them)."""
-        t = accounts_projection
+        """The issuance of a serial and its holder, or None for a serial not issued: from the serial
+        index (ledger.serial_index), a few reads by primary key whatever the number of accounts."""
         with self.store.engine.connect() as conn:
-            self._issuances.refresh(conn)
-            spans = [span for span, _, _ in self._issuances.split(serial, serial + 1)]
-            if not spans:
+            self._check_page_indexes(conn)
+            found = serial_index.lookup(conn, serial)
+            if found is None:
                 return None
-            rows = conn.execute(select(t.c.account_id, t.c.data).order_by(t.c.account_id)
-                                .limit(MAX_SERIAL_SCAN_ACCOUNTS))
-            for account_id, data in rows:
-                d = json.loads(data)
-                for state in ("active", "retired", "cancelled"):
-                    if _holds(d[state], serial):
-                        return SerialHolding(serial, spans[0], account_id, state)
-        return SerialHolding(serial, spans[0], None, None)
+            refs = dict(conn.execute(select(events.c.seq, events.c.ref)
+                                     .where(events.c.seq.in_({found.seq, found.issuance_seq}))).all())
+            data = conn.execute(select(issuances_projection.c.data).where(
+                issuances_projection.c.issuance_id == refs[found.issuance_seq])).scalar_one()
+        d = json.loads(data)
+        issuance = IssuanceSpan(d["issuance_id"], d["methodology_id"], d["vintage"], d["region"], d["start"], d["end"])
+        return SerialHolding(serial, issuance, found.account, found.state, found.seq, refs[found.seq])
 
     # -- aggregates ------------------------------------------------------------------------------
 
     def totals(self) -> RegisterTotals:
         """Issued (by methodology), active, retired (by purpose) and cancelled grams and the flow by
-        month, of the committed log: refreshed by the events committed since the last call
-        (ledger.register_totals)."""
-        return self._totals.read()
+        month, of the committed log: the register_totals rows each commit moves, read in one statement."""
+        with self.store.engine.connect() as conn:
+            self._check_page_indexes(conn)
+            totals = register_totals.totals_from_rows(register_totals.stored_rows(conn))
+        if totals is None:
+            raise StorageError(_UNFILLED)
+        return totals
+
+    def _check_page_indexes(self, conn: Connection) -> None:
+        """A database from before the page indexes has none until its writer first starts."""
+        if not self._page_indexes_exist:
+            if not page_indexes.tables_exist(conn):
+                raise StorageError(_UNFILLED)
+            self._page_indexes_exist = True
 
     # -- lists -----------------------------------------------------------------------------------
 
@@ -321,11 +334,14 @@ class Queries:
         key = table.primary_key.columns.values()[0]
         items: list[dict[str, Any]] = []
         cursor, scanned = after, 0
+        # The first chunk is what an unfiltered page needs (one more, to know whether it ended);
+        # each next one twice as large, for filters that match few rows.
+        chunk = min(limit + 1, _SCAN_CHUNK)
         with self.store.engine.connect() as conn:
             while scanned < MAX_SCAN_ROWS:
                 rows = conn.execute(select(key, table.c.seq, table.c.data, events.c.time)
                                     .join(events, events.c.seq == table.c.seq)
-                                    .where(*where, table.c.seq > cursor).order_by(table.c.seq).limit(_SCAN_CHUNK)).all()
+                                    .where(*where, table.c.seq > cursor).order_by(table.c.seq).limit(chunk)).all()
                 if refresh_issuances:
                     self._issuances.refresh(conn)  # after the rows: covers every issuance they refer to
                 for row in rows:
@@ -336,8 +352,9 @@ class Queries:
                         items.append({**d, "seq": row.seq, "time": row.time})
                         if len(items) == limit:
                             return Page(items, cursor)
-                if len(rows) < _SCAN_CHUNK:
+                if len(rows) < chunk:
                     return Page(items, None)
+                chunk = min(2 * chunk, _SCAN_CHUNK)
         return Page(items, cursor)
 
     # -- activity records ------------------------------------------------------------------------
@@ -491,12 +508,6 @@ def _by_key(conn: Connection, table: Table, keys: Iterable[str], column: ColumnE
     for i in range(0, len(wanted), _IN_CHUNK):
         found.update(conn.execute(select(key_column, column).where(key_column.in_(wanted[i:i + _IN_CHUNK]))).all())
     return found
-
-
-def _holds(ranges: list[list[int]], serial: int) -> bool:
-    """Whether sorted, disjoint [start, end) ranges hold the serial."""
-    i = bisect.bisect_right(ranges, serial, key=lambda r: r[0]) - 1
-    return i >= 0 and ranges[i][0] <= serial < ranges[i][1]
 
 
 def _matching(**wanted: Any) -> Callable[[dict[str, Any]], bool]:

@@ -30,11 +30,14 @@ from ledger.canonical import check_value
 from ledger.errors import InvariantBroken, Rejected, StorageError
 from ledger.leaf import Leaf, log_format_of, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
-from ledger.integrity import IntegrityReport, check_by_replay, check_loaded
+from ledger.integrity import IntegrityReport, check_by_replay, check_loaded, with_problems
+from ledger.page_indexes import fill_from_log, totals_fold_problems, update_indexes
 from ledger.projections import Changes, ProjectionDigest, load_state
+from ledger.register_totals import TotalsChanges
 from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
+from ledger.events.activities import UnreadableRecord
 from ledger.state import ActivityRecord, Key, State, SubjectDay, add_subject_days, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
@@ -139,6 +142,16 @@ class _Judged(NamedTuple):
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
+
+
+def _readable(record: Any) -> Any:
+    """The record as given if the registry can store it (check_value), else an UnreadableRecord
+    that the batch's rules refuse as BATCH in its turn."""
+    try:
+        check_value(record)
+    except Rejected as exc:
+        return UnreadableRecord(exc.message)
+    return record
 
 class LogReader:
     """The committed log of one database, read-only: leaves, proofs, checkpoints, the trust file.
@@ -317,13 +330,21 @@ class Registry(LogReader):
         with self.store.engine.connect() as conn:
             report = check_loaded(self.store, conn, self.state, self._digest)
         if full or not report.digest_recorded:
+            totals = TotalsChanges()  # the register totals folded from the leaves the replay reads
+
+            def leaves() -> Iterator[bytes]:
+                for _, data in self.leaf_bytes():
+                    totals.note(parse_leaf(data, self.log_format))
+                    yield data
             try:
-                replayed = replay((data for _, data in self.leaf_bytes()), origin=self.origin,
-                                  root_keys=self._root_keys, batch_records=self.batch_records)
+                replayed = replay(leaves(), origin=self.origin, root_keys=self._root_keys,
+                                  batch_records=self.batch_records)
             except Rejected as exc:
                 return IntegrityReport(report.size, "replay", (*report.problems, f"the log itself breaks a rule: "
                                        f"{exc.code}: {exc.message}"), report.digest_recorded)
             report = check_by_replay(self.state, replayed, report)
+            with self.store.engine.connect() as conn:
+                report = with_problems(report, totals_fold_problems(conn, totals))
         return report
 
     def _rules_in_force(self) -> dict[str, Any] | None:
@@ -414,9 +435,8 @@ class Registry(LogReader):
                                 original.data, duplicate=True)
         key = authenticate(state, self.origin, event_type, body, auth)
         if records is not None:
-            for record in records:
-                if not isinstance(record, ActivityRecord):
-                    check_value(record)
+            records = [record if isinstance(record, (ActivityRecord, UnreadableRecord)) else _readable(record)
+                       for record in records]
         verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         return _Judged(event_type, body, auth, key, verdict)
 
@@ -437,6 +457,9 @@ class Registry(LogReader):
         if not self.integrity.digest_recorded:  # a database from before the digest, now replayed and found equal
             with self.store.writing() as conn:
                 self.store.write_projection_digest(conn, self.state.size, self._digest.hex())
+        # A database from before the page indexes (issue 13): filled from the log, once.
+        fill_from_log(self.store, self.state.size, self._digest)
+        update_indexes(self.store)
         self._is_writer = True
 
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:

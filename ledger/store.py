@@ -18,7 +18,7 @@ from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, case, create_engine, event, func, literal, select, text, tuple_, union_all,
+    UniqueConstraint, and_, case, create_engine, event, func, literal, or_, select, text, union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -94,9 +94,12 @@ activities = Table(
 )
 
 # Projections: each row is the current state of one entity, as JSON plus the columns queries use.
-def _projection(name: str, key: str, *columns: Column) -> Table:
+def _projection(name: str, key: str, *columns: Column, listed_by: tuple[str, ...] = ()) -> Table:
+    """listed_by: the columns a register filters on, each indexed with seq, so that a page of
+    their rows in log order reads just its rows (issue 13); seq alone is indexed for unfiltered pages."""
     return Table(name, metadata, Column(key, String(128), primary_key=True), *columns,
-                 Column("seq", BigInteger, nullable=False), Column("data", Text, nullable=False))
+                 Column("seq", BigInteger, nullable=False, index=True), Column("data", Text, nullable=False),
+                 *(Index(f"{name}_{column}_seq", column, "seq") for column in listed_by))
 
 
 keys_projection = _projection("keys", "key_id")
@@ -105,13 +108,17 @@ accounts_projection = _projection(
     Column("active_g", BigInteger, nullable=False), Column("retired_g", BigInteger, nullable=False),
     Column("cancelled_g", BigInteger, nullable=False))
 methodologies_projection = _projection("methodologies", "methodology_id")
-batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False, index=True))
-issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False, index=True))
+batches_projection = _projection("batches", "batch_id", Column("platform", String(128), nullable=False),
+                                 listed_by=("platform",))
+issuances_projection = _projection("issuances", "issuance_id", Column("account", String(128), nullable=False),
+                                   listed_by=("account",))
 retirements_projection = _projection(
-    "retirements", "retirement_id", Column("account", String(128), nullable=False, index=True),
-    Column("purpose", String(32), nullable=False, index=True))
-surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False, index=True))
-claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False, index=True))
+    "retirements", "retirement_id", Column("account", String(128), nullable=False),
+    Column("purpose", String(32), nullable=False), listed_by=("account", "purpose"))
+surrenders_projection = _projection("surrenders", "surrender_id", Column("entity", String(128), nullable=False),
+                                    listed_by=("entity",))
+claims_projection = _projection("claims", "claim_id", Column("claimant", String(128), nullable=False),
+                                listed_by=("claimant",))
 # Format 2: every accepted account.hold, loaded in log order to rebuild the open cases.
 holds_projection = _projection("holds", "hold_id", Column("account_id", String(128), nullable=False, index=True))
 # format 2: every accepted review, stored whole (ledger.state.Review)
@@ -125,6 +132,32 @@ projection_digest = Table(
     Column("tree_size", BigInteger, nullable=False),
     Column("digest", String(64), nullable=False),
 )
+
+# -- the public pages' indexes (issue 13: ledger/register_totals.py, ledger/serial_index.py) --------
+# Written in each commit's transaction beside the projections and counted in their digest; a
+# database from before them gets them filled from its log once, when its writer starts.
+
+# The register's totals: one row per (measure, key), e.g. ("retired_by_purpose", "voluntary") in
+# grams, and ("size", "") the log size the rows cover.
+register_totals = Table(
+    "register_totals", metadata,
+    Column("measure", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Every issued serial, in ranges [start, end) that tile [0, next serial): the account holding them,
+# in which state, the event that put them there and the issuance they come from.
+serial_ranges = Table(
+    "serial_ranges", metadata,
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("end", BigInteger, nullable=False),
+    Column("account", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("issuance_seq", BigInteger, nullable=False),
+)
+PAGE_INDEXES = (register_totals, serial_ranges)
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,
@@ -394,8 +427,13 @@ class Store:
             parts.append(select(literal(0).label("level"), events.c.seq.label("idx"), events.c.leaf_hash.label("hash"))
                          .where(events.c.seq.in_(leaf_seqs)))
         if inner:
-            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash)
-                         .where(tuple_(tree_nodes.c.level, tree_nodes.c.idx).in_(inner)))
+            # By level, each an IN on idx: SQLite (3.40) scans the whole table for a row-value
+            # (level, idx) IN (...), and searches the key for each of these OR'ed terms.
+            by_level: dict[int, list[int]] = {}
+            for level, index in inner:
+                by_level.setdefault(level, []).append(index)
+            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(or_(*(
+                and_(tree_nodes.c.level == level, tree_nodes.c.idx.in_(indexes)) for level, indexes in by_level.items()))))
         statement = parts[0] if len(parts) == 1 else union_all(*parts)
         if len(self._node_cache) + len(missing) > self.NODE_CACHE_ENTRIES:
             self._node_cache.clear()

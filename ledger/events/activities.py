@@ -28,6 +28,13 @@ def declared_inputs(params: Any) -> frozenset[str]:
     return frozenset(inputs) if isinstance(inputs, dict) else frozenset()
 
 
+class UnreadableRecord(NamedTuple):
+    """A record the registry could not take as JSON it stores (not JSON, a number beyond
+    ±(2^53-1), a string holding U+0000): BATCH in its turn (spec section 9 and 10.6), after every
+    rule of its event and any DUPLICATE_ID of the other records, not before them."""
+    reason: str
+
+
 def parse_record(record: Any, index: int, allowed_inputs: frozenset[str]) -> ActivityRecord:
     """One activity record (spec section 7), as a dict already parsed strictly. Failures are BATCH.
 
@@ -37,6 +44,8 @@ def parse_record(record: Any, index: int, allowed_inputs: frozenset[str]) -> Act
     methodology version declares."""
     def bad(why: str) -> Rejected:
         return Rejected("BATCH", f"activity record {index}: {why}")
+    if isinstance(record, UnreadableRecord):
+        raise bad(record.reason)
     if not isinstance(record, dict) or set(record) != RECORD_FIELDS:
         raise bad(f"must have exactly the fields {', '.join(sorted(RECORD_FIELDS))}")
     if not isinstance(record["activity_id"], str) or not IDENT.fullmatch(record["activity_id"]):
@@ -132,6 +141,8 @@ class _Quantified(NamedTuple):
 
 def _shape_problem_v2(record: Any, real_dates: dict[str, bool]) -> str | None:
     """Why a record is not of section 7.3's format-2 shape (BATCH); `real_dates` remembers each date judged."""
+    if type(record) is UnreadableRecord:
+        return record.reason
     if type(record) is not dict or record.keys() != RECORD_FIELDS_V2:
         return f"must have exactly the fields {', '.join(sorted(RECORD_FIELDS_V2))}"
     if type(record["activity_id"]) is not str or not IDENT.fullmatch(record["activity_id"]):
@@ -266,7 +277,16 @@ class ActivityBatch(EventType):
             definition = compile_definition(methodology_id, version, methodology.versions[version]["params"])
             return Verdict(None, check_records_v2(body, definition, records, activities))
         allowed = declared_inputs(methodology.versions[body["methodology_version"]]["params"])
-        parsed = [r if isinstance(r, ActivityRecord) else parse_record(r, i, allowed) for i, r in enumerate(records)]
+        parsed: list[ActivityRecord] = []
+        malformed: Rejected | None = None  # the first BATCH of a record: after the others' DUPLICATE_ID (7.3's order)
+        for i, record in enumerate(records):
+            try:
+                parsed.append(record if isinstance(record, ActivityRecord) else parse_record(record, i, allowed))
+            except Rejected as rejection:
+                malformed = malformed or rejection
+        if malformed is not None:
+            _check_new_ids(body, parsed, activities)
+            raise malformed
         _check_activities(body, parsed, activities)
         return Verdict(None, parsed)
 

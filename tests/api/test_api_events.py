@@ -203,3 +203,30 @@ def test_client_reports_refusals(client, world):
         client.submit(world.mall.signer, "retirement", {"retirement_id": "ret-1", "account": "mall-co", "amount_g": 1,
                                                         "purpose": "voluntary", "beneficiary": "x"})
     assert (refused.value.status, refused.value.code) == (409, "DUPLICATE_ID")
+
+
+def test_the_front_checks_an_events_strings_once(api, world, monkeypatch):
+    """A single event's strings (U+0000, NFC) are checked once in the front (with the rest of its
+    shape, as each event of a batch is) and once by the writer: under a flood the front's time is
+    spent once per string, not twice. A U+0000 is still 422 SCHEMA."""
+    from ledger import canonical
+    checked: list[str] = []
+    check_text = canonical.check_text
+
+    def counted(text: str) -> None:
+        checked.append(text)
+        check_text(text)
+    monkeypatch.setattr(canonical, "check_text", counted)
+    event = retirement(world, "ret-once")
+
+    def strings(value) -> int:
+        if isinstance(value, str):
+            return 1
+        if isinstance(value, dict):
+            return sum(1 + strings(item) for item in value.values())
+        return sum(strings(item) for item in value) if isinstance(value, list) else 0
+    assert post(api, event).status_code == 201
+    assert len(checked) == 2 * strings(event), "front and writer, once each"
+    nul = retirement(world, "ret-nul", beneficiary="p\u0000")
+    answer = post(api, nul)
+    assert (answer.status_code, answer.json()["code"]) == (422, "SCHEMA") and "U+0000" in answer.json()["message"]

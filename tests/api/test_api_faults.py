@@ -68,18 +68,33 @@ class Writer(threading.Thread):
                 n += 1
 
 
+def _writing(served: Served) -> tuple[RegistryClient, int, list[Writer], threading.Event]:
+    """CLIENTS Writers at work for a second on `served`: its client, its writer's pid, the Writers
+    and the event that stops them."""
+    client = RegistryClient(served.url, trust=served.trust())
+    cast = Cast(client)
+    cast.register(cast.wuhan, ["platform"])
+    [writer_pid] = writer_pids(served.process.pid)
+    stop = threading.Event()
+    writers = [Writer(i, served, cast, served.trust()["origin"], stop) for i in range(CLIENTS)]
+    for w in writers:
+        w.start()
+    time.sleep(1.0)
+    return client, writer_pid, writers, stop
+
+
+def _assert_nothing_acknowledged_is_lost(client: RegistryClient, writers: list[Writer]) -> None:
+    """Each seq acknowledged holds the very event acknowledged for it."""
+    leaves = {leaf["seq"]: leaf for leaf in client.leaves()}
+    for w in writers:
+        for seq, event in w.acknowledged.items():
+            assert leaves[seq]["body"] == event["body"] and leaves[seq]["auth"] == event["auth"], seq
+
+
 def test_a_killed_writer_is_restarted_and_nothing_acknowledged_is_lost(tmp_path):
     served = Served(init_registry_dir(tmp_path / "registry")).start()
     try:
-        client = RegistryClient(served.url, trust=served.trust())
-        cast = Cast(client)
-        cast.register(cast.wuhan, ["platform"])
-        [writer_pid] = writer_pids(served.process.pid)
-        stop = threading.Event()
-        writers = [Writer(i, served, cast, served.trust()["origin"], stop) for i in range(CLIENTS)]
-        for w in writers:
-            w.start()
-        time.sleep(1.0)
+        client, writer_pid, writers, stop = _writing(served)
         acknowledged_before_kill = sum(len(w.acknowledged) for w in writers)
         os.kill(writer_pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
@@ -102,15 +117,48 @@ def test_a_killed_writer_is_restarted_and_nothing_acknowledged_is_lost(tmp_path)
         assert all(len(w.acknowledged) > c + 5 for w, c in zip(writers, counts)), "writes did not resume"
         assert not [text for w in writers for text in w.unexpected]
         assert served.process.poll() is None, "the front exited"
-        # Nothing acknowledged is lost: each seq holds the very event acknowledged for it.
-        leaves = {leaf["seq"]: leaf for leaf in client.leaves()}
-        for w in writers:
-            for seq, event in w.acknowledged.items():
-                assert leaves[seq]["body"] == event["body"] and leaves[seq]["auth"] == event["auth"], seq
+        _assert_nothing_acknowledged_is_lost(client, writers)
         log = served.log.read_text()
         assert "the writer process (pid" in log and "restarting it" in log and "writer process restarted" in log
         for path in ("/v1/status", "/v1/totals", "/v1/export"):
             assert httpx.get(served.url + path, timeout=60).status_code == 200, path
+    finally:
+        served.stop()
+
+
+def test_a_stopped_writer_is_killed_and_restarted_and_nothing_acknowledged_is_lost(tmp_path):
+    """SIGSTOP the writer under load: the front notices it does not answer (3 s here), says so,
+    kills it and starts another; the writes waiting meanwhile get 503 saying to send them again,
+    reads of the committed log go on, and writes succeed again."""
+    served = Served(init_registry_dir(tmp_path / "registry")).start(
+        env={"PUHUI_KEY_PASSPHRASE": "puhui api tests", "PUHUI_WRITER_TIMEOUT_S": "3"})
+    try:
+        client, writer_pid, writers, stop = _writing(served)
+        os.kill(writer_pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            time.sleep(0.5)
+            counts = [len(w.acknowledged) for w in writers]
+            # While the writer is stopped the front still answers reads of the committed log.
+            assert httpx.get(served.url + "/v1/checkpoint", timeout=5).status_code == 200
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(len(w.acknowledged) <= c + 5 for w, c in zip(writers, counts)):
+                time.sleep(0.1)
+        finally:
+            if alive(writer_pid):
+                os.kill(writer_pid, signal.SIGCONT)
+        stop.set()
+        for w in writers:
+            w.join(TIME_LIMIT_S)
+        assert all(len(w.acknowledged) > c + 5 for w, c in zip(writers, counts)), "writes did not resume"
+        assert time.monotonic() - stopped_at < 60
+        assert not alive(writer_pid), "the stopped writer was not killed"
+        assert sum(w.unavailable for w in writers) > 0, "no write waited for the stopped writer"
+        assert not [text for w in writers for text in w.unexpected]
+        _assert_nothing_acknowledged_is_lost(client, writers)
+        log = served.log.read_text()
+        assert f"the writer process (pid {writer_pid}) has not answered for" in log and "killing it" in log
+        assert "writer process restarted" in log
     finally:
         served.stop()
 

@@ -4,6 +4,7 @@ rules refuse loses its budget REFUSED_EVENT_COST times as fast as one whose even
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -96,3 +97,74 @@ def test_refused_reads_are_not_slowed_but_rate_limited_ones_are():
     assert _answer_through_guard(slow, [404, 422] * 5, method="GET") == [0.0] * 10
     delays = _answer_through_guard(slow, [429] * 4, method="GET")
     assert delays[:2] == [0.0, 0.0] and all(d > 0 for d in delays[2:]), delays
+
+
+# -- half-sent bodies: they cost their sender, not the other clients behind its address ---------
+
+def _guarded_requests(guard_limits: Limits, bodies: list[bool], *, hold_s: float = 0.2) -> list[int | str]:
+    """Requests from one address through one Guard, started 10 ms apart: True sends its body at
+    once and its app holds it for hold_s; False never sends the rest of its body. Each request's
+    status, in order (the Guard's 429 included), or for a 408 why: "evicted", "slow" or "late"."""
+    from api.limits import Guard
+
+    async def run() -> list[int]:
+        async def app(scope, receive, send) -> None:
+            while (await receive()).get("more_body"):
+                pass
+            await asyncio.sleep(hold_s)
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def failing_app(scope, receive, send) -> None:
+            try:
+                await app(scope, receive, send)
+            except ApiError as error:
+                why = ("evicted" if "gave way" in error.message else "slow" if "slower" in error.message
+                       else "late")
+                await send({"type": "http.response.start", "status": error.status, "headers": [], "why": why})
+
+        guard = Guard(failing_app, guard_limits)
+
+        async def request(whole: bool) -> int | str:
+            statuses: list[int | str] = []
+
+            async def receive() -> dict:
+                if whole:
+                    return {"type": "http.request", "body": b"{}", "more_body": False}
+                await asyncio.sleep(3600)  # the rest of the body never comes
+                raise AssertionError("unreachable")
+
+            async def send(message: dict) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message.get("why", message["status"]))
+            await guard({"type": "http", "method": "POST", "client": ("10.0.0.1", 1),
+                         "headers": [(b"content-length", b"1000")]}, receive, send)
+            return statuses[0]
+
+        tasks = []
+        for whole in bodies:
+            tasks.append(asyncio.create_task(request(whole)))
+            await asyncio.sleep(0.01)
+        return list(await asyncio.wait_for(asyncio.gather(*tasks), 20))
+    return asyncio.run(run())
+
+
+def test_a_request_takes_the_place_of_the_oldest_half_sent_body_from_its_address():
+    limits = Limits(max_requests_per_source=4, body_timeout_s=60.0, body_grace_s=1.0)
+    statuses = _guarded_requests(limits, [False] * 4 + [True] * 3)
+    # Each honest request evicts the oldest half-sent body; the last one is ended by the minimum rate.
+    assert statuses == ["evicted"] * 3 + ["slow"] + [201] * 3, statuses
+
+
+def test_requests_whose_body_is_whole_are_bounded_per_address():
+    limits = Limits(max_requests_per_source=4, body_timeout_s=60.0, body_grace_s=60.0)
+    statuses = _guarded_requests(limits, [True] * 6, hold_s=0.5)
+    assert statuses == [201] * 4 + [429] * 2, statuses
+
+
+def test_a_body_slower_than_the_minimum_rate_after_the_grace_is_408():
+    limits = Limits(body_timeout_s=60.0, body_grace_s=0.3, min_body_bytes_per_s=1_000)
+    assert _guarded_requests(Limits(body_timeout_s=0.3), [False]) == ["late"]
+    started = time.monotonic()
+    assert _guarded_requests(limits, [False]) == ["slow"]
+    assert 0.3 <= time.monotonic() - started < 10

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ledger import merkle
+from ledger.eligibility import offset_eligibility
 from ledger.note import parse_verifier_key, verify_checkpoint
 from ledger.receipts import ReceiptInvalid, verify_receipt
 
@@ -239,6 +240,29 @@ def test_an_amount_held_not_yet_retired(api, world):
     assert [r["code"] for r in capped["refusals"]] == ["OFFSET_CAP"]
     not_an_entity = eligibility(api, entity="alice", compliance_year=2026, allocation_g=10**9, amount_g=1)
     assert [r["code"] for r in not_an_entity["refusals"]] == ["UNKNOWN_REF"]
+
+
+def test_the_check_judges_the_committed_state_as_the_writer_holds_it_without_the_writer(api, world):
+    """The check runs on the front's State of the committed log, never on the writer's thread:
+    with the writer taking no reads at all it still answers, at the committed size it names, and
+    its answer is offset_eligibility's on the writer's own State at that size."""
+    def no_reads(function):
+        raise AssertionError("the offset-eligibility check went to the writer")
+    api.app.state.sequencer.read = no_reads
+    query = {"entity": "steel-co", "compliance_year": 2026, "allocation_g": 1_000_000,
+             "retirements": ["ret-1", "ret-2", "ret-q1", "ret-q2", "nope"]}
+    for step in range(3):  # the State follows the log as it grows: a retirement, a transfer, new rules
+        if step == 0:
+            retire(world, "ret-q1", "steel-co", world.steel, 40)
+        elif step == 1:
+            world.client.transfer(world.mall, "tr-q", "mall-co", "steel-co", 30)
+            retire(world, "ret-q2", "steel-co", world.steel, 60)
+        else:
+            world.client.submit(world.root, "registry.rules", {"rules": {
+                "offset_cap_ppm": 100_000, "offset_vintage_years": 3, "offset_regions": ["4202"]}})
+        answer = eligibility(api, **query)
+        assert answer.pop("as_of_size") == world.registry.size
+        assert answer == offset_eligibility(world.registry.state, query)
 
 
 @pytest.mark.parametrize("query", [

@@ -1,5 +1,5 @@
-"""The register's totals (ledger.register_totals, through Queries.totals), folded in commit by
-commit, equal the State's on SQLite and PostgreSQL; the other reads the public pages add to
+"""The register's totals (ledger.register_totals, through Queries.totals), moved by each
+commit and stored, equal the State's on SQLite and PostgreSQL; the other reads the public pages add to
 ledger.queries: first_seq_at, serial and retirements_by_id."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_totals_follow_each_commit(database_url):
         world.client.retire(world.mall, "ret-more", "mall-co", 700, "voluntary", "more")
         world.client.cancel(world.admin, "can-more", "mall-co", 300, "data correction")
         check_totals(world, queries)
-        # A second reader folding the whole log at once agrees with the one that followed it.
+        # A second reader reads the same stored rows.
         assert Queries(world.registry.store).totals() == queries.totals()
     finally:
         world.registry.close()
