@@ -19,7 +19,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, NamedTuple, Optional
+from typing import IO, Any, Callable, NamedTuple, Optional
 
 import typer
 
@@ -29,7 +29,7 @@ from ledger.canonical import jcs
 from ledger.errors import CODES, Rejected
 from ledger.note import parse_verifier_key
 from ledger.registry import Registry, sign_event
-from ledger.state import Methodology
+from ledger.state import Methodology, ReviewTarget
 from service.actors import Actor
 from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
@@ -82,6 +82,15 @@ class LoggedAccount:
     controllers: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedReview:
+    """An accepted review (format 2): who signed which verdict on a target."""
+    review_id: str
+    seq: int
+    signer: str  # key_id
+    approved: bool
+
+
 @dataclass(slots=True)
 class SignerKey:
     """The signing key, unlocked on first use: the file given, else the directory's admin key."""
@@ -130,6 +139,22 @@ class Target(abc.ABC):
     def methodology(self, methodology_id: str) -> Methodology | None: ...
 
     @abc.abstractmethod
+    def batch_platform(self, batch_id: str) -> str | None:
+        """The platform account of an accepted batch; None if no batch has that id."""
+
+    @abc.abstractmethod
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        """The accepted reviews of a target (format 2), in log order."""
+
+    @abc.abstractmethod
+    def review_quorum(self, kind: str) -> int | None:
+        """The approvals an issuance or an eligibility needs under the rules in force (None: format 1)."""
+
+    @abc.abstractmethod
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        """The cases open on an account (format 2 holds): held while there is one."""
+
+    @abc.abstractmethod
     def deliver(self, event: dict[str, Any]) -> Delivered: ...
 
     @abc.abstractmethod
@@ -172,6 +197,21 @@ class DirTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return self.registry.state.methodologies.get(methodology_id)
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        batch = self.registry.state.batches.get(batch_id)
+        return None if batch is None else batch.platform
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        return [LoggedReview(r.review_id, r.seq, r.signer, r.approved)
+                for r in self.registry.state.reviews_of.get(ReviewTarget(kind, target_id, version), ())]
+
+    def review_quorum(self, kind: str) -> int | None:
+        rules = self.registry.state.rules
+        return None if rules is None or "review_quorum" not in rules else rules["review_quorum"][kind]
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        return frozenset(self.registry.state.open_cases.get(account_id, ()))
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         appended = self.registry.append(event)
@@ -238,7 +278,7 @@ class ServerTarget(Target):
     def key(self, key_id: str) -> LoggedKey | None:
         # The API has no read of keys: the key's events are found in the log, page by page.
         found: LoggedKey | None = None
-        for leaf in self._ask(lambda: list(self._key_leaves(key_id))):
+        for leaf in self._leaves(("key.register", "key.revoke"), lambda body: body.get("key_id") == key_id):
             body = leaf["body"]
             if leaf["type"] == "key.register":
                 found = LoggedKey(key_id, frozenset(body["roles"]), body["label"], revoked=False)
@@ -246,10 +286,32 @@ class ServerTarget(Target):
                 found = LoggedKey(key_id, found.roles, found.label, revoked=True)
         return found
 
-    def _key_leaves(self, key_id: str) -> Iterator[dict[str, Any]]:
-        for leaf in self.client.leaves():
-            if leaf["type"] in ("key.register", "key.revoke") and leaf["body"].get("key_id") == key_id:
-                yield leaf
+    def _leaves(self, types: tuple[str, ...], match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The log's leaves of these types whose body matches, read page by page (the API has no
+        read of keys, reviews, holds or batches by id)."""
+        return self._ask(lambda: [leaf for leaf in self.client.leaves()
+                                  if leaf["type"] in types and match(leaf["body"])])
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        # A batch the registry accepted is in the log (a refused one never is).
+        found = self._leaves(("activity.batch",), lambda body: body.get("batch_id") == batch_id)
+        return found[0]["body"]["platform"] if found else None
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        wanted = {"kind": kind, "id": target_id, "version": version}
+        return [LoggedReview(leaf["body"]["review_id"], leaf["seq"], leaf["auth"]["key"],
+                             leaf["body"]["verdict"] == "approved")
+                for leaf in self._leaves(("review",), lambda body: body.get("target") == wanted)]
+
+    def review_quorum(self, kind: str) -> int | None:
+        rules = self._leaves(("registry.genesis", "registry.rules"), lambda body: True)[-1]["body"]["rules"]
+        return rules["review_quorum"][kind] if "review_quorum" in rules else None
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        cases: set[str] = set()
+        for leaf in self._leaves(("account.hold",), lambda body: body.get("account_id") == account_id):
+            (cases.add if leaf["body"]["held"] else cases.discard)(leaf["body"]["case_id"])
+        return frozenset(cases)
 
     def account(self, account_id: str) -> LoggedAccount | None:
         a = self._ask(lambda: self.client.account(account_id), absent_ok=True)
@@ -304,6 +366,18 @@ class SignOnlyTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return None if self.reader is None else self.reader.methodology(methodology_id)
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        return None if self.reader is None else self.reader.batch_platform(batch_id)
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        return [] if self.reader is None else self.reader.reviews(kind, target_id, version)
+
+    def review_quorum(self, kind: str) -> int | None:
+        return None if self.reader is None else self.reader.review_quorum(kind)
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        return frozenset() if self.reader is None else self.reader.open_cases(account_id)
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         if self._file is None:
