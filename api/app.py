@@ -50,6 +50,7 @@ from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
 from ledger.errors import Rejected
 from ledger.export import export_bundle
+from ledger.field_checks import HEX64
 from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
 from ledger.registry import LogReader, Registry
@@ -57,7 +58,7 @@ from ledger.schema import PURPOSES, SECTORS
 from ledger.sequencer import (
     DEFAULT_CHECKPOINT_INTERVAL_S, InFlightLost, Item, Outcome, Overloaded, Sequencer, SequencerLike,
 )
-from ledger.state import State
+from ledger.state import ReviewTarget, State
 from quantify.private import SchemeKeys
 
 
@@ -328,6 +329,29 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         """The account's serials by the issuance they come from (methodology, vintage, region) and by state."""
         return json_response(_found(queries.account_by_issuance(account_id), f"account {account_id}"))
 
+    if registry.log_format == 2:
+        @app.get("/v1/accounts/{account_id}/holds", tags=["registers"],
+                 responses={**ok(models.AccountHolds), **refused(404, 422)})
+        def get_account_holds(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+            """The account's cases (account.hold), open and closed, with their hold events."""
+            return json_response(_found(queries.holds(account_id), f"account {account_id}"))
+
+        @app.get("/v1/reviews", tags=["registers"], responses={**ok(models.Reviews), **refused(404, 422)})
+        def get_reviews(kind: Literal["batch", "evidence", "methodology"],
+                        id: Annotated[str, Query(pattern=IDENT, description="batch_id, evidence hash or methodology_id")],
+                        version: Annotated[int | None, Query(ge=1, le=MAX_INT, description=(
+                            "the methodology version: for methodology targets only"))] = None,
+                        after: AfterParam = -1, limit: LimitParam = 100) -> Response:
+            """Every review of one target (spec section 6, Reviews), whether each counts now, and the
+            target's status against review_quorum."""
+            return json_response(_found(queries.reviews(_review_target(kind, id, version), after=after, limit=limit),
+                                        f"{kind} {id}" + (f" version {version}" if version is not None else "")))
+
+    @app.get("/v1/batches/{batch_id}", tags=["registers"], responses={**ok(models.Batch), **refused(404, 422)})
+    def get_batch(batch_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        """An activity batch as logged: whether it is issued, and in format 2 its review status."""
+        return json_response(_found(queries.batch(batch_id), f"activity batch {batch_id}"))
+
     @app.get("/v1/issuances", tags=["registers"], responses={**ok(models.IssuancePage), **READ_PROBLEMS})
     def get_issuances(account: IdParam = None, methodology_id: IdParam = None, vintage: YearParam = None,
                       region: RegionParam = None, after: AfterParam = -1, limit: LimitParam = 100) -> Response:
@@ -440,6 +464,15 @@ def _found(value: Any, what: str) -> Any:
     if value is None:
         raise not_found(what)
     return value
+
+
+def _review_target(kind: str, target_id: str, version: int | None) -> ReviewTarget:
+    """A review target of spec section 6's three forms, else SCHEMA."""
+    if kind == "evidence" and not HEX64.fullmatch(target_id):
+        raise ApiError(422, "SCHEMA", "an evidence target's id is a SHA-256 in lowercase hex")
+    if (version is None) != (kind != "methodology"):
+        raise ApiError(422, "SCHEMA", "version is given for a methodology target, and only for one")
+    return ReviewTarget(kind, target_id, version)
 
 
 def _checkpoint_size(registry: LogReader) -> int:

@@ -27,7 +27,9 @@ from api.bodies import read_body, read_json
 from api.limits import EXPENSIVE_READ_UNITS
 from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
-from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
+from api.models import (
+    IDENT, BatchBody, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time,
+)
 from api.openapi import json_body, refused
 from ledger.errors import Rejected
 from ledger.queries import Queries
@@ -283,19 +285,6 @@ class ClaimPage(Strict):
     receipt: Receipt = Field(description="the claim's own receipt")
     tables: Tables
     notes: list[str]
-
-
-class BatchBody(Strict):
-    """An activity.batch body without request_id: sign it (with a request_id) and post it with its records."""
-    batch_id: str
-    platform: str
-    methodology_id: str
-    methodology_version: Int
-    period_start: str
-    period_end: str
-    count: Int
-    total_g: Int
-    root: Hex64
 
 
 class ActivityRecord(Strict):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import json
 import multiprocessing
@@ -46,8 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from keys import Ed25519Key  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from ledger.registry import sign_event  # noqa: E402
+from quantify.methodology import load_shipped  # noqa: E402
 from service.actors import Actor, Client  # noqa: E402
-from service.registry_dir import RegistryDir  # noqa: E402
+from service.methodologies import register_body_for_log  # noqa: E402
+from service.registry_dir import INIT_LOG_FORMAT as LOG_FORMAT, RegistryDir  # noqa: E402
 
 ORIGIN = "bench.hubei.example/puhui"
 PASSPHRASE = "puhui bench only"  # new keys need 12 characters
@@ -59,26 +62,36 @@ def bench_key(label: str) -> Ed25519Key:
 
 
 def make_registry(directory: Path, holders: int, database_url: str | None) -> None:
-    """A registry with one account per holder, each holding HOLDING_G of one issuance."""
-    admin = Actor(bench_key("admin"), "admin")
-    registry = RegistryDir(directory).init(ORIGIN, admin_public_key=admin.signer.public_key, strength="interactive",
-                                           passphrase=PASSPHRASE.encode(), database_url=database_url)
+    """A format-2 registry (what `puhui init` writes) with one account per holder, each holding
+    HOLDING_G of one evidence issuance, reviewed first by a validator that root registered."""
+    admin, validator = Actor(bench_key("admin"), "admin"), Actor(bench_key("validator"), "validator")
+    place = RegistryDir(directory)
+    registry = place.init(ORIGIN, admin_public_key=admin.signer.public_key, strength="interactive",
+                          passphrase=PASSPHRASE.encode(), database_url=database_url)
     client = Client(registry)
-    client.register_methodology(admin, "HB-GT-METRO", 1, "Urban rail trips", "green_travel", {"g_per_km": "78.4"}, True)
+    client.register_key(Actor(place.keyring.load("root", PASSPHRASE.encode()), "root"), validator, ["validator"])
+    client.submit(admin, "methodology.register", register_body_for_log(load_shipped().get("HB-GT-METRO"), LOG_FORMAT))
     for h in range(holders):
         holder = Actor(bench_key(f"holder-{h}"), f"holder-{h}")
         client.register_key(admin, holder, [])
         client.open_account(admin, f"holder-{h}", "enterprise", f"holder {h}", "420100", [holder])
-        client.issue(admin, f"iss-{h}", f"holder-{h}", "HB-GT-METRO", 2026, "420100", HOLDING_G, evidence="ab" * 32)
+        evidence = hashlib.sha256(f"bench verification report {h}".encode()).hexdigest()  # one issuance each
+        client.review(validator, f"rev-{h}", "evidence", evidence)
+        client.issue(admin, f"iss-{h}", f"holder-{h}", "HB-GT-METRO", 2026, "420100", HOLDING_G, evidence=evidence)
     registry.checkpoint()
     registry.close()
 
 
+def retirement(signer: Ed25519Key, body: dict[str, Any]) -> dict[str, Any]:
+    """A signed retirement of this format: from any issuance (issuances null)."""
+    return sign_event(signer, ORIGIN, "retirement", {**body, "purpose": "voluntary", "issuances": None},
+                      log_format=LOG_FORMAT)
+
+
 def retirements(holder: int, count: int, tag: str) -> list[dict[str, Any]]:
     signer = bench_key(f"holder-{holder}")
-    return [sign_event(signer, ORIGIN, "retirement", {
-        "retirement_id": f"{tag}-{holder}-{n}", "account": f"holder-{holder}", "amount_g": 1, "purpose": "voluntary",
-        "beneficiary": "bench", "request_id": f"{tag}-{holder}-{n}"}, log_format=1) for n in range(count)]
+    return [retirement(signer, {"retirement_id": f"{tag}-{holder}-{n}", "account": f"holder-{holder}", "amount_g": 1,
+                                "beneficiary": "bench", "request_id": f"{tag}-{holder}-{n}"}) for n in range(count)]
 
 
 # -- HTTP clients (in worker processes) ------------------------------------------------------------
@@ -131,9 +144,8 @@ def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
         return "POST", "/v1/events", jcs({**event, "type": {}})
     if kind == "unknown-key":
         stranger = bench_key(f"stranger-{n % 1000}")
-        return "POST", "/v1/events", jcs(sign_event(stranger, ORIGIN, "retirement", {
-            "retirement_id": f"x-{n}", "account": "holder-0", "amount_g": 1, "purpose": "voluntary",
-            "beneficiary": "x", "request_id": f"x-{n}"}, log_format=1))
+        return "POST", "/v1/events", jcs(retirement(stranger, {
+            "retirement_id": f"x-{n}", "account": "holder-0", "amount_g": 1, "beneficiary": "x", "request_id": f"x-{n}"}))
     if kind == "eligibility":
         return "POST", "/v1/offset-eligibility", jcs({
             "entity": "holder-0", "compliance_year": 2026, "allocation_g": 10**9,

@@ -11,14 +11,14 @@ from typing import Optional
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from cli import credits, onboarding, quantification, upkeep
+from cli import credits, onboarding, quantification, reviews, upkeep
 from cli.help import Typer
 from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
 from ledger.units import tonnes_shown
-from service.registry_dir import RegistryDir
+from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
 app = Typer(add_completion=False, no_args_is_help=True,
                   help="Puhui: the open registry of the Hubei carbon-inclusive scheme (湖北碳普惠).")
@@ -32,7 +32,9 @@ def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
          database_url: Optional[str] = typer.Option(None, metavar="URL", help="SQLAlchemy URL (default: SQLite in DIR)"),
          key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost for the key files: interactive, moderate, sensitive"),
          root_key_out: Optional[Path] = typer.Option(None, metavar="FILE", help="write the root key to this file instead of DIR/keys, "
-                                                             "to be kept offline (the server never needs it)")) -> None:
+                                                             "to be kept offline (the server never needs it)"),
+         log_format: int = typer.Option(INIT_LOG_FORMAT, min=1, max=2, metavar="N", help=(
+             "the log's format: 2, or 1 only beside registries of format 1 (spec \"Formats\")"))) -> None:
     """Create a registry: keys, database, genesis with the Hubei rules, first admin, trust.json.
 
     Passphrases: each key's own variable (PUHUI_ROOT_KEY_PASSPHRASE, PUHUI_LOG_KEY_PASSPHRASE,
@@ -46,13 +48,19 @@ def init(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
         if len(admin_key) != 32:
             cannot_run("--admin-public-key must be 32 bytes (an Ed25519 public key)")
     registry = RegistryDir(directory).init(origin, admin_public_key=admin_key, database_url=database_url,
-                                           strength=key_strength, root_key_out=root_key_out)
-    console.print(f"created registry [bold]{origin}[/] in {directory} (size {registry.size})")
+                                           strength=key_strength, root_key_out=root_key_out, log_format=log_format)
+    console.print(f"created registry [bold]{origin}[/] in {directory} (log format {registry.log_format}, size {registry.size})")
     console.print(f"trust file for auditors: {directory / 'trust.json'}")
     root_file = root_key_out or directory / "keys" / "root.key"
     console.print(f"root key: {root_file}: move it offline now (a USB key in a safe); only key registrations by root "
                   f"and rule changes need it, never the server")
     registry.close()
+
+
+# The demo's scheme secrets (the identity hub's and the fingerprint key) and its platforms' ingestion
+# output (batches, rejections, the openings citizens and auditors are given), in the registry's directory.
+DEMO_SCHEME_KEYS = "demo-scheme-keys"
+DEMO_INGESTION = "demo-ingestion"
 
 
 @app.command()
@@ -61,22 +69,41 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
          origin: str = typer.Option("registry.hubei.example/puhui", metavar="ORIGIN", help="origin, if the registry is created"),
          records_per_batch: int = typer.Option(400, min=1, max=100_000, metavar="N", help="activity records in each monthly batch"),
          key_strength: str = typer.Option("moderate", metavar="STRENGTH", help="Argon2id cost, if the registry is created")) -> None:
-    """Fill a registry with a realistic first quarter: platforms, batches, issuances, trades and uses."""
+    """Fill a format-2 registry with a realistic first quarter: experts' and validators' reviews,
+    platforms' ingestion with the scheme's keys, issuances, a hold, trades and every use.
+
+    The hub and fingerprint keys are made in DIR/demo-scheme-keys under the demo's passphrase (demo
+    keys: never for anything real); each ingestion run's output, openings included, stays in
+    DIR/demo-ingestion."""
     from cli.demo import Demo
+    from keys import new_secret, save_secret
+    from quantify.private import SchemeKeys
     place = RegistryDir(directory)
     passphrase = place.passphrase(confirm=not place.exists())
     if not place.exists():
         place.init(origin, strength=key_strength, passphrase=passphrase, demo=True).close()
-    if "admin" not in place.keyring.names():
-        cannot_run("the demo signs as the registry's admin, whose key is not in this directory (--admin-public-key)")
+    for needed in ("root", "admin"):
+        if needed not in place.keyring.names():
+            cannot_run(f"the demo signs as the registry's {needed}, whose key is not in this directory")
     registry = place.open(with_log_key=True, passphrase=passphrase, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
     if registry.size > 3:
         cannot_run(f"{directory} already holds a history of {registry.size} events; the demo starts from a new registry")
-    admin = place.keyring.load("admin", passphrase)
+    if registry.log_format != 2:
+        cannot_run(f"{directory} is a format-{registry.log_format} registry; the demo writes format 2 (`puhui init`)")
+    scheme_dir, ingestion_dir = directory / DEMO_SCHEME_KEYS, directory / DEMO_INGESTION
+    for made in (scheme_dir, ingestion_dir):
+        if made.exists():
+            cannot_run(f"{made} exists: the demo starts from a new registry")
+    scheme_dir.mkdir(mode=0o700)
+    secrets = {kind: new_secret() for kind in ("hub", "fingerprint")}
+    for kind, secret in secrets.items():  # demo secrets, new on each run: the cheapest Argon2id cost will do
+        save_secret(scheme_dir / f"{kind}.key", secret, passphrase, kind=kind, label=f"demo {kind} key of {origin}",
+                    strength="interactive")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=errors) as progress:
         task = progress.add_task("demo history", total=None)
-        story = Demo(registry, admin, records_per_batch=records_per_batch,
-                     progress=lambda text: progress.update(task, description=text))
+        story = Demo(registry, place.keyring.load("root", passphrase), place.keyring.load("admin", passphrase),
+                     SchemeKeys(secrets["hub"], secrets["fingerprint"]), ingestion_dir,
+                     records_per_batch=records_per_batch, progress=lambda text: progress.update(task, description=text))
         story.run()
     dropped: dict[str, int] = {}
     for result in story.ingestion.values():
@@ -84,10 +111,15 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
             dropped[reason] = dropped.get(reason, 0) + count
     records = sum(result.lines for result in story.ingestion.values())
     console.print(f"ingestion: {records} raw activity records, " + ", ".join(
-        f"{reason} {count}" for reason, count in sorted(dropped.items())) + " (reasons in each run's rejections.jsonl)",
-        soft_wrap=False)  # prose, wrapped at the terminal's width
-    for what, rejection in story.rejections:
-        console.print(f"refused as it must be: {what}: [yellow]{rejection.code}[/] {rejection.message}", soft_wrap=False)
+        f"{reason} {count}" for reason, count in sorted(dropped.items())) + f" (reasons in each run's rejections.jsonl, "
+        f"openings in openings/, under {ingestion_dir})", soft_wrap=False)  # prose, wrapped at the terminal's width
+    console.print(f"scheme keys (demo only, under the demo's passphrase): {scheme_dir / 'hub.key'}, "
+                  f"{scheme_dir / 'fingerprint.key'}", soft_wrap=False)
+    for refused in story.refusals:
+        console.print(f"refused as it must be: {refused.what}: [yellow]{refused.rejection.code}[/] "
+                      f"{refused.rejection.message}", soft_wrap=False)
+    for batch_id in story.rejected_batches:
+        console.print(f"batch {batch_id}: rejected by its validation body, never issued", soft_wrap=False)
     _print_status(registry)
     registry.close()
 
@@ -200,6 +232,7 @@ app.add_typer(onboarding.accounts, name="accounts")
 app.registered_commands.extend(onboarding.commands.registered_commands)
 # issue, transfer, retire, claim
 app.registered_commands.extend(credits.commands.registered_commands)
+app.registered_commands.extend(reviews.commands.registered_commands)  # review, reviews, hold (format 2)
 
 
 def main() -> None:

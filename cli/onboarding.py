@@ -23,7 +23,8 @@ from keys import (KEY_FILE_ROLES, SECRET_KINDS, STRENGTHS, Ed25519Key, check_new
                   passphrase_for_role, read_key_info, save_key, save_secret)
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
-from ledger.schema import ACCOUNT_KINDS, ROLES as LOG_ROLES, check_submission, key_id_of
+from ledger.field_checks import ROLES_V2 as LOG_ROLES
+from ledger.schema import ACCOUNT_KINDS, check_submission, key_id_of
 
 keys = Typer(no_args_is_help=True, help="Key files, and their registration and revocation in the log.")
 accounts = Typer(no_args_is_help=True, help="Accounts: open one, change who controls it.")
@@ -103,14 +104,16 @@ def _roles_for(file_role: str | None, roles: List[str]) -> list[str]:
 
 @keys.command("register", help=_help(
     "Register a key in the log (key.register), signed by an admin (platform and ets roles only) or the root "
-    "key. Already registered with these roles: nothing is written."))
+    "key (admin; in a format-2 log validator or expert, each a key's only role). Already registered with these "
+    "roles: nothing is written."))
 @guarded
 @where_options
 def register_key(key: str = typer.Argument(..., metavar="KEY", help="the new key: its key file (only the public part is read) or "
                                                      "its base64 public key"),
-                 role: List[str] = typer.Option([], "--role", metavar="ROLE", help="a role to grant: admin (by root only), platform "
-                                                                   "or ets; repeat for several (default: the key "
-                                                                   "file's role; none for a holder's key)"),
+                 role: List[str] = typer.Option([], "--role", metavar="ROLE", help="a role to grant: admin, validator or expert (by "
+                                                                   "root only), platform or ets; repeat for several "
+                                                                   "(default: the key file's role; none for a "
+                                                                   "holder's key)"),
                  label: Optional[str] = typer.Option(None, metavar="LABEL", help="the key's label in the log (default: the key "
                                                                 "file's)"),
                  *, where: Where) -> None:

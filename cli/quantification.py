@@ -32,14 +32,14 @@ from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
-from quantify.methodology import close_matches, eligibility_body, load_shipped, register_body
+from quantify.methodology import close_matches, load_shipped
 from quantify.private import daily_pseudonyms
 from quantify.report import Report, Table
 from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
 from service.actors import Actor, Client
 from service.ingestion import check_scheme_keys, ingest_against_log, load_scheme_keys, submit_batch
 from service.methodologies import (LoggedMethodologies, NoDefinition, UnknownMethodology, definition_from_log,
-                                   library_against_log)
+                                   eligibility_body_for_log, library_against_log, register_body_for_log)
 from service.registry_dir import RegistryDir
 
 commands = Typer()  # added to `puhui` by cli.main
@@ -137,11 +137,12 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
             for m in library.all():  # in version order: the log refuses a version that skips one
                 if m.methodology_id in logged and m.version in logged[m.methodology_id].versions:
                     continue
-                delivered = target.deliver(target.sign(signer.key(), "methodology.register", register_body(m)))
+                body = register_body_for_log(m, target.log_format)
+                delivered = target.deliver(target.sign(signer.key(), "methodology.register", body))
                 errors.print(f"registered {m.methodology_id} v{m.version} {target.done(delivered)}")
         if where.sign_only is not None:
             return
-        entries = library_against_log(library, target.methodologies())
+        entries = library_against_log(library, target.methodologies(), target.log_format)
     if as_json:
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=1) + "\n")
         return
@@ -166,48 +167,59 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                 rows, right=frozenset({"v", "daily cap t"}))
 
 
-def _eligibility_body(target: Target, methodology_id: str, on: bool) -> dict[str, Any]:
-    """The methodology.eligibility body; on is refused while the version in force has an
-    illustrative factor (or no definition to check): in the log, or offline the shipped library's."""
+def _eligibility_body(target: Target, methodology_id: str, on: bool, version: int | None) -> dict[str, Any]:
+    """The methodology.eligibility body; on is refused while the version (default: the latest) has an
+    illustrative factor (or no definition to check): in the log, or offline the shipped library's.
+    In a format-2 log the body names the version, whose eligibility alone it sets."""
+    if version is not None and target.log_format != 2:
+        cannot_run("--version: a format-1 log's eligibility is the methodology's, not a version's")
     if not target.readable:
         try:
-            return eligibility_body(load_shipped().get(methodology_id), on)
+            return eligibility_body_for_log(load_shipped().get(methodology_id, version), on, target.log_format)
         except KeyError:
-            fail(f"{methodology_id} is not in the shipped library, which --sign-only without --dir or --server "
-                 f"checks against")
+            fail(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, which "
+                 f"--sign-only without --dir or --server checks against")
     logged = target.methodology(methodology_id)
     if logged is None:
         shipped = [m.methodology_id for m in load_shipped().latest()]  # what an operator most likely means
         raise UnknownMethodology(f"methodology {methodology_id!r} is not registered{close_matches(methodology_id, shipped)}")
+    version = logged.latest_version if version is None else version
+    if version not in logged.versions:
+        raise UnknownMethodology(f"methodology {methodology_id} has no version {version} (latest {logged.latest_version})")
     try:
-        version = logged.latest_version
-        return eligibility_body(definition_from_log(methodology_id, version, logged.versions[version]), on)
+        return eligibility_body_for_log(definition_from_log(methodology_id, version, logged.versions[version]), on,
+                                        target.log_format)
     except NoDefinition:
         if on:  # the factors' sources cannot be checked
             raise
-        return {"methodology_id": methodology_id, "offset_eligible": False}
+        return {"methodology_id": methodology_id, **({"version": version} if target.log_format == 2 else {}),
+                "offset_eligible": False}
 
 
 @commands.command("eligibility", help=(
-    "As the admin, turn a methodology's offset eligibility on or off; on is refused while the version in force "
-    "has an illustrative factor. Eligibility already so: nothing is written. " + WHERE_HELP))
+    "As the admin, turn a methodology's offset eligibility on or off; on is refused while the version has an "
+    "illustrative factor, and in a format-2 log without its experts' approving reviews (`puhui review "
+    "methodology`). Eligibility already so: nothing is written. " + WHERE_HELP))
 @guarded
 @where_options
 def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHODOLOGY_ID", help=(
                     "the registry's directory (or --dir, --server, --sign-only), then a registered methodology")),
                 on: bool = typer.Option(..., "--on/--off", help="admit to offsets (成熟一个,纳入一个), or withdraw"),
+                version: Optional[int] = typer.Option(None, min=1, metavar="N", help=(
+                    "format 2: the version whose eligibility is set (default: the latest)")),
                 *, where: Where) -> None:
     if len(arguments) > 2:
         cannot_run("expected [DIR] METHODOLOGY_ID")
     where = _with_directory(where, Path(arguments[0]) if len(arguments) == 2 else None)
     methodology_id = arguments[-1]
     with where.open() as target:
-        body = _eligibility_body(target, methodology_id, on)
+        body = _eligibility_body(target, methodology_id, on, version)
         outcome = send(target, where.signer(), "methodology.eligibility", body)
+    named = methodology_id + (f" v{body['version']}" if "version" in body else "")
     if isinstance(outcome, Held):
         console.print(f"{outcome.message}: nothing written")
     else:
-        console.print(f"{methodology_id}: offset eligible {'on' if on else 'off'} ({target.done(outcome)})")
+        console.print(f"{named}: offset eligible {'on' if on else 'off'} ({target.done(outcome)})")
 
 
 @commands.command("quantify")
@@ -365,7 +377,8 @@ def _print_proof(found: dict[str, Any]) -> None:
     console.print(Text(f"record {found['record']['activity_id']}: leaf {found['inclusion']['leaf_index']} of "
                        f"{found['inclusion']['tree_size']} in batch {found['batch_id']} (root {found['root']}), batch "
                        f"at seq {found['batch_seq']}" + ("" if found["issuance_id"] is None else
-                                                         f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")))
+                                                         f", issued in {found['issuance_id']} at seq {found['issuance_seq']}")),
+                  soft_wrap=False)  # prose, wrapped at the terminal's width (a format-2 account prints one a record)
 
 
 @commands.command("pseudonyms")

@@ -94,11 +94,26 @@ def already_holds(target: Target, event_type: str, body: dict[str, Any]) -> str 
         return None
     if event_type == "methodology.eligibility":
         methodology = target.methodology(body["methodology_id"])
-        if methodology is not None and methodology.offset_eligible == body["offset_eligible"]:
-            return f"{body['methodology_id']}: offset eligible {'on' if body['offset_eligible'] else 'off'} already"
+        if methodology is None:
+            return None
+        if "version" in body:  # format 2: the version's own eligibility
+            version = methodology.versions.get(body["version"])
+            in_force, named = (None if version is None else version["offset_eligible"]), f" v{body['version']}"
+        else:
+            in_force, named = methodology.offset_eligible, ""
+        if in_force == body["offset_eligible"]:
+            return f"{body['methodology_id']}{named}: offset eligible {'on' if in_force else 'off'} already"
         return None
     if event_type in CREDIT_TYPES:
         return _introduced_already(target, event_type, body)
+    if event_type == "review":
+        target_of = body["target"]
+        for review in target.reviews(target_of["kind"], target_of["id"], target_of["version"]):
+            if review.review_id == body["review_id"] and review.approved == (body["verdict"] == "approved"):
+                return f"review {review.review_id} of this target is in the log already (seq {review.seq})"
+        return None
+    if event_type == "account.hold" and body["held"] and body["case_id"] in target.open_cases(body["account_id"]):
+        return f"case {body['case_id']} is open on account {body['account_id']} already"
     return None
 
 

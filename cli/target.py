@@ -19,7 +19,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, NamedTuple, Optional
+from typing import IO, Any, Callable, NamedTuple, Optional
 
 import typer
 
@@ -32,7 +32,7 @@ from ledger.note import parse_verifier_key
 from ledger.queries import Queries
 from ledger.registry import Registry, sign_event
 from ledger.schema import ID_FIELD
-from ledger.state import Methodology
+from ledger.state import Methodology, ReviewTarget
 from service.actors import Actor
 from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
 
@@ -83,6 +83,15 @@ class LoggedAccount:
     region: str
     platform: str | None
     controllers: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedReview:
+    """An accepted review (format 2): who signed which verdict on a target."""
+    review_id: str
+    seq: int
+    signer: str  # key_id
+    approved: bool
 
 
 @dataclass(slots=True)
@@ -137,6 +146,22 @@ class Target(abc.ABC):
         """The body of the event of this type that introduced this id (ledger.schema.ID_FIELD), or None."""
 
     @abc.abstractmethod
+    def batch_platform(self, batch_id: str) -> str | None:
+        """The platform account of an accepted batch; None if no batch has that id."""
+
+    @abc.abstractmethod
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        """The accepted reviews of a target (format 2), in log order."""
+
+    @abc.abstractmethod
+    def review_quorum(self, kind: str) -> int | None:
+        """The approvals an issuance or an eligibility needs under the rules in force (None: format 1)."""
+
+    @abc.abstractmethod
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        """The cases open on an account (format 2 holds): held while there is one."""
+
+    @abc.abstractmethod
     def deliver(self, event: dict[str, Any]) -> Delivered: ...
 
     @abc.abstractmethod
@@ -185,6 +210,21 @@ class DirTarget(Target):
         if event_id not in getattr(self.registry.state, TYPES[event_type].new_id.table):
             return None
         return Queries(self.registry.store).introduced_by(event_type, event_id)
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        batch = self.registry.state.batches.get(batch_id)
+        return None if batch is None else batch.platform
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        return [LoggedReview(r.review_id, r.seq, r.signer, r.approved)
+                for r in self.registry.state.reviews_of.get(ReviewTarget(kind, target_id, version), ())]
+
+    def review_quorum(self, kind: str) -> int | None:
+        rules = self.registry.state.rules
+        return None if rules is None or "review_quorum" not in rules else rules["review_quorum"][kind]
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        return frozenset(self.registry.state.open_cases.get(account_id, ()))
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         appended = self.registry.append(event)
@@ -251,7 +291,7 @@ class ServerTarget(Target):
     def key(self, key_id: str) -> LoggedKey | None:
         # The API has no read of keys: the key's events are found in the log, page by page.
         found: LoggedKey | None = None
-        for leaf in self._ask(lambda: list(self._key_leaves(key_id))):
+        for leaf in self._leaves(("key.register", "key.revoke"), lambda body: body.get("key_id") == key_id):
             body = leaf["body"]
             if leaf["type"] == "key.register":
                 found = LoggedKey(key_id, frozenset(body["roles"]), body["label"], revoked=False)
@@ -259,10 +299,32 @@ class ServerTarget(Target):
                 found = LoggedKey(key_id, found.roles, found.label, revoked=True)
         return found
 
-    def _key_leaves(self, key_id: str) -> Iterator[dict[str, Any]]:
-        for leaf in self.client.leaves():
-            if leaf["type"] in ("key.register", "key.revoke") and leaf["body"].get("key_id") == key_id:
-                yield leaf
+    def _leaves(self, types: tuple[str, ...], match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The log's leaves of these types whose body matches, read page by page (the API has no
+        read of keys, reviews, holds or batches by id)."""
+        return self._ask(lambda: [leaf for leaf in self.client.leaves()
+                                  if leaf["type"] in types and match(leaf["body"])])
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        # A batch the registry accepted is in the log (a refused one never is).
+        found = self._leaves(("activity.batch",), lambda body: body.get("batch_id") == batch_id)
+        return found[0]["body"]["platform"] if found else None
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        wanted = {"kind": kind, "id": target_id, "version": version}
+        return [LoggedReview(leaf["body"]["review_id"], leaf["seq"], leaf["auth"]["key"],
+                             leaf["body"]["verdict"] == "approved")
+                for leaf in self._leaves(("review",), lambda body: body.get("target") == wanted)]
+
+    def review_quorum(self, kind: str) -> int | None:
+        rules = self._leaves(("registry.genesis", "registry.rules"), lambda body: True)[-1]["body"]["rules"]
+        return rules["review_quorum"][kind] if "review_quorum" in rules else None
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        cases: set[str] = set()
+        for leaf in self._leaves(("account.hold",), lambda body: body.get("account_id") == account_id):
+            (cases.add if leaf["body"]["held"] else cases.discard)(leaf["body"]["case_id"])
+        return frozenset(cases)
 
     def account(self, account_id: str) -> LoggedAccount | None:
         a = self._ask(lambda: self.client.account(account_id), absent_ok=True)
@@ -284,10 +346,9 @@ class ServerTarget(Target):
         return None if item is None else _methodology(item)
 
     def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
-        # The API has no read by id for every type: the event is found in the log, page by page.
         id_field = ID_FIELD[event_type]
-        return self._ask(lambda: next((leaf["body"] for leaf in self.client.leaves()
-                                       if leaf["type"] == event_type and leaf["body"].get(id_field) == event_id), None))
+        found = self._leaves((event_type,), lambda body: body.get(id_field) == event_id)
+        return found[0]["body"] if found else None
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         accepted = self._ask(lambda: self.client.submit_signed(event))
@@ -326,6 +387,18 @@ class SignOnlyTarget(Target):
 
     def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
         return None if self.reader is None else self.reader.logged(event_type, event_id)
+
+    def batch_platform(self, batch_id: str) -> str | None:
+        return None if self.reader is None else self.reader.batch_platform(batch_id)
+
+    def reviews(self, kind: str, target_id: str, version: int | None) -> list[LoggedReview]:
+        return [] if self.reader is None else self.reader.reviews(kind, target_id, version)
+
+    def review_quorum(self, kind: str) -> int | None:
+        return None if self.reader is None else self.reader.review_quorum(kind)
+
+    def open_cases(self, account_id: str) -> frozenset[str]:
+        return frozenset() if self.reader is None else self.reader.open_cases(account_id)
 
     def deliver(self, event: dict[str, Any]) -> Delivered:
         if self._file is None:

@@ -17,9 +17,10 @@ from .keyfile import KeyFileInfo, load_key, read_key_info, save_key
 from .signer import Ed25519Key
 
 ROLES = ("root", "log", "admin", "platform")
-# What a key file may say it is for: the ring's roles, the carbon market's key (ets), and an
-# account holder's key (an enterprise's, a citizen's), which the log registers with no role.
-KEY_FILE_ROLES = (*ROLES, "ets", "holder")
+# What a key file may say it is for: the ring's roles, the carbon market's key (ets), a validation
+# body's and a methodology expert's (format 2, granted by root), and an account holder's key (an
+# enterprise's, a citizen's), which the log registers with no role.
+KEY_FILE_ROLES = (*ROLES, "ets", "validator", "expert", "holder")
 SINGLE_KEY_ROLES = ("root", "log", "admin")
 KEY_FILE_SUFFIX = ".key"
 _PLATFORM_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")

@@ -13,7 +13,8 @@ from typing import Any
 from ledger.queries import Queries
 from ledger.store import Store
 from quantify.activity import IDENTIFIER
-from quantify.methodology import Methodology, MethodologyError, MethodologyLibrary, close_matches, from_json, listing
+from quantify.methodology import (Methodology, MethodologyError, MethodologyLibrary, close_matches, eligibility_body,
+                                  from_json, listing, register_body)
 
 
 class UnknownMethodology(KeyError):
@@ -25,6 +26,25 @@ class UnknownMethodology(KeyError):
 
 class NoDefinition(LookupError):
     """A logged version whose params are not a definition this library reads (hand-made params)."""
+
+
+def register_body_for_log(methodology: Methodology, log_format: int) -> dict[str, Any]:
+    """The `methodology.register` body of a shipped definition for a log of this format. In format 2
+    a version is registered not offset eligible whatever its file says: turning eligibility on needs
+    the version's expert reviews, and only a registered version can be reviewed (spec section 6)."""
+    body = register_body(methodology)
+    if log_format == 2:
+        body["offset_eligible"] = False
+    return body
+
+
+def eligibility_body_for_log(methodology: Methodology, offset_eligible: bool, log_format: int) -> dict[str, Any]:
+    """The `methodology.eligibility` body for a log of this format: in format 2 it names the version
+    it sets (eligibility is per version). Refused for an illustrative version (quantify.eligibility_body)."""
+    body = eligibility_body(methodology, offset_eligible)
+    if log_format == 2:
+        body["version"] = methodology.version
+    return body
 
 
 def _comparable(params: Any) -> Any:
@@ -98,16 +118,19 @@ class LoggedMethodologies:
         return found
 
 
-def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> list[dict[str, Any]]:
+def library_against_log(library: MethodologyLibrary, logged: dict[str, Any], log_format: int) -> list[dict[str, Any]]:
     """quantify's listing of the shipped library, each version with its place in the log.
 
-    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force).
+    logged maps methodology_id to the State's Methodology (versions, offset_eligible in force): the
+    methodology's in format 1, each version's own in format 2 (spec section 6).
     """
     eligibility = {mid: m.offset_eligible for mid, m in logged.items()}
     out = []
     for entry in listing(library, eligibility):
         known = logged.get(entry["methodology_id"])
         version = None if known is None else known.versions.get(entry["version"])
+        if log_format == 2 and version is not None:
+            entry["offset_eligible"] = version["offset_eligible"]
         out.append({**entry, "logged_seq": None if version is None else version["seq"],
                     "matches_log": None if version is None else _comparable(version["params"]) == _comparable(entry["params"])})
     shipped = {(m.methodology_id, m.version) for m in library.all()}
@@ -116,6 +139,7 @@ def library_against_log(library: MethodologyLibrary, logged: dict[str, Any]) -> 
             if (mid, number) not in shipped:  # registered by hand, or from another library
                 out.append({"methodology_id": mid, "version": number, "title": version["title"],
                             "sector": version["sector"], "params": version["params"],
-                            "offset_eligible": known.offset_eligible, "superseded_by": None, "illustrative": None,
+                            "offset_eligible": version["offset_eligible"] if log_format == 2 else known.offset_eligible,
+                            "superseded_by": None, "illustrative": None,
                             "logged_seq": version["seq"], "matches_log": None})
     return out

@@ -34,8 +34,9 @@ class RegistryDirError(Exception):
     """The directory is not a registry, or not in a usable state."""
 
 
-# The log format `puhui init` writes. 1 until the registry enforces every format-2 rule (issue 10).
-INIT_LOG_FORMAT = 1
+# The log format `puhui init` writes (spec "Formats": a registry SHOULD start every new log in
+# format 2). Format 1 stays for the registries that exist: Registry.create(log_format=1).
+INIT_LOG_FORMAT = 2
 
 
 def _check_origin(origin: str) -> None:
@@ -114,13 +115,17 @@ class RegistryDir:
 
     def init(self, origin: str, *, admin_public_key: bytes | None = None, database_url: str | None = None,
              name: str = "Hubei carbon-inclusive registry", strength: str = "moderate",
-             passphrase: bytes | None = None, root_key_out: Path | None = None, demo: bool = False) -> Registry:
+             passphrase: bytes | None = None, root_key_out: Path | None = None, demo: bool = False,
+             log_format: int = INIT_LOG_FORMAT) -> Registry:
         """Create keys, database, genesis (Hubei rules), first admin and the trust file; all or
         nothing: a failure leaves no half-made directory behind to block the next attempt.
 
         root_key_out: write the root key there instead of DIR/keys (to be kept offline: the server
         never needs it). passphrase: one for every key (else each role's own, or a prompt); at
-        least MIN_PASSPHRASE_CHARS characters unless demo."""
+        least MIN_PASSPHRASE_CHARS characters unless demo. log_format: 1 only to run beside registries
+        of format 1 (spec "Formats")."""
+        if log_format not in (1, 2):
+            raise RegistryDirError(f"log format {log_format}: a registry writes format 1 or 2")
         _check_origin(origin)
         if self.exists():
             raise RegistryDirError(f"{self.path} already holds a registry")
@@ -140,7 +145,8 @@ class RegistryDir:
         created_dir = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         try:
-            return self._create(origin, admin_public_key, database_url, name, strength, passphrases, root_key_out)
+            return self._create(origin, admin_public_key, database_url, name, strength, passphrases, root_key_out,
+                                log_format)
         except BaseException:
             if root_key_out is not None and root_key_out.exists():
                 root_key_out.unlink()
@@ -156,7 +162,7 @@ class RegistryDir:
             raise
 
     def _create(self, origin: str, admin_public_key: bytes | None, database_url: str | None, name: str,
-                strength: str, passphrases: dict[str, bytes], root_key_out: Path | None) -> Registry:
+                strength: str, passphrases: dict[str, bytes], root_key_out: Path | None, log_format: int) -> Registry:
         ring = self.keyring
         if root_key_out is None:
             root = ring.create("root", f"root key of {origin}", passphrases["root"], strength=strength)
@@ -169,8 +175,8 @@ class RegistryDir:
             admin = ring.create("admin", f"first admin of {origin}", passphrases["admin"], strength=strength)
             admin_public_key = admin.public_key
         url = database_url or sqlite_url(str((self.path / DEFAULT_DATABASE).resolve()))
-        registry = Registry.create(url, log_format=INIT_LOG_FORMAT, origin=origin, name=name,
-                                   rules=hubei_rules(INIT_LOG_FORMAT), root_signer=root,
+        registry = Registry.create(url, log_format=log_format, origin=origin, name=name,
+                                   rules=hubei_rules(log_format), root_signer=root,
                                    log_public_key=log.public_key, log_signer=log)
         try:
             Client(registry).submit(Actor(root, "root"), "key.register", {

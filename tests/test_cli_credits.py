@@ -11,20 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import typer.main
-
-from cli.main import app
 
 from tests.api.served_registry import Served
 from tests.test_cli_onboarding import init, log_size, open_registry, puhui
 
 REPO = Path(__file__).resolve().parents[1]
-# PENDING, to be removed when they land: the format-2 commands (`puhui review`, `puhui init
-# --log-format`, which helper f2demo builds) are not on this branch yet. The condition lifts itself
-# once they are; it hides no failure of what is here.
-FORMAT_2_CLI = "review" in typer.main.get_command(app).commands
-pending_format_2_cli = pytest.mark.skipif(not FORMAT_2_CLI, reason=(
-    "pending: `puhui review` and `puhui init --log-format` (helper f2demo) are not on this branch yet"))
 INVENTORY = REPO / "examples" / "spring-market-inventory.json"
 INVENTORY_G = 99_000  # 160 kWh * 525 g + 6 meals * 2500 g
 BATCH = "t-metro-2026-04"
@@ -86,7 +77,6 @@ def issue_args(account: str = "wuhan-platform") -> list[str]:
                  "--batch", BATCH)
 
 
-@pending_format_2_cli
 def test_issue_move_retire_claim_against_a_directory(reviewed, tmp_path):
     root = copy_of(reviewed, tmp_path)
     place, where = root / "registry", ["--dir", root / "registry"]
@@ -151,7 +141,6 @@ def test_issue_move_retire_claim_against_a_directory(reviewed, tmp_path):
     registry.close()
 
 
-@pending_format_2_cli
 def test_against_a_running_server_and_signed_elsewhere(reviewed, tmp_path):
     root = copy_of(reviewed, tmp_path)
     place = root / "registry"
@@ -193,7 +182,6 @@ def test_against_a_running_server_and_signed_elsewhere(reviewed, tmp_path):
         served.stop()
 
 
-@pending_format_2_cli
 def test_a_format_1_log_chooses_no_issuances(tmp_path):
     place = init(tmp_path / "registry", "--log-format", 1)
     new_key("holder", "mall-co", tmp_path / "mall.key")

@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from cli.ingest_progress import IngestProgress
+from cli.main import DEMO_SCHEME_KEYS
 from keys import Ed25519Key, save_key
 from ledger.units import tonnes
 from quantify.ingest import BatchResult, IngestResult
@@ -87,6 +88,12 @@ def demo(tmp_path_factory) -> Path:
     return root
 
 
+def scheme_keys(demo: Path) -> list[Path | str]:
+    """The demo registry is format 2: ingestion takes the scheme's keys the demo made (cli.main DEMO_SCHEME_KEYS)."""
+    keys = demo / "demo-registry" / DEMO_SCHEME_KEYS
+    return ["--hub-key", keys / "hub.key", "--fingerprint-key", keys / "fingerprint.key"]
+
+
 @pytest.mark.parametrize("kind", ["jsonl", "csv"])
 def test_ingest_without_a_terminal_ends_with_one_summary_line(demo, tmp_path, kind):
     records = _records(60, "2026-04" if kind == "jsonl" else "2026-05")  # acts of their own: not duplicates
@@ -100,7 +107,8 @@ def test_ingest_without_a_terminal_ends_with_one_summary_line(demo, tmp_path, ki
             f"{kind}-{r['activity_id']},{r['subject']},{r['occurred_at']},{r['inputs']['distance_m']},S01,S02\n"
             for r in records))
     done = puhui("ingest", demo / "demo-registry", source, "--platform", "wuhan-platform", "--methodology",
-                 "HB-GT-METRO", "--platform-key", demo / "wuhan.key", "--out", tmp_path / "out", "--run-id", kind)
+                 "HB-GT-METRO", "--platform-key", demo / "wuhan.key", "--out", tmp_path / "out", "--run-id", kind,
+                 *scheme_keys(demo))
     summary = SUMMARY.match(done.stderr.splitlines()[-1])
     assert summary is not None, done.stderr
     read, accepted, rejected, grams, appended, batches = map(int, summary.groups())
@@ -113,5 +121,6 @@ def test_a_small_ingestion_shows_its_grams_beside_the_tonnes(demo, tmp_path):
     source = tmp_path / "one.jsonl"
     source.write_text(json.dumps(_records(1, "2026-07")[0]) + "\n")  # 1 km by metro: 78 g
     done = puhui("ingest", demo / "demo-registry", source, "--platform", "wuhan-platform", "--methodology",
-                 "HB-GT-METRO", "--platform-key", demo / "wuhan.key", "--out", tmp_path / "out", "--run-id", "one")
+                 "HB-GT-METRO", "--platform-key", demo / "wuhan.key", "--out", tmp_path / "out", "--run-id", "one",
+                 *scheme_keys(demo))
     assert "1 accepted (0.000 t (78 g))" in done.stdout and "1 records, 0.000 t (78 g), appended at seq" in done.stdout

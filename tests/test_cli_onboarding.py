@@ -53,6 +53,20 @@ def new_key(role: str, name: str, out: Path) -> str:
     return info.key_id
 
 
+def experts_approve(methodology_id: str, where: list[object], keys_dir: Path, root_key: Path) -> None:
+    """Format 2: two experts, registered by root, approve the methodology's latest version, which its
+    offset eligibility needs (Hubei's review_quorum.eligibility is 2)."""
+    report = keys_dir / "panel-report.txt"
+    report.write_text(f"the methodology panel on {methodology_id}\n")
+    for n in (1, 2):
+        key = keys_dir / f"expert-{n}.key"
+        if not key.exists():
+            new_key("expert", f"expert-{n}", key)
+        puhui("keys", "register", key, *where, "--signer-key", root_key)
+        puhui("review", "methodology", methodology_id, "--verdict", "approved", "--report", report, *where,
+              "--signer-key", key)
+
+
 def open_registry(place: Path) -> Registry:
     return Registry.open(RegistryDir(place).database_url())
 
@@ -153,6 +167,7 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     assert puhui("submit", laptop / "library.signed", "--dir", place).stdout.count("nothing written") == len(lines)
     assert log_size(place) == size
 
+    experts_approve("HB-GT-BUS", ["--dir", place], tmp_path, place / "keys" / "root.key")
     puhui("eligibility", "HB-GT-BUS", "--on", "--sign-only", laptop / "bus.signed", "--origin", ORIGIN, *admin)
     assert "methodology.eligibility at seq" in puhui("submit", laptop / "bus.signed", "--dir", place).stdout
     size = log_size(place)
@@ -214,6 +229,7 @@ def test_onboarding_against_a_running_server(tmp_path):
         assert size() == before
 
         assert puhui("methodologies", "--register", *where, *admin).stderr.count("registered ") > 0
+        experts_approve("HB-GT-BUS", where, tmp_path, place / "keys" / "root.key")
         assert "offset eligible on (at seq" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
         before = size()
         assert "on already: nothing written" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout

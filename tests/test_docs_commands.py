@@ -39,8 +39,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_cli_credits import pending_format_2_cli
-
 REPO = Path(__file__).resolve().parents[1]
 SHELL_LANGUAGES = ("bash", "sh", "shell", "console")
 DOC_PORT = 8000
@@ -56,6 +54,7 @@ EXPECTED_SKIPS = {
         "export PUHUI_KEY_PASSPHRASE=...        # or answer the prompt; never a command-line argument",
         "puhui methodologies DIR [--register]    # the shipped library against the log; the admin publishes it",
         "puhui keys new platform wuhan-platform --out wuhan.key    # an encrypted key file: prints its key id and public key",
+        "puhui keys new validator hubei-vb --out vb.key     # a validation body's key; `keys new expert NAME` a panel expert's",
     ],
     "docs/walkthrough.md": [
         "python3 -m venv .venv && .venv/bin/python -m pip install -q -e .",
@@ -230,7 +229,6 @@ def run_document(document: str, root: Path) -> None:
     assert skipped == EXPECTED_SKIPS[document], f"{document}: the blocks it skips changed: {skipped}"
 
 
-@pending_format_2_cli
 def test_the_walkthrough_runs_as_written(tmp_path):
     run_document("docs/walkthrough.md", clone_root(tmp_path))
 

@@ -103,11 +103,13 @@ class Served:
         return json.loads((self.directory / "trust.json").read_text())
 
 
-def init_registry_dir(path: Path, database_url: str | None = None) -> Path:
-    """A registry directory whose first admin is the World's test admin key."""
+def init_registry_dir(path: Path, database_url: str | None = None, log_format: int = 1) -> Path:
+    """A registry directory whose first admin is the World's test admin key. Format 1 unless asked:
+    Cast and these suites' bodies are format 1's (what they test, the server's concurrency, faults,
+    limits and pages, is the same in both formats; tests/test_cli_format2.py serves format 2)."""
     registry = RegistryDir(path).init(SERVED_ORIGIN, admin_public_key=actor("admin").signer.public_key,
                                       database_url=database_url, strength="interactive",
-                                      passphrase=PASSPHRASE.encode())
+                                      passphrase=PASSPHRASE.encode(), log_format=log_format)
     registry.close()
     return path
 

@@ -69,7 +69,9 @@ def test_no_root_key_warning_when_the_root_key_is_offline(tmp_path):
 
 def test_a_cli_write_while_the_server_runs_is_refused_naming_the_server(tmp_path):
     directory = tmp_path / "registry"
-    RegistryDir(directory).init(SERVED_ORIGIN, strength="interactive", passphrase=PASSPHRASE.encode()).close()
+    # Format 1: the bodies below are format 1's (the writer lock is the same in both formats).
+    RegistryDir(directory).init(SERVED_ORIGIN, strength="interactive", passphrase=PASSPHRASE.encode(),
+                                log_format=1).close()
     served = Served(directory).start()
     try:
         client = RegistryClient(served.url, trust=served.trust())
@@ -101,7 +103,9 @@ def test_a_restore_while_the_server_runs_is_refused_even_before_its_first_write(
     under an idle server, which would then go on writing to the replaced file and lose
     acknowledged events."""
     directory = tmp_path / "registry"
-    RegistryDir(directory).init(SERVED_ORIGIN, strength="interactive", passphrase=PASSPHRASE.encode()).close()
+    # Format 1: the body below is format 1's (the writer lock is the same in both formats).
+    RegistryDir(directory).init(SERVED_ORIGIN, strength="interactive", passphrase=PASSPHRASE.encode(),
+                                log_format=1).close()
     env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
     assert puhui("backup", str(directory), "--out", str(tmp_path / "copy.backup"), env=env).returncode == 0
     served = Served(directory).start()  # nothing written since it started

@@ -37,11 +37,13 @@ def puhui(*args: str, ok: bool = True, exit_code: int = 1) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> Path:
-    """A registry directory with two platforms, each with its key file, and the library registered."""
+    """A format-1 registry directory with two platforms, each with its key file, and the library
+    registered: these commands on a format-1 log (a pseudonym's account with --proof, records without
+    hub or fingerprint keys, eligibility without reviews); tests/test_cli_format2.py runs format 2's."""
     root = tmp_path_factory.mktemp("quant-cli")
     directory = root / "registry"
     registry = RegistryDir(directory).init("cli.hubei.example/puhui", strength="interactive",
-                                           passphrase=PASSPHRASE.encode())
+                                           passphrase=PASSPHRASE.encode(), log_format=1)
     admin = Actor(RegistryDir(directory).keyring.load("admin", PASSPHRASE.encode()), "admin")
     client = Client(registry)
     for name in ("wuhan", "grid"):

@@ -33,7 +33,6 @@ from quant_helpers import jsonl, metro
 from quantify.ingest import IngestError, IngestResult
 from quantify.methodology import load_shipped, register_body
 from quantify.private import SchemeKeys, daily_pseudonym
-from service import registry_dir
 from service.ingestion import ingest_against_log
 from service.registry_dir import RegistryDir
 from world import World
@@ -197,9 +196,7 @@ def puhui(*args: object, **env: str) -> subprocess.CompletedProcess:
                                                          "COLUMNS": "200", **env})
 
 
-def test_puhui_ingest_in_a_format_2_directory_asks_for_the_keys_and_puhui_pseudonyms_derives_them(tmp_path,
-                                                                                                  monkeypatch):
-    monkeypatch.setattr(registry_dir, "INIT_LOG_FORMAT", 2)  # `puhui init` writes format 2 once every rule is in
+def test_puhui_ingest_in_a_format_2_directory_asks_for_the_keys_and_puhui_pseudonyms_derives_them(tmp_path):
     place = tmp_path / "registry"
     RegistryDir(place).init("cli.hubei.example/puhui", strength="interactive", passphrase=PASSPHRASE.encode()).close()
     platform_key = save_key(tmp_path / "wuhan.key", Ed25519Key.from_label("puhui-test/f2-wuhan"), PASSPHRASE.encode(),
