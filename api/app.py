@@ -35,7 +35,7 @@ from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedState
-from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
+from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, source_of
 from api.openapi import json_body, ok, refused
 from api.admission import Signers, schema_refusal
 from api.bodies import (
@@ -50,6 +50,7 @@ from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
 from ledger.errors import Rejected
 from ledger.export import export_bundle
+from ledger.field_checks import HEX64
 from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
 from ledger.registry import LogReader, Registry
@@ -57,7 +58,7 @@ from ledger.schema import PURPOSES, SECTORS
 from ledger.sequencer import (
     DEFAULT_CHECKPOINT_INTERVAL_S, InFlightLost, Item, Outcome, Overloaded, Sequencer, SequencerLike,
 )
-from ledger.state import State
+from ledger.state import ReviewTarget, State
 from quantify.private import SchemeKeys
 
 
@@ -179,13 +180,16 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
-    async def submit_signed(events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
+    async def submit_signed(scope: Scope, events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
         """Events that passed schema_refusal, charged to their keys' rate limits; what the writer
-        answers teaches the limits which keys sign."""
-        rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events))
+        answers teaches the limits which keys sign, and who pays for resends and forgeries."""
+        charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
+                                           source_of(scope))
         outcomes = await submit([(event, records) for event in events])
         for event, outcome in zip(events, outcomes):
-            rate_limits.learn(event["auth"]["key"], outcome.code if isinstance(outcome, Rejected) else None)
+            rejected = isinstance(outcome, Rejected)
+            rate_limits.learn(event["auth"]["key"], outcome.code if rejected else None,
+                              duplicate=not rejected and outcome.duplicate, charge=charge)
         return outcomes
 
     async def on_state(function: Callable[[State], Any]) -> Any:
@@ -205,7 +209,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         refusal = schema_refusal(event, registry.log_format)
         if refusal is not None:
             raise refusal
-        [outcome] = await submit_signed([event])
+        [outcome] = await submit_signed(scope, [event])
         return _outcome_answer(outcome)
 
     @_answering
@@ -216,7 +220,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES, check_strings=False))
         refusals = [schema_refusal(event, registry.log_format) for event in events]
         sound = [event for event, refusal in zip(events, refusals) if refusal is None]
-        judged = iter(await submit_signed(sound) if sound else ())
+        judged = iter(await submit_signed(scope, sound) if sound else ())
         outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
         return Answer(200, json_bytes({"results": [_outcome_json(o) for o in outcomes]}))
 
@@ -229,7 +233,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             raise refusal
         signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
         records = await read_upload_records(data, records_at)
-        [outcome] = await submit_signed([event], records)
+        [outcome] = await submit_signed(scope, [event], records)
         return _outcome_answer(outcome)
 
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,
@@ -305,10 +309,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @app.get("/v1/export", tags=["log"], responses={200: {"content": {"application/x-tar": {"schema": {
         "type": "string", "format": "binary"}}}, "description": "a bundle (spec section 8) as a tar archive"},
         **refused(503)})
-    async def get_export() -> Response:
+    async def get_export(request: Request) -> Response:
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
-        rate_limits.charge_work(EXPENSIVE_READ_UNITS, "exports")
+        rate_limits.charge_work(EXPENSIVE_READ_UNITS, source_of(request.scope))
         async with export_slots:
             await settled(sequencer.checkpoint())
             archive = await asyncio.to_thread(_export_archive, registry)
@@ -327,6 +331,29 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     def get_account_issuances(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
         """The account's serials by the issuance they come from (methodology, vintage, region) and by state."""
         return json_response(_found(queries.account_by_issuance(account_id), f"account {account_id}"))
+
+    if registry.log_format == 2:
+        @app.get("/v1/accounts/{account_id}/holds", tags=["registers"],
+                 responses={**ok(models.AccountHolds), **refused(404, 422)})
+        def get_account_holds(account_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+            """The account's cases (account.hold), open and closed, with their hold events."""
+            return json_response(_found(queries.holds(account_id), f"account {account_id}"))
+
+        @app.get("/v1/reviews", tags=["registers"], responses={**ok(models.Reviews), **refused(404, 422)})
+        def get_reviews(kind: Literal["batch", "evidence", "methodology"],
+                        id: Annotated[str, Query(pattern=IDENT, description="batch_id, evidence hash or methodology_id")],
+                        version: Annotated[int | None, Query(ge=1, le=MAX_INT, description=(
+                            "the methodology version: for methodology targets only"))] = None,
+                        after: AfterParam = -1, limit: LimitParam = 100) -> Response:
+            """Every review of one target (spec section 6, Reviews), whether each counts now, and the
+            target's status against review_quorum."""
+            return json_response(_found(queries.reviews(_review_target(kind, id, version), after=after, limit=limit),
+                                        f"{kind} {id}" + (f" version {version}" if version is not None else "")))
+
+    @app.get("/v1/batches/{batch_id}", tags=["registers"], responses={**ok(models.Batch), **refused(404, 422)})
+    def get_batch(batch_id: Annotated[str, Path(pattern=IDENT)]) -> Response:
+        """An activity batch as logged: whether it is issued, and in format 2 its review status."""
+        return json_response(_found(queries.batch(batch_id), f"activity batch {batch_id}"))
 
     @app.get("/v1/issuances", tags=["registers"], responses={**ok(models.IssuancePage), **READ_PROBLEMS})
     def get_issuances(account: IdParam = None, methodology_id: IdParam = None, vintage: YearParam = None,
@@ -398,10 +425,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
         declared = declared_length(request.scope)
         if declared is not None:
-            rate_limits.charge_work(eligibility_units(declared), "offset-eligibility checks")
+            rate_limits.charge_work(eligibility_units(declared), source_of(request.scope))
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if declared is None:
-            rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
+            rate_limits.charge_work(eligibility_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # they run one at a time, on the committed State's thread
             return json_response(await committed_state.judge(functools.partial(_eligibility, query)))
@@ -440,6 +467,15 @@ def _found(value: Any, what: str) -> Any:
     if value is None:
         raise not_found(what)
     return value
+
+
+def _review_target(kind: str, target_id: str, version: int | None) -> ReviewTarget:
+    """A review target of spec section 6's three forms, else SCHEMA."""
+    if kind == "evidence" and not HEX64.fullmatch(target_id):
+        raise ApiError(422, "SCHEMA", "an evidence target's id is a SHA-256 in lowercase hex")
+    if (version is None) != (kind != "methodology"):
+        raise ApiError(422, "SCHEMA", "version is given for a methodology target, and only for one")
+    return ReviewTarget(kind, target_id, version)
 
 
 def _checkpoint_size(registry: LogReader) -> int:

@@ -49,8 +49,31 @@ class SignedEvent(Strict):
 
 def _field_schemas() -> dict[int, dict[str, Any]]:
     """JSON Schema of the ledger's named field checks (by identity; the others are described as any)."""
-    from ledger import schema as body
+    from ledger import field_checks, schema as body
+    from ledger.definitions import definition
+    from ledger.events.credits import ISSUANCES
+    from ledger.events.reviews import review_target
+    identifier = {"type": "string", "pattern": IDENT}
+    rules = ["offset_cap_ppm", "offset_vintage_years", "offset_regions"]
     return {id(check): fragment for check, fragment in (
+        # format 2's
+        (field_checks.rules_v2, {"type": "object", "required": [*rules, "review_quorum"]}),
+        (field_checks.format_2, {"const": 2}),
+        (field_checks.key_roles_v2, {"type": "array", "uniqueItems": True, "items": {
+            "enum": list(field_checks.ROLES_V2)}, "description": "validator or expert only alone"}),
+        (review_target, {"oneOf": [
+            {"type": "object", "additionalProperties": False, "required": ["kind", "id", "version"], "properties": {
+                "kind": {"enum": ["batch"]}, "id": identifier, "version": {"type": "null"}}},
+            {"type": "object", "additionalProperties": False, "required": ["kind", "id", "version"], "properties": {
+                "kind": {"enum": ["evidence"]}, "id": {"type": "string", "pattern": r"^[0-9a-f]{64}$"},
+                "version": {"type": "null"}}},
+            {"type": "object", "additionalProperties": False, "required": ["kind", "id", "version"], "properties": {
+                "kind": {"enum": ["methodology"]}, "id": identifier,
+                "version": {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INT}}}]}),
+        (ISSUANCES, {"anyOf": [{"type": "null"}, {"type": "array", "minItems": 1, "uniqueItems": True,
+                                                  "items": identifier}],
+                     "description": "the issuances the serials are taken from (null: any)"}),
+        (definition, {"type": "object", "description": "a methodology definition (spec section 7.1)"}),
         (body.identifier, {"type": "string", "pattern": IDENT}),
         (body.key_id, {"type": "string", "pattern": r"^[0-9a-f]{16}$"}),
         (body.hex64, {"type": "string", "pattern": r"^[0-9a-f]{64}$"}),
@@ -61,7 +84,7 @@ def _field_schemas() -> dict[int, dict[str, Any]]:
         (body.boolean, {"type": "boolean"}),
         (body.public_key, {"type": "string", "description": "base64 of 32 bytes"}),
         (body.json_object, {"type": "object"}),
-        (body.rules, {"type": "object", "required": ["offset_cap_ppm", "offset_vintage_years", "offset_regions"]}),
+        (body.rules, {"type": "object", "required": rules}),
         (body.controllers, {"type": "array", "minItems": 1, "maxItems": body.MAX_CONTROLLERS,
                             "items": {"type": "string", "pattern": r"^[0-9a-f]{16}$"}}),
         (body.amount_g, {"type": "integer", "minimum": 1, "maximum": MAX_SAFE_INT}),
@@ -166,6 +189,86 @@ class Account(Strict):
     retired_g: Int
     cancelled_g: Int
     serials: Serials
+    held: list[str] | None = Field(None, description=(
+        "format 2 only: the account's open cases (account.hold); while one is open it neither transfers nor "
+        "retires (FROZEN)"))
+
+
+class Hold(Strict):
+    """One account.hold event of a case."""
+    hold_id: str
+    seq: Int
+    time: Time
+    held: bool = Field(description="true opens the case, false closes it")
+    reason: str
+
+
+class Case(Strict):
+    case_id: str
+    open: bool
+    holds: list[Hold] = Field(description="in log order")
+
+
+class AccountHolds(Strict):
+    """Format 2: an account's cases, open and closed, by the seq that first opened them."""
+    account_id: str
+    held: bool = Field(description="a case is open")
+    cases: list[Case]
+
+
+class ReviewStatus(Strict):
+    """A review target against review_quorum (format 2, spec section 6), as of now."""
+    approved: Int = Field(description="distinct keys whose approval counts now")
+    quorum: Int = Field(description="review_quorum.issuance (batch, evidence) or .eligibility (methodology)")
+    rejected: bool = Field(description="a key whose rejection counts rejected it: no quorum is then enough")
+
+
+class ReviewTargetModel(Strict):
+    kind: Literal["batch", "evidence", "methodology"]
+    id: str
+    version: Int | None
+
+
+class Review(Strict):
+    review_id: str
+    seq: Int
+    time: Time
+    signer: KeyId
+    verdict: Literal["approved", "rejected"]
+    report_sha256: Hex64
+    counts: bool = Field(description=(
+        "its key holds the reviewer role and is active now; a batch's approval from a controller of its platform "
+        "does not count (the recipient's controllers are judged at the issuance)"))
+
+
+class Reviews(Strict):
+    """Format 2: a page of one target's reviews by seq, and the target's status."""
+    target: ReviewTargetModel
+    status: ReviewStatus
+    items: list[Review]
+    next_after: Int | None
+
+
+class BatchBody(Strict):
+    """An activity.batch body without request_id: sign it (with a request_id) and post it with its records."""
+    batch_id: str
+    platform: str
+    methodology_id: str
+    methodology_version: Int
+    period_start: str
+    period_end: str
+    count: Int
+    total_g: Int
+    root: Hex64
+
+
+class Batch(BatchBody):
+    """An activity batch as logged, and whether it backs an issuance."""
+    seq: Int
+    time: Time
+    issuance_id: str | None
+    issued: bool
+    reviews: ReviewStatus | None = Field(None, description="format 2 only: its issuance reviews")
 
 
 class AccountIssuance(Strict):
@@ -223,6 +326,7 @@ class Retirement(Strict):
     serials: list[Range]
     used_by: str | None = Field(description="the surrender or claim that used it")
     sources: list[Source]
+    issuances: list[str] | None = Field(None, description="format 2 only: the issuances it chose (null: any)")
 
 
 class Surrender(Strict):
@@ -260,7 +364,8 @@ class MethodologyVersion(Strict):
     title: str
     sector: Literal[SECTORS]  # type: ignore[valid-type]
     params: dict[str, Any]
-    offset_eligible: bool
+    offset_eligible: bool = Field(description="format 2: this version's own eligibility; format 1: as registered")
+    eligibility_reviews: ReviewStatus | None = Field(None, description="format 2 only: the experts' reviews")
 
 
 class Methodology(Strict):
@@ -358,6 +463,14 @@ class RetirementCheck(Strict):
     eligible: bool
 
 
+class VersionEligibility(Strict):
+    """A methodology version behind the serials judged (format 2)."""
+    methodology_id: str
+    version: Int
+    offset_eligible: bool
+    eligibility_reviews: ReviewStatus
+
+
 class Eligibility(Strict):
     eligible: bool
     entity: str
@@ -372,6 +485,9 @@ class Eligibility(Strict):
     retirements: list[RetirementCheck]
     refusals: list[Refusal]
     as_of_size: Annotated[Int, Field(description="the committed log size whose State was judged")]
+    methodology_versions: list[VersionEligibility] | None = Field(None, description=(
+        "format 2 only: the methodology versions behind the serials judged (the retirements', or the would-be "
+        "retirement's), each eligible by its own flag"))
 
 
 class Totals(Strict):

@@ -24,10 +24,12 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
 
 from api.bodies import read_body, read_json
-from api.limits import EXPENSIVE_READ_UNITS
+from api.limits import EXPENSIVE_READ_UNITS, source_of
 from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
-from api.models import IDENT, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time
+from api.models import (
+    IDENT, BatchBody, Claim, Hex64, InclusionProof, Int, Range, Receipt, Source, Strict, Time,
+)
 from api.openapi import json_body, refused
 from ledger.errors import Rejected
 from ledger.queries import Queries
@@ -285,19 +287,6 @@ class ClaimPage(Strict):
     notes: list[str]
 
 
-class BatchBody(Strict):
-    """An activity.batch body without request_id: sign it (with a request_id) and post it with its records."""
-    batch_id: str
-    platform: str
-    methodology_id: str
-    methodology_version: Int
-    period_start: str
-    period_end: str
-    count: Int
-    total_g: Int
-    root: Hex64
-
-
 class ActivityRecord(Strict):
     activity_id: str
     fingerprint: Hex64
@@ -533,7 +522,7 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
     data = await read_body(request.scope, request.receive, MAX_INGESTION_BYTES)
     if data.count(b"\n") + (not data.endswith(b"\n")) > MAX_INGESTION_LINES:
         raise ApiError(413, "SCHEMA", f"more than {MAX_INGESTION_LINES} lines: split the file")
-    request.app.state.rate_limits.charge_work(EXPENSIVE_READ_UNITS, "ingestions")
+    request.app.state.rate_limits.charge_work(EXPENSIVE_READ_UNITS, source_of(request.scope))
     context = _context(request)
     async with context.ingestions:  # each run is CPU-bound: a few at a time
         payload = await asyncio.to_thread(_ingested, context, data, platform, methodology_id, format, period,

@@ -15,11 +15,12 @@ from typing import Any
 
 from ledger.errors import Rejected
 from ledger.events.claims import offset_cap_g, offset_refusal, retirements_for_use
-from ledger.events.credits import ISSUANCES, retirement_serials
+from ledger.events.credits import ISSUANCES, retirement_serials, take
+from ledger.events.reviews import counted_reviews
 from ledger.field_checks import fields, identifier, integer, list_of, year
 from ledger.rules import judge
 from ledger.schema import check_body
-from ledger.state import MemoryActivityIndex, Key, Retirement, State
+from ledger.state import MemoryActivityIndex, Key, Retirement, ReviewTarget, State
 
 # Not 16 hex characters, so it can be no registered key, root key or request signer.
 _DRY_RUN_KEY = Key("eligibility-dry-run", bytes(32), frozenset({"ets"}), "offset-eligibility dry run")
@@ -54,9 +55,12 @@ def serials_to_retire(state: State, retirement_id: str, entity: str, amount_g: i
     """The serials an ets_offset retirement of amount_g by `entity` would take, by the retirement's
     own rules: the lowest active ones (format 2: of the chosen issuances, from an account not held,
     offset eligible but for vintage), or the code that would refuse it."""
-    body = {"retirement_id": retirement_id, "account": entity, "amount_g": amount_g, "purpose": "ets_offset",
+    return retirement_serials(state, _retirement_body(retirement_id, entity, amount_g, issuances), None)
+
+
+def _retirement_body(retirement_id: str, entity: str, amount_g: int, issuances: list[str] | None) -> dict[str, Any]:
+    return {"retirement_id": retirement_id, "account": entity, "amount_g": amount_g, "purpose": "ets_offset",
             "beneficiary": entity, "issuances": issuances}
-    return retirement_serials(state, body, None)
 
 
 # -- the check -----------------------------------------------------------------------------------
@@ -81,6 +85,7 @@ def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
     refusals: list[dict[str, Any]] = []
     per_retirement: list[dict[str, Any]] = []
     judged_state = state
+    judged_serials: list[list[int]] = []  # the serials judged: the retirements' or the would-be one's
     if "retirements" in request:
         retirement_ids = list(request["retirements"])
         for retirement_id in retirement_ids:
@@ -91,6 +96,8 @@ def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
             if refusal is not None:
                 refusals.append(_refusal(refusal, retirement_id))
         requested_g = sum(state.retirements[r].amount_g for r in set(retirement_ids) if r in state.retirements)
+        judged_serials = [r for i in dict.fromkeys(retirement_ids) if i in state.retirements
+                          for r in state.retirements[i].serials]
     else:
         requested_g = request["amount_g"]
         retirement_ids = [f"dry-run-{secrets.token_hex(8)}"]
@@ -99,9 +106,13 @@ def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
                 serials = serials_to_retire(state, retirement_ids[0], entity, requested_g, request.get("issuances"))
             except Rejected as rejection:
                 refusals.append(_refusal(rejection, None))
+                if rejection.code == "OFFSET_INELIGIBLE":  # refused for what its serials are: show their versions
+                    judged_serials = take(state, state.accounts[entity], _retirement_body(
+                        retirement_ids[0], entity, requested_g, request.get("issuances")), None, held_blocks=True)
                 retirement_ids = []  # nothing to judge a surrender of: the retirement's refusal is the answer
             else:
                 would_retire = Retirement(retirement_ids[0], state.size, entity, requested_g, "ets_offset", entity, serials)
+                judged_serials = serials
                 judged_state = copy.copy(state)
                 judged_state.retirements = collections.ChainMap({would_retire.retirement_id: would_retire},
                                                                 state.retirements)  # type: ignore[assignment]
@@ -111,11 +122,30 @@ def offset_eligibility(state: State, request: dict[str, Any]) -> dict[str, Any]:
     verdict = _judge_surrender(judged_state, entity, compliance_year, allocation_g, retirement_ids) if retirement_ids else None
     if verdict is not None and not any((r["code"], r["message"]) == (verdict.code, verdict.message) for r in refusals):
         refusals.append(_refusal(verdict, None))
-    return {"eligible": verdict is None and not refusals, "entity": entity, "held": entity in state.open_cases,
-            "compliance_year": compliance_year,
-            "allocation_g": allocation_g, "offset_cap_ppm": state.rules["offset_cap_ppm"] if state.rules else 0,
-            "cap_g": cap_g, "surrendered_g": surrendered_g, "remaining_cap_g": max(cap_g - surrendered_g, 0),
-            "requested_g": requested_g, "retirements": per_retirement, "refusals": refusals}
+    answer = {"eligible": verdict is None and not refusals, "entity": entity, "held": entity in state.open_cases,
+              "compliance_year": compliance_year,
+              "allocation_g": allocation_g, "offset_cap_ppm": state.rules["offset_cap_ppm"] if state.rules else 0,
+              "cap_g": cap_g, "surrendered_g": surrendered_g, "remaining_cap_g": max(cap_g - surrendered_g, 0),
+              "requested_g": requested_g, "retirements": per_retirement, "refusals": refusals}
+    if state.log_format == 2:
+        answer["methodology_versions"] = versions_behind(state, judged_serials)
+    return answer
+
+
+def versions_behind(state: State, serials: list[list[int]]) -> list[dict[str, Any]]:
+    """Format 2: the methodology versions behind these serials (their issuances' versions), each
+    with its own offset_eligible and the status of its eligibility reviews now (spec section 6)."""
+    versions = sorted({(issuance.methodology_id, version) for start, end in serials
+                       for issuance in state.issuances_over(start, end) for version in issuance.methodology_versions})
+    quorum = state.rules["review_quorum"]["eligibility"] if state.rules else 0
+    answers = []
+    for methodology_id, version in versions:
+        count = counted_reviews(state, ReviewTarget("methodology", methodology_id, version), "expert")
+        answers.append({"methodology_id": methodology_id, "version": version,
+                        "offset_eligible": state.methodologies[methodology_id].versions[version]["offset_eligible"],
+                        "eligibility_reviews": {"approved": count.approving_keys, "quorum": quorum,
+                                                "rejected": count.rejected}})
+    return answers
 
 
 def _judge_surrender(state: State, entity: str, compliance_year: int, allocation_g: int,

@@ -114,7 +114,8 @@ def _methodology_row(state: State, methodology_id: str) -> dict[str, Any]:
 # Entities stored whole (their dataclass as JSON), with the columns that queries filter on.
 _WHOLE = {"batches": ("platform",), "issuances": ("account",), "retirements": ("account", "purpose"),
           "surrenders": ("entity",), "claims": ("claimant",),
-          "holds": ("account_id",), "reviews": ()}  # holds and reviews: format 2
+          "holds": ("account_id",),  # holds and reviews: format 2
+          "reviews": ("target_kind", "target_id", "target_version", "signer", "approved")}
 
 
 def _whole_row(table: str) -> Callable[[State, str], dict[str, Any]]:

@@ -20,12 +20,15 @@ from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle, page_indexes, register_totals, serial_index
 from ledger.errors import StorageError
+from ledger.events.reviews import REVIEWER_ROLES
+from ledger.leaf import stored_log_format
 from ledger.projections import key_from_row
 from ledger.register_totals import RegisterTotals
-from ledger.state import Key
+from ledger.state import Key, ReviewTarget
 from ledger.store import (
-    Store, accounts_projection, activities, batches_projection, claims_projection, events, issuances_projection,
-    keys_projection, methodologies_projection, retirements_projection, surrenders_projection,
+    Store, accounts_projection, activities, batches_projection, claims_projection, events, holds_projection,
+    issuances_projection, keys_projection, methodologies_projection, retirements_projection, reviews_projection,
+    surrenders_projection,
 )
 
 MAX_PAGE_ITEMS = 1_000
@@ -116,6 +119,43 @@ def _sources(index: IssuanceIndex, ranges: list[list[int]]) -> list[dict[str, An
     return list(by_issuance.values())
 
 
+class ReviewStatus(NamedTuple):
+    """A review target's status against review_quorum (format 2, spec section 6 "Reviews"), as of
+    now: the distinct keys whose approval counts, the quorum, and whether a counting key rejected it."""
+    approved: int
+    quorum: int
+    rejected: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"approved": self.approved, "quorum": self.quorum, "rejected": self.rejected}
+
+
+class SignerVerdict(NamedTuple):
+    """One key's verdict on a target (a key that both approved and rejected it has two)."""
+    signer: str
+    approved: bool
+
+
+@dataclass(frozen=True)
+class TargetReviewers:
+    """Who counts for one target now: the keys holding its reviewer role, active, and the keys
+    whose approvals do not count (a batch's platform controllers)."""
+    counting: frozenset[str]
+    not_independent: frozenset[str]
+
+    def counts(self, signer: str, approved: bool) -> bool:
+        return signer in self.counting and not (approved and signer in self.not_independent)
+
+    def status(self, verdicts: Iterable[SignerVerdict], quorum: int) -> ReviewStatus:
+        verdicts = list(verdicts)
+        approving = {v.signer for v in verdicts if v.approved and self.counts(v.signer, True)}
+        return ReviewStatus(len(approving), quorum, any(not v.approved and self.counts(v.signer, False) for v in verdicts))
+
+
+_RULE_TYPES = ("registry.genesis", "registry.rules")
+_QUORUM_KIND = {"batch": "issuance", "evidence": "issuance", "methodology": "eligibility"}
+
+
 @dataclass(frozen=True)
 class SerialHolding:
     """Where one serial is: the issuance it comes from, the account holding it in which state, and
@@ -135,6 +175,38 @@ class Queries:
         self._page_indexes_exist = False
         self._batch_leaves: collections.OrderedDict[str, merkle.MemoryNodes] = collections.OrderedDict()
         self._batch_lock = threading.Lock()
+        self._log_format: int | None = None
+        self._rules: dict[str, Any] | None = None
+        self._rules_read_to = 0  # the log size up to which the rules in force are known
+        self._rules_lock = threading.Lock()
+
+    def log_format(self) -> int:
+        """The log's format, from its genesis (never changes once written)."""
+        if self._log_format is None:
+            with self.store.engine.connect() as conn:
+                genesis = self.store.leaf(conn, 0)
+            if genesis is None:
+                return 1
+            self._log_format = stored_log_format(genesis)
+        return self._log_format
+
+    def rules(self) -> dict[str, Any] | None:
+        """The rules in force: the latest registry.genesis or registry.rules event's. Kept, and
+        looked for only among the events committed since the last call."""
+        with self._rules_lock, self.store.engine.connect() as conn:
+            size = self.store.size(conn)
+            if size > self._rules_read_to:
+                seq = conn.execute(select(events.c.seq).where(events.c.seq >= self._rules_read_to,
+                                                              events.c.type.in_(_RULE_TYPES))
+                                   .order_by(events.c.seq.desc()).limit(1)).scalar()
+                if seq is not None:
+                    self._rules = json.loads(self.store.leaf(conn, seq))["body"]["rules"]
+                self._rules_read_to = size
+            return self._rules
+
+    def _quorum(self, target_kind: str) -> int:
+        rules = self.rules()
+        return 0 if rules is None else rules["review_quorum"][_QUORUM_KIND[target_kind]]
 
     # -- the log ---------------------------------------------------------------------------------
 
@@ -183,10 +255,40 @@ class Queries:
         if row is None:
             return None
         d = json.loads(row.data)
-        return {"account_id": row.account_id, "kind": row.kind, "name": d["name"], "region": row.region,
-                "platform": d["platform"], "controllers": d["controllers"], "seq": row.seq,
-                "active_g": row.active_g, "retired_g": row.retired_g, "cancelled_g": row.cancelled_g,
-                "serials": {"active": d["active"], "retired": d["retired"], "cancelled": d["cancelled"]}}
+        answer = {"account_id": row.account_id, "kind": row.kind, "name": d["name"], "region": row.region,
+                  "platform": d["platform"], "controllers": d["controllers"], "seq": row.seq,
+                  "active_g": row.active_g, "retired_g": row.retired_g, "cancelled_g": row.cancelled_g,
+                  "serials": {"active": d["active"], "retired": d["retired"], "cancelled": d["cancelled"]}}
+        if self.log_format() == 2:
+            answer["held"] = [case["case_id"] for case in self._cases(account_id) if case["open"]]
+        return answer
+
+    def holds(self, account_id: str) -> dict[str, Any] | None:
+        """An account's cases (format 2, account.hold), open and closed, each with its hold events
+        in log order; None for an unknown account."""
+        with self.store.engine.connect() as conn:
+            known = conn.execute(select(accounts_projection.c.seq)
+                                 .where(accounts_projection.c.account_id == account_id)).first()
+        if known is None:
+            return None
+        cases = self._cases(account_id)
+        return {"account_id": account_id, "held": any(case["open"] for case in cases), "cases": cases}
+
+    def _cases(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's cases by the seq that first opened them; a case is open after a held
+        event and until a release. An admin writes every hold: an account has few."""
+        t = holds_projection
+        cases: dict[str, dict[str, Any]] = {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(t.c.seq, t.c.data, events.c.time).join(events, events.c.seq == t.c.seq)
+                                .where(t.c.account_id == account_id).order_by(t.c.seq)).all()
+        for row in rows:
+            d = json.loads(row.data)
+            case = cases.setdefault(d["case_id"], {"case_id": d["case_id"], "open": False, "holds": []})
+            case["open"] = d["held"]
+            case["holds"].append({"hold_id": d["hold_id"], "seq": row.seq, "time": row.time, "held": d["held"],
+                                  "reason": d["reason"]})
+        return list(cases.values())
 
     def account_by_issuance(self, account_id: str) -> dict[str, Any] | None:
         """The account's serials split by the issuance they come from, per state."""
@@ -264,8 +366,14 @@ class Queries:
                 return False
             by_source = methodology_id is not None or vintage is not None or region is not None
             return not by_source or any(source_matches(s) for s in d["sources"])
-        return self._scan(t, where, wanted, after, limit, refresh_issuances=True,
+        page = self._scan(t, where, wanted, after, limit, refresh_issuances=True,
                           prepare=lambda _, d: {**d, "sources": _sources(self._issuances, d["serials"])})
+        if self.log_format() == 2:  # the issuances the retirement chose (null: any), from its event's body
+            with self.store.engine.connect() as conn:
+                bodies = _bodies_at(conn, [item["seq"] for item in page.items])
+            for item in page.items:
+                item["issuances"] = bodies[item["seq"]]["issuances"]
+        return page
 
     def surrenders(self, *, entity: str | None = None, compliance_year: int | None = None,
                    after: int = -1, limit: int = 100) -> Page:
@@ -283,7 +391,10 @@ class Queries:
         def wanted(d: dict[str, Any]) -> bool:
             return (sector is None or d["versions"][-1]["sector"] == sector) and (
                 offset_eligible is None or d["offset_eligible"] == offset_eligible)
-        return self._scan(methodologies_projection, [], wanted, after, limit, prepare=_methodology_json)
+        page = self._scan(methodologies_projection, [], wanted, after, limit, prepare=_methodology_json)
+        for item in page.items:
+            self._with_eligibility_reviews(item)
+        return page
 
     def methodology_ids(self) -> list[str]:
         """Every registered methodology's id (for naming the close ones to a mistyped id)."""
@@ -291,7 +402,88 @@ class Queries:
             return list(conn.execute(select(methodologies_projection.c.methodology_id)).scalars())
 
     def methodology(self, methodology_id: str) -> dict[str, Any] | None:
-        return self._one(methodologies_projection, methodology_id, _methodology_json)
+        item = self._one(methodologies_projection, methodology_id, _methodology_json)
+        return None if item is None else self._with_eligibility_reviews(item)
+
+    def _with_eligibility_reviews(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Format 2: each version of a methodology (as its list shows it) with the status of its
+        eligibility reviews, the experts' (spec section 6)."""
+        if self.log_format() != 2:
+            return item
+        t = reviews_projection
+        quorum = self._quorum("methodology")
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(t.c.target_version, t.c.signer, t.c.approved)
+                                .where(t.c.target_id == item["methodology_id"], t.c.target_kind == "methodology")
+                                .group_by(t.c.target_version, t.c.signer, t.c.approved)).all()
+            reviewers = _reviewers(conn, {row.signer for row in rows}, "expert", frozenset())
+        for version in item["versions"]:
+            verdicts = [SignerVerdict(row.signer, bool(row.approved)) for row in rows
+                        if row.target_version == version["version"]]
+            version["eligibility_reviews"] = reviewers.status(verdicts, quorum).as_json()
+        return item
+
+    # -- reviews and batches (format 2) ----------------------------------------------------------
+
+    def reviews(self, target: ReviewTarget, *, after: int = -1, limit: int = 100) -> dict[str, Any] | None:
+        """Every review of one target by seq (a page of them) with whether each counts now, and the
+        target's status against review_quorum; None for a batch or methodology version not in the
+        log (any hash may be reviewed as evidence).
+
+        Counting now: the key holds the reviewer role and is active; a batch's approvals do not
+        count from a controller of its platform account. The issuance's recipient is known only at
+        the issuance, which judges its controllers' approvals then."""
+        limit = max(1, min(limit, MAX_PAGE_ITEMS))
+        t = reviews_projection
+        where = [t.c.target_kind == target.kind, t.c.target_id == target.id,
+                 t.c.target_version == target.version if target.version is not None else t.c.target_version.is_(None)]
+        quorum = self._quorum(target.kind)
+        with self.store.engine.connect() as conn:
+            not_independent = self._not_independent(conn, target)
+            if not_independent is None:
+                return None
+            verdicts = [SignerVerdict(row.signer, bool(row.approved)) for row in conn.execute(
+                select(t.c.signer, t.c.approved).where(*where).group_by(t.c.signer, t.c.approved))]
+            reviewers = _reviewers(conn, {v.signer for v in verdicts}, REVIEWER_ROLES[target.kind], not_independent)
+            rows = conn.execute(select(t.c.review_id, t.c.seq, t.c.signer, t.c.approved, events.c.time, events.c.leaf)
+                                .join(events, events.c.seq == t.c.seq).where(*where, t.c.seq > after)
+                                .order_by(t.c.seq).limit(limit + 1)).all()
+        items = [{"review_id": row.review_id, "seq": row.seq, "time": row.time, "signer": row.signer,
+                  "verdict": "approved" if row.approved else "rejected",
+                  "report_sha256": json.loads(row.leaf)["body"]["report_sha256"],
+                  "counts": reviewers.counts(row.signer, bool(row.approved))} for row in rows[:limit]]
+        return {"target": target._asdict(), "status": reviewers.status(verdicts, quorum).as_json(), "items": items,
+                "next_after": items[-1]["seq"] if len(rows) > limit else None}
+
+    def _not_independent(self, conn: Connection, target: ReviewTarget) -> frozenset[str] | None:
+        """The keys whose approval of this target does not count (a batch's platform controllers),
+        or None when the target is not in the log."""
+        if target.kind == "batch":
+            batch = _batch_bodies(conn, [target.id]).get(target.id)
+            if batch is None:
+                return None
+            platform = conn.execute(select(accounts_projection.c.data)
+                                    .where(accounts_projection.c.account_id == batch["platform"])).scalar_one()
+            return frozenset(json.loads(platform)["controllers"])
+        if target.kind == "methodology":
+            row = conn.execute(select(methodologies_projection.c.data)
+                               .where(methodologies_projection.c.methodology_id == target.id)).scalar()
+            if row is None or str(target.version) not in json.loads(row)["versions"]:
+                return None
+        return frozenset()
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        """An activity batch: its body's fields, seq and time, the issuance it backs (null until
+        issued); in format 2 also the status of its issuance reviews (as `reviews` judges it)."""
+        item = self._one(batches_projection, batch_id, lambda _, d: d)
+        if item is None:
+            return None
+        item["issued"] = item["issuance_id"] is not None
+        if self.log_format() == 2:
+            reviews = self.reviews(ReviewTarget("batch", batch_id, None), limit=1)
+            assert reviews is not None, batch_id  # batches are never removed
+            item["reviews"] = reviews["status"]
+        return item
 
     def claim(self, claim_id: str) -> dict[str, Any] | None:
         """One claim as the claims list shows it: its body's fields, seq and the time of its event."""
@@ -487,6 +679,22 @@ class ActivityLookups:
 def _json_array(values: list[str]) -> str:
     """A JSON array of checked identifiers, pseudonyms or hex: none needs an escape."""
     return '["' + '","'.join(values) + '"]' if values else "[]"
+
+
+def _reviewers(conn: Connection, signers: set[str], role: str, not_independent: frozenset[str]) -> TargetReviewers:
+    """Which of these signers' reviews count now: registered keys holding `role`, not revoked."""
+    keys = [key_from_row(row.key_id, row.seq, json.loads(row.data)) for row in conn.execute(
+        select(keys_projection).where(keys_projection.c.key_id.in_(sorted(signers))))] if signers else []
+    return TargetReviewers(frozenset(k.key_id for k in keys if role in k.roles and not k.revoked), not_independent)
+
+
+def _bodies_at(conn: Connection, seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """The bodies of the events at these seqs (committed ones), from their leaves."""
+    found: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(seqs), _IN_CHUNK):
+        found.update((seq, json.loads(leaf)["body"]) for seq, leaf in conn.execute(
+            select(events.c.seq, events.c.leaf).where(events.c.seq.in_(seqs[i:i + _IN_CHUNK]))))
+    return found
 
 
 def _activity_row(conn: Connection, activity_id: str) -> Row[Any] | None:

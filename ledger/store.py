@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
-    BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
+    BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
     UniqueConstraint, and_, case, create_engine, event, func, literal, or_, select, text, union_all,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -30,8 +30,8 @@ from ledger.errors import StorageError
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
 # 2: the holds and reviews projections (format 2), activities.occurred_on (format-2 records),
-# occurred_at null for them.
-SCHEMA_VERSION = 2
+# occurred_at null for them. 3: the reviews projection's target, signer and verdict columns.
+SCHEMA_VERSION = 3
 
 events = Table(
     "events", metadata,
@@ -121,8 +121,12 @@ claims_projection = _projection("claims", "claim_id", Column("claimant", String(
                                 listed_by=("claimant",))
 # Format 2: every accepted account.hold, loaded in log order to rebuild the open cases.
 holds_projection = _projection("holds", "hold_id", Column("account_id", String(128), nullable=False, index=True))
-# format 2: every accepted review, stored whole (ledger.state.Review)
-reviews_projection = _projection("reviews", "review_id")
+# format 2: every accepted review, stored whole (ledger.state.Review), with its target, signer and
+# verdict as columns: a target's review status is one indexed GROUP BY (ledger.queries).
+reviews_projection = _projection(
+    "reviews", "review_id", Column("target_kind", String(16), nullable=False),
+    Column("target_id", String(128), nullable=False, index=True), Column("target_version", Integer, nullable=True),
+    Column("signer", String(16), nullable=False), Column("approved", Boolean, nullable=False))
 
 # The multiset digest of every projection row (ledger.projections.ProjectionDigest), rewritten in
 # each commit's transaction, so that a start can tell rows changed behind the registry's back.

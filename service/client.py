@@ -3,8 +3,7 @@
     from service.client import RegistryClient
     client = RegistryClient("http://127.0.0.1:8000", trust="trust.json")
     key = RegistryClient.load_signer("keys/wuhan-platform.key")      # passphrase: PUHUI_KEY_PASSPHRASE
-    accepted = client.submit(key, "retirement", {"retirement_id": "ret-7", "account": "wuhan-platform",
-                                                 "amount_g": 1500, "purpose": "voluntary", "beneficiary": "p-123"})
+    accepted = client.retire(key, "ret-7", "wuhan-platform", 1500, "voluntary", "p-123")
     accepted.seq, accepted.effects        # committed, and proven in a checkpoint signed by the log key
 
 Strings are put in Unicode NFC before signing (the registry refuses any other form). Each
@@ -147,6 +146,46 @@ class RegistryClient:
         response = self.http.post("/v1/activity-batches", content=lines, headers={"content-type": "application/x-ndjson"})
         return self._accepted(self._json(response), response.status_code, event, prove)
 
+    # Spends: a format-2 body names the issuances its serials come from (None: any); a format-1 one cannot.
+    def transfer(self, signer: Signer, transfer_id: str, source: str, to: str, amount_g: int, *,
+                 issuances: Sequence[str] | None = None, prove: bool = True) -> Accepted:
+        return self.submit(signer, "transfer", self._spending(
+            {"transfer_id": transfer_id, "from": source, "to": to, "amount_g": amount_g}, issuances), prove=prove)
+
+    def retire(self, signer: Signer, retirement_id: str, account: str, amount_g: int, purpose: str, beneficiary: str,
+               *, issuances: Sequence[str] | None = None, prove: bool = True) -> Accepted:
+        return self.submit(signer, "retirement", self._spending(
+            {"retirement_id": retirement_id, "account": account, "amount_g": amount_g, "purpose": purpose,
+             "beneficiary": beneficiary}, issuances), prove=prove)
+
+    def cancel(self, signer: Signer, cancellation_id: str, account: str, amount_g: int, reason: str, *,
+               issuances: Sequence[str] | None = None, prove: bool = True) -> Accepted:
+        return self.submit(signer, "cancellation", self._spending(
+            {"cancellation_id": cancellation_id, "account": account, "amount_g": amount_g, "reason": reason},
+            issuances), prove=prove)
+
+    def _spending(self, body: dict[str, Any], issuances: Sequence[str] | None) -> dict[str, Any]:
+        if self.log_format == 2:
+            return {**body, "issuances": None if issuances is None else list(issuances)}
+        if issuances is not None:
+            raise ValueError("a format-1 registry takes no issuances: its spends take the lowest serials")
+        return body
+
+    def review(self, signer: Signer, review_id: str, kind: str, target_id: str, *, verdict: str, report_sha256: str,
+               version: int | None = None, prove: bool = True) -> Accepted:
+        """Format 2: a validator's verdict on a batch or evidence hash, or an expert's on a methodology
+        version (`version`); the report stays off the log, its SHA-256 is signed."""
+        return self.submit(signer, "review", {"review_id": review_id, "verdict": verdict,
+                                              "report_sha256": report_sha256,
+                                              "target": {"kind": kind, "id": target_id, "version": version}},
+                           prove=prove)
+
+    def hold(self, signer: Signer, hold_id: str, account_id: str, *, held: bool, case_id: str, reason: str,
+             prove: bool = True) -> Accepted:
+        """Format 2, an admin's: open (held) or close the case (account_id, case_id)."""
+        return self.submit(signer, "account.hold", {"hold_id": hold_id, "account_id": account_id, "held": held,
+                                                    "case_id": case_id, "reason": reason}, prove=prove)
+
     def _accepted(self, answer: dict[str, Any], status: int, event: dict[str, Any], prove: bool) -> Accepted:
         receipt = self.prove(answer["seq"], event) if prove else None
         return Accepted(answer["seq"], answer["leaf_hash"], answer["time"], answer.get("effects"), status == 200, receipt)
@@ -199,6 +238,22 @@ class RegistryClient:
     def account(self, account_id: str) -> dict[str, Any]:
         return self.get(f"/v1/accounts/{account_id}")
 
+    def holds(self, account_id: str) -> dict[str, Any]:
+        """Format 2: the account's cases, open and closed, with their hold events."""
+        return self.get(f"/v1/accounts/{account_id}/holds")
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return self.get(f"/v1/batches/{batch_id}")
+
+    def reviews(self, kind: str, target_id: str, version: int | None = None) -> dict[str, Any]:
+        """Format 2: the target's status against review_quorum and every review of it (all pages)."""
+        answer = self.get("/v1/reviews", kind=kind, id=target_id, version=version, limit=1000)
+        while answer["next_after"] is not None:
+            page = self.get("/v1/reviews", kind=kind, id=target_id, version=version, limit=1000,
+                            after=answer["next_after"])
+            answer = {**page, "items": answer["items"] + page["items"]}
+        return answer
+
     def leaves(self, start: int = 0, stop: int | None = None, page: int = 1000) -> Iterable[dict[str, Any]]:
         """Leaf objects from `start`, page by page, up to `stop` or the end of the log."""
         while stop is None or start < stop:
@@ -210,9 +265,13 @@ class RegistryClient:
             start += len(leaves)
 
     def offset_eligibility(self, entity: str, compliance_year: int, allocation_g: int, *,
-                           retirements: Sequence[str] | None = None, amount_g: int | None = None) -> dict[str, Any]:
+                           retirements: Sequence[str] | None = None, amount_g: int | None = None,
+                           issuances: Sequence[str] | None = None) -> dict[str, Any]:
+        """`issuances` (format 2, with amount_g): the issuances the would-be retirement takes from."""
         query: dict[str, Any] = {"entity": entity, "compliance_year": compliance_year, "allocation_g": allocation_g}
         query |= {"retirements": list(retirements)} if retirements is not None else {"amount_g": amount_g}
+        if issuances is not None:
+            query["issuances"] = list(issuances)
         return self._json(self.http.post("/v1/offset-eligibility", content=jcs(normalized(query)),
                                          headers={"content-type": "application/json"}))
 

@@ -150,3 +150,34 @@ class World:
         c.retire(self.mall, "ret-4", "mall-co", 50, "eco_compensation", "river restoration")
         c.cancel(self.admin, "can-1", "wuhan-platform", 100, "data correction")
         return self
+
+    EVIDENCE = "e8281ba0cff227df12fba39ad99bd46713c35e6dc54327f3ff9d558e2d4a3d55"
+
+    def history_v2(self) -> "World":
+        """After setup_v2, format 2's flow (spec section 6): experts review HB-GT-METRO v1 and the
+        admin makes it eligible; a validator approves one batch, which is issued, and rejects
+        another, which never is; an evidence issuance; spends that choose their issuances; a
+        surrender; a case opened and closed on mall-co, one left open on alice."""
+        c = self.client
+        c.review(self.expert, "rev-m1", "methodology", "HB-GT-METRO", version=1)
+        c.review(self.expert_2, "rev-m2", "methodology", "HB-GT-METRO", version=1)
+        c.set_eligibility(self.admin, "HB-GT-METRO", True, version=1)
+        records = self.records(40)
+        self.batch("wh-2026-01", records)
+        c.review(self.validator, "rev-b1", "batch", "wh-2026-01")
+        c.issue(self.admin, "iss-1", "wuhan-platform", "HB-GT-METRO", 2026, "420100",
+                sum(r["reduction_g"] for r in records), ["wh-2026-01"])
+        self.batch("wh-2026-02", self.records(3, act_prefix="feb"))
+        c.review(self.validator_2, "rev-b2", "batch", "wh-2026-02", "rejected")
+        c.review(self.validator, "rev-e1", "evidence", self.EVIDENCE)
+        c.issue(self.admin, "iss-2", "mall-co", "HB-GT-METRO", 2026, "420100", 30_000, evidence=self.EVIDENCE)
+        c.transfer(self.wuhan, "tr-1", "wuhan-platform", "steel-co", 2_000, issuances=["iss-1"])
+        c.transfer(self.wuhan, "tr-2", "wuhan-platform", "alice", 500)
+        c.retire(self.steel, "ret-1", "steel-co", 1_500, "ets_offset", "steel-co")
+        c.surrender(self.ets, "sur-1", "steel-co", 2026, 1_000_000, ["ret-1"])
+        c.hold(self.admin, "hold-1", "mall-co", True, "case-7", "a court order")
+        c.hold(self.admin, "hold-2", "mall-co", False, "case-7", "the order was lifted")
+        c.retire(self.mall, "ret-2", "mall-co", 10_000, "carbon_neutrality", "Spring fair 2026", issuances=["iss-2"])
+        c.hold(self.admin, "hold-3", "alice", True, "case-8", "an inquiry")
+        c.cancel(self.admin, "can-1", "wuhan-platform", 100, "data correction", issuances=["iss-1"])
+        return self

@@ -45,7 +45,8 @@ def _json_lines(draw) -> str:
         "period_start": st.just("2026-01-01"), "period_end": st.just("2026-01-31"),
         "count": st.integers(1, 4), "total_g": st.integers(-1, 10**6), "root": st.just("ab" * 32),
         "request_id": st.from_regex(r"r-[a-z0-9]{1,12}", fullmatch=True)}))
-    event = sign_event(actor("wuhan").signer, ORIGIN, "activity.batch", body, log_format=1)
+    # Signed for either format: the one of the app under test gets past the signature check.
+    event = sign_event(actor("wuhan").signer, ORIGIN, "activity.batch", body, log_format=draw(st.sampled_from([1, 2])))
     signed = json.dumps(event)
     first = draw(st.sampled_from([signed, signed, signed, json.dumps({**event, "type": {}}), None]))
     first = first if first is not None else json.dumps(draw(_JSON))
@@ -66,9 +67,13 @@ def _json_lines_bytes(_context, value):
     return text.encode("utf-8", "surrogateescape")
 
 
-@pytest.fixture(scope="module")
-def served_app(tmp_path_factory):
-    world = World(f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'registry.sqlite3'}").setup().history()
+@pytest.fixture(scope="module", params=[1, 2], ids=["format-1", "format-2"])
+def served_app(request, tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('openapi') / 'registry.sqlite3'}"
+    if request.param == 1:
+        world = World(url).setup().history()
+    else:  # reviews, holds, chosen issuances: every read has something of format 2 to show
+        world = World(url, log_format=2).setup_v2().history_v2()
     app = create_app(world.registry, checkpoint_interval_s=0.05)
     yield app
     app.state.sequencer.stop()
