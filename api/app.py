@@ -35,7 +35,7 @@ from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedState
-from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units
+from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, source_of
 from api.openapi import json_body, ok, refused
 from api.admission import Signers, schema_refusal
 from api.bodies import (
@@ -180,13 +180,16 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
-    async def submit_signed(events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
+    async def submit_signed(scope: Scope, events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
         """Events that passed schema_refusal, charged to their keys' rate limits; what the writer
-        answers teaches the limits which keys sign."""
-        rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events))
+        answers teaches the limits which keys sign, and who pays for resends and forgeries."""
+        charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
+                                           source_of(scope))
         outcomes = await submit([(event, records) for event in events])
         for event, outcome in zip(events, outcomes):
-            rate_limits.learn(event["auth"]["key"], outcome.code if isinstance(outcome, Rejected) else None)
+            rejected = isinstance(outcome, Rejected)
+            rate_limits.learn(event["auth"]["key"], outcome.code if rejected else None,
+                              duplicate=not rejected and outcome.duplicate, charge=charge)
         return outcomes
 
     async def on_state(function: Callable[[State], Any]) -> Any:
@@ -206,7 +209,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         refusal = schema_refusal(event, registry.log_format)
         if refusal is not None:
             raise refusal
-        [outcome] = await submit_signed([event])
+        [outcome] = await submit_signed(scope, [event])
         return _outcome_answer(outcome)
 
     @_answering
@@ -217,7 +220,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES, check_strings=False))
         refusals = [schema_refusal(event, registry.log_format) for event in events]
         sound = [event for event, refusal in zip(events, refusals) if refusal is None]
-        judged = iter(await submit_signed(sound) if sound else ())
+        judged = iter(await submit_signed(scope, sound) if sound else ())
         outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
         return Answer(200, json_bytes({"results": [_outcome_json(o) for o in outcomes]}))
 
@@ -230,7 +233,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             raise refusal
         signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
         records = await read_upload_records(data, records_at)
-        [outcome] = await submit_signed([event], records)
+        [outcome] = await submit_signed(scope, [event], records)
         return _outcome_answer(outcome)
 
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,
@@ -306,10 +309,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @app.get("/v1/export", tags=["log"], responses={200: {"content": {"application/x-tar": {"schema": {
         "type": "string", "format": "binary"}}}, "description": "a bundle (spec section 8) as a tar archive"},
         **refused(503)})
-    async def get_export() -> Response:
+    async def get_export(request: Request) -> Response:
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
-        rate_limits.charge_work(EXPENSIVE_READ_UNITS, "exports")
+        rate_limits.charge_work(EXPENSIVE_READ_UNITS, source_of(request.scope))
         async with export_slots:
             await settled(sequencer.checkpoint())
             archive = await asyncio.to_thread(_export_archive, registry)
@@ -422,10 +425,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
         declared = declared_length(request.scope)
         if declared is not None:
-            rate_limits.charge_work(eligibility_units(declared), "offset-eligibility checks")
+            rate_limits.charge_work(eligibility_units(declared), source_of(request.scope))
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if declared is None:
-            rate_limits.charge_work(eligibility_units(len(data)), "offset-eligibility checks")
+            rate_limits.charge_work(eligibility_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # they run one at a time, on the committed State's thread
             return json_response(await committed_state.judge(functools.partial(_eligibility, query)))

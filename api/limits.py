@@ -21,11 +21,17 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   event, not per address: platforms share addresses behind NAT; a refused event costs
   REFUSED_EVENT_COST, so that a key sending refusals slows down first. A key is charged to its own
   bucket once the writer has accepted (or judged by the rules) an event it signed; until then its
-  events are unauthenticated work.
+  events are unauthenticated work. An event the writer answers as a resend (200) or refuses as
+  SIGNATURE, KEY_UNKNOWN, ENCODING or SCHEMA says nothing of who sent it: anyone can replay a key's
+  public events, or forge copies naming its key. It is given back to the key and charged to the
+  sending address's share of the budget (below) instead, which must not be in debt for the address
+  to write: a replayer slows itself down, not the platform whose key it names.
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
   1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
-  an export or an ingestion EXPENSIVE_READ_UNITS.
+  an export or an ingestion EXPENSIVE_READ_UNITS. Each is charged to the sending address's share
+  too (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
+  cannot keep the budget below what an export needs for everyone else.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
 The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
 events/s from 32 clients, 7,000 events/s in batches of 1,000).
@@ -50,12 +56,15 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
 ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
 MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
-MAX_TRACKED_SOURCES = 100_000  # refusal buckets of client addresses remembered (likewise)
+MAX_TRACKED_SOURCES = 100_000  # refusal and budget-share buckets of client addresses remembered (likewise)
 MAX_DELAYED_REFUSALS = 10_000  # refusals held back at once, over all addresses; beyond, sent at once
 # Refusals that say nothing of whether the key signs: the key is not (or no longer) authenticated.
 _UNAUTHENTICATED_CODES = frozenset(("KEY_UNKNOWN", "KEY_REVOKED"))
 # Refusals decided before the signature is checked, or of a signature: they teach nothing either way.
 _UNJUDGED_CODES = frozenset(("ENCODING", "SCHEMA", "SIGNATURE"))
+# Refusals that anyone can provoke naming someone else's key (or resends of its public events):
+# the sending address pays for them, not the key.
+_WASTED_CODES = _UNJUDGED_CODES | {"KEY_UNKNOWN"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +78,8 @@ class Limits:
     key_events_per_s: float = 5_000.0      # a key's batches at the benchmark's 7,000 events/s are 4 keys'
     key_burst_events: int = 10_000         # a key may send 10 full batches at once
     budget_units_per_s: float = 2_000.0
-    budget_burst_units: int = 4_000        # the dearest request (DEAREST_UNITS) fits at least once
+    budget_burst_units: int = 8_000        # at least the dearest request (DEAREST_UNITS); an address's
+    source_budget_share: float = 0.5       # share of the rate and burst (4,000 units: 4 exports at once)
     max_concurrent_eligibility: int = 2    # checks run on the writer's thread, between groups
     refusals_per_s: float = 50.0           # 4xx answers a second from one address before they slow down
     refusal_burst: int = 200
@@ -82,6 +92,8 @@ class Limits:
                 raise ValueError(f"{field.name} must be above 0, got {getattr(self, field.name)}")
         if self.budget_burst_units < DEAREST_UNITS:
             raise ValueError(f"budget_burst_units must hold the dearest request: {DEAREST_UNITS} units")
+        if self.source_budget_share > 1:
+            raise ValueError(f"source_budget_share is a share of the budget, at most 1, got {self.source_budget_share}")
         if self.key_burst_events < 1_000:
             raise ValueError("key_burst_events must hold a whole batch: 1,000 events")
 
@@ -131,6 +143,11 @@ class TokenBucket:
             return 0.0
         return (amount - self.tokens) / self.rate_per_s
 
+    def give(self, amount: float, now: float) -> None:
+        """Give back `amount` tokens taken, up to a full bucket."""
+        self._refill(now)
+        self.tokens = min(self.capacity, self.tokens + amount)
+
     def charge(self, amount: float, now: float) -> None:
         """Take `amount` tokens whatever is left, down to a debt of one full bucket."""
         self._refill(now)
@@ -160,41 +177,61 @@ def rate_limited(wait_s: float, what: str) -> ApiError:
     return ApiError(429, "RATE_LIMITED", f"{what}: try again in {seconds} s", retry_after_s=seconds)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteCharge:
+    """Where charge_writes charged a request's events, for learn to move what the writer wasted."""
+    source: str                # the sending address
+    keyed: frozenset[str]      # keys whose events went to their own buckets (the others' to the budget)
+
+
 class RateLimits:
-    """The token buckets: one per signing key, and the global budget. One event loop uses them."""
+    """The token buckets: one per signing key, the global budget and each address's share of it.
+    One event loop uses them."""
 
     def __init__(self, limits: Limits):
         self.limits = limits
         self._keys: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._authenticated: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._budget = TokenBucket(limits.budget_units_per_s, limits.budget_burst_units)
+        self._shares: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self.eligibility_slots = asyncio.Semaphore(limits.max_concurrent_eligibility)
 
-    def charge_writes(self, events_by_key: Mapping[str, int]) -> None:
-        """Charge each key's events to its bucket (if it has authenticated) or to the global budget;
-        all or nothing: RATE_LIMITED when any bucket falls short."""
+    def charge_writes(self, events_by_key: Mapping[str, int], source: str = "") -> WriteCharge:
+        """Charge each key's events to its bucket (if it has authenticated) or to the budget and the
+        source's share of it; all or nothing: RATE_LIMITED when any bucket falls short, or when the
+        source's share is in debt (with events the writer wasted)."""
         now = time.monotonic()
-        unauthenticated = sum(n for key, n in events_by_key.items() if key not in self._authenticated)
-        if unauthenticated:
-            wait_s = self._budget.take(unauthenticated, now)
-            if wait_s:
-                raise rate_limited(wait_s, "too many events from keys not yet seen to sign")
-        for key_id, events in events_by_key.items():
-            if key_id in self._authenticated:
-                wait_s = self._bucket(key_id).take(events, now)
+        keyed = frozenset(key for key in events_by_key if key in self._authenticated)
+        taken: list[tuple[TokenBucket, int]] = []
+        try:
+            for key_id in keyed:
+                bucket, events = self._bucket(key_id), events_by_key[key_id]
+                wait_s = bucket.take(events, now)
                 if wait_s:
                     raise rate_limited(wait_s, f"key {key_id:.64} is sending events faster than "
                                                f"{self.limits.key_events_per_s:g} a second")
+                taken.append((bucket, events))
+            self._take_budget(sum(n for key, n in events_by_key.items() if key not in keyed), source, now)
+        except ApiError:
+            for bucket, events in taken:
+                bucket.give(events, now)
+            raise
+        return WriteCharge(source, keyed)
 
-    def charge_work(self, units: int, what: str) -> None:
-        """Charge unauthenticated or expensive work to the global budget."""
-        wait_s = self._budget.take(units, time.monotonic())
-        if wait_s:
-            raise rate_limited(wait_s, f"the registry is busy with {what}")
+    def charge_work(self, units: int, source: str = "") -> None:
+        """Charge unauthenticated or expensive work to the budget and the source's share of it."""
+        self._take_budget(units, source, time.monotonic())
 
-    def learn(self, key_id: str, code: str | None) -> None:
+    def learn(self, key_id: str, code: str | None, *, duplicate: bool = False,
+              charge: WriteCharge | None = None) -> None:
         """What the writer's answer to an event signed (by its claim) with key_id teaches: code is
-        the refusal's (None when accepted)."""
+        the refusal's (None when accepted; duplicate when it was a resend), charge what
+        charge_writes returned for it."""
+        if charge is not None and key_id in charge.keyed and (duplicate or code in _WASTED_CODES):
+            # Anyone can send this: the key gets its token back, the sender pays.
+            now = time.monotonic()
+            self._bucket(key_id).give(1, now)
+            self._share(charge.source).charge(1, now)
         if code is None or code not in _UNJUDGED_CODES | _UNAUTHENTICATED_CODES:
             self._authenticated[key_id] = None
             self._authenticated.move_to_end(key_id)
@@ -207,9 +244,28 @@ class RateLimits:
         elif code in _UNAUTHENTICATED_CODES:
             self._authenticated.pop(key_id, None)
 
+    def _take_budget(self, units: int, source: str, now: float) -> None:
+        """Take units from the source's share and from the budget, or neither (RATE_LIMITED). Zero
+        units still find out whether the share is in debt."""
+        share = self._share(source)
+        wait_s = share.take(units, now)
+        if wait_s:
+            raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by this address")
+        if units:
+            wait_s = self._budget.take(units, now)
+            if wait_s:
+                share.give(units, now)
+                raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by all clients")
+
     def _bucket(self, key_id: str) -> TokenBucket:
         return bucket_of(self._keys, key_id, self.limits.key_events_per_s, self.limits.key_burst_events,
                          MAX_TRACKED_KEYS)
+
+    def _share(self, source: str) -> TokenBucket:
+        limits = self.limits
+        return bucket_of(self._shares, source, limits.budget_units_per_s * limits.source_budget_share,
+                         max(DEAREST_UNITS, limits.budget_burst_units * limits.source_budget_share),
+                         MAX_TRACKED_SOURCES)
 
 
 class Guard:
@@ -232,8 +288,7 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = scope.get("client")
-        source = client[0] if client else ""
+        source = source_of(scope)
         in_flight = self._in_flight.get(source, 0)
         if in_flight >= self.limits.max_requests_per_source:
             if not self._evict_oldest_receiving(source):
@@ -291,6 +346,12 @@ class Guard:
         bucket.charge(1, time.monotonic())
         assert bucket.tokens >= -bucket.capacity
         return min(self.limits.max_refusal_delay_s, max(0.0, -bucket.tokens / bucket.rate_per_s))
+
+
+def source_of(scope: Scope) -> str:
+    """The client address a request came from ("" when the server does not say)."""
+    client = scope.get("client")
+    return client[0] if client else ""
 
 
 def _expects_body(scope: Scope) -> bool:

@@ -78,8 +78,10 @@ def build(directory: Path, events: int, group: int, seed: int) -> None:
     """A registry of about `events` events, with a checkpoint over all of them, and samples.json:
     ids of each kind for the id pages."""
     admin = Actor(bench_key("admin"), "admin")
+    # Format 1, as bench_ledger: the pages read the same registers in both formats, and this history's
+    # bodies (params, evidence issuances without reviews) are format 1's.
     RegistryDir(directory).init(ORIGIN, admin_public_key=admin.signer.public_key, strength="interactive",
-                                passphrase=PASSPHRASE.encode()).close()
+                                passphrase=PASSPHRASE.encode(), log_format=1).close()
     registry_dir = RegistryDir(directory)
     groups = max(events // group, 1)
     registry = Registry.open(registry_dir.database_url(), log_signer=registry_dir.keyring.load("log", PASSPHRASE.encode()),

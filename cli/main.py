@@ -204,7 +204,7 @@ def serve(directory: Path = typer.Option(..., "--dir", metavar="DIR", help="the 
           key_events_per_s: Optional[float] = typer.Option(None, metavar="RATE", help="events a second per signing key, a refused one counting 10 [PUHUI_KEY_EVENTS_PER_S, 5000]"),
           key_burst_events: Optional[int] = typer.Option(None, metavar="N", help="events a key may send at once [PUHUI_KEY_BURST_EVENTS, 10000]"),
           budget_units_per_s: Optional[float] = typer.Option(None, metavar="RATE", help="unauthenticated and expensive work a second [PUHUI_BUDGET_UNITS_PER_S, 2000]"),
-          budget_burst_units: Optional[int] = typer.Option(None, metavar="N", help="... at once [PUHUI_BUDGET_BURST_UNITS, 4000]"),
+          budget_burst_units: Optional[int] = typer.Option(None, metavar="N", help="... at once [PUHUI_BUDGET_BURST_UNITS, 8000]"),
           max_concurrent_eligibility: Optional[int] = typer.Option(None, metavar="N", help="offset-eligibility checks at once [PUHUI_MAX_CONCURRENT_ELIGIBILITY, 2]"),
           hub_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the identity hub key file, for POST /v1/ingestions (passphrase: PUHUI_HUB_KEY_PASSPHRASE)"),
           fingerprint_key: Optional[Path] = typer.Option(None, metavar="FILE", help="format 2: the fingerprint key file, with --hub-key (passphrase: PUHUI_FINGERPRINT_KEY_PASSPHRASE)")) -> None:

@@ -182,10 +182,12 @@ def _eligibility_body(target: Target, methodology_id: str, on: bool, version: in
     logged = target.methodology(methodology_id)
     if logged is None:
         shipped = [m.methodology_id for m in load_shipped().latest()]  # what an operator most likely means
-        raise UnknownMethodology(f"methodology {methodology_id!r} is not registered{close_matches(methodology_id, shipped)}")
+        raise UnknownMethodology(f"UNKNOWN_REF: methodology {methodology_id!r} is not registered"
+                                 f"{close_matches(methodology_id, shipped)}")
     version = logged.latest_version if version is None else version
     if version not in logged.versions:
-        raise UnknownMethodology(f"methodology {methodology_id} has no version {version} (latest {logged.latest_version})")
+        raise UnknownMethodology(f"UNKNOWN_REF: methodology {methodology_id} has no version {version} "
+                                 f"(latest {logged.latest_version})")
     try:
         return eligibility_body_for_log(definition_from_log(methodology_id, version, logged.versions[version]), on,
                                         target.log_format)

@@ -487,7 +487,7 @@ def eligibility_body(methodology: Methodology, offset_eligible: bool) -> dict[st
     if offset_eligible and methodology.illustrative:
         names = ", ".join(f.name for f in methodology.factors if f.illustrative)
         raise MethodologyError(
-            f"{methodology.methodology_id} v{methodology.version} has illustrative factors ({names}): "
+            f"OFFSET_INELIGIBLE: {methodology.methodology_id} v{methodology.version} has illustrative factors ({names}): "
             "publish a sourced version before admitting it to offsets"
         )
     return {"methodology_id": methodology.methodology_id, "offset_eligible": offset_eligible}

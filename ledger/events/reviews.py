@@ -49,7 +49,8 @@ class ReviewEvent(EventType):
         kind = body["target"]["kind"]
         role = REVIEWER_ROLES[kind]
         if key.is_root or role not in key.roles:
-            raise unauthorized(key, f"a {role} key to review a {kind}")
+            article = "an" if role[0] in "aeiou" else "a"
+            raise unauthorized(key, f"{article} {role} key to review a {kind}")
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:

@@ -9,12 +9,13 @@ import time
 import pytest
 
 from api.errors import ApiError
-from api.limits import REFUSED_EVENT_COST, Limits, RateLimits
+from api.limits import DEAREST_UNITS, EXPENSIVE_READ_UNITS, REFUSED_EVENT_COST, Limits, RateLimits
 
 
-def limits() -> RateLimits:
+def limits(**given: float) -> RateLimits:
+    """Slow limits (key_events_per_s=1, key_burst_events=1,000, and `given`): nothing refills within a test."""
     async def make() -> RateLimits:  # its semaphore wants a running loop on older Pythons
-        return RateLimits(Limits(key_events_per_s=1.0, key_burst_events=1_000))
+        return RateLimits(Limits(**{"key_events_per_s": 1.0, "key_burst_events": 1_000, **given}))
     return asyncio.run(make())
 
 
@@ -30,6 +31,91 @@ def test_refused_events_drain_a_keys_bucket_faster_than_accepted_ones():
         refused.charge_writes({"k": 100})        # 100 + 100 * (REFUSED_EVENT_COST - 1) spent already
     assert limited.value.status == 429 and limited.value.code == "RATE_LIMITED"
     assert REFUSED_EVENT_COST > 1
+
+
+# (KEY_UNKNOWN is wasted too, but a registered key is never answered so; an unknown one has no bucket.)
+@pytest.mark.parametrize("wasted", ["duplicate", "SIGNATURE", "ENCODING", "SCHEMA"])
+def test_replays_and_forgeries_naming_a_key_cost_their_sender_not_the_key(wasted: str):
+    rates = limits(budget_units_per_s=1.0)
+    rates.learn("platform", None)                       # the platform's key has signed: its own bucket
+    replayer_refused = None
+    for _ in range(100):                                 # a replayer resends its public events, 100 at a time
+        try:
+            charge = rates.charge_writes({"platform": 100}, "10.6.6.6")
+        except ApiError as error:
+            replayer_refused = error
+            break
+        for _ in range(100):
+            rates.learn("platform", None if wasted == "duplicate" else wasted,
+                        duplicate=wasted == "duplicate", charge=charge)
+    assert replayer_refused is not None and replayer_refused.status == 429, "the replayer slows itself down"
+    assert "by this address" in replayer_refused.message
+    rates.charge_writes({"platform": 1_000}, "10.0.0.1")  # the platform's own bucket is whole
+    with pytest.raises(ApiError):
+        rates.charge_writes({"platform": 1}, "10.0.0.1")  # ... and was spent by the platform alone
+
+
+def test_a_replayer_of_a_platforms_public_events_over_http_slows_itself_not_the_platform(world):
+    import json
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    def retirement(retirement_id: str) -> dict:
+        return world.client.signed(world.mall, "retirement", {
+            "retirement_id": retirement_id, "account": "mall-co", "amount_g": 1, "purpose": "voluntary",
+            "beneficiary": "p-1"})
+
+    app = create_app(world.registry, checkpoint_interval_s=0.05, limits=Limits(
+        key_events_per_s=1.0, key_burst_events=1_000, budget_units_per_s=1.0, budget_burst_units=DEAREST_UNITS))
+    with TestClient(app, client=("10.0.0.1", 1)) as platform:
+        replayer = TestClient(app, client=("10.6.6.6", 1))  # the same app: its lifespan is the platform's
+        public = retirement("replayed")
+        assert platform.post("/v1/events", content=json.dumps(public)).status_code == 201
+        statuses = []
+        for _ in range(5):
+            answer = replayer.post("/v1/events:batch", content=json.dumps({"events": [public] * 999}))
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                assert "spent by this address" in answer.json()["message"], answer.text
+                break
+            assert {r["status"] for r in answer.json()["results"]} == {200}
+        assert statuses[-1] == 429 and len(statuses) > 1, statuses
+        assert platform.post("/v1/events", content=json.dumps(retirement("fresh"))).status_code == 201
+
+
+def test_an_honest_resend_after_a_timeout_is_charged_to_its_address_which_has_room():
+    rates = limits(budget_units_per_s=1.0)
+    rates.learn("platform", None)
+    first = rates.charge_writes({"platform": 400}, "10.0.0.1")
+    for _ in range(400):
+        rates.learn("platform", None, charge=first)      # accepted, but the answer was lost
+    resend = rates.charge_writes({"platform": 400}, "10.0.0.1")
+    for _ in range(400):
+        rates.learn("platform", None, duplicate=True, charge=resend)
+    rates.charge_writes({"platform": 600}, "10.0.0.1")  # the resend cost the key nothing ...
+    with pytest.raises(ApiError):
+        rates.charge_writes({"platform": 1}, "10.0.0.1")
+
+
+def test_one_address_cannot_spend_the_budget_an_export_needs_and_refusals_say_whose_it_was():
+    rates = limits(budget_units_per_s=1.0, budget_burst_units=4_000)
+    flooded = 0
+    with pytest.raises(ApiError) as limited:
+        for _ in range(10):                               # events by keys nobody registered, 1 unit each
+            rates.charge_writes({f"unregistered-{flooded + i}": 1 for i in range(500)}, "10.6.6.6")
+            flooded += 500
+    assert flooded <= max(DEAREST_UNITS, 2_000) and "spent by this address" in limited.value.message
+    rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.1")  # another address's export is served
+    rates.charge_work(EXPENSIVE_READ_UNITS, "10.7.7.7")
+    with pytest.raises(ApiError) as limited:
+        rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.2")
+    assert "spent by all clients" in limited.value.message and "export" not in limited.value.message
+
+
+def test_an_addresss_share_of_the_budget_is_configured_within_the_budget():
+    assert Limits.from_env({"PUHUI_SOURCE_BUDGET_SHARE": "0.25"}).source_budget_share == 0.25
+    with pytest.raises(ValueError):
+        Limits(source_budget_share=1.5)
 
 
 def _answer_through_guard(guard_limits: Limits, statuses: list[int | tuple[str, int]], method: str = "POST") -> list[float]:
