@@ -19,8 +19,8 @@ from typing import Any, Optional
 import typer
 
 from cli.help import Typer
-from cli.onboarding import _help, _nfc, _report
-from cli.signing import send
+from cli.onboarding import _help
+from cli.signing import nfc, print_outcome, send
 from cli.tables import print_table
 from cli.target import DatabaseOption, DirOption, LoggedReview, ServerOption, Target, TrustOption, Where, where_options
 from cli.terminal import cannot_run, console, fail, guarded
@@ -96,7 +96,7 @@ def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version:
         _require_format_2(target, "reviews")
         body = {"review_id": review_id or f"review-{secrets.token_hex(8)}", "target": _target(target, kind, target_id, version),
                 "verdict": verdict, "report_sha256": report_sha256}
-        _report(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
+        print_outcome(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
                 send(target, where.signer(), "review", body))
 
 
@@ -164,8 +164,8 @@ def hold(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the a
          hold_id: Optional[str] = typer.Option(None, metavar="ID", help="the event's id (default: a fresh one)"),
          *, where: Where) -> None:
     body = {"hold_id": hold_id or f"hold-{secrets.token_hex(8)}", "account_id": account_id, "held": not release,
-            "case_id": case_id, "reason": _nfc(reason)}
+            "case_id": case_id, "reason": nfc(reason)}
     with where.open() as target:
         _require_format_2(target, "holds")
-        _report(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
+        print_outcome(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
                 send(target, where.signer(), "account.hold", body))

@@ -214,6 +214,14 @@ class Queries:
         with self.store.engine.connect() as conn:
             return [data for _, data in self.store.leaves(conn, start, start + limit)]
 
+    def introduced_by(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        """The body of the event of this type that introduced this id (its `ref`), or None. The ref
+        column has no index: a caller asks only for an id its state says is in use."""
+        with self.store.engine.connect() as conn:
+            leaf = conn.execute(select(events.c.leaf).where(events.c.type == event_type, events.c.ref == event_id)
+                                .limit(1)).scalar()
+        return None if leaf is None else json.loads(leaf)["body"]
+
     def event_time(self, seq: int) -> str | None:
         """The registry time of the event at seq (None if not committed)."""
         with self.store.engine.connect() as conn:
