@@ -112,6 +112,20 @@ def _counts(target: Target, review: LoggedReview, role: str, platform_controller
     return "yes"
 
 
+def _once_per_key(found: list[tuple[LoggedReview, str]]) -> list[tuple[LoggedReview, str]]:
+    """One key counts once per target (spec section 6): a later review of the same verdict by a
+    key already counted adds nothing, and says so."""
+    first_seq: dict[tuple[str, bool], int] = {}
+    shown = []
+    for review, counts in found:
+        if counts == "yes":
+            earlier = first_seq.setdefault((review.signer, review.approved), review.seq)
+            if earlier != review.seq:
+                counts = f"no: its key counted once already (seq {earlier})"
+        shown.append((review, counts))
+    return shown
+
+
 @commands.command("reviews")
 @guarded
 def reviews(kind: str = KindArgument, target_id: str = TargetIdArgument, version: Optional[int] = VersionOption,
@@ -133,7 +147,8 @@ def reviews(kind: str = KindArgument, target_id: str = TargetIdArgument, version
                 raise Rejected("UNKNOWN_REF", f"activity batch {target_id} does not exist")
             account = target.account(platform)
             controllers = frozenset() if account is None else account.controllers
-        found = [(r, _counts(target, r, role, controllers)) for r in target.reviews(kind, target_id, wanted["version"])]
+        found = _once_per_key([(r, _counts(target, r, role, controllers))
+                               for r in target.reviews(kind, target_id, wanted["version"])])
     approving = {r.signer for r, counts in found if r.approved and counts == "yes"}
     rejected = any(not r.approved and counts == "yes" for r, counts in found)
     met = quorum is not None and not rejected and len(approving) >= quorum
