@@ -14,7 +14,7 @@ from verifier import dask_runner, file_ranges
 from verifier.activities import check_record_chunk
 from verifier.digests import Blake2bDigester
 from verifier.parallel import InlineRunner
-from verifier.reader import MAX_RECORD_BYTES, InputError, LineReader
+from verifier.reader import MAX_RECORD_BYTES, InputError
 
 
 class InlineCluster(InlineRunner):
@@ -91,37 +91,23 @@ def test_a_line_too_long_stops_the_run_as_locally(world, tmp_path, inline_cluste
     assert str(ranged.value) == str(local.value) and "line 4 is longer than the limit" in str(local.value)
 
 
-def test_a_range_job_gives_the_local_chunks(tmp_path):
-    """Every range's chunks, joined, are the chunks a local run cuts, with the same results."""
-    path = tmp_path / "records.jsonl"
+def test_range_jobs_give_the_local_chunks(tmp_path, monkeypatch):
+    """Every range's chunks, in order, are the chunks a local run cuts, with the same results."""
+    path = str(tmp_path / "records.jsonl")
     lines = [records(f"r{n}", 1)[0] if n % 7 else b"" for n in range(700)]  # every seventh line empty, no final newline
-    path.write_bytes(b"\n".join(lines))
-    digester = Blake2bDigester(b"k" * 32)
-    chunk_job = ("2026-03-01", "2026-03-31", digester, None, None)
-    local = []
-    number = 1
-    for block in LineReader(str(path), "activity file", MAX_RECORD_BYTES, require_final_newline=False, block_bytes=512).blocks():
-        local.extend(block)
-    expected = []
-    while number <= len(local):
-        chunk = local[number - 1 : number - 1 + 64]
-        expected.append((number, check_record_chunk((*chunk_job[:3], number, b"\n".join(chunk)))))
-        number += 64
-    ranged = []
+    with open(path, "wb") as handle:
+        handle.write(b"\n".join(lines))
+    chunk_job = ("2026-03-01", "2026-03-31", Blake2bDigester(b"k" * 32), None, None)
+    expected = [(first, check_record_chunk((*chunk_job[:3], first, b"\n".join(lines[first - 1 : first + 63])))) for first in range(1, 701, 64)]
+    monkeypatch.setattr(file_ranges, "CHUNK_RECORDS", 64)
+    checker = file_ranges.RangeChecker(None, InlineCluster(None), None, None, None)
     for range_bytes in (500, 4096, 1 << 20):
-        size = os.path.getsize(path)
-        counts = file_ranges.count_newlines(file_ranges.CountJob(str(path), 0, size, range_bytes)).counts
-        ends = [sum(counts[: index + 1]) for index in range(len(counts))]
-        ranged = []
-        for offset in range(0, size, range_bytes):
-            index = offset // range_bytes
-            before = ends[index - 1] if index else 0
-            owned = [chunk for chunk in range(len(expected)) if (chunk == 0 and index == 0) or (chunk and before < chunk * 64 <= ends[index])]
-            if owned:
-                skip = owned[0] * 64 - before if owned[0] else 0
-                job = file_ranges.RangeJob("records", chunk_job, str(path), offset, skip, owned[0] * 64 + 1, len(owned), 64)
-                ranged.extend(file_ranges.check_range(job).chunks)
-        assert [tuple(outcome) for outcome in ranged] == expected
+        monkeypatch.setattr(file_ranges, "RANGE_BYTES", range_bytes)
+        jobs = checker._range_jobs(path, os.path.getsize(path), file_ranges.ChunkTemplate("records", chunk_job))
+        assert len(jobs) > 1 or range_bytes == 1 << 20
+        results = [file_ranges.check_range(job) for job in jobs]
+        assert [tuple(outcome) for result in results for outcome in result.chunks] == expected
+        assert [result.unterminated for result in results] == [False] * (len(jobs) - 1) + [True]
 
 
 def test_a_cluster_of_three_gives_the_report_of_a_local_run(world, run, three_workers, monkeypatch):  # noqa: F811
