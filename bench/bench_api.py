@@ -288,13 +288,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(directory: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(directory: Path, port: int, log_path: Path, start_timeout_s: float = 60) -> subprocess.Popen:
+    """`puhui serve` on the port, once it answers; a registry's first start checks its projections
+    against the whole log, which at 10^6 events on a busy machine takes minutes (start_timeout_s)."""
     env = dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE)
     server = subprocess.Popen([str(Path(sys.executable).parent / "puhui"), "serve", "--dir", str(directory),
                                "--host", "127.0.0.1", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + start_timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             connection.request("GET", "/v1/checkpoint")
@@ -303,7 +305,7 @@ def start_server(directory: Path, port: int, log_path: Path) -> subprocess.Popen
         except OSError:
             time.sleep(0.1)
     server.kill()
-    raise SystemExit(f"puhui serve did not start; see {log_path}")
+    raise SystemExit(f"puhui serve did not answer within {start_timeout_s:.0f} s; see {log_path}")
 
 
 def main() -> None:

@@ -284,7 +284,7 @@ def main() -> None:
         built_s = round(time.perf_counter() - started, 1)
     samples = json.loads((directory / "samples.json").read_text())
     port = free_port()
-    server = start_server(directory, port, args.out / f"bench_pages-server-e{args.events}.log")
+    server = start_server(directory, port, args.out / f"bench_pages-server-e{args.events}.log", start_timeout_s=900)
     try:
         result = measure(port, targets(samples), args.requests)
     finally:
