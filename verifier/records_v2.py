@@ -19,8 +19,8 @@ integers and codes, so one regular expression matches the frame and only `inputs
 
 import re
 from array import array
-from itertools import compress
-from operator import eq, ne
+from itertools import compress, repeat
+from operator import add, eq, is_, ne
 from typing import NamedTuple
 
 from verifier.activities import MAX_SAFE_INTEGER, ActivityChecker, CarefulChunk, _FileState, clean_columns, clean_outcome, parsed_record
@@ -63,6 +63,7 @@ class SubjectDays(NamedTuple):
     first_numbers: list  # each group's first record number
     totals_g: list
     steps: list  # None (every record of the group at its formula), or [(number, formula_g, reduction_g), ...]
+    by_subject: bool  # whether each subject is in one group (no subject of the chunk has two days)
 
 
 class ChunkResult(NamedTuple):
@@ -266,6 +267,7 @@ def _subject_days(subjects, days, formulas, grams, numbers, digester):
         list(map(first.__getitem__, totals)),
         list(totals.values()),
         list(steps.values()),
+        by_subject,
     )
 
 
@@ -301,15 +303,17 @@ class KnownSubjects:
         self._tags = {}  # methodology_id -> 1..255
         self._other_grams = {}  # (subject digest, methodology_id) -> grams
 
-    def days_and_grams(self, subjects, methodology_id):
-        """For each subject, its occurred_on and the grams credited to it under methodology_id that
-        day: two lists, None and 0 for a subject not seen before."""
-        days, grams = [None] * len(subjects), [0] * len(subjects)
+    def days_and_grams(self, subjects, methodology_id, days):
+        """The grams credited to each subject under methodology_id on its day (0 for a subject not
+        seen before), and its day written into `days`, where a subject's day already there (not
+        None: a subject of the file being checked, so not here) is left as it is."""
+        grams = [0] * len(subjects)
         if self.count == 0:
-            return days, grams
+            return grams
         keys, values, mask = self._keys, self._values, self._mask
         tag = self._tags.get(methodology_id)
-        for index, subject in enumerate(subjects):
+        for index in compress(range(len(subjects)), map(is_, days, repeat(None))):
+            subject = subjects[index]
             slot = subject & mask
             key = keys[slot]
             while key != subject:
@@ -321,7 +325,7 @@ class KnownSubjects:
                 packed = values[slot]
                 days[index] = self._day_names[packed >> 40]
                 grams[index] = packed & 0xFFFFFFFF if packed >> 32 & 0xFF == tag else self._other_grams.get((subject, methodology_id), 0)
-        return days, grams
+        return grams
 
     def keep(self, new_days, grams_of, methodology_id):
         """Take in an accepted file's subjects: new_days, subject -> occurred_on for those not known
@@ -419,19 +423,42 @@ class ActivityChecker2(ActivityChecker):
     def _merge(self, state, first_number, ticket):
         result = self.runner.result(ticket)
         self._merge_result(state, first_number, result)
-        methodology_id = self._definition.methodology_id
-        cap_g = self._definition.daily_cap_g
-        strict = not self._relaxed
-        state_days, state_grams = state.subject_days, state.cap_totals
         groups = result.groups
         subjects = digests_to_array(groups.subjects)
-        known_days, known_grams = self.known_subjects.days_and_grams(subjects, methodology_id)
-        for subject, day, first_number, total_g, steps, known_day, known_g in zip(
-            subjects, groups.days, groups.first_numbers, groups.totals_g, groups.steps, known_days, known_grams
+        # Each group's reference day: that of its subject in this file so far, or in an earlier
+        # batch (never both: state.subject_days holds only subjects no earlier batch has), or None.
+        references = list(map(state.subject_days.get, subjects))
+        known_grams = self.known_subjects.days_and_grams(subjects, self._definition.methodology_id, references)
+        if not (groups.by_subject and self._merge_at_once(state, subjects, groups, references, known_grams)):
+            self._merge_each(state, subjects, groups, references, known_grams)
+
+    def _merge_at_once(self, state, subjects, groups, references, known_grams):
+        """The common case a column at a time: each subject once in the chunk, on its reference day
+        if it has one, and no subject beyond the cap. False, having changed nothing, otherwise."""
+        days = groups.days
+        new = list(map(is_, references, repeat(None)))
+        if sum(new) + sum(map(eq, references, days)) != len(days):
+            return False
+        cap_g = self._definition.daily_cap_g
+        befores = list(map(state.cap_totals.get, subjects, known_grams))
+        afters = list(map(add, befores, groups.totals_g))
+        if afters and max(afters) > cap_g:
+            return False
+        for index in compress(range(len(days)), groups.steps):
+            self._check_steps(state, groups.steps[index], befores[index])
+        state.subject_days.update(compress(zip(subjects, days), new))
+        state.cap_totals.update(zip(subjects, afters))
+        return True
+
+    def _merge_each(self, state, subjects, groups, references, known_grams):
+        """Group by group, finding and explaining PRIVACY and QUANTIFICATION."""
+        cap_g = self._definition.daily_cap_g
+        state_days, state_grams = state.subject_days, state.cap_totals
+        for subject, day, first_number, total_g, steps, reference, known_g in zip(
+            subjects, groups.days, groups.first_numbers, groups.totals_g, groups.steps, references, known_grams
         ):
-            # A subject of an earlier batch has its day from there (and is never in state_days);
-            # a new one, the day of its first group in this file.
-            reference = known_day or state_days.setdefault(subject, day)
+            if reference is None:  # a new subject: the day of its first group in this file
+                reference = state_days.setdefault(subject, day)
             if reference == day:
                 key = subject
             else:
@@ -442,15 +469,20 @@ class ActivityChecker2(ActivityChecker):
                 if before_g + total_g > cap_g:
                     message = f"its subject's records on {day} reach {before_g + total_g} g, above the daily cap of {cap_g} g"
                     state.quantification = _earliest(state.quantification, first_number, message)
-                before_g += total_g
             else:
-                for number, formula_g, reduction_g in steps:
-                    expected_g = min(formula_g, max(0, cap_g - before_g))
-                    if reduction_g != expected_g if strict else reduction_g > expected_g:
-                        message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
-                        state.quantification = _earliest(state.quantification, number, message)
-                    before_g += reduction_g
-            state_grams[key] = before_g
+                self._check_steps(state, steps, before_g)
+            state_grams[key] = before_g + total_g
+
+    def _check_steps(self, state, steps, before_g):
+        """Section 7.2 record by record (in relaxed mode, only that none is above it)."""
+        cap_g = self._definition.daily_cap_g
+        strict = not self._relaxed
+        for number, formula_g, reduction_g in steps:
+            expected_g = min(formula_g, max(0, cap_g - before_g))
+            if reduction_g != expected_g if strict else reduction_g > expected_g:
+                message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
+                state.quantification = _earliest(state.quantification, number, message)
+            before_g += reduction_g
 
     def _first_finding(self, state, body, unterminated):
         """Section 7.3's order: DUPLICATE_ID, BATCH, QUANTIFICATION, PRIVACY, DUPLICATE_ACTIVITY."""
