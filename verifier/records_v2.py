@@ -336,31 +336,33 @@ class KnownSubjects:
         if tag is None and len(self._tags) < 0xFF:
             tag = self._tags[methodology_id] = len(self._tags) + 1
         keys, values, mask = self._keys, self._values, self._mask
-        count = self.count
-        day, day_bits = None, 0  # a file's subjects have few days: the last one's index is kept
-        for subject, grams in grams_of.items():
+        day_bits = {day: self._day_index(day) << 40 for day in set(new_days.values())}
+        tag_bits = None if tag is None else tag << 32
+        for subject, day in new_days.items():  # not here: each takes the first empty slot
+            grams = grams_of[subject]
             slot = subject & mask
-            key = keys[slot]
-            while key != subject and key != 0:
+            while keys[slot]:
                 slot = (slot + 1) & mask
-                key = keys[slot]
-            if key == 0:
-                if new_days[subject] != day:
-                    day = new_days[subject]
-                    day_bits = self._day_index(day) << 40
-                keys[slot] = subject
-                packed = values[slot] = day_bits
-                count += 1
+            keys[slot] = subject
+            if tag_bits is not None and grams <= 0xFFFFFFFF:
+                values[slot] = day_bits[day] | tag_bits | grams
             else:
-                packed = values[slot]
+                values[slot] = day_bits[day]
+                self._other_grams[(subject, methodology_id)] = grams
+        self.count += len(new_days)
+        for subject in grams_of.keys() - new_days.keys():  # subjects of earlier batches
+            grams = grams_of[subject]
+            slot = subject & mask
+            while keys[slot] != subject:
+                slot = (slot + 1) & mask
+            packed = values[slot]
             owner = packed >> 32 & 0xFF  # 0: no methodology_id's grams inline yet
             if tag is not None and (owner == 0 or owner == tag) and grams <= 0xFFFFFFFF:
-                values[slot] = packed >> 40 << 40 | tag << 32 | grams
+                values[slot] = packed >> 40 << 40 | tag_bits | grams
             else:
                 if owner == tag:  # grams beyond 32 bits: they move beside
                     values[slot] = packed >> 40 << 40
                 self._other_grams[(subject, methodology_id)] = grams
-        self.count = count
 
     def _day_index(self, day):
         index = self._day_indexes.get(day)
