@@ -9,12 +9,15 @@ order): the main process applies each chunk's groups in chunk order, as an inlin
 the outcome is the same for any number of workers. A group whose records all equal their formula
 needs only its total: it is valid exactly when the subject's total before it plus that total stays
 within the cap (then no record of it had to be clipped; else one was and is not). Any other group
-carries its records, stepped through one by one.
+carries its records, stepped through one by one. The subjects of accepted batches are kept in
+KnownSubjects, a table of 16 bytes a subject (there is one per person and day).
 
 A record is canonical when it is exactly
 `{"activity_id":ID,"fingerprint":HEX64,"inputs":{...},"occurred_on":DATE,"private_sha256":HEX64,"reduction_g":INT,"subject":SUBJECT}`
 in JCS. Every value but `inputs` is escape-free by its pattern, and a valid `inputs` holds only
-integers and codes, so one regular expression matches the frame and only `inputs` is parsed.
+integers and codes, so one regular expression matches the frame and only `inputs` is parsed; when
+every public input of the version is required, the frame spells `inputs` too (typed_frame) and
+nothing is parsed.
 """
 
 import re
