@@ -473,8 +473,10 @@ def _review_target(kind: str, target_id: str, version: int | None) -> ReviewTarg
     """A review target of spec section 6's three forms, else SCHEMA."""
     if kind == "evidence" and not HEX64.fullmatch(target_id):
         raise ApiError(422, "SCHEMA", "an evidence target's id is a SHA-256 in lowercase hex")
-    if (version is None) != (kind != "methodology"):
-        raise ApiError(422, "SCHEMA", "version is given for a methodology target, and only for one")
+    if kind == "methodology" and version is None:
+        raise ApiError(422, "SCHEMA", "experts review one version of a methodology: give it as ?version=N")
+    if kind != "methodology" and version is not None:
+        raise ApiError(422, "SCHEMA", f"a {kind} target has no version: leave out ?version=")
     return ReviewTarget(kind, target_id, version)
 
 

@@ -238,7 +238,10 @@ class Review(Strict):
     report_sha256: Hex64
     counts: bool = Field(description=(
         "its key holds the reviewer role and is active now; a batch's approval from a controller of its platform "
-        "does not count (the recipient's controllers are judged at the issuance)"))
+        "does not count (the recipient's controllers are judged at the issuance); a key counts once per target, "
+        "by its first review of a verdict"))
+    repeat_of: Int | None = Field(description="the seq of the same key's earlier review of the same verdict, which "
+                                              "alone counts; null for the first")
 
 
 class Reviews(Strict):

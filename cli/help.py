@@ -37,12 +37,27 @@ class _MetavarHelp:
         return params
 
 
+def reflowed(help_text: str | None) -> str | None:
+    """A docstring's paragraphs each on one line, for the terminal to wrap: typer's rich help keeps
+    the source's line breaks, which then fall mid-sentence between the wrapped lines. A paragraph
+    that starts with a dash (a list) keeps its lines."""
+    if not help_text:
+        return help_text
+    paragraphs = help_text.split("\n\n")
+    return "\n\n".join(paragraph if paragraph.lstrip().startswith("-") else " ".join(paragraph.split())
+                         for paragraph in paragraphs)
+
+
 class MetavarCommand(_MetavarHelp, TyperCommand):
-    pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)
 
 
 class MetavarGroup(_MetavarHelp, TyperGroup):
-    pass
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = reflowed(self.help)
 
 
 class Typer(typer.Typer):

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from cli import onboarding, quantification, reviews, upkeep
+from cli import credits, onboarding, quantification, reviews, upkeep
 from cli.help import Typer
 from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
@@ -230,6 +230,8 @@ app.registered_commands.extend(upkeep.commands.registered_commands)
 app.add_typer(onboarding.keys, name="keys")
 app.add_typer(onboarding.accounts, name="accounts")
 app.registered_commands.extend(onboarding.commands.registered_commands)
+# issue, transfer, retire, claim
+app.registered_commands.extend(credits.commands.registered_commands)
 app.registered_commands.extend(reviews.commands.registered_commands)  # review, reviews, hold (format 2)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import unicodedata
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
 from cli.help import Typer
-from cli.signing import Held, already_holds, send
+from cli.signing import Held, already_holds, nfc, print_outcome, send
 from cli.target import DatabaseOption, Delivered, DirOption, ServerOption, Target, TrustOption, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, console, fail, guarded
 from keys import (KEY_FILE_ROLES, SECRET_KINDS, STRENGTHS, Ed25519Key, check_new_passphrase, new_secret,
@@ -35,22 +34,10 @@ MAX_SUBMIT_FILE_BYTES = 64 << 20
 MAX_SUBMIT_EVENTS = 10_000
 
 
-def _nfc(text: str) -> str:
-    # The registry takes strings in Unicode NFC only; a name typed on another system may not be.
-    return unicodedata.normalize("NFC", text)
-
-
-def _report(target: Target, what: str, outcome: Delivered | Held) -> None:
-    if isinstance(outcome, Held):
-        console.print(f"{outcome.message}: nothing written")
-    else:
-        console.print(f"{what} {target.done(outcome)}")
-
-
 def _run(where: Where, event_type: str, body: dict[str, Any], what: str) -> None:
     """Sign and deliver one operation to the target the options name (cli.target)."""
     with where.open() as target:
-        _report(target, what, send(target, where.signer(), event_type, body))
+        print_outcome(target, what, send(target, where.signer(), event_type, body))
 
 
 def _help(text: str) -> str:
@@ -91,12 +78,12 @@ def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key 
     passphrase = passphrase_for_role(role, f"the new {role} key {name}", confirm=True)
     check_new_passphrase(passphrase, f"the {role} key {name}")
     if role in SECRET_KINDS:
-        save_secret(out, new_secret(), passphrase, kind=role, label=_nfc(name), strength=key_strength)
+        save_secret(out, new_secret(), passphrase, kind=role, label=nfc(name), strength=key_strength)
         holder = "the identity hub alone" if role == "hub" else "the hub and the accredited platforms alone"
         console.print(f"{role} key written to {out}: a secret for {holder}, never registered, exported or logged")
         return
     key = Ed25519Key.generate()
-    save_key(out, key, passphrase, role=role, label=_nfc(name), strength=key_strength)
+    save_key(out, key, passphrase, role=role, label=nfc(name), strength=key_strength)
     console.print(f"key id {key.key_id}")
     console.print(f"public key {key.public_key_b64}")
     console.print(f"written to {out}; register it with `puhui keys register {out} ...`")
@@ -147,7 +134,7 @@ def register_key(key: str = typer.Argument(..., metavar="KEY", help="the new key
         cannot_run("--label: a key given by its public key needs a label")
     key_id = key_id_of(public_key)
     _run(where, "key.register",
-         {"key_id": key_id, "public_key": base64.b64encode(public_key).decode(), "roles": roles, "label": _nfc(label)},
+         {"key_id": key_id, "public_key": base64.b64encode(public_key).decode(), "roles": roles, "label": nfc(label)},
          f"registered key {key_id} ({', '.join(roles) or 'no role'})")
 
 
@@ -160,7 +147,7 @@ def revoke_key(key: str = typer.Argument(..., metavar="KEY", help="the key to re
                reason: str = typer.Option(..., metavar="REASON", help="why, for the log: e.g. lost, rotated, left the scheme"),
                *, where: Where) -> None:
     key_id = _key_id(key, "KEY")
-    _run(where, "key.revoke", {"key_id": key_id, "reason": _nfc(reason)}, f"revoked key {key_id}")
+    _run(where, "key.revoke", {"key_id": key_id, "reason": nfc(reason)}, f"revoked key {key_id}")
 
 
 def _controllers(values: List[str]) -> list[str]:
@@ -186,7 +173,7 @@ def open_account(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", hel
                  platform: Optional[str] = typer.Option(None, metavar="ACCOUNT", help="for an individual: the platform account it "
                                                                    "comes through"),
                  *, where: Where) -> None:
-    body = {"account_id": account_id, "kind": kind, "name": _nfc(name), "region": region,
+    body = {"account_id": account_id, "kind": kind, "name": nfc(name), "region": region,
             "controllers": _controllers(controller), "platform": platform}
     _run(where, "account.open", body, f"opened {kind} account {account_id}")
 
@@ -246,4 +233,4 @@ def submit(file: Path = typer.Argument(..., metavar="FILE", help="signed events,
             except Rejected as exc:
                 fail(f"line {number}: {exc.code}: {exc.message}" + (" (the lines before it are in the log)"
                                                                      if number > 1 else ""))
-            _report(target, f"line {number}: {event['type']}", outcome)
+            print_outcome(target, f"line {number}: {event['type']}", outcome)

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import typer
 
 from cli.help import Typer
-from cli.onboarding import _help, _nfc, _report
-from cli.signing import send
+from cli.onboarding import _help
+from cli.signing import nfc, print_outcome, send
 from cli.tables import print_table
 from cli.target import DatabaseOption, DirOption, LoggedReview, ServerOption, Target, TrustOption, Where, where_options
 from cli.terminal import cannot_run, console, fail, guarded
@@ -96,7 +96,7 @@ def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version:
         _require_format_2(target, "reviews")
         body = {"review_id": review_id or f"review-{secrets.token_hex(8)}", "target": _target(target, kind, target_id, version),
                 "verdict": verdict, "report_sha256": report_sha256}
-        _report(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
+        print_outcome(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
                 send(target, where.signer(), "review", body))
 
 
@@ -110,6 +110,20 @@ def _counts(target: Target, review: LoggedReview, role: str, platform_controller
     if review.approved and review.signer in platform_controllers:
         return "no: its key controls the batch's platform"
     return "yes"
+
+
+def _once_per_key(found: list[tuple[LoggedReview, str]]) -> list[tuple[LoggedReview, str]]:
+    """One key counts once per target (spec section 6): a later review of the same verdict by a
+    key already counted adds nothing, and says so."""
+    first_seq: dict[tuple[str, bool], int] = {}
+    shown = []
+    for review, counts in found:
+        if counts == "yes":
+            earlier = first_seq.setdefault((review.signer, review.approved), review.seq)
+            if earlier != review.seq:
+                counts = f"no: its key counted once already (seq {earlier})"
+        shown.append((review, counts))
+    return shown
 
 
 @commands.command("reviews")
@@ -133,7 +147,8 @@ def reviews(kind: str = KindArgument, target_id: str = TargetIdArgument, version
                 raise Rejected("UNKNOWN_REF", f"activity batch {target_id} does not exist")
             account = target.account(platform)
             controllers = frozenset() if account is None else account.controllers
-        found = [(r, _counts(target, r, role, controllers)) for r in target.reviews(kind, target_id, wanted["version"])]
+        found = _once_per_key([(r, _counts(target, r, role, controllers))
+                               for r in target.reviews(kind, target_id, wanted["version"])])
     approving = {r.signer for r, counts in found if r.approved and counts == "yes"}
     rejected = any(not r.approved and counts == "yes" for r, counts in found)
     met = quorum is not None and not rejected and len(approving) >= quorum
@@ -164,8 +179,8 @@ def hold(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the a
          hold_id: Optional[str] = typer.Option(None, metavar="ID", help="the event's id (default: a fresh one)"),
          *, where: Where) -> None:
     body = {"hold_id": hold_id or f"hold-{secrets.token_hex(8)}", "account_id": account_id, "held": not release,
-            "case_id": case_id, "reason": _nfc(reason)}
+            "case_id": case_id, "reason": nfc(reason)}
     with where.open() as target:
         _require_format_2(target, "holds")
-        _report(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
+        print_outcome(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
                 send(target, where.signer(), "account.hold", body))

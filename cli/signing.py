@@ -9,15 +9,35 @@ anything is signed.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, NamedTuple
 
 from cli.target import Delivered, LoggedAccount, SignerKey, Target
+from cli.terminal import console
 from ledger.errors import Rejected
+from ledger.events import TYPES
+from ledger.schema import ID_FIELD
+
+# The operations of cli.credits: each introduces an id, and a repeat with the same fields holds.
+CREDIT_TYPES = ("issuance", "transfer", "retirement", "neutrality.claim")
 
 
 class Held(NamedTuple):
     """The operation holds in the log already: nothing was signed."""
     message: str
+
+
+def nfc(text: str) -> str:
+    # The registry takes strings in Unicode NFC only; a name typed on another system may not be.
+    return unicodedata.normalize("NFC", text)
+
+
+def print_outcome(target: Target, what: str, outcome: Delivered | Held) -> None:
+    """One line: what was done and where it went, or what held already."""
+    if isinstance(outcome, Held):
+        console.print(f"{outcome.message}: nothing written")
+    else:
+        console.print(f"{what} {target.done(outcome)}")
 
 
 def send(target: Target, signer: SignerKey, event_type: str, body: dict[str, Any]) -> Delivered | Held:
@@ -84,6 +104,8 @@ def already_holds(target: Target, event_type: str, body: dict[str, Any]) -> str 
         if in_force == body["offset_eligible"]:
             return f"{body['methodology_id']}{named}: offset eligible {'on' if in_force else 'off'} already"
         return None
+    if event_type in CREDIT_TYPES:
+        return _introduced_already(target, event_type, body)
     if event_type == "review":
         target_of = body["target"]
         for review in target.reviews(target_of["kind"], target_of["id"], target_of["version"]):
@@ -93,3 +115,20 @@ def already_holds(target: Target, event_type: str, body: dict[str, Any]) -> str 
     if event_type == "account.hold" and body["held"] and body["case_id"] in target.open_cases(body["account_id"]):
         return f"case {body['case_id']} is open on account {body['account_id']} already"
     return None
+
+
+def _introduced_already(target: Target, event_type: str, body: dict[str, Any]) -> str | None:
+    """The event that introduced this id, when its fields are these (a submitted event's own
+    request_id aside); DUPLICATE_ID when they are others."""
+    event_id, noun = body[ID_FIELD[event_type]], TYPES[event_type].new_id.noun
+    logged = target.logged(event_type, event_id)
+    if logged is None:
+        return None
+    asked = {k: v for k, v in body.items() if k != "request_id"}
+    logged = {k: v for k, v in logged.items() if k != "request_id"}
+    if logged == asked:
+        return f"{noun} {event_id} is in the log already with these fields"
+    differing = ", ".join(f"{k} {logged.get(k)!r}" for k in sorted(asked.keys() | logged.keys())
+                          if asked.get(k) != logged.get(k))
+    raise Rejected("DUPLICATE_ID", f"{noun} {event_id} is in the log already, otherwise ({differing}): an id is "
+                                   f"used once, choose another")

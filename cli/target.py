@@ -27,8 +27,11 @@ from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, fail
 from keys import Ed25519Key, load_key, passphrase_for_role, passphrase_from_env_or_prompt, read_key_info
 from ledger.canonical import jcs
 from ledger.errors import CODES, Rejected
+from ledger.events import TYPES
 from ledger.note import parse_verifier_key
+from ledger.queries import Queries
 from ledger.registry import Registry, sign_event
+from ledger.schema import ID_FIELD
 from ledger.state import Methodology, ReviewTarget
 from service.actors import Actor
 from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
@@ -139,6 +142,10 @@ class Target(abc.ABC):
     def methodology(self, methodology_id: str) -> Methodology | None: ...
 
     @abc.abstractmethod
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        """The body of the event of this type that introduced this id (ledger.schema.ID_FIELD), or None."""
+
+    @abc.abstractmethod
     def batch_platform(self, batch_id: str) -> str | None:
         """The platform account of an accepted batch; None if no batch has that id."""
 
@@ -197,6 +204,12 @@ class DirTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return self.registry.state.methodologies.get(methodology_id)
+
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        # The state knows the ids in use; only a used one costs a look at the events.
+        if event_id not in getattr(self.registry.state, TYPES[event_type].new_id.table):
+            return None
+        return Queries(self.registry.store).introduced_by(event_type, event_id)
 
     def batch_platform(self, batch_id: str) -> str | None:
         batch = self.registry.state.batches.get(batch_id)
@@ -332,6 +345,11 @@ class ServerTarget(Target):
         item = self._ask(lambda: self.client.get(f"/v1/methodologies/{methodology_id}"), absent_ok=True)
         return None if item is None else _methodology(item)
 
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        id_field = ID_FIELD[event_type]
+        found = self._leaves((event_type,), lambda body: body.get(id_field) == event_id)
+        return found[0]["body"] if found else None
+
     def deliver(self, event: dict[str, Any]) -> Delivered:
         accepted = self._ask(lambda: self.client.submit_signed(event))
         return Delivered(accepted.seq, accepted.resent)
@@ -366,6 +384,9 @@ class SignOnlyTarget(Target):
 
     def methodology(self, methodology_id: str) -> Methodology | None:
         return None if self.reader is None else self.reader.methodology(methodology_id)
+
+    def logged(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        return None if self.reader is None else self.reader.logged(event_type, event_id)
 
     def batch_platform(self, batch_id: str) -> str | None:
         return None if self.reader is None else self.reader.batch_platform(batch_id)

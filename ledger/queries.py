@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from sqlalchemy import ColumnElement, Table, select, text
+from sqlalchemy import ColumnElement, Table, func, select, text
 from sqlalchemy.engine import Connection, Row
 
 from ledger import merkle, page_indexes, register_totals, serial_index
@@ -152,6 +152,11 @@ class TargetReviewers:
         return ReviewStatus(len(approving), quorum, any(not v.approved and self.counts(v.signer, False) for v in verdicts))
 
 
+def _repeat_of(first_seq: int, seq: int) -> int | None:
+    """The seq of a key's earlier review of the same verdict, which alone counts; None for the first."""
+    return None if seq == first_seq else first_seq
+
+
 _RULE_TYPES = ("registry.genesis", "registry.rules")
 _QUORUM_KIND = {"batch": "issuance", "evidence": "issuance", "methodology": "eligibility"}
 
@@ -213,6 +218,14 @@ class Queries:
     def leaves(self, start: int, limit: int) -> list[bytes]:
         with self.store.engine.connect() as conn:
             return [data for _, data in self.store.leaves(conn, start, start + limit)]
+
+    def introduced_by(self, event_type: str, event_id: str) -> dict[str, Any] | None:
+        """The body of the event of this type that introduced this id (its `ref`), or None. The ref
+        column has no index: a caller asks only for an id its state says is in use."""
+        with self.store.engine.connect() as conn:
+            leaf = conn.execute(select(events.c.leaf).where(events.c.type == event_type, events.c.ref == event_id)
+                                .limit(1)).scalar()
+        return None if leaf is None else json.loads(leaf)["body"]
 
     def event_time(self, seq: int) -> str | None:
         """The registry time of the event at seq (None if not committed)."""
@@ -442,8 +455,11 @@ class Queries:
             not_independent = self._not_independent(conn, target)
             if not_independent is None:
                 return None
-            verdicts = [SignerVerdict(row.signer, bool(row.approved)) for row in conn.execute(
-                select(t.c.signer, t.c.approved).where(*where).group_by(t.c.signer, t.c.approved))]
+            # one key counts once per target (spec section 6): its first review of a verdict
+            first_seq = {(row.signer, bool(row.approved)): row.first_seq for row in conn.execute(
+                select(t.c.signer, t.c.approved, func.min(t.c.seq).label("first_seq"))
+                .where(*where).group_by(t.c.signer, t.c.approved))}
+            verdicts = [SignerVerdict(signer, approved) for signer, approved in first_seq]
             reviewers = _reviewers(conn, {v.signer for v in verdicts}, REVIEWER_ROLES[target.kind], not_independent)
             rows = conn.execute(select(t.c.review_id, t.c.seq, t.c.signer, t.c.approved, events.c.time, events.c.leaf)
                                 .join(events, events.c.seq == t.c.seq).where(*where, t.c.seq > after)
@@ -451,7 +467,8 @@ class Queries:
         items = [{"review_id": row.review_id, "seq": row.seq, "time": row.time, "signer": row.signer,
                   "verdict": "approved" if row.approved else "rejected",
                   "report_sha256": json.loads(row.leaf)["body"]["report_sha256"],
-                  "counts": reviewers.counts(row.signer, bool(row.approved))} for row in rows[:limit]]
+                  "counts": reviewers.counts(row.signer, bool(row.approved)) and row.seq == first_seq[row.signer, bool(row.approved)],
+                  "repeat_of": _repeat_of(first_seq[row.signer, bool(row.approved)], row.seq)} for row in rows[:limit]]
         return {"target": target._asdict(), "status": reviewers.status(verdicts, quorum).as_json(), "items": items,
                 "next_after": items[-1]["seq"] if len(rows) > limit else None}
 

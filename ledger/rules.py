@@ -49,11 +49,30 @@ def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str,
         raise Rejected("KEY_UNKNOWN", f"key {auth['key']} is neither a root key nor a registered key")
     if key.revoked:
         raise Rejected("KEY_REVOKED", f"key {key.key_id} ({key.label}) was revoked and signs nothing after that")
+    signature = base64.b64decode(auth["sig"])
     try:
-        key.verify_key.verify(signing_message(origin, event_type, body, log_format), base64.b64decode(auth["sig"]))
+        key.verify_key.verify(signing_message(origin, event_type, body, log_format), signature)
     except BadSignatureError:
-        raise Rejected("SIGNATURE", f"the signature does not verify with key {key.key_id} over this body and origin {origin}") from None
+        raise Rejected("SIGNATURE", _signature_problem(key, origin, event_type, body, log_format, signature)) from None
     return key
+
+
+def _signature_problem(key: Key, origin: str, event_type: str, body: dict[str, Any], log_format: int,
+                       signature: bytes) -> str:
+    """Why a signature fails, naming the likeliest slip: a client signing for the other format
+    (its domain prefix), else the message a signature must cover."""
+    expected = EVENT_DOMAINS[log_format].decode().strip()
+    for other_format, domain in EVENT_DOMAINS.items():
+        if other_format == log_format:
+            continue
+        try:
+            key.verify_key.verify(signing_message(origin, event_type, body, other_format), signature)
+        except BadSignatureError:
+            continue
+        return (f"the signature of key {key.key_id} is over the format-{other_format} message ({domain.decode().strip()!r}"
+                f" prefix), but this log is format {log_format}: sign {expected!r} + JCS of body, origin and type")
+    return (f"the signature does not verify with key {key.key_id} over {expected!r} + JCS of this body, type and "
+            f"origin {origin} (format {log_format})")
 
 
 def judge(state: State, event_type: str, body: dict[str, Any], key: Key, *,

@@ -71,6 +71,14 @@ def test_reviews_eligibility_and_holds_against_a_directory(tmp_path):
     cycle = json.loads(puhui("reviews", "methodology", "HB-GT-CYCLE", *where, "--json").stdout)
     assert cycle["target"]["version"] == 2 and cycle["rejected"] and not cycle["met"]
     assert "UNREVIEWED" in puhui("eligibility", place, "HB-GT-CYCLE", "--on", ok=False).stderr
+    # One key counts once per target: its second approval is listed, and says it adds nothing.
+    puhui("review", "methodology", "HB-GT-CYCLE", "--verdict", "approved", "--report", report, *where,
+          "--signer-key", tmp_path / "expert-1.key", "--review-id", "panel-yes-again")
+    again = json.loads(puhui("reviews", "methodology", "HB-GT-CYCLE", *where, "--json").stdout)
+    first_seq = next(r["seq"] for r in again["reviews"] if r["verdict"] == "approved")
+    assert [r["counts"] for r in again["reviews"] if r["review_id"] == "panel-yes-again"] == [
+        f"no: its key counted once already (seq {first_seq})"]
+    assert again["approving_keys"] == 1
 
     nothing = puhui("review", "batch", "no-such-batch", "--verdict", "approved", "--report", report, *where,
                     "--signer-key", tmp_path / "vb.key", ok=False)

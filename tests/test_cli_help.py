@@ -63,3 +63,15 @@ def test_puhui_verify_help_shows_no_type_tag(name, parser, monkeypatch):
     text = parser.format_help()
     assert text.startswith(f"usage: {name}")
     assert TYPE_TAG.search(text) is None, text
+
+
+@pytest.mark.parametrize("path", [path for path, command in PUHUI_COMMANDS if getattr(command, "commands", None)],
+                         ids=lambda path: " ".join(path) or "puhui")
+def test_command_lists_break_descriptions_only_where_the_terminal_wraps(path):
+    """On a terminal wide enough, each command's description in a group's list is one line: the
+    source's line breaks of a docstring must not cut a sentence in two."""
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "1000"}, prog_name="puhui")
+    assert result.exit_code == 0, result.output
+    panel = result.output[result.output.index("─ Commands ─"):]
+    rows = [line for line in panel.splitlines()[1:] if line.startswith("│")]
+    assert rows and all(not line[1:].startswith("  ") for line in rows), result.output

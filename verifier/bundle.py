@@ -20,6 +20,7 @@ from time import perf_counter
 from verifier.activities import ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
 from verifier.digests import Blake2bDigester, new_digester
+from verifier.file_ranges import RangeChecker, RangeChecker2
 from verifier.leaves import LeafParser
 from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
 from verifier.parallel import InlineRunner, ProcessRunner, default_jobs
@@ -172,7 +173,11 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
     try:
         log_reader = LineReader(paths.log, "log", MAX_LEAF_BYTES, require_final_newline=True)
         log_format = log_format_of(paths.log)
-        checker_class, replay_class = (ActivityChecker2, Replay2) if log_format == 2 else (ActivityChecker, Replay)
+        if runner.reads_files:  # a cluster's workers read the activity files themselves
+            checker_class = RangeChecker2 if log_format == 2 else RangeChecker
+        else:
+            checker_class = ActivityChecker2 if log_format == 2 else ActivityChecker
+        replay_class = Replay2 if log_format == 2 else Replay
         activity_checker = checker_class(paths.activities, runner, digester, uniqueness, RepeatJudge(groups))
         replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
         merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)

@@ -1,23 +1,23 @@
 """Jobs on the workers of a Dask distributed cluster (`puhui-verify bundle --dask ADDRESS`).
 
-The same interface as parallel.py's runners, so bundle.py and the activity checkers do not know
-where a job runs: the main process still reads the log and the activity files (to cut them into
-chunks at line ends), replays in order and merges results in order; the jobs that need no
-replayed state (signature checks, record chunks, searches of spilled partitions) are Dask tasks.
-A chunk of records and a spilled partition travel as paths: workers read them from storage they
-share with the main process (the bundle and --spill-dir at the same paths). A file changed during
-the run can only make its batch fail (the worker's count or root then differs from its event).
-Workers run their own interpreters, so the digests are BLAKE2b under a key sent with each job
-(bundle.py), never the string hash of this process.
+The same interface as parallel.py's runners, so bundle.py does not know where a job runs: the
+main process reads the log, replays it in order and merges results in order; the jobs that need
+no replayed state (signature checks, activity files by byte ranges, searches of spilled
+partitions) are Dask tasks. Activity files and spilled partitions travel as paths: workers read
+them from storage they share with the main process (the bundle and --spill-dir at the same
+paths), and the main process never reads a record (file_ranges.py). Workers run their own
+interpreters, so the digests are BLAKE2b under a key sent with each job (bundle.py), never the
+string hash of this process.
 
 A worker is a Dask worker thread: start workers with one thread each (`--nthreads 1`) and as many
 processes as cores (`--nworkers`), since every job is Python holding the GIL.
 """
 
+import gc
 import resource
 from itertools import count
 
-from verifier.activities import CHUNK_RECORDS, FileSlice
+from verifier.file_ranges import RANGE_JOBS
 from verifier.parallel import IN_FLIGHT_PER_WORKER, JOBS, WorkerError
 from verifier.reader import InputError
 
@@ -25,11 +25,16 @@ CONNECT_TIMEOUT_S = 30
 
 
 def run_job(kind, payload):
-    """What a Dask worker runs for one job: a chunk of records is read here, from shared storage."""
-    if kind in ("records", "records_v2") and isinstance(payload[4], FileSlice):
-        blob = payload[4].read()
-        payload = payload._replace(blob=blob) if kind == "records_v2" else (*payload[:4], blob)
-    return JOBS[kind](payload)
+    """What a Dask worker runs for one job (a range of an activity file is read here). A job makes
+    no reference cycles, but a Dask worker holds many objects: with the cyclic collector on, the
+    job's allocations would set off collections that walk them all."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return (RANGE_JOBS.get(kind) or JOBS[kind])(payload)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _peak_rss_kib():
@@ -38,9 +43,7 @@ def _peak_rss_kib():
 
 class DaskRunner:
     jobs_done_here = 0
-    # A task costs the scheduler milliseconds: eight times the local chunk of records per task.
-    records_per_job = CHUNK_RECORDS << 3
-    reads_files = True
+    reads_files = True  # the workers read activity files by byte ranges (file_ranges.py)
 
     def __init__(self, scheduler_address, connect_timeout_s=CONNECT_TIMEOUT_S):
         from distributed import Client

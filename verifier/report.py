@@ -23,6 +23,13 @@ def tonnes(grams):
     return f"{sign}{whole:,}.{fraction:03d}"
 
 
+def tonnes_shown(grams):
+    """Tonnes for a column headed in tonnes, with the grams beside where they would read 0.000: a
+    citizen's 78 g is not nothing."""
+    text = tonnes(grams)
+    return f"{text} ({grams:,} g)" if grams and text in ("0.000", "-0.000") else text
+
+
 def bundle_report_json(result):
     violations = result.violations
     return {
@@ -58,9 +65,11 @@ def print_json(document):
 
 
 def _console():
+    """The terminal's width, or COLUMNS, or 80 when printing to a pipe or a file: a report saved
+    from a pipe reads in an 80-column window like the rest of Puhui's output (rich wraps cells)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False)
+    return Console(file=sys.stdout, highlight=False)
 
 
 def _grams_table(title, rows, first_column):
@@ -70,7 +79,7 @@ def _grams_table(title, rows, first_column):
     table.add_column(first_column)
     table.add_column("tonnes CO2e", justify="right")
     for name, grams in rows:
-        table.add_row(str(name), tonnes(grams))
+        table.add_row(str(name), tonnes_shown(grams))
     return table
 
 
@@ -94,16 +103,18 @@ def print_bundle_report(result):
     )
 
     checkpoints = result.checkpoints
-    table = Table(title="Checkpoints", title_justify="left")
-    for column in ("lines", "validly signed", "matching the log", "latest size", "witnesses on latest"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        str(checkpoints.lines),
-        str(checkpoints.signed),
-        str(checkpoints.matching),
-        str(checkpoints.latest_size if checkpoints.latest_size is not None else "-"),
-        ", ".join(checkpoints.latest_witnesses) or "-",
-    )
+    # One row a fact: five columns side by side would cut the witnesses' names at 80 columns.
+    table = Table(title="Checkpoints", title_justify="left", show_header=False)
+    table.add_column("")
+    table.add_column("", overflow="fold")
+    for label, value in (
+        ("checkpoint lines", checkpoints.lines),
+        ("validly signed", checkpoints.signed),
+        ("matching the log", checkpoints.matching),
+        ("latest size", checkpoints.latest_size if checkpoints.latest_size is not None else "-"),
+        ("witnesses on latest", ", ".join(checkpoints.latest_witnesses) or "-"),
+    ):
+        table.add_row(label, str(value))
     console.print(table)
 
     summary = Table(title="Totals", title_justify="left")
@@ -116,7 +127,7 @@ def print_bundle_report(result):
         ("surrendered as ETS offsets", totals.surrendered_g),
         ("claimed for carbon neutrality", totals.claimed_g),
     ):
-        summary.add_row(label, tonnes(grams))
+        summary.add_row(label, tonnes_shown(grams))
     console.print(summary)
     for title, rows, column in (
         ("Retired by purpose", totals.retired_by_purpose, "purpose"),

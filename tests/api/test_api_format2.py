@@ -99,6 +99,25 @@ def test_reviews_of_a_target_not_in_the_log_or_not_of_its_form(http, params, sta
     assert answer.json()["code"] == ("UNKNOWN_REF" if status == 404 else "SCHEMA")
 
 
+def test_a_key_counts_once_per_target_and_its_repeats_say_so(client, world_v2):
+    c = world_v2.client
+    world_v2.batch("wh-2026-04", world_v2.records(2, act_prefix="apr"))
+    c.review(world_v2.validator_2, "rev-1", "batch", "wh-2026-04")
+    c.review(world_v2.validator_2, "rev-2", "batch", "wh-2026-04")
+    answer = client.reviews("batch", "wh-2026-04")
+    first, second = answer["items"]
+    assert (first["counts"], first["repeat_of"]) == (True, None)
+    assert (second["counts"], second["repeat_of"]) == (False, first["seq"])
+    assert answer["status"] == {"approved": 1, "quorum": 1, "rejected": False}
+
+
+def test_a_review_target_of_the_wrong_form_is_told_what_to_send(http):
+    missing = http.get("/v1/reviews", params={"kind": "methodology", "id": METRO}).json()["message"]
+    extra = http.get("/v1/reviews", params={"kind": "batch", "id": "wh-2026-01", "version": 1}).json()["message"]
+    assert "?version=N" in missing and "one version" in missing
+    assert "batch target has no version" in extra
+
+
 def test_holds_by_account_and_held_accounts(client, http):
     mall = client.holds("mall-co")
     [case] = mall["cases"]

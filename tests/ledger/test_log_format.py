@@ -53,6 +53,13 @@ def test_an_event_signed_for_the_other_format_is_refused(database_url, log_forma
     with pytest.raises(Rejected) as refused:
         world.registry.append(other)
     assert refused.value.code == "SIGNATURE" and world.registry.size == size
+    assert f"over the format-{3 - log_format} message" in str(refused.value)
+    assert f"this log is format {log_format}: sign 'puhui-event/v{log_format}'" in str(refused.value)
+    forged = dict(other, auth=dict(other["auth"], sig=sign_event(world.bob.signer, world.registry.origin, "key.revoke", body,
+                                                                  log_format=log_format)["auth"]["sig"]))
+    with pytest.raises(Rejected) as refused:
+        world.registry.append(forged)
+    assert refused.value.code == "SIGNATURE" and f"over 'puhui-event/v{log_format}' + JCS" in str(refused.value)
     same = sign_event(world.admin.signer, world.registry.origin, "key.revoke", body, log_format=log_format)
     assert world.registry.append(same).seq == size
     world.registry.close()

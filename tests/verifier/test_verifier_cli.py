@@ -229,3 +229,17 @@ def test_format_2_vector_with_worker_processes(case):
 def test_format_1_vectors_report_log_format_1(puhui_verify):
     status, report = vector_report(puhui_verify, os.path.join(VECTORS, "valid"))
     assert (status, report["format"], report["log_format"], report["valid"]) == (0, "puhui-verify-report/2", 1, True)
+
+
+@pytest.mark.parametrize("directory", [os.path.join(VECTORS, case) for case in CASES] + [os.path.join(VECTORS_V2, case) for case in CASES_V2])
+def test_human_report_fits_80_columns_when_piped(directory, puhui_verify, monkeypatch):
+    """The report a person reads from a pipe or a saved file wraps at 80 columns, cutting no cell."""
+    from rich.cells import cell_len
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    done = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"))
+    assert done.returncode in (0, 1), done.stderr
+    assert "VALID" in done.stdout
+    for line in done.stdout.splitlines():
+        assert cell_len(line) <= 80, f"{cell_len(line)} columns: {line!r}"
+    assert "…" not in done.stdout, done.stdout

@@ -209,13 +209,14 @@ def dask_cluster():
 
 
 def test_a_dask_cluster_gives_the_report_of_a_local_run(world, run, dask_cluster, tmp_path, monkeypatch):
-    from verifier.dask_runner import DaskRunner
+    from verifier import file_ranges
 
     plant_across_partitions(world)
     local = run(world, jobs=1)
     on_dask = run(world, dask_scheduler=dask_cluster.scheduler_address)
     assert report_text(on_dask) == report_text(local)
-    monkeypatch.setattr(DaskRunner, "records_per_job", 256)  # many chunks a file, each read by a worker at its offset
+    # Ranges of about 20 records: most own no chunk, and a worker reads far past its range's end.
+    monkeypatch.setattr(file_ranges, "RANGE_BYTES", 4096)
     assert report_text(run(world, dask_scheduler=dask_cluster.scheduler_address)) == report_text(local)
     assert on_dask.stats["workers"] == 2 and on_dask.stats["jobs_done_in_main"] == 0
     assert len(on_dask.stats["peak_rss_workers_kib"]) == 2
