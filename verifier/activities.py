@@ -122,7 +122,7 @@ def _check_clean_chunk(period_start, period_end, digester, blob):
     if clean is None:
         return None
     columns, _, grams = clean
-    return clean_outcome(blob, columns, grams, digester)
+    return clean_outcome(blob.split(b"\n"), columns, grams, digester)
 
 
 def clean_columns(lines_pattern, blob, period_start, period_end):
@@ -152,9 +152,8 @@ def clean_columns(lines_pattern, blob, period_start, period_end):
     return columns, inputs, grams
 
 
-def clean_outcome(blob, columns, grams, digester):
-    """_check_chunk's tuple for a clean chunk (see clean_columns)."""
-    records = blob.split(b"\n")
+def clean_outcome(records, columns, grams, digester):
+    """_check_chunk's tuple for a clean chunk (see clean_columns), from its records (the lines)."""
     return (
         len(records),
         sum(grams),

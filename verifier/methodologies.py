@@ -243,3 +243,11 @@ class Definition:
         """formula(inputs) of section 7.2, for inputs that passed inputs_problem."""
         quantity = 1 if self.quantity_field is None else inputs[self.quantity_field]
         return max(0, quantity * self.factor_millionths // self.divisor)
+
+    def formulas_g(self, quantities):
+        """formula_g of many records at once, from their quantities (valid, so >= 0): with F >= 0
+        no product is negative, and with F < 0 none is positive."""
+        factor, divisor = self.factor_millionths, self.divisor
+        if factor < 0:
+            return [0] * len(quantities)
+        return [quantity * factor // divisor for quantity in quantities]

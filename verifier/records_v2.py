@@ -9,19 +9,26 @@ order): the main process applies each chunk's groups in chunk order, as an inlin
 the outcome is the same for any number of workers. A group whose records all equal their formula
 needs only its total: it is valid exactly when the subject's total before it plus that total stays
 within the cap (then no record of it had to be clipped; else one was and is not). Any other group
-carries its records, stepped through one by one.
+carries its records, stepped through one by one. The subjects of accepted batches are kept in
+KnownSubjects, a table of 16 bytes a subject (there is one per person and day).
 
 A record is canonical when it is exactly
 `{"activity_id":ID,"fingerprint":HEX64,"inputs":{...},"occurred_on":DATE,"private_sha256":HEX64,"reduction_g":INT,"subject":SUBJECT}`
 in JCS. Every value but `inputs` is escape-free by its pattern, and a valid `inputs` holds only
-integers and codes, so one regular expression matches the frame and only `inputs` is parsed.
+integers and codes, so one regular expression matches the frame and only `inputs` is parsed; when
+every public input of the version is required, the frame spells `inputs` too (typed_frame) and
+nothing is parsed.
 """
 
 import re
+from array import array
+from itertools import compress, repeat
+from operator import add, eq, is_, ne
 from typing import NamedTuple
 
-from verifier.activities import ActivityChecker, CarefulChunk, _FileState, clean_columns, clean_outcome, parsed_record
+from verifier.activities import MAX_SAFE_INTEGER, ActivityChecker, CarefulChunk, _FileState, clean_columns, clean_outcome, parsed_record
 from verifier.canonical import EncodingProblem, parse_canonical
+from verifier.digests import digests_to_array
 from verifier.schema import HEX64, is_real_date
 
 RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_on", "private_sha256", "reduction_g", "subject")
@@ -50,15 +57,16 @@ class RecordJob(NamedTuple):
     definition: object  # methodologies.Definition of the batch's version
 
 
-class SubjectDay(NamedTuple):
-    """The records of one (subject, occurred_on) in one chunk."""
+class SubjectDays(NamedTuple):
+    """The records of a chunk grouped by (subject, occurred_on), one column per field, the groups
+    in order of first appearance (columns, not an object per group: cheaper to send and to read)."""
 
-    subject: int  # keyed digest of the subject
-    cap_key: int  # keyed digest of (subject, methodology_id, occurred_on)
-    day: str
-    first_number: int
-    total_g: int
-    steps: object  # None (every record at its formula), or ((number, formula_g, reduction_g), ...)
+    subjects: bytes  # keyed digests of the subjects (digester.of_text), 8 bytes each
+    days: list
+    first_numbers: list  # each group's first record number
+    totals_g: list
+    steps: list  # None (every record of the group at its formula), or [(number, formula_g, reduction_g), ...]
+    by_subject: bool  # whether each subject is in one group (no subject of the chunk has two days)
 
 
 class ChunkResult(NamedTuple):
@@ -69,7 +77,7 @@ class ChunkResult(NamedTuple):
     fingerprints: bytes
     undigested: list
     problem: object  # (record number, message) of the first BATCH, or None
-    groups: list  # [SubjectDay], in order of first appearance
+    groups: SubjectDays
 
 
 def record_problem(raw):
@@ -113,26 +121,102 @@ def check_record_chunk(job):
 
 def _check_clean_chunk(job):
     """The result of _check_chunk for a chunk without any problem, or None if it may have one."""
+    frame = typed_frame(job.definition)
+    if frame is not None:
+        return _check_typed_chunk(job, frame)
     period_start, period_end, digester, first_number, blob, definition = job
     clean = clean_columns(_CLEAN_RECORD_LINES, blob, period_start, period_end)
     if clean is None:
         return None
     columns, inputs_values, grams = clean
     formula_of_text = {}  # the same inputs recur: each text is judged and quantified once
-    groups = {}
-    number = first_number
-    for inputs_text, inputs, subject, day, reduction_g in zip(columns[2], inputs_values, columns[5], columns[3], grams):
+    formulas = []
+    for inputs_text, inputs in zip(columns[2], inputs_values):
         formula_g = formula_of_text.get(inputs_text)
         if formula_g is None:
             if definition.inputs_problem(inputs) is not None:
                 return None
             formula_g = formula_of_text[inputs_text] = definition.formula_g(inputs)
-        group = groups.get((subject, day))
-        if group is None:
-            group = groups[(subject, day)] = (number, [])
-        group[1].append((number, formula_g, reduction_g))
-        number += 1
-    return ChunkResult(*clean_outcome(blob, columns, grams, digester), _subject_days(groups, definition, digester))
+        formulas.append(formula_g)
+    numbers = range(first_number, first_number + len(grams))
+    groups = _subject_days(columns[5], columns[3], formulas, grams, numbers, digester)
+    return ChunkResult(*clean_outcome(blob.split(b"\n"), columns, grams, digester), groups)
+
+
+# The clean path's frame when every public input of the version is required: the record's whole
+# JCS spelling, inputs included (names in JCS order, integers without sign or leading zero, codes
+# and enum values needing no escape), so that a match is a record whose inputs are exactly the
+# public ones with well-formed values, and only the integers' bounds are left to check. No part
+# matches a newline, so with ^ and $ (MULTILINE) a match is one whole line (see activities.py).
+# The hex values are matched as any characters but '"' and newline and checked to be lowercase hex
+# afterwards, all of a chunk's at once: a character class of ranges costs the regular expression
+# engine more than half of its time on these lines, a byte translation next to nothing.
+_FRAME_HEAD = r'^\{"activity_id":"([A-Za-z0-9][A-Za-z0-9._-]{0,127})","fingerprint":"([^"\n]{64})","inputs":\{'
+_FRAME_TAIL = (
+    r'\},"occurred_on":"([0-9]{4}-[0-9]{2}-[0-9]{2})","private_sha256":"([^"\n]{64})",'
+    r'"reduction_g":(0|[1-9][0-9]{0,15}),"subject":"([^"\n]{32})"\}$'
+)
+_HEX_DIGITS = b"0123456789abcdef"
+_INTEGER_VALUE = "(0|[1-9][0-9]{0,12})"  # at most 10^12, the largest bound of an integer input
+_CODE_VALUE = '"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"'
+
+
+class TypedFrame(NamedTuple):
+    lines: object  # re.Pattern: groups activity_id, fingerprint, each integer input, occurred_on, private_sha256, reduction_g, subject
+    integer_rules: tuple  # the InputRule of each integer input, in group order
+    quantity_column: int  # which of them is the quantity (-1: per_trip, q = 1)
+
+
+def typed_frame(definition):
+    """The frame of a record of this version, or None when a public input is optional (the
+    generic clean path then decides). Built per chunk; `re` keeps the compiled pattern."""
+    entries, integer_rules, quantity_column = [], [], -1
+    for name in sorted(definition.public):  # JCS orders keys by UTF-16 units: for ASCII names, as sorted() does
+        rule = definition.public[name]
+        if not rule.required:
+            return None
+        if rule.type == "integer":
+            if name == definition.quantity_field:
+                quantity_column = len(integer_rules)
+            integer_rules.append(rule)
+            value = _INTEGER_VALUE
+        elif rule.type == "code":
+            value = _CODE_VALUE
+        else:
+            value = '"(?:' + "|".join(map(re.escape, sorted(rule.values))) + ')"'
+        entries.append(f'"{name}":{value}')
+    return TypedFrame(re.compile(_FRAME_HEAD + ",".join(entries) + _FRAME_TAIL, re.MULTILINE), tuple(integer_rules), quantity_column)
+
+
+def _check_typed_chunk(job, frame):
+    """The clean path with the version's own frame: nothing of `inputs` is parsed."""
+    period_start, period_end, digester, first_number, blob, definition = job
+    records = blob.split(b"\n")
+    fields = frame.lines.findall(blob.decode("utf-8"))
+    if len(fields) != len(records):
+        return None
+    columns = tuple(zip(*fields))
+    integers = len(frame.integer_rules)
+    days, subjects = columns[2 + integers], columns[5 + integers]
+    hex_texts = "".join(columns[1]) + "".join(columns[3 + integers]) + "".join(subjects)
+    if hex_texts.encode("utf-8").translate(None, _HEX_DIGITS):
+        return None
+    grams = list(map(int, columns[4 + integers]))
+    if max(grams) > MAX_SAFE_INTEGER:
+        return None
+    for day in set(days):
+        if not (period_start <= day <= period_end and is_real_date(day)):
+            return None
+    quantities = [1] * len(grams)
+    for column, rule in enumerate(frame.integer_rules):
+        values = list(map(int, columns[2 + column]))
+        if min(values) < rule.low or max(values) > rule.high:
+            return None
+        if column == frame.quantity_column:
+            quantities = values
+    numbers = range(first_number, first_number + len(grams))
+    groups = _subject_days(subjects, days, definition.formulas_g(quantities), grams, numbers, digester)
+    return ChunkResult(*clean_outcome(records, columns, grams, digester), groups)
 
 
 def _check_chunk(job):
@@ -140,31 +224,54 @@ def _check_chunk(job):
     period_start, period_end, digester, first_number, blob, definition = job
     records = blob.split(b"\n")
     chunk = CarefulChunk(period_start, period_end)
-    groups = {}  # (subject, day) -> (first number, [(number, formula_g, reduction_g), ...])
+    subjects, days, formulas, grams, numbers = [], [], [], [], []
     for number, match, inputs, reduction_g in chunk.records(records, first_number, _RECORD.fullmatch, record_problem):
         inputs_problem = definition.inputs_problem(inputs)
         if inputs_problem is not None:
             chunk.note(number, f"record on line {number}: {inputs_problem}")
             continue
-        key = (match.group(6), match.group(4))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = (number, [])
-        group[1].append((number, definition.formula_g(inputs), reduction_g))
-    return ChunkResult(*chunk.outcome(len(records), digester), _subject_days(groups, definition, digester))
+        subjects.append(match.group(6))
+        days.append(match.group(4))
+        formulas.append(definition.formula_g(inputs))
+        grams.append(reduction_g)
+        numbers.append(number)
+    return ChunkResult(*chunk.outcome(len(records), digester), _subject_days(subjects, days, formulas, grams, numbers, digester))
 
 
-def _subject_days(groups, definition, digester):
-    methodology_id = definition.methodology_id
-    of_text = digester.of_text
-    result = []
-    for (subject, day), (first_number, steps) in groups.items():
-        total_g = sum(reduction_g for _, _, reduction_g in steps)
-        unclipped = all(formula_g == reduction_g for _, formula_g, reduction_g in steps)
-        result.append(
-            SubjectDay(of_text(subject), of_text(f"{subject}\x00{methodology_id}\x00{day}"), day, first_number, total_g, None if unclipped else tuple(steps))
-        )
-    return result
+def _subject_days(subjects, days, formulas, grams, numbers, digester):
+    """Group a chunk's well-formed records (columns, numbers[i] the line of record i) by (subject,
+    day): by the subject alone when no subject of the chunk has two days (always, in a valid file),
+    which saves a tuple per record."""
+    day_of = dict(zip(subjects, days))  # a subject's last day: each record's day is that of its subject, or not
+    distinct_days = set(days)
+    by_subject = len(distinct_days) == 1 or all(map(eq, map(day_of.__getitem__, subjects), days))
+    keys = subjects if by_subject else list(zip(subjects, days))
+    count = len(keys)
+    first = dict(zip(reversed(keys), reversed(numbers)))  # the last write of a key is its first record
+    totals = dict.fromkeys(keys, 0)  # in order of first appearance
+    for key, reduction_g in zip(keys, grams):
+        totals[key] += reduction_g
+    steps = dict.fromkeys(totals)
+    off_formula = {keys[position] for position in compress(range(count), map(ne, formulas, grams))}
+    if off_formula:
+        for position in compress(range(count), map(off_formula.__contains__, keys)):
+            group = steps[keys[position]]
+            if group is None:
+                group = steps[keys[position]] = []
+            group.append((numbers[position], formulas[position], grams[position]))
+    if by_subject:
+        group_subjects, group_days = list(totals), map(day_of.__getitem__, totals)
+    else:
+        group_subjects, group_days = [subject for subject, _ in totals], [day for _, day in totals]
+    one_of = {day: day for day in distinct_days}  # one object per day, so that it is sent once
+    return SubjectDays(
+        array("q", map(digester.of_text, group_subjects)).tobytes(),  # never 0, the empty slot of KnownSubjects
+        list(map(one_of.__getitem__, group_days)),
+        list(map(first.__getitem__, totals)),
+        list(totals.values()),
+        list(steps.values()),
+        by_subject,
+    )
 
 
 def _earliest(finding, number, message):
@@ -174,13 +281,122 @@ def _earliest(finding, number, message):
     return (number, f"line {number}: {message}")
 
 
+class KnownSubjects:
+    """The subjects of every accepted batch: each one's occurred_on and the grams credited to it
+    under each methodology_id that day (section 7.2's total_before, section 7.3's PRIVACY).
+
+    At 10^7 records there are millions of subjects (one per person and day), so they are kept in
+    one open-addressing table of their 64-bit keyed digests (linear probing over array('q'), grown
+    by doubling at 70% load, 0 an empty slot), 16 bytes a slot and no Python object per subject:
+    the value packs day << 40 | tag << 32 | grams, the day an index into the days seen, the tag that
+    of the methodology_id whose grams are inline (1 to 255, in order of first sight; 0 for none).
+    Grams of any other methodology_id of the subject, or beyond 255 tags, are in a dict beside it.
+    Grams kept never exceed the daily cap (at most 10^9 < 2^32): a batch that went beyond is
+    refused and keeps nothing."""
+
+    __slots__ = ("_keys", "_values", "_mask", "count", "_day_indexes", "_day_names", "_tags", "_other_grams")
+
+    def __init__(self, initial_bits=10):
+        self._keys = array("q", [0]) * (1 << initial_bits)
+        self._values = array("q", [0]) * (1 << initial_bits)
+        self._mask = (1 << initial_bits) - 1
+        self.count = 0
+        self._day_indexes = {}  # occurred_on -> index in _day_names
+        self._day_names = []
+        self._tags = {}  # methodology_id -> 1..255
+        self._other_grams = {}  # (subject digest, methodology_id) -> grams
+
+    def days_and_grams(self, subjects, methodology_id, days):
+        """The grams credited to each subject under methodology_id on its day (0 for a subject not
+        seen before), and its day written into `days`, where a subject's day already there (not
+        None: a subject of the file being checked, so not here) is left as it is."""
+        grams = [0] * len(subjects)
+        if self.count == 0:
+            return grams
+        keys, values, mask = self._keys, self._values, self._mask
+        tag = self._tags.get(methodology_id)
+        for index in compress(range(len(subjects)), map(is_, days, repeat(None))):
+            subject = subjects[index]
+            slot = subject & mask
+            key = keys[slot]
+            while key != subject:
+                if key == 0:
+                    break
+                slot = (slot + 1) & mask
+                key = keys[slot]
+            else:
+                packed = values[slot]
+                days[index] = self._day_names[packed >> 40]
+                grams[index] = packed & 0xFFFFFFFF if packed >> 32 & 0xFF == tag else self._other_grams.get((subject, methodology_id), 0)
+        return grams
+
+    def keep(self, new_days, grams_of, methodology_id):
+        """Take in an accepted file's subjects: new_days, subject -> occurred_on for those not known
+        before; grams_of, subject -> grams under methodology_id on its day (every subject of the file)."""
+        while (self.count + len(new_days)) * 10 >= len(self._keys) * 7:
+            self._grow()
+        tag = self._tags.get(methodology_id)
+        if tag is None and len(self._tags) < 0xFF:
+            tag = self._tags[methodology_id] = len(self._tags) + 1
+        keys, values, mask = self._keys, self._values, self._mask
+        day_bits = {day: self._day_index(day) << 40 for day in set(new_days.values())}
+        tag_bits = None if tag is None else tag << 32
+        for subject, day in new_days.items():  # not here: each takes the first empty slot
+            grams = grams_of[subject]
+            slot = subject & mask
+            while keys[slot]:
+                slot = (slot + 1) & mask
+            keys[slot] = subject
+            if tag_bits is not None and grams <= 0xFFFFFFFF:
+                values[slot] = day_bits[day] | tag_bits | grams
+            else:
+                values[slot] = day_bits[day]
+                self._other_grams[(subject, methodology_id)] = grams
+        self.count += len(new_days)
+        for subject in grams_of.keys() - new_days.keys():  # subjects of earlier batches
+            grams = grams_of[subject]
+            slot = subject & mask
+            while keys[slot] != subject:
+                slot = (slot + 1) & mask
+            packed = values[slot]
+            owner = packed >> 32 & 0xFF  # 0: no methodology_id's grams inline yet
+            if tag is not None and (owner == 0 or owner == tag) and grams <= 0xFFFFFFFF:
+                values[slot] = packed >> 40 << 40 | tag_bits | grams
+            else:
+                if owner == tag:  # grams beyond 32 bits: they move beside
+                    values[slot] = packed >> 40 << 40
+                self._other_grams[(subject, methodology_id)] = grams
+
+    def _day_index(self, day):
+        index = self._day_indexes.get(day)
+        if index is None:
+            index = self._day_indexes[day] = len(self._day_names)
+            self._day_names.append(day)
+        return index
+
+    def _grow(self):
+        old_keys, old_values = self._keys, self._values
+        size = len(old_keys) * 2
+        self._keys, self._values = keys, values = array("q", [0]) * size, array("q", [0]) * size
+        self._mask = mask = size - 1
+        for key, value in zip(old_keys, old_values):
+            if key != 0:
+                slot = key & mask
+                while keys[slot] != 0:
+                    slot = (slot + 1) & mask
+                keys[slot] = key
+                values[slot] = value
+
+
 class _FileState2(_FileState):
     __slots__ = ("subject_days", "cap_totals", "quantification", "privacy")
 
     def __init__(self):
         super().__init__()
         self.subject_days = {}  # this file's subjects not seen in earlier batches -> day
-        self.cap_totals = {}  # cap key -> grams, earlier batches and this file so far
+        # Grams of this file's methodology so far (earlier batches included), by subject digest for
+        # the subject's one day, by (digest, day) for another day (then the file is PRIVACY anyway).
+        self.cap_totals = {}
         self.quantification = None  # first (record number, message)
         self.privacy = None
 
@@ -192,8 +408,7 @@ class ActivityChecker2(ActivityChecker):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.subject_days = {}  # subject digest -> the one occurred_on of its accepted records
-        self.cap_totals = {}  # digest of (subject, methodology_id, occurred_on) -> grams credited
+        self.known_subjects = KnownSubjects()
         self._definition = None
         self._relaxed = False
 
@@ -213,32 +428,66 @@ class ActivityChecker2(ActivityChecker):
     def _merge(self, state, first_number, ticket):
         result = self.runner.result(ticket)
         self._merge_result(state, first_number, result)
+        groups = result.groups
+        subjects = digests_to_array(groups.subjects)
+        # Each group's reference day: that of its subject in this file so far, or in an earlier
+        # batch (never both: state.subject_days holds only subjects no earlier batch has), or None.
+        references = list(map(state.subject_days.get, subjects))
+        known_grams = self.known_subjects.days_and_grams(subjects, self._definition.methodology_id, references)
+        if not (groups.by_subject and self._merge_at_once(state, subjects, groups, references, known_grams)):
+            self._merge_each(state, subjects, groups, references, known_grams)
+
+    def _merge_at_once(self, state, subjects, groups, references, known_grams):
+        """The common case a column at a time: each subject once in the chunk, on its reference day
+        if it has one, and no subject beyond the cap. False, having changed nothing, otherwise."""
+        days = groups.days
+        new = list(map(is_, references, repeat(None)))
+        if sum(new) + sum(map(eq, references, days)) != len(days):
+            return False
+        cap_g = self._definition.daily_cap_g
+        befores = list(map(state.cap_totals.get, subjects, known_grams))
+        afters = list(map(add, befores, groups.totals_g))
+        if afters and max(afters) > cap_g:
+            return False
+        for index in compress(range(len(days)), groups.steps):
+            self._check_steps(state, groups.steps[index], befores[index])
+        state.subject_days.update(compress(zip(subjects, days), new))
+        state.cap_totals.update(zip(subjects, afters))
+        return True
+
+    def _merge_each(self, state, subjects, groups, references, known_grams):
+        """Group by group, finding and explaining PRIVACY and QUANTIFICATION."""
+        cap_g = self._definition.daily_cap_g
+        state_days, state_grams = state.subject_days, state.cap_totals
+        for subject, day, first_number, total_g, steps, reference, known_g in zip(
+            subjects, groups.days, groups.first_numbers, groups.totals_g, groups.steps, references, known_grams
+        ):
+            if reference is None:  # a new subject: the day of its first group in this file
+                reference = state_days.setdefault(subject, day)
+            if reference == day:
+                key = subject
+            else:
+                state.privacy = _earliest(state.privacy, first_number, f"its subject has records on {reference} and {day}")
+                key, known_g = (subject, day), 0
+            before_g = state_grams.get(key, known_g)
+            if steps is None:
+                if before_g + total_g > cap_g:
+                    message = f"its subject's records on {day} reach {before_g + total_g} g, above the daily cap of {cap_g} g"
+                    state.quantification = _earliest(state.quantification, first_number, message)
+            else:
+                self._check_steps(state, steps, before_g)
+            state_grams[key] = before_g + total_g
+
+    def _check_steps(self, state, steps, before_g):
+        """Section 7.2 record by record (in relaxed mode, only that none is above it)."""
         cap_g = self._definition.daily_cap_g
         strict = not self._relaxed
-        known_days = self.subject_days
-        known_totals = self.cap_totals
-        for group in result.groups:
-            day = state.subject_days.get(group.subject) or known_days.get(group.subject)
-            if day is None:
-                state.subject_days[group.subject] = group.day
-            elif day != group.day:
-                state.privacy = _earliest(state.privacy, group.first_number, f"its subject has records on {day} and {group.day}")
-            before_g = state.cap_totals.get(group.cap_key)
-            if before_g is None:
-                before_g = known_totals.get(group.cap_key, 0)
-            if group.steps is None:
-                if before_g + group.total_g > cap_g:
-                    message = f"its subject's records on {group.day} reach {before_g + group.total_g} g, above the daily cap of {cap_g} g"
-                    state.quantification = _earliest(state.quantification, group.first_number, message)
-                before_g += group.total_g
-            else:
-                for number, formula_g, reduction_g in group.steps:
-                    expected_g = min(formula_g, max(0, cap_g - before_g))
-                    if reduction_g != expected_g if strict else reduction_g > expected_g:
-                        message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
-                        state.quantification = _earliest(state.quantification, number, message)
-                    before_g += reduction_g
-            state.cap_totals[group.cap_key] = before_g
+        for number, formula_g, reduction_g in steps:
+            expected_g = min(formula_g, max(0, cap_g - before_g))
+            if reduction_g != expected_g if strict else reduction_g > expected_g:
+                message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
+                state.quantification = _earliest(state.quantification, number, message)
+            before_g += reduction_g
 
     def _first_finding(self, state, body, unterminated):
         """Section 7.3's order: DUPLICATE_ID, BATCH, QUANTIFICATION, PRIVACY, DUPLICATE_ACTIVITY."""
@@ -253,5 +502,4 @@ class ActivityChecker2(ActivityChecker):
         return finding
 
     def _keep_file(self, state):
-        self.subject_days.update(state.subject_days)
-        self.cap_totals.update(state.cap_totals)
+        self.known_subjects.keep(state.subject_days, state.cap_totals, self._definition.methodology_id)
