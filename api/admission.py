@@ -1,7 +1,10 @@
 """What the HTTP front decides before the writer sees a submission: its shape (SCHEMA), and for an
-activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed.
-So a malformed or unsigned request costs the writer nothing; the writer checks everything again
-(ledger.registry.Registry), and its word is final."""
+activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed,
+then its records by every rule that needs no state (ledger.events.activities.check_file: parsing,
+shapes, inputs, count, total, period, root). So a malformed or unsigned request, or a file that
+does not match its batch, costs the writer nothing: such a file reaches the writer as its code
+alone, and a sound one as records already parsed, for the rules that need the log. The writer
+checks the event again (ledger.registry.Registry), and its word is final."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 
 from ledger.canonical import check_value
 from ledger.errors import Rejected
+from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
 from ledger.queries import Queries
 from ledger.registry import LogReader
 from ledger.rules import verify_signer
@@ -49,3 +53,24 @@ class Signers:
         event_type, body, auth = check_submission(event, self._log_format)
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
         return verify_signer(key, self._origin, event_type, body, auth, self._log_format)
+
+
+class RecordChecks:
+    """An activity upload's records judged by the rules that need no state, against its methodology
+    version as committed (a version's params never change once registered)."""
+
+    def __init__(self, queries: Queries, log_format: int):
+        self._queries = queries
+        self._log_format = log_format
+
+    def check(self, event: Any, records: list[Any]) -> CheckedFile:
+        """For an event that schema_refusal and Signers.authenticate passed; costs in proportion to
+        the records (run it off the event loop for a large upload)."""
+        body = event["body"]
+        methodology_id, version = body["methodology_id"], body["methodology_version"]
+        params = self._queries.methodology_params(methodology_id, version)
+        if params is None:  # the writer says so first if it still is not registered by its turn
+            return CheckedFile.refused(body, Rejected(
+                "UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered"))
+        checked = check_file(body, self._log_format, params, readable_records(records))
+        return settle_early(checked, self._queries.known_activity_ids)

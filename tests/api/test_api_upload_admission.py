@@ -1,0 +1,128 @@
+"""An activity upload's records are judged in the front by every rule that needs no state
+(api/admission.py, issue 11): a file that does not match its batch reaches the writer as its code
+alone, a sound one as records already parsed, and honest writes go on while the front reads a
+large upload. On SQLite and PostgreSQL, in both log formats."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Iterator, Sequence
+
+import pytest
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from ledger.canonical import jcs
+from ledger.events import activities
+from ledger.events.activities import CheckedFile
+from ledger.registry import Registry
+from ledger.sequencer import Item, Sequencer
+from ledger.state import ActivityRecord
+from test_api_events import batch_upload, retirement
+from world import World
+
+HOLD_S = 20.0  # how long the held check waits for the honest write before it gives up (the test then fails)
+LARGE = 2_000  # records: a body far above the size the front judges on its event loop
+
+
+class RecordingSequencer(Sequencer):
+    """The in-process writer, noting every item it is handed."""
+
+    def __init__(self, registry: Registry):
+        super().__init__(registry, checkpoint_interval_s=0.05)
+        self.received: list[Item] = []
+
+    def submit_many(self, items: Sequence[Item]) -> Any:
+        self.received.extend(items)
+        return super().submit_many(items)
+
+
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def world(request: pytest.FixtureRequest, database_url: str) -> Iterator[World]:
+    if request.param == 1:
+        w = World(database_url).setup().history()
+    else:
+        w = World(database_url, log_format=2).setup_v2().history_v2()
+    yield w
+    w.registry.close()
+
+
+@pytest.fixture
+def served(world: World) -> Iterator[tuple[TestClient, RecordingSequencer]]:
+    sequencer = RecordingSequencer(world.registry)
+    with TestClient(create_app(world.registry, sequencer=sequencer)) as http:
+        yield http, sequencer
+
+
+def refusal(answer: Any) -> tuple[int, str]:
+    return answer.status_code, answer.json().get("code")
+
+
+def test_a_file_that_does_not_match_its_batch_never_reaches_the_writer(served, world):
+    http, sequencer = served
+    logged = world.records(3, day="2026-02-03", act_prefix="logged")
+    assert http.post("/v1/activity-batches", content=batch_upload(world, "b-logged", logged)).status_code == 201
+    [(_, sound)] = sequencer.received
+    assert isinstance(sound, CheckedFile) and sound.refusal is None
+    assert all(isinstance(r, ActivityRecord) for r in sound.records) and len(sound.records) == 3
+
+    records = world.records(LARGE, day="2026-02-03")
+    cases = {
+        "b-root": (batch_upload(world, "b-root", records, root="0" * 64), (422, "BATCH")),
+        "b-line": (batch_upload(world, "b-line", records).replace(b"\n", b"\n{1.5}\n", 1), (422, "BATCH")),
+        # An id the log holds, in a file that also breaks BATCH: DUPLICATE_ID comes first (spec 7.3).
+        "b-logged-id": (batch_upload(world, "b-logged-id", [logged[0], *records[1:]], root="0" * 64), (409, "DUPLICATE_ID")),
+        "b-twice": (batch_upload(world, "b-twice", [records[0], *records], root="0" * 64), (409, "DUPLICATE_ID")),
+    }
+    for batch_id, (data, expected) in cases.items():
+        sequencer.received.clear()
+        answer = http.post("/v1/activity-batches", content=data)
+        assert refusal(answer) == expected, (batch_id, answer.text[:300])
+        [(event, checked)] = sequencer.received
+        assert event["body"]["batch_id"] == batch_id
+        assert isinstance(checked, CheckedFile) and checked.records == [] and checked.quantified == []
+        assert checked.refusal is not None and checked.refusal.code == expected[1], batch_id
+    assert http.get("/v1/batches/b-root").status_code == 404
+
+
+def test_the_events_own_rules_still_come_before_its_files(served, world):
+    """The writer judges the event first: a platform key that controls no such platform is
+    UNAUTHORIZED even though its file, decided in the front, is BATCH."""
+    http, sequencer = served
+    data = batch_upload(world, "b-grid", world.records(5, day="2026-02-03"), root="0" * 64)
+    event_line, rest = data.split(b"\n", 1)
+    event = world.client.signed(world.grid, "activity.batch", json.loads(event_line)["body"])
+    answer = http.post("/v1/activity-batches", content=jcs(event) + b"\n" + rest)
+    assert refusal(answer) == (403, "UNAUTHORIZED"), answer.text[:300]
+
+
+def test_honest_writes_go_on_while_the_front_judges_a_bad_upload(served, world, monkeypatch):
+    """The bad upload's check of its root is held until an honest write has committed: that write
+    cannot be queued behind it, so the root is not computed on the writer."""
+    http, _ = served
+    entered, released = threading.Event(), threading.Event()
+    held: list[bool] = []
+    check_root = activities._check_root
+
+    def held_check_root(body: dict, records: Sequence[ActivityRecord]) -> None:
+        if body["batch_id"] == "b-held":
+            entered.set()
+            held.append(released.wait(HOLD_S))
+        check_root(body, records)
+    monkeypatch.setattr(activities, "_check_root", held_check_root)
+    data = batch_upload(world, "b-held", world.records(LARGE, day="2026-02-03"), root="0" * 64)
+    answers: list[Any] = []
+    bad = threading.Thread(target=lambda: answers.append(http.post("/v1/activity-batches", content=data)))
+    bad.start()
+    try:
+        assert entered.wait(HOLD_S), "the bad upload's root was never checked"
+        chosen = {"issuances": None} if world.registry.log_format == 2 else {}  # format 2: the lowest serials
+        honest = http.post("/v1/events", content=jcs(retirement(world, "ret-honest", amount_g=1, **chosen)))
+        assert honest.status_code == 201, honest.text
+    finally:
+        released.set()
+        bad.join(HOLD_S * 2)
+    assert held == [True], "the honest write waited for the bad upload's check"
+    [answer] = answers
+    assert refusal(answer) == (422, "BATCH") and "root" in answer.json()["message"]
