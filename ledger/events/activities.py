@@ -221,7 +221,8 @@ def check_file_v2(body: Body, definition: Definition, records: Sequence[Any]) ->
             _check_root(body, parsed)
         except Rejected as rejection:
             file_problem = rejection
-    return CheckedFile(body, parsed, _repeated_id(body, parsed), file_problem, quantified, definition.daily_cap_g)
+    return CheckedFile(body, parsed, _repeated_id(body, parsed), file_problem, quantified, definition.methodology_id,
+                       definition.daily_cap_g)
 
 
 def _check_quantities_and_days(methodology_id: str, cap_g: int, quantified: list[_Quantified],
@@ -271,7 +272,8 @@ class CheckedFile:
     repeated_id: Rejected | None  # DUPLICATE_ID: an activity_id twice in the file
     problem: Rejected | None  # the first BATCH the file holds
     quantified: list[_Quantified] = field(default_factory=list)  # format 2: the records with valid inputs
-    daily_cap_g: int = 0  # format 2: its version's daily cap
+    methodology_id: str = ""  # format 2: whose daily cap they fall under,
+    daily_cap_g: int = 0  # and that cap in its version
     # Its code, when nothing the writer holds can change it: the writer then needs no record.
     refusal: Rejected | None = None
 
@@ -338,7 +340,7 @@ def judge_checked(checked: CheckedFile, index: ActivityIndex) -> list[ActivityRe
     if checked.problem is not None:
         raise checked.problem
     if checked.quantified:
-        _check_quantities_and_days(checked.body["methodology_id"], checked.daily_cap_g, checked.quantified, index)
+        _check_quantities_and_days(checked.methodology_id, checked.daily_cap_g, checked.quantified, index)
     _check_new_fingerprints(checked.body, checked.records, index)
     return checked.records
 
