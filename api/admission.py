@@ -8,9 +8,15 @@ checks the event again (ledger.registry.Registry), and its word is final."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from api.bodies import upload_records
 from ledger.canonical import check_value
 from ledger.errors import Rejected
 from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
@@ -19,6 +25,10 @@ from ledger.registry import LogReader
 from ledger.rules import verify_signer
 from ledger.schema import check_submission
 from ledger.state import Key, root_keys_from
+from ledger.store import Store
+
+MAX_FILE_CHECKS = 2  # processes judging large uploads at once
+INLINE_FILE_BYTES = 64 << 10  # smaller files are judged on the event loop
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +67,55 @@ class Signers:
 
 class RecordChecks:
     """An activity upload's records judged by the rules that need no state, against its methodology
-    version as committed (a version's params never change once registered)."""
+    version as committed (a version's params never change once registered). A large file is judged
+    in a process of its own (spawned at the first one, MAX_FILE_CHECKS at most), so that neither
+    the writer nor the front's interpreter lock waits on its lines: only its verdict comes back."""
 
     def __init__(self, queries: Queries, log_format: int):
         self._queries = queries
         self._log_format = log_format
+        self._database_url = queries.store.engine.url.render_as_string(hide_password=False)
+        self._processes: ProcessPoolExecutor | None = None
 
-    def check(self, event: Any, records: list[Any]) -> CheckedFile:
-        """For an event that schema_refusal and Signers.authenticate passed; costs in proportion to
-        the records (run it off the event loop for a large upload)."""
+    async def check(self, event: Any, data: bytes, records_at: int) -> CheckedFile:
+        """The record lines of `data` (from `records_at`) of an upload whose event schema_refusal and
+        Signers.authenticate passed."""
         body = event["body"]
         methodology_id, version = body["methodology_id"], body["methodology_version"]
         params = self._queries.methodology_params(methodology_id, version)
         if params is None:  # the writer says so first if it still is not registered by its turn
             return CheckedFile.refused(body, Rejected(
                 "UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered"))
-        checked = check_file(body, self._log_format, params, readable_records(records))
-        return settle_early(checked, self._queries.known_activity_ids)
+        if len(data) - records_at <= INLINE_FILE_BYTES:
+            return settle_early(_file_of(body, self._log_format, params, data, records_at),
+                                self._queries.known_activity_ids)
+        if self._processes is None:
+            self._processes = ProcessPoolExecutor(MAX_FILE_CHECKS, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_ignore_interrupts)
+        return await asyncio.get_running_loop().run_in_executor(self._processes, functools.partial(
+            _judged_in_check_process, self._database_url, body, self._log_format, params, data, records_at))
+
+    def close(self) -> None:
+        if self._processes is not None:
+            self._processes.shutdown(cancel_futures=True)
+
+
+def _file_of(body: dict[str, Any], log_format: int, params: Any, data: bytes, records_at: int) -> CheckedFile:
+    return check_file(body, log_format, params, readable_records(upload_records(data, records_at)))
+
+
+# A check process's own reader of the committed log, opened at its first file.
+_check_process_queries: dict[str, Queries] = {}
+
+
+def _judged_in_check_process(database_url: str, body: dict[str, Any], log_format: int, params: Any, data: bytes,
+                             records_at: int) -> CheckedFile:
+    """In a check process: the file judged, and refused at once if it can be (settle_early)."""
+    queries = _check_process_queries.get(database_url)
+    if queries is None:
+        queries = _check_process_queries[database_url] = Queries(Store.connect(database_url))
+    return settle_early(_file_of(body, log_format, params, data, records_at), queries.known_activity_ids)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us

@@ -39,8 +39,8 @@ from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibil
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
-    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch, off_the_loop,
-    parse_json, read_body, read_json, upload_event, upload_records,
+    MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch, parse_json,
+    read_body, read_json, upload_event,
 )
 from api.errors import (
     STATUS_BY_CODE, UNAVAILABLE, ApiError, answer_headers, json_bytes, json_response, not_found, problem,
@@ -66,7 +66,6 @@ from quantify.private import SchemeKeys
 MAX_INT = models.MAX_SAFE_INT
 MAX_LOG_PAGE = 1_000
 MAX_CONCURRENT_EXPORTS = 2
-MAX_CONCURRENT_UPLOAD_CHECKS = 2  # each holds a parsed upload (up to 64 MiB of records) in memory
 
 SeqParam = Annotated[int, Query(ge=0, le=MAX_INT)]
 AfterParam = Annotated[int, Query(ge=-1, le=MAX_INT, description="seq cursor: the page starts after it")]
@@ -152,7 +151,6 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     queries = Queries(registry.store)
     signers = Signers(registry, queries)
     record_checks = RecordChecks(queries, registry.log_format)
-    upload_check_slots = asyncio.Semaphore(MAX_CONCURRENT_UPLOAD_CHECKS)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
     committed_state = CommittedState(registry)
 
@@ -160,6 +158,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     async def lifespan(_: FastAPI):
         yield
         await asyncio.to_thread(committed_state.close)
+        await asyncio.to_thread(record_checks.close)
         await asyncio.to_thread(sequencer.stop)
 
     # No redirect from /v1/x/ to /v1/x: Starlette builds its target from the request's Host header.
@@ -169,7 +168,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits)
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
-    app.state.rate_limits = rate_limits
+    app.state.rate_limits, app.state.record_checks = rate_limits, record_checks
     _install_error_handlers(app)
 
     async def submit(items: list[Item]) -> list[Outcome]:
@@ -236,10 +235,8 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         if refusal is not None:
             raise refusal
         signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
-        # The records' rules that need no state, here: the writer gets the file parsed, or only its code.
-        async with upload_check_slots:
-            checked = await off_the_loop(len(data) - records_at, lambda: record_checks.check(
-                event, upload_records(data, records_at)))
+        # The records' rules that need no state, off the writer: it gets the file parsed, or only its code.
+        checked = await record_checks.check(event, data, records_at)
         [outcome] = await submit_signed(scope, [event], checked)
         return _outcome_answer(outcome)
 

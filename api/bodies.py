@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from starlette.types import Receive, Scope
 
@@ -24,8 +24,6 @@ MAX_EVENT_BATCH_BYTES = 64 << 20       # up to 1,000 signed events
 MAX_ACTIVITY_UPLOAD_BYTES = 64 << 20   # an activity.batch event and its records as JSON Lines
 MAX_UPLOAD_EVENT_BYTES = MAX_EVENT_BYTES  # its line 1
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
-
-T = TypeVar("T")
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -54,16 +52,11 @@ async def read_body(scope: Scope, receive: Receive, limit_bytes: int) -> bytes:
             return b"".join(chunks)
 
 
-async def off_the_loop(size_bytes: int, work: Callable[[], T]) -> T:
-    """work() on a body of this size: in a thread for a large one, so that the event loop answers meanwhile."""
-    if size_bytes > _PARSE_INLINE_BYTES:
-        return await asyncio.to_thread(work)
-    return work()
-
-
 async def parse_json(data: bytes, *, check_strings: bool = True) -> Any:
     """parse_strict, off the event loop for a large body."""
-    return await off_the_loop(len(data), functools.partial(parse_strict, data, check_strings=check_strings))
+    if len(data) > _PARSE_INLINE_BYTES:
+        return await asyncio.to_thread(functools.partial(parse_strict, data, check_strings=check_strings))
+    return parse_strict(data, check_strings=check_strings)
 
 
 async def read_json(scope: Scope, receive: Receive, limit_bytes: int, *, check_strings: bool = True) -> Any:

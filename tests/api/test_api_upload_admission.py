@@ -1,11 +1,13 @@
-"""An activity upload's records are judged in the front by every rule that needs no state
+"""An activity upload's records are judged off the writer by every rule that needs no state
 (api/admission.py, issue 11): a file that does not match its batch reaches the writer as its code
-alone, a sound one as records already parsed, and honest writes go on while the front reads a
-large upload. On SQLite and PostgreSQL, in both log formats."""
+alone, a sound one as records already parsed, and honest writes go on while a large upload is
+judged (in a process of its own). On SQLite and PostgreSQL, in both log formats."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -14,15 +16,15 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from ledger.canonical import jcs
-from ledger.events import activities
 from ledger.events.activities import CheckedFile
 from ledger.registry import Registry
 from ledger.sequencer import Item, Sequencer
 from ledger.state import ActivityRecord
+from served_registry import alive, children
 from test_api_events import batch_upload, retirement
 from world import World
 
-HOLD_S = 20.0  # how long the held check waits for the honest write before it gives up (the test then fails)
+HOLD_S = 30.0  # the longest wait for a request held on purpose
 LARGE = 2_000  # records: a body far above the size the front judges on its event loop
 
 
@@ -97,32 +99,40 @@ def test_the_events_own_rules_still_come_before_its_files(served, world):
     assert refusal(answer) == (403, "UNAUTHORIZED"), answer.text[:300]
 
 
-def test_honest_writes_go_on_while_the_front_judges_a_bad_upload(served, world, monkeypatch):
-    """The bad upload's check of its root is held until an honest write has committed: that write
-    cannot be queued behind it, so the root is not computed on the writer."""
-    http, _ = served
-    entered, released = threading.Event(), threading.Event()
-    held: list[bool] = []
-    check_root = activities._check_root
+def test_honest_writes_go_on_while_a_bad_upload_is_judged(served, world, monkeypatch):
+    """A large file is judged in a check process: with that process stopped, a bad upload waits
+    there while an honest write commits, so it cannot hold the writer."""
+    http, sequencer = served
+    before = set(children(os.getpid()))
+    sound = batch_upload(world, "b-sound", world.records(LARGE, day="2026-02-04", act_prefix="sound"))
+    assert http.post("/v1/activity-batches", content=sound).status_code == 201  # starts the check process
+    checkers = [pid for pid in children(os.getpid()) if pid not in before and alive(pid)]
+    assert checkers, "no process of its own judged the large upload"
+    record_checks = http.app.state.record_checks
+    check, entered = record_checks.check, threading.Event()
 
-    def held_check_root(body: dict, records: Sequence[ActivityRecord]) -> None:
-        if body["batch_id"] == "b-held":
-            entered.set()
-            held.append(released.wait(HOLD_S))
-        check_root(body, records)
-    monkeypatch.setattr(activities, "_check_root", held_check_root)
+    async def noted_check(*args: Any) -> CheckedFile:
+        entered.set()
+        return await check(*args)
+    monkeypatch.setattr(record_checks, "check", noted_check)
     data = batch_upload(world, "b-held", world.records(LARGE, day="2026-02-03"), root="0" * 64)
     answers: list[Any] = []
     bad = threading.Thread(target=lambda: answers.append(http.post("/v1/activity-batches", content=data)))
-    bad.start()
+    for pid in checkers:
+        os.kill(pid, signal.SIGSTOP)
     try:
-        assert entered.wait(HOLD_S), "the bad upload's root was never checked"
+        bad.start()
+        assert entered.wait(HOLD_S), "the bad upload was never judged"
+        sequencer.received.clear()
         chosen = {"issuances": None} if world.registry.log_format == 2 else {}  # format 2: the lowest serials
         honest = http.post("/v1/events", content=jcs(retirement(world, "ret-honest", amount_g=1, **chosen)))
         assert honest.status_code == 201, honest.text
+        assert not answers, "the bad upload was answered while its check process was stopped"
     finally:
-        released.set()
-        bad.join(HOLD_S * 2)
-    assert held == [True], "the honest write waited for the bad upload's check"
+        for pid in checkers:
+            os.kill(pid, signal.SIGCONT)
+        bad.join(HOLD_S)
     [answer] = answers
     assert refusal(answer) == (422, "BATCH") and "root" in answer.json()["message"]
+    [_, (event, checked)] = sequencer.received
+    assert event["body"]["batch_id"] == "b-held" and checked.records == []
