@@ -14,11 +14,15 @@ import logging
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.bodies import upload_records
+from api.errors import UNAVAILABLE, ApiError
 from ledger.canonical import check_value
-from ledger.errors import Rejected
+from ledger.errors import Rejected, StorageError
 from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
 from ledger.queries import Queries
 from ledger.registry import LogReader
@@ -86,14 +90,35 @@ class RecordChecks:
         if params is None:  # the writer says so first if it still is not registered by its turn
             return CheckedFile.refused(body, Rejected(
                 "UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered"))
-        if len(data) - records_at <= INLINE_FILE_BYTES:
-            return settle_early(_file_of(body, self._log_format, params, data, records_at),
-                                self._queries.known_activity_ids)
-        if self._processes is None:
-            self._processes = ProcessPoolExecutor(MAX_FILE_CHECKS, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_ignore_interrupts)
-        return await asyncio.get_running_loop().run_in_executor(self._processes, functools.partial(
-            _judged_in_check_process, self._database_url, body, self._log_format, params, data, records_at))
+        try:
+            if len(data) - records_at <= INLINE_FILE_BYTES:
+                return settle_early(_file_of(body, self._log_format, params, data, records_at),
+                                    self._queries.known_activity_ids)
+            return await self._in_check_process(functools.partial(
+                _judged_in_check_process, self._database_url, body, self._log_format, params, data, records_at))
+        except (SQLAlchemyError, StorageError) as exc:
+            raise ApiError(503, UNAVAILABLE, f"the committed log could not be read ({type(exc).__name__}); "
+                                             f"send it again") from None
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a fault of ours that this file triggers: it alone is refused
+            log.exception("an upload's records could not be checked; it is refused (SCHEMA)")
+            return CheckedFile.refused(body, Rejected("SCHEMA", f"these records could not be checked "
+                                                                f"({type(exc).__name__}); nothing was written: "
+                                                                f"sending them again unchanged cannot succeed"))
+
+    async def _in_check_process(self, judge: Callable[[], CheckedFile]) -> CheckedFile:
+        """judge() in a check process; if the processes died (killed, out of memory), once more in new ones."""
+        for attempt in (1, 2):
+            if self._processes is None:
+                self._processes = ProcessPoolExecutor(MAX_FILE_CHECKS, initializer=_ignore_interrupts,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._processes, judge)
+            except BrokenProcessPool:
+                log.error("a process judging an upload's records died; new ones are started")
+                self._processes = None
+        raise ApiError(503, UNAVAILABLE, "the processes judging this upload's records died twice; send it again")
 
     def close(self) -> None:
         if self._processes is not None:

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
@@ -55,6 +56,13 @@ def served(world: World) -> Iterator[tuple[TestClient, RecordingSequencer]]:
     sequencer = RecordingSequencer(world.registry)
     with TestClient(create_app(world.registry, sequencer=sequencer)) as http:
         yield http, sequencer
+
+
+def check_processes(before: set[int]) -> list[int]:
+    """This process's live children started since `before` that run a spawned function (not
+    multiprocessing's resource tracker)."""
+    return [pid for pid in children(os.getpid()) if pid not in before and alive(pid)
+            and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def refusal(answer: Any) -> tuple[int, str]:
@@ -106,7 +114,7 @@ def test_honest_writes_go_on_while_a_bad_upload_is_judged(served, world, monkeyp
     before = set(children(os.getpid()))
     sound = batch_upload(world, "b-sound", world.records(LARGE, day="2026-02-04", act_prefix="sound"))
     assert http.post("/v1/activity-batches", content=sound).status_code == 201  # starts the check process
-    checkers = [pid for pid in children(os.getpid()) if pid not in before and alive(pid)]
+    checkers = check_processes(before)
     assert checkers, "no process of its own judged the large upload"
     record_checks = http.app.state.record_checks
     check, entered = record_checks.check, threading.Event()
@@ -136,3 +144,15 @@ def test_honest_writes_go_on_while_a_bad_upload_is_judged(served, world, monkeyp
     assert refusal(answer) == (422, "BATCH") and "root" in answer.json()["message"]
     [_, (event, checked)] = sequencer.received
     assert event["body"]["batch_id"] == "b-held" and checked.records == []
+
+
+def test_a_check_process_that_died_is_replaced(served, world):
+    http, _ = served
+    before = set(children(os.getpid()))
+    first = batch_upload(world, "b-first", world.records(LARGE, day="2026-02-04", act_prefix="first"))
+    assert http.post("/v1/activity-batches", content=first).status_code == 201
+    [checker] = check_processes(before)
+    os.kill(checker, signal.SIGKILL)
+    second = batch_upload(world, "b-second", world.records(LARGE, day="2026-02-05", act_prefix="second"))
+    answer = http.post("/v1/activity-batches", content=second)
+    assert answer.status_code == 201, answer.text
