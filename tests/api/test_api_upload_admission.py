@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import threading
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
@@ -21,7 +20,7 @@ from ledger.events.activities import CheckedFile
 from ledger.registry import Registry
 from ledger.sequencer import Item, Sequencer
 from ledger.state import ActivityRecord
-from served_registry import alive, children
+from served_registry import spawned_children
 from test_api_events import batch_upload, retirement
 from world import World
 
@@ -59,10 +58,8 @@ def served(world: World) -> Iterator[tuple[TestClient, RecordingSequencer]]:
 
 
 def check_processes(before: set[int]) -> list[int]:
-    """This process's live children started since `before` that run a spawned function (not
-    multiprocessing's resource tracker)."""
-    return [pid for pid in children(os.getpid()) if pid not in before and alive(pid)
-            and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    """This process's spawned children started since `before`: under TestClient, the check processes."""
+    return [pid for pid in spawned_children(os.getpid()) if pid not in before]
 
 
 def refusal(answer: Any) -> tuple[int, str]:
@@ -111,7 +108,7 @@ def test_honest_writes_go_on_while_a_bad_upload_is_judged(served, world, monkeyp
     """A large file is judged in a check process: with that process stopped, a bad upload waits
     there while an honest write commits, so it cannot hold the writer."""
     http, sequencer = served
-    before = set(children(os.getpid()))
+    before = set(spawned_children(os.getpid()))
     sound = batch_upload(world, "b-sound", world.records(LARGE, day="2026-02-04", act_prefix="sound"))
     assert http.post("/v1/activity-batches", content=sound).status_code == 201  # starts the check process
     checkers = check_processes(before)
@@ -148,7 +145,7 @@ def test_honest_writes_go_on_while_a_bad_upload_is_judged(served, world, monkeyp
 
 def test_a_check_process_that_died_is_replaced(served, world):
     http, _ = served
-    before = set(children(os.getpid()))
+    before = set(spawned_children(os.getpid()))
     first = batch_upload(world, "b-first", world.records(LARGE, day="2026-02-04", act_prefix="first"))
     assert http.post("/v1/activity-batches", content=first).status_code == 201
     [checker] = check_processes(before)
