@@ -1,20 +1,38 @@
 """What the HTTP front decides before the writer sees a submission: its shape (SCHEMA), and for an
-activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed.
-So a malformed or unsigned request costs the writer nothing; the writer checks everything again
-(ledger.registry.Registry), and its word is final."""
+activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed,
+then its records by every rule that needs no state (ledger.events.activities.check_file: parsing,
+shapes, inputs, count, total, period, root). So a malformed or unsigned request, or a file that
+does not match its batch, costs the writer nothing: such a file reaches the writer as its code
+alone, and a sound one as records already parsed, for the rules that need the log. The writer
+checks the event again (ledger.registry.Registry), and its word is final."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from typing import Any
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.bodies import upload_records
+from api.errors import UNAVAILABLE, ApiError
 from ledger.canonical import check_value
-from ledger.errors import Rejected
+from ledger.errors import Rejected, StorageError
+from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
 from ledger.queries import Queries
 from ledger.registry import LogReader
 from ledger.rules import verify_signer
 from ledger.schema import check_submission
 from ledger.state import Key, root_keys_from
+from ledger.store import Store
+
+MAX_FILE_CHECKS = 2  # processes judging large uploads at once
+INLINE_FILE_BYTES = 64 << 10  # smaller files are judged on the event loop
 
 log = logging.getLogger(__name__)
 
@@ -49,3 +67,80 @@ class Signers:
         event_type, body, auth = check_submission(event, self._log_format)
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
         return verify_signer(key, self._origin, event_type, body, auth, self._log_format)
+
+
+class RecordChecks:
+    """An activity upload's records judged by the rules that need no state, against its methodology
+    version as committed (a version's params never change once registered). A large file is judged
+    in a process of its own (spawned at the first one, MAX_FILE_CHECKS at most), so that neither
+    the writer nor the front's interpreter lock waits on its lines: only its verdict comes back."""
+
+    def __init__(self, queries: Queries, log_format: int):
+        self._queries = queries
+        self._log_format = log_format
+        self._database_url = queries.store.engine.url.render_as_string(hide_password=False)
+        self._processes: ProcessPoolExecutor | None = None
+
+    async def check(self, event: Any, data: bytes, records_at: int) -> CheckedFile:
+        """The record lines of `data` (from `records_at`) of an upload whose event schema_refusal and
+        Signers.authenticate passed."""
+        body = event["body"]
+        methodology_id, version = body["methodology_id"], body["methodology_version"]
+        params = self._queries.methodology_params(methodology_id, version)
+        if params is None:  # the writer says so first if it still is not registered by its turn
+            return CheckedFile.refused(body, Rejected(
+                "UNKNOWN_REF", f"methodology {methodology_id} version {version} is not registered"))
+        try:
+            if len(data) - records_at <= INLINE_FILE_BYTES:
+                return settle_early(_file_of(body, self._log_format, params, data, records_at),
+                                    self._queries.known_activity_ids)
+            return await self._in_check_process(functools.partial(
+                _judged_in_check_process, self._database_url, body, self._log_format, params, data, records_at))
+        except (SQLAlchemyError, StorageError) as exc:
+            raise ApiError(503, UNAVAILABLE, f"the committed log could not be read ({type(exc).__name__}); "
+                                             f"send it again") from None
+        except ApiError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a fault of ours that this file triggers: it alone is refused
+            log.exception("an upload's records could not be checked; it is refused (SCHEMA)")
+            return CheckedFile.refused(body, Rejected("SCHEMA", f"these records could not be checked "
+                                                                f"({type(exc).__name__}); nothing was written: "
+                                                                f"sending them again unchanged cannot succeed"))
+
+    async def _in_check_process(self, judge: Callable[[], CheckedFile]) -> CheckedFile:
+        """judge() in a check process; if the processes died (killed, out of memory), once more in new ones."""
+        for attempt in (1, 2):
+            if self._processes is None:
+                self._processes = ProcessPoolExecutor(MAX_FILE_CHECKS, initializer=_ignore_interrupts,
+                                                      mp_context=multiprocessing.get_context("spawn"))
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._processes, judge)
+            except BrokenProcessPool:
+                log.error("a process judging an upload's records died; new ones are started")
+                self._processes = None
+        raise ApiError(503, UNAVAILABLE, "the processes judging this upload's records died twice; send it again")
+
+    def close(self) -> None:
+        if self._processes is not None:
+            self._processes.shutdown(cancel_futures=True)
+
+
+def _file_of(body: dict[str, Any], log_format: int, params: Any, data: bytes, records_at: int) -> CheckedFile:
+    return check_file(body, log_format, params, readable_records(upload_records(data, records_at)))
+
+
+# A check process's own reader of the committed log, opened at its first file.
+_check_process_queries: dict[str, Queries] = {}
+
+
+def _judged_in_check_process(database_url: str, body: dict[str, Any], log_format: int, params: Any, data: bytes,
+                             records_at: int) -> CheckedFile:
+    """In a check process: the file judged, and refused at once if it can be (settle_early)."""
+    queries = _check_process_queries.get(database_url)
+    if queries is None:
+        queries = _check_process_queries[database_url] = Queries(Store.connect(database_url))
+    return settle_early(_file_of(body, log_format, params, data, records_at), queries.known_activity_ids)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us

@@ -37,10 +37,10 @@ from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedState
 from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, source_of
 from api.openapi import json_body, ok, refused
-from api.admission import Signers, schema_refusal
+from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
     MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch, parse_json,
-    read_body, read_json, read_upload_records, upload_event,
+    read_body, read_json, upload_event,
 )
 from api.errors import (
     STATUS_BY_CODE, UNAVAILABLE, ApiError, answer_headers, json_bytes, json_response, not_found, problem,
@@ -49,6 +49,7 @@ from api.errors import (
 from ledger import merkle
 from ledger.eligibility import check_request, offset_eligibility
 from ledger.errors import Rejected
+from ledger.events.activities import CheckedFile
 from ledger.export import export_bundle
 from ledger.field_checks import HEX64
 from ledger.queries import MAX_PAGE_ITEMS, Queries
@@ -149,6 +150,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     sequencer.start()
     queries = Queries(registry.store)
     signers = Signers(registry, queries)
+    record_checks = RecordChecks(queries, registry.log_format)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
     committed_state = CommittedState(registry)
 
@@ -156,6 +158,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     async def lifespan(_: FastAPI):
         yield
         await asyncio.to_thread(committed_state.close)
+        await asyncio.to_thread(record_checks.close)
         await asyncio.to_thread(sequencer.stop)
 
     # No redirect from /v1/x/ to /v1/x: Starlette builds its target from the request's Host header.
@@ -165,7 +168,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits)
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
-    app.state.rate_limits = rate_limits
+    app.state.rate_limits, app.state.record_checks = rate_limits, record_checks
     _install_error_handlers(app)
 
     async def submit(items: list[Item]) -> list[Outcome]:
@@ -180,7 +183,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         except Exception as exc:  # the group's commit failed: nothing of it is durable
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
-    async def submit_signed(scope: Scope, events: list[Any], records: Sequence[Any] | None = None) -> list[Outcome]:
+    async def submit_signed(scope: Scope, events: list[Any], records: CheckedFile | None = None) -> list[Outcome]:
         """Events that passed schema_refusal, charged to their keys' rate limits; what the writer
         answers teaches the limits which keys sign, and who pays for resends and forgeries."""
         charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
@@ -232,8 +235,9 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         if refusal is not None:
             raise refusal
         signers.authenticate(event)  # before a single record is parsed: an unknown key costs one read
-        records = await read_upload_records(data, records_at)
-        [outcome] = await submit_signed(scope, [event], records)
+        # The records' rules that need no state, off the writer: it gets the file parsed, or only its code.
+        checked = await record_checks.check(event, data, records_at)
+        [outcome] = await submit_signed(scope, [event], checked)
         return _outcome_answer(outcome)
 
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,

@@ -102,9 +102,3 @@ def upload_records(data: bytes, records_at: int) -> list[Any]:
         except Rejected as rejection:
             records.append(UnreadableRecord(f"line {number}: {rejection.message}"))
     return records
-
-
-async def read_upload_records(data: bytes, records_at: int) -> list[Any]:
-    if len(data) - records_at > _PARSE_INLINE_BYTES:
-        return await asyncio.to_thread(upload_records, data, records_at)
-    return upload_records(data, records_at)

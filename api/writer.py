@@ -300,7 +300,8 @@ class RemoteSequencer(SequencerLike):
     after each delay of RESTART_DELAYS_S; if every attempt fails it calls `on_lost` (the server
     then exits non-zero, for a supervisor to act). A writer that does not answer for
     `answer_timeout_s` while jobs wait (stopped, hung) is killed by the watchdog thread, and so
-    dies as above.
+    dies as above; an idle writer is asked its status every second or so, so that one stopped or
+    hung while no one writes dies as above too, before the next write.
 
     Jobs go down the pipe from a sending thread, never from the event loop: a writer that stops
     reading fills the pipe, and the loop must still answer reads and refuse writes meanwhile."""
@@ -430,18 +431,34 @@ class RemoteSequencer(SequencerLike):
 
     def _watch(self, answer_timeout_s: float) -> None:
         """The watchdog thread: kill a writer that has not answered for answer_timeout_s while
-        jobs wait for it; the receiving thread then sees it die and starts another."""
-        while not self._stopping.wait(min(1.0, answer_timeout_s / 4)):
+        jobs wait for it; the receiving thread then sees it die and starts another. A writer that
+        dies closes the pipe, which the receiving thread sees at once; one that is stopped or hung
+        says nothing, so an idle writer is asked its status each tick (a job waiting like any
+        other): one that fails while no one writes is replaced before a write has to wait for it."""
+        tick_s = min(1.0, answer_timeout_s / 4)
+        while not self._stopping.wait(tick_s):
             with self._lock:
-                waiting = len(self._pending) if not (self._restarting or self._gone) else 0
+                running = not (self._restarting or self._gone)
+                waiting = len(self._pending) if running else 0
                 silent_s = time.monotonic() - self._heard_at
                 process = self._writer.process
+            if running and not waiting:
+                if silent_s >= tick_s:
+                    self._ask_status()
+                continue
             if waiting and silent_s > answer_timeout_s:
                 log.error("the writer process (pid %s) has not answered for %.0f s while %d jobs wait (stopped or "
                           "hung): killing it", process.pid, silent_s, waiting)
                 process.kill()
                 with self._lock:
                     self._heard_at = time.monotonic()  # one kill per silence: its death is the receiver's to see
+
+    def _ask_status(self) -> None:
+        """The watchdog's question to an idle writer; only its answering in time matters."""
+        try:
+            self.status()
+        except Overloaded:
+            pass  # stopping or restarting meanwhile: nothing to ask
 
     def _flush(self) -> None:
         # Sent outside the state lock: a large job may wait for the writer to drain the pipe, and

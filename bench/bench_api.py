@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_api.py [--clients 32] [--events-per-client 150] [--batches 8]
                                         [--batch-size 1000] [--processes 4] [--hostile-clients 8] [--out DIR]
-                                        [--postgres]
+                                        [--hostile-kinds malformed,unknown-key,eligibility,export] [--postgres]
 
 In one run, on one machine, three measurements of the same kind of event (a 1 g retirement from
 the signer's own account, pre-signed before the clock starts, so signing is not measured):
@@ -13,7 +13,9 @@ the signer's own account, pre-signed before the clock starts, so signing is not 
 - ledger: Registry.append_many in groups of `--batch-size` in this process, no HTTP, no sequencer;
 - mixed: the single run again (new events) while `--hostile-clients` hostile clients, in processes
   of their own, send malformed events ("type": {}), events signed by keys nobody registered,
-  offset-eligibility checks of 1,000 ids and exports, as fast as they are answered.
+  offset-eligibility checks of 1,000 ids and exports, as fast as they are answered (`--hostile-kinds`
+  chooses among these and bad-upload: a registered platform's 60 MiB activity upload whose
+  records do not match the root its batch commits to).
 Reports accepted events/s, p50/p99 latency per request, each HTTP rate over the ledger's, and the
 honest clients' rate under attack over their rate alone (goal: at least 0.8, p99 under 50 ms).
 With --postgres every phase runs again on a throwaway local PostgreSQL cluster (the registries'
@@ -71,6 +73,9 @@ def make_registry(directory: Path, holders: int, database_url: str | None) -> No
     client = Client(registry)
     client.register_key(Actor(place.keyring.load("root", PASSPHRASE.encode()), "root"), validator, ["validator"])
     client.submit(admin, "methodology.register", register_body_for_log(load_shipped().get("HB-GT-METRO"), LOG_FORMAT))
+    uploader = Actor(bench_key("platform"), "platform")  # the bad-upload attacker: a registered platform
+    client.register_key(admin, uploader, ["platform"])
+    client.open_account(admin, "bench-platform", "platform", "bench platform", "420100", [uploader])
     for h in range(holders):
         holder = Actor(bench_key(f"holder-{h}"), f"holder-{h}")
         client.register_key(admin, holder, [])
@@ -134,7 +139,25 @@ def _worker(port: int, path: str, jobs: list[list[bytes]], ready: Any, go: Any, 
     out.put(([r for rs in results for r in rs], _cpu_s() - cpu_before))
 
 
-HOSTILE_KINDS = ("malformed", "unknown-key", "eligibility", "export")
+HOSTILE_KINDS = ("malformed", "unknown-key", "eligibility", "export", "bad-upload")
+DEFAULT_HOSTILE_KINDS = HOSTILE_KINDS[:4]
+BAD_UPLOAD_RECORDS = 200_000  # about 60 MiB of format-2 records (the limit is 64 MiB)
+
+
+def _bad_upload_records() -> bytes:
+    """Well-formed format-2 records of HB-GT-METRO: only the root, checked after every record is
+    read, tells that they are not the batch's."""
+    return b"".join(jcs({"activity_id": f"bad-{n}", "fingerprint": f"{n:064x}", "inputs": {"distance_m": 1000 + n % 9000},
+                         "occurred_on": "2026-03-02", "private_sha256": f"{n:064x}", "reduction_g": 78,
+                         "subject": f"{n:032x}"}) + b"\n" for n in range(BAD_UPLOAD_RECORDS))
+
+
+def _bad_upload(n: int, records: bytes) -> bytes:
+    event = sign_event(bench_key("platform"), ORIGIN, "activity.batch", {
+        "batch_id": f"bad-{n}", "platform": "bench-platform", "methodology_id": "HB-GT-METRO", "methodology_version": 1,
+        "period_start": "2026-03-01", "period_end": "2026-03-31", "count": BAD_UPLOAD_RECORDS,
+        "total_g": 78 * BAD_UPLOAD_RECORDS, "root": "00" * 32, "request_id": f"bad-{n}"}, log_format=LOG_FORMAT)
+    return jcs(event) + b"\n" + records
 
 
 def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
@@ -153,14 +176,17 @@ def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
     return "GET", "/v1/export", None
 
 
-def _hostile(port: int, kind: str, stop: Any, time_limit_s: float, out: Any) -> None:
+def _hostile(port: int, kind: str, ready: Any, stop: Any, time_limit_s: float, out: Any) -> None:
     """Send requests of one kind, each as soon as the last is answered, until told to stop."""
     statuses: dict[int, int] = {}
+    records = _bad_upload_records() if kind == "bad-upload" else b""
+    ready.release()
     deadline = time.monotonic() + time_limit_s
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     n = 0
     while not stop.is_set() and time.monotonic() < deadline:
-        method, path, body = _hostile_requests(kind, n)
+        method, path, body = (("POST", "/v1/activity-batches", _bad_upload(n, records)) if kind == "bad-upload"
+                              else _hostile_requests(kind, n))
         try:
             connection.request(method, path, body=body, headers={"content-type": "application/json"})
             response = connection.getresponse()
@@ -175,15 +201,18 @@ def _hostile(port: int, kind: str, stop: Any, time_limit_s: float, out: Any) -> 
     out.put((kind, statuses))
 
 
-def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clients: int, time_limit_s: float,
-                server_pid: int) -> dict[str, Any]:
+def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clients: int, hostile_kinds: list[str],
+                time_limit_s: float, server_pid: int) -> dict[str, Any]:
     """The single-event run while hostile clients (processes of their own) send what they send."""
     context = multiprocessing.get_context("fork")
-    stop, out = context.Event(), context.Queue()
-    kinds = [HOSTILE_KINDS[i % len(HOSTILE_KINDS)] for i in range(hostile_clients)]
-    hostile = [context.Process(target=_hostile, args=(port, kind, stop, time_limit_s + 60, out)) for kind in kinds]
+    ready, stop, out = context.Semaphore(0), context.Event(), context.Queue()
+    kinds = [hostile_kinds[i % len(hostile_kinds)] for i in range(hostile_clients)]
+    hostile = [context.Process(target=_hostile, args=(port, kind, ready, stop, time_limit_s + 60, out))
+               for kind in kinds]
     for process in hostile:
         process.start()
+    for _ in hostile:
+        ready.acquire(timeout=120)  # a bad upload's records take a few seconds to build
     time.sleep(0.5)  # the attack is under way when the honest clients start
     try:
         honest = http_phase(port, "/v1/events", jobs, processes, time_limit_s, server_pid)
@@ -316,6 +345,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--hostile-clients", type=int, default=8)
+    parser.add_argument("--hostile-kinds", type=lambda text: text.split(","), default=list(DEFAULT_HOSTILE_KINDS),
+                        help=f"comma-separated, among {', '.join(HOSTILE_KINDS)}")
     parser.add_argument("--time-limit-s", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "api")
     parser.add_argument("--postgres", action="store_true",
@@ -325,6 +356,8 @@ def main() -> None:
             and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32 and 0 <= args.hostile_clients <= 64):
         raise SystemExit("out of bounds: clients <= 256, events-per-client <= 10000, batches <= 100, batch-size <= 1000, "
                          "hostile-clients <= 64")
+    if not args.hostile_kinds or not set(args.hostile_kinds) <= set(HOSTILE_KINDS):
+        raise SystemExit(f"--hostile-kinds: a comma-separated choice among {', '.join(HOSTILE_KINDS)}")
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     results = {"sqlite": measure(args, args.out / "sqlite", None, None)}
@@ -369,7 +402,8 @@ def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_
         batch = http_phase(port, "/v1/events:batch", batch_jobs, batch_clients, args.time_limit_s, server.pid)
         print(f"batch endpoint: {batch}", flush=True)
         mixed_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "mixed")] for c in range(args.clients)]
-        mixed = mixed_phase(port, mixed_jobs, args.processes, args.hostile_clients, args.time_limit_s, server.pid)
+        mixed = mixed_phase(port, mixed_jobs, args.processes, args.hostile_clients, args.hostile_kinds,
+                            args.time_limit_s, server.pid)
         print(f"single events under attack: {mixed}", flush=True)
     finally:
         server.send_signal(signal.SIGINT)

@@ -260,6 +260,20 @@ class Queries:
             return None
         return key_from_row(row.key_id, row.seq, json.loads(row.data))
 
+    def methodology_params(self, methodology_id: str, version: int) -> dict[str, Any] | None:
+        """A registered methodology version's params as committed (a version's params never change
+        once registered), or None when that version is not registered."""
+        with self.store.engine.connect() as conn:
+            data = conn.execute(select(methodologies_projection.c.data)
+                                .where(methodologies_projection.c.methodology_id == methodology_id)).scalar()
+        found = None if data is None else json.loads(data)["versions"].get(str(version))
+        return None if found is None else found["params"]
+
+    def known_activity_ids(self, activity_ids: list[str]) -> set[str]:
+        """Those of these activity ids that the committed log holds."""
+        with self.store.engine.connect() as conn:
+            return self.store.existing(conn, "activity_id", activity_ids)
+
     # -- accounts --------------------------------------------------------------------------------
 
     def account(self, account_id: str) -> dict[str, Any] | None:

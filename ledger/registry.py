@@ -37,7 +37,7 @@ from ledger.register_totals import TotalsChanges
 from ledger.replay import replay
 from ledger.rules import Verdict, apply, authenticate, judge, signing_message
 from ledger.schema import ID_FIELD, check_submission, format_time, key_id_of
-from ledger.events.activities import UnreadableRecord
+from ledger.events.activities import CheckedFile, readable_records
 from ledger.state import ActivityRecord, Key, State, SubjectDay, add_subject_days, root_keys_from
 from ledger.store import SCHEMA_VERSION, Store, StoredNodes
 
@@ -142,16 +142,6 @@ class _Judged(NamedTuple):
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
-
-
-def _readable(record: Any) -> Any:
-    """The record as given if the registry can store it (check_value), else an UnreadableRecord
-    that the batch's rules refuse as BATCH in its turn."""
-    try:
-        check_value(record)
-    except Rejected as exc:
-        return UnreadableRecord(exc.message)
-    return record
 
 class LogReader:
     """The committed log of one database, read-only: leaves, proofs, checkpoints, the trust file.
@@ -359,14 +349,14 @@ class Registry(LogReader):
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def append(self, event: Any, records: Sequence[Any] | None = None) -> Appended:
+    def append(self, event: Any, records: Sequence[Any] | CheckedFile | None = None) -> Appended:
         """Append one signed event; raises Rejected with the spec's code if the rules refuse it."""
         [result] = self.append_many([(event, records)])
         if isinstance(result, Rejected):
             raise result
         return result
 
-    def append_many(self, items: Sequence[tuple[Any, Sequence[Any] | None]]) -> list[Appended | Rejected]:
+    def append_many(self, items: Sequence[tuple[Any, Sequence[Any] | CheckedFile | None]]) -> list[Appended | Rejected]:
         """Judge events in order, then commit the accepted ones in one transaction (group commit)."""
         if len(items) > MAX_GROUP_EVENTS:
             raise ValueError(f"at most {MAX_GROUP_EVENTS} events a group")
@@ -393,7 +383,7 @@ class Registry(LogReader):
             self._activities.clear()
             return results
 
-    def _admit(self, event: Any, records: Sequence[Any] | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
+    def _admit(self, event: Any, records: Sequence[Any] | CheckedFile | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
                nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
         try:
             admitted = self._judged(event, records, accepted)
@@ -418,7 +408,7 @@ class Registry(LogReader):
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
 
-    def _judged(self, event: Any, records: Sequence[Any] | None,
+    def _judged(self, event: Any, records: Sequence[Any] | CheckedFile | None,
                 accepted: list[tuple[Leaf, bytes, str]]) -> "_Judged | Appended":
         """Everything before the State changes, cheapest first: the submission's own shape, then who
         signed it (key known, active, signature), and only then the records, whose checks cost in
@@ -434,9 +424,8 @@ class Registry(LogReader):
                 return Appended(original.seq, merkle.leaf_hash(original.data), original.time, original.effects,
                                 original.data, duplicate=True)
         key = authenticate(state, self.origin, event_type, body, auth)
-        if records is not None:
-            records = [record if isinstance(record, (ActivityRecord, UnreadableRecord)) else _readable(record)
-                       for record in records]
+        if records is not None and not isinstance(records, CheckedFile):
+            records = readable_records(records)
         verdict = judge(state, event_type, body, key, activities=self._activities, records=records)
         return _Judged(event_type, body, auth, key, verdict)
 

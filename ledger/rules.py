@@ -16,7 +16,7 @@ from nacl.exceptions import BadSignatureError
 from ledger.canonical import jcs
 from ledger.errors import Rejected
 from ledger.events import TYPES
-from ledger.events.activities import batch_commitment  # noqa: F401  (re-exported: clients build batches with it)
+from ledger.events.activities import CheckedFile, batch_commitment  # noqa: F401  (batch_commitment re-exported: clients build batches with it)
 from ledger.events.base import Serials, Verdict
 from ledger.state import ActivityIndex, ActivityRecord, Key, State
 
@@ -76,11 +76,12 @@ def _signature_problem(key: Key, origin: str, event_type: str, body: dict[str, A
 
 
 def judge(state: State, event_type: str, body: dict[str, Any], key: Key, *,
-          activities: ActivityIndex, records: Sequence[Any] | None = None,
+          activities: ActivityIndex, records: Sequence[Any] | CheckedFile | None = None,
           effects: Serials | None = None) -> Verdict:
     """Check every rule after authentication: UNAUTHORIZED, REPLAY, DUPLICATE_ID, then the type's own.
 
-    `records` are an activity batch's records as parsed JSON objects. With `effects` given
+    `records` are an activity batch's records as parsed JSON objects, or the CheckedFile the HTTP
+    front made of them (ledger.events.activities). With `effects` given
     (replaying a leaf), they are checked instead of chosen.
     """
     event = TYPES[event_type]

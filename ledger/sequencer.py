@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Self, Sequence, TypeVar
 
 from ledger.errors import InvariantBroken, Rejected
+from ledger.events.activities import CheckedFile
 from ledger.registry import Appended, Registry
 from ledger.state import State
 
@@ -32,7 +33,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Outcome = Appended | Rejected
-Item = tuple[Any, Sequence[Any] | None]  # a signed event and, for an activity batch, its records
+# A signed event and, for an activity batch, its records (or the CheckedFile the HTTP front made of them)
+Item = tuple[Any, Sequence[Any] | CheckedFile | None]
 
 DEFAULT_MAX_GROUP_EVENTS = 2_000      # one transaction; the registry allows up to 10,000
 DEFAULT_MAX_QUEUED_EVENTS = 50_000    # beyond this, submitters are told to come back later

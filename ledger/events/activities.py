@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, NamedTuple, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple, Sequence
 
-from ledger.canonical import MAX_SAFE_INT, jcs
+from ledger.canonical import MAX_SAFE_INT, check_value, jcs
 from ledger.definitions import Definition, compile_definition
 from ledger.errors import Rejected
 from ledger.events.base import Body, DirtyRows, EventType, NewId, Serials, Verdict, check_period, unauthorized
@@ -77,23 +78,35 @@ def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "root": root_of_leaf_hashes([leaf_hash(jcs(r)) for r in records]).hex()}
 
 
-def _check_activities(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
-    _check_new_ids(body, records, index)
-    _check_count_and_total(body, len(records), records)
-    for r in records:
-        if not body["period_start"] <= r.occurred_at[:10] <= body["period_end"]:
-            raise Rejected("BATCH", f"activity {r.activity_id} occurred on {r.occurred_at[:10]}, outside the batch period")
-    _check_root(body, records)
-    _check_new_fingerprints(body, records, index)
+def _file_problem_v1(body: Body, records: Sequence[ActivityRecord]) -> Rejected | None:
+    """The first BATCH of a format-1 file whose every record is well-formed: count, total, a date
+    outside the period, the root."""
+    try:
+        _check_count_and_total(body, len(records), records)
+        for r in records:
+            if not body["period_start"] <= r.occurred_at[:10] <= body["period_end"]:
+                raise Rejected("BATCH", f"activity {r.activity_id} occurred on {r.occurred_at[:10]}, outside the "
+                                        f"batch period")
+        _check_root(body, records)
+    except Rejected as rejection:
+        return rejection
+    return None
 
 
-def _check_new_ids(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
+def _repeated_id(body: Body, records: Sequence[ActivityRecord]) -> Rejected | None:
+    """DUPLICATE_ID within the file: an activity_id twice."""
     ids = [r.activity_id for r in records]
     if len(set(ids)) != len(ids):
-        raise Rejected("DUPLICATE_ID", f"batch {body['batch_id']} repeats an activity_id")
-    known = index.known_activity_ids(ids)
+        return Rejected("DUPLICATE_ID", f"batch {body['batch_id']} repeats an activity_id")
+    return None
+
+
+def _logged_id(records: Sequence[ActivityRecord], known_activity_ids: Callable[[list[str]], set[str]]) -> Rejected | None:
+    """DUPLICATE_ID across batches: an activity_id the log already holds."""
+    known = known_activity_ids([r.activity_id for r in records])
     if known:
-        raise Rejected("DUPLICATE_ID", f"activity_id {sorted(known)[0]} is already in the log")
+        return Rejected("DUPLICATE_ID", f"activity_id {sorted(known)[0]} is already in the log")
+    return None
 
 
 def _check_count_and_total(body: Body, count: int, records: Sequence[ActivityRecord]) -> None:
@@ -177,10 +190,9 @@ def _is_real_date(text: str, real_dates: dict[str, bool]) -> bool:
     return real
 
 
-def check_records_v2(body: Body, definition: Definition, records: Sequence[Any],
-                     index: ActivityIndex) -> list[ActivityRecord]:
-    """A format-2 batch's records, parsed, if its file breaks no rule of section 7.3; else Rejected
-    with the first code of that list broken anywhere in the file."""
+def check_file_v2(body: Body, definition: Definition, records: Sequence[Any]) -> "CheckedFile":
+    """A format-2 file by every rule of section 7.3 that needs no state (one pass, each rule's first
+    breach noted): its well-formed records, those with valid inputs quantified by the formula."""
     start, end = body["period_start"], body["period_end"]
     parsed: list[ActivityRecord] = []
     quantified: list[_Quantified] = []
@@ -202,21 +214,22 @@ def check_records_v2(body: Body, definition: Definition, records: Sequence[Any],
             batch_problem = batch_problem or f"activity record {i}: {problem}"
             continue
         quantified.append(_Quantified(i, subject, day, definition.formula_g(inputs), reduction_g))
-    _check_new_ids(body, parsed, index)
-    if batch_problem is not None:
-        raise Rejected("BATCH", batch_problem)
-    _check_count_and_total(body, len(records), parsed)
-    _check_root(body, parsed)
-    _check_quantities_and_days(definition, quantified, index)
-    _check_new_fingerprints(body, parsed, index)
-    return parsed
+    file_problem = None if batch_problem is None else Rejected("BATCH", batch_problem)
+    if file_problem is None:
+        try:
+            _check_count_and_total(body, len(records), parsed)
+            _check_root(body, parsed)
+        except Rejected as rejection:
+            file_problem = rejection
+    return CheckedFile(body, parsed, _repeated_id(body, parsed), file_problem, quantified, definition.methodology_id,
+                       definition.daily_cap_g)
 
 
-def _check_quantities_and_days(definition: Definition, quantified: list[_Quantified], index: ActivityIndex) -> None:
+def _check_quantities_and_days(methodology_id: str, cap_g: int, quantified: list[_Quantified],
+                               index: ActivityIndex) -> None:
     """QUANTIFICATION (section 7.2: each record's formula, clipped by its subject's daily cap after
     what earlier batches and the file's earlier records claim), then PRIVACY (one date a subject)."""
-    logged = index.subject_days(list({q.subject for q in quantified}), definition.methodology_id)
-    cap_g = definition.daily_cap_g
+    logged = index.subject_days(list({q.subject for q in quantified}), methodology_id)
     file_days: dict[str, str] = {}  # subjects the log does not hold yet -> their first date in the file
     totals_g: dict[tuple[str, str], int] = {}  # (subject, occurred_on) -> grams credited so far
     quantification: str | None = None
@@ -243,6 +256,95 @@ def _check_quantities_and_days(definition: Definition, quantified: list[_Quantif
         raise Rejected("PRIVACY", privacy)
 
 
+# -- a file judged in two halves ------------------------------------------------------------------
+# What needs no state (parsing, shapes, inputs, count, total, period, root, the formula) is judged
+# once per file by check_file: under `puhui serve` by the HTTP front, off the writer
+# (api/admission.py), which sends the writer this CheckedFile instead of the records. The writer
+# then judges only what needs the log (judge_checked): ids and fingerprints already logged, and in
+# format 2 the daily caps and dates of subjects already logged.
+
+@dataclass(slots=True)
+class CheckedFile:
+    """An activity file judged by every rule of section 7.3 that needs no state, against its
+    batch's body and its methodology version's params."""
+    body: Body  # the activity.batch body it was judged against
+    records: list[ActivityRecord]  # its well-formed records, in file order
+    repeated_id: Rejected | None  # DUPLICATE_ID: an activity_id twice in the file
+    problem: Rejected | None  # the first BATCH the file holds
+    quantified: list[_Quantified] = field(default_factory=list)  # format 2: the records with valid inputs
+    methodology_id: str = ""  # format 2: whose daily cap they fall under,
+    daily_cap_g: int = 0  # and that cap in its version
+    # Its code, when nothing the writer holds can change it: the writer then needs no record.
+    refusal: Rejected | None = None
+
+    @classmethod
+    def refused(cls, body: Body, refusal: Rejected) -> "CheckedFile":
+        """A file whose code is decided: no record of it goes on (to the writer)."""
+        return cls(body, [], None, None, refusal=refusal)
+
+
+def readable_records(records: Sequence[Any]) -> list[Any]:
+    """Each record as given if the registry can store it (check_value), else an UnreadableRecord
+    that the file's rules refuse as BATCH in its turn."""
+    readable = []
+    for record in records:
+        if not isinstance(record, UnreadableRecord):
+            try:
+                check_value(record)
+            except Rejected as exc:
+                record = UnreadableRecord(exc.message)
+        readable.append(record)
+    return readable
+
+
+def check_file(body: Body, log_format: int, params: Any, records: Sequence[Any]) -> CheckedFile:
+    """The rules of section 7.3 that need no state, on records as parsed JSON objects (each passed
+    through readable_records), for a batch of this body whose methodology version has these params."""
+    if len(records) > MAX_BATCH_RECORDS:
+        return CheckedFile.refused(body, Rejected("BATCH", f"a batch holds at most {MAX_BATCH_RECORDS} records"))
+    if log_format == 2:  # compiled once a batch: each record then costs a few integer operations
+        return check_file_v2(body, compile_definition(body["methodology_id"], body["methodology_version"], params),
+                              records)
+    allowed = declared_inputs(params)
+    parsed: list[ActivityRecord] = []
+    malformed: Rejected | None = None  # the first BATCH of a record: after the others' DUPLICATE_ID (7.3's order)
+    for i, record in enumerate(records):
+        try:
+            parsed.append(parse_record(record, i, allowed))
+        except Rejected as rejection:
+            malformed = malformed or rejection
+    return CheckedFile(body, parsed, _repeated_id(body, parsed), malformed or _file_problem_v1(body, parsed))
+
+
+def settle_early(checked: CheckedFile, known_activity_ids: Callable[[list[str]], set[str]]) -> CheckedFile:
+    """The file refused at once when it breaks a rule that needs no state: its code is then
+    DUPLICATE_ID if an id repeats or is logged (by `known_activity_ids`, of the committed log: an
+    id logged stays logged; one logged after this read comes from a batch concurrent with this
+    one, which may as well come after it), else its BATCH. Else the file as it was."""
+    if checked.refusal is not None or (checked.repeated_id is None and checked.problem is None):
+        return checked
+    refusal = checked.repeated_id or _logged_id(checked.records, known_activity_ids) or checked.problem
+    assert refusal is not None
+    return CheckedFile.refused(checked.body, refusal)
+
+
+def judge_checked(checked: CheckedFile, index: ActivityIndex) -> list[ActivityRecord]:
+    """The file's records if it breaks no rule of section 7.3, judged by what needs the log; else
+    Rejected with the first code of that list broken anywhere in it."""
+    for refusal in (checked.refusal, checked.repeated_id):
+        if refusal is not None:
+            raise refusal
+    logged = _logged_id(checked.records, index.known_activity_ids)
+    if logged is not None:
+        raise logged
+    if checked.problem is not None:
+        raise checked.problem
+    if checked.quantified:
+        _check_quantities_and_days(checked.methodology_id, checked.daily_cap_g, checked.quantified, index)
+    _check_new_fingerprints(checked.body, checked.records, index)
+    return checked.records
+
+
 class ActivityBatch(EventType):
     name = "activity.batch"
     body_fields = {"batch_id": identifier, "platform": identifier, "methodology_id": identifier,
@@ -259,9 +361,10 @@ class ActivityBatch(EventType):
                 and key.key_id in platform.controllers):
             raise unauthorized(key, f"a platform key controlling platform account {body['platform']}")
 
-    def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
+    def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | CheckedFile | None,
               effects: Serials | None) -> Verdict:
-        """`records` are the batch's records as parsed JSON objects (or already parsed ones)."""
+        """`records` are the batch's records as parsed JSON objects (each through readable_records),
+        or the CheckedFile the HTTP front made of them for this very body."""
         methodology_id, version = body["methodology_id"], body["methodology_version"]
         methodology = state.methodologies.get(methodology_id)
         if methodology is None or version not in methodology.versions:
@@ -271,24 +374,12 @@ class ActivityBatch(EventType):
                                           f"{methodology.latest_version}: a format-2 batch quantifies by the latest")
         if records is None:
             raise Rejected("BATCH", f"batch {body['batch_id']} arrived without its activity records")
-        if len(records) > MAX_BATCH_RECORDS:
-            raise Rejected("BATCH", f"a batch holds at most {MAX_BATCH_RECORDS} records")
-        if state.log_format == 2:  # compiled once a batch: each record then costs a few integer operations
-            definition = compile_definition(methodology_id, version, methodology.versions[version]["params"])
-            return Verdict(None, check_records_v2(body, definition, records, activities))
-        allowed = declared_inputs(methodology.versions[body["methodology_version"]]["params"])
-        parsed: list[ActivityRecord] = []
-        malformed: Rejected | None = None  # the first BATCH of a record: after the others' DUPLICATE_ID (7.3's order)
-        for i, record in enumerate(records):
-            try:
-                parsed.append(record if isinstance(record, ActivityRecord) else parse_record(record, i, allowed))
-            except Rejected as rejection:
-                malformed = malformed or rejection
-        if malformed is not None:
-            _check_new_ids(body, parsed, activities)
-            raise malformed
-        _check_activities(body, parsed, activities)
-        return Verdict(None, parsed)
+        if not isinstance(records, CheckedFile):
+            records = check_file(body, state.log_format or 1, methodology.versions[version]["params"], records)
+        elif records.body != body:
+            raise ValueError(f"a file checked for batch {records.body.get('batch_id')!r} came with batch "
+                             f"{body['batch_id']!r}")
+        return Verdict(None, judge_checked(records, activities))
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:

@@ -40,6 +40,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def spawned_children(pid: int) -> list[int]:
+    """The live children of `pid` that run a function multiprocessing spawned (a writer, a check
+    process), not multiprocessing's resource tracker."""
+    return [child for child in children(pid) if alive(child)
+            and b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"

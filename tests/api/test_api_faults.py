@@ -13,18 +13,18 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from service.client import RegistryClient
 from ledger.registry import sign_event
-from served_registry import Cast, Served, alive, children, init_registry_dir
+from served_registry import Cast, Served, alive, init_registry_dir, spawned_children
 
 CLIENTS = 4
 
 
 def writer_pids(front_pid: int) -> list[int]:
-    """The front's live children that are writer processes (not multiprocessing's resource tracker)."""
-    return [pid for pid in children(front_pid) if alive(pid)
-            and b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    """The front's writer processes (no upload here is large enough to start a check process)."""
+    return spawned_children(front_pid)
 TIME_LIMIT_S = 90.0
 
 
@@ -160,6 +160,35 @@ def test_a_stopped_writer_is_killed_and_restarted_and_nothing_acknowledged_is_lo
         assert f"the writer process (pid {writer_pid}) has not answered for" in log and "killing it" in log
         assert "writer process restarted" in log
     finally:
+        served.stop()
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "stopped"])
+def test_a_writer_lost_while_idle_is_replaced_before_the_next_write(tmp_path, database_url, signal_number):
+    """Killed or stopped while no one writes: the front finds it out by itself (the pipe's end; an
+    idle writer's status unanswered for the writer timeout, 3 s here), says so and starts another,
+    so the next write succeeds at its first try."""
+    served = Served(init_registry_dir(tmp_path / "registry", database_url), database_url).start(
+        env={"PUHUI_KEY_PASSPHRASE": "puhui api tests", "PUHUI_WRITER_TIMEOUT_S": "3"})
+    [writer_pid] = writer_pids(served.process.pid)
+    try:
+        os.kill(writer_pid, signal_number)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "writer process restarted" not in served.log.read_text():
+            time.sleep(0.1)
+        log = served.log.read_text()
+        assert "writer process restarted" in log, log[-2000:]
+        if signal_number == signal.SIGSTOP:
+            assert f"the writer process (pid {writer_pid}) has not answered for" in log
+        assert not alive(writer_pid)
+        status = httpx.get(served.url + "/v1/status", timeout=10)
+        assert status.status_code == 200 and status.json()["committed_size"] == 2, status.text
+        client = RegistryClient(served.url, trust=served.trust())
+        Cast(client).register(Cast(client).wuhan, ["platform"])  # one POST, no retry: 201 or it raises
+        assert client.checkpoint().size == 3
+    finally:
+        if alive(writer_pid):
+            os.kill(writer_pid, signal.SIGCONT)
         served.stop()
 
 

@@ -18,7 +18,7 @@ from format2_records import METRO_DEFINITION, daily_subject
 from ledger.canonical import jcs
 from ledger.definitions import Definition, compile_definition, definition, is_illustrative, public_inputs
 from ledger.errors import Rejected
-from ledger.events.activities import check_records_v2
+from ledger.events.activities import check_file_v2, judge_checked
 from ledger.rules import batch_commitment
 from ledger.state import MemoryActivityIndex
 from quantify.methodology import load_shipped, register_body
@@ -81,7 +81,7 @@ class Verifier:
 def registry_code(body: dict[str, Any], definition: Definition, records: list[dict[str, Any]],
                   index: MemoryActivityIndex) -> str | None:
     try:
-        parsed = check_records_v2(body, definition, records, index)
+        parsed = judge_checked(check_file_v2(body, definition, records), index)
     except Rejected as refusal:
         return refusal.code
     index.add(body["batch_id"], definition.methodology_id, parsed)
