@@ -291,7 +291,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "me.platform": ("平台", "Platform"),
     "me.inputs": ("公开输入", "Public inputs"),
     "me.formula_result": ("按公式", "By the formula"),
-    "me.capped": ("每日上限扣除 {dropped}", "the daily cap took off {dropped}"),
+    "me.capped": ("每日上限扣除 {dropped_g} 克", "the daily cap took off {dropped_g} g"),
     "me.batch": ("所属批次", "Batch"),
     "me.issuance": ("所属签发", "Issuance"),
     "me.not_issued": ("尚未签发", "not issued yet"),

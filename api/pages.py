@@ -54,8 +54,8 @@ from ledger.schema import PURPOSES, SECTORS
 from ledger.state import ReviewTarget
 from ledger.units import tonnes
 from quantify.account import opening_problem
-from quantify.activity import IDENTIFIER, beijing_day
-from service.accounts import TooManyRecords, pseudonyms_account
+from quantify.activity import IDENTIFIER
+from service.accounts import TooManyRecords, subject_account
 
 HERE = Path(__file__).resolve().parent
 PAGE_ITEMS = 50
@@ -345,7 +345,9 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
     t = translator(_language(request)[0])
-    return _render(request, "error.html", error.status, status=error.status, reason=error.reason.said(t))
+    # the refusal of a citizen's form (/me) is about their input: not cached either
+    return _render(request, "error.html", error.status, NOT_CACHED if request.method == "POST" else None,
+                   status=error.status, reason=error.reason.said(t))
 
 
 def _queries(request: Request) -> Queries:
@@ -735,31 +737,39 @@ def _opened_view(queries: Queries, log_format: int, activity_id: str, opening_te
 
 
 def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: str | None = None) -> CitizenView:
-    """The subjects' records as GET /v1/pseudonyms/account gives them (service.accounts), or the
-    one record `only`, each with its explanation's parts and its proof."""
+    """The subjects' records as their personal accounts give them (service.accounts, the reads
+    behind GET /v1/subjects/{subject}/account and /v1/pseudonyms/account), or the one record
+    `only`; each with its methodology version and its proof as GET /v1/activities/{id} serves it."""
+    rows: list[dict[str, Any]] = []
+    places: dict[str, dict[str, Any]] = {}  # by batch_id: its seq and issuance
+    total_g = issued_g = 0
     try:
-        report, proofs = pseudonyms_account(queries, "", subjects, max_records=MAX_ME_RECORDS)
+        for subject in subjects:
+            report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - len(rows))
+            rows += report.tables["records"].as_json()
+            places.update((batch["batch_id"], batch) for batch in report.tables["batches"].as_json())
+            total_g, issued_g = total_g + report.data["total_g"], issued_g + report.data["issued_g"]
     except TooManyRecords:
         raise PageError(422, said("reason.too_many_records", limit=MAX_ME_RECORDS)) from None
-    proofs = [p for p in proofs if only is None or p["record"]["activity_id"] == only]
-    batches = {batch_id: queries.batch(batch_id) for batch_id in {p["batch_id"] for p in proofs}}
-    versions = {}
+    rows = [row for row in rows if only is None or row["activity_id"] == only]
+    batches = {batch_id: queries.batch(batch_id) for batch_id in {row["batch_id"] for row in rows}}
+    versions: dict[tuple[str, int], dict[str, Any]] = {}
     records = []
-    for proof in proofs:
-        record, batch = proof["record"], batches[proof["batch_id"]]
+    for row in rows:
+        proof = queries.activity_proof(row["activity_id"])
+        batch = batches[row["batch_id"]]
+        record = json.loads(proof["record"])
         key = (batch["methodology_id"], batch["methodology_version"])
         if key not in versions:
             versions[key] = next(v["params"] for v in queries.methodology(key[0])["versions"] if v["version"] == key[1])
-        params = versions[key]
-        formula_g = compile_definition(*key, params).formula_g(record["inputs"]) if log_format == 2 else None
-        day = record["occurred_on"] if log_format == 2 else beijing_day(record["occurred_at"])
-        records.append(CitizenRecord(record, day, batch, proof["issuance_seq"], params, formula_g, {
-            "activity_id": record["activity_id"], "record": jcs(record).decode("utf-8"), "inclusion": proof["inclusion"],
-            "batch_id": proof["batch_id"], "batch_seq": proof["batch_seq"]}))
+        formula_g = compile_definition(*key, versions[key]).formula_g(record["inputs"]) if log_format == 2 else None
+        records.append(CitizenRecord(record, row["day"], batch, places[row["batch_id"]]["issuance_seq"], versions[key],
+                                     formula_g, {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
+                                                                       "batch_seq")}))
     records.sort(key=lambda r: (r.day, r.record["activity_id"]))
-    total_g = report.data["total_g"] if only is None else sum(r.record["reduction_g"] for r in records)
-    issued_g = report.data["issued_g"] if only is None else sum(
-        r.record["reduction_g"] for r in records if r.batch["issuance_id"] is not None)
+    if only is not None:
+        total_g = sum(r.record["reduction_g"] for r in records)
+        issued_g = sum(r.record["reduction_g"] for r in records if r.issuance_seq is not None)
     return CitizenView(total_g, issued_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
 
 
