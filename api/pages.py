@@ -293,6 +293,12 @@ def grams_html(t: Callable[..., str], amount_g: int) -> Markup:
                   f'{escape(amount(amount_g))}</span>')
 
 
+def exact_grams_html(t: Callable[..., str], amount_g: int) -> Markup:
+    """Grams as a citizen's app counts them (a ride earns hundreds), the tonnes in its title."""
+    return Markup(f'<span class="amount" data-g="{int(amount_g)}" title="{escape(amount(amount_g))}">'
+                  f'{int(amount_g):,} {escape(t("unit.g"))}</span>')
+
+
 _LINKED = {"account": "accounts", "claim": "claims", "methodology": "methodologies"}  # Column.show: its pages
 
 
@@ -335,7 +341,8 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
     t = translator(language)
     response = templates.TemplateResponse(request, template, {
         "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
-        "grams": lambda amount_g: grams_html(t, amount_g), "cell": lambda column, item: cell_html(t, column, item),
+        "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
+        "cell": lambda column, item: cell_html(t, column, item),
         "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
         headers=headers)
     if asked:

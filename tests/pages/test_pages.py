@@ -26,7 +26,7 @@ from starlette.testclient import TestClient  # noqa: E402
 from api import pages  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.page_text import HTML_LANG, LANGUAGES, MESSAGES  # noqa: E402
-from format2_records import metro_record  # noqa: E402
+from page_history import CITIZEN_RIDES, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from quantify.methodology import load_shipped, register_body  # noqa: E402
 from world import World  # noqa: E402
@@ -38,13 +38,6 @@ PAGE_PATHS = ["/", "/issuances", "/retirements", "/surrenders", "/claims", "/cla
               "/serials", "/serials/2250", "/receipts/0", "/receipts/5", "/verify", "/holds", "/me"]
 NAV = {"zh": ("首页", "签发", "碳中和声明"), "en": ("Home", "Issuances", "Neutrality claims")}
 EVIDENCE_2025 = "5d1f" * 16
-# The citizen of the /me tests: two metro rides on 2026-01-06 (the second clipped by the daily cap)
-# in an issued batch, one on 2026-01-07 in a batch not issued yet; the first ride's opening is known.
-CITIZEN_SALT = bytes(range(100, 116))
-CITIZEN_RIDES = (("me-1", "2026-01-06T01:02:03.000000Z", 12345, 0), ("me-2", "2026-01-06T09:00:00.000000Z", 40000, 967),
-                 ("me-3", "2026-01-07T02:00:00.000000Z", 5000, 0))
-
-
 class Site(NamedTuple):
     world: World
     http: TestClient
@@ -76,24 +69,16 @@ def pages_history(world: World) -> World:
     c.review(world.expert, "rev-m3", "methodology", "HB-ES-NEVCHARGE", "rejected", version=1)
     c.set_eligibility(world.admin, "HB-GT-METRO", False, version=1)
     c.set_eligibility(world.admin, "HB-GT-METRO", True, version=1)
-    rides = [metro_record(activity_id, "p-citizen", occurred_at, distance_m, before_g=before_g, salt=CITIZEN_SALT)
-             for activity_id, occurred_at, distance_m, before_g in CITIZEN_RIDES]
-    world.batch("wh-2026-01-me", rides[:2])
+    rides = citizen_records()
+    world.batch("wh-2026-01-me", rides[:ISSUED_RIDES])
     c.review(world.validator, "rev-b3", "batch", "wh-2026-01-me")
     c.issue(world.admin, "iss-4", "wuhan-platform", "HB-GT-METRO", 2026, "420100",
-            sum(r["reduction_g"] for r in rides[:2]), ["wh-2026-01-me"])
-    world.batch("wh-2026-01-me-2", rides[2:])
+            sum(r["reduction_g"] for r in rides[:ISSUED_RIDES]), ["wh-2026-01-me"])
+    world.batch("wh-2026-01-me-2", rides[ISSUED_RIDES:])
     c.open_account(world.admin, "hostile", "enterprise", HOSTILE, "420100", [world.bob])
     c.retire(world.mall, "ret-hostile", "mall-co", 10, "voluntary", HOSTILE)
     c.retire(world.mall, "ret-formula", "mall-co", 10, "voluntary", FORMULA)
     return world
-
-
-def citizen_opening(activity_id: str = "me-1") -> dict[str, Any]:
-    """The opening the platform gave the citizen for one of their rides (spec 7.4)."""
-    _, occurred_at, _, _ = next(ride for ride in CITIZEN_RIDES if ride[0] == activity_id)
-    return {"fields": {"entry_station": "L2-07", "exit_station": "L4-12", "occurred_at": occurred_at},
-            "salt": base64.b64encode(CITIZEN_SALT).decode()}
 
 
 @pytest.fixture
@@ -584,7 +569,7 @@ def embedded(html: str, element_id: str) -> Any:
 
 
 def citizen_subjects(http: TestClient) -> list[str]:
-    return [json.loads(http.get(f"/v1/activities/{ride[0]}").json()["record"])["subject"] for ride in CITIZEN_RIDES]
+    return [json.loads(http.get(f"/v1/activities/{ride.activity_id}").json()["record"])["subject"] for ride in CITIZEN_RIDES]
 
 
 def test_the_citizen_page_lists_nothing_without_input(http):
