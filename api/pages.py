@@ -4,12 +4,15 @@ Every page reads the committed database through ledger.queries, as the /v1 route
 number on a page is the API's for the same query. Pages need no JavaScript; they speak Simplified
 Chinese by default and English on `?lang=en`, remembered in a cookie (api.page_text holds every
 string in both). A register page is one Register: its filters (validated as the API validates
-them), its columns (the table's and the CSV's), and the query that reads it. Unknown ids answer a
-404 page, bad filters a 422 page. None of these routes is in the OpenAPI document.
+them), its columns (the table's and the CSV's), and the query that reads it; format 2 adds the
+holds register and the reviews of each issuance. Unknown ids and paths answer a 404 page, bad
+filters and unknown query parameters a 422 page, each reason in the page's language. None of these
+routes is in the OpenAPI document.
 
-Reading needs no JavaScript either on /receipts/{seq} and /verify; there a script (api/static/
-check.js, docs/receipt.md "In the browser") checks the receipt itself, so that the reader need not
-take this server's word for it.
+Reading needs no JavaScript either on /receipts/{seq}, /verify and /me; there a script (api/static/
+check.js, docs/receipt.md "In the browser") checks the receipt, or each of a citizen's records and
+its batch's receipt, itself, so that the reader need not take this server's word for it. /me lists
+records only for what the citizen enters (their daily pseudonyms, or a record's id and opening).
 """
 
 from __future__ import annotations
@@ -31,17 +34,17 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from markupsafe import Markup, escape
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import quantification
 from api.bodies import read_body
 from api.bridge import checkpoint_covering
 from api.errors import ApiError
 from api.models import IDENT, MAX_SAFE_INT
-from api.quantification import PSEUDONYM
 from api.page_text import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, MESSAGES, translator
+from api.quantification import PSEUDONYM
 from ledger import merkle
 from ledger.canonical import jcs, parse_strict
 from ledger.definitions import compile_definition
@@ -237,7 +240,7 @@ REGISTERS = {r.name: r for r in (
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.claims(**f, after=after, limit=limit)),
     Register("holds", HoldFilters,
-             (FilterField("account"), FilterField("held", ("true", "false"), "bool"), *_DATES),
+             (FilterField("account"), FilterField("held", ("true", "false"), "held"), *_DATES),
              (_TIME, _field("hold_id"), _field("account_id", "account"), _field("case_id"),
               Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason"), _SEQ),
              lambda q, f, after, limit: q.holds_register(**f, after=after, limit=limit), formats=(2,)),
