@@ -4,26 +4,31 @@ Every page reads the committed database through ledger.queries, as the /v1 route
 number on a page is the API's for the same query. Pages need no JavaScript; they speak Simplified
 Chinese by default and English on `?lang=en`, remembered in a cookie (api.page_text holds every
 string in both). A register page is one Register: its filters (validated as the API validates
-them), its columns (the table's and the CSV's), and the query that reads it. Unknown ids answer a
-404 page, bad filters a 422 page. None of these routes is in the OpenAPI document.
+them), its columns (the table's and the CSV's), and the query that reads it; format 2 adds the
+holds register and the reviews of each issuance. Unknown ids and paths answer a 404 page, bad
+filters and unknown query parameters a 422 page, each reason in the page's language. None of these
+routes is in the OpenAPI document.
 
-Reading needs no JavaScript either on /receipts/{seq} and /verify; there a script (api/static/
-check.js, docs/receipt.md "In the browser") checks the receipt itself, so that the reader need not
-take this server's word for it.
+Reading needs no JavaScript either on /receipts/{seq}, /verify and /me; there a script (api/static/
+check.js, docs/receipt.md "In the browser") checks the receipt, or each of a citizen's records and
+its batch's receipt, itself, so that the reader need not take this server's word for it. /me lists
+records only for what the citizen enters (their daily pseudonyms, or a record's id and opening).
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import difflib
 import io
 import json
 import operator
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Callable, NamedTuple
-from urllib.parse import urlencode
+from typing import Annotated, Any, Callable, NamedTuple, NoReturn
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -31,18 +36,29 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import quantification
-from api.models import IDENT, MAX_SAFE_INT
+from api.bodies import read_body
 from api.bridge import checkpoint_covering
+from api.errors import ApiError
+from api.models import IDENT, MAX_SAFE_INT
 from api.page_text import DEFAULT_LANGUAGE, HTML_LANG, LANGUAGES, MESSAGES, translator
+from api.quantification import PSEUDONYM
 from ledger import merkle
+from ledger.canonical import jcs, parse_strict
+from ledger.definitions import compile_definition
+from ledger.errors import Rejected
 from ledger.note import parse_checkpoint
 from ledger.queries import MAX_PAGE_ITEMS, Page, Queries
 from ledger.receipts import build_receipt
 from ledger.register_totals import MonthFlow
 from ledger.schema import PURPOSES, SECTORS
+from ledger.state import ReviewTarget
 from ledger.units import tonnes
+from quantify.account import opening_problem
+from quantify.activity import IDENTIFIER
+from service.accounts import TooManyRecords, subject_account
 
 HERE = Path(__file__).resolve().parent
 PAGE_ITEMS = 50
@@ -68,11 +84,27 @@ def _one_of(values: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
-class PageError(Exception):
-    """A page that cannot be shown: 404 (unknown id) or 422 (bad filter or id), with the reason."""
+class Message(NamedTuple):
+    """A message of api.page_text, said in the page's language when it is rendered; a value may be
+    a Message itself (a field's label inside a reason)."""
+    key: str
+    values: dict[str, Any] = {}
 
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
+    def said(self, t: Callable[..., str]) -> str:
+        return t(self.key, **{name: value.said(t) if isinstance(value, Message) else value
+                              for name, value in self.values.items()})
+
+
+def said(key: str, **values: Any) -> Message:
+    return Message(key, values)
+
+
+class PageError(Exception):
+    """A page that cannot be shown: 404 (unknown id), 413 (too large a form) or 422 (bad filter or
+    id), with its reason in both languages."""
+
+    def __init__(self, status: int, reason: Message):
+        super().__init__(reason.key)
         self.status = status
         self.reason = reason
 
@@ -119,6 +151,11 @@ class ClaimFilters(Cursor):
     claimant: Ident | None = None
 
 
+class HoldFilters(Cursor):
+    account: Ident | None = None
+    held: bool | None = None
+
+
 class MethodologyFilters(Cursor):
     sector: Annotated[str, AfterValidator(_one_of(SECTORS))] | None = None
     offset_eligible: bool | None = None
@@ -137,7 +174,7 @@ _DATES = (FilterField("since", input_type="date"), FilterField("until", input_ty
 class Column(NamedTuple):
     name: str  # the CSV's header; the page's heading is the message col.<name>
     value: Callable[[dict[str, Any]], Any]  # the cell's value, flat (the CSV's)
-    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, time, label:<prefix>
+    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, time, reviews, label:<prefix>
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +184,11 @@ class Register:
     fields: tuple[FilterField, ...]
     columns: tuple[Column, ...]
     read: Callable[[Queries, dict[str, Any], int, int], Page]  # (queries, filters, after, limit)
+    formats: tuple[int, ...] = (1, 2)  # the log formats that have this register
+    format2_columns: tuple[Column, ...] = ()  # after the columns, in a format-2 log
+
+    def columns_in(self, log_format: int) -> tuple[Column, ...]:
+        return self.columns + self.format2_columns if log_format == 2 else self.columns
 
 
 def _ranges(ranges: list[list[int]]) -> str:
@@ -172,7 +214,10 @@ REGISTERS = {r.name: r for r in (
              (_TIME, _field("issuance_id"), _field("account", "account"), _field("methodology_id", "methodology"),
               _field("vintage"), _field("region"), _field("amount_g", "amount"),
               Column("serials", lambda i: f"{i['start']}-{i['end']}"), _SEQ),
-             lambda q, f, after, limit: q.issuances(**f, after=after, limit=limit)),
+             lambda q, f, after, limit: _with_reviews(q, q.issuances(**f, after=after, limit=limit)),
+             format2_columns=(Column("reviews", lambda i: ";".join(
+                 f"{target['id']}/{r['review_id']}/{r['verdict']}" for target in i["reviews"] for r in target["reviews"]),
+                 "reviews"),)),
     Register("retirements", RetirementFilters,
              (FilterField("region"), FilterField("methodology_id"), FilterField("vintage"),
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
@@ -194,6 +239,11 @@ REGISTERS = {r.name: r for r in (
               _field("footprint_g", "amount"), _field("retired_g", "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
              lambda q, f, after, limit: q.claims(**f, after=after, limit=limit)),
+    Register("holds", HoldFilters,
+             (FilterField("account"), FilterField("held", ("true", "false"), "held"), *_DATES),
+             (_TIME, _field("hold_id"), _field("account_id", "account"), _field("case_id"),
+              Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason"), _SEQ),
+             lambda q, f, after, limit: q.holds_register(**f, after=after, limit=limit), formats=(2,)),
     Register("methodologies", MethodologyFilters,
              (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"),
               *_DATES),
@@ -202,6 +252,21 @@ REGISTERS = {r.name: r for r in (
               _TIME, _SEQ),
              lambda q, f, after, limit: _methodologies_in_force(q.methodologies(**f, after=after, limit=limit))),
 )}
+
+
+def _with_reviews(queries: Queries, page: Page) -> Page:
+    """Format 2: each issuance with the reviews of what it issues (its batches, else its evidence):
+    [{kind, id, reviews: [{review_id, seq, signer, verdict}]}], read for the whole page at once."""
+    if queries.log_format() != 2:
+        return page
+    bodies = queries.bodies_at(item["seq"] for item in page.items)  # the projection keeps no batches
+    targets = {item["issuance_id"]: [ReviewTarget("batch", b, None) for b in bodies[item["seq"]]["batches"]]
+               or ([ReviewTarget("evidence", item["evidence"], None)] if item["evidence"] else [])
+               for item in page.items}
+    found = queries.reviews_of(target for listed in targets.values() for target in listed)
+    return Page([{**item, "reviews": [{"kind": target.kind, "id": target.id, "reviews": found[target]}
+                                      for target in targets[item["issuance_id"]]]} for item in page.items],
+                page.next_after)
 
 
 def _methodologies_in_force(page: Page) -> Page:
@@ -231,6 +296,12 @@ def grams_html(t: Callable[..., str], amount_g: int) -> Markup:
                   f'{escape(amount(amount_g))}</span>')
 
 
+def exact_grams_html(t: Callable[..., str], amount_g: int) -> Markup:
+    """Grams as a citizen's app counts them (a ride earns hundreds), the tonnes in its title."""
+    return Markup(f'<span class="amount" data-g="{int(amount_g)}" title="{escape(amount(amount_g))}">'
+                  f'{int(amount_g):,} {escape(t("unit.g"))}</span>')
+
+
 _LINKED = {"account": "accounts", "claim": "claims", "methodology": "methodologies"}  # Column.show: its pages
 
 
@@ -247,46 +318,105 @@ def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Ma
         return Markup(f'<time datetime="{escape(value)}">{escape(value[:19].replace("T", " "))}</time>')
     if show.startswith("label:"):
         return escape(t(f"{show.removeprefix('label:')}.{value}"))
+    if show == "reviews":
+        return _reviews_html(t, item["reviews"])
     return escape(value)
 
 
-def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _reviews_html(t: Callable[..., str], targets: list[dict[str, Any]]) -> Markup:
+    """An issuance's reviews: each target (a batch, or the evidence) and its verdicts, each linked
+    to its receipt; the API's /v1/reviews tells which count."""
+    parts = []
+    for target in targets:
+        verdicts = ", ".join(f'<a href="/receipts/{int(r["seq"])}" class="verdict-{escape(r["verdict"])}">'
+                             f'{escape(r["review_id"])} {escape(t("verdict." + r["verdict"]))}</a>' for r in target["reviews"])
+        reviews_url = f"/v1/reviews?{urlencode({'kind': target['kind'], 'id': target['id']})}"
+        parts.append(f'<span class="review-target"><a href="{escape(reviews_url)}">{escape(target["id"][:16])}</a>: '
+                     f'{verdicts or escape(t("verdict.none"))}</span>')
+    return Markup("<br>".join(parts) or "–")
+
+
+def _render(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
+            **context: Any) -> HTMLResponse:
     language, asked = _language(request)
     switch = "en" if language == "zh" else "zh"
     query = {k: v for k, v in request.query_params.items() if k != "lang"}
     t = translator(language)
     response = templates.TemplateResponse(request, template, {
-        "t": t, "html_lang": HTML_LANG[language], "amount": amount,
-        "grams": lambda amount_g: grams_html(t, amount_g), "cell": lambda column, item: cell_html(t, column, item),
-        "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code)
+        "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
+        "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
+        "cell": lambda column, item: cell_html(t, column, item),
+        "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
+        headers=headers)
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
     return response
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
-    return _render(request, "error.html", error.status, status=error.status, reason=error.reason)
+    t = translator(_language(request)[0])
+    # the refusal of a citizen's form (/me) is about their input: not cached either
+    return _render(request, "error.html", error.status, NOT_CACHED if request.method == "POST" else None,
+                   status=error.status, reason=error.reason.said(t))
 
 
 def _queries(request: Request) -> Queries:
     return request.app.state.queries
 
 
+# Parameters that sharing a link adds, not the reader: WeChat, whose web view the mini program
+# opens pages in, appends ?from=singlemessage&isappinstalled=0 to a link shared in a chat. Refusing
+# them would break every shared register page, so they alone are passed over, and only with
+# WeChat's values (a `from=2026-01-01` meant as a date is still refused, naming `since`).
+SHARING_PARAMS = {"from": ("singlemessage", "groupmessage", "timeline"), "isappinstalled": ("0", "1")}
+PAGE_PARAMS = ("lang", "format")  # every register page's own, beside its filters
+
+
 def _filters(request: Request, model: type[Cursor]) -> Cursor:
-    """The query's filters, validated as the API validates them; an empty field is no filter."""
-    given = {k: v for k, v in request.query_params.items() if v != "" and k not in ("lang", "format")}
+    """The query's filters, validated as the API validates them; an empty field is no filter. An
+    unknown parameter is refused, not ignored: `/issuances?methodology=X` showing every issuance
+    would read as X's (the filter is methodology_id, as in the API)."""
+    known = (*model.model_fields, *PAGE_PARAMS)
+    for name, value in request.query_params.multi_items():
+        if name not in known and value not in SHARING_PARAMS.get(name, ()):
+            raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
+                                      guess=_guess(name, known)))
+    given = {k: v for k, v in request.query_params.items() if v != "" and k not in PAGE_PARAMS}
     try:
         return model.model_validate(given)
     except ValidationError as exc:
-        raise PageError(422, "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                       for e in exc.errors()[:5])) from None
+        error = exc.errors()[0]
+        _refused(str(error["loc"][0]) if error["loc"] else "", error["type"])
+
+
+MAX_SHOWN_CHARS = 80  # of a reader's input quoted back in a reason (escaped, as every text)
+
+
+def _guess(name: str, known: tuple[str, ...]) -> Message:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5) or [k for k in known if name and k.startswith(name)]
+    return said("reason.did_you_mean", name=close[0]) if close else said("reason.no_guess")
+
+
+# pydantic's error types, as the reason a reader sees (api.page_text's reason.*)
+_PROBLEMS = {"string_pattern_mismatch": "reason.pattern", "string_too_long": "reason.pattern",
+             "int_parsing": "reason.integer", "int_from_float": "reason.integer", "greater_than_equal": "reason.range",
+             "less_than_equal": "reason.range", "date_parsing": "reason.date", "date_from_datetime_parsing": "reason.date",
+             "date_from_datetime_inexact": "reason.date", "bool_parsing": "reason.bool", "value_error": "reason.choice"}
+
+
+def _refused(field: str, error_type: str) -> NoReturn:
+    """A 422 naming the field by its label (filter.<field>) and the problem in the page's language."""
+    label = said(f"filter.{field}") if f"filter.{field}" in MESSAGES else field[:MAX_SHOWN_CHARS]
+    raise PageError(422, said("reason.field", field=label, problem=said(_PROBLEMS.get(error_type, "reason.invalid"))))
 
 
 def _valid(adapter: TypeAdapter[Any], value: str, what: str) -> Any:
+    """`value` as the adapter takes it; else a 422 naming it by the message `what` (its label)."""
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:
-        raise PageError(422, f"{what}: {exc.errors()[0]['msg']}") from None
+        raise PageError(422, said("reason.field", field=said(what),
+                                  problem=said(_PROBLEMS.get(exc.errors()[0]["type"], "reason.invalid")))) from None
 
 
 _IDENT: TypeAdapter[str] = TypeAdapter(Ident)
@@ -297,9 +427,9 @@ def _as_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
 
 
-def _found(value: Any, what: str) -> Any:
+def _found(value: Any, reason: Message) -> Any:
     if value is None:
-        raise PageError(404, what)
+        raise PageError(404, reason)
     return value
 
 
@@ -324,15 +454,19 @@ def home(request: Request) -> HTMLResponse:
 
 def _register_page(request: Request, name: str) -> Response:
     register = REGISTERS[name]
-    filters = _filters(request, register.filters)
     queries = _queries(request)
+    log_format = queries.log_format()
+    if log_format not in register.formats:
+        raise PageError(404, said("reason.format_2_only"))
+    filters = _filters(request, register.filters)
     wanted = filters.model_dump(exclude={"after", "since", "until"}, exclude_none=True)
     window = _window(queries, filters)
+    columns = register.columns_in(log_format)
     if request.query_params.get("format") == "csv":
-        return _csv(register, queries, wanted, window, filters.after)
+        return _csv(register, columns, queries, wanted, window, filters.after)
     page = _read(register, queries, wanted, window, filters.after, PAGE_ITEMS)
     values = {field.name: request.query_params.get(field.name, "") for field in register.fields}
-    return _render(request, "register.html", register=register, page=page, values=values,
+    return _render(request, "register.html", register=register, columns=columns, page=page, values=values,
                    next_url=None if page.next_after is None else _with(request, after=page.next_after, format=None),
                    first_url=_with(request, after=None, format=None) if filters.after != -1 else None,
                    csv_url=_with(request, format="csv"), max_csv_rows=MAX_CSV_ROWS)
@@ -369,20 +503,23 @@ for _name in REGISTERS:  # /issuances, /retirements, /surrenders, /claims, /meth
 
 @router.get("/claims/{claim_id}", response_class=HTMLResponse)
 def claim(request: Request, claim_id: str) -> HTMLResponse:
-    claim_id = _valid(_IDENT, claim_id, "claim id")
+    claim_id = _valid(_IDENT, claim_id, "col.claim_id")
     queries = _queries(request)
-    found = _found(queries.claim(claim_id), f"claim {claim_id}")
+    found = _found(queries.claim(claim_id), said("reason.no_claim", id=claim_id))
     return _render(request, "claim.html", claim=found, retirement_columns=REGISTERS["retirements"].columns,
                    retirements=queries.retirements_by_id(found["retirements"]))
 
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
 def account(request: Request, account_id: str) -> HTMLResponse:
-    account_id = _valid(_IDENT, account_id, "account id")
+    account_id = _valid(_IDENT, account_id, "col.account")
     queries = _queries(request)
-    found = _found(queries.account(account_id), f"account {account_id}")
-    lists = [AccountList(REGISTERS[name], field, REGISTERS[name].read(queries, {field: account_id}, -1, ACCOUNT_ROWS))
-             for name, field in ACCOUNT_LISTS]
+    found = _found(queries.account(account_id), said("reason.no_account", id=account_id))
+    log_format = queries.log_format()
+    lists = [AccountList(register, field, register.columns_in(log_format),
+                         register.read(queries, {field: account_id}, -1, ACCOUNT_ROWS))
+             for register, field in ((REGISTERS[name], field) for name, field in ACCOUNT_LISTS)
+             if log_format in register.formats]
     return _render(request, "account.html", account=found, lists=lists,
                    by_issuance=queries.account_by_issuance(account_id)["issuances"])
 
@@ -391,19 +528,35 @@ class AccountList(NamedTuple):
     """The first rows of a register that name the account, on its page."""
     register: Register
     filter: str  # the register's filter that names the account
+    columns: tuple[Column, ...]
     page: Page
 
 
 ACCOUNT_LISTS = (("issuances", "account"), ("retirements", "account"), ("claims", "claimant"),
-                 ("surrenders", "entity"))
+                 ("surrenders", "entity"), ("holds", "account"))
 
 
 @router.get("/methodologies/{methodology_id}", response_class=HTMLResponse)
 def methodology(request: Request, methodology_id: str) -> HTMLResponse:
-    methodology_id = _valid(_IDENT, methodology_id, "methodology id")
-    found = _found(_queries(request).methodology(methodology_id), f"methodology {methodology_id}")
+    methodology_id = _valid(_IDENT, methodology_id, "col.methodology_id")
+    queries = _queries(request)
+    found = _found(queries.methodology(methodology_id), said("reason.no_methodology", id=methodology_id))
+    reviews = {}
+    if queries.log_format() == 2:
+        reviews = {version["version"]: queries.reviews(ReviewTarget("methodology", methodology_id, version["version"]),
+                                                       limit=MAX_SHOWN_REVIEWS) for version in found["versions"]}
+    signers = {item["signer"] for answer in reviews.values() if answer for item in answer["items"]}
     return _render(request, "methodology.html", methodology=quantification.methodology_in_force(found),
-                   as_json=_as_json)
+                   as_json=_as_json, reviews=reviews, history=queries.eligibility_history(methodology_id),
+                   signer_labels={key_id: _key_label(queries, key_id) for key_id in signers})
+
+
+MAX_SHOWN_REVIEWS = 50  # of one methodology version, on its page; the API (/v1/reviews) pages through the rest
+
+
+def _key_label(queries: Queries, key_id: str) -> str:
+    key = queries.registered_key(key_id)
+    return "" if key is None else key.label
 
 
 @router.get("/serials", response_class=HTMLResponse)
@@ -411,15 +564,15 @@ def serial_form(request: Request) -> Response:
     """The lookup form; its GET (?n=) lands on /serials/{n}."""
     asked = request.query_params.get("n", "").strip()
     if asked:
-        return RedirectResponse(f"/serials/{_valid(_NATURAL, asked, 'serial')}", status_code=303)
+        return RedirectResponse(f"/serials/{_valid(_NATURAL, asked, 'serial.number')}", status_code=303)
     return _render(request, "serial.html", holding=None, retirement=None)
 
 
 @router.get("/serials/{serial}", response_class=HTMLResponse)
 def serial(request: Request, serial: str) -> HTMLResponse:
-    number = _valid(_NATURAL, serial, "serial")
+    number = _valid(_NATURAL, serial, "serial.number")
     queries = _queries(request)
-    holding = _found(queries.serial(number), f"serial {number} (not issued)")
+    holding = _found(queries.serial(number), said("reason.not_issued", serial=number))
     retirement = queries.retirements_by_id([holding.event_ref])[0] if holding.state == "retired" else None
     return _render(request, "serial.html", holding=holding, retirement=retirement)
 
@@ -440,10 +593,10 @@ class ReceiptView(NamedTuple):
 @router.get("/receipts/{seq}", response_class=HTMLResponse)
 async def receipt(request: Request, seq: str) -> HTMLResponse:
     """An event's receipt (docs/receipt.md) as /v1/receipts/{seq} serves it, checked by the browser."""
-    number = _valid(_NATURAL, seq, "seq")
+    number = _valid(_NATURAL, seq, "col.seq")
     state = request.app.state
     if number >= state.sequencer.committed_size:
-        raise PageError(404, f"event {number} (the log holds {state.sequencer.committed_size} events)")
+        raise PageError(404, said("reason.no_event", seq=number, size=state.sequencer.committed_size))
     note = await checkpoint_covering(state.registry, state.sequencer, number)
     found = await asyncio.to_thread(build_receipt, state.registry, state.queries, number, note)
     leaf_bytes = found["leaf"].encode("utf-8")
@@ -466,19 +619,184 @@ def _render_check(request: Request, template: str, **context: Any) -> HTMLRespon
     return _render(request, template, served_trust=request.app.state.registry.trust(), check_messages=messages,
                    as_json=_as_json, **context)
 
+# -- the citizen's page ----------------------------------------------------------------------------
+#
+# POST, not GET. A GET form would be bookmarkable, but it would put a person's daily pseudonyms (or
+# a record's opening) in the URL, and URLs are what access logs, proxies, browser history and
+# Referer headers keep: spec section 7.4 wants no personal trail, and pseudonyms that a log joins
+# across days are one. In a POST they travel in the body, which none of those keep; the page still
+# needs no JavaScript (the answer is rendered by the server), is never cached (no-store), and a
+# wrong opening's refusal is slowed per address like every refused POST (api/limits.py).
+
+MAX_ME_PSEUDONYMS = 31  # daily pseudonyms at one asking: a month
+MAX_ME_RECORDS = 200  # records one answer shows, each with its proof and explanation
+MAX_ME_FORM_BYTES = 16 << 10  # 31 pseudonyms are 1 KiB; an opening a few hundred bytes
+MAX_OPENING_CHARS = 4096
+ME_FIELDS = ("pseudonyms", "activity_id", "opening")
+PSEUDONYM_SEPARATORS = re.compile(r"[\s,;，；]+")
+NOT_CACHED = {"cache-control": "no-store"}
+
+
+class MeForm(NamedTuple):
+    """What the reader entered: their daily pseudonyms, or one record's id and opening."""
+    pseudonyms: list[str]
+    activity_id: str
+    opening: str
+
+
+class CitizenRecord(NamedTuple):
+    """One of the reader's records as /me shows it; `proof` is handed to the browser's check."""
+    record: dict[str, Any]
+    day: str  # its Beijing date
+    batch: dict[str, Any]  # as GET /v1/batches/{id}: the batch's methodology, platform, issuance, reviews
+    issuance_seq: int | None
+    params: dict[str, Any]  # its methodology version's
+    formula_g: int | None  # format 2: section 7.2's formula(inputs) before the daily cap
+    proof: dict[str, Any]  # {activity_id, record (exact bytes), inclusion, batch_id, batch_seq}
+
+
+class CitizenView(NamedTuple):
+    total_g: int
+    issued_g: int
+    records: list[CitizenRecord]
+    receipts: dict[int, dict[str, Any]]  # each batch event's receipt, by seq
+    opened: dict[str, Any] | None  # the opening's fields, when a record was opened
+
+
+@router.get("/me", response_class=HTMLResponse)
+def me_form(request: Request) -> HTMLResponse:
+    """The form alone: nothing is listed by person without the person's input."""
+    return _render(request, "me.html", form=MeForm([], "", ""), view=None, headers=NOT_CACHED,
+                   max_pseudonyms=MAX_ME_PSEUDONYMS)
+
+
+@router.post("/me", response_class=HTMLResponse)
+async def me(request: Request) -> HTMLResponse:
+    form = _me_form(await _form_body(request))
+    state = request.app.state
+    log_format = state.queries.log_format()
+    if form.pseudonyms:
+        view = await asyncio.to_thread(_pseudonyms_view, state.queries, log_format, form.pseudonyms)
+    elif form.activity_id:
+        view = await asyncio.to_thread(_opened_view, state.queries, log_format, form.activity_id, form.opening)
+    else:
+        raise PageError(422, said("reason.me_empty"))
+    if view.records:
+        note = await checkpoint_covering(state.registry, state.sequencer, max(view.receipts))
+        receipts = {seq: await asyncio.to_thread(build_receipt, state.registry, state.queries, seq, note)
+                    for seq in view.receipts}
+        view = view._replace(receipts=receipts)
+    return _render_check(request, "me.html", form=form, view=view, headers=NOT_CACHED,
+                         max_pseudonyms=MAX_ME_PSEUDONYMS)
+
+
+async def _form_body(request: Request) -> list[tuple[str, str]]:
+    """The form's fields (application/x-www-form-urlencoded), read with a size limit."""
+    try:
+        data = await read_body(request.scope, request.receive, MAX_ME_FORM_BYTES)
+    except ApiError:
+        raise PageError(413, said("reason.form_too_large", kib=MAX_ME_FORM_BYTES >> 10)) from None
+    try:
+        return parse_qsl(data.decode("latin-1"), keep_blank_values=True, max_num_fields=len(ME_FIELDS),
+                         encoding="utf-8", errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise PageError(422, said("reason.form")) from None
+
+
+def _me_form(fields: list[tuple[str, str]]) -> MeForm:
+    given: dict[str, str] = {}
+    for name, value in fields:
+        if name not in ME_FIELDS or name in given:
+            raise PageError(422, said("reason.form"))
+        given[name] = value.strip()
+    pseudonyms = list(dict.fromkeys(p for p in PSEUDONYM_SEPARATORS.split(given.get("pseudonyms", "")) if p))
+    if len(pseudonyms) > MAX_ME_PSEUDONYMS:
+        raise PageError(422, said("reason.too_many_pseudonyms", count=len(pseudonyms), limit=MAX_ME_PSEUDONYMS))
+    if len(given.get("opening", "")) > MAX_OPENING_CHARS:
+        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.too_long")))
+    return MeForm(pseudonyms, given.get("activity_id", ""), given.get("opening", ""))
+
+
+def _pseudonyms_view(queries: Queries, log_format: int, pseudonyms: list[str]) -> CitizenView:
+    if log_format == 2:  # hexadecimal digits, however the app shows them
+        pseudonyms = list(dict.fromkeys(p.lower() for p in pseudonyms))
+    for pseudonym in pseudonyms:
+        if not (PSEUDONYM.fullmatch(pseudonym) if log_format == 2 else IDENTIFIER.fullmatch(pseudonym)):
+            raise PageError(422, said("reason.field", field=said("me.pseudonyms"),
+                                      problem=said(f"reason.pseudonym_{log_format}")))
+    return _citizen_view(queries, log_format, pseudonyms)
+
+
+def _opened_view(queries: Queries, log_format: int, activity_id: str, opening_text: str) -> CitizenView:
+    """One record, shown to whoever holds its opening (spec section 7.4: the platform gives it to
+    the citizen the record belongs to), with what the opening says beside it."""
+    activity_id = _valid(_IDENT, activity_id, "me.activity_id")
+    if log_format != 2:
+        raise PageError(422, said("reason.no_openings"))
+    try:
+        opening = parse_strict(opening_text)
+        opening_bytes = jcs(opening)  # what private_sha256 hashes (spec 7.4), however the app spaced it
+    except Rejected:
+        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.not_json"))) from None
+    found = _found(queries.activity_proof(activity_id), said("reason.no_record", id=activity_id))
+    record = json.loads(found["record"])
+    if opening_problem(record, opening_bytes) is not None:
+        raise PageError(422, said("reason.opening_wrong", id=activity_id))
+    view = _citizen_view(queries, log_format, [record["subject"]], activity_id)
+    return view._replace(opened=opening["fields"])
+
+
+def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: str | None = None) -> CitizenView:
+    """The subjects' records as their personal accounts give them (service.accounts, the reads
+    behind GET /v1/subjects/{subject}/account and /v1/pseudonyms/account), or the one record
+    `only`; each with its methodology version and its proof as GET /v1/activities/{id} serves it."""
+    rows: list[dict[str, Any]] = []
+    places: dict[str, dict[str, Any]] = {}  # by batch_id: its seq and issuance
+    total_g = issued_g = 0
+    try:
+        for subject in subjects:
+            report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - len(rows))
+            rows += report.tables["records"].as_json()
+            places.update((batch["batch_id"], batch) for batch in report.tables["batches"].as_json())
+            total_g, issued_g = total_g + report.data["total_g"], issued_g + report.data["issued_g"]
+    except TooManyRecords:
+        raise PageError(422, said("reason.too_many_records", limit=MAX_ME_RECORDS)) from None
+    rows = [row for row in rows if only is None or row["activity_id"] == only]
+    batches = {batch_id: queries.batch(batch_id) for batch_id in {row["batch_id"] for row in rows}}
+    versions: dict[tuple[str, int], dict[str, Any]] = {}
+    records = []
+    for row in rows:
+        proof = queries.activity_proof(row["activity_id"])
+        batch = batches[row["batch_id"]]
+        record = json.loads(proof["record"])
+        key = (batch["methodology_id"], batch["methodology_version"])
+        if key not in versions:
+            versions[key] = next(v["params"] for v in queries.methodology(key[0])["versions"] if v["version"] == key[1])
+        formula_g = compile_definition(*key, versions[key]).formula_g(record["inputs"]) if log_format == 2 else None
+        records.append(CitizenRecord(record, row["day"], batch, places[row["batch_id"]]["issuance_seq"], versions[key],
+                                     formula_g, {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
+                                                                       "batch_seq")}))
+    records.sort(key=lambda r: (r.day, r.record["activity_id"]))
+    if only is not None:
+        total_g = sum(r.record["reduction_g"] for r in records)
+        issued_g = sum(r.record["reduction_g"] for r in records if r.issuance_seq is not None)
+    return CitizenView(total_g, issued_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
+
+
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------
 
-def _csv(register: Register, queries: Queries, wanted: dict[str, Any], window: SeqWindow, after: int) -> Response:
+def _csv(register: Register, columns: tuple[Column, ...], queries: Queries, wanted: dict[str, Any],
+         window: SeqWindow, after: int) -> Response:
     """Every row of the filtered register from `after` on, up to MAX_CSV_ROWS; when more remain,
     the header Puhui-Next-After names the cursor to go on from (as the API's next_after)."""
     out = io.StringIO()
     out.write("\ufeff")  # a BOM, so that spreadsheet programs read the Chinese text as UTF-8
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([column.name for column in register.columns])
+    writer.writerow([column.name for column in columns])
     rows, cursor = 0, after
     while rows < MAX_CSV_ROWS:
         page = _read(register, queries, wanted, window, cursor, min(MAX_PAGE_ITEMS, MAX_CSV_ROWS - rows))
-        writer.writerows([_spreadsheet_safe(column.value(item)) for column in register.columns] for item in page.items)
+        writer.writerows([_spreadsheet_safe(column.value(item)) for column in columns] for item in page.items)
         rows += len(page.items)
         if page.next_after is None:
             cursor = None
@@ -575,7 +893,9 @@ def month_chart(flows: list[MonthFlow]) -> Chart:
 
 
 def install(app: FastAPI) -> None:
-    """The pages at `/` and their stylesheet at /static; a PageError answers its HTML page."""
+    """The pages at `/` and their stylesheet at /static; a PageError answers its HTML page, and so
+    does a path outside /v1 that no route takes (an encoded slash, /accounts/a%2Fb, is decoded
+    before routing, so it lands here rather than on the account page)."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -583,3 +903,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, PageError)
         return _error_page(request, error)
     app.add_exception_handler(PageError, page_error)
+    api_http_error = app.exception_handlers[StarletteHTTPException]
+
+    async def http_error(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        path = request.url.path
+        if error.status_code == 404 and path != "/v1" and not path.startswith("/v1/"):
+            return _error_page(request, PageError(404, said("reason.no_page")))
+        return await api_http_error(request, error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

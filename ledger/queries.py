@@ -158,6 +158,17 @@ def _repeat_of(first_seq: int, seq: int) -> int | None:
 
 
 _RULE_TYPES = ("registry.genesis", "registry.rules")
+_ELIGIBILITY_TYPES = ("methodology.register", "methodology.eligibility")
+
+
+class EligibilityChange(NamedTuple):
+    """An event that set a methodology's offset eligibility: of one version (format 2; None: of
+    the methodology, format 1's methodology.eligibility)."""
+    seq: int
+    time: str
+    type: str
+    version: int | None
+    offset_eligible: bool
 _QUORUM_KIND = {"batch": "issuance", "evidence": "issuance", "methodology": "eligibility"}
 
 
@@ -184,6 +195,9 @@ class Queries:
         self._rules: dict[str, Any] | None = None
         self._rules_read_to = 0  # the log size up to which the rules in force are known
         self._rules_lock = threading.Lock()
+        self._eligibility: dict[str, list[EligibilityChange]] = {}
+        self._eligibility_read_to = 0  # the log size up to which _eligibility holds every change
+        self._eligibility_lock = threading.Lock()
 
     def log_format(self) -> int:
         """The log's format, from its genesis (never changes once written)."""
@@ -450,6 +464,23 @@ class Queries:
             version["eligibility_reviews"] = reviewers.status(verdicts, quorum).as_json()
         return item
 
+    def eligibility_history(self, methodology_id: str) -> list[EligibilityChange]:
+        """The events that set a methodology's offset eligibility, in log order: each version's
+        methodology.register and every methodology.eligibility. Kept, and looked for only among the
+        events committed since the last call (as `rules`): admins write few of them, but the events
+        table has no index by type, so the first call reads the log once."""
+        with self._eligibility_lock, self.store.engine.connect() as conn:
+            size = self.store.size(conn)
+            if size > self._eligibility_read_to:
+                for row in conn.execute(select(events.c.seq, events.c.type, events.c.time, events.c.leaf)
+                                        .where(events.c.seq >= self._eligibility_read_to,
+                                               events.c.type.in_(_ELIGIBILITY_TYPES)).order_by(events.c.seq)):
+                    body = json.loads(row.leaf)["body"]
+                    self._eligibility.setdefault(body["methodology_id"], []).append(EligibilityChange(
+                        row.seq, row.time, row.type, body.get("version"), body["offset_eligible"]))
+                self._eligibility_read_to = size
+            return list(self._eligibility.get(methodology_id, ()))
+
     # -- reviews and batches (format 2) ----------------------------------------------------------
 
     def reviews(self, target: ReviewTarget, *, after: int = -1, limit: int = 100) -> dict[str, Any] | None:
@@ -515,6 +546,42 @@ class Queries:
             assert reviews is not None, batch_id  # batches are never removed
             item["reviews"] = reviews["status"]
         return item
+
+    def bodies_at(self, seqs: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The bodies of the committed events at these seqs (a field that no projection keeps,
+        such as an issuance's batches), by seq; one key lookup each."""
+        wanted = sorted(set(seqs))
+        found: dict[int, dict[str, Any]] = {}
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(wanted), _IN_CHUNK):
+                found.update((row.seq, json.loads(row.leaf)["body"]) for row in conn.execute(
+                    select(events.c.seq, events.c.leaf).where(events.c.seq.in_(wanted[i:i + _IN_CHUNK]))))
+        return found
+
+    def reviews_of(self, targets: Iterable[ReviewTarget]) -> dict[ReviewTarget, list[dict[str, Any]]]:
+        """Every review of each of these batch or evidence targets, by seq: review_id, seq, signer,
+        verdict (one query for a page of issuances; `reviews` judges whether each counts)."""
+        t = reviews_projection
+        wanted = {(target.kind, target.id) for target in targets if target.version is None}
+        found: dict[ReviewTarget, list[dict[str, Any]]] = {ReviewTarget(kind, id_, None): [] for kind, id_ in wanted}
+        ids = sorted({id_ for _, id_ in wanted})
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(ids), _IN_CHUNK):
+                for row in conn.execute(select(t.c.target_kind, t.c.target_id, t.c.review_id, t.c.seq, t.c.signer,
+                                               t.c.approved)
+                                        .where(t.c.target_id.in_(ids[i:i + _IN_CHUNK]), t.c.target_version.is_(None))
+                                        .order_by(t.c.seq)):
+                    reviews = found.get(ReviewTarget(row.target_kind, row.target_id, None))
+                    if reviews is not None:
+                        reviews.append({"review_id": row.review_id, "seq": row.seq, "signer": row.signer,
+                                        "verdict": "approved" if row.approved else "rejected"})
+        return found
+
+    def holds_register(self, *, account: str | None = None, held: bool | None = None, after: int = -1,
+                       limit: int = 100) -> Page:
+        """Every account.hold (format 2) in log order: hold_id, account_id, case_id, held, reason."""
+        t = holds_projection
+        return self._scan(t, [t.c.account_id == account] if account else [], _matching(held=held), after, limit)
 
     def claim(self, claim_id: str) -> dict[str, Any] | None:
         """One claim as the claims list shows it: its body's fields, seq and the time of its event."""

@@ -271,6 +271,11 @@ export async function checkReceipt(receipt, trust) {
       return [["check.computed", `${state.checkpoint.size} · ${hexOf(state.checkpoint.root)}`]];
     }),
   ];
+  return runSteps(steps);
+}
+
+/** Each step's result; one step failing does not stop the others. */
+async function runSteps(steps) {
   const results = [];
   for (const { id, run } of steps) {
     try {
@@ -280,4 +285,45 @@ export async function checkReceipt(receipt, trust) {
     }
   }
   return results;
+}
+
+/** The steps of an activity record's check (spec sections 7.3 and 4), then its batch receipt's:
+ * the page shows this record (`shown`: {activity_id, reduction_g}, as the page states them); its
+ * leaf hash is SHA-256(0x00 || record bytes); its inclusion proof leads to the root that the
+ * activity.batch event of the receipt commits to, in a tree of that batch's count; and the receipt
+ * proves that event in the log the pinned trust file's key signs. */
+export async function checkRecord(proof, receipt, trust, shown) {
+  const state = {};
+  const steps = [
+    step("record-shown", async () => {
+      state.record = JSON.parse(proof?.record);
+      const { activity_id: id, reduction_g: grams } = state.record ?? {};
+      if (id !== shown.activity_id || grams !== shown.reduction_g) {
+        fail(`the page shows ${shown.activity_id}, ${shown.reduction_g} g; the record is ${id}, ${grams} g`);
+      }
+      return [["check.computed", `${id} · ${grams} g`]];
+    }),
+    step("record-hash", async () => {
+      if (typeof proof?.record !== "string") fail("no record bytes");
+      state.hash = await leafHash(encoder.encode(proof.record));
+      return [["check.computed", hexOf(state.hash)]];
+    }),
+    step("record-inclusion", async () => {
+      const leaf = typeof receipt?.leaf === "string" ? JSON.parse(receipt.leaf) : null;
+      if (leaf?.type !== "activity.batch" || leaf.body?.batch_id !== proof.batch_id || leaf.seq !== proof.batch_seq) {
+        fail(`the receipt is not of the activity.batch event of ${proof.batch_id} at seq ${proof.batch_seq}`);
+      }
+      if (!state.hash) fail("no leaf hash to prove");
+      const batchRoot = hashOfHex(leaf.body.root, "the batch's root");
+      const inclusion = proof.inclusion ?? {};
+      const size = treeSize(inclusion.tree_size, "tree_size");
+      if (size !== treeSize(leaf.body.count, "the batch's count")) fail(`the proof is in a tree of ${size}, the batch holds ${leaf.body.count} records`);
+      const root = await rootOfInclusion(state.hash, treeSize(inclusion.leaf_index, "leaf_index"), size,
+                                         proofHashes(inclusion.hashes, MAX_PROOF_HASHES, "proof hash"));
+      const facts = [["check.computed", hexOf(root)], ["check.expected", hexOf(batchRoot)]];
+      if (!equalBytes(root, batchRoot)) fail("the proof does not lead to the batch's root", facts);
+      return facts;
+    }),
+  ];
+  return [...(await runSteps(steps)), ...(await checkReceipt(receipt, trust))];
 }

@@ -3,40 +3,9 @@
 // The outcome element carries data-verification="passed" | "failed"; the consistency element
 // data-consistency="first" | "passed" | "failed"; the trust status data-trust="first" | "same" | "changed".
 
-import {
-  checkReceipt, consistencyHolds, hexOf, parseCheckpoint, trustedCheckpoint, trustProblem, webCryptoAvailable,
-} from "./check.js";
-import { pinPasted, pinTrust, rememberCheckpoint, rememberedCheckpoint } from "./pins.js";
-
-const MAX_PASTE_CHARS = 1_000_000;
-const messages = JSON.parse(document.getElementById("check-messages").textContent);
-const servedTrust = JSON.parse(document.getElementById("served-trust").textContent);
-
-function t(key, values = {}) {
-  return messages[key].replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
-}
-
-function element(tag, className, text) {
-  const made = document.createElement(tag);
-  if (className) made.className = className;
-  if (text !== undefined) made.textContent = text;
-  return made;
-}
-
-/** A loud status (role alert) for what must not be missed, a quiet one otherwise. */
-function announce(target, attribute, state, text, loud) {
-  target.setAttribute(attribute, state);
-  target.setAttribute("role", loud ? "alert" : "status");
-  target.classList.toggle("alarm", loud);
-  target.textContent = text;
-}
-
-function showTrust() {
-  const { trust, state } = pinTrust(servedTrust);
-  announce(document.getElementById("trust-status"), "data-trust", state, t(`trust.${state}`), state === "changed");
-  document.getElementById("pinned-trust-text").textContent = JSON.stringify(trust, null, 2);
-  return trust;
-}
+import { checkReceipt, consistencyHolds, hexOf, parseCheckpoint, trustedCheckpoint, webCryptoAvailable } from "./check.js";
+import { MAX_PASTE_CHARS, announce, onPastedTrust, showSteps, showTrust, t } from "./check_view.js";
+import { rememberCheckpoint, rememberedCheckpoint } from "./pins.js";
 
 async function showReceipt(receipt, trust) {
   const outcome = document.getElementById("outcome");
@@ -48,26 +17,7 @@ async function showReceipt(receipt, trust) {
     return;
   }
   const steps = await checkReceipt(receipt, trust);
-  for (const { id, ok, facts, reason } of steps) {
-    const item = element("li", ok ? "passed" : "failed");
-    item.dataset.step = id;
-    item.dataset.result = ok ? "passed" : "failed";
-    const head = element("p", "step");
-    head.append(element("span", "mark", ok ? "✓" : "✗"), " ", element("strong", "", t(`check.step_${id.replace("-", "_")}`)),
-                " · ", element("span", "verdict", t(ok ? "check.ok" : "check.bad")));
-    item.append(head);
-    if (facts.length) {
-      const details = element("dl", "facts");
-      for (const [label, value] of facts) {
-        const dd = element("dd");
-        dd.append(element("code", "hash", value));
-        details.append(element("dt", "", t(label)), dd);
-      }
-      item.append(details);
-    }
-    if (reason) item.append(element("p", "reason", reason));
-    list.append(item);
-  }
+  showSteps(list, steps);
   const passed = steps.every((s) => s.ok);
   announce(outcome, "data-verification", passed ? "passed" : "failed", t(passed ? "check.passed" : "check.failed"), !passed);
 }
@@ -114,30 +64,6 @@ async function showConsistency(trust) {
   if (reason) return report("failed", "consistency.failed", { ...sizes, reason }, true);
   rememberCheckpoint(todayNote);
   return report("passed", "consistency.passed", sizes, false);
-}
-
-function onPastedTrust(rerun) {
-  const form = document.getElementById("trust-form");
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const status = document.getElementById("trust-form-status");
-    const text = document.getElementById("trust-input").value.slice(0, MAX_PASTE_CHARS);
-    let trust;
-    try {
-      trust = JSON.parse(text);
-    } catch (error) {
-      status.textContent = t("trust.invalid", { error: error.message });
-      return;
-    }
-    const problem = await trustProblem(trust);
-    if (problem) {
-      status.textContent = t("trust.invalid", { error: problem });
-      return;
-    }
-    pinPasted(trust);
-    status.textContent = t("trust.pinned_now");
-    await rerun(showTrust());
-  });
 }
 
 function onPastedReceipt(trustNow) {

@@ -4,6 +4,7 @@ and accounts created through the API: what the process-level tests (concurrency,
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from format2_records import METRO_PARAMS
+from keys import Ed25519Key, load_key
 from service.client import RegistryClient
 from service.actors import Actor
 from service.registry_dir import RegistryDir
@@ -121,15 +124,33 @@ def init_registry_dir(path: Path, database_url: str | None = None, log_format: i
     return path
 
 
+def root_signer(directory: Path) -> Ed25519Key:
+    """The root key `init_registry_dir` wrote (format 2's reviewers are granted by root alone)."""
+    return load_key(directory / "keys" / "root.key", PASSPHRASE.encode())
+
+
 class Cast:
-    """Keys and accounts for tests against a served registry, created through the API."""
+    """Keys and accounts for tests against a served registry, created through the API. In a
+    format-2 registry a methodology is a section 7.1 definition, made eligible by two experts'
+    reviews, and an issuance is reviewed by a validator first (grant_reviewers, once)."""
 
     def __init__(self, client: RegistryClient):
         self.client = client
         self.admin, self.wuhan, self.ets = actor("admin"), actor("wuhan"), actor("ets")
+        self.validator, self.experts = actor("validator"), (actor("expert"), actor("expert-2"))
 
-    def register(self, holder: Actor, roles: list[str]) -> None:
-        self.client.submit(self.admin.signer, "key.register", {
+    def grant_reviewers(self, root: Ed25519Key) -> None:
+        """Format 2: the validator and the two experts, granted by root (spec section 6)."""
+        for holder, role in ((self.validator, "validator"), *((expert, "expert") for expert in self.experts)):
+            self.register(holder, [role], by=root)
+
+    def review(self, reviewer: Actor, kind: str, target_id: str, version: int | None = None) -> None:
+        self.client.review(reviewer.signer, f"rev-{kind}-{reviewer.label}-{target_id}"[:128], kind, target_id,
+                           verdict="approved", report_sha256=hashlib.sha256(target_id.encode()).hexdigest(),
+                           version=version, prove=False)
+
+    def register(self, holder: Actor, roles: list[str], by: Ed25519Key | None = None) -> None:
+        self.client.submit(by or self.admin.signer, "key.register", {
             "key_id": holder.key_id, "public_key": base64.b64encode(holder.signer.public_key).decode(),
             "roles": roles, "label": holder.label}, prove=False)
 
@@ -139,12 +160,23 @@ class Cast:
             "controllers": [c.key_id for c in controllers], "platform": None}, prove=False)
 
     def methodology(self, methodology_id: str = "HB-GT-METRO", eligible: bool = True) -> None:
+        format_2 = self.client.log_format == 2
         self.client.submit(self.admin.signer, "methodology.register", {
             "methodology_id": methodology_id, "version": 1, "title": methodology_id, "sector": "green_travel",
-            "params": {"g_per_km": "78.4"}, "offset_eligible": eligible}, prove=False)
+            "params": METRO_PARAMS if format_2 else {"g_per_km": "78.4"},
+            "offset_eligible": eligible and not format_2}, prove=False)
+        if format_2 and eligible:
+            for expert in self.experts:
+                self.review(expert, "methodology", methodology_id, version=1)
+            self.client.submit(self.admin.signer, "methodology.eligibility", {
+                "methodology_id": methodology_id, "version": 1, "offset_eligible": True}, prove=False)
 
     def issue(self, issuance_id: str, account: str, amount_g: int, methodology_id: str = "HB-GT-METRO",
-              vintage: int = 2026) -> None:
+              vintage: int = 2026, batches: tuple[str, ...] = ()) -> None:
+        evidence = None if batches else "ab" * 32
+        if self.client.log_format == 2:
+            for target in batches or (evidence,):
+                self.review(self.validator, "batch" if batches else "evidence", target)
         self.client.submit(self.admin.signer, "issuance", {
             "issuance_id": issuance_id, "account": account, "methodology_id": methodology_id, "vintage": vintage,
-            "region": "420100", "amount_g": amount_g, "batches": [], "evidence": "ab" * 32}, prove=False)
+            "region": "420100", "amount_g": amount_g, "batches": list(batches), "evidence": evidence}, prove=False)

@@ -26,7 +26,9 @@ from nacl.signing import SigningKey
 from cdp import Browser, png_size
 from ledger import merkle
 from ledger.note import key_hash, verifier_key
-from page_history import PLATFORM, platform_with_issuance  # puts tests/api, served_registry's folder, on the path
+from page_history import (  # puts tests/api, served_registry's folder, on the path
+    CITIZEN_RIDES, PLATFORM, citizen_opening, platform_with_issuance,
+)
 from served_registry import SERVED_ORIGIN, Cast, Served, init_registry_dir
 from service.client import RegistryClient
 from world import actor
@@ -54,9 +56,8 @@ class Registries(NamedTuple):
 def retire(server: Served, retirement_id: str, amount_g: int, beneficiary: str) -> int:
     """A retirement by page_history's platform; its seq."""
     client = RegistryClient(server.url, trust=server.trust())
-    return client.submit(actor("wuhan").signer, "retirement", {
-        "retirement_id": retirement_id, "account": PLATFORM, "amount_g": amount_g,
-        "purpose": "voluntary", "beneficiary": beneficiary}, prove=False).seq
+    return client.retire(actor("wuhan").signer, retirement_id, PLATFORM, amount_g, "voluntary", beneficiary,
+                         prove=False).seq
 
 
 def sign_up_to(server: Served, seq: int) -> None:
@@ -67,7 +68,7 @@ def sign_up_to(server: Served, seq: int) -> None:
 @pytest.fixture(scope="module")
 def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
     base = tmp_path_factory.mktemp("check")
-    served = Served(init_registry_dir(base / "served" / "registry"))
+    served = Served(init_registry_dir(base / "served" / "registry", log_format=2))
     started: list[Served] = []
     try:
         started.append(served.start())
@@ -86,7 +87,7 @@ def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]
         rewritten.stop()
         rewritten.port = served.port  # behind the same URL, when its turn comes
 
-        stranger = Served(init_registry_dir(base / "stranger" / "registry"))
+        stranger = Served(init_registry_dir(base / "stranger" / "registry", log_format=2))
         started.append(stranger.start())
         stranger_cast = Cast(RegistryClient(stranger.url, trust=stranger.trust()))
         stranger_cast.register(stranger_cast.wuhan, ["platform"])
@@ -323,6 +324,106 @@ def test_pinning_warns_when_the_served_trust_file_changes(registries, browser, t
         swap(stranger, served)
 
 
+# -- the citizen's page -------------------------------------------------------------------------------------
+
+RECORD_STEPS = ("record-shown", "record-hash", "record-inclusion", "format", "leaf-hash", "inclusion", "log-key", "signature")
+
+
+def citizen_pseudonyms(server: Served) -> list[str]:
+    return list(dict.fromkeys(json.loads(httpx.get(f"{server.url}/v1/activities/{ride.activity_id}", timeout=30)
+                                         .json()["record"])["subject"] for ride in CITIZEN_RIDES))
+
+
+def submit_form(browser: Browser, form_id: str, fields: dict[str, str]) -> None:
+    """Fill a form's fields and submit it as a reader would (a POST), then wait for the answer."""
+    fill = "".join(f"document.getElementById({json.dumps(k)}).value = {json.dumps(v)};" for k, v in fields.items())
+    browser.eval(f"window.submitted = true; {fill} document.getElementById({json.dumps(form_id)}).requestSubmit()")
+    browser.wait_for("!window.submitted && document.readyState === 'complete' && document.getElementById('results') !== null")
+
+
+def record_results(browser: Browser) -> list[dict[str, Any]]:
+    """Each record's outcome and its steps' results, once every record is checked."""
+    return browser.wait_for("""(r => r.every(x => x.outcome !== 'pending') && r)([...document.querySelectorAll('article.record')]
+        .map(a => ({activity: a.dataset.activity, outcome: a.querySelector('.record-outcome').dataset.verification,
+                    alarm: a.querySelector('.record-outcome').classList.contains('alarm'),
+                    steps: Object.fromEntries([...a.querySelectorAll('ol.steps li')].map(li => [li.dataset.step, li.dataset.result]))})))""")
+
+
+def test_the_citizen_page_shows_real_records_with_passing_proofs(registries, browser, tmp_path):
+    url = registries.served.url
+    pseudonyms = citizen_pseudonyms(registries.served)
+    browser.goto(f"{url}/me")
+    submit_form(browser, "pseudonyms-form", {"pseudonyms": "\n".join(pseudonyms)})
+    assert outcome(browser) == "passed"
+    assert record_results(browser) == [{"activity": ride.activity_id, "outcome": "passed", "alarm": False,
+                                        "steps": dict.fromkeys(RECORD_STEPS, "passed")} for ride in CITIZEN_RIDES]
+    assert browser.eval("location.pathname + location.search") == "/me?lang=zh"  # the pseudonyms went in the body
+    assert not any(p in browser.eval("performance.getEntriesByType('navigation')[0].name") for p in pseudonyms)
+    shoot(browser, tmp_path, "me-passed")
+    for width_px in WIDTHS_PX:
+        browser.size(width_px)
+        assert [v for v in axe_violations(browser) if v["impact"] in BLOCKING_IMPACTS] == [], width_px
+    browser.goto(f"{url}/me?lang=en")
+    submit_form(browser, "opening-form", {"activity-id": "me-1", "opening": json.dumps(citizen_opening())})
+    assert outcome(browser) == "passed" and [r["outcome"] for r in record_results(browser)] == ["passed"]
+    assert "L4-12" in browser.eval("document.querySelector('dl.opened').textContent")
+
+
+def load_tampered(browser: Browser, url: str, html: str) -> None:
+    """A page's HTML, tampered with, as a document of the server's origin (its scripts load from the
+    server, its local storage is the reader's): what a lying or hijacked server could serve."""
+    browser.goto(f"{url}/claims/nope")  # a page of the origin with no script of its own
+    browser.eval(f"document.open(); document.write({json.dumps(html)}); document.close()")
+    browser.wait_for("document.getElementById('outcome') !== null")
+
+
+def with_proofs(html: str, change: Callable[[list[dict[str, Any]]], None]) -> str:
+    found = re.search(r'(<script type="application/json" id="record-proofs">)(.*?)(</script>)', html, re.S)
+    proofs = json.loads(found.group(2))
+    change(proofs)
+    return html[:found.start(2)] + json.dumps(proofs).replace("<", "\\u003c") + html[found.end(2):]
+
+
+def flip_a_record_proof_byte(html: str) -> str:
+    def flip(proofs: list[dict[str, Any]]) -> None:
+        first = proofs[0]["inclusion"]["hashes"]
+        first[0] = f"{int(first[0][:2], 16) ^ 0x01:02x}{first[0][2:]}"
+    return with_proofs(html, flip)
+
+
+def claim_more_grams(html: str) -> str:
+    """The page says the first ride earned ten times what its record holds."""
+    return re.sub(r'(data-activity="me-1" data-g=")(\d+)"', lambda m: f'{m.group(1)}{int(m.group(2)) * 10}"', html, count=1)
+
+
+def swap_in_another_record(html: str) -> str:
+    """The first ride's proof carries bytes that claim more grams: its hash is no leaf of the batch."""
+    def inflate(proofs: list[dict[str, Any]]) -> None:
+        record = json.loads(proofs[0]["record"])
+        proofs[0]["record"] = proofs[0]["record"].replace(f'"reduction_g":{record["reduction_g"]}',
+                                                          f'"reduction_g":{record["reduction_g"] * 10}')
+    return claim_more_grams(with_proofs(html, inflate))
+
+
+@pytest.mark.parametrize("tamper, failing_steps", [
+    (flip_a_record_proof_byte, ["record-inclusion"]), (claim_more_grams, ["record-shown"]),
+    (swap_in_another_record, ["record-inclusion"])])
+def test_a_tampered_record_fails_visibly(registries, browser, tmp_path, tamper: Callable, failing_steps: list[str]):
+    url = registries.served.url
+    answer = httpx.post(f"{url}/me?lang=en", data={"pseudonyms": "\n".join(citizen_pseudonyms(registries.served))},
+                        timeout=30)
+    load_tampered(browser, url, answer.text)  # untampered first: the way of loading it is not what fails
+    assert outcome(browser) == "passed"
+    load_tampered(browser, url, tamper(answer.text))
+    assert outcome(browser) == "failed"
+    assert browser.eval("document.getElementById('outcome').getAttribute('role')") == "alert"
+    results = record_results(browser)
+    assert [r["outcome"] for r in results] == ["failed", "passed", "passed"] and results[0]["alarm"]
+    assert [step for step, result in results[0]["steps"].items() if result == "failed"] == failing_steps
+    assert "FAILED" in browser.eval("document.querySelector('article.record .record-outcome').textContent")
+    shoot(browser, tmp_path, f"me-{tamper.__name__}")
+
+
 # -- accessibility ------------------------------------------------------------------------------------------
 
 def test_the_vendored_axe_core_is_the_pinned_one():
@@ -342,7 +443,8 @@ def axe_violations(browser: Browser) -> list[dict[str, Any]]:
 
 AXE_PAGES = ("/", "/?lang=en", "/issuances", "/retirements", "/surrenders", "/claims", "/methodologies",
              "/methodologies/HB-GT-METRO", "/accounts/wuhan-platform", "/serials", "/serials/1200000",
-             "/claims/nope", "/receipts/{seq}", "/receipts/{seq}?lang=en", "/verify", "/verify?lang=en")
+             "/claims/nope", "/receipts/{seq}", "/receipts/{seq}?lang=en", "/verify", "/verify?lang=en",
+             "/holds", "/holds?lang=en", "/me", "/me?lang=en")  # /me's answer: test_the_citizen_page_shows_real_records
 
 
 @pytest.mark.parametrize("width_px", WIDTHS_PX)

@@ -1,9 +1,12 @@
-"""The public pages (api/pages.py) over the test World: every page renders in both languages with
-the API's numbers; filters, pagination and CSV agree with the API; unknown ids answer a 404 page,
-bad filters a 422 page; hostile strings are escaped."""
+"""The public pages (api/pages.py) over the test World in a format-2 log (reviews, holds, daily
+pseudonyms), and once over a format-1 log: every page renders in both languages with the API's
+numbers; filters, pagination and CSV agree with the API; the citizen's page shows a person's
+records only for their input; unknown ids answer a 404 page, bad filters and unknown parameters a
+422 page, with reasons in the page's language; hostile strings are escaped."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
@@ -22,31 +25,25 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from api import pages  # noqa: E402
 from api.app import create_app  # noqa: E402
-from api.page_text import LANGUAGES, MESSAGES  # noqa: E402
+from api.page_text import HTML_LANG, LANGUAGES, MESSAGES  # noqa: E402
+from page_history import CITIZEN_RIDES, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
+from ledger.canonical import jcs  # noqa: E402
 from quantify.methodology import load_shipped, register_body  # noqa: E402
 from world import World  # noqa: E402
 
 HOSTILE = '<script>alert("x")</script>'
 FORMULA = '=HYPERLINK("http://attacker.example","click")'
 PAGE_PATHS = ["/", "/issuances", "/retirements", "/surrenders", "/claims", "/claims/claim-1", "/accounts/mall-co",
-              "/methodologies", "/methodologies/HB-GT-METRO", "/methodologies/HB-ES-NEVCHARGE", "/serials",
-              "/serials/2250", "/receipts/0", "/receipts/5", "/verify"]
+              "/accounts/alice", "/methodologies", "/methodologies/HB-GT-METRO", "/methodologies/HB-ES-NEVCHARGE",
+              "/serials", "/serials/2250", "/receipts/0", "/receipts/5", "/verify", "/holds", "/me"]
 NAV = {"zh": ("首页", "签发", "碳中和声明"), "en": ("Home", "Issuances", "Neutrality claims")}
-
-
+EVIDENCE_2025 = "5d1f" * 16
 class Site(NamedTuple):
     world: World
     http: TestClient
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    """The World's history, with a hostile account name and beneficiary, served in process."""
-    world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}").setup().history()
-    world.client.open_account(world.admin, "hostile", "enterprise", HOSTILE, "420100", [world.bob])
-    world.client.retire(world.mall, "ret-hostile", "mall-co", 10, "voluntary", HOSTILE)
-    world.client.retire(world.mall, "ret-formula", "mall-co", 10, "voluntary", FORMULA)
-    world.client.submit(world.admin, "methodology.register", register_body(load_shipped().get("HB-ES-NEVCHARGE")))
+def serve(world: World) -> Iterator[Site]:
     try:
         with TestClient(create_app(world.registry, checkpoint_interval_s=0.05)) as http:
             deadline = time.monotonic() + 10
@@ -55,6 +52,48 @@ def site(tmp_path: Path) -> Iterator[Site]:
             yield Site(world, http)
     finally:
         world.registry.close()
+
+
+def pages_history(world: World) -> World:
+    """After setup_v2 and history_v2: what else the pages show. A vintage-2025 evidence issuance of
+    HB-RS-RECYCLE, a claim, HB-ES-NEVCHARGE with an expert's rejection, HB-GT-METRO's eligibility
+    turned off and on again, the citizen's rides, and a hostile account name and beneficiaries."""
+    c = world.client
+    shipped = load_shipped()
+    c.submit(world.admin, "methodology.register", register_body(shipped.get("HB-RS-RECYCLE")))
+    c.review(world.validator_2, "rev-e2", "evidence", EVIDENCE_2025)
+    c.issue(world.admin, "iss-3", "mall-co", "HB-RS-RECYCLE", 2025, "420200", 5_000, evidence=EVIDENCE_2025)
+    c.retire(world.mall, "ret-2025", "mall-co", 1_000, "eco_compensation", "river restoration", issuances=["iss-3"])
+    c.claim(world.mall, "claim-1", "mall-co", "event", "Spring fair 2026", "2026-03-01", "2026-03-03", 9_500, ["ret-2"])
+    c.submit(world.admin, "methodology.register", register_body(shipped.get("HB-ES-NEVCHARGE")))
+    c.review(world.expert, "rev-m3", "methodology", "HB-ES-NEVCHARGE", "rejected", version=1)
+    c.set_eligibility(world.admin, "HB-GT-METRO", False, version=1)
+    c.set_eligibility(world.admin, "HB-GT-METRO", True, version=1)
+    rides = citizen_records()
+    world.batch("wh-2026-01-me", rides[:ISSUED_RIDES])
+    c.review(world.validator, "rev-b3", "batch", "wh-2026-01-me")
+    c.issue(world.admin, "iss-4", "wuhan-platform", "HB-GT-METRO", 2026, "420100",
+            sum(r["reduction_g"] for r in rides[:ISSUED_RIDES]), ["wh-2026-01-me"])
+    world.batch("wh-2026-01-me-2", rides[ISSUED_RIDES:])
+    c.open_account(world.admin, "hostile", "enterprise", HOSTILE, "420100", [world.bob])
+    c.retire(world.mall, "ret-hostile", "mall-co", 10, "voluntary", HOSTILE)
+    c.retire(world.mall, "ret-formula", "mall-co", 10, "voluntary", FORMULA)
+    return world
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    """The format-2 World's history and pages_history, served in process."""
+    world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}", log_format=2).setup_v2().history_v2()
+    yield from serve(pages_history(world))
+
+
+@pytest.fixture
+def site_v1(tmp_path: Path) -> Iterator[Site]:
+    """A format-1 registry (the World's history): the pages still render it."""
+    world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}").setup().history()
+    world.client.submit(world.admin, "methodology.register", register_body(load_shipped().get("HB-ES-NEVCHARGE")))
+    yield from serve(world)
 
 
 @pytest.fixture
@@ -183,7 +222,7 @@ REGISTER_QUERIES = [
     ("/retirements", "/v1/retirements", {}), ("/retirements", "/v1/retirements", {"purpose": "voluntary"}),
     ("/retirements", "/v1/retirements", {"vintage": "2025"}), ("/retirements", "/v1/retirements", {"used": "true"}),
     ("/retirements", "/v1/retirements", {"account": "mall-co", "methodology_id": "HB-GT-METRO"}),
-    ("/surrenders", "/v1/surrenders", {}), ("/surrenders", "/v1/surrenders", {"compliance_year": "2025"}),
+    ("/surrenders", "/v1/surrenders", {}), ("/surrenders", "/v1/surrenders", {"compliance_year": "2026"}),
     ("/claims", "/v1/claims", {}), ("/claims", "/v1/claims", {"claimant": "mall-co"}),
     ("/methodologies", "/v1/methodologies", {"offset_eligible": "false"}),
 ]
@@ -299,7 +338,8 @@ def test_methodology_page_shows_the_api_methodology(http):
     html = page(http, "/methodologies/HB-GT-METRO")
     methodology = http.get("/v1/methodologies/HB-GT-METRO").json()
     assert f'id="latest-version">{methodology["latest_version"]}<' in html
-    assert methodology["title"] in html and '"g_per_km": "78.4"' in unescape(html)
+    assert methodology["title"] in html
+    assert json.dumps(methodology["params"], ensure_ascii=False, indent=2, sort_keys=True) in unescape(html)
 
 
 def test_methodology_page_shows_formula_factors_sources_and_daily_cap(http):
@@ -422,3 +462,263 @@ def test_a_csv_cell_never_starts_a_spreadsheet_formula(http):
     table = list(csv.DictReader(io.StringIO(http.get("/retirements?format=csv").text.removeprefix("\ufeff"))))
     assert [r["beneficiary"] for r in table if r["retirement_id"] == "ret-formula"] == ["'" + FORMULA]
     assert [r["beneficiary"] for r in table if r["retirement_id"] == "ret-hostile"] == [HOSTILE]
+
+
+# -- format 2: holds, reviews, eligibility history ---------------------------------------------------
+
+ACCOUNTS = ("wuhan-platform", "grid-platform", "steel-co", "mall-co", "alice", "bob", "hostile")
+
+
+def api_holds(http: TestClient, **wanted: Any) -> list[dict[str, Any]]:
+    """Every hold event of every account, from /v1/accounts/{id}/holds, in log order."""
+    found = [{**hold, "account_id": account, "case_id": case["case_id"]} for account in ACCOUNTS
+             for case in http.get(f"/v1/accounts/{account}/holds").json()["cases"] for hold in case["holds"]]
+    return sorted((h for h in found if all(str(h[k]).lower() == v for k, v in wanted.items())), key=lambda h: h["seq"])
+
+
+@pytest.mark.parametrize("filters", [{}, {"account": "mall-co"}, {"held": "true"}, {"account": "alice", "held": "false"}])
+def test_holds_register_and_csv_agree_with_the_api(http, filters):
+    expected = api_holds(http, **{("account_id" if k == "account" else k): v for k, v in filters.items()})
+    shown = rows(page(http, f"/holds?{'&'.join(f'{k}={v}' for k, v in filters.items())}"))
+    assert [(int(r["seq"]), r["hold_id"], r["case_id"], r["reason"]) for r in shown] == [
+        (h["seq"], h["hold_id"], h["case_id"], h["reason"]) for h in expected]
+    table = list(csv.DictReader(io.StringIO(http.get("/holds", params={**filters, "format": "csv"}).text.removeprefix("\ufeff"))))
+    assert [(int(r["seq"]), r["held"]) for r in table] == [(h["seq"], str(h["held"]).lower()) for h in expected]
+    if not filters:
+        assert len(expected) == 3
+
+
+def test_account_page_shows_its_holds_and_whether_it_is_frozen(http):
+    alice = page(http, "/accounts/alice")
+    assert http.get("/v1/accounts/alice").json()["held"] == ["case-8"]
+    assert 'id="account-frozen"' in alice and "case-8" in alice and 'id="account-state">FROZEN<' in alice
+    assert [r["hold_id"] for r in rows(alice, "account-holds-table")] == [h["hold_id"] for h in api_holds(http, account_id="alice")]
+    mall = page(http, "/accounts/mall-co")
+    assert http.get("/v1/accounts/mall-co").json()["held"] == []
+    assert 'id="account-frozen"' not in mall and 'id="account-state">open<' in mall
+    assert [r["hold_id"] for r in rows(mall, "account-holds-table")] == ["hold-1", "hold-2"]
+    assert 'href="/holds?account=mall-co"' in mall
+
+
+@pytest.mark.parametrize("methodology_id", ["HB-GT-METRO", "HB-ES-NEVCHARGE"])
+def test_methodology_page_shows_each_versions_reviews_as_the_api(http, methodology_id):
+    html = page(http, f"/methodologies/{methodology_id}")
+    for version in http.get(f"/v1/methodologies/{methodology_id}").json()["versions"]:
+        answer = http.get("/v1/reviews", params={"kind": "methodology", "id": methodology_id,
+                                                  "version": version["version"]}).json()
+        table = re.search(rf'<table class="register" id="reviews-{version["version"]}">(.*?)</table>', html, re.S).group(1)
+        shown = re.findall(r'<tr data-seq="(\d+)" data-review="([^"]+)" data-verdict="(\w+)" data-counts="(\w+)">', table)
+        assert shown == [(str(r["seq"]), r["review_id"], r["verdict"], str(r["counts"]).lower()) for r in answer["items"]]
+        status = answer["status"]
+        assert (f'id="review-status-{version["version"]}" data-approved="{status["approved"]}" '
+                f'data-quorum="{status["quorum"]}"') in html
+        assert (answer["status"]["rejected"] is True) == ("a counting key rejected it" in html)
+
+
+def test_methodology_page_shows_the_events_that_set_its_eligibility(http):
+    html = page(http, "/methodologies/HB-GT-METRO")
+    leaves = http.get("/v1/log", params={"start": 0, "limit": 1000}).json()["leaves"]
+    expected = [(leaf["seq"], leaf["body"]["offset_eligible"]) for leaf in leaves
+                if leaf["type"] in ("methodology.register", "methodology.eligibility")
+                and leaf["body"]["methodology_id"] == "HB-GT-METRO"]
+    table = re.search(r'<table class="register" id="eligibility-history">(.*?)</table>', html, re.S).group(1)
+    shown = re.findall(r'<tr data-seq="(\d+)" data-eligible="(\w+)">', table)
+    assert shown == [(str(seq), str(eligible).lower()) for seq, eligible in expected]
+    assert [eligible for _, eligible in expected] == [False, True, False, True]
+
+
+def test_issuance_rows_show_their_batches_reviews(http):
+    shown = {r["issuance_id"]: r["reviews"] for r in rows(page(http, "/issuances"))}
+    table = {r["issuance_id"]: r["reviews"] for r in
+             csv.DictReader(io.StringIO(http.get("/issuances?format=csv").text.removeprefix("\ufeff")))}
+    for issuance_id, targets in (("iss-1", [("batch", "wh-2026-01")]), ("iss-2", [("evidence", World.EVIDENCE)]),
+                                 ("iss-4", [("batch", "wh-2026-01-me")])):
+        reviews = [(target_id, r["review_id"], r["verdict"]) for kind, target_id in targets
+                   for r in http.get("/v1/reviews", params={"kind": kind, "id": target_id}).json()["items"]]
+        assert reviews  # each was reviewed before it was issued
+        assert table[issuance_id] == ";".join("/".join(review) for review in reviews)
+        for _, review_id, verdict in reviews:
+            assert f"{review_id} {verdict}" in shown[issuance_id]
+
+
+# -- the citizen's page ---------------------------------------------------------------------------------
+
+def me(http: TestClient, lang: str = "en", status: int = 200, **form: str) -> str:
+    response = http.post(f"/me?lang={lang}", data=form)
+    assert response.status_code == status, response.text[-2000:]
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["cache-control"] == "no-store"
+    return response.text
+
+
+def records_shown(html: str) -> list[dict[str, Any]]:
+    """The records /me shows: activity id, grams, and the batch and issuance links of each."""
+    found = []
+    for activity_id, grams_shown, body in re.findall(
+            r'<article class="record" id="record-\d+" data-activity="([^"]+)" data-g="(\d+)"[^>]*>(.*?)</article>', html, re.S):
+        formula = re.search(r'class="formula-result" data-g="(\d+)"', body)
+        found.append({"activity_id": activity_id, "reduction_g": int(grams_shown),
+                      "formula_g": int(formula.group(1)) if formula else None,
+                      "batch": re.search(r'class="batch"><a href="/receipts/(\d+)">([^<]+)</a>', body).groups(),
+                      "issuance": re.search(r'class="issuance">(?:<a href="/receipts/(\d+)">)?([^<]+)', body).groups()})
+    return found
+
+
+def embedded(html: str, element_id: str) -> Any:
+    return json.loads(re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html, re.S).group(1))
+
+
+def citizen_subjects(http: TestClient) -> list[str]:
+    return [json.loads(http.get(f"/v1/activities/{ride.activity_id}").json()["record"])["subject"] for ride in CITIZEN_RIDES]
+
+
+def test_the_citizen_page_lists_nothing_without_input(http):
+    html = page(http, "/me")
+    assert 'method="post"' in html and 'method="get"' not in html.split("<main>")[1]
+    assert "data-activity" not in html and 'id="record-proofs"' not in html
+    assert page(http, "/me?pseudonyms=" + citizen_subjects(http)[0]).count("data-activity") == 0  # no GET lookup
+
+
+def test_the_citizen_page_shows_the_api_account_with_each_records_proof(http):
+    subjects = list(dict.fromkeys(citizen_subjects(http)))
+    assert len(subjects) == 2  # one pseudonym a day
+    account = http.get("/v1/pseudonyms/account", params={"subject": subjects}).json()
+    html = me(http, pseudonyms="\n".join(s.upper() for s in subjects) + "\n" + subjects[0])
+    assert grams(html, "me-total") == account["total_g"] and grams(html, "me-issued") == account["issued_g"]
+    assert account["issued_g"] < account["total_g"]  # the second day's batch is not issued yet
+    shown = records_shown(html)
+    api_records = {r["activity_id"]: r for r in account["tables"]["records"]}
+    assert [r["activity_id"] for r in shown] == ["me-1", "me-2", "me-3"] == sorted(api_records)
+    batches = {b["batch_id"]: b for b in account["tables"]["batches"]}
+    for row in shown:
+        record = api_records[row["activity_id"]]
+        batch = batches[record["batch_id"]]
+        assert row["reduction_g"] == record["reduction_g"]
+        assert row["batch"] == (str(batch["batch_seq"]), batch["batch_id"])
+        assert row["issuance"] == ((str(batch["issuance_seq"]), batch["issuance_id"]) if batch["issuance_id"]
+                                   else (None, "not issued yet"))
+    assert [(r["formula_g"], r["reduction_g"]) for r in shown][:2] == [(967, 967), (3136, 2033)]  # the daily cap
+    assert "the daily cap took off 1103 g" in html
+    proofs = embedded(html, "record-proofs")
+    receipts = embedded(html, "batch-receipts")
+    for row, proof in zip(shown, proofs):
+        served = http.get(f"/v1/activities/{row['activity_id']}").json()
+        assert (proof["activity_id"], proof["record"], proof["inclusion"], proof["batch_seq"]) == (
+            row["activity_id"], served["record"], served["inclusion"], served["batch_seq"])
+        receipt = receipts[str(proof["batch_seq"])]
+        assert receipt["leaf"] == http.get(f"/v1/receipts/{proof['batch_seq']}").json()["leaf"]
+    assert 'data-verification="pending"' in html and '<script type="module" src="/static/me_page.js">' in html
+    assert subjects[0] in html and subjects[0] not in re.sub(r"<(textarea|dd|script).*?</\1>", "", html, flags=re.S)
+
+
+def test_the_citizen_page_opens_one_record_with_its_opening(http):
+    opening = citizen_opening()
+    spaced = json.dumps(opening, indent=2)  # however the app spaced it, its JCS is what is committed
+    html = me(http, activity_id="me-1", opening=spaced)
+    assert [r["activity_id"] for r in records_shown(html)] == ["me-1"]
+    assert grams(html, "me-total") == 967 and "L4-12" in html and opening["fields"]["occurred_at"] in html
+    assert embedded(html, "record-proofs")[0]["record"] == http.get("/v1/activities/me-1").json()["record"]
+    wrong = {**opening, "fields": {**opening["fields"], "exit_station": "L4-13"}}
+    refused = me(http, "zh", 422, activity_id="me-1", opening=json.dumps(wrong))
+    assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused and "L4-13" not in refused
+    assert "没有记录 nope" in me(http, "zh", 404, activity_id="nope", opening=json.dumps(opening))
+    assert "L4-12" not in me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode())
+
+
+@pytest.mark.parametrize("form, status", [
+    ({}, 422), ({"pseudonyms": ""}, 422), ({"pseudonyms": "not-hex"}, 422), ({"pseudonyms": "ab" * 17}, 422),
+    ({"pseudonyms": "\n".join(f"{n:032x}" for n in range(32))}, 422), ({"pseudonyms": "00" * 16, "name": "x"}, 422),
+    ({"activity_id": HOSTILE, "opening": "{}"}, 422), ({"activity_id": "me-1", "opening": "{not json"}, 422),
+    ({"activity_id": "me-1", "opening": "x" * 5000}, 422), ({"activity_id": "me-1", "opening": '{"a": 1.5}'}, 422),
+    ({"pseudonyms": "x" * 20_000}, 413)])
+def test_the_citizen_page_refuses_bad_input_with_a_page(http, form, status):
+    for lang in LANGUAGES:
+        html = me(http, lang, status, **form)
+        assert "<script>alert" not in html and "data-activity" not in html
+        reason = re.search(r'<p class="reason">(.*?)</p>', html, re.S).group(1)
+        assert re.search(r"[\u4e00-\u9fff]", reason) if lang == "zh" else not re.search(r"[\u4e00-\u9fff]", reason)
+
+
+def test_the_citizen_page_refuses_a_body_that_is_not_a_form(http):
+    for body in (b"pseudonyms=%ff%fe", b"a=1&b=2&c=3&d=4", b"pseudonyms=1&pseudonyms=2"):
+        response = http.post("/me", content=body, headers={"content-type": "application/x-www-form-urlencoded"})
+        assert response.status_code == 422 and response.headers["content-type"].startswith("text/html"), body
+
+
+def test_no_pseudonym_of_no_one_lists_anything(http):
+    html = me(http, pseudonyms="00" * 16)
+    assert 'id="no-records"' in html and "data-activity" not in html
+
+
+# -- the outside trial's findings -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [name for name, register in pages.REGISTERS.items()])
+def test_an_unknown_query_parameter_is_refused_not_ignored(http, name):
+    response = http.get(f"/{name}", params={"methodology": "HB-GT-METRO", "lang": "en"})
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "no query parameter methodology" in response.text
+    assert http.get(f"/{name}", params={"methodology": "x", "format": "csv"}).status_code == 422
+
+
+def test_the_refusal_names_the_parameter_meant(http):
+    assert "did you mean methodology_id?" in http.get("/issuances?methodology=HB-GT-METRO&lang=en").text
+    assert "您是否要用 vintage？" in http.get("/issuances?vintag=2026&lang=zh").text
+
+
+def test_what_sharing_a_link_in_wechat_adds_is_passed_over(http):
+    shared = rows(page(http, "/issuances?methodology_id=HB-GT-METRO&from=singlemessage&isappinstalled=0"))
+    assert shared == rows(page(http, "/issuances?methodology_id=HB-GT-METRO"))
+    assert http.get("/issuances?from=2026-01-01").status_code == 422  # a date meant as `since` is not WeChat's
+
+
+@pytest.mark.parametrize("path", ["/accounts/a%2Fb", "/claims/a%2Fb", "/methodologies/x%2Fy", "/nope", "/me/x"])
+def test_an_unrouted_path_answers_the_html_404_page(http, path):
+    response = http.get(path + "?lang=zh")
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert "未找到" in response.text and "没有这个页面" in response.text
+
+
+def test_api_paths_still_answer_json_404(http):
+    for path in ("/v1/nope", "/v1/accounts/a%2Fb"):
+        response = http.get(path)
+        assert response.status_code == 404 and response.json()["code"] == "UNKNOWN_REF", path
+
+
+@pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999",
+                                  "/receipts/999999999", "/retirements?purpose=bogus", "/retirements?vintage=abc",
+                                  "/issuances?region=42", "/issuances?since=2026-13-01", "/surrenders?compliance_year=99999",
+                                  "/accounts/a%20b", "/serials/x", "/issuances?methodology=x", "/retirements?used=maybe"])
+def test_chinese_error_pages_give_chinese_reasons(http, path):
+    zh, en = (http.get(with_lang(path, lang)) for lang in LANGUAGES)
+    assert zh.status_code == en.status_code in (404, 422)
+    zh_reason, en_reason = (re.search(r'<p class="reason">(.*?)</p>', r.text, re.S).group(1) for r in (zh, en))
+    assert re.search(r"[\u4e00-\u9fff]", zh_reason) and not re.search(r"[\u4e00-\u9fff]", en_reason), (zh_reason, en_reason)
+    assert not re.search(r"\b(should|must|not|is|the|Input)\b", zh_reason), zh_reason
+
+
+# -- format 1: the pages still render it ------------------------------------------------------------
+
+FORMAT_1_PATHS = [path for path in PAGE_PATHS if path not in ("/holds", "/accounts/alice")]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_page_renders_a_format_1_registry(site_v1, lang):
+    http = site_v1.http
+    for path in FORMAT_1_PATHS:
+        assert f'<html lang="{HTML_LANG[lang]}">' in page(http, path, lang), path
+    assert 'href="/holds"' not in page(http, "/", lang)  # format 1 has no holds
+    response = http.get(with_lang("/holds", lang))
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    totals = http.get("/v1/totals").json()
+    assert grams(page(http, "/"), "issued") == totals["issued_g"]
+
+
+def test_the_citizen_page_reads_a_format_1_pseudonym(site_v1):
+    http = site_v1.http
+    subject = json.loads(http.get("/v1/activities/act-0").json()["record"])["subject"]
+    account = http.get(f"/v1/subjects/{subject}/account").json()
+    html = me(http, pseudonyms=subject)
+    assert grams(html, "me-total") == account["total_g"] and grams(html, "me-issued") == account["issued_g"]
+    assert [r["activity_id"] for r in records_shown(html)] == sorted(r["activity_id"] for r in account["tables"]["records"])
+    response = http.post("/me?lang=en", data={"activity_id": "act-0", "opening": "{}"})
+    assert response.status_code == 422 and "have no opening" in response.text

@@ -23,19 +23,18 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 WIDTHS_PX = (1280, 360)
 PAGES = {"home": "/", "home-en": "/?lang=en", "issuances": "/issuances", "retirements": "/retirements",
          "account": "/accounts/wuhan-platform", "methodology": "/methodologies/HB-GT-METRO", "serial": "/serials/1200000",
-         "not-found": "/claims/nope"}
+         "holds": "/holds", "me": "/me", "not-found": "/claims/nope"}
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    directory = init_registry_dir(tmp_path_factory.mktemp("served") / "registry")
+    directory = init_registry_dir(tmp_path_factory.mktemp("served") / "registry", log_format=2)
     server = Served(directory).start()
     try:
         client = platform_with_issuance(server)
         for n, purpose in enumerate(("voluntary", "carbon_neutrality")):
-            client.submit(actor("wuhan").signer, "retirement", {
-                "retirement_id": f"ret-{n}", "account": "wuhan-platform", "amount_g": 600_000 * (n + 1),
-                "purpose": purpose, "beneficiary": f"公众 {n}"}, prove=False)
+            client.retire(actor("wuhan").signer, f"ret-{n}", "wuhan-platform", 600_000 * (n + 1), purpose, f"公众 {n}",
+                          prove=False)
         yield server
     finally:
         server.stop()
