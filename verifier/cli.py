@@ -56,7 +56,7 @@ def _parser():
     receipt.add_argument("receipt_file", metavar="FILE", help="a receipt (GET /v1/receipts/SEQ, docs/receipt.md)")
     receipt.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
     receipt.add_argument("--json", action="store_true", help="print the result as JSON")
-    receipt.add_argument("--log-format", type=int, choices=(1, 2), default=1, help="the format of the receipt's log (default 1)")
+    receipt.add_argument("--log-format", type=int, choices=(1, 2), help="the format of the receipt's log (default: the one the receipt holds under)")
 
     opening = commands.add_parser("opening", help="check the opening of a format-2 activity record (spec section 7.4)")
     opening.add_argument("record", metavar="RECORD_FILE_OR_JSON", help="the record's exact bytes, or the registry's record proof")
@@ -145,10 +145,10 @@ def _run(arguments):
             report.print_bundle_report(result)
         return 0 if result.valid else 1
 
-    from verifier.proofs import check_consistency, check_receipt
+    from verifier.proofs import check_consistency, check_receipt_of_log
 
     if arguments.command == "receipt":
-        result = check_receipt(read_small_file(arguments.receipt_file, "receipt"), trust, arguments.log_format)
+        result = check_receipt_of_log(read_small_file(arguments.receipt_file, "receipt"), trust, arguments.log_format)
     else:
         result = check_consistency(
             read_small_file(arguments.old_checkpoint, "old checkpoint"),

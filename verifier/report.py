@@ -57,6 +57,8 @@ def proof_report_json(command, result):
         "valid": result.valid,
         "violations": [{"code": code, "seq": None, "message": message} for code, message in result.violations],
         "details": result.details,
+        **({} if result.log_format is None else {"log_format": result.log_format}),
+        "notes": result.notes,
     }
 
 
@@ -189,6 +191,8 @@ def print_proof_report(command, result):
         console.print(f"checkpoint of size {details['old_size']} -> checkpoint of size {details['new_size']}")
     for code, message in result.violations:
         console.print(f"  [bold]{code}[/]: {message}")
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 class ProgressBar:

@@ -87,6 +87,7 @@ def test_receipt_of_a_retirement(world, tmp_path, puhui_verify):
     status, report = run_receipt(world, tmp_path, puhui_verify, make_receipt(world, seq_of(world, "retirement_id", "ret-1")))
     assert status == 0, report
     assert report["details"]["body"]["retirement_id"] == "ret-1"
+    assert report["log_format"] == 1  # the format it holds under (trial 6, finding 2)
 
 
 def test_receipt_of_a_surrender_human_output(world, tmp_path, puhui_verify):
