@@ -84,6 +84,23 @@ def _file_or_text(argument, what):
     return read_small_file(argument, what)
 
 
+def _discard_stdout():
+    """Send what is left of stdout to /dev/null: its reader went away."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _reported(valid, print_report):
+    """Print a verdict's report; the exit status is the verdict, 0 valid or 1 not, even when the
+    reader of stdout stops early (`| head -1`): the check was complete before the first line was
+    written, and a script that reads part of the report still needs it (docs/verifier.md)."""
+    try:
+        print_report()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    return 0 if valid else 1
+
+
 def _run_opening(arguments):
     from verifier import report
     from verifier.openings import check_opening
@@ -99,10 +116,8 @@ def _run_opening(arguments):
         load_trust(arguments.trust) if arguments.trust else None,
     )
     if arguments.json:
-        report.print_json(report.proof_report_json("opening", result))
-    else:
-        report.print_proof_report("opening", result)
-    return 0 if result.valid else 1
+        return _reported(result.valid, lambda: report.print_json(report.proof_report_json("opening", result)))
+    return _reported(result.valid, lambda: report.print_proof_report("opening", result))
 
 
 def _run(arguments):
@@ -140,10 +155,8 @@ def _run(arguments):
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
         if arguments.json:
-            report.print_json(report.bundle_report_json(result))
-        else:
-            report.print_bundle_report(result)
-        return 0 if result.valid else 1
+            return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result)))
+        return _reported(result.valid, lambda: report.print_bundle_report(result))
 
     from verifier.proofs import check_consistency, check_receipt_of_log
 
@@ -157,10 +170,8 @@ def _run(arguments):
             trust,
         )
     if arguments.json:
-        report.print_json(report.proof_report_json(arguments.command, result))
-    else:
-        report.print_proof_report(arguments.command, result)
-    return 0 if result.valid else 1
+        return _reported(result.valid, lambda: report.print_json(report.proof_report_json(arguments.command, result)))
+    return _reported(result.valid, lambda: report.print_proof_report(arguments.command, result))
 
 
 def main(argv=None):
@@ -175,8 +186,8 @@ def main(argv=None):
         print("puhui-verify: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of our output went away (e.g. `| head`); nothing more to say.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader of our output went away before there was a verdict to report.
+        _discard_stdout()
         return 2
     except MemoryError:
         print("puhui-verify: error: out of memory", file=sys.stderr)

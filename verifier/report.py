@@ -71,7 +71,14 @@ def _console():
     from a pipe reads in an 80-column window like the rest of Puhui's output (rich wraps cells)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False)
+    class ReportConsole(Console):
+        def on_broken_pipe(self):
+            # rich's own handling exits with status 1, which means "a violation": the reader going
+            # away is cli.py's to answer, with the verdict.
+            self.quiet = True
+            raise BrokenPipeError
+
+    return ReportConsole(file=sys.stdout, highlight=False)
 
 
 def _grams_table(title, rows, first_column):
