@@ -168,6 +168,8 @@ def _run(arguments):
             read_small_file(arguments.new_checkpoint, "new checkpoint"),
             read_small_file(arguments.proof, "consistency proof"),
             trust,
+            f"old checkpoint {arguments.old_checkpoint}",
+            f"new checkpoint {arguments.new_checkpoint}",
         )
     if arguments.json:
         return _reported(result.valid, lambda: report.print_json(report.proof_report_json(arguments.command, result)))

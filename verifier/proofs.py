@@ -204,6 +204,10 @@ def read_note(data, what):
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8") from None
+    if not text.strip():
+        # Nothing to judge, so no violation: most often a note saved before the registry answered.
+        raise InputError(f"{what} is empty, not a signed note: fetch it again (GET /v1/checkpoint) "
+                         "and check that it holds the note text")
     if text.lstrip().startswith("{"):
         document = json_document(data, what)
         if not isinstance(document.get("note"), str):
@@ -212,10 +216,12 @@ def read_note(data, what):
     return text
 
 
-def check_consistency(old_data, new_data, proof_data, trust):
+def check_consistency(old_data, new_data, proof_data, trust, old_name="old checkpoint", new_name="new checkpoint"):
+    """Whether the log of the new checkpoint extends the old one's; the names are the files', for
+    messages about input that is no note at all."""
     result = ProofResult()
-    old = _signed_checkpoint(read_note(old_data, "old checkpoint"), trust, result, "the old checkpoint")
-    new = _signed_checkpoint(read_note(new_data, "new checkpoint"), trust, result, "the new checkpoint")
+    old = _signed_checkpoint(read_note(old_data, old_name), trust, result, "the old checkpoint")
+    new = _signed_checkpoint(read_note(new_data, new_name), trust, result, "the new checkpoint")
     document = json_document(proof_data, "consistency proof")
     if set(document) != {"first", "second", "hashes"}:
         raise InputError("consistency proof must be {first, second, hashes}")

@@ -219,6 +219,29 @@ def test_consistency_unsigned_checkpoint(world, tmp_path, puhui_verify):
     assert status == 1 and [v["code"] for v in report["violations"]] == ["CHECKPOINT_SIGNATURE"]
 
 
+@pytest.mark.parametrize("which", ["old", "new"])
+@pytest.mark.parametrize("content", ["", "\n", "  \n\n"], ids=["empty", "newline", "blank"])
+def test_consistency_with_an_empty_note_cannot_run(world, tmp_path, puhui_verify, which, content):
+    """Trial 6, finding 5: an empty note file (curl -s before the server answered) was NOT VALID,
+    CHECKPOINT_SIGNATURE, exit 1, which says history was rewritten. It is an unreadable input: exit 2,
+    naming the file."""
+    notes = {"old_note": world.checkpoint_note(10), "new_note": world.checkpoint_note(len(world.leaves))}
+    run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves), **notes)
+    note_file = tmp_path / ("old.note" if which == "old" else "new.json")
+    note_file.write_text(content)
+    done = puhui_verify("consistency", tmp_path / "old.note", tmp_path / "new.json", tmp_path / "proof.json",
+                        "--trust", tmp_path / "trust.json")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert str(note_file) in done.stderr and "empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_consistency_with_a_missing_note_names_it(world, tmp_path, puhui_verify):
+    run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves))
+    done = puhui_verify("consistency", tmp_path / "none.note", tmp_path / "new.json", tmp_path / "proof.json",
+                        "--trust", tmp_path / "trust.json")
+    assert done.returncode == 2 and str(tmp_path / "none.note") in done.stderr
+
+
 def test_consistency_proof_unreadable(world, tmp_path, puhui_verify):
     status, stderr = run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves), hashes=["zz"])
     assert status == 2 and "hashes" in stderr
