@@ -130,14 +130,16 @@ def _run(arguments):
     if arguments.command == "bundle":
         from verifier.bundle import verify_bundle
         from verifier.reader import MAX_LEAF_BYTES, read_first_line
-        from verifier.trust import genesis_mismatch
+        from verifier.trust import genesis_claim, genesis_mismatch
 
         log_path = os.path.join(arguments.bundle_dir, "log.jsonl")
         try:  # advice only: a bundle that cannot be read is verify_bundle's to report
             first_line = read_first_line(log_path, "log", MAX_LEAF_BYTES) if os.path.isfile(log_path) else None
         except InputError:
             first_line = None
-        advice = None if first_line is None else genesis_mismatch(first_line, trust)
+        claim = None if first_line is None else genesis_claim(first_line)
+        log_origin = claim.origin if claim is not None and isinstance(claim.origin, str) else None
+        advice = genesis_mismatch(claim, trust)
         if advice is not None:
             print(f"puhui-verify: note: {advice}", file=sys.stderr)
 
@@ -155,8 +157,8 @@ def _run(arguments):
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
         if arguments.json:
-            return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result)))
-        return _reported(result.valid, lambda: report.print_bundle_report(result))
+            return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))
+        return _reported(result.valid, lambda: report.print_bundle_report(result, log_origin))
 
     from verifier.proofs import check_consistency, check_receipt_of_log
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, VECTORS_V2
+from conftest import ED25519, REPO, VECTORS_V2, format_verifier_key
 from spec_paths import VECTORS
 
 from verifier.bundle import verify_bundle
@@ -75,6 +75,23 @@ def test_a_trust_file_of_another_registry_is_named_as_the_likely_cause_before_th
     assert "none of the trust file's root keys" in note and "trust file is probably wrong" in note
     right = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"))
     assert right.returncode == 0 and "note:" not in right.stderr
+
+def test_with_another_registrys_trust_file_the_report_names_the_logs_own_origin(world, tmp_path, puhui_verify):
+    """Trial 6, finding 16: the header named the trust file's origin as the log's, under a note
+    saying the log is another one."""
+    bundle = world.write(tmp_path / "ours")
+    other = "other.example/puhui"
+    (tmp_path / "other.json").write_text(json.dumps({
+        **world.trust_document(), "origin": other, "log_key": format_verifier_key(other, ED25519, world.log_key.public_key)}))
+    done = puhui_verify("bundle", bundle.path, "--trust", tmp_path / "other.json")
+    assert done.returncode == 1 and world.origin in done.stderr
+    report_text = " ".join(done.stdout.split())  # lines wrapped at 80 columns
+    assert report_text.startswith(f"Puhui log {world.origin} (its genesis's origin; the trust file's is {other})"), report_text
+    report = json.loads(puhui_verify("bundle", bundle.path, "--trust", tmp_path / "other.json", "--json").stdout)
+    assert (report["origin"], report["log_origin"]) == (other, world.origin)
+    right = puhui_verify("bundle", bundle.path, "--trust", bundle.trust)
+    assert " ".join(right.stdout.split()).startswith(f"Puhui log {world.origin} (format 1)"), right.stdout
+
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 @pytest.mark.parametrize("case, verdict", [("valid", 0), ("double-surrender", 1)])
