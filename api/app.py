@@ -199,8 +199,11 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         return await settled(sequencer.read(function))
 
     def committed(size: int, what: str) -> None:
-        if size > sequencer.committed_size:
-            raise not_found(f"{what} {size} (the log holds {sequencer.committed_size} leaves)")
+        """404 unless the log's first `size` leaves are committed; `what` names what was asked for."""
+        held = sequencer.committed_size
+        if size > held:
+            raise ApiError(404, "UNKNOWN_REF", f"{what} does not exist: the log holds {held} leaves"
+                           + (f", the last is seq {held - 1}" if held else ""))
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -284,7 +287,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     def get_inclusion(seq: SeqParam, tree_size: Annotated[int | None, Query(ge=1, le=MAX_INT, description=(
             "default: the latest checkpoint's size"))] = None) -> Response:
         size = tree_size if tree_size is not None else _checkpoint_size(registry)
-        committed(size, "tree size")
+        committed(size, f"tree size {size}")
         if seq >= size:
             raise ApiError(422, "SCHEMA", f"seq {seq} is not below tree_size {size}")
         return json_response(merkle.inclusion_json(seq, size, registry.inclusion_proof(seq, size)))
@@ -294,7 +297,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
                         second: Annotated[int, Query(ge=1, le=MAX_INT)]) -> Response:
         if first > second:
             raise ApiError(422, "SCHEMA", f"first {first} is above second {second}")
-        committed(second, "tree size")
+        committed(second, f"tree size {second}")
         return json_response(merkle.consistency_json(first, second, registry.consistency_proof(first, second)))
 
     @app.get("/v1/log", tags=["log"], responses={**ok(models.LogPage), **READ_PROBLEMS})
@@ -306,7 +309,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     @app.get("/v1/receipts/{seq}", tags=["log"], responses={**ok(models.Receipt), **refused(404, 422, 503)})
     async def get_receipt(seq: Annotated[int, Path(ge=0, le=MAX_INT)]) -> Response:
         """Leaf + inclusion proof + checkpoint (docs/receipt.md); signs a checkpoint first if none covers seq."""
-        committed(seq + 1, "event")
+        committed(seq + 1, f"event {seq}")
         note = await checkpoint_covering(registry, sequencer, seq)
         return json_response(await asyncio.to_thread(build_receipt, registry, queries, seq, note))
 

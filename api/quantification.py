@@ -61,6 +61,7 @@ PSEUDONYM = re.compile(r"[0-9a-f]{32}")
 router = APIRouter(tags=["quantification"])
 
 IdPath = Annotated[str, Path(pattern=IDENT)]
+Date = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 FormatParam = Annotated[Literal["json", "csv"], Query(description="csv: the report as one CSV file, a section per table")]
 
 
@@ -199,15 +200,27 @@ class QuantifyAnswer(Strict):
     explanation: Explanation
 
 
+class PrivateInputs(Strict):
+    """Format 2: what a record commits to without publishing (spec 7.4)."""
+    inputs: list[str] = Field(description="the inputs and time kept in the record's opening")
+    private_sha256: Hex64
+    note: str
+
+
 class ActivityExplanation(Explanation):
-    """A logged record explained under the methodology version its batch names."""
+    """A logged record explained under the methodology version its batch names: in format 1 from all
+    its inputs, in format 2 from its public inputs (the others in its opening: `private`)."""
     activity_id: str
     subject: str
-    occurred_at: Time
+    occurred_at: Time | None = Field(None, description="format 1: the act's time")
+    occurred_on: Date | None = Field(None, description="format 2: the act's Beijing date")
+    private: PrivateInputs | None = Field(None, description="format 2")
     fingerprint: Hex64
     batch_id: str
     batch_seq: Int
     leaf_index: Int
+    issuance_id: str | None = Field(description="the issuance the batch backs; null until issued")
+    issuance_seq: Int | None
 
 
 class PersonalAccount(Strict):

@@ -269,7 +269,25 @@ class ServerTarget(Target):
         self.url, self.trust_path = url, trust_path
         self.client = RegistryClient(url, trust=read_trust(trust_path))
         self.origin = self.client.origin
+        self._check_registry_root()
         self.log_format = self._ask(lambda: self.client.log_format)
+
+    def _check_registry_root(self) -> None:
+        """Stop with the cause when the URL is no Puhui server's root (one ending in /v1, another
+        site's): every read would answer a bare 404, read as "UNKNOWN_REF: Not Found"."""
+        response = self._ask(lambda: self.client.http.get("/v1/status"))
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.status_code == 200 and isinstance(answer, dict) and "committed_size" in answer:
+            return
+        if isinstance(answer, dict) and response.status_code in (429, 503):
+            return  # a registry, busy: the requests that follow say so
+        how = ("give the server's root, without /v1" if self.url.rstrip("/").endswith("/v1")
+               else "give the server's root URL, as `puhui serve` prints it")
+        cannot_run(f"no Puhui registry at {self.url}: GET /v1/status answered {response.status_code}; {how} "
+                   "(e.g. http://127.0.0.1:8000)")
 
     def _ask(self, call: Callable[[], Any], *, absent_ok: bool = False) -> Any:
         """call(), its refusals as the registry's codes (Rejected), an unreachable server in one line;

@@ -50,7 +50,9 @@ def key_id_of(public_key: bytes) -> str:
 
 
 def fail(field: str, why: str) -> None:
-    raise Rejected("SCHEMA", f"{field}: {why}")
+    """SCHEMA at a field's path; the empty path is the checked object itself (an event's or a
+    request's body), named so the message never starts with a bare colon."""
+    raise Rejected("SCHEMA", f"{field or 'the body'}: {why}")
 
 
 def is_int(value: Any) -> bool:

@@ -7,6 +7,7 @@ RecordRules, and the two must agree (a mismatch is a bug and raises). This is al
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, Mapping
 
@@ -15,6 +16,9 @@ from quantify.methodology import EXACT, ROUNDING_RULE, Methodology, MethodologyL
 from quantify.report import Report, Table, format_tonnes
 
 ILLUSTRATIVE_MARK = "ILLUSTRATIVE (no published source)"
+PRIVATE_NOTE = ("format 2: these inputs and the exact time are not in the log; the record commits to them by "
+                "private_sha256, the SHA-256 of its opening, which the platform gives the citizen it belongs to "
+                "and, on request, an accredited auditor: `puhui-verify opening RECORD OPENING` checks it")
 
 
 def _plain(value: Decimal) -> str:
@@ -81,12 +85,31 @@ def explain(methodology: Methodology, inputs: Any, *, recorded_g: int | None = N
 
 def explain_record(methodology: Methodology, record: Mapping[str, Any]) -> dict[str, Any]:
     """The explanation of a stored activity record, checked against what it says."""
+    if "private_sha256" in record:
+        return _explain_private_record(methodology, record)
     explanation = explain(methodology, record["inputs"], recorded_g=record["reduction_g"])
     expected = fingerprint(methodology, record["subject"], record["occurred_at"], record["inputs"])
     if expected != record["fingerprint"]:
         raise InvalidActivity("invalid_record", "the record's fingerprint is not the one its inputs give")
     explanation.update(activity_id=record["activity_id"], subject=record["subject"],
                        occurred_at=record["occurred_at"], fingerprint=record["fingerprint"])
+    return explanation
+
+
+def _explain_private_record(methodology: Methodology, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A format-2 record (spec 7.3, 7.4) explained from what the log holds: its public inputs give
+    the formula's result (the quantity input is always public), its other inputs and exact time are
+    committed by private_sha256, and its fingerprint is keyed with the scheme's secret, so neither is
+    checked here: its opening is the holder's to check."""
+    public = dataclasses.replace(methodology, inputs=tuple(field for field in methodology.inputs if field.public))
+    explanation = explain(public, record["inputs"], recorded_g=record["reduction_g"])
+    private_names = sorted(field.name for field in methodology.inputs if not field.public)
+    explanation.update(activity_id=record["activity_id"], subject=record["subject"],
+                       occurred_on=record["occurred_on"], fingerprint=record["fingerprint"], private={
+                           "inputs": [*private_names, "occurred_at"],
+                           "private_sha256": record["private_sha256"],
+                           "note": PRIVATE_NOTE,
+                       })
     return explanation
 
 
@@ -122,8 +145,8 @@ def explanation_report(explanation: Mapping[str, Any]) -> Report:
         ("formula", explanation["formula"]["expression"], "", explanation["formula"]["kind"]),
     ]
     if explanation.get("activity_id"):  # a stored record's explanation (explain_record)
-        rows.append(("activity", explanation["activity_id"], "",
-                     f"{explanation['subject']} at {explanation['occurred_at']}"))
+        when = f"at {explanation['occurred_at']}" if "occurred_at" in explanation else f"on {explanation['occurred_on']}"
+        rows.append(("activity", explanation["activity_id"], "", f"{explanation['subject']} {when}"))
     if explanation.get("fingerprint"):
         rows.append(("fingerprint", explanation["fingerprint"], "", "the real-world act (spec section 7)"))
     rows += [
@@ -140,9 +163,12 @@ def explanation_report(explanation: Mapping[str, Any]) -> Report:
         capped = explanation["capped"]
         rows.append(("credited after daily cap", format_tonnes(capped["recorded_g"]), "t",
                      f"{capped['recorded_g']} g; {capped['reason']}"))
+    if explanation.get("private"):
+        private = explanation["private"]
+        rows.append(("private inputs", " ".join(private["inputs"]), "", f"private_sha256 {private['private_sha256']}"))
     return Report(
         title=f"Quantification of {explanation['methodology_id']} v{explanation['version']}",
         tables={"explanation": Table(("item", "value", "unit", "source_or_note"), rows)},
-        notes=list(explanation["warnings"]),
+        notes=[*explanation["warnings"], *([explanation["private"]["note"]] if explanation.get("private") else [])],
         data={"explanation": dict(explanation)},
     )

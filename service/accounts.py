@@ -116,15 +116,17 @@ def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any
 
 def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
     """The explanation of a logged record under the methodology version its batch names, with the
-    batch's id, seq and the record's leaf index. None if there is no such record."""
+    batch's id, seq, the record's leaf index and the issuance the batch backs (ids and seqs null
+    until issued). None if there is no such record."""
     found = _logged_record(queries, activity_id)
     if found is None:
         return None
-    row, batch = found[0], found[1].body
+    row, place, batch = found[0], _place(found[1]), found[1].body
     methodology = methodologies.get(batch["methodology_id"], batch["methodology_version"])
     try:
         explanation = explain_record(methodology, json.loads(row.record))
     except (InvalidActivity, ValueError) as exc:
         raise RecordMismatch(f"record {activity_id} does not follow {methodology.methodology_id} "
                              f"v{methodology.version}, which its batch names: {exc}") from None
-    return {**explanation, "batch_id": row.batch_id, "batch_seq": batch["seq"], "leaf_index": row.position}
+    return {**explanation, "batch_id": row.batch_id, "batch_seq": place.seq, "leaf_index": row.position,
+            "issuance_id": place.issuance_id, "issuance_seq": place.issuance_seq}

@@ -56,7 +56,7 @@ def _parser():
     receipt.add_argument("receipt_file", metavar="FILE", help="a receipt (GET /v1/receipts/SEQ, docs/receipt.md)")
     receipt.add_argument("--trust", required=True, metavar="FILE", help="the trust file obtained out of band")
     receipt.add_argument("--json", action="store_true", help="print the result as JSON")
-    receipt.add_argument("--log-format", type=int, choices=(1, 2), default=1, help="the format of the receipt's log (default 1)")
+    receipt.add_argument("--log-format", type=int, choices=(1, 2), help="the format of the receipt's log (default: the one the receipt holds under)")
 
     opening = commands.add_parser("opening", help="check the opening of a format-2 activity record (spec section 7.4)")
     opening.add_argument("record", metavar="RECORD_FILE_OR_JSON", help="the record's exact bytes, or the registry's record proof")
@@ -84,6 +84,23 @@ def _file_or_text(argument, what):
     return read_small_file(argument, what)
 
 
+def _discard_stdout():
+    """Send what is left of stdout to /dev/null: its reader went away."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _reported(valid, print_report):
+    """Print a verdict's report; the exit status is the verdict, 0 valid or 1 not, even when the
+    reader of stdout stops early (`| head -1`): the check was complete before the first line was
+    written, and a script that reads part of the report still needs it (docs/verifier.md)."""
+    try:
+        print_report()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    return 0 if valid else 1
+
+
 def _run_opening(arguments):
     from verifier import report
     from verifier.openings import check_opening
@@ -99,10 +116,8 @@ def _run_opening(arguments):
         load_trust(arguments.trust) if arguments.trust else None,
     )
     if arguments.json:
-        report.print_json(report.proof_report_json("opening", result))
-    else:
-        report.print_proof_report("opening", result)
-    return 0 if result.valid else 1
+        return _reported(result.valid, lambda: report.print_json(report.proof_report_json("opening", result)))
+    return _reported(result.valid, lambda: report.print_proof_report("opening", result))
 
 
 def _run(arguments):
@@ -115,14 +130,16 @@ def _run(arguments):
     if arguments.command == "bundle":
         from verifier.bundle import verify_bundle
         from verifier.reader import MAX_LEAF_BYTES, read_first_line
-        from verifier.trust import genesis_mismatch
+        from verifier.trust import genesis_claim, genesis_mismatch
 
         log_path = os.path.join(arguments.bundle_dir, "log.jsonl")
         try:  # advice only: a bundle that cannot be read is verify_bundle's to report
             first_line = read_first_line(log_path, "log", MAX_LEAF_BYTES) if os.path.isfile(log_path) else None
         except InputError:
             first_line = None
-        advice = None if first_line is None else genesis_mismatch(first_line, trust)
+        claim = None if first_line is None else genesis_claim(first_line)
+        log_origin = claim.origin if claim is not None and isinstance(claim.origin, str) else None
+        advice = genesis_mismatch(claim, trust)
         if advice is not None:
             print(f"puhui-verify: note: {advice}", file=sys.stderr)
 
@@ -140,27 +157,25 @@ def _run(arguments):
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
         if arguments.json:
-            report.print_json(report.bundle_report_json(result))
-        else:
-            report.print_bundle_report(result)
-        return 0 if result.valid else 1
+            return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))
+        return _reported(result.valid, lambda: report.print_bundle_report(result, log_origin))
 
-    from verifier.proofs import check_consistency, check_receipt
+    from verifier.proofs import check_consistency, check_receipt_of_log
 
     if arguments.command == "receipt":
-        result = check_receipt(read_small_file(arguments.receipt_file, "receipt"), trust, arguments.log_format)
+        result = check_receipt_of_log(read_small_file(arguments.receipt_file, "receipt"), trust, arguments.log_format)
     else:
         result = check_consistency(
             read_small_file(arguments.old_checkpoint, "old checkpoint"),
             read_small_file(arguments.new_checkpoint, "new checkpoint"),
             read_small_file(arguments.proof, "consistency proof"),
             trust,
+            f"old checkpoint {arguments.old_checkpoint}",
+            f"new checkpoint {arguments.new_checkpoint}",
         )
     if arguments.json:
-        report.print_json(report.proof_report_json(arguments.command, result))
-    else:
-        report.print_proof_report(arguments.command, result)
-    return 0 if result.valid else 1
+        return _reported(result.valid, lambda: report.print_json(report.proof_report_json(arguments.command, result)))
+    return _reported(result.valid, lambda: report.print_proof_report(arguments.command, result))
 
 
 def main(argv=None):
@@ -175,8 +190,8 @@ def main(argv=None):
         print("puhui-verify: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of our output went away (e.g. `| head`); nothing more to say.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # The reader of our output went away before there was a verdict to report.
+        _discard_stdout()
         return 2
     except MemoryError:
         print("puhui-verify: error: out of memory", file=sys.stderr)

@@ -13,6 +13,9 @@ from verifier.schema import decode_public_key
 from verifier.signatures import verify_signed
 
 RECEIPT_FORMAT = "puhui-receipt/1"
+# A receipt does not name its log's format: tried in this order (a registry SHOULD start every new
+# log in format 2, spec "Formats").
+LOG_FORMATS = (2, 1)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -20,6 +23,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 class ProofResult:
     violations: list = field(default_factory=list)  # [(code, message)]
     details: dict = field(default_factory=dict)
+    log_format: object = None  # a receipt's: the log format it was checked as (1 or 2)
+    notes: list = field(default_factory=list)  # what a reader needs beside the verdict
 
     @property
     def valid(self):
@@ -134,6 +139,42 @@ def check_receipt(data, trust, log_format=1):
     return result
 
 
+def check_receipt_of_log(data, trust, log_format=None):
+    """A receipt checked as an event of a log of log_format, or, when None, of the format it holds
+    under (docs/spec-readings.md): the leaf's body rules and signature prefix differ between the
+    formats, and a genuine receipt holds under exactly one. One that holds under neither is reported
+    as the first format whose body rules its leaf follows (so its faults are the real ones: a wrong
+    signature, a proof that leads elsewhere); the notes say which format, and why."""
+    formats = LOG_FORMATS if log_format is None else (log_format,) + tuple(f for f in LOG_FORMATS if f != log_format)
+    results = {}
+    for tried in formats:
+        results[tried] = check_receipt(data, trust, tried)
+        if results[tried].valid:
+            break
+    holds_as = next((tried for tried, result in results.items() if result.valid), None)
+    if log_format is not None:
+        chosen, why = log_format, f" (--log-format {log_format})"
+    elif holds_as is not None:
+        chosen, why = holds_as, ", the format it holds under (a receipt does not name its log's)"
+    else:
+        chosen = next((tried for tried in formats if not _leaf_faulted(results[tried])), formats[0])
+        others = " or ".join(str(tried) for tried in formats if tried != chosen)
+        why = (": a receipt does not name its log's format, and this one holds under none; if the log's "
+               f"genesis says format {others}, --log-format {others} gives that format's findings")
+    result = results[chosen]
+    result.log_format = chosen
+    result.notes.append(f"checked as an event of a format-{chosen} log{why}")
+    if holds_as is not None and holds_as != chosen:
+        result.notes.append(f"it holds as an event of a format-{holds_as} log: the log's genesis says its format; "
+                            f"if it is {holds_as}, check with --log-format {holds_as}")
+    return result
+
+
+def _leaf_faulted(result):
+    """Whether the receipt's leaf breaks the body rules of the format it was checked as."""
+    return any(code == "ENCODING" for code, _ in result.violations)
+
+
 def _signer_key(leaf, signer, checkpoint, trust, result, log_format):
     """The public key the event must verify with, proven by the receipt; None after a violation."""
     if signer is None:
@@ -163,6 +204,10 @@ def read_note(data, what):
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not UTF-8") from None
+    if not text.strip():
+        # Nothing to judge, so no violation: most often a note saved before the registry answered.
+        raise InputError(f"{what} is empty, not a signed note: fetch it again (GET /v1/checkpoint) "
+                         "and check that it holds the note text")
     if text.lstrip().startswith("{"):
         document = json_document(data, what)
         if not isinstance(document.get("note"), str):
@@ -171,10 +216,12 @@ def read_note(data, what):
     return text
 
 
-def check_consistency(old_data, new_data, proof_data, trust):
+def check_consistency(old_data, new_data, proof_data, trust, old_name="old checkpoint", new_name="new checkpoint"):
+    """Whether the log of the new checkpoint extends the old one's; the names are the files', for
+    messages about input that is no note at all."""
     result = ProofResult()
-    old = _signed_checkpoint(read_note(old_data, "old checkpoint"), trust, result, "the old checkpoint")
-    new = _signed_checkpoint(read_note(new_data, "new checkpoint"), trust, result, "the new checkpoint")
+    old = _signed_checkpoint(read_note(old_data, old_name), trust, result, "the old checkpoint")
+    new = _signed_checkpoint(read_note(new_data, new_name), trust, result, "the new checkpoint")
     document = json_document(proof_data, "consistency proof")
     if set(document) != {"first", "second", "hashes"}:
         raise InputError("consistency proof must be {first, second, hashes}")

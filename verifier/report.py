@@ -30,13 +30,16 @@ def tonnes_shown(grams):
     return f"{text} ({grams:,} g)" if grams and text in ("0.000", "-0.000") else text
 
 
-def bundle_report_json(result):
+def bundle_report_json(result, log_origin=None):
+    """The JSON report; origin is the trust file's, log_origin what the log's genesis states (null
+    without a readable one): they differ with another registry's trust file."""
     violations = result.violations
     return {
         "format": REPORT_FORMAT,
         "log_format": result.log_format,
         "valid": result.valid,
         "origin": result.origin,
+        "log_origin": log_origin,
         "tree_size": result.tree_size,
         "root": result.root.hex(),
         "violations": [finding.as_json() for finding in violations.listed],
@@ -57,6 +60,8 @@ def proof_report_json(command, result):
         "valid": result.valid,
         "violations": [{"code": code, "seq": None, "message": message} for code, message in result.violations],
         "details": result.details,
+        **({} if result.log_format is None else {"log_format": result.log_format}),
+        "notes": result.notes,
     }
 
 
@@ -69,7 +74,14 @@ def _console():
     from a pipe reads in an 80-column window like the rest of Puhui's output (rich wraps cells)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, highlight=False)
+    class ReportConsole(Console):
+        def on_broken_pipe(self):
+            # rich's own handling exits with status 1, which means "a violation": the reader going
+            # away is cli.py's to answer, with the verdict.
+            self.quiet = True
+            raise BrokenPipeError
+
+    return ReportConsole(file=sys.stdout, highlight=False)
 
 
 def _grams_table(title, rows, first_column):
@@ -83,7 +95,9 @@ def _grams_table(title, rows, first_column):
     return table
 
 
-def print_bundle_report(result):
+def print_bundle_report(result, log_origin=None):
+    """The report for people; log_origin as in bundle_report_json."""
+    from rich.markup import escape
     from rich.table import Table
 
     console = _console()
@@ -94,7 +108,11 @@ def print_bundle_report(result):
     else:
         verdict = f"[bold red]NOT VALID[/]: {result.violations.total} violation(s)"
     log_format = f"format {result.log_format}" if result.log_format is not None else "empty"
-    console.print(f"Puhui log [bold]{result.origin}[/] ({log_format}): {result.tree_size} events, root {result.root.hex()}")
+    if log_origin is None or log_origin == result.origin:
+        named = f"[bold]{escape(result.origin)}[/]"
+    else:  # another registry's trust file: the log is its genesis's, judged by the trust file's keys
+        named = f"[bold]{escape(log_origin)}[/] (its genesis's origin; the trust file's is {escape(result.origin)})"
+    console.print(f"Puhui log {named} ({log_format}): {result.tree_size} events, root {result.root.hex()}")
     console.print(verdict)
     console.print(
         f"{stats.get('events_accepted', 0)} events replayed without violation, "
@@ -189,6 +207,8 @@ def print_proof_report(command, result):
         console.print(f"checkpoint of size {details['old_size']} -> checkpoint of size {details['new_size']}")
     for code, message in result.violations:
         console.print(f"  [bold]{code}[/]: {message}")
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 class ProgressBar:

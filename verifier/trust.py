@@ -81,10 +81,15 @@ def load_trust(path):
     return parse_trust(read_small_file(path, "trust file", MAX_TRUST_BYTES), path)
 
 
-def genesis_mismatch(first_line, trust):
-    """Why the log's first leaf cannot be the genesis this trust file vouches for, or None: a
-    trust file of another registry is the usual cause of a report full of KEY_UNKNOWN, and the
-    auditor is told so once, before the replay. Advice only: the report is unchanged."""
+@dataclass(frozen=True)
+class GenesisClaim:
+    """What a log's first line says of itself, unchecked: for advice and the report's header."""
+    origin: object  # the genesis body's origin, or None
+    signer: object  # auth.key, or None
+
+
+def genesis_claim(first_line):
+    """The origin and signer a log's first line states if it is a genesis leaf, else None."""
     try:
         leaf = json.loads(first_line)
     except (ValueError, RecursionError):
@@ -92,8 +97,17 @@ def genesis_mismatch(first_line, trust):
     if type(leaf) is not dict or leaf.get("type") != "registry.genesis":
         return None
     body, auth = leaf.get("body"), leaf.get("auth")
-    origin = body.get("origin") if type(body) is dict else None
-    signer = auth.get("key") if type(auth) is dict else None
+    return GenesisClaim(body.get("origin") if type(body) is dict else None, auth.get("key") if type(auth) is dict else None)
+
+
+def genesis_mismatch(claim, trust):
+    """Why the log's first leaf (its genesis_claim) cannot be the genesis this trust file vouches
+    for, or None: a trust file of another registry is the usual cause of a report full of
+    KEY_UNKNOWN, and the auditor is told so once, before the replay. Advice only: the report is
+    unchanged."""
+    if claim is None:
+        return None
+    origin, signer = claim.origin, claim.signer
     if origin != trust.origin:
         return (f"the log's genesis names the origin {origin!r}, the trust file {trust.origin!r}: "
                 f"this trust file is probably another registry's; obtain this registry's own")

@@ -75,6 +75,14 @@ def test_bad_reads_are_clear_4xx(api, path, params, status):
     assert set(answer.json()) == {"code", "message"}
 
 
+def test_a_receipt_beyond_the_log_names_the_seq_asked_and_the_last_one(api, world):
+    """Trial 6, finding 3: the 404 named seq + 1."""
+    size = world.registry.size
+    message = api.get(f"/v1/receipts/{size}").json()["message"]
+    assert message.startswith(f"event {size} does not exist") and f"the last is seq {size - 1}" in message
+    assert api.get(f"/v1/receipts/{size - 1}").status_code == 200
+
+
 def test_log_pages_are_the_exact_leaves(api, world):
     page = api.get("/v1/log", params={"start": 3, "limit": 4}).json()["leaves"]
     assert [leaf["seq"] for leaf in page] == [3, 4, 5, 6]

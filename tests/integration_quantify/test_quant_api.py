@@ -242,6 +242,11 @@ def test_explanations_name_each_factor_source_or_the_illustrative_mark(api, clie
     assert "factor g_per_kg,300,gCO2e/kg,ILLUSTRATIVE (no published source)" in csv_text
     assert "reduction,0.001,t,750 g" in csv_text
     assert api.get("/v1/activities/none/explanation").json()["code"] == "UNKNOWN_REF"
+    assert (w1["issuance_id"], w1["issuance_seq"]) == (None, None)
+    wuhan_batch = api.get("/v1/activities/w1/explanation").json()["batch_id"]
+    issued = world.client.issue(world.admin, "iss-w", "wuhan-platform", "HB-GT-METRO", 2026, "420100", 2744, [wuhan_batch])
+    w1 = api.get("/v1/activities/w1/explanation").json()
+    assert (w1["issuance_id"], w1["issuance_seq"]) == ("iss-w", issued.seq)  # what the batch backs
 
 
 def test_records_without_a_definition_or_off_their_methodology_are_refused_clearly(api, world):

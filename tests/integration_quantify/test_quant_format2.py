@@ -258,3 +258,32 @@ def test_a_server_with_the_keys_answers_format_2_records_and_their_openings(worl
         json.dumps(opening, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
     assert opening["fields"] == {"entry_station": "L2-07", "exit_station": "L4-12",
                                  "occurred_at": "2026-03-02T00:31:05.000000Z"}
+
+
+def test_a_logged_format_2_record_is_explained_from_what_the_log_holds(world, tmp_path):
+    """Trial 6, finding 1: a format-2 record holds its public inputs only (the stations are in its
+    opening), and is explained from them: formula, factors, grams, batch and issuance, the private
+    inputs named as committed by private_sha256, checked with the opening."""
+    result = ingest(world, [metro("wh-1", "p-0001", "2026-03-02T00:31:05.000000Z", 12_345, "L2-07", "L4-12"),
+                            metro("wh-2", "p-0001", "2026-03-02T09:00:00.000000Z", 30_000)], tmp_path / "wh")
+    (batch,) = result.batches
+    world.client.submit(world.wuhan, "activity.batch", dict(batch.body),
+                        [json.loads(line) for line in batch.path.read_bytes().splitlines()])
+    with TestClient(create_app(world.registry, checkpoint_interval_s=0.05)) as http:
+        answer = http.get("/v1/activities/wh-1/explanation")
+        assert answer.status_code == 200, answer.text
+        explained = answer.json()
+        capped = http.get("/v1/activities/wh-2/explanation").json()
+        csv_text = http.get("/v1/activities/wh-1/explanation", params={"format": "csv"}).text
+    assert explained["inputs"] == {"distance_m": 12345} and explained["reduction_g"] == 967
+    assert explained["substitution"] == "floor(max(0, 12345 / 1000 * 78.4)) = floor(967.848) = 967"
+    assert (explained["occurred_on"], explained["batch_id"], explained["issuance_id"]) == (
+        "2026-03-02", "wh-2026-03", None)
+    assert "occurred_at" not in explained  # the time is in the opening only
+    private = explained["private"]
+    assert private["inputs"] == ["entry_station", "exit_station", "occurred_at"]
+    assert private["private_sha256"] == json.loads(batch.path.read_bytes().splitlines()[0])["private_sha256"]
+    assert "puhui-verify opening" in private["note"]
+    assert capped["capped"] == {"recorded_g": 3000 - 967, "dropped_g": 2352 - (3000 - 967),
+                                "reason": "daily cap of 3000 g per subject and Beijing day"}
+    assert "activity,wh-1,," in csv_text and "2026-03-02" in csv_text and "private inputs" in csv_text

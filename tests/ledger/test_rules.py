@@ -8,11 +8,15 @@ import shutil
 
 import pytest
 
+from ledger.eligibility import check_request
 from ledger.errors import Rejected
 from ledger.rules import batch_commitment
+from ledger.schema import check_body
 from world import World, actor
 
 ELIGIBLE_ISSUANCE = "iss-1"  # metro, vintage 2026, region 420100
+RETIREMENT = {"retirement_id": "r", "account": "mall-co", "amount_g": 1, "purpose": "voluntary", "beneficiary": "x",
+              "request_id": "q"}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +69,26 @@ def test_schema(world):
     impostor = actor("impostor")
     body = {"key_id": w.bob.key_id, "label": "x", "roles": [], "public_key": base64.b64encode(impostor.signer.public_key).decode()}
     rejected(w, "SCHEMA", lambda: c.submit(w.admin, "key.register", body))
+
+
+@pytest.mark.parametrize("body, log_format, message", [
+    ({**RETIREMENT, "evil": 1}, 1, "the body: unknown field(s) evil"),
+    (RETIREMENT, 2, "the body: missing field(s) issuances"),
+    ([], 1, "the body: must be a JSON object"),
+    ({**RETIREMENT, "amount_g": 0}, 1, "amount_g: "),  # a field's own path is unchanged
+])
+def test_a_schema_message_names_the_body_when_it_is_the_body_at_fault(body, log_format, message):
+    """Trial 6, finding 17: "SCHEMA: : unknown field(s) evil", an empty field path."""
+    with pytest.raises(Rejected) as info:
+        check_body("retirement", body, log_format)
+    assert info.value.code == "SCHEMA" and info.value.message.startswith(message), info.value.message
+
+
+def test_an_eligibility_request_names_the_body_too():
+    with pytest.raises(Rejected) as info:
+        check_request({"entity": "steel-co", "compliance_year": 2026, "allocation_g": 1, "retirements": ["r"],
+                       "evil": 1}, 1)
+    assert info.value.message == "the body: unknown field(s) evil"
 
 
 def test_duplicate_json_keys_and_floats_are_refused_by_the_strict_parser():

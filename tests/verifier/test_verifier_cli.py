@@ -3,9 +3,11 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import pytest
-from conftest import VECTORS_V2
+from conftest import ED25519, REPO, VECTORS_V2, format_verifier_key
 from spec_paths import VECTORS
 
 from verifier.bundle import verify_bundle
@@ -73,6 +75,50 @@ def test_a_trust_file_of_another_registry_is_named_as_the_likely_cause_before_th
     assert "none of the trust file's root keys" in note and "trust file is probably wrong" in note
     right = puhui_verify("bundle", os.path.join(directory, "bundle"), "--trust", os.path.join(directory, "trust.json"))
     assert right.returncode == 0 and "note:" not in right.stderr
+
+def test_with_another_registrys_trust_file_the_report_names_the_logs_own_origin(world, tmp_path, puhui_verify):
+    """Trial 6, finding 16: the header named the trust file's origin as the log's, under a note
+    saying the log is another one."""
+    bundle = world.write(tmp_path / "ours")
+    other = "other.example/puhui"
+    (tmp_path / "other.json").write_text(json.dumps({
+        **world.trust_document(), "origin": other, "log_key": format_verifier_key(other, ED25519, world.log_key.public_key)}))
+    done = puhui_verify("bundle", bundle.path, "--trust", tmp_path / "other.json")
+    assert done.returncode == 1 and world.origin in done.stderr
+    report_text = " ".join(done.stdout.split())  # lines wrapped at 80 columns
+    assert report_text.startswith(f"Puhui log {world.origin} (its genesis's origin; the trust file's is {other})"), report_text
+    report = json.loads(puhui_verify("bundle", bundle.path, "--trust", tmp_path / "other.json", "--json").stdout)
+    assert (report["origin"], report["log_origin"]) == (other, world.origin)
+    right = puhui_verify("bundle", bundle.path, "--trust", bundle.trust)
+    assert " ".join(right.stdout.split()).startswith(f"Puhui log {world.origin} (format 1)"), right.stdout
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
+@pytest.mark.parametrize("case, verdict", [("valid", 0), ("double-surrender", 1)])
+def test_a_reader_that_stops_early_leaves_the_verdict_as_the_exit_status(case, verdict, as_json):
+    """Trial 6, finding 4: `puhui-verify bundle ... | head -1` exited 1 ("a violation") on a valid
+    bundle, from rich's broken-pipe handling. A real pipe, its reading end closed before the
+    verifier writes a byte: every write fails, and the status is still the verdict."""
+    directory = os.path.join(VECTORS, case)
+    command = [sys.executable, "-m", "verifier.cli", "bundle", os.path.join(directory, "bundle"),
+               "--trust", os.path.join(directory, "trust.json"), *(["--json"] if as_json else [])]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    process.stdout.close()  # the reader goes away at once
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == verdict, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_a_reader_that_stops_after_a_line_leaves_the_verdict_as_the_exit_status(tmp_path):
+    """The same through a shell pipeline, as an auditor's script writes it (pipefail: the
+    verifier's status, not head's)."""
+    directory = os.path.join(VECTORS, "valid")
+    command = (f"{sys.executable} -m verifier.cli bundle {directory}/bundle --trust {directory}/trust.json "
+               "| head -1")
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("Puhui log"), done.stdout + done.stderr
+
 
 # -- bad input: exit 2, one clear line, no traceback ------------------------------------------------
 

@@ -162,5 +162,27 @@ def test_a_receipt_of_a_format_2_log_checks_with_log_format_2(tmp_path, puhui_ve
     trust = os.path.join(VALID, "trust.json")
     done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--log-format", "2", "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["valid"], done.stdout
-    done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--json")  # read as format 1
-    assert done.returncode == 1 and [v["code"] for v in json.loads(done.stdout)["violations"]] == ["SIGNATURE"]
+    done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--log-format", "1", "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and [v["code"] for v in report["violations"]] == ["SIGNATURE"]
+    assert report["log_format"] == 1 and "check with --log-format 2" in report["notes"][-1]
+
+
+def test_a_receipt_is_checked_as_the_format_it_holds_under(tmp_path, puhui_verify):
+    """Trial 6, finding 2: without --log-format a genuine format-2 receipt was NOT VALID (read as
+    format 1). A receipt does not name its log's format: it holds under exactly one."""
+    _, receipt = _record_proof_and_receipt("xg-bus-2026-05", 0)
+    (tmp_path / "receipt.json").write_text(json.dumps(receipt))
+    trust = os.path.join(VALID, "trust.json")
+    done = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust, "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["valid"] and report["log_format"] == 2, done.stdout
+    human = puhui_verify("receipt", tmp_path / "receipt.json", "--trust", trust)
+    assert human.returncode == 0 and "format-2 log" in human.stdout
+    leaf = json.loads(receipt["leaf"])
+    leaf["auth"]["sig"] = b64(bytes(64))  # a forged signature: no format makes it hold
+    receipt["leaf"] = jcs(leaf).decode()
+    (tmp_path / "forged.json").write_text(json.dumps(receipt))
+    done = puhui_verify("receipt", tmp_path / "forged.json", "--trust", trust)
+    assert done.returncode == 1 and "SIGNATURE" in done.stdout
+    assert "format-2 log" in done.stdout and "holds under none" in done.stdout and "--log-format 1" in done.stdout, done.stdout

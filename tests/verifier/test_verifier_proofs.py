@@ -87,6 +87,7 @@ def test_receipt_of_a_retirement(world, tmp_path, puhui_verify):
     status, report = run_receipt(world, tmp_path, puhui_verify, make_receipt(world, seq_of(world, "retirement_id", "ret-1")))
     assert status == 0, report
     assert report["details"]["body"]["retirement_id"] == "ret-1"
+    assert report["log_format"] == 1  # the format it holds under (trial 6, finding 2)
 
 
 def test_receipt_of_a_surrender_human_output(world, tmp_path, puhui_verify):
@@ -216,6 +217,29 @@ def test_consistency_unsigned_checkpoint(world, tmp_path, puhui_verify):
     forged = world.checkpoint_note(len(world.leaves), key=TestKey("forger"))
     status, report = run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves), new_note=forged)
     assert status == 1 and [v["code"] for v in report["violations"]] == ["CHECKPOINT_SIGNATURE"]
+
+
+@pytest.mark.parametrize("which", ["old", "new"])
+@pytest.mark.parametrize("content", ["", "\n", "  \n\n"], ids=["empty", "newline", "blank"])
+def test_consistency_with_an_empty_note_cannot_run(world, tmp_path, puhui_verify, which, content):
+    """Trial 6, finding 5: an empty note file (curl -s before the server answered) was NOT VALID,
+    CHECKPOINT_SIGNATURE, exit 1, which says history was rewritten. It is an unreadable input: exit 2,
+    naming the file."""
+    notes = {"old_note": world.checkpoint_note(10), "new_note": world.checkpoint_note(len(world.leaves))}
+    run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves), **notes)
+    note_file = tmp_path / ("old.note" if which == "old" else "new.json")
+    note_file.write_text(content)
+    done = puhui_verify("consistency", tmp_path / "old.note", tmp_path / "new.json", tmp_path / "proof.json",
+                        "--trust", tmp_path / "trust.json")
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert str(note_file) in done.stderr and "empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_consistency_with_a_missing_note_names_it(world, tmp_path, puhui_verify):
+    run_consistency(world, tmp_path, puhui_verify, 10, len(world.leaves))
+    done = puhui_verify("consistency", tmp_path / "none.note", tmp_path / "new.json", tmp_path / "proof.json",
+                        "--trust", tmp_path / "trust.json")
+    assert done.returncode == 2 and str(tmp_path / "none.note") in done.stderr
 
 
 def test_consistency_proof_unreadable(world, tmp_path, puhui_verify):
