@@ -61,7 +61,7 @@ class SubjectDays(NamedTuple):
     """The records of a chunk grouped by (subject, occurred_on), one column per field, the groups
     in order of first appearance (columns, not an object per group: cheaper to send and to read)."""
 
-    subjects: bytes  # keyed digests of the subjects (digester.of_text), 8 bytes each
+    subjects: bytes  # keyed digests of the subjects (digester.of_text, never 0), 8 bytes each
     days: list
     first_numbers: list  # each group's first record number
     totals_g: list
@@ -264,8 +264,13 @@ def _subject_days(subjects, days, formulas, grams, numbers, digester):
     else:
         group_subjects, group_days = [subject for subject, _ in totals], [day for _, day in totals]
     one_of = {day: day for day in distinct_days}  # one object per day, so that it is sent once
+    packed_subjects = digester.pack_texts(group_subjects)  # as of_text gives them, a column at a time
+    if packed_subjects.find(b"\x00" * 8) >= 0 or packed_subjects.find(b"\xff" * 8) >= 0:
+        # A digest 0 (the empty slot of KnownSubjects) or -1, which of_text moves (or a harmless
+        # run of bytes across two digests): probability 2^-63 a subject.
+        packed_subjects = array("q", map(digester.of_text, group_subjects)).tobytes()
     return SubjectDays(
-        array("q", map(digester.of_text, group_subjects)).tobytes(),  # never 0, the empty slot of KnownSubjects
+        packed_subjects,
         list(map(one_of.__getitem__, group_days)),
         list(map(first.__getitem__, totals)),
         list(totals.values()),

@@ -602,3 +602,27 @@ def test_known_subjects_keep_each_subjects_day_and_grams_per_methodology():
     days = [None] * 3
     assert known.days_and_grams([5, 9, -7], "CYCLE", days) == [0, 30, 1] and days == ["2026-07-03", "2026-07-04", "2026-07-05"]
     assert known.count == 4
+
+
+def test_subject_digests_are_of_text_even_when_a_packed_digest_is_0_or_minus_1():
+    """records_v2 packs a chunk's subject digests a column at a time (pack_texts); a digest 0 (the
+    empty slot of KnownSubjects) or -1 is moved as of_text moves it."""
+    from array import array
+
+    from verifier.digests import StringHashDigester
+    from verifier.records_v2 import _subject_days
+
+    class Stuck(StringHashDigester):
+        values = {"aa": 0, "bb": -1, "cc": 7}
+
+        def of_text(self, text):
+            value = self.values[text]
+            return value if value not in (0, -1) else 1
+
+        def pack_texts(self, texts):
+            return array("q", map(self.values.__getitem__, texts)).tobytes()
+
+    groups = _subject_days(["aa", "bb", "cc"], ["2026-07-03"] * 3, [5, 5, 5], [5, 5, 5], range(1, 4), Stuck())
+    assert array("q", groups.subjects).tolist() == [1, 1, 7]
+    plain = _subject_days(["cc"], ["2026-07-03"], [5], [5], range(1, 2), Stuck())
+    assert array("q", plain.subjects).tolist() == [7]
