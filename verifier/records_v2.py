@@ -53,7 +53,7 @@ class RecordJob(NamedTuple):
     period_end: str
     digester: object
     first_number: int  # line number of the chunk's first record (1-based)
-    blob: bytes  # the records joined by newlines (activities.FileSlice on its way to a Dask worker)
+    blob: bytes  # the records joined by newlines
     definition: object  # methodologies.Definition of the batch's version
 
 
