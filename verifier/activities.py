@@ -243,7 +243,7 @@ class ActivityChecker:
 
     def __call__(self, leaf):
         body = leaf.body
-        path = os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
+        path = self._path_of(body)
         if path is None or not os.path.isfile(path):
             return "missing"
         started = perf_counter()
@@ -254,6 +254,10 @@ class ActivityChecker:
             return self._check_file(path, body)
         finally:
             self.seconds += perf_counter() - started
+
+    def _path_of(self, body):
+        """The batch's activity file, or None without an activities directory."""
+        return os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
 
     def _check_file(self, path, body):
         reader = LineReader(path, "activity file", MAX_RECORD_BYTES, require_final_newline=False)

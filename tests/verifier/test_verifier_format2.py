@@ -22,6 +22,7 @@ from test_verifier_fastpath import PREVIOUS_TIME as FAST_PREVIOUS_TIME
 from test_verifier_fastpath import ROOT_KEYS as FAST_ROOT_KEYS
 from test_verifier_fastpath import line as fast_line
 
+from verifier import activities
 from verifier.activities import CHUNK_RECORDS
 from verifier.bundle import verify_bundle
 from verifier.leaves import LeafParser
@@ -481,6 +482,25 @@ def test_many_chunks_give_the_same_findings_with_workers(r, check):
     assert parallel.violations.listed == inline.violations.listed
     assert f"line {victim + 1}:" in inline.violations.listed[0].message
     assert parallel.totals.as_json() == inline.totals.as_json()
+
+
+
+@pytest.mark.parametrize("chunk_records", [4, 8, CHUNK_RECORDS])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_group_beyond_the_cap_names_its_first_clipped_record_however_the_chunks_are_cut(r, check, monkeypatch, chunk_records, jobs):
+    """Six trips of one subject at their formula, between other people's: the fifth is the first
+    the daily cap clips (848 g before it), whichever chunk holds the subject's first trips."""
+    capped = subject_of("over-the-cap")
+    records = []
+    for trip in range(6):
+        records.extend(bus_records(f"other-{trip}", subject_of(f"other-{trip}"), 3))
+        records.append(record_v2(f"capped-{trip}", capped, "2026-07-03", {"fare": "adult"}, 212))
+    fifth_line = 5 * 4  # each trip follows three others
+    bad = bus_batch(r, "over-cap", records)
+    monkeypatch.setattr(activities, "CHUNK_RECORDS", chunk_records)
+    result = check(r, [("QUANTIFICATION", bad)], jobs=jobs, min_parallel_bytes=0)
+    message = result.violations.listed[0].message
+    assert message == f"activities/over-cap.jsonl line {fifth_line}: reduction_g 212, section 7.2 gives 152"
 
 
 # -- the fast path of leaves.py for format 2's transfers and retirements --------------------------
