@@ -269,13 +269,8 @@ def _subject_days(subjects, days, formulas, grams, numbers, digester, every_step
     else:
         group_subjects, group_days = [subject for subject, _ in totals], [day for _, day in totals]
     one_of = {day: day for day in distinct_days}  # one object per day, so that it is sent once
-    packed_subjects = digester.pack_texts(group_subjects)  # as of_text gives them, a column at a time
-    if packed_subjects.find(b"\x00" * 8) >= 0 or packed_subjects.find(b"\xff" * 8) >= 0:
-        # A digest 0 (the empty slot of KnownSubjects) or -1, which of_text moves (or a harmless
-        # run of bytes across two digests): probability 2^-63 a subject.
-        packed_subjects = array("q", map(digester.of_text, group_subjects)).tobytes()
     return SubjectDays(
-        packed_subjects,
+        digester.pack_of_texts(group_subjects),  # never 0, the empty slot of KnownSubjects
         list(map(one_of.__getitem__, group_days)),
         list(map(first.__getitem__, totals)),
         list(totals.values()),

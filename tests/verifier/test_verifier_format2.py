@@ -624,25 +624,19 @@ def test_known_subjects_keep_each_subjects_day_and_grams_per_methodology():
     assert known.count == 4
 
 
-def test_subject_digests_are_of_text_even_when_a_packed_digest_is_0_or_minus_1():
-    """records_v2 packs a chunk's subject digests a column at a time (pack_texts); a digest 0 (the
-    empty slot of KnownSubjects) or -1 is moved as of_text moves it."""
+def test_subject_digests_are_of_text_packed_a_column_at_a_time():
+    """records_v2 packs a chunk's subject digests with pack_of_texts: of_text's values (never 0,
+    the empty slot of KnownSubjects, nor -1), whatever a subclass does to pack_texts."""
     from array import array
 
-    from verifier.digests import StringHashDigester
-    from verifier.records_v2 import _subject_days
+    from verifier.digests import Blake2bDigester, StringHashDigester, _as_of_text
 
-    class Stuck(StringHashDigester):
-        values = {"aa": 0, "bb": -1, "cc": 7}
-
-        def of_text(self, text):
-            value = self.values[text]
-            return value if value not in (0, -1) else 1
-
+    class Narrow(Blake2bDigester):
         def pack_texts(self, texts):
-            return array("q", map(self.values.__getitem__, texts)).tobytes()
+            return bytes(8 * len(texts))
 
-    groups = _subject_days(["aa", "bb", "cc"], ["2026-07-03"] * 3, [5, 5, 5], [5, 5, 5], range(1, 4), Stuck())
-    assert array("q", groups.subjects).tolist() == [1, 1, 7]
-    plain = _subject_days(["cc"], ["2026-07-03"], [5], [5], range(1, 2), Stuck())
-    assert array("q", plain.subjects).tolist() == [7]
+    texts = [subject_of(f"s{n}") for n in range(50)] + ["\u0141", "A\x01"]
+    for digester in (StringHashDigester(), Blake2bDigester(b"k" * 32), Narrow(b"k" * 32)):
+        assert digester.pack_of_texts(texts) == array("q", map(digester.of_text, texts)).tobytes()
+    stuck = array("q", [0, -1, 7]).tobytes()
+    assert array("q", _as_of_text(stuck, ["a", "b", "c"], {"a": 1, "b": 1, "c": 7}.get)).tolist() == [1, 1, 7]
