@@ -225,7 +225,9 @@ class CarefulChunk:
 
 
 class ActivityChecker:
-    """Called by replay for each batch event that passed every other check (see Replay)."""
+    """Called by replay for each batch event that passed every other check (see Replay). It reads
+    each file itself; file_ranges.py reads them on a cluster and uses the same _chunk_job,
+    _merge_chunk and _conclude_file."""
 
     def __init__(self, activities_dir, runner, digester, uniqueness, judge):
         self.activities_dir = activities_dir
@@ -296,12 +298,15 @@ class ActivityChecker:
         while pending:
             self._merge(state, *pending.popleft())
         self.bytes_read = bytes_before + reader.bytes_read
+        return self._conclude_file(state, body, reader.unterminated_last_line)
+
+    def _conclude_file(self, state, body, unterminated):
+        """The file's finding (None if it passed), every chunk of it merged."""
         self.records_checked += state.count
         self.files_checked += 1
-
         state.repeated_id = self.judge.first_repeats["activity_id"]
         state.repeated_fingerprint = self.judge.first_repeats["fingerprint"]
-        finding = self._first_finding(state, body, reader.unterminated_last_line)
+        finding = self._first_finding(state, body, unterminated)
         self.judge.end(finding is None)
         self.uniqueness.end_read(self.judge.first_repeats, finding is None)
         if finding is not None:
@@ -317,12 +322,17 @@ class ActivityChecker:
         """The file passed: its ids and fingerprints are already the judge's (format 2 keeps more)."""
 
     def _submit(self, period, first_number, blob):
-        return self.runner.submit("records", (period[0], period[1], self.digester, first_number, blob))
+        return self.runner.submit(*self._chunk_job(period, first_number, blob))
+
+    def _chunk_job(self, period, first_number, blob):
+        """(kind, job) of a chunk (parallel.JOBS), not submitted."""
+        return "records", (period[0], period[1], self.digester, first_number, blob)
 
     def _merge(self, state, first_number, ticket):
-        self._merge_result(state, first_number, self.runner.result(ticket))
+        self._merge_chunk(state, first_number, self.runner.result(ticket))
 
-    def _merge_result(self, state, first_number, result):
+    def _merge_chunk(self, state, first_number, result):
+        """Take in one chunk's result, the chunks in file order."""
         count, total_g, subtrees, ids, fingerprints, undigested, problem = result[:7]
         state.count += count
         state.total_g += total_g

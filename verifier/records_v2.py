@@ -448,13 +448,11 @@ class ActivityChecker2(ActivityChecker):
     def _new_file_state():
         return _FileState2()
 
-    def _submit(self, period, first_number, blob):
-        job = RecordJob(period[0], period[1], self.digester, first_number, blob, self._definition)
-        return self.runner.submit("records_v2", job)
+    def _chunk_job(self, period, first_number, blob):
+        return "records_v2", RecordJob(period[0], period[1], self.digester, first_number, blob, self._definition)
 
-    def _merge(self, state, first_number, ticket):
-        result = self.runner.result(ticket)
-        self._merge_result(state, first_number, result)
+    def _merge_chunk(self, state, first_number, result):
+        super()._merge_chunk(state, first_number, result)
         state.chunk = ChunkPlace(first_number, result.count)
         groups = result.groups
         subjects = digests_to_array(groups.subjects)
@@ -514,7 +512,7 @@ class ActivityChecker2(ActivityChecker):
         if state.every_step is None or state.every_step[0] != state.chunk:
             batch = self._batch
             blob = b"\n".join(_lines(self._path_of(batch), state.chunk.first_number, state.chunk.count))
-            job = RecordJob(batch["period_start"], batch["period_end"], self.digester, state.chunk.first_number, blob, self._definition)
+            _, job = self._chunk_job((batch["period_start"], batch["period_end"]), state.chunk.first_number, blob)
             groups = _check_chunk(job, every_step=True).groups
             keys = zip(digests_to_array(groups.subjects), groups.days)
             state.every_step = (state.chunk, dict(zip(keys, groups.steps)))
