@@ -1,8 +1,7 @@
 """Activity files (spec section 7): each batch's records checked against its activity.batch event,
 and every activity_id and fingerprint checked for repeats across the whole log.
 
-The records of a file are cut into chunks of the runner's records_per_job (a power of two,
-CHUNK_RECORDS on this machine's processes) so that each chunk is
+The records of a file are cut into chunks of CHUNK_RECORDS (a power of two) so that each chunk is
 a perfect subtree of the batch's Merkle tree: a worker returns the chunk's subtree roots, the
 keyed digests of its ids and fingerprints (8 bytes each, see digests.py) and its first problem;
 the main process joins the subtrees, hands the digests to uniqueness.py (which finds repeats after
@@ -21,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from hashlib import sha256
 from time import perf_counter
-from typing import NamedTuple
 
 from verifier.canonical import _SCAN, EncodingProblem, check_canonical_text, parse_canonical, parse_json_text
 from verifier.merkle import MerkleAccumulator, subtrees_of
@@ -52,23 +50,6 @@ _RECORD = re.compile(
 _CLEAN_RECORD_PATTERN = _RECORD.pattern.replace('"subject":"' + _JCS_STRING_BODY, '"subject":"' + r'[^"\\\x00-\x1f]*')
 assert _CLEAN_RECORD_PATTERN != _RECORD.pattern
 _CLEAN_RECORD_LINES = re.compile("^" + _CLEAN_RECORD_PATTERN + "$", re.MULTILINE)
-
-
-class FileSlice(NamedTuple):
-    """Bytes of a file named by their place: a chunk of records for a worker that reads the bundle
-    from shared storage (dask_runner.py)."""
-
-    path: str
-    offset: int
-    length: int
-
-    def read(self):
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read(self.length)
-        if len(data) != self.length:
-            raise RuntimeError(f"{self.path} is shorter than when the main process read it")
-        return data
 
 
 def parsed_record(raw, keys):
@@ -244,7 +225,9 @@ class CarefulChunk:
 
 
 class ActivityChecker:
-    """Called by replay for each batch event that passed every other check (see Replay)."""
+    """Called by replay for each batch event that passed every other check (see Replay). It reads
+    each file itself; file_ranges.py reads them on a cluster and uses the same _chunk_job,
+    _merge_chunk and _conclude_file."""
 
     def __init__(self, activities_dir, runner, digester, uniqueness, judge):
         self.activities_dir = activities_dir
@@ -262,7 +245,7 @@ class ActivityChecker:
 
     def __call__(self, leaf):
         body = leaf.body
-        path = os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
+        path = self._path_of(body)
         if path is None or not os.path.isfile(path):
             return "missing"
         started = perf_counter()
@@ -273,6 +256,10 @@ class ActivityChecker:
             return self._check_file(path, body)
         finally:
             self.seconds += perf_counter() - started
+
+    def _path_of(self, body):
+        """The batch's activity file, or None without an activities directory."""
+        return os.path.join(self.activities_dir, body["batch_id"] + ".jsonl") if self.activities_dir else None
 
     def _check_file(self, path, body):
         reader = LineReader(path, "activity file", MAX_RECORD_BYTES, require_final_newline=False)
@@ -286,8 +273,7 @@ class ActivityChecker:
         # worker waits for its next chunk (a merge costs about a millisecond), submit first.
         most_pending = PENDING_PER_LOOKAHEAD * self.runner.lookahead
         runner = self.runner
-        chunk_records = runner.records_per_job
-        offset = 0  # of the next chunk in the file
+        chunk_records = CHUNK_RECORDS
         bytes_before = self.bytes_read
         for lines in reader.blocks():
             self.bytes_read = bytes_before + reader.bytes_read
@@ -298,8 +284,7 @@ class ActivityChecker:
             while len(buffered) - start >= chunk_records:
                 chunk = buffered[start : start + chunk_records]
                 start += chunk_records
-                pending.append((next_number, self._submit(period, next_number, self._blob(path, offset, chunk))))
-                offset += sum(map(len, chunk)) + len(chunk)
+                pending.append((next_number, self._submit(period, next_number, b"\n".join(chunk))))
                 next_number += chunk_records
                 while pending and (
                     len(pending) > most_pending or (runner.ready(pending[0][1]) and not runner.has_idle_worker())
@@ -307,18 +292,21 @@ class ActivityChecker:
                     self._merge(state, *pending.popleft())
             del buffered[:start]
         if buffered:
-            pending.append((next_number, self._submit(period, next_number, self._blob(path, offset, buffered))))
+            pending.append((next_number, self._submit(period, next_number, b"\n".join(buffered))))
         while self.while_waiting is not None and not all(runner.ready(ticket) for _, ticket in pending) and self.while_waiting():
             pass
         while pending:
             self._merge(state, *pending.popleft())
         self.bytes_read = bytes_before + reader.bytes_read
+        return self._conclude_file(state, body, reader.unterminated_last_line)
+
+    def _conclude_file(self, state, body, unterminated):
+        """The file's finding (None if it passed), every chunk of it merged."""
         self.records_checked += state.count
         self.files_checked += 1
-
         state.repeated_id = self.judge.first_repeats["activity_id"]
         state.repeated_fingerprint = self.judge.first_repeats["fingerprint"]
-        finding = self._first_finding(state, body, reader.unterminated_last_line)
+        finding = self._first_finding(state, body, unterminated)
         self.judge.end(finding is None)
         self.uniqueness.end_read(self.judge.first_repeats, finding is None)
         if finding is not None:
@@ -333,20 +321,18 @@ class ActivityChecker:
     def _keep_file(self, state):
         """The file passed: its ids and fingerprints are already the judge's (format 2 keeps more)."""
 
-    def _blob(self, path, offset, lines):
-        """A chunk's records joined by newlines, or where they are for a runner whose workers read
-        the bundle themselves (they then travel as a path and two numbers, not as bytes)."""
-        if self.runner.reads_files:
-            return FileSlice(os.path.abspath(path), offset, sum(map(len, lines)) + len(lines) - 1)
-        return b"\n".join(lines)
-
     def _submit(self, period, first_number, blob):
-        return self.runner.submit("records", (period[0], period[1], self.digester, first_number, blob))
+        return self.runner.submit(*self._chunk_job(period, first_number, blob))
+
+    def _chunk_job(self, period, first_number, blob):
+        """(kind, job) of a chunk (parallel.JOBS), not submitted."""
+        return "records", (period[0], period[1], self.digester, first_number, blob)
 
     def _merge(self, state, first_number, ticket):
-        self._merge_result(state, first_number, self.runner.result(ticket))
+        self._merge_chunk(state, first_number, self.runner.result(ticket))
 
-    def _merge_result(self, state, first_number, result):
+    def _merge_chunk(self, state, first_number, result):
+        """Take in one chunk's result, the chunks in file order."""
         count, total_g, subtrees, ids, fingerprints, undigested, problem = result[:7]
         state.count += count
         state.total_g += total_g

@@ -91,6 +91,10 @@ class StringHashDigester:
             return array("q", map(hash, texts)).tobytes()
         return array("q", map(_hash_of_text, texts)).tobytes()
 
+    def pack_of_texts(self, texts):
+        """of_text of many texts, 8 bytes each, without a Python call a text."""
+        return _as_of_text(StringHashDigester.pack_texts(texts), texts, self.of_text)
+
 
 class Blake2bDigester:
     """BLAKE2b-64 of the UTF-8 text under a random key."""
@@ -117,6 +121,18 @@ class Blake2bDigester:
 
     def pack_texts(self, texts):
         return b"".join([self._packed(text) for text in texts])
+
+    def pack_of_texts(self, texts):
+        """of_text of many texts, 8 bytes each (this class's pack_texts: a subclass may narrow its own)."""
+        return _as_of_text(Blake2bDigester.pack_texts(self, texts), texts, self.of_text)
+
+
+def _as_of_text(packed, texts, of_text):
+    """Digests packed from texts as of_text gives them: EMPTY and REMOVED (probability 2^-63 a
+    text) moved to 1. The byte search may also hit a run across two digests, which costs only time."""
+    if packed.find(b"\x00" * 8) >= 0 or packed.find(b"\xff" * 8) >= 0:
+        return array("q", map(of_text, texts)).tobytes()
+    return packed
 
 
 def digests_to_array(packed):

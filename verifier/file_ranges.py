@@ -215,36 +215,20 @@ def check_range(job):
 
 
 class ChunkTemplate(NamedTuple):
+    """The checker's chunk job (ActivityChecker._chunk_job) without its first_number and blob."""
+
     kind: str
     job: tuple
 
 
-class _ChunksAtHand:
-    """What the checker's own hooks take for a runner: `_submit` gives back the chunk job it built
-    (a template for the range jobs) and `_merge` is handed a chunk's result as its ticket, since a
-    range's chunks arrive together in one job's result."""
-
-    @staticmethod
-    def submit(kind, job):
-        return ChunkTemplate(kind, job)
-
-    @staticmethod
-    def result(ticket):
-        return ticket
-
-
 class RangeReading:
-    """The file check of ActivityChecker with the reading done by the cluster's workers."""
-
-    def __init__(self, activities_dir, runner, *args, **kwargs):
-        super().__init__(activities_dir, runner, *args, **kwargs)
-        self.cluster = runner
-        self.runner = _ChunksAtHand()
+    """The file check of ActivityChecker with the reading done by the cluster's workers (the
+    checker's runner): the checker builds the chunk jobs, merges the chunks and concludes the file."""
 
     def _check_file(self, path, body):
-        cluster = self.cluster
+        cluster = self.runner
         size = os.path.getsize(path)
-        template = self._submit((body["period_start"], body["period_end"]), None, None)
+        template = ChunkTemplate(*self._chunk_job((body["period_start"], body["period_end"]), None, None))
         jobs = self._range_jobs(os.path.abspath(path), size, template)
         state = self._new_file_state()
         pending = deque()
@@ -261,27 +245,16 @@ class RangeReading:
         self.bytes_read = bytes_before + size
         if self.on_progress:
             self.on_progress()
-        self.records_checked += state.count
-        self.files_checked += 1
-
-        state.repeated_id = self.judge.first_repeats["activity_id"]
-        state.repeated_fingerprint = self.judge.first_repeats["fingerprint"]
-        finding = self._first_finding(state, body, unterminated)
-        self.judge.end(finding is None)
-        self.uniqueness.end_read(self.judge.first_repeats, finding is None)
-        if finding is not None:
-            return finding
-        self._keep_file(state)
-        return None
+        return self._conclude_file(state, body, unterminated)
 
     def _wait_for(self, tickets):
         """Let the main process do other work (the log's next chunks) while workers finish these."""
-        while self.while_waiting is not None and not all(self.cluster.ready(ticket) for ticket in tickets) and self.while_waiting():
+        while self.while_waiting is not None and not all(self.runner.ready(ticket) for ticket in tickets) and self.while_waiting():
             pass
 
     def _range_jobs(self, path, size, template):
         """The range jobs of a file: its newlines counted by the workers, its chunks given out."""
-        cluster = self.cluster
+        cluster = self.runner
         range_bytes = _range_bytes(size, cluster.workers)
         stretch_bytes = range_bytes * RANGES_PER_COUNT
         tickets = [cluster.submit("newlines", CountJob(path, offset, min(stretch_bytes, size - offset), range_bytes)) for offset in range(0, size, stretch_bytes)]
@@ -314,7 +287,7 @@ class RangeReading:
     def _merge_range(self, state, path, result):
         """Merge a range's chunks in order; returns whether it held the file's unterminated last line."""
         for outcome in result.chunks:
-            self._merge(state, outcome.first_number, outcome.result)
+            self._merge_chunk(state, outcome.first_number, outcome.result)
         if result.too_long_line is not None:
             raise InputError(f"activity file {path}: line {result.too_long_line} is longer than the limit of {MAX_RECORD_BYTES} bytes")
         return result.unterminated

@@ -30,7 +30,7 @@ import traceback
 from collections import deque
 
 from verifier import records_v2
-from verifier.activities import CHUNK_RECORDS, check_record_chunk
+from verifier.activities import check_record_chunk
 from verifier.signatures import verify_many
 from verifier.uniqueness import repeated_in_partition
 
@@ -60,7 +60,6 @@ class InlineRunner:
 
     workers = 0
     lookahead = 1
-    records_per_job = CHUNK_RECORDS
     reads_files = False  # jobs carry their records' bytes
 
     def __init__(self):
@@ -132,7 +131,6 @@ def _send_loop(connection, outbox):
 
 
 class ProcessRunner:
-    records_per_job = CHUNK_RECORDS
     reads_files = False
 
     def __init__(self, workers):

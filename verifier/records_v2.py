@@ -8,8 +8,9 @@ daily cap and PRIVACY need the totals of earlier batches (log order) and earlier
 order): the main process applies each chunk's groups in chunk order, as an inline run does, so
 the outcome is the same for any number of workers. A group whose records all equal their formula
 needs only its total: it is valid exactly when the subject's total before it plus that total stays
-within the cap (then no record of it had to be clipped; else one was and is not). Any other group
-carries its records, stepped through one by one. The subjects of accepted batches are kept in
+within the cap (then no record of it had to be clipped; else one was and is not, and the main
+process reads that chunk again to name the first such record, as for any other chunking). Any other
+group carries its records, stepped through one by one. The subjects of accepted batches are kept in
 KnownSubjects, a table of 16 bytes a subject (there is one per person and day).
 
 A record is canonical when it is exactly
@@ -27,6 +28,7 @@ from operator import add, eq, is_, ne
 from typing import NamedTuple
 
 from verifier.activities import MAX_SAFE_INTEGER, ActivityChecker, CarefulChunk, _FileState, clean_columns, clean_outcome, parsed_record
+from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.canonical import EncodingProblem, parse_canonical
 from verifier.digests import digests_to_array
 from verifier.schema import HEX64, is_real_date
@@ -53,7 +55,7 @@ class RecordJob(NamedTuple):
     period_end: str
     digester: object
     first_number: int  # line number of the chunk's first record (1-based)
-    blob: bytes  # the records joined by newlines (activities.FileSlice on its way to a Dask worker)
+    blob: bytes  # the records joined by newlines
     definition: object  # methodologies.Definition of the batch's version
 
 
@@ -61,7 +63,7 @@ class SubjectDays(NamedTuple):
     """The records of a chunk grouped by (subject, occurred_on), one column per field, the groups
     in order of first appearance (columns, not an object per group: cheaper to send and to read)."""
 
-    subjects: bytes  # keyed digests of the subjects (digester.of_text), 8 bytes each
+    subjects: bytes  # keyed digests of the subjects (digester.of_text, never 0), 8 bytes each
     days: list
     first_numbers: list  # each group's first record number
     totals_g: list
@@ -219,8 +221,9 @@ def _check_typed_chunk(job, frame):
     return ChunkResult(*clean_outcome(records, columns, grams, digester), groups)
 
 
-def _check_chunk(job):
-    """The careful path: record by record, explaining the first problem."""
+def _check_chunk(job, every_step=False):
+    """The careful path: record by record, explaining the first problem (every_step: each group
+    carries its records, see _subject_days)."""
     period_start, period_end, digester, first_number, blob, definition = job
     records = blob.split(b"\n")
     chunk = CarefulChunk(period_start, period_end)
@@ -235,13 +238,15 @@ def _check_chunk(job):
         formulas.append(definition.formula_g(inputs))
         grams.append(reduction_g)
         numbers.append(number)
-    return ChunkResult(*chunk.outcome(len(records), digester), _subject_days(subjects, days, formulas, grams, numbers, digester))
+    groups = _subject_days(subjects, days, formulas, grams, numbers, digester, every_step)
+    return ChunkResult(*chunk.outcome(len(records), digester), groups)
 
 
-def _subject_days(subjects, days, formulas, grams, numbers, digester):
+def _subject_days(subjects, days, formulas, grams, numbers, digester, every_step=False):
     """Group a chunk's well-formed records (columns, numbers[i] the line of record i) by (subject,
     day): by the subject alone when no subject of the chunk has two days (always, in a valid file),
-    which saves a tuple per record."""
+    which saves a tuple per record. A group carries its records (steps) when one is off its
+    formula, or always with every_step."""
     day_of = dict(zip(subjects, days))  # a subject's last day: each record's day is that of its subject, or not
     distinct_days = set(days)
     by_subject = len(distinct_days) == 1 or all(map(eq, map(day_of.__getitem__, subjects), days))
@@ -252,7 +257,7 @@ def _subject_days(subjects, days, formulas, grams, numbers, digester):
     for key, reduction_g in zip(keys, grams):
         totals[key] += reduction_g
     steps = dict.fromkeys(totals)
-    off_formula = {keys[position] for position in compress(range(count), map(ne, formulas, grams))}
+    off_formula = set(keys) if every_step else {keys[position] for position in compress(range(count), map(ne, formulas, grams))}
     if off_formula:
         for position in compress(range(count), map(off_formula.__contains__, keys)):
             group = steps[keys[position]]
@@ -265,7 +270,7 @@ def _subject_days(subjects, days, formulas, grams, numbers, digester):
         group_subjects, group_days = [subject for subject, _ in totals], [day for _, day in totals]
     one_of = {day: day for day in distinct_days}  # one object per day, so that it is sent once
     return SubjectDays(
-        array("q", map(digester.of_text, group_subjects)).tobytes(),  # never 0, the empty slot of KnownSubjects
+        digester.pack_of_texts(group_subjects),  # never 0, the empty slot of KnownSubjects
         list(map(one_of.__getitem__, group_days)),
         list(map(first.__getitem__, totals)),
         list(totals.values()),
@@ -388,8 +393,26 @@ class KnownSubjects:
                 values[slot] = value
 
 
+class ChunkPlace(NamedTuple):
+    first_number: int  # line number of the chunk's first record
+    count: int
+
+
+def _lines(path, first_number, count):
+    """Lines first_number to first_number + count - 1 of an activity file (read from its start)."""
+    reader = LineReader(path, "activity file", MAX_RECORD_BYTES, require_final_newline=False)
+    wanted, number = [], 0
+    for lines in reader.blocks():
+        if number + len(lines) >= first_number:
+            wanted.extend(lines[max(0, first_number - 1 - number) : first_number - 1 + count - number])
+            if len(wanted) >= count:
+                break
+        number += len(lines)
+    return wanted
+
+
 class _FileState2(_FileState):
-    __slots__ = ("subject_days", "cap_totals", "quantification", "privacy")
+    __slots__ = ("subject_days", "cap_totals", "quantification", "privacy", "chunk", "every_step")
 
     def __init__(self):
         super().__init__()
@@ -399,6 +422,8 @@ class _FileState2(_FileState):
         self.cap_totals = {}
         self.quantification = None  # first (record number, message)
         self.privacy = None
+        self.chunk = None  # ChunkPlace of the chunk being merged
+        self.every_step = None  # (ChunkPlace, its groups' records): see ActivityChecker2._every_step
 
 
 class ActivityChecker2(ActivityChecker):
@@ -411,23 +436,24 @@ class ActivityChecker2(ActivityChecker):
         self.known_subjects = KnownSubjects()
         self._definition = None
         self._relaxed = False
+        self._batch = None  # the body of the batch being checked
 
     def __call__(self, leaf, definition, relaxed):
         self._definition = definition
         self._relaxed = relaxed
+        self._batch = leaf.body
         return super().__call__(leaf)
 
     @staticmethod
     def _new_file_state():
         return _FileState2()
 
-    def _submit(self, period, first_number, blob):
-        job = RecordJob(period[0], period[1], self.digester, first_number, blob, self._definition)
-        return self.runner.submit("records_v2", job)
+    def _chunk_job(self, period, first_number, blob):
+        return "records_v2", RecordJob(period[0], period[1], self.digester, first_number, blob, self._definition)
 
-    def _merge(self, state, first_number, ticket):
-        result = self.runner.result(ticket)
-        self._merge_result(state, first_number, result)
+    def _merge_chunk(self, state, first_number, result):
+        super()._merge_chunk(state, first_number, result)
+        state.chunk = ChunkPlace(first_number, result.count)
         groups = result.groups
         subjects = digests_to_array(groups.subjects)
         # Each group's reference day: that of its subject in this file so far, or in an earlier
@@ -470,13 +496,27 @@ class ActivityChecker2(ActivityChecker):
                 state.privacy = _earliest(state.privacy, first_number, f"its subject has records on {reference} and {day}")
                 key, known_g = (subject, day), 0
             before_g = state_grams.get(key, known_g)
-            if steps is None:
-                if before_g + total_g > cap_g:
-                    message = f"its subject's records on {day} reach {before_g + total_g} g, above the daily cap of {cap_g} g"
-                    state.quantification = _earliest(state.quantification, first_number, message)
-            else:
+            if steps is None and before_g + total_g > cap_g and (state.quantification is None or first_number < state.quantification[0]):
+                # Every record is at its formula and one of them goes beyond the cap: which one
+                # depends on each record's grams, which a worker sends only for groups off their
+                # formula, so the chunk is checked again here to name it (whatever the chunking).
+                steps = self._every_step(state)[(subject, day)]
+            if steps is not None:
                 self._check_steps(state, steps, before_g)
             state_grams[key] = before_g + total_g
+
+    def _every_step(self, state):
+        """(subject digest, day) -> the records of that group in the chunk being merged, read again
+        from the file (kept for the chunk: at most one chunk a file is read twice, since the first
+        record it names comes before every group of a later chunk)."""
+        if state.every_step is None or state.every_step[0] != state.chunk:
+            batch = self._batch
+            blob = b"\n".join(_lines(self._path_of(batch), state.chunk.first_number, state.chunk.count))
+            _, job = self._chunk_job((batch["period_start"], batch["period_end"]), state.chunk.first_number, blob)
+            groups = _check_chunk(job, every_step=True).groups
+            keys = zip(digests_to_array(groups.subjects), groups.days)
+            state.every_step = (state.chunk, dict(zip(keys, groups.steps)))
+        return state.every_step[1]
 
     def _check_steps(self, state, steps, before_g):
         """Section 7.2 record by record (in relaxed mode, only that none is above it)."""

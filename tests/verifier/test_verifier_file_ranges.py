@@ -131,7 +131,7 @@ def test_format_2_groups_across_a_chunk_boundary_as_locally(run, three_workers):
     bus(r, "w-01", trips)
     local = run(r, jobs=1)
     assert [finding.code for finding in local.violations.listed] == ["QUANTIFICATION"]
-    # Reported in the second chunk (today at its first trip of the subject, line 2050); one chunk
-    # of 16,384 records, as the cluster's jobs were before, said line 2040.
+    # Reported in the second chunk: line 2070, the first trip the cap clips (one chunk of 16,384
+    # records, as the cluster's jobs were before, once said line 2040, the subject's first trip).
     assert int(local.violations.listed[0].message.split(" line ")[1].split(":")[0]) > 2048
     assert report_text(run(r, dask_scheduler=three_workers)) == report_text(local)

@@ -22,6 +22,7 @@ from test_verifier_fastpath import PREVIOUS_TIME as FAST_PREVIOUS_TIME
 from test_verifier_fastpath import ROOT_KEYS as FAST_ROOT_KEYS
 from test_verifier_fastpath import line as fast_line
 
+from verifier import activities
 from verifier.activities import CHUNK_RECORDS
 from verifier.bundle import verify_bundle
 from verifier.leaves import LeafParser
@@ -483,6 +484,25 @@ def test_many_chunks_give_the_same_findings_with_workers(r, check):
     assert parallel.totals.as_json() == inline.totals.as_json()
 
 
+
+@pytest.mark.parametrize("chunk_records", [4, 8, CHUNK_RECORDS])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_group_beyond_the_cap_names_its_first_clipped_record_however_the_chunks_are_cut(r, check, monkeypatch, chunk_records, jobs):
+    """Six trips of one subject at their formula, between other people's: the fifth is the first
+    the daily cap clips (848 g before it), whichever chunk holds the subject's first trips."""
+    capped = subject_of("over-the-cap")
+    records = []
+    for trip in range(6):
+        records.extend(bus_records(f"other-{trip}", subject_of(f"other-{trip}"), 3))
+        records.append(record_v2(f"capped-{trip}", capped, "2026-07-03", {"fare": "adult"}, 212))
+    fifth_line = 5 * 4  # each trip follows three others
+    bad = bus_batch(r, "over-cap", records)
+    monkeypatch.setattr(activities, "CHUNK_RECORDS", chunk_records)
+    result = check(r, [("QUANTIFICATION", bad)], jobs=jobs, min_parallel_bytes=0)
+    message = result.violations.listed[0].message
+    assert message == f"activities/over-cap.jsonl line {fifth_line}: reduction_g 212, section 7.2 gives 152"
+
+
 # -- the fast path of leaves.py for format 2's transfers and retirements --------------------------
 
 FAST_LINES_2 = [
@@ -602,3 +622,21 @@ def test_known_subjects_keep_each_subjects_day_and_grams_per_methodology():
     days = [None] * 3
     assert known.days_and_grams([5, 9, -7], "CYCLE", days) == [0, 30, 1] and days == ["2026-07-03", "2026-07-04", "2026-07-05"]
     assert known.count == 4
+
+
+def test_subject_digests_are_of_text_packed_a_column_at_a_time():
+    """records_v2 packs a chunk's subject digests with pack_of_texts: of_text's values (never 0,
+    the empty slot of KnownSubjects, nor -1), whatever a subclass does to pack_texts."""
+    from array import array
+
+    from verifier.digests import Blake2bDigester, StringHashDigester, _as_of_text
+
+    class Narrow(Blake2bDigester):
+        def pack_texts(self, texts):
+            return bytes(8 * len(texts))
+
+    texts = [subject_of(f"s{n}") for n in range(50)] + ["\u0141", "A\x01"]
+    for digester in (StringHashDigester(), Blake2bDigester(b"k" * 32), Narrow(b"k" * 32)):
+        assert digester.pack_of_texts(texts) == array("q", map(digester.of_text, texts)).tobytes()
+    stuck = array("q", [0, -1, 7]).tobytes()
+    assert array("q", _as_of_text(stuck, ["a", "b", "c"], {"a": 1, "b": 1, "c": 7}.get)).tolist() == [1, 1, 7]
