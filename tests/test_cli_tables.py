@@ -94,7 +94,7 @@ def test_a_table_that_fits_is_drawn_one_line_a_row_and_a_wider_one_a_block_a_row
     assert table_width(["", "tonnes"], narrow) == cell_len(lines[1]) <= WIDTH
     assert [line for line in lines if "26.165" in line] == ["│ issued                        │ 26.165 │"]
 
-    citation = "武碳江湖, Wuhan carbon-inclusive platform, later revision (see shared/methodology-sources.md)"
+    citation = "武碳江湖, Wuhan carbon-inclusive platform, later revision (see spec/methodology-sources.md)"
     wide = [["electricity", "1000", "525", "0.525", citation], ["air_travel", "0.1", "150", "0.000", "ILLUSTRATIVE"]]
     headers = ["source", "quantity", "g_per_unit", "emissions_t", "citation"]
     out = io.StringIO()
