@@ -34,6 +34,12 @@ IssuanceOption = typer.Option([], "--issuance", metavar="ISSUANCE_ID", help=(
 AmountOption = typer.Option(..., "--amount-g", min=1, metavar="GRAMS", help="how much, in grams of CO2e (1 t = 1000000)")
 
 
+def _controller_of(account: str) -> str:
+    """--signer-key's help for an event a controller of the account signs."""
+    return (f"a controller of {account}, e.g. its holder (default: DIR/keys/admin.key, which signs only if the "
+            f"admin's key controls {account})")
+
+
 def _help(text: str) -> str:
     return f"{text}\n\n{WHERE_HELP}"
 
@@ -103,7 +109,7 @@ def issue(issuance_id: str = typer.Argument(..., metavar="ISSUANCE_ID", help="th
     "Move reductions from one account to another (transfer), signed by a controller of the account they leave. "
     "In the log already with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=_controller_of("--from"))
 def transfer(transfer_id: str = typer.Argument(..., metavar="TRANSFER_ID", help="the transfer's id, e.g. tr-2026-0001"),
              source: str = typer.Option(..., "--from", metavar="ACCOUNT", help="the account they leave"),
              destination: str = typer.Option(..., "--to", metavar="ACCOUNT", help="the account they go to"),
@@ -120,7 +126,7 @@ def transfer(transfer_id: str = typer.Argument(..., metavar="TRANSFER_ID", help=
     "Retire reductions for good (retirement), signed by a controller of the account: for a purpose and a "
     "beneficiary. In the log already with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=_controller_of("--account"))
 def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", help="the retirement's id, e.g. ret-2026-0001"),
            account: str = typer.Option(..., metavar="ACCOUNT", help="the account they are retired from"),
            amount_g: int = AmountOption,
@@ -168,7 +174,7 @@ def _from_inventory(given: Any, option: str, inventory: Footprint | None, value:
     "--inventory the footprint, subject and period are the `puhui footprint` inventory's. In the log already "
     "with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=f"an admin, or {_controller_of('--claimant')}")
 def claim(claim_id: str = typer.Argument(..., metavar="CLAIM_ID", help="the claim's id, e.g. claim-mall-2026-q2"),
           claimant: str = typer.Option(..., metavar="ACCOUNT", help="the account that claims, and retired the reductions"),
           retirement: List[str] = typer.Option([], "--retirement", metavar="RETIREMENT_ID", help=(

@@ -83,7 +83,8 @@ def _named(target: dict[str, Any]) -> str:
     "of a methodology version (before its offset eligibility). The report stays off the log: only its SHA-256 "
     "is signed. The same review in the log already: nothing is written."))
 @guarded
-@where_options
+@where_options(signer="a validator's (batch, evidence) or an expert's (methodology); the default, "
+                      "DIR/keys/admin.key, signs no review")
 def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version: Optional[int] = VersionOption,
            verdict: str = typer.Option(..., metavar="VERDICT", help=f"{' or '.join(VERDICTS)}"),
            report: Path = typer.Option(..., metavar="FILE", help="the review report, hashed into report_sha256"),
