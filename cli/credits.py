@@ -15,7 +15,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.help import Typer
-from cli.signing import nfc, print_outcome, send
+from cli.signing import Operation, nfc, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, fail, guarded
 from ledger.canonical import parse_strict
@@ -48,8 +48,8 @@ def _grams(amount_g: int) -> str:
     return f"{amount_g} g ({tonnes(amount_g)} t)"
 
 
-def _send(where: Where, target: Target, event_type: str, body: dict[str, Any], what: str) -> None:
-    print_outcome(target, what, send(target, where.signer(), event_type, body))
+def _send(where: Where, target: Target, event_type: str, body: dict[str, Any], operation: Operation) -> None:
+    print_outcome(target, operation, send(target, where.signer(), event_type, body))
 
 
 def _chosen_issuances(target: Target, issuances: List[str]) -> dict[str, Any]:
@@ -102,7 +102,8 @@ def issue(issuance_id: str = typer.Argument(..., metavar="ISSUANCE_ID", help="th
             amount_g = _batches_total_g(target, batch)
         body = {"issuance_id": issuance_id, "account": account, "methodology_id": methodology_id, "vintage": vintage,
                 "region": region, "amount_g": amount_g, "batches": batch, "evidence": evidence}
-        _send(where, target, "issuance", body, f"issued {_grams(amount_g)} to {account} as {issuance_id}")
+        what = f"{_grams(amount_g)} to {account} as {issuance_id}"
+        _send(where, target, "issuance", body, Operation(f"issued {what}", f"issue {what}"))
 
 
 @commands.command("transfer", help=_help(
@@ -119,7 +120,8 @@ def transfer(transfer_id: str = typer.Argument(..., metavar="TRANSFER_ID", help=
     with where.open() as target:
         body = {"transfer_id": transfer_id, "from": source, "to": destination, "amount_g": amount_g,
                 **_chosen_issuances(target, issuance)}
-        _send(where, target, "transfer", body, f"transferred {_grams(amount_g)} from {source} to {destination}")
+        what = f"{_grams(amount_g)} from {source} to {destination}"
+        _send(where, target, "transfer", body, Operation(f"transferred {what}", f"transfer {what}"))
 
 
 @commands.command("retire", help=_help(
@@ -139,7 +141,8 @@ def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", hel
     with where.open() as target:
         body = {"retirement_id": retirement_id, "account": account, "amount_g": amount_g, "purpose": purpose,
                 "beneficiary": nfc(beneficiary), **_chosen_issuances(target, issuance)}
-        _send(where, target, "retirement", body, f"retired {_grams(amount_g)} from {account} for {purpose}")
+        what = f"{_grams(amount_g)} from {account} for {purpose}"
+        _send(where, target, "retirement", body, Operation(f"retired {what}", f"retire {what}"))
 
 
 def _inventory(path: Path) -> Footprint:
@@ -200,6 +203,6 @@ def claim(claim_id: str = typer.Argument(..., metavar="CLAIM_ID", help="the clai
             "footprint_g": _from_inventory(footprint_g, "--footprint-g", inventory, inventory and inventory.total_g),
             "retirements": retirement}
     with where.open() as target:
-        _send(where, target, "neutrality.claim", body,
-             f"claim {claim_id}: {body['subject']['name']} neutral from {body['period_start']} to "
-             f"{body['period_end']}, footprint {_grams(body['footprint_g'])}")
+        what = (f"claim {claim_id}: {body['subject']['name']} neutral from {body['period_start']} to "
+                f"{body['period_end']}, footprint {_grams(body['footprint_g'])}")
+        _send(where, target, "neutrality.claim", body, Operation(what, what))

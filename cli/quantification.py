@@ -20,7 +20,7 @@ from rich.text import Text
 from cli.help import Typer
 from cli.ingest_progress import IngestProgress
 from cli.tables import print_table
-from cli.signing import Held, send
+from cli.signing import Operation, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
 from keys import load_key, load_secret, passphrase_for_role
@@ -139,7 +139,8 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                     continue
                 body = register_body_for_log(m, target.log_format)
                 delivered = target.deliver(target.sign(signer.key(), "methodology.register", body))
-                errors.print(f"registered {m.methodology_id} v{m.version} {target.done(delivered)}")
+                named = f"{m.methodology_id} v{m.version}"
+                print_outcome(target, Operation(f"registered {named}", f"register {named}"), delivered)
         if where.sign_only is not None:
             return
         entries = library_against_log(library, target.methodologies(), target.log_format)
@@ -216,12 +217,10 @@ def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHOD
     methodology_id = arguments[-1]
     with where.open() as target:
         body = _eligibility_body(target, methodology_id, on, version)
-        outcome = send(target, where.signer(), "methodology.eligibility", body)
-    named = methodology_id + (f" v{body['version']}" if "version" in body else "")
-    if isinstance(outcome, Held):
-        console.print(f"{outcome.message}: nothing written")
-    else:
-        console.print(f"{named}: offset eligible {'on' if on else 'off'} ({target.done(outcome)})")
+        named = methodology_id + (f" v{body['version']}" if "version" in body else "")
+        state = "on" if on else "off"
+        print_outcome(target, Operation(f"{named}: offset eligible {state}", f"turn {named}'s offset eligibility {state}"),
+                      send(target, where.signer(), "methodology.eligibility", body))
 
 
 @commands.command("quantify")

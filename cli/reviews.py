@@ -20,7 +20,7 @@ import typer
 
 from cli.help import Typer
 from cli.onboarding import _help
-from cli.signing import nfc, print_outcome, send
+from cli.signing import Operation, nfc, print_outcome, send
 from cli.tables import print_table
 from cli.target import DatabaseOption, DirOption, LoggedReview, ServerOption, Target, TrustOption, Where, where_options
 from cli.terminal import cannot_run, console, fail, guarded
@@ -97,8 +97,8 @@ def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version:
         _require_format_2(target, "reviews")
         body = {"review_id": review_id or f"review-{secrets.token_hex(8)}", "target": _target(target, kind, target_id, version),
                 "verdict": verdict, "report_sha256": report_sha256}
-        print_outcome(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
-                send(target, where.signer(), "review", body))
+        what = f"review {body['review_id']}: {verdict} {_named(body['target'])}"
+        print_outcome(target, Operation(what, what), send(target, where.signer(), "review", body))
 
 
 def _counts(target: Target, review: LoggedReview, role: str, platform_controllers: frozenset[str]) -> str:
@@ -183,5 +183,7 @@ def hold(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the a
             "case_id": case_id, "reason": nfc(reason)}
     with where.open() as target:
         _require_format_2(target, "holds")
-        print_outcome(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
+        case = f"case {case_id} on account {account_id}"
+        print_outcome(target, Operation(f"{case} {'closed' if release else 'opened'}",
+                                        f"{'close' if release else 'open'} {case}"),
                 send(target, where.signer(), "account.hold", body))

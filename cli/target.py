@@ -414,7 +414,7 @@ class SignOnlyTarget(Target):
         return Delivered(None, False)
 
     def done(self, delivered: Delivered) -> str:
-        return f"(signed into {self.out}, not submitted yet)"
+        return f"signed into {self.out}, not submitted yet"
 
     def close(self) -> None:
         try:

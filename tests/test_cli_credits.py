@@ -153,8 +153,10 @@ def test_against_a_running_server_and_signed_elsewhere(reviewed, tmp_path):
             return len(httpx.get(f"{served.url}/v1/log", params={"start": 0, "limit": 1000}).json()["leaves"])
 
         # The admin signs on a laptop that never meets the registry; the file is posted later.
-        puhui("issue", "iss-1", *issue_args("mall-co"), "--sign-only", root / "issue.signed", *where,
-              "--signer-key", place / "keys" / "admin.key")
+        signed = puhui("issue", "iss-1", *issue_args("mall-co"), "--sign-only", root / "issue.signed", *where,
+                       "--signer-key", place / "keys" / "admin.key")
+        assert (f"signed into {root / 'issue.signed'}, not submitted yet: issue {BATCH_G} g (0.003 t) to mall-co as "
+                f"iss-1" in signed.stdout and "issued" not in signed.stdout)
         before = size()
         assert "issuance at seq" in puhui("submit", root / "issue.signed", *where).stdout
         assert "nothing written" in puhui("submit", root / "issue.signed", *where).stdout

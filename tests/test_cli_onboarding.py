@@ -156,7 +156,10 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
 
     signed = puhui("methodologies", "--register", "--sign-only", laptop / "library.signed", "--trust", trust, *admin)
     lines = (laptop / "library.signed").read_text().splitlines()
-    assert len(lines) == signed.stderr.count("registered ") > 0 and "puhui submit" in signed.stdout
+    # What is signed into a file is not done yet: the lines say so in the present tense, on stdout.
+    told = f"signed into {laptop / 'library.signed'}, not submitted yet: register "
+    assert len(lines) == signed.stdout.count(told) > 0 and "puhui submit" in signed.stdout
+    assert "registered" not in signed.stdout and not signed.stderr
     assert all(set(json.loads(line)) == {"type", "body", "auth"} for line in lines)
     exists = puhui("methodologies", "--register", "--sign-only", laptop / "library.signed", "--trust", trust, *admin,
                    ok=False, exit_code=2)
@@ -168,7 +171,9 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     assert log_size(place) == size
 
     experts_approve("HB-GT-BUS", ["--dir", place], tmp_path, place / "keys" / "root.key")
-    puhui("eligibility", "HB-GT-BUS", "--on", "--sign-only", laptop / "bus.signed", "--origin", ORIGIN, *admin)
+    assert (f"signed into {laptop / 'bus.signed'}, not submitted yet: turn HB-GT-BUS v2's offset eligibility on"
+            in puhui("eligibility", "HB-GT-BUS", "--on", "--sign-only", laptop / "bus.signed", "--origin", ORIGIN,
+                     *admin).stdout)
     assert "methodology.eligibility at seq" in puhui("submit", laptop / "bus.signed", "--dir", place).stdout
     size = log_size(place)
     assert "offset eligible on already: nothing written" in puhui("eligibility", place, "HB-GT-BUS", "--on", *admin).stdout
@@ -228,9 +233,9 @@ def test_onboarding_against_a_running_server(tmp_path):
         assert "nothing written" in puhui("accounts", "controllers", "p-5feceb66ffc8", *both, *where, *admin).stdout
         assert size() == before
 
-        assert puhui("methodologies", "--register", *where, *admin).stderr.count("registered ") > 0
+        assert puhui("methodologies", "--register", *where, *admin).stdout.count("registered ") > 0
         experts_approve("HB-GT-BUS", where, tmp_path, place / "keys" / "root.key")
-        assert "offset eligible on (at seq" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
+        assert "offset eligible on at seq" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
         before = size()
         assert "on already: nothing written" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
         assert size() == before

@@ -53,7 +53,7 @@ def place(tmp_path_factory) -> Path:
         client.open_account(admin, f"{name}-platform", "platform", f"{name} platform", "420100", [Actor(key, name)])
     registry.close()
     registered = puhui("methodologies", directory, "--register")
-    assert registered.stderr.count("registered ") == len(LIBRARY.all())
+    assert registered.stdout.count("registered ") == len(LIBRARY.all())
     return directory
 
 
