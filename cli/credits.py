@@ -17,7 +17,7 @@ import typer
 from cli.help import Typer
 from cli.signing import Operation, nfc, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
-from cli.terminal import cannot_run, fail, guarded
+from cli.terminal import cannot_run, guarded
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.field_checks import PURPOSES, SUBJECT_KINDS
@@ -56,7 +56,7 @@ def _chosen_issuances(target: Target, issuances: List[str]) -> dict[str, Any]:
     """The `issuances` field of a spend: format 2 only, null when none is chosen."""
     if target.log_format != 2:
         if issuances:
-            fail("--issuance: a format-1 log's transfers and retirements choose no issuances (spec v2 only)")
+            cannot_run("--issuance: a format-1 log's transfers and retirements choose no issuances (spec v2 only)")
         return {}
     return {"issuances": sorted(set(issuances)) or None}
 
@@ -137,7 +137,7 @@ def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", hel
            issuance: List[str] = IssuanceOption,
            *, where: Where) -> None:
     if purpose not in PURPOSES:
-        fail(f"--purpose {purpose!r} is none of {', '.join(PURPOSES)}")
+        cannot_run(f"--purpose {purpose!r} is none of {', '.join(PURPOSES)}")
     with where.open() as target:
         body = {"retirement_id": retirement_id, "account": account, "amount_g": amount_g, "purpose": purpose,
                 "beneficiary": nfc(beneficiary), **_chosen_issuances(target, issuance)}
@@ -152,11 +152,11 @@ def _inventory(path: Path) -> Footprint:
     except OSError as exc:
         cannot_run(f"--inventory {path}: {exc.strerror}")
     if len(data) > MAX_INVENTORY_BYTES:
-        fail(f"--inventory {path} is larger than {MAX_INVENTORY_BYTES >> 20} MiB")
+        cannot_run(f"--inventory {path} is larger than {MAX_INVENTORY_BYTES >> 20} MiB")
     try:
         return footprint(parse_strict(data))
     except Rejected as exc:
-        fail(f"--inventory {path}: {exc.message}")
+        cannot_run(f"--inventory {path} is no inventory as `puhui footprint` reads it: {exc.message}")
 
 
 def _from_inventory(given: Any, option: str, inventory: Footprint | None, value: Any) -> Any:
@@ -167,7 +167,7 @@ def _from_inventory(given: Any, option: str, inventory: Footprint | None, value:
             cannot_run(f"{option}: needed without --inventory")
         return given
     if given is not None and given != value:
-        fail(f"{option} {given} is not the inventory's ({value}): leave it out, or fix one of them")
+        cannot_run(f"{option} {given} is not the inventory's ({value}): leave it out, or fix one of them")
     return value
 
 

@@ -68,9 +68,9 @@ def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key 
     else PUHUI_KEY_PASSPHRASE, else a prompt (asked twice); 12 characters at least. Register an
     Ed25519 key with `puhui keys register`."""
     if role not in KEY_FILE_ROLES + SECRET_KINDS:
-        fail(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES + SECRET_KINDS)}")
+        cannot_run(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES + SECRET_KINDS)}")
     if key_strength not in STRENGTHS:
-        fail(f"--key-strength {key_strength!r} is none of {', '.join(STRENGTHS)}")
+        cannot_run(f"--key-strength {key_strength!r} is none of {', '.join(STRENGTHS)}")
     if out.exists() or out.is_symlink():
         cannot_run(f"--out {out} exists: a key file is never overwritten")
     if not out.parent.is_dir():
@@ -94,7 +94,7 @@ def _roles_for(file_role: str | None, roles: List[str]) -> list[str]:
     if roles:
         unknown = sorted(set(roles) - set(LOG_ROLES))
         if unknown:
-            fail(f"--role {', '.join(unknown)}: the log knows the roles {', '.join(LOG_ROLES)}")
+            cannot_run(f"--role {', '.join(unknown)}: the log knows the roles {', '.join(LOG_ROLES)}")
         return sorted(set(roles))
     if file_role in ("root", "log"):
         cannot_run(f"a {file_role} key is never registered in the log (root keys are in the trust file, the log key "
@@ -202,12 +202,12 @@ def _signed_events(path: Path, log_format: int) -> list[dict[str, Any]]:
     except OSError as exc:
         cannot_run(f"{path}: {exc.strerror}")
     if len(data) > MAX_SUBMIT_FILE_BYTES:
-        fail(f"{path} is larger than {MAX_SUBMIT_FILE_BYTES >> 20} MiB: split it")
+        cannot_run(f"{path} is larger than {MAX_SUBMIT_FILE_BYTES >> 20} MiB: split it")
     lines = [line for line in data.splitlines() if line.strip()]
     if not lines:
-        fail(f"{path} holds no signed event")
+        cannot_run(f"{path} holds no signed event: it is empty; `--sign-only FILE` writes one a line")
     if len(lines) > MAX_SUBMIT_EVENTS:
-        fail(f"{path} holds {len(lines)} events, more than {MAX_SUBMIT_EVENTS}: split it")
+        cannot_run(f"{path} holds {len(lines)} events, more than {MAX_SUBMIT_EVENTS}: split it")
     events = []
     for number, line in enumerate(lines, 1):
         try:

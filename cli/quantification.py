@@ -32,7 +32,7 @@ from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
-from quantify.methodology import close_matches, load_shipped
+from quantify.methodology import IDENTIFIER, close_matches, load_shipped
 from quantify.private import daily_pseudonyms
 from quantify.report import Report, Table
 from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
@@ -85,7 +85,7 @@ def _print_report(report: Report) -> None:
 
 def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_csv and as_json:
-        fail("--csv and --json: choose one")
+        cannot_run("--csv and --json: choose one")
     if as_csv:
         sys.stdout.write(report.to_csv())
     elif as_json:
@@ -98,7 +98,7 @@ def _read_json(path: Path) -> Any:
     try:
         return parse_strict(path.read_bytes())
     except Rejected as exc:
-        fail(f"{path}: {exc.message}")
+        cannot_run(f"{path}: {exc.message}")
 
 
 DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
@@ -178,7 +178,7 @@ def _eligibility_body(target: Target, methodology_id: str, on: bool, version: in
         try:
             return eligibility_body_for_log(load_shipped().get(methodology_id, version), on, target.log_format)
         except KeyError:
-            fail(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, which "
+            cannot_run(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, which "
                  f"--sign-only without --dir or --server checks against")
     logged = target.methodology(methodology_id)
     if logged is None:
@@ -235,9 +235,9 @@ def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOL
     try:
         raw = parse_strict(inputs.encode("utf-8"))
     except Rejected as exc:
-        fail(f"--inputs: {exc.message}")
+        cannot_run(f"--inputs is no JSON object: {exc.message}")
     if not isinstance(raw, dict):
-        fail("--inputs must be a JSON object")
+        cannot_run("--inputs must be a JSON object, e.g. '{\"distance_m\": 5000}'")
     for name, value in (("subject", subject), ("occurred_at", occurred_at)):
         if value is not None:
             raw[name] = value
@@ -247,7 +247,7 @@ def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOL
     try:
         answer = quantify_request(load_shipped(), request)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        cannot_run(str(exc.args[0]))
     report = explanation_report({**answer["explanation"], "fingerprint": answer["fingerprint"]})
     _emit(report, as_csv, as_json, {"reduction_g": answer["reduction_g"], "fingerprint": answer["fingerprint"]})
 
@@ -342,7 +342,7 @@ def account(directory: Path = DirArgument,
     batches and issuances they went into. In a format-2 registry: over a person's daily pseudonyms,
     every record with its inclusion proof and, given the platform's openings, its opening checked."""
     if proof is not None and as_csv:
-        fail("--proof prints JSON or text, not CSV")
+        cannot_run("--proof prints JSON or text, not CSV")
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
     try:
         queries = Queries(registry.store)
@@ -391,11 +391,14 @@ def pseudonyms(person: str = typer.Argument(..., metavar="PERSON", help="the per
                as_json: bool = JsonOption) -> None:
     """The identity hub's answer to a person: their daily pseudonyms (spec 7.4) for each date of a
     range, with which `puhui account` gathers their records. Reads nothing but the hub key."""
+    if not IDENTIFIER.fullmatch(person):  # the form of a raw record's subject, which ingestion turns into these
+        cannot_run(f"PERSON {person!r} is no person id: the hub's ids are raw records' subjects, "
+                   f"{IDENTIFIER.pattern} (e.g. hub-person-0042)")
     try:
         derived = daily_pseudonyms(load_secret(hub_key, passphrase_for_role("hub", f"the hub key {hub_key}"), "hub"),
                                    person, first_day, last_day)
     except ValueError as exc:
-        fail(f"--from {first_day} --to {last_day}: {exc}")
+        cannot_run(f"--from {first_day} --to {last_day}: {exc}")
     if as_json:
         sys.stdout.write(json.dumps({"pseudonyms": [p._asdict() for p in derived]}, indent=1) + "\n")
         return

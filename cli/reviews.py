@@ -23,7 +23,7 @@ from cli.onboarding import _help
 from cli.signing import Operation, nfc, print_outcome, send
 from cli.tables import print_table
 from cli.target import DatabaseOption, DirOption, LoggedReview, ServerOption, Target, TrustOption, Where, where_options
-from cli.terminal import cannot_run, console, fail, guarded
+from cli.terminal import cannot_run, console, guarded
 from ledger.errors import Rejected
 from ledger.events.reviews import REVIEWER_ROLES
 from ledger.field_checks import VERDICTS
@@ -49,7 +49,7 @@ def _require_format_2(target: Target, what: str) -> None:
 def _target(target: Target, kind: str, target_id: str, version: Optional[int]) -> dict[str, Any]:
     """The review's target as the spec writes it; a methodology's version defaults to its latest."""
     if kind not in REVIEWER_ROLES:
-        fail(f"TARGET_KIND {kind!r} is none of {', '.join(REVIEWER_ROLES)}")
+        cannot_run(f"TARGET_KIND {kind!r} is none of {', '.join(REVIEWER_ROLES)}")
     if kind != "methodology":
         if version is not None:
             cannot_run(f"--version goes with a methodology target, not a {kind}")
@@ -68,7 +68,7 @@ def _report_sha256(report: Path) -> str:
     try:
         with open(report, "rb") as handle:
             if report.stat().st_size > MAX_REPORT_BYTES:
-                fail(f"--report {report} is larger than {MAX_REPORT_BYTES >> 30} GiB")
+                cannot_run(f"--report {report} is larger than {MAX_REPORT_BYTES >> 30} GiB")
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
         cannot_run(f"--report {report}: {exc.strerror}")
@@ -91,7 +91,7 @@ def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version:
            review_id: Optional[str] = typer.Option(None, metavar="ID", help="the review's id (default: a fresh one)"),
            *, where: Where) -> None:
     if verdict not in VERDICTS:
-        fail(f"--verdict {verdict!r} is none of {', '.join(VERDICTS)}")
+        cannot_run(f"--verdict {verdict!r} is none of {', '.join(VERDICTS)}")
     report_sha256 = _report_sha256(report)
     with where.open() as target:
         _require_format_2(target, "reviews")

@@ -20,9 +20,12 @@ console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
 
-# Exit codes, as puhui-verify's: 1 when what was asked was refused (the registry's rules, an
-# unknown methodology, a bad input), 2 when the command could not run here (a directory that is
-# no registry, a key file, a passphrase, the database, a path that exists or is missing).
+# Exit codes, as puhui-verify's (docs/operations.md): 1 when what was asked was refused (the
+# registry's rules, with the spec's code; a methodology refusing an act's inputs), 2 when the
+# command could not run as given: an option's value none of those allowed or contradicting
+# another, an input file unreadable, empty, too large or not of its form (JSON, an inventory),
+# a directory that is no registry, a key file, a passphrase, the database, a path that exists
+# or is missing.
 EXIT_REFUSED = 1
 EXIT_CANNOT_RUN = 2
 

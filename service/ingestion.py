@@ -94,7 +94,8 @@ def check_platform(queries: Queries, platform: str) -> None:
     if account is None:
         raise UnknownPlatform(f"account {platform} does not exist")
     if account["kind"] != "platform":
-        raise NotAPlatform(f"account {platform} is a {account['kind']} account, not a platform")
+        raise NotAPlatform(f"account {platform} is of kind {account['kind']}, not platform: records come through "
+                           f"the account of the platform that gathered them")
 
 
 def load_scheme_keys(hub_key: Path, fingerprint_key: Path, passphrase: Callable[[str], bytes]) -> SchemeKeys:

@@ -114,12 +114,18 @@ def test_issue_move_retire_claim_against_a_directory(reviewed, tmp_path):
         "retire", "ret-1", *retire, *mall, *where).stdout
     size = log_size(place)
     assert "nothing written" in puhui("retire", "ret-1", *retire, *mall, *where).stdout
-    assert "none of" in puhui("retire", "ret-2", *retire[:5], "gift", *retire[6:], *mall, *where, ok=False).stderr
+    # A value no option takes cannot run (exit 2, docs/operations.md); a refusal by the rules is exit 1.
+    assert "none of" in puhui("retire", "ret-2", *retire[:5], "gift", *retire[6:], *mall, *where, ok=False,
+                              exit_code=2).stderr
     assert log_size(place) == size
 
     claim = ["--claimant", "mall-co", "--retirement", "ret-1", *mall, *where]
-    wrong = puhui("claim", "claim-1", "--inventory", INVENTORY, "--subject-name", "Another event", *claim, ok=False)
+    wrong = puhui("claim", "claim-1", "--inventory", INVENTORY, "--subject-name", "Another event", *claim, ok=False,
+                  exit_code=2)
     assert "not the inventory's" in wrong.stderr
+    (root / "broken.json").write_text('{"subject": ')
+    broken = puhui("claim", "claim-1", "--inventory", root / "broken.json", *claim, ok=False, exit_code=2)
+    assert "is no inventory" in broken.stderr
     # The market's 99 kg are more than the 1.5 kg retired: the registry refuses, with the spec's code.
     assert "NEUTRALITY_SHORT" in puhui("claim", "claim-1", "--inventory", INVENTORY, *claim, ok=False).stderr
     by_hand = ["--subject-kind", "event", "--subject-name", "Spring market", "--from", "2026-04-18", "--to", "2026-04-19",
@@ -201,7 +207,7 @@ def test_a_format_1_log_chooses_no_issuances(tmp_path):
     assert "--amount-g" in no_amount.stderr
     size = log_size(place)
     chosen = puhui("transfer", "tr-1", "--from", "mall-co", "--to", "mall-co", "--amount-g", 1, "--issuance", "iss-1",
-                   "--signer-key", tmp_path / "mall.key", *where, ok=False)
+                   "--signer-key", tmp_path / "mall.key", *where, ok=False, exit_code=2)
     assert "format-1" in chosen.stderr
     assert "retired 5000 g" in puhui("retire", "ret-1", "--account", "mall-co", "--amount-g", 5000, "--purpose",
                                      "voluntary", "--beneficiary", "Mall Co", "--signer-key", tmp_path / "mall.key",

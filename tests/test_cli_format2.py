@@ -83,9 +83,10 @@ def test_reviews_eligibility_and_holds_against_a_directory(tmp_path):
     nothing = puhui("review", "batch", "no-such-batch", "--verdict", "approved", "--report", report, *where,
                     "--signer-key", tmp_path / "vb.key", ok=False)
     assert "UNKNOWN_REF" in nothing.stderr
-    assert "none of" in puhui("review", "batch", "b", "--verdict", "maybe", "--report", report, *where, ok=False).stderr
+    assert "none of" in puhui("review", "batch", "b", "--verdict", "maybe", "--report", report, *where, ok=False,
+                              exit_code=2).stderr
     assert "none of" in puhui("review", "site", "b", "--verdict", "approved", "--report", report, *where,
-                              ok=False).stderr
+                              ok=False, exit_code=2).stderr
 
     holder = new_key("holder", "steel", tmp_path / "steel.key")
     puhui("keys", "register", tmp_path / "steel.key", *where)

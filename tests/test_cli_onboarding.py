@@ -90,7 +90,7 @@ def test_keys_and_accounts_against_a_directory(tmp_path):
     short = puhui("keys", "new", "platform", "x", "--out", tmp_path / "x.key", ok=False, exit_code=2,
                   PUHUI_PLATFORM_KEY_PASSPHRASE="too short")
     assert "shorter than 12 characters" in short.stderr and not (tmp_path / "x.key").exists()
-    assert "none of" in puhui("keys", "new", "wizard", "x", "--out", tmp_path / "x.key", ok=False).stderr
+    assert "none of" in puhui("keys", "new", "wizard", "x", "--out", tmp_path / "x.key", ok=False, exit_code=2).stderr
     where = ["--dir", place]
 
     assert f"registered key {wuhan} (platform) at seq 2" in puhui("keys", "register", tmp_path / "wuhan.key", *where).stdout
@@ -192,6 +192,9 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     (tmp_path / "garbage.signed").write_text('{"type": "key.revoke"}\n')
     garbage = puhui("submit", tmp_path / "garbage.signed", "--dir", place, ok=False)
     assert "line 1 is no signed event" in garbage.stderr
+    (tmp_path / "empty.signed").write_text("\n")
+    empty = puhui("submit", tmp_path / "empty.signed", "--dir", place, ok=False, exit_code=2)  # nothing to run
+    assert "holds no signed event: it is empty" in empty.stderr
     other = init(tmp_path / "other")  # another registry: it knows no such admin
     foreign = puhui("submit", laptop / "wuhan.signed", "--dir", other, ok=False)
     assert "KEY_UNKNOWN" in foreign.stderr

@@ -129,12 +129,13 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     assert answer["reduction_g"] == 392 and len(answer["fingerprint"]) == 64
     csv_text = puhui("quantify", "HB-GT-BUS", "--version", "1", "--inputs", '{"line": "L5"}', "--csv").stdout
     assert "reduction,0.000,t,150 g" in csv_text and "factor g_per_trip,150" in csv_text
-    assert "--inputs: number 1.5 is not an integer" in puhui("quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1.5}',
-                                                              ok=False).stderr
+    # --inputs not of its form, an unknown methodology: cannot run (2); inputs the methodology refuses: 1.
+    assert "--inputs is no JSON object: number 1.5 is not an integer" in puhui(
+        "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1.5}', ok=False, exit_code=2).stderr
     assert "invalid_input: missing input exit_station" in puhui(
         "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1, "entry_station": "S1"}', ok=False).stderr
-    assert "no methodology" in puhui("quantify", "HB-NONE", "--inputs", "{}", ok=False).stderr
-    assert "did you mean HB-GT-METRO" in puhui("quantify", "HB-GT-METR", "--inputs", "{}", ok=False).stderr
+    assert "no methodology" in puhui("quantify", "HB-NONE", "--inputs", "{}", ok=False, exit_code=2).stderr
+    assert "did you mean HB-GT-METRO" in puhui("quantify", "HB-GT-METR", "--inputs", "{}", ok=False, exit_code=2).stderr
 
     later, earlier = tmp_path / "expo-2026.json", tmp_path / "expo-2025.json"
     later.write_text(json.dumps(EXPO, ensure_ascii=False))
@@ -148,5 +149,5 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     assert "total,all,1001855,1.002" in csv_text and "total,all,1050000,1001855,-48145,-0.048,-4.6%" in csv_text
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": 1.5}')
-    assert "broken.json" in puhui("footprint", broken, ok=False).stderr
+    assert "broken.json" in puhui("footprint", broken, ok=False, exit_code=2).stderr
     assert "No such file" in puhui("footprint", tmp_path / "missing.json", ok=False, exit_code=2).stderr
