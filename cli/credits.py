@@ -1,5 +1,5 @@
-"""Reductions issued, moved and used, from the command line: `puhui issue`, `transfer`, `retire`
-and `claim` (added to `puhui` by cli.main).
+"""Reductions issued, moved and used, from the command line: `puhui issue`, `transfer`, `retire`,
+`cancel`, `surrender` and `claim` (added to `puhui` by cli.main).
 
 Each signs one event with the key file given and delivers it as the onboarding commands do
 (cli.target: --dir DIR, --server URL --trust FILE, or --sign-only FILE). A repeat whose id is in
@@ -56,7 +56,8 @@ def _chosen_issuances(target: Target, issuances: List[str]) -> dict[str, Any]:
     """The `issuances` field of a spend: format 2 only, null when none is chosen."""
     if target.log_format != 2:
         if issuances:
-            cannot_run("--issuance: a format-1 log's transfers and retirements choose no issuances (spec v2 only)")
+            cannot_run("--issuance: a format-1 log's transfers, retirements and cancellations choose no issuances "
+                       "(spec v2 only)")
         return {}
     return {"issuances": sorted(set(issuances)) or None}
 
@@ -143,6 +144,50 @@ def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", hel
                 "beneficiary": nfc(beneficiary), **_chosen_issuances(target, issuance)}
         what = f"{_grams(amount_g)} from {account} for {purpose}"
         _send(where, target, "retirement", body, Operation(f"retired {what}", f"retire {what}"))
+
+
+@commands.command("cancel", help=_help(
+    "As an admin, cancel reductions an account holds (cancellation): they never move again. It applies to a "
+    "held account too (the only way anything leaves it). In the log already with these fields: nothing is "
+    "written."))
+@guarded
+@where_options
+def cancel(cancellation_id: str = typer.Argument(..., metavar="CANCELLATION_ID", help="the cancellation's id, e.g. can-2026-0001"),
+           account: str = typer.Option(..., metavar="ACCOUNT", help="the account they are cancelled from"),
+           amount_g: int = AmountOption,
+           reason: str = typer.Option(..., metavar="TEXT", help="why, for the log (public: no personal data), e.g. a court's order"),
+           issuance: List[str] = IssuanceOption,
+           *, where: Where) -> None:
+    with where.open() as target:
+        body = {"cancellation_id": cancellation_id, "account": account, "amount_g": amount_g, "reason": nfc(reason),
+                **_chosen_issuances(target, issuance)}
+        what = f"{_grams(amount_g)} from {account}"
+        _send(where, target, "cancellation", body, Operation(f"cancelled {what}", f"cancel {what}"))
+
+
+@commands.command("surrender", help=_help(
+    "As the carbon market (a key with the ets role), surrender a compliance entity's ets_offset retirements "
+    "against its allocation for a compliance year (offset.surrender): each retirement is used once, and the "
+    "year's surrenders stay within the offset cap of the allocation. In the log already with these fields: "
+    "nothing is written."))
+@guarded
+@where_options(signer="the carbon market's key, holding the ets role (default: DIR/keys/admin.key, which signs "
+                      "only if it holds that role)")
+def surrender(surrender_id: str = typer.Argument(..., metavar="SURRENDER_ID", help="the surrender's id, e.g. sur-steel-2026-1"),
+              entity: str = typer.Option(..., metavar="ACCOUNT", help="the compliance entity's account, which retired them"),
+              compliance_year: int = typer.Option(..., min=1900, max=9999, metavar="YEAR", help="the compliance year"),
+              allocation_g: int = typer.Option(..., "--allocation-g", min=0, metavar="GRAMS", help=(
+                  "the entity's allocation for the year, in grams of CO2e: the cap is a share of it")),
+              retirement: List[str] = typer.Option([], "--retirement", metavar="RETIREMENT_ID", help=(
+                  "an ets_offset retirement of the entity, used once; repeat for several")),
+              *, where: Where) -> None:
+    if not retirement:
+        cannot_run("--retirement RETIREMENT_ID: at least one retirement is surrendered")
+    body = {"surrender_id": surrender_id, "entity": entity, "compliance_year": compliance_year,
+            "allocation_g": allocation_g, "retirements": retirement}
+    with where.open() as target:
+        what = f"{', '.join(retirement)} of {entity} for {compliance_year}"
+        _send(where, target, "offset.surrender", body, Operation(f"surrendered {what}", f"surrender {what}"))
 
 
 def _inventory(path: Path) -> Footprint:

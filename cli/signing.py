@@ -19,7 +19,7 @@ from ledger.events import TYPES
 from ledger.schema import ID_FIELD
 
 # The operations of cli.credits: each introduces an id, and a repeat with the same fields holds.
-CREDIT_TYPES = ("issuance", "transfer", "retirement", "neutrality.claim")
+CREDIT_TYPES = ("issuance", "transfer", "retirement", "cancellation", "offset.surrender", "neutrality.claim")
 
 
 class Operation(NamedTuple):

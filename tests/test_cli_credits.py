@@ -1,5 +1,5 @@
 """Reductions issued, moved and used from the command line (`puhui issue`, `transfer`, `retire`,
-`claim`), run as an operator would (real processes, passphrases from the environment): against a
+`cancel`, `surrender`, `claim`), run as an operator would (real processes, passphrases from the environment): against a
 registry directory and a real `puhui serve`; repeats that hold write nothing, refusals are one line
 with the spec's code and exit 1; --sign-only files posted with `puhui submit`."""
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.api.served_registry import Served
-from tests.test_cli_onboarding import init, log_size, open_registry, puhui
+from tests.test_cli_onboarding import experts_approve, init, log_size, open_registry, puhui
 
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = REPO / "examples" / "spring-market-inventory.json"
@@ -213,3 +213,52 @@ def test_a_format_1_log_chooses_no_issuances(tmp_path):
                                      "voluntary", "--beneficiary", "Mall Co", "--signer-key", tmp_path / "mall.key",
                                      *where).stdout
     assert log_size(place) == size + 1
+
+
+def test_an_admin_cancels_and_the_carbon_market_surrenders(reviewed, tmp_path):
+    root = copy_of(reviewed, tmp_path)
+    place, where = root / "registry", ["--dir", root / "registry"]
+    steel = ["--signer-key", root / "steel.key"]
+    experts_approve("HB-GT-METRO", where, root, place / "keys" / "root.key")  # ets_offset needs an eligible methodology
+    puhui("eligibility", place, "HB-GT-METRO", "--on")
+    new_key("ets", "hubei-ets", root / "ets.key")
+    new_key("holder", "steel-co", root / "steel.key")
+    for file in ("ets.key", "steel.key"):
+        puhui("keys", "register", root / file, *where)
+    puhui("accounts", "open", "steel-co", "--kind", "compliance_entity", "--name", "Steel Co", "--region", "420100",
+          "--controller", root / "steel.key", *where)
+    puhui("issue", "iss-1", *issue_args("steel-co"), *where)
+
+    cancel = ["--account", "steel-co", "--amount-g", 100, "--reason", "court order 2026-17", "--issuance", "iss-1"]
+    assert "cancelled 100 g (0.000 t) from steel-co at seq" in puhui("cancel", "can-1", *cancel, *where).stdout
+    size = log_size(place)
+    assert "cancellation can-1 is in the log already with these fields: nothing written" in puhui(
+        "cancel", "can-1", *cancel, *where).stdout
+    not_admin = puhui("cancel", "can-2", *cancel, *steel, *where, ok=False)  # a holder cancels nothing
+    assert "UNAUTHORIZED" in not_admin.stderr
+    signed = puhui("cancel", "can-2", *cancel, "--sign-only", root / "cancel.signed", *where)
+    assert f"signed into {root / 'cancel.signed'}, not submitted yet: cancel 100 g (0.000 t) from steel-co" in signed.stdout
+    assert log_size(place) == size
+    assert "cancellation at seq" in puhui("submit", root / "cancel.signed", *where).stdout
+
+    puhui("retire", "ret-1", "--account", "steel-co", "--amount-g", 1000, "--purpose", "ets_offset", "--beneficiary",
+          "Steel Co 2026 compliance", *steel, *where)
+    surrender = ["--entity", "steel-co", "--compliance-year", 2026, "--allocation-g", 1_000_000_000, "--retirement",
+                 "ret-1"]
+    by_market = ["--signer-key", root / "ets.key"]
+    assert "UNAUTHORIZED" in puhui("surrender", "sur-1", *surrender, *where, ok=False).stderr  # the admin is no market
+    assert "surrendered ret-1 of steel-co for 2026 at seq" in puhui("surrender", "sur-1", *surrender, *by_market,
+                                                                    *where).stdout
+    size = log_size(place)
+    assert "surrender sur-1 is in the log already with these fields: nothing written" in puhui(
+        "surrender", "sur-1", *surrender, *by_market, *where).stdout
+    assert "DOUBLE_CLAIM" in puhui("surrender", "sur-2", *surrender, *by_market, *where, ok=False).stderr
+    assert "--retirement" in puhui("surrender", "sur-2", *surrender[:-2], *by_market, *where, ok=False,
+                                   exit_code=2).stderr
+    assert log_size(place) == size
+
+    registry = open_registry(place)
+    state = registry.state
+    assert {"can-1", "can-2"} <= state.cancellations and state.retirements["ret-1"].used_by == "sur-1"
+    assert state.accounts["steel-co"].active.size_g == BATCH_G - 200 - 1000
+    registry.close()
