@@ -4,7 +4,8 @@ stderr and exit code 1, not a traceback (service.refusals says what the line is)
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NoReturn
+import warnings
+from typing import Any, Callable, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -39,13 +40,31 @@ def cannot_run(message: str) -> NoReturn:
     fail(message, EXIT_CANNOT_RUN)
 
 
+class OneLineWarnings:
+    """Python warnings (keys: a key file others may read) as a person reads them: one line on
+    stderr each, said once however often a command reads the file, without Python's source lines."""
+
+    def __init__(self) -> None:
+        self.said: set[str] = set()
+
+    def show(self, message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        text = str(message)
+        if text not in self.said:
+            self.said.add(text)
+            errors.print(Text("warning: ", style="bold yellow") + Text(text))
+
+
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A command whose refusals (service.refusals) end it with one line and exit code 1, or 2
-    when the machine's side (directory, keys, database, files) kept it from running."""
+    when the machine's side (directory, keys, database, files) kept it from running; its warnings
+    are one line each (OneLineWarnings)."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = OneLineWarnings().show
+                return fn(*args, **kwargs)
         except (*REQUEST_ERRORS, *MACHINE_ERRORS) as exc:
             refused = refusal(exc)
             message = f"{refused.code}: {refused.message}" if refused.cause is Cause.REJECTED else refused.message

@@ -200,6 +200,15 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     assert "KEY_UNKNOWN" in foreign.stderr
 
 
+def test_a_key_file_others_may_read_is_said_once_in_one_line(tmp_path):
+    new_key("admin", "operator", tmp_path / "admin.key")
+    (tmp_path / "admin.key").chmod(0o644)
+    signed = puhui("keys", "revoke", "0011223344556677", "--reason", "lost", "--sign-only", tmp_path / "r.signed",
+                   "--origin", ORIGIN, "--signer-key", tmp_path / "admin.key")  # the file is read twice
+    assert signed.stderr == (f"warning: {tmp_path / 'admin.key'}: readable or writable by others (mode 644); run "
+                             f"`chmod 600 {tmp_path / 'admin.key'}`\n"), signed.stderr
+
+
 def test_onboarding_against_a_running_server(tmp_path):
     place = init(tmp_path / "registry")
     served = Served(place).start()
