@@ -19,7 +19,7 @@ from rich.text import Text
 
 from cli.help import Typer
 from cli.ingest_progress import IngestProgress
-from cli.tables import print_table
+from cli.tables import print_heading, print_table
 from cli.signing import Operation, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
@@ -52,13 +52,16 @@ def _grams_twin(name: str) -> str | None:
 
 def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
     """A table as a person reads it: tonnes (ledger.units.tonnes_shown, grams beside where they read
-    0.000) in place of grams; a grams column beside its tonnes twin is left out."""
+    0.000) in place of grams; a grams column beside its tonnes twin is left out, but for a summary's
+    (item, grams, tonnes), whose exact grams show how its rounded tonnes add up."""
     columns = list(table.columns)
     shown: list[tuple[str, int, bool]] = []  # (header, column read, its grams shown as tonnes)
     for i, name in enumerate(columns):
         grams = _grams_twin(name)
         if grams in columns:
             shown.append((name, columns.index(grams), True))
+        elif name == "grams" and "tonnes" in columns:
+            shown.append((name, i, False))
         elif name == "grams" or name.endswith("_g"):
             tonnes_name = "tonnes" if name == "grams" else f"{name[:-2]}_t"
             if tonnes_name not in columns:
@@ -75,10 +78,10 @@ def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
 
 
 def _print_report(report: Report) -> None:
-    console.print(Text(report.title, style="bold"), soft_wrap=False)  # prose: wrapped at the terminal's width
+    print_heading(report.title)
     for name, table in report.tables.items():
         headers, rows = _person_columns(table)
-        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h == "tonnes"))
+        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h in ("tonnes", "grams")))
     for note in report.notes:
         console.print(Text(f"note: {note}"), soft_wrap=False)
 
@@ -313,15 +316,20 @@ def ingest(directory: Path = DirArgument,
         fail(f"{refused} of {len(result.batches)} batches were refused; the others are in the log")
 
 
+def _exact(amount_g: int) -> str:
+    """An amount that may be nothing: "0 g" rather than a "0.000 t" that might be rounded."""
+    return tonnes_shown(amount_g) if amount_g else "0 g"
+
+
 def _print_ingestion(result: IngestResult) -> None:
     console.print(f"{result.lines} lines of {result.platform} records under {result.methodology_id} "
-                  f"v{result.methodology_version}: {result.accepted} accepted ({tonnes_shown(result.accepted_g)}), "
-                  f"{result.rejected} rejected, {tonnes_shown(result.dropped_by_cap_g)} dropped by daily caps")
+                  f"v{result.methodology_version}: {result.accepted} accepted ({_exact(result.accepted_g)}), "
+                  f"{result.rejected} rejected, {_exact(result.dropped_by_cap_g)} dropped by daily caps")
     for reason in REASONS:
         if result.reasons.get(reason):
             console.print(f"  {reason}: {result.reasons[reason]}")
     console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
-                  f"unsigned batches: {result.batches_path}")
+                  f"the batches' bodies, signed and appended below: {result.batches_path}")
     if any(batch.openings_path is not None for batch in result.batches):
         console.print(f"openings (the platform keeps them, for citizens and auditors; never uploaded): "
                       f"{result.batches[0].openings_path.parent}")
