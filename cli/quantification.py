@@ -181,8 +181,8 @@ def _eligibility_body(target: Target, methodology_id: str, on: bool, version: in
         try:
             return eligibility_body_for_log(load_shipped().get(methodology_id, version), on, target.log_format)
         except KeyError:
-            cannot_run(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, which "
-                 f"--sign-only without --dir or --server checks against")
+            cannot_run(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, "
+                       f"which --sign-only without --dir or --server checks against")
     logged = target.methodology(methodology_id)
     if logged is None:
         shipped = [m.methodology_id for m in load_shipped().latest()]  # what an operator most likely means
@@ -238,7 +238,7 @@ def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOL
     try:
         raw = parse_strict(inputs.encode("utf-8"))
     except Rejected as exc:
-        cannot_run(f"--inputs is no JSON object: {exc.message}")
+        cannot_run(f"--inputs: {exc.message}")
     if not isinstance(raw, dict):
         cannot_run("--inputs must be a JSON object, e.g. '{\"distance_m\": 5000}'")
     for name, value in (("subject", subject), ("occurred_at", occurred_at)):

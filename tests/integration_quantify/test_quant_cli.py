@@ -156,7 +156,7 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     csv_text = puhui("quantify", "HB-GT-BUS", "--version", "1", "--inputs", '{"line": "L5"}', "--csv").stdout
     assert "reduction,0.000,t,150 g" in csv_text and "factor g_per_trip,150" in csv_text
     # --inputs not of its form, an unknown methodology: cannot run (2); inputs the methodology refuses: 1.
-    assert "--inputs is no JSON object: number 1.5 is not an integer" in puhui(
+    assert "--inputs: number 1.5 is not an integer" in puhui(
         "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1.5}', ok=False, exit_code=2).stderr
     assert "invalid_input: missing input exit_station" in puhui(
         "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1, "entry_station": "S1"}', ok=False).stderr
