@@ -1,5 +1,5 @@
-"""Reductions issued, moved and used, from the command line: `puhui issue`, `transfer`, `retire`
-and `claim` (added to `puhui` by cli.main).
+"""Reductions issued, moved and used, from the command line: `puhui issue`, `transfer`, `retire`,
+`cancel`, `surrender` and `claim` (added to `puhui` by cli.main).
 
 Each signs one event with the key file given and delivers it as the onboarding commands do
 (cli.target: --dir DIR, --server URL --trust FILE, or --sign-only FILE). A repeat whose id is in
@@ -15,9 +15,9 @@ from typing import Any, List, Optional
 import typer
 
 from cli.help import Typer
-from cli.signing import nfc, print_outcome, send
+from cli.signing import Operation, nfc, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
-from cli.terminal import cannot_run, fail, guarded
+from cli.terminal import cannot_run, guarded
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.field_checks import PURPOSES, SUBJECT_KINDS
@@ -34,6 +34,12 @@ IssuanceOption = typer.Option([], "--issuance", metavar="ISSUANCE_ID", help=(
 AmountOption = typer.Option(..., "--amount-g", min=1, metavar="GRAMS", help="how much, in grams of CO2e (1 t = 1000000)")
 
 
+def _controller_of(account: str) -> str:
+    """--signer-key's help for an event a controller of the account signs."""
+    return (f"a controller of {account}, e.g. its holder (default: DIR/keys/admin.key, which signs only if the "
+            f"admin's key controls {account})")
+
+
 def _help(text: str) -> str:
     return f"{text}\n\n{WHERE_HELP}"
 
@@ -42,15 +48,16 @@ def _grams(amount_g: int) -> str:
     return f"{amount_g} g ({tonnes(amount_g)} t)"
 
 
-def _send(where: Where, target: Target, event_type: str, body: dict[str, Any], what: str) -> None:
-    print_outcome(target, what, send(target, where.signer(), event_type, body))
+def _send(where: Where, target: Target, event_type: str, body: dict[str, Any], operation: Operation) -> None:
+    print_outcome(target, operation, send(target, where.signer(), event_type, body))
 
 
 def _chosen_issuances(target: Target, issuances: List[str]) -> dict[str, Any]:
     """The `issuances` field of a spend: format 2 only, null when none is chosen."""
     if target.log_format != 2:
         if issuances:
-            fail("--issuance: a format-1 log's transfers and retirements choose no issuances (spec v2 only)")
+            cannot_run("--issuance: a format-1 log's transfers, retirements and cancellations choose no issuances "
+                       "(spec v2 only)")
         return {}
     return {"issuances": sorted(set(issuances)) or None}
 
@@ -96,14 +103,15 @@ def issue(issuance_id: str = typer.Argument(..., metavar="ISSUANCE_ID", help="th
             amount_g = _batches_total_g(target, batch)
         body = {"issuance_id": issuance_id, "account": account, "methodology_id": methodology_id, "vintage": vintage,
                 "region": region, "amount_g": amount_g, "batches": batch, "evidence": evidence}
-        _send(where, target, "issuance", body, f"issued {_grams(amount_g)} to {account} as {issuance_id}")
+        what = f"{_grams(amount_g)} to {account} as {issuance_id}"
+        _send(where, target, "issuance", body, Operation(f"issued {what}", f"issue {what}"))
 
 
 @commands.command("transfer", help=_help(
     "Move reductions from one account to another (transfer), signed by a controller of the account they leave. "
     "In the log already with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=_controller_of("--from"))
 def transfer(transfer_id: str = typer.Argument(..., metavar="TRANSFER_ID", help="the transfer's id, e.g. tr-2026-0001"),
              source: str = typer.Option(..., "--from", metavar="ACCOUNT", help="the account they leave"),
              destination: str = typer.Option(..., "--to", metavar="ACCOUNT", help="the account they go to"),
@@ -113,14 +121,15 @@ def transfer(transfer_id: str = typer.Argument(..., metavar="TRANSFER_ID", help=
     with where.open() as target:
         body = {"transfer_id": transfer_id, "from": source, "to": destination, "amount_g": amount_g,
                 **_chosen_issuances(target, issuance)}
-        _send(where, target, "transfer", body, f"transferred {_grams(amount_g)} from {source} to {destination}")
+        what = f"{_grams(amount_g)} from {source} to {destination}"
+        _send(where, target, "transfer", body, Operation(f"transferred {what}", f"transfer {what}"))
 
 
 @commands.command("retire", help=_help(
     "Retire reductions for good (retirement), signed by a controller of the account: for a purpose and a "
     "beneficiary. In the log already with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=_controller_of("--account"))
 def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", help="the retirement's id, e.g. ret-2026-0001"),
            account: str = typer.Option(..., metavar="ACCOUNT", help="the account they are retired from"),
            amount_g: int = AmountOption,
@@ -129,11 +138,56 @@ def retire(retirement_id: str = typer.Argument(..., metavar="RETIREMENT_ID", hel
            issuance: List[str] = IssuanceOption,
            *, where: Where) -> None:
     if purpose not in PURPOSES:
-        fail(f"--purpose {purpose!r} is none of {', '.join(PURPOSES)}")
+        cannot_run(f"--purpose {purpose!r} is none of {', '.join(PURPOSES)}")
     with where.open() as target:
         body = {"retirement_id": retirement_id, "account": account, "amount_g": amount_g, "purpose": purpose,
                 "beneficiary": nfc(beneficiary), **_chosen_issuances(target, issuance)}
-        _send(where, target, "retirement", body, f"retired {_grams(amount_g)} from {account} for {purpose}")
+        what = f"{_grams(amount_g)} from {account} for {purpose}"
+        _send(where, target, "retirement", body, Operation(f"retired {what}", f"retire {what}"))
+
+
+@commands.command("cancel", help=_help(
+    "As an admin, cancel reductions an account holds (cancellation): they never move again. It applies to a "
+    "held account too (the only way anything leaves it). In the log already with these fields: nothing is "
+    "written."))
+@guarded
+@where_options
+def cancel(cancellation_id: str = typer.Argument(..., metavar="CANCELLATION_ID", help="the cancellation's id, e.g. can-2026-0001"),
+           account: str = typer.Option(..., metavar="ACCOUNT", help="the account they are cancelled from"),
+           amount_g: int = AmountOption,
+           reason: str = typer.Option(..., metavar="TEXT", help="why, for the log (public: no personal data), e.g. a court's order"),
+           issuance: List[str] = IssuanceOption,
+           *, where: Where) -> None:
+    with where.open() as target:
+        body = {"cancellation_id": cancellation_id, "account": account, "amount_g": amount_g, "reason": nfc(reason),
+                **_chosen_issuances(target, issuance)}
+        what = f"{_grams(amount_g)} from {account}"
+        _send(where, target, "cancellation", body, Operation(f"cancelled {what}", f"cancel {what}"))
+
+
+@commands.command("surrender", help=_help(
+    "As the carbon market (a key with the ets role), surrender a compliance entity's ets_offset retirements "
+    "against its allocation for a compliance year (offset.surrender): each retirement is used once, and the "
+    "year's surrenders stay within the offset cap of the allocation. In the log already with these fields: "
+    "nothing is written."))
+@guarded
+@where_options(signer="the carbon market's key, holding the ets role (default: DIR/keys/admin.key, which signs "
+                      "only if it holds that role)")
+def surrender(surrender_id: str = typer.Argument(..., metavar="SURRENDER_ID", help="the surrender's id, e.g. sur-steel-2026-1"),
+              entity: str = typer.Option(..., metavar="ACCOUNT", help="the compliance entity's account, which retired them"),
+              compliance_year: int = typer.Option(..., min=1900, max=9999, metavar="YEAR", help="the compliance year"),
+              allocation_g: int = typer.Option(..., "--allocation-g", min=0, metavar="GRAMS", help=(
+                  "the entity's allocation for the year, in grams of CO2e: the cap is a share of it")),
+              retirement: List[str] = typer.Option([], "--retirement", metavar="RETIREMENT_ID", help=(
+                  "an ets_offset retirement of the entity, used once; repeat for several")),
+              *, where: Where) -> None:
+    if not retirement:
+        cannot_run("--retirement RETIREMENT_ID: at least one retirement is surrendered")
+    body = {"surrender_id": surrender_id, "entity": entity, "compliance_year": compliance_year,
+            "allocation_g": allocation_g, "retirements": retirement}
+    with where.open() as target:
+        what = f"{', '.join(retirement)} of {entity} for {compliance_year}"
+        _send(where, target, "offset.surrender", body, Operation(f"surrendered {what}", f"surrender {what}"))
 
 
 def _inventory(path: Path) -> Footprint:
@@ -143,11 +197,11 @@ def _inventory(path: Path) -> Footprint:
     except OSError as exc:
         cannot_run(f"--inventory {path}: {exc.strerror}")
     if len(data) > MAX_INVENTORY_BYTES:
-        fail(f"--inventory {path} is larger than {MAX_INVENTORY_BYTES >> 20} MiB")
+        cannot_run(f"--inventory {path} is larger than {MAX_INVENTORY_BYTES >> 20} MiB")
     try:
         return footprint(parse_strict(data))
     except Rejected as exc:
-        fail(f"--inventory {path}: {exc.message}")
+        cannot_run(f"--inventory {path} is no inventory as `puhui footprint` reads it: {exc.message}")
 
 
 def _from_inventory(given: Any, option: str, inventory: Footprint | None, value: Any) -> Any:
@@ -158,7 +212,7 @@ def _from_inventory(given: Any, option: str, inventory: Footprint | None, value:
             cannot_run(f"{option}: needed without --inventory")
         return given
     if given is not None and given != value:
-        fail(f"{option} {given} is not the inventory's ({value}): leave it out, or fix one of them")
+        cannot_run(f"{option} {given} is not the inventory's ({value}): leave it out, or fix one of them")
     return value
 
 
@@ -168,7 +222,7 @@ def _from_inventory(given: Any, option: str, inventory: Footprint | None, value:
     "--inventory the footprint, subject and period are the `puhui footprint` inventory's. In the log already "
     "with these fields: nothing is written."))
 @guarded
-@where_options
+@where_options(signer=f"an admin, or {_controller_of('--claimant')}")
 def claim(claim_id: str = typer.Argument(..., metavar="CLAIM_ID", help="the claim's id, e.g. claim-mall-2026-q2"),
           claimant: str = typer.Option(..., metavar="ACCOUNT", help="the account that claims, and retired the reductions"),
           retirement: List[str] = typer.Option([], "--retirement", metavar="RETIREMENT_ID", help=(
@@ -194,6 +248,6 @@ def claim(claim_id: str = typer.Argument(..., metavar="CLAIM_ID", help="the clai
             "footprint_g": _from_inventory(footprint_g, "--footprint-g", inventory, inventory and inventory.total_g),
             "retirements": retirement}
     with where.open() as target:
-        _send(where, target, "neutrality.claim", body,
-             f"claim {claim_id}: {body['subject']['name']} neutral from {body['period_start']} to "
-             f"{body['period_end']}, footprint {_grams(body['footprint_g'])}")
+        what = (f"claim {claim_id}: {body['subject']['name']} neutral from {body['period_start']} to "
+                f"{body['period_end']}, footprint {_grams(body['footprint_g'])}")
+        _send(where, target, "neutrality.claim", body, Operation(what, what))

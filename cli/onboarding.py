@@ -16,7 +16,7 @@ from typing import Any, List, Optional
 import typer
 
 from cli.help import Typer
-from cli.signing import Held, already_holds, nfc, print_outcome, send
+from cli.signing import Held, Operation, already_holds, nfc, print_outcome, send
 from cli.target import DatabaseOption, Delivered, DirOption, ServerOption, Target, TrustOption, Where, WHERE_HELP, where_options
 from cli.terminal import cannot_run, console, fail, guarded
 from keys import (KEY_FILE_ROLES, SECRET_KINDS, STRENGTHS, Ed25519Key, check_new_passphrase, new_secret,
@@ -34,10 +34,10 @@ MAX_SUBMIT_FILE_BYTES = 64 << 20
 MAX_SUBMIT_EVENTS = 10_000
 
 
-def _run(where: Where, event_type: str, body: dict[str, Any], what: str) -> None:
+def _run(where: Where, event_type: str, body: dict[str, Any], operation: Operation) -> None:
     """Sign and deliver one operation to the target the options name (cli.target)."""
     with where.open() as target:
-        print_outcome(target, what, send(target, where.signer(), event_type, body))
+        print_outcome(target, operation, send(target, where.signer(), event_type, body))
 
 
 def _help(text: str) -> str:
@@ -68,9 +68,9 @@ def new_key(role: str = typer.Argument(..., metavar="ROLE", help=f"what the key 
     else PUHUI_KEY_PASSPHRASE, else a prompt (asked twice); 12 characters at least. Register an
     Ed25519 key with `puhui keys register`."""
     if role not in KEY_FILE_ROLES + SECRET_KINDS:
-        fail(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES + SECRET_KINDS)}")
+        cannot_run(f"ROLE {role!r} is none of {', '.join(KEY_FILE_ROLES + SECRET_KINDS)}")
     if key_strength not in STRENGTHS:
-        fail(f"--key-strength {key_strength!r} is none of {', '.join(STRENGTHS)}")
+        cannot_run(f"--key-strength {key_strength!r} is none of {', '.join(STRENGTHS)}")
     if out.exists() or out.is_symlink():
         cannot_run(f"--out {out} exists: a key file is never overwritten")
     if not out.parent.is_dir():
@@ -94,7 +94,7 @@ def _roles_for(file_role: str | None, roles: List[str]) -> list[str]:
     if roles:
         unknown = sorted(set(roles) - set(LOG_ROLES))
         if unknown:
-            fail(f"--role {', '.join(unknown)}: the log knows the roles {', '.join(LOG_ROLES)}")
+            cannot_run(f"--role {', '.join(unknown)}: the log knows the roles {', '.join(LOG_ROLES)}")
         return sorted(set(roles))
     if file_role in ("root", "log"):
         cannot_run(f"a {file_role} key is never registered in the log (root keys are in the trust file, the log key "
@@ -135,7 +135,8 @@ def register_key(key: str = typer.Argument(..., metavar="KEY", help="the new key
     key_id = key_id_of(public_key)
     _run(where, "key.register",
          {"key_id": key_id, "public_key": base64.b64encode(public_key).decode(), "roles": roles, "label": nfc(label)},
-         f"registered key {key_id} ({', '.join(roles) or 'no role'})")
+         Operation(f"registered key {key_id} ({', '.join(roles) or 'no role'})",
+                   f"register key {key_id} ({', '.join(roles) or 'no role'})"))
 
 
 @keys.command("revoke", help=_help(
@@ -147,7 +148,7 @@ def revoke_key(key: str = typer.Argument(..., metavar="KEY", help="the key to re
                reason: str = typer.Option(..., metavar="REASON", help="why, for the log: e.g. lost, rotated, left the scheme"),
                *, where: Where) -> None:
     key_id = _key_id(key, "KEY")
-    _run(where, "key.revoke", {"key_id": key_id, "reason": nfc(reason)}, f"revoked key {key_id}")
+    _run(where, "key.revoke", {"key_id": key_id, "reason": nfc(reason)}, Operation(f"revoked key {key_id}", f"revoke key {key_id}"))
 
 
 def _controllers(values: List[str]) -> list[str]:
@@ -175,7 +176,7 @@ def open_account(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", hel
                  *, where: Where) -> None:
     body = {"account_id": account_id, "kind": kind, "name": nfc(name), "region": region,
             "controllers": _controllers(controller), "platform": platform}
-    _run(where, "account.open", body, f"opened {kind} account {account_id}")
+    _run(where, "account.open", body, Operation(f"opened {kind} account {account_id}", f"open {kind} account {account_id}"))
 
 
 @accounts.command("controllers", help=_help(
@@ -188,7 +189,8 @@ def set_controllers(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", 
                     *, where: Where) -> None:
     controllers = _controllers(controller)
     _run(where, "account.controllers", {"account_id": account_id, "controllers": controllers},
-         f"account {account_id} controlled by {', '.join(controllers)}")
+         Operation(f"account {account_id} controlled by {', '.join(controllers)}",
+                   f"have account {account_id} controlled by {', '.join(controllers)}"))
 
 
 def _signed_events(path: Path, log_format: int) -> list[dict[str, Any]]:
@@ -200,12 +202,12 @@ def _signed_events(path: Path, log_format: int) -> list[dict[str, Any]]:
     except OSError as exc:
         cannot_run(f"{path}: {exc.strerror}")
     if len(data) > MAX_SUBMIT_FILE_BYTES:
-        fail(f"{path} is larger than {MAX_SUBMIT_FILE_BYTES >> 20} MiB: split it")
+        cannot_run(f"{path} is larger than {MAX_SUBMIT_FILE_BYTES >> 20} MiB: split it")
     lines = [line for line in data.splitlines() if line.strip()]
     if not lines:
-        fail(f"{path} holds no signed event")
+        cannot_run(f"{path} holds no signed event: it is empty; `--sign-only FILE` writes one a line")
     if len(lines) > MAX_SUBMIT_EVENTS:
-        fail(f"{path} holds {len(lines)} events, more than {MAX_SUBMIT_EVENTS}: split it")
+        cannot_run(f"{path} holds {len(lines)} events, more than {MAX_SUBMIT_EVENTS}: split it")
     events = []
     for number, line in enumerate(lines, 1):
         try:
@@ -233,4 +235,4 @@ def submit(file: Path = typer.Argument(..., metavar="FILE", help="signed events,
             except Rejected as exc:
                 fail(f"line {number}: {exc.code}: {exc.message}" + (" (the lines before it are in the log)"
                                                                      if number > 1 else ""))
-            print_outcome(target, f"line {number}: {event['type']}", outcome)
+            print_outcome(target, Operation(f"line {number}: {event['type']}", f"line {number}: {event['type']}"), outcome)

@@ -19,8 +19,8 @@ from rich.text import Text
 
 from cli.help import Typer
 from cli.ingest_progress import IngestProgress
-from cli.tables import print_table
-from cli.signing import Held, send
+from cli.tables import print_heading, print_table
+from cli.signing import Operation, print_outcome, send
 from cli.target import Target, Where, WHERE_HELP, where_options
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, fail, guarded
 from keys import load_key, load_secret, passphrase_for_role
@@ -32,7 +32,7 @@ from quantify.account import opening_index
 from quantify.explain import explanation_report, quantify_request
 from quantify.footprint import compare_footprints, footprint
 from quantify.ingest import REASONS, IngestResult
-from quantify.methodology import close_matches, load_shipped
+from quantify.methodology import IDENTIFIER, close_matches, load_shipped
 from quantify.private import daily_pseudonyms
 from quantify.report import Report, Table
 from service.accounts import logged_record_inclusion, pseudonyms_account, subject_account
@@ -52,13 +52,16 @@ def _grams_twin(name: str) -> str | None:
 
 def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
     """A table as a person reads it: tonnes (ledger.units.tonnes_shown, grams beside where they read
-    0.000) in place of grams; a grams column beside its tonnes twin is left out."""
+    0.000) in place of grams; a grams column beside its tonnes twin is left out, but for a summary's
+    (item, grams, tonnes), whose exact grams show how its rounded tonnes add up."""
     columns = list(table.columns)
     shown: list[tuple[str, int, bool]] = []  # (header, column read, its grams shown as tonnes)
     for i, name in enumerate(columns):
         grams = _grams_twin(name)
         if grams in columns:
             shown.append((name, columns.index(grams), True))
+        elif name == "grams" and "tonnes" in columns:
+            shown.append((name, i, False))
         elif name == "grams" or name.endswith("_g"):
             tonnes_name = "tonnes" if name == "grams" else f"{name[:-2]}_t"
             if tonnes_name not in columns:
@@ -75,17 +78,17 @@ def _person_columns(table: Table) -> tuple[list[str], list[list[str]]]:
 
 
 def _print_report(report: Report) -> None:
-    console.print(Text(report.title, style="bold"), soft_wrap=False)  # prose: wrapped at the terminal's width
+    print_heading(report.title)
     for name, table in report.tables.items():
         headers, rows = _person_columns(table)
-        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h == "tonnes"))
+        print_table(name, headers, rows, right=frozenset(h for h in headers if h.endswith("_t") or h in ("tonnes", "grams")))
     for note in report.notes:
         console.print(Text(f"note: {note}"), soft_wrap=False)
 
 
 def _emit(report: Report, as_csv: bool, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_csv and as_json:
-        fail("--csv and --json: choose one")
+        cannot_run("--csv and --json: choose one")
     if as_csv:
         sys.stdout.write(report.to_csv())
     elif as_json:
@@ -98,7 +101,7 @@ def _read_json(path: Path) -> Any:
     try:
         return parse_strict(path.read_bytes())
     except Rejected as exc:
-        fail(f"{path}: {exc.message}")
+        cannot_run(f"{path}: {exc.message}")
 
 
 DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
@@ -139,7 +142,8 @@ def methodologies(dir_argument: Optional[Path] = typer.Argument(None, metavar="D
                     continue
                 body = register_body_for_log(m, target.log_format)
                 delivered = target.deliver(target.sign(signer.key(), "methodology.register", body))
-                errors.print(f"registered {m.methodology_id} v{m.version} {target.done(delivered)}")
+                named = f"{m.methodology_id} v{m.version}"
+                print_outcome(target, Operation(f"registered {named}", f"register {named}"), delivered)
         if where.sign_only is not None:
             return
         entries = library_against_log(library, target.methodologies(), target.log_format)
@@ -177,8 +181,8 @@ def _eligibility_body(target: Target, methodology_id: str, on: bool, version: in
         try:
             return eligibility_body_for_log(load_shipped().get(methodology_id, version), on, target.log_format)
         except KeyError:
-            fail(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, which "
-                 f"--sign-only without --dir or --server checks against")
+            cannot_run(f"{methodology_id}{'' if version is None else f' v{version}'} is not in the shipped library, "
+                       f"which --sign-only without --dir or --server checks against")
     logged = target.methodology(methodology_id)
     if logged is None:
         shipped = [m.methodology_id for m in load_shipped().latest()]  # what an operator most likely means
@@ -216,12 +220,10 @@ def eligibility(arguments: List[str] = typer.Argument(..., metavar="[DIR] METHOD
     methodology_id = arguments[-1]
     with where.open() as target:
         body = _eligibility_body(target, methodology_id, on, version)
-        outcome = send(target, where.signer(), "methodology.eligibility", body)
-    named = methodology_id + (f" v{body['version']}" if "version" in body else "")
-    if isinstance(outcome, Held):
-        console.print(f"{outcome.message}: nothing written")
-    else:
-        console.print(f"{named}: offset eligible {'on' if on else 'off'} ({target.done(outcome)})")
+        named = methodology_id + (f" v{body['version']}" if "version" in body else "")
+        state = "on" if on else "off"
+        print_outcome(target, Operation(f"{named}: offset eligible {state}", f"turn {named}'s offset eligibility {state}"),
+                      send(target, where.signer(), "methodology.eligibility", body))
 
 
 @commands.command("quantify")
@@ -236,9 +238,9 @@ def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOL
     try:
         raw = parse_strict(inputs.encode("utf-8"))
     except Rejected as exc:
-        fail(f"--inputs: {exc.message}")
+        cannot_run(f"--inputs: {exc.message}")
     if not isinstance(raw, dict):
-        fail("--inputs must be a JSON object")
+        cannot_run("--inputs must be a JSON object, e.g. '{\"distance_m\": 5000}'")
     for name, value in (("subject", subject), ("occurred_at", occurred_at)):
         if value is not None:
             raw[name] = value
@@ -248,7 +250,7 @@ def quantify_command(methodology_id: str = typer.Argument(..., metavar="METHODOL
     try:
         answer = quantify_request(load_shipped(), request)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        cannot_run(str(exc.args[0]))
     report = explanation_report({**answer["explanation"], "fingerprint": answer["fingerprint"]})
     _emit(report, as_csv, as_json, {"reduction_g": answer["reduction_g"], "fingerprint": answer["fingerprint"]})
 
@@ -314,15 +316,20 @@ def ingest(directory: Path = DirArgument,
         fail(f"{refused} of {len(result.batches)} batches were refused; the others are in the log")
 
 
+def _exact(amount_g: int) -> str:
+    """An amount that may be nothing: "0 g" rather than a "0.000 t" that might be rounded."""
+    return tonnes_shown(amount_g) if amount_g else "0 g"
+
+
 def _print_ingestion(result: IngestResult) -> None:
     console.print(f"{result.lines} lines of {result.platform} records under {result.methodology_id} "
-                  f"v{result.methodology_version}: {result.accepted} accepted ({tonnes_shown(result.accepted_g)}), "
-                  f"{result.rejected} rejected, {tonnes_shown(result.dropped_by_cap_g)} dropped by daily caps")
+                  f"v{result.methodology_version}: {result.accepted} accepted ({_exact(result.accepted_g)}), "
+                  f"{result.rejected} rejected, {_exact(result.dropped_by_cap_g)} dropped by daily caps")
     for reason in REASONS:
         if result.reasons.get(reason):
             console.print(f"  {reason}: {result.reasons[reason]}")
     console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
-                  f"unsigned batches: {result.batches_path}")
+                  f"the batches' bodies, signed and appended below: {result.batches_path}")
     if any(batch.openings_path is not None for batch in result.batches):
         console.print(f"openings (the platform keeps them, for citizens and auditors; never uploaded): "
                       f"{result.batches[0].openings_path.parent}")
@@ -343,7 +350,7 @@ def account(directory: Path = DirArgument,
     batches and issuances they went into. In a format-2 registry: over a person's daily pseudonyms,
     every record with its inclusion proof and, given the platform's openings, its opening checked."""
     if proof is not None and as_csv:
-        fail("--proof prints JSON or text, not CSV")
+        cannot_run("--proof prints JSON or text, not CSV")
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
     try:
         queries = Queries(registry.store)
@@ -392,11 +399,14 @@ def pseudonyms(person: str = typer.Argument(..., metavar="PERSON", help="the per
                as_json: bool = JsonOption) -> None:
     """The identity hub's answer to a person: their daily pseudonyms (spec 7.4) for each date of a
     range, with which `puhui account` gathers their records. Reads nothing but the hub key."""
+    if not IDENTIFIER.fullmatch(person):  # the form of a raw record's subject, which ingestion turns into these
+        cannot_run(f"PERSON {person!r} is no person id: the hub's ids are raw records' subjects, "
+                   f"{IDENTIFIER.pattern} (e.g. hub-person-0042)")
     try:
         derived = daily_pseudonyms(load_secret(hub_key, passphrase_for_role("hub", f"the hub key {hub_key}"), "hub"),
                                    person, first_day, last_day)
     except ValueError as exc:
-        fail(f"--from {first_day} --to {last_day}: {exc}")
+        cannot_run(f"--from {first_day} --to {last_day}: {exc}")
     if as_json:
         sys.stdout.write(json.dumps({"pseudonyms": [p._asdict() for p in derived]}, indent=1) + "\n")
         return

@@ -20,10 +20,10 @@ import typer
 
 from cli.help import Typer
 from cli.onboarding import _help
-from cli.signing import nfc, print_outcome, send
+from cli.signing import Operation, nfc, print_outcome, send
 from cli.tables import print_table
 from cli.target import DatabaseOption, DirOption, LoggedReview, ServerOption, Target, TrustOption, Where, where_options
-from cli.terminal import cannot_run, console, fail, guarded
+from cli.terminal import cannot_run, console, guarded
 from ledger.errors import Rejected
 from ledger.events.reviews import REVIEWER_ROLES
 from ledger.field_checks import VERDICTS
@@ -49,7 +49,7 @@ def _require_format_2(target: Target, what: str) -> None:
 def _target(target: Target, kind: str, target_id: str, version: Optional[int]) -> dict[str, Any]:
     """The review's target as the spec writes it; a methodology's version defaults to its latest."""
     if kind not in REVIEWER_ROLES:
-        fail(f"TARGET_KIND {kind!r} is none of {', '.join(REVIEWER_ROLES)}")
+        cannot_run(f"TARGET_KIND {kind!r} is none of {', '.join(REVIEWER_ROLES)}")
     if kind != "methodology":
         if version is not None:
             cannot_run(f"--version goes with a methodology target, not a {kind}")
@@ -68,7 +68,7 @@ def _report_sha256(report: Path) -> str:
     try:
         with open(report, "rb") as handle:
             if report.stat().st_size > MAX_REPORT_BYTES:
-                fail(f"--report {report} is larger than {MAX_REPORT_BYTES >> 30} GiB")
+                cannot_run(f"--report {report} is larger than {MAX_REPORT_BYTES >> 30} GiB")
             return hashlib.file_digest(handle, "sha256").hexdigest()
     except OSError as exc:
         cannot_run(f"--report {report}: {exc.strerror}")
@@ -83,21 +83,22 @@ def _named(target: dict[str, Any]) -> str:
     "of a methodology version (before its offset eligibility). The report stays off the log: only its SHA-256 "
     "is signed. The same review in the log already: nothing is written."))
 @guarded
-@where_options
+@where_options(signer="a validator's (batch, evidence) or an expert's (methodology); the default, "
+                      "DIR/keys/admin.key, signs no review")
 def review(kind: str = KindArgument, target_id: str = TargetIdArgument, version: Optional[int] = VersionOption,
            verdict: str = typer.Option(..., metavar="VERDICT", help=f"{' or '.join(VERDICTS)}"),
            report: Path = typer.Option(..., metavar="FILE", help="the review report, hashed into report_sha256"),
            review_id: Optional[str] = typer.Option(None, metavar="ID", help="the review's id (default: a fresh one)"),
            *, where: Where) -> None:
     if verdict not in VERDICTS:
-        fail(f"--verdict {verdict!r} is none of {', '.join(VERDICTS)}")
+        cannot_run(f"--verdict {verdict!r} is none of {', '.join(VERDICTS)}")
     report_sha256 = _report_sha256(report)
     with where.open() as target:
         _require_format_2(target, "reviews")
         body = {"review_id": review_id or f"review-{secrets.token_hex(8)}", "target": _target(target, kind, target_id, version),
                 "verdict": verdict, "report_sha256": report_sha256}
-        print_outcome(target, f"review {body['review_id']}: {verdict} {_named(body['target'])}",
-                send(target, where.signer(), "review", body))
+        what = f"review {body['review_id']}: {verdict} {_named(body['target'])}"
+        print_outcome(target, Operation(what, what), send(target, where.signer(), "review", body))
 
 
 def _counts(target: Target, review: LoggedReview, role: str, platform_controllers: frozenset[str]) -> str:
@@ -182,5 +183,7 @@ def hold(account_id: str = typer.Argument(..., metavar="ACCOUNT_ID", help="the a
             "case_id": case_id, "reason": nfc(reason)}
     with where.open() as target:
         _require_format_2(target, "holds")
-        print_outcome(target, f"case {case_id} on account {account_id} {'closed' if release else 'opened'}",
+        case = f"case {case_id} on account {account_id}"
+        print_outcome(target, Operation(f"{case} {'closed' if release else 'opened'}",
+                                        f"{'close' if release else 'open'} {case}"),
                 send(target, where.signer(), "account.hold", body))

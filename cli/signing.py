@@ -19,7 +19,14 @@ from ledger.events import TYPES
 from ledger.schema import ID_FIELD
 
 # The operations of cli.credits: each introduces an id, and a repeat with the same fields holds.
-CREDIT_TYPES = ("issuance", "transfer", "retirement", "neutrality.claim")
+CREDIT_TYPES = ("issuance", "transfer", "retirement", "cancellation", "offset.surrender", "neutrality.claim")
+
+
+class Operation(NamedTuple):
+    """What a command asks, as its outcome line says it: done once it is in the log, to_do while it is
+    only signed into a --sign-only file."""
+    done: str
+    to_do: str
 
 
 class Held(NamedTuple):
@@ -32,12 +39,15 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def print_outcome(target: Target, what: str, outcome: Delivered | Held) -> None:
-    """One line: what was done and where it went, or what held already."""
+def print_outcome(target: Target, operation: Operation, outcome: Delivered | Held) -> None:
+    """One line on stdout: what was done and where it went, what is signed and waits to be submitted,
+    or what held already."""
     if isinstance(outcome, Held):
         console.print(f"{outcome.message}: nothing written")
+    elif outcome.seq is None:
+        console.print(f"{target.done(outcome)}: {operation.to_do}")
     else:
-        console.print(f"{what} {target.done(outcome)}")
+        console.print(f"{operation.done} {target.done(outcome)}")
 
 
 def send(target: Target, signer: SignerKey, event_type: str, body: dict[str, Any]) -> Delivered | Held:

@@ -5,6 +5,7 @@ row never wraps across lines and a number is never cut (an 80-column terminal, a
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from rich.console import Console
@@ -18,6 +19,8 @@ from cli.terminal import console as terminal
 BLOCK_GAP = 2
 # A table's padding (a space each side of a cell) and its vertical lines: one more than columns.
 CELL_PADDING = 2
+# Where a heading's phrases part: after a comma, before a parenthesis.
+PHRASE_BREAK = re.compile(r"(?<=, )|(?= \()")
 
 
 def _width(text: str) -> int:
@@ -39,8 +42,27 @@ def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], ri
     return table
 
 
+def heading_lines(heading: str, width: int) -> list[str]:
+    """A heading in lines of at most width columns, cut only where its phrases part (PHRASE_BREAK),
+    so that a narrow terminal never breaks one mid-phrase; a phrase wider than that stays whole
+    (the terminal wraps it)."""
+    lines: list[str] = []
+    for phrase in PHRASE_BREAK.split(heading):
+        if lines and cell_len(lines[-1] + phrase) <= width:
+            lines[-1] += phrase
+        else:
+            lines.append(phrase.strip() if lines else phrase)
+    return [line.rstrip() for line in lines]
+
+
+def print_heading(heading: str, *, style: str = "bold", console: Console = terminal) -> None:
+    for line in heading_lines(heading, console.width):
+        console.print(Text(line, style=style), soft_wrap=False)
+
+
 def _blocks(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[Text | Table]:
-    out: list[Text | Table] = [Text(f"{title} (a block a row: too wide for {width} columns)", style="italic")]
+    out: list[Text | Table] = [Text(line, style="italic") for line in heading_lines(
+        f"{title} (a block a row: too wide for {width} columns)", width)]
     for row in rows:
         block = Table.grid(padding=(0, BLOCK_GAP))
         block.add_column(no_wrap=True, style="bold")

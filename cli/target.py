@@ -56,10 +56,14 @@ OriginOption = typer.Option(None, "--origin", metavar="ORIGIN", help="the regist
 LogFormatOption = typer.Option(None, "--log-format", min=1, max=2, metavar="N", help=(
     "the registry log's format (1 or 2; `puhui status` shows it), which decides the signature's prefix: for "
     f"--sign-only without --dir or --server (default {INIT_LOG_FORMAT}, the format `puhui init` writes)"))
-SignerKeyOption = typer.Option(None, "--signer-key", metavar="FILE", help=(
-    "the key file that signs: an admin's, or the root key where the spec asks for one (default: DIR/keys/admin.key). "
-    "Passphrase: the variable of the file's role (PUHUI_ADMIN_KEY_PASSPHRASE, PUHUI_ROOT_KEY_PASSPHRASE, ...), "
-    "else PUHUI_KEY_PASSPHRASE, else a prompt"))
+# Who signs the events of most commands, as --signer-key's help says it; the others name their signer.
+ADMIN_SIGNER = "an admin's, or the root key where the spec asks for one (default: DIR/keys/admin.key)"
+
+
+def _signer_key_option(signer: str) -> Any:
+    return typer.Option(None, "--signer-key", metavar="FILE", help=(
+        f"the key file that signs: {signer}. Passphrase: the variable of the file's role (PUHUI_ADMIN_KEY_PASSPHRASE, "
+        f"PUHUI_ROOT_KEY_PASSPHRASE, ...), else PUHUI_KEY_PASSPHRASE, else a prompt"))
 DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="with --dir: override the directory's database URL")
 
 WHERE_HELP = ("Where: --dir DIR (the registry's directory), or --server URL --trust FILE (a running registry), or "
@@ -109,7 +113,7 @@ class SignerKey:
     def _load(self) -> Ed25519Key:
         if self.path is None:
             if self.directory is None:
-                cannot_run("--signer-key FILE: the key that signs (an admin's, or the root key)")
+                cannot_run("--signer-key FILE: the key file that signs (the command's --help says whose)")
             return RegistryDir(self.directory).admin_key()
         role = read_key_info(self.path).role
         purpose = f"the key {self.path}"
@@ -428,7 +432,7 @@ class SignOnlyTarget(Target):
         return Delivered(None, False)
 
     def done(self, delivered: Delivered) -> str:
-        return f"(signed into {self.out}, not submitted yet)"
+        return f"signed into {self.out}, not submitted yet"
 
     def close(self) -> None:
         try:
@@ -493,20 +497,26 @@ class Where:
         return SignOnlyTarget(out, origin, log_format, reader)
 
 
-# The options of where_options, each with its parameter name and type, in the order of the help.
+# The options of where_options, each with its parameter name and type, in the order of the help
+# (--signer-key's option is made for each command, which names its signer).
 _WHERE_OPTIONS = (("directory", Optional[Path], DirOption), ("server", Optional[str], ServerOption),
                   ("trust", Optional[Path], TrustOption), ("sign_only", Optional[Path], SignOnlyOption),
                   ("origin", Optional[str], OriginOption), ("log_format", Optional[int], LogFormatOption),
-                  ("signer_key", Optional[Path], SignerKeyOption),
+                  ("signer_key", Optional[Path], None),
                   ("database_url", Optional[str], DatabaseOption))
 
 
-def where_options(command: Callable[..., Any]) -> Callable[..., Any]:
+def where_options(command: Callable[..., Any] | None = None, *,
+                  signer: str = ADMIN_SIGNER) -> Callable[..., Any]:
     """command(..., where: Where) as a typer command taking the options of Where (the same for every
-    signing command, named in its help by WHERE_HELP) instead of `where`."""
+    signing command, named in its help by WHERE_HELP) instead of `where`; `@where_options(signer=...)`
+    for a command whose events someone other than an admin signs, as --signer-key's help says."""
+    if command is None:
+        return functools.partial(where_options, signer=signer)
     signature = inspect.signature(command)
     kept = [p for name, p in signature.parameters.items() if name != "where"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                               default=_signer_key_option(signer) if option is None else option)
              for name, annotation, option in _WHERE_OPTIONS]
 
     @functools.wraps(command)

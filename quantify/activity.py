@@ -32,7 +32,8 @@ FINGERPRINT_DOMAIN = b"puhui-fingerprint/v1\n"
 _MAX_CACHED_DATES = 100_000
 _ACTIVITY_ID_RULE = "activity_id must be an identifier ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _SUBJECT_RULE = "subject must be a pseudonym ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_TIME_RULE = "occurred_at must be a real time written YYYY-MM-DDTHH:MM:SS.ffffffZ"
+_TIME_RULE = ("occurred_at must be a real UTC time written YYYY-MM-DDTHH:MM:SS.ffffffZ, with exactly 6 fractional "
+              "digits (e.g. 2026-04-06T08:00:00.000000Z)")
 
 
 class InvalidActivity(ValueError):

@@ -63,6 +63,7 @@ REASONS = {
     "invalid_record": "activity_id, subject or occurred_at missing or malformed, or unknown top-level fields",
     "invalid_input": "inputs that do not match the methodology's input schema",
     "zero_reduction": "the act quantifies to 0 g",
+    "future_record": "dated after the day of the run (Beijing time): an act that has not happened yet",
     "duplicate_activity_id": "an activity_id already seen in this run or in the registry",
     "duplicate_fingerprint": "the same real-world act, already counted in this run or in the registry",
     "over_daily_cap": "the subject's daily cap for this methodology was already reached",
@@ -259,8 +260,11 @@ class Ingestor:
         max_open_batches: int = DEFAULT_MAX_OPEN_BATCHES,
         max_lines: int = DEFAULT_MAX_LINES,
         scheme_keys: SchemeKeys | None = None,
+        latest_day: str | None = None,
     ):
-        """scheme_keys given: format-2 records (quantify.private) and their openings; else format 1."""
+        """scheme_keys given: format-2 records (quantify.private) and their openings; else format 1.
+        latest_day: the last Beijing date a record may be dated (the day of the run, against a log);
+        None takes any."""
         if not isinstance(platform, str) or not IDENTIFIER.fullmatch(platform):
             raise IngestError(f"platform {platform!r} is not an identifier")
         if not isinstance(run_id, str) or not IDENTIFIER.fullmatch(run_id) or len(run_id) > MAX_RUN_ID_CHARS:
@@ -280,6 +284,7 @@ class Ingestor:
         self.daily_totals = daily_totals if daily_totals is not None else MemoryDailyTotals()
         self.seen_fingerprints = seen_fingerprints
         self.seen_activity_ids = seen_activity_ids
+        self.latest_day = latest_day
         self.scheme_keys = scheme_keys
 
         self.out_dir = Path(out_dir)
@@ -362,11 +367,17 @@ class Ingestor:
         max_batch_records = self.max_batch_records
         write_buffer_records = _WRITE_BUFFER_RECORDS
         private = self.scheme_keys is not None  # format 2: batches by occurred_on, openings kept
+        latest_day = self.latest_day or "9999-12-31"
         batch_key, batch, buffer = None, None, None
         for (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf,
              opening) in chunk.rows():
             if line > next_rejected:
                 next_rejected = write_rejections_before(line)
+            day = beijing_day(occurred_at)
+            if day > latest_day:
+                reject(line, data.decode(), "future_record", f"dated {day}, after the day of this run, {latest_day} "
+                       f"(Beijing time)", activity_id)
+                continue
             if activity_id in activity_ids or activity_id in seen_activity_ids:
                 reject(line, data.decode(), "duplicate_activity_id", "activity_id already used", activity_id)
                 continue
@@ -377,7 +388,6 @@ class Ingestor:
                        activity_id, fingerprint=fingerprint)
                 continue
 
-            day = beijing_day(occurred_at)
             key = (subject, day)
             totals = day_g.get(key)  # (credited before the run, credited by the run)
             if totals is None:

@@ -9,6 +9,7 @@ the platform signs each batch and the registry judges it like any other event.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ from keys import load_secret
 from ledger.queries import ActivityLookups, CreditsAsked
 from ledger.queries import Queries
 from ledger.registry import Appended, LogReader, Registry
+from ledger.schema import format_time
 from ledger.store import Store
 from quantify.activity import IDENTIFIER, beijing_day, beijing_midnight_utc
 from quantify.ingest import BatchResult, IngestError, IngestResult, ingest_csv, ingest_jsonl
@@ -94,7 +96,8 @@ def check_platform(queries: Queries, platform: str) -> None:
     if account is None:
         raise UnknownPlatform(f"account {platform} does not exist")
     if account["kind"] != "platform":
-        raise NotAPlatform(f"account {platform} is a {account['kind']} account, not a platform")
+        raise NotAPlatform(f"account {platform} is of kind {account['kind']}, not platform: records come through "
+                           f"the account of the platform that gathered them")
 
 
 def load_scheme_keys(hub_key: Path, fingerprint_key: Path, passphrase: Callable[[str], bytes]) -> SchemeKeys:
@@ -118,13 +121,15 @@ def ingest_against_log(log: LogReader, source: IO[bytes], *, csv: bool = False, 
                        scheme_keys: SchemeKeys | None = None, **options: Any) -> IngestResult:
     """quantify's ingestion (ingest_jsonl, ingest_csv) with the log answering its questions
     (LoggedChunks), after checking the platform account; format-2 records (with their openings) for
-    a format-2 log, which needs scheme_keys. Writes only to options["out_dir"]."""
+    a format-2 log, which needs scheme_keys. Writes only to options["out_dir"]. A record dated after
+    today (Beijing time) is rejected (future_record): the registry would refuse its batch (BATCH)."""
     check_scheme_keys(log.log_format, scheme_keys, "scheme_keys")
     check_platform(Queries(log.store), options["platform"])
     methodology: Methodology = options["methodology"]
     logged = LoggedChunks(log.store, methodology.methodology_id, log.log_format)
     options["scheme_keys"] = scheme_keys
     options.update(daily_totals=logged, seen_fingerprints=logged.fingerprints, seen_activity_ids=logged.activity_ids)
+    options.setdefault("latest_day", beijing_day(format_time(dt.datetime.now(dt.timezone.utc))))
     try:
         if csv:
             return ingest_csv(io.TextIOWrapper(source, encoding="utf-8", newline=""), workers=workers,

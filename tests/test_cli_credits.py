@@ -1,5 +1,5 @@
 """Reductions issued, moved and used from the command line (`puhui issue`, `transfer`, `retire`,
-`claim`), run as an operator would (real processes, passphrases from the environment): against a
+`cancel`, `surrender`, `claim`), run as an operator would (real processes, passphrases from the environment): against a
 registry directory and a real `puhui serve`; repeats that hold write nothing, refusals are one line
 with the spec's code and exit 1; --sign-only files posted with `puhui submit`."""
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.api.served_registry import Served
-from tests.test_cli_onboarding import init, log_size, open_registry, puhui
+from tests.test_cli_onboarding import experts_approve, init, log_size, open_registry, puhui
 
 REPO = Path(__file__).resolve().parents[1]
 INVENTORY = REPO / "examples" / "spring-market-inventory.json"
@@ -114,12 +114,18 @@ def test_issue_move_retire_claim_against_a_directory(reviewed, tmp_path):
         "retire", "ret-1", *retire, *mall, *where).stdout
     size = log_size(place)
     assert "nothing written" in puhui("retire", "ret-1", *retire, *mall, *where).stdout
-    assert "none of" in puhui("retire", "ret-2", *retire[:5], "gift", *retire[6:], *mall, *where, ok=False).stderr
+    # A value no option takes cannot run (exit 2, docs/operations.md); a refusal by the rules is exit 1.
+    assert "none of" in puhui("retire", "ret-2", *retire[:5], "gift", *retire[6:], *mall, *where, ok=False,
+                              exit_code=2).stderr
     assert log_size(place) == size
 
     claim = ["--claimant", "mall-co", "--retirement", "ret-1", *mall, *where]
-    wrong = puhui("claim", "claim-1", "--inventory", INVENTORY, "--subject-name", "Another event", *claim, ok=False)
+    wrong = puhui("claim", "claim-1", "--inventory", INVENTORY, "--subject-name", "Another event", *claim, ok=False,
+                  exit_code=2)
     assert "not the inventory's" in wrong.stderr
+    (root / "broken.json").write_text('{"subject": ')
+    broken = puhui("claim", "claim-1", "--inventory", root / "broken.json", *claim, ok=False, exit_code=2)
+    assert "is no inventory" in broken.stderr
     # The market's 99 kg are more than the 1.5 kg retired: the registry refuses, with the spec's code.
     assert "NEUTRALITY_SHORT" in puhui("claim", "claim-1", "--inventory", INVENTORY, *claim, ok=False).stderr
     by_hand = ["--subject-kind", "event", "--subject-name", "Spring market", "--from", "2026-04-18", "--to", "2026-04-19",
@@ -153,8 +159,10 @@ def test_against_a_running_server_and_signed_elsewhere(reviewed, tmp_path):
             return len(httpx.get(f"{served.url}/v1/log", params={"start": 0, "limit": 1000}).json()["leaves"])
 
         # The admin signs on a laptop that never meets the registry; the file is posted later.
-        puhui("issue", "iss-1", *issue_args("mall-co"), "--sign-only", root / "issue.signed", *where,
-              "--signer-key", place / "keys" / "admin.key")
+        signed = puhui("issue", "iss-1", *issue_args("mall-co"), "--sign-only", root / "issue.signed", *where,
+                       "--signer-key", place / "keys" / "admin.key")
+        assert (f"signed into {root / 'issue.signed'}, not submitted yet: issue {BATCH_G} g (0.003 t) to mall-co as "
+                f"iss-1" in signed.stdout and "issued" not in signed.stdout)
         before = size()
         assert "issuance at seq" in puhui("submit", root / "issue.signed", *where).stdout
         assert "nothing written" in puhui("submit", root / "issue.signed", *where).stdout
@@ -199,9 +207,58 @@ def test_a_format_1_log_chooses_no_issuances(tmp_path):
     assert "--amount-g" in no_amount.stderr
     size = log_size(place)
     chosen = puhui("transfer", "tr-1", "--from", "mall-co", "--to", "mall-co", "--amount-g", 1, "--issuance", "iss-1",
-                   "--signer-key", tmp_path / "mall.key", *where, ok=False)
+                   "--signer-key", tmp_path / "mall.key", *where, ok=False, exit_code=2)
     assert "format-1" in chosen.stderr
     assert "retired 5000 g" in puhui("retire", "ret-1", "--account", "mall-co", "--amount-g", 5000, "--purpose",
                                      "voluntary", "--beneficiary", "Mall Co", "--signer-key", tmp_path / "mall.key",
                                      *where).stdout
     assert log_size(place) == size + 1
+
+
+def test_an_admin_cancels_and_the_carbon_market_surrenders(reviewed, tmp_path):
+    root = copy_of(reviewed, tmp_path)
+    place, where = root / "registry", ["--dir", root / "registry"]
+    steel = ["--signer-key", root / "steel.key"]
+    experts_approve("HB-GT-METRO", where, root, place / "keys" / "root.key")  # ets_offset needs an eligible methodology
+    puhui("eligibility", place, "HB-GT-METRO", "--on")
+    new_key("ets", "hubei-ets", root / "ets.key")
+    new_key("holder", "steel-co", root / "steel.key")
+    for file in ("ets.key", "steel.key"):
+        puhui("keys", "register", root / file, *where)
+    puhui("accounts", "open", "steel-co", "--kind", "compliance_entity", "--name", "Steel Co", "--region", "420100",
+          "--controller", root / "steel.key", *where)
+    puhui("issue", "iss-1", *issue_args("steel-co"), *where)
+
+    cancel = ["--account", "steel-co", "--amount-g", 100, "--reason", "court order 2026-17", "--issuance", "iss-1"]
+    assert "cancelled 100 g (0.000 t) from steel-co at seq" in puhui("cancel", "can-1", *cancel, *where).stdout
+    size = log_size(place)
+    assert "cancellation can-1 is in the log already with these fields: nothing written" in puhui(
+        "cancel", "can-1", *cancel, *where).stdout
+    not_admin = puhui("cancel", "can-2", *cancel, *steel, *where, ok=False)  # a holder cancels nothing
+    assert "UNAUTHORIZED" in not_admin.stderr
+    signed = puhui("cancel", "can-2", *cancel, "--sign-only", root / "cancel.signed", *where)
+    assert f"signed into {root / 'cancel.signed'}, not submitted yet: cancel 100 g (0.000 t) from steel-co" in signed.stdout
+    assert log_size(place) == size
+    assert "cancellation at seq" in puhui("submit", root / "cancel.signed", *where).stdout
+
+    puhui("retire", "ret-1", "--account", "steel-co", "--amount-g", 1000, "--purpose", "ets_offset", "--beneficiary",
+          "Steel Co 2026 compliance", *steel, *where)
+    surrender = ["--entity", "steel-co", "--compliance-year", 2026, "--allocation-g", 1_000_000_000, "--retirement",
+                 "ret-1"]
+    by_market = ["--signer-key", root / "ets.key"]
+    assert "UNAUTHORIZED" in puhui("surrender", "sur-1", *surrender, *where, ok=False).stderr  # the admin is no market
+    assert "surrendered ret-1 of steel-co for 2026 at seq" in puhui("surrender", "sur-1", *surrender, *by_market,
+                                                                    *where).stdout
+    size = log_size(place)
+    assert "surrender sur-1 is in the log already with these fields: nothing written" in puhui(
+        "surrender", "sur-1", *surrender, *by_market, *where).stdout
+    assert "DOUBLE_CLAIM" in puhui("surrender", "sur-2", *surrender, *by_market, *where, ok=False).stderr
+    assert "--retirement" in puhui("surrender", "sur-2", *surrender[:-2], *by_market, *where, ok=False,
+                                   exit_code=2).stderr
+    assert log_size(place) == size
+
+    registry = open_registry(place)
+    state = registry.state
+    assert {"can-1", "can-2"} <= state.cancellations and state.retirements["ret-1"].used_by == "sur-1"
+    assert state.accounts["steel-co"].active.size_g == BATCH_G - 200 - 1000
+    registry.close()

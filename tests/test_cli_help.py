@@ -75,3 +75,22 @@ def test_command_lists_break_descriptions_only_where_the_terminal_wraps(path):
     panel = result.output[result.output.index("─ Commands ─"):]
     rows = [line for line in panel.splitlines()[1:] if line.startswith("│")]
     assert rows and all(not line[1:].startswith("  ") for line in rows), result.output
+
+
+def _signer_key_help(path: tuple[str, ...]) -> str:
+    command = dict(PUHUI_COMMANDS)[path]
+    return " ".join(next(param.help for param in command.params if param.name == "signer_key").split())
+
+
+@pytest.mark.parametrize("path,signer", [(("transfer",), "a controller of --from"),
+                                         (("retire",), "a controller of --account"),
+                                         (("claim",), "an admin, or a controller of --claimant"),
+                                         (("review",), "a validator's")])
+def test_signer_key_help_names_who_signs_the_command(path, signer):
+    """A holder signs transfers and retirements: --signer-key's help says so, not "an admin's"."""
+    text = _signer_key_help(path)
+    assert text.startswith(f"the key file that signs: {signer}"), text
+
+
+def test_signer_key_help_of_an_admin_command_names_the_admin():
+    assert _signer_key_help(("issue",)).startswith("the key file that signs: an admin's, or the root key")

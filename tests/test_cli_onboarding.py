@@ -90,7 +90,7 @@ def test_keys_and_accounts_against_a_directory(tmp_path):
     short = puhui("keys", "new", "platform", "x", "--out", tmp_path / "x.key", ok=False, exit_code=2,
                   PUHUI_PLATFORM_KEY_PASSPHRASE="too short")
     assert "shorter than 12 characters" in short.stderr and not (tmp_path / "x.key").exists()
-    assert "none of" in puhui("keys", "new", "wizard", "x", "--out", tmp_path / "x.key", ok=False).stderr
+    assert "none of" in puhui("keys", "new", "wizard", "x", "--out", tmp_path / "x.key", ok=False, exit_code=2).stderr
     where = ["--dir", place]
 
     assert f"registered key {wuhan} (platform) at seq 2" in puhui("keys", "register", tmp_path / "wuhan.key", *where).stdout
@@ -156,7 +156,10 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
 
     signed = puhui("methodologies", "--register", "--sign-only", laptop / "library.signed", "--trust", trust, *admin)
     lines = (laptop / "library.signed").read_text().splitlines()
-    assert len(lines) == signed.stderr.count("registered ") > 0 and "puhui submit" in signed.stdout
+    # What is signed into a file is not done yet: the lines say so in the present tense, on stdout.
+    told = f"signed into {laptop / 'library.signed'}, not submitted yet: register "
+    assert len(lines) == signed.stdout.count(told) > 0 and "puhui submit" in signed.stdout
+    assert "registered" not in signed.stdout and not signed.stderr
     assert all(set(json.loads(line)) == {"type", "body", "auth"} for line in lines)
     exists = puhui("methodologies", "--register", "--sign-only", laptop / "library.signed", "--trust", trust, *admin,
                    ok=False, exit_code=2)
@@ -168,7 +171,9 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     assert log_size(place) == size
 
     experts_approve("HB-GT-BUS", ["--dir", place], tmp_path, place / "keys" / "root.key")
-    puhui("eligibility", "HB-GT-BUS", "--on", "--sign-only", laptop / "bus.signed", "--origin", ORIGIN, *admin)
+    assert (f"signed into {laptop / 'bus.signed'}, not submitted yet: turn HB-GT-BUS v2's offset eligibility on"
+            in puhui("eligibility", "HB-GT-BUS", "--on", "--sign-only", laptop / "bus.signed", "--origin", ORIGIN,
+                     *admin).stdout)
     assert "methodology.eligibility at seq" in puhui("submit", laptop / "bus.signed", "--dir", place).stdout
     size = log_size(place)
     assert "offset eligible on already: nothing written" in puhui("eligibility", place, "HB-GT-BUS", "--on", *admin).stdout
@@ -187,9 +192,21 @@ def test_an_offline_admin_signs_files_that_submit_posts(tmp_path):
     (tmp_path / "garbage.signed").write_text('{"type": "key.revoke"}\n')
     garbage = puhui("submit", tmp_path / "garbage.signed", "--dir", place, ok=False)
     assert "line 1 is no signed event" in garbage.stderr
+    (tmp_path / "empty.signed").write_text("\n")
+    empty = puhui("submit", tmp_path / "empty.signed", "--dir", place, ok=False, exit_code=2)  # nothing to run
+    assert "holds no signed event: it is empty" in empty.stderr
     other = init(tmp_path / "other")  # another registry: it knows no such admin
     foreign = puhui("submit", laptop / "wuhan.signed", "--dir", other, ok=False)
     assert "KEY_UNKNOWN" in foreign.stderr
+
+
+def test_a_key_file_others_may_read_is_said_once_in_one_line(tmp_path):
+    new_key("admin", "operator", tmp_path / "admin.key")
+    (tmp_path / "admin.key").chmod(0o644)
+    signed = puhui("keys", "revoke", "0011223344556677", "--reason", "lost", "--sign-only", tmp_path / "r.signed",
+                   "--origin", ORIGIN, "--signer-key", tmp_path / "admin.key")  # the file is read twice
+    assert signed.stderr == (f"warning: {tmp_path / 'admin.key'}: readable or writable by others (mode 644); run "
+                             f"`chmod 600 {tmp_path / 'admin.key'}`\n"), signed.stderr
 
 
 def test_onboarding_against_a_running_server(tmp_path):
@@ -228,9 +245,9 @@ def test_onboarding_against_a_running_server(tmp_path):
         assert "nothing written" in puhui("accounts", "controllers", "p-5feceb66ffc8", *both, *where, *admin).stdout
         assert size() == before
 
-        assert puhui("methodologies", "--register", *where, *admin).stderr.count("registered ") > 0
+        assert puhui("methodologies", "--register", *where, *admin).stdout.count("registered ") > 0
         experts_approve("HB-GT-BUS", where, tmp_path, place / "keys" / "root.key")
-        assert "offset eligible on (at seq" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
+        assert "offset eligible on at seq" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
         before = size()
         assert "on already: nothing written" in puhui("eligibility", "HB-GT-BUS", "--on", *where, *admin).stdout
         assert size() == before

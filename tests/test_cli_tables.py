@@ -16,7 +16,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from cli.tables import print_table, table_width
+from cli.tables import heading_lines, print_table, table_width
 from ledger.units import tonnes
 from service.registry_dir import RegistryDir
 
@@ -94,7 +94,7 @@ def test_a_table_that_fits_is_drawn_one_line_a_row_and_a_wider_one_a_block_a_row
     assert table_width(["", "tonnes"], narrow) == cell_len(lines[1]) <= WIDTH
     assert [line for line in lines if "26.165" in line] == ["│ issued                        │ 26.165 │"]
 
-    citation = "武碳江湖, Wuhan carbon-inclusive platform, later revision (see shared/methodology-sources.md)"
+    citation = "武碳江湖, Wuhan carbon-inclusive platform, later revision (see spec/methodology-sources.md)"
     wide = [["electricity", "1000", "525", "0.525", citation], ["air_travel", "0.1", "150", "0.000", "ILLUSTRATIVE"]]
     headers = ["source", "quantity", "g_per_unit", "emissions_t", "citation"]
     out = io.StringIO()
@@ -121,6 +121,9 @@ def test_status_and_the_demo_fit_80_columns(demo):
 def test_methodologies_fit_80_columns(demo):
     shown = puhui("methodologies", demo[0])
     assert_fits(shown)
+    # The heading is cut where its phrases part, never mid-phrase ("...80 ⏎columns").
+    assert shown.splitlines()[:2] == ["methodologies: the shipped library and the log",
+                                      "(a block a row: too wide for 80 columns)"], shown
     for entry in json.loads(puhui("methodologies", demo[0], "--json")):
         assert any(line.split() == ["methodology", entry["methodology_id"]] for line in shown.splitlines())
 
@@ -137,6 +140,17 @@ def test_a_footprint_and_its_comparison_fit_80_columns(tmp_path):
     shown = puhui("footprint", inventory, "--compare", inventory)
     assert_fits(shown)
     assert_report_shown(shown, json.loads(puhui("footprint", inventory, "--json")))
+
+
+def test_a_heading_too_wide_is_cut_where_its_phrases_part():
+    title = "Carbon footprint of Chuhe Mall spring community market 2026, 2026-04-18 to 2026-04-19"
+    assert heading_lines(title, 80) == ["Carbon footprint of Chuhe Mall spring community market 2026,",
+                                        "2026-04-18 to 2026-04-19"]
+    assert heading_lines(title, 100) == [title]
+    assert heading_lines("reviews (a block a row: too wide for 40 columns)", 40) == [
+        "reviews", "(a block a row: too wide for 40 columns)"]
+    assert heading_lines("one phrase far wider than the terminal it is printed on", 20) == [
+        "one phrase far wider than the terminal it is printed on"]  # left to the terminal to wrap
 
 
 def test_a_quantified_act_fits_80_columns():

@@ -230,7 +230,12 @@ def run_document(document: str, root: Path) -> None:
 
 
 def test_the_walkthrough_runs_as_written(tmp_path):
-    run_document("docs/walkthrough.md", clone_root(tmp_path))
+    root = clone_root(tmp_path)
+    before = {entry.name for entry in root.iterdir()}
+    run_document("docs/walkthrough.md", root)
+    # Its keys, registry and laptop folder are in a folder of their own, not in the clone's work tree.
+    assert {entry.name for entry in root.iterdir()} == before
+    assert (tmp_path / "puhui-trial" / "laptop" / "admin.key").is_file()
 
 
 def test_the_readme_runs_as_written(tmp_path):

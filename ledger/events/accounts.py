@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from ledger.errors import Rejected
 from ledger.events.base import (
-    NOTHING_DECIDED, Body, DirtyRows, EventType, NewId, Serials, Verdict, active_keys, controls, existing_account,
+    NOTHING_DECIDED, Body, DirtyRows, EventType, NewId, Serials, Verdict, active_keys, controller_of, controls, existing_account,
     is_admin, require_admin, unauthorized,
 )
 from ledger.field_checks import ACCOUNT_KINDS, IDENT, boolean, controllers, identifier, nullable, one_of, region, text
@@ -55,7 +55,7 @@ class AccountControllers(EventType):
 
     def authorize(self, state: State, body: Body, key: Key) -> None:
         if not (is_admin(key) or controls(state, key, body["account_id"])):
-            raise unauthorized(key, f"an admin key or a controller of {body['account_id']}")
+            raise unauthorized(key, f"an admin key or {controller_of(state, body['account_id'])}")
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:

@@ -71,6 +71,29 @@ def parse_record(record: Any, index: int, allowed_inputs: frozenset[str]) -> Act
                           record["subject"], jcs(record))
 
 
+# China Standard Time: UTC+8, no daylight saving.
+BEIJING_OFFSET = dt.timedelta(hours=8)
+
+
+def beijing_date(time: str) -> str:
+    """The Beijing date (UTC+8, spec section 1) of a spec TIME."""
+    return (dt.datetime.fromisoformat(time[:19]) + BEIJING_OFFSET).date().isoformat()
+
+
+def records_after(records: Sequence[ActivityRecord], time: str) -> Rejected | None:
+    """A registry's house rule (docs/spec-readings.md, "Records dated after their batch"): no record
+    of a batch is dated after the Beijing date of the batch event's time, the moment the registry
+    sequences it, since the log cannot hold an act that has not happened yet. BATCH, as a record
+    the registry refuses; judged after every rule of the spec, so it never hides a spec code."""
+    latest = beijing_date(time)
+    for index, r in enumerate(records):
+        day = r.occurred_on if r.occurred_on is not None else beijing_date(r.occurred_at or "")
+        if day > latest:
+            return Rejected("BATCH", f"activity record {index} ({r.activity_id}) is dated {day}, after the batch's "
+                                     f"own date {latest} (Beijing time): a batch reports acts that have happened")
+    return None
+
+
 def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """count, total_g and root of a batch's records, as the platform commits to them (and
     ActivityBatch.judge checks them)."""

@@ -116,6 +116,15 @@ def controls(state: State, key: Key, account_id: str) -> bool:
     return account is not None and key.key_id in account.controllers
 
 
+def controller_of(state: State, account_id: str) -> str:
+    """Who signs for an account, as an UNAUTHORIZED message names it: a missing account has no
+    controller (the spec's code stays UNAUTHORIZED, judged before references), and the message
+    says it is missing, so that a mistyped id is not taken for a wrong key."""
+    if account_id in state.accounts:
+        return f"a controller of {account_id}"
+    return f"a controller of {account_id}, and no account {account_id} exists: check the account's id"
+
+
 def unauthorized(key: Key, need: str) -> Rejected:
     return Rejected("UNAUTHORIZED", f"key {key.key_id} ({key.label}) may not sign this: it needs {need}")
 

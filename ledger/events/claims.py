@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from ledger.errors import Rejected
 from ledger.events.base import (
-    NOTHING_DECIDED, Body, DirtyRows, EventType, NewId, Serials, Verdict, check_period, controls, existing_account,
+    NOTHING_DECIDED, Body, DirtyRows, EventType, NewId, Serials, Verdict, check_period, controller_of, controls, existing_account,
     is_admin, unauthorized,
 )
 from ledger.field_checks import SUBJECT_KINDS, date, fields, identifier, integer, list_of, one_of, text, year
@@ -119,7 +119,7 @@ class NeutralityClaim(EventType):
 
     def authorize(self, state: State, body: Body, key: Key) -> None:
         if not (is_admin(key) or controls(state, key, body["claimant"])):
-            raise unauthorized(key, f"an admin key or a controller of {body['claimant']}")
+            raise unauthorized(key, f"an admin key or {controller_of(state, body['claimant'])}")
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from ledger.errors import Rejected
 from ledger.events.base import (
-    Body, DirtyRows, EventType, NewId, Serials, Verdict, controls, existing_account, registered_methodology,
+    Body, DirtyRows, EventType, NewId, Serials, Verdict, controller_of, controls, existing_account, registered_methodology,
     require_admin, unauthorized,
 )
 from ledger.events.reviews import require_issuance_reviews
@@ -180,7 +180,7 @@ class Transfer(EventType):
 
     def authorize(self, state: State, body: Body, key: Key) -> None:
         if not controls(state, key, body["from"]):
-            raise unauthorized(key, f"a controller of {body['from']}")
+            raise unauthorized(key, controller_of(state, body["from"]))
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:
@@ -208,7 +208,7 @@ class RetirementEvent(EventType):
 
     def authorize(self, state: State, body: Body, key: Key) -> None:
         if not controls(state, key, body["account"]):
-            raise unauthorized(key, f"a controller of {body['account']}")
+            raise unauthorized(key, controller_of(state, body["account"]))
 
     def judge(self, state: State, body: Body, activities: ActivityIndex, records: Sequence[Any] | None,
               effects: Serials | None) -> Verdict:

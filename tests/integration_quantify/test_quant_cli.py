@@ -4,6 +4,7 @@ platforms' files, read a personal account and its proof, quantify one act, accou
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -53,7 +54,7 @@ def place(tmp_path_factory) -> Path:
         client.open_account(admin, f"{name}-platform", "platform", f"{name} platform", "420100", [Actor(key, name)])
     registry.close()
     registered = puhui("methodologies", directory, "--register")
-    assert registered.stderr.count("registered ") == len(LIBRARY.all())
+    assert registered.stdout.count("registered ") == len(LIBRARY.all())
     return directory
 
 
@@ -80,6 +81,8 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     wuhan = puhui("ingest", place, wuhan_file, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
                   "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-wuhan", "--run-id", "wh-jan")
     assert "2 accepted (0.002 t)" in wuhan.stdout and "batch wh-jan-2026-01: 2 records, 0.002 t, appended at seq" in wuhan.stdout
+    assert "0 rejected, 0 g dropped by daily caps" in wuhan.stdout  # nothing, not a 0.000 t that might be rounded
+    assert "the batches' bodies, signed and appended below:" in wuhan.stdout
     grid_file = tmp_path / "grid-export.txt"  # CSV whatever the name, with --csv
     grid_file.write_text("activity_id,subject,occurred_at,distance_m,entry_station,exit_station\n"
                          f"g1,p-alice,{DAY}T01:00:00.000000Z,14800,S01,S09\n"
@@ -100,6 +103,11 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
                     "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-nowhere", ok=False)
     assert "account nowhere-platform does not exist" in refused.stderr
     assert not (tmp_path / "out-nowhere").exists()  # refused before a record was read
+    puhui("accounts", "open", "steel-co", "--kind", "enterprise", "--name", "Steel Co", "--region", "420100",
+          "--controller", place.parent / "wuhan.key", "--dir", place)
+    not_a_platform = puhui("ingest", place, wuhan_file, "--platform", "steel-co", "--methodology", "HB-GT-METRO",
+                           "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-steel", ok=False)
+    assert "account steel-co is of kind enterprise, not platform" in not_a_platform.stderr
 
     account = json.loads(puhui("account", place, "p-alice", "--json", "--proof", "w2").stdout)
     assert account["total_g"] == 3000
@@ -116,10 +124,28 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
     assert leaf.type == "activity.batch" and leaf.body["batch_id"] == "wh-jan-2026-01" and leaf.body["root"] == proof["root"]
     shown = puhui("account", place, "p-alice", "--proof", "w2").stdout
     assert "0.003" in shown and "batch at seq" in shown and "reduction_g" not in shown  # tonnes for people
+    # The summary's exact grams beside its rounded tonnes: its rows add up (3000 = 0 issued + 3000 not yet).
+    summary = {tuple(line.replace("│", " ").split()) for line in shown.splitlines()}
+    assert {("total", "3000", "0.003"), ("issued", "0", "0.000"), ("not", "yet", "issued", "3000", "0.003")} <= summary
     assert "[by_platform]" in puhui("account", place, "p-alice", "--csv").stdout
     assert "no records for this pseudonym" not in shown
     assert "no records for this pseudonym (p-nobody)" in puhui("account", place, "p-nobody").stdout
     assert "has no activity record" in puhui("account", place, "p-bob", "--proof", "w2", ok=False).stderr
+
+
+def test_a_record_dated_after_the_day_of_the_run_is_rejected_before_any_batch(place, tmp_path):
+    """An act that has not happened yet (Beijing time) is rejected as future_record, with its line,
+    as an over-cap amount is dropped; the registry would refuse its batch (docs/spec-readings.md)."""
+    ahead = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).date().isoformat()
+    source = tmp_path / "ahead.jsonl"
+    source.write_bytes(jsonl([metro("f1", "p-carol", f"{ahead}T01:00:00.000000Z"),
+                              metro("f2", "p-carol", f"{DAY}T09:00:00.000000Z")]))
+    ran = puhui("ingest", place, source, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
+                "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out", "--run-id", "ahead").stdout
+    assert "1 accepted" in ran and "1 rejected" in ran and "future_record: 1" in ran
+    [rejection] = [json.loads(line) for line in (tmp_path / "out" / "rejections.jsonl").read_text().splitlines()]
+    assert (rejection["line"], rejection["reason"], rejection["activity_id"]) == (1, "future_record", "f1")
+    assert f"dated {ahead}" in rejection["detail"] and f"ahead-{ahead[:7]}" not in ran  # no batch of that month
 
 
 def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
@@ -129,12 +155,13 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     assert answer["reduction_g"] == 392 and len(answer["fingerprint"]) == 64
     csv_text = puhui("quantify", "HB-GT-BUS", "--version", "1", "--inputs", '{"line": "L5"}', "--csv").stdout
     assert "reduction,0.000,t,150 g" in csv_text and "factor g_per_trip,150" in csv_text
-    assert "--inputs: number 1.5 is not an integer" in puhui("quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1.5}',
-                                                              ok=False).stderr
+    # --inputs not of its form, an unknown methodology: cannot run (2); inputs the methodology refuses: 1.
+    assert "--inputs: number 1.5 is not an integer" in puhui(
+        "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1.5}', ok=False, exit_code=2).stderr
     assert "invalid_input: missing input exit_station" in puhui(
         "quantify", "HB-GT-METRO", "--inputs", '{"distance_m": 1, "entry_station": "S1"}', ok=False).stderr
-    assert "no methodology" in puhui("quantify", "HB-NONE", "--inputs", "{}", ok=False).stderr
-    assert "did you mean HB-GT-METRO" in puhui("quantify", "HB-GT-METR", "--inputs", "{}", ok=False).stderr
+    assert "no methodology" in puhui("quantify", "HB-NONE", "--inputs", "{}", ok=False, exit_code=2).stderr
+    assert "did you mean HB-GT-METRO" in puhui("quantify", "HB-GT-METR", "--inputs", "{}", ok=False, exit_code=2).stderr
 
     later, earlier = tmp_path / "expo-2026.json", tmp_path / "expo-2025.json"
     later.write_text(json.dumps(EXPO, ensure_ascii=False))
@@ -148,5 +175,5 @@ def test_quantify_one_act_and_a_footprint_with_its_comparison(tmp_path):
     assert "total,all,1001855,1.002" in csv_text and "total,all,1050000,1001855,-48145,-0.048,-4.6%" in csv_text
     broken = tmp_path / "broken.json"
     broken.write_text('{"name": 1.5}')
-    assert "broken.json" in puhui("footprint", broken, ok=False).stderr
+    assert "broken.json" in puhui("footprint", broken, ok=False, exit_code=2).stderr
     assert "No such file" in puhui("footprint", tmp_path / "missing.json", ok=False, exit_code=2).stderr

@@ -220,7 +220,14 @@ def test_puhui_ingest_in_a_format_2_directory_asks_for_the_keys_and_puhui_pseudo
                                                            "subject": "e5cbd441b92befd2e02c5052b2090815"}
     too_long = puhui("pseudonyms", "p-0001", "--from", "2026-03-01", "--to", "2046-03-03", "--hub-key", hub,
                      PUHUI_HUB_KEY_PASSPHRASE="hub passphrase")
-    assert too_long.returncode == 1 and "3660 days" in too_long.stderr
+    assert too_long.returncode == 2 and "3660 days" in too_long.stderr  # a range that cannot be: cannot run
+    inverted = puhui("pseudonyms", "p-0001", "--from", "2026-03-03", "--to", "2026-03-01", "--hub-key", hub,
+                     PUHUI_HUB_KEY_PASSPHRASE="hub passphrase")
+    assert inverted.returncode == 2 and "from the first to the last" in inverted.stderr
+    for person in ("", " ", "p 1"):  # no person id the hub gives out, nor one a raw record names
+        nobody = puhui("pseudonyms", person, "--from", "2026-03-01", "--to", "2026-03-01", "--hub-key", hub,
+                       PUHUI_HUB_KEY_PASSPHRASE="hub passphrase")
+        assert nobody.returncode == 2 and "is no person id" in nobody.stderr and not nobody.stdout, nobody.stderr
 
 
 def test_the_api_refuses_a_format_2_ingestion_without_the_keys_and_reads_accounts_by_pseudonyms(world):

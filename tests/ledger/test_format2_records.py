@@ -271,3 +271,18 @@ def test_params_that_are_not_a_definition_are_schema_in_format_2_only(world, par
     body = {"methodology_id": "HB-NEW", "version": 1, "title": "New", "sector": "other", "params": params,
             "offset_eligible": False, "request_id": "r-1"}
     check_body("methodology.register", body, 1)  # format 1: params is any object
+
+
+def test_a_record_dated_after_its_batch_is_refused_as_batch_and_the_verifier_finds_no_violation(world, tmp_path):
+    """A house rule (docs/spec-readings.md): the registry's clock reads 2026-04-01 (Beijing time), so
+    an act of 2026-04-02 has not happened; the verifier, which judges by the spec alone, finds nothing
+    wrong with such a batch, and an act of the batch's own day is taken."""
+    april = ("2026-04-01", "2026-04-30")
+    ahead = [metro_record("w-1", "p-1", "2026-04-01T16:00:00.000000Z", 12_756)]  # 2026-04-02 00:00 in Beijing
+    event = batch_event(world, "wh-ahead", ahead, period=april)
+    assert refused(world, event, ahead) == "BATCH"
+    with pytest.raises(Rejected, match="dated 2026-04-02, after the batch's own date 2026-04-01"):
+        world.registry.append(event, ahead)
+    assert verifier_findings(world, tmp_path, event, ahead) == []
+    today = [metro_record("w-2", "p-2", "2026-04-01T15:59:59.000000Z", 12_756)]
+    world.registry.append(batch_event(world, "wh-today", today, period=april), today)

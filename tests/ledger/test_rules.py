@@ -120,7 +120,12 @@ def test_a_signature_for_another_registry_does_not_verify(world):
 def test_unauthorized(world):
     c, w = world.client, world
     rejected(w, "UNAUTHORIZED", lambda: c.transfer(w.mall, "t", "steel-co", "mall-co", 1))
-    rejected(w, "UNAUTHORIZED", lambda: c.transfer(w.mall, "t", "nowhere", "mall-co", 1))
+    missing = rejected(w, "UNAUTHORIZED", lambda: c.transfer(w.mall, "t", "nowhere", "mall-co", 1))
+    assert "a controller of nowhere, and no account nowhere exists" in missing.message  # not a wrong key
+    assert "no account" not in rejected(w, "UNAUTHORIZED", lambda: c.retire(w.mall, "r", "steel-co", 1, "voluntary",
+                                                                             "x")).message
+    assert "no account nobody exists" in rejected(w, "UNAUTHORIZED", lambda: c.retire(w.mall, "r", "nobody", 1,
+                                                                                      "voluntary", "x")).message
     rejected(w, "UNAUTHORIZED", lambda: c.issue(w.wuhan, "i", "wuhan-platform", "HB-GT-METRO", 2026, "420100", 1, evidence="0" * 64))
     rejected(w, "UNAUTHORIZED", lambda: c.register_key(w.admin, actor("new-admin"), ["admin"]))
     rejected(w, "UNAUTHORIZED", lambda: c.open_account(w.wuhan, "co", "enterprise", "Co", "420100", [w.mall], platform="wuhan-platform"))
@@ -224,6 +229,20 @@ def test_batch_and_duplicate_activity(world):
     twice[1] = dict(twice[1], fingerprint=twice[0]["fingerprint"])
     rejected(w, "DUPLICATE_ACTIVITY", lambda: w.batch("b-twice", twice))
     rejected(w, "DUPLICATE_ID", lambda: w.batch("b-again", [dict(records[0], fingerprint="f" * 64)]))
+
+
+def test_a_record_dated_after_the_batch_event_is_refused_by_a_house_rule(world):
+    """The registry's clock reads 2026-05-01 (Beijing time): an act of 2026-05-02 has not happened
+    yet (docs/spec-readings.md), an act of the day itself has."""
+    c, w = world.client, world
+    body = lambda records: {"batch_id": "b-may", "platform": "wuhan-platform", "methodology_id": "HB-GT-METRO",
+                            "methodology_version": 1, "period_start": "2026-05-01",
+                            "period_end": "2026-05-31"} | batch_commitment(records)
+    ahead = w.records(2, day="2026-05-02")
+    refused = rejected(w, "BATCH", lambda: c.submit(w.wuhan, "activity.batch", body(ahead), ahead))
+    assert "dated 2026-05-02, after the batch's own date 2026-05-01" in refused.message
+    today = w.records(2, day="2026-05-01")
+    c.submit(w.wuhan, "activity.batch", body(today), today)
 
 
 def test_personal_data_is_kept_out_of_the_log_by_house_rules(world):

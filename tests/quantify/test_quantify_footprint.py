@@ -50,7 +50,7 @@ def test_event_footprint_by_hand():
     assert fp.illustrative
     assert any("hotel_night" in note and "illustrative" in note for note in report.notes)
     cited = {f.key: f.citation() for f in fp.factors_used()}
-    assert "methodology-sources.md" in cited["electricity"]
+    assert "see spec/methodology-sources.md" in cited["electricity"]
     assert cited["meal"] == "ILLUSTRATIVE (no published source)"
     rows = list(csv.reader(io.StringIO(report.to_csv())))
     assert ["total", "all", "59767595", "59.768"] in rows
