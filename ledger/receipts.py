@@ -18,6 +18,7 @@ from ledger.rules import signing_message
 from ledger.field_checks import key_id_of
 
 FORMAT = "puhui-receipt/1"
+FIELDS = ("format", "origin", "leaf", "inclusion", "checkpoint", "signer")
 
 
 class NotCovered(Exception):
@@ -63,6 +64,8 @@ def verify_receipt(receipt: Any, trust: dict[str, Any], log_format: int) -> Leaf
     """
     if not isinstance(receipt, dict) or receipt.get("format") != FORMAT:
         raise ReceiptInvalid("ENCODING", f"not a {FORMAT} document")
+    if set(receipt) != set(FIELDS):
+        raise ReceiptInvalid("ENCODING", f"a {FORMAT} document has exactly the fields {', '.join(FIELDS)}")
     try:
         checkpoint = verify_checkpoint(receipt["checkpoint"], parse_verifier_key(trust["log_key"]))
     except (KeyError, TypeError, ValueError) as exc:

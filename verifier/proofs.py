@@ -13,6 +13,7 @@ from verifier.schema import decode_public_key
 from verifier.signatures import verify_signed
 
 RECEIPT_FORMAT = "puhui-receipt/1"
+RECEIPT_FIELDS = ("format", "origin", "leaf", "inclusion", "checkpoint", "signer")  # docs/receipt.md
 # A receipt does not name its log's format: tried in this order (a registry SHOULD start every new
 # log in format 2, spec "Formats").
 LOG_FORMATS = (2, 1)
@@ -107,11 +108,17 @@ def _leaf(text, leaf_index, trust, result, what, log_format):
 def check_receipt(data, trust, log_format=1):
     """A receipt of an event of a log of log_format (its body rules and signature prefix)."""
     document = json_document(data, "receipt")
-    if document.get("format") != RECEIPT_FORMAT:
-        raise InputError(f"receipt format is {document.get('format')!r}, not {RECEIPT_FORMAT!r}")
-    for name in ("origin", "leaf", "inclusion", "checkpoint", "signer"):
+    if "format" not in document:
+        raise InputError(f"not a receipt: no 'format' field (a receipt's is {RECEIPT_FORMAT!r}, docs/receipt.md)")
+    if document["format"] != RECEIPT_FORMAT:
+        raise InputError(f"receipt format is {document['format']!r}, not {RECEIPT_FORMAT!r}")
+    for name in RECEIPT_FIELDS:
         if name not in document:
             raise InputError(f"receipt has no {name!r} field")
+    unknown = sorted(set(document) - set(RECEIPT_FIELDS))
+    if unknown:
+        # A field this tool does not check could carry a claim a reader takes as checked.
+        raise InputError(f"receipt has fields {RECEIPT_FORMAT} does not define: {', '.join(map(repr, unknown))}")
     leaf_index, tree_size, proof = inclusion_of(document["inclusion"], "inclusion")
     signer = document["signer"]
     if signer is not None and (not isinstance(signer, dict) or set(signer) != {"leaf", "inclusion"}):

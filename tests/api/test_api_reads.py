@@ -150,6 +150,8 @@ def test_receipts_hold_offline(api, world, client, tmp_path):
     tampered = dict(receipt, leaf=receipt["leaf"].replace("sur-1", "sur-9"))
     with pytest.raises(ReceiptInvalid):
         verify_receipt(tampered, trust, 1)
+    with pytest.raises(ReceiptInvalid, match="exactly the fields"):
+        verify_receipt(dict(receipt, verified_by="the registry"), trust, 1)
     (tmp_path / "receipt.json").write_text(json.dumps(receipt))
     (tmp_path / "trust.json").write_text(json.dumps(trust))
     checked = subprocess.run([str(PUHUI_VERIFY), "receipt", str(tmp_path / "receipt.json"), "--trust", str(tmp_path / "trust.json")],

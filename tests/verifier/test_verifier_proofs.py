@@ -182,6 +182,22 @@ def test_receipt_unreadable(world, tmp_path, puhui_verify, content):
     assert done.returncode == 2 and "Traceback" not in done.stderr and "receipt" in done.stderr
 
 
+def test_a_document_without_format_is_said_not_to_be_a_receipt(world, tmp_path, puhui_verify):
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps(world.trust_document()))
+    path = tmp_path / "trust-as-receipt.json"
+    path.write_text(json.dumps(world.trust_document()))  # the wrong file handed over
+    done = puhui_verify("receipt", path, "--trust", trust)
+    assert done.returncode == 2 and "not a receipt: no 'format' field" in done.stderr and "None" not in done.stderr
+
+
+def test_a_receipt_with_a_field_it_does_not_define_is_refused(world, tmp_path, puhui_verify):
+    receipt = make_receipt(world, seq_of(world, "retirement_id", "ret-1"))
+    receipt["verified_by"] = "the registry itself"
+    status, report = run_receipt(world, tmp_path, puhui_verify, receipt)
+    assert status == 2 and report is None
+
+
 def run_consistency(world, tmp_path, puhui_verify, old_size, new_size, hashes=None, old_note=None, new_note=None):
     leaf_hashes = world.leaf_hashes()
     (tmp_path / "trust.json").write_text(json.dumps(world.trust_document()))
