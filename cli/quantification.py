@@ -328,8 +328,12 @@ def _print_ingestion(result: IngestResult) -> None:
     for reason in REASONS:
         if result.reasons.get(reason):
             console.print(f"  {reason}: {result.reasons[reason]}")
-    console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
-                  f"the batches' bodies, signed and appended below: {result.batches_path}")
+    if result.batches:
+        console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
+                      f"the batches' bodies, signed and appended below: {result.batches_path}")
+    else:
+        console.print(f"rejections with line numbers and reasons: {result.rejections_path}; "
+                      f"no record was accepted, so there is no batch to append")
     if any(batch.openings_path is not None for batch in result.batches):
         console.print(f"openings (the platform keeps them, for citizens and auditors; never uploaded): "
                       f"{result.batches[0].openings_path.parent}")

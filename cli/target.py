@@ -472,6 +472,8 @@ class Where:
         if out is not None and (out.exists() or out.is_symlink()):
             cannot_run(f"--sign-only {out} exists: the signed events go to a new file")
         if out is None and self.directory is None and self.server is None:
+            if not writes:
+                cannot_run("say which registry to read: --dir DIR, or --server URL --trust FILE")
             cannot_run("say where the events go: --dir DIR, --server URL --trust FILE, or --sign-only FILE")
         reader: Target | None = None
         if self.directory is not None:

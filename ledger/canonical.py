@@ -25,7 +25,8 @@ _ABOVE_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _reject_float(text: str) -> Any:
-    raise Rejected("SCHEMA", f"number {text} is not an integer: quantities are integer grams, decimals are strings")
+    raise Rejected("SCHEMA", f"number {text} is not an integer: JSON numbers here are integers (amounts in grams); "
+                   f"send a decimal as a string, such as \"{text}\"")
 
 
 def _reject_constant(text: str) -> Any:

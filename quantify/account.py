@@ -76,7 +76,7 @@ def pseudonymous_account(person: str, subjects: Sequence[str], batches: Iterable
     report: it never leaves this machine."""
     for subject in subjects:
         check_subject(subject)
-    return _account(f"Personal carbon account of {person} ({len(subjects)} daily pseudonyms)",
+    return _account(f"Personal carbon account of {person} ({len(subjects)} daily pseudonym{'' if len(subjects) == 1 else 's'})",
                     {"subjects": list(subjects)}, subjects, batches, places, {} if openings is None else openings)
 
 

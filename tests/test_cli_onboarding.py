@@ -209,6 +209,13 @@ def test_a_key_file_others_may_read_is_said_once_in_one_line(tmp_path):
                              f"`chmod 600 {tmp_path / 'admin.key'}`\n"), signed.stderr
 
 
+def test_without_a_registry_a_read_asks_which_to_read_and_a_write_where_the_events_go():
+    read = puhui("methodologies", ok=False, exit_code=2)
+    assert read.stderr == "error: say which registry to read: --dir DIR, or --server URL --trust FILE\n"
+    write = puhui("keys", "revoke", "0011223344556677", "--reason", "lost", ok=False, exit_code=2)
+    assert "say where the events go" in write.stderr
+
+
 def test_onboarding_against_a_running_server(tmp_path):
     place = init(tmp_path / "registry")
     served = Served(place).start()

@@ -96,6 +96,10 @@ def test_ingest_two_platforms_then_the_personal_account_and_a_record_proof(place
         (2, "duplicate_fingerprint"), (3, "daily_cap_clipped"), (4, "over_daily_cap")]
     assert "the registry" in rejections[0]["detail"] and rejections[1]["accepted_g"] == 648
     assert (tmp_path / "out-grid" / "batches.jsonl").is_file()
+    repeated = puhui("ingest", place, wuhan_file, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
+                     "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-repeated")
+    assert "0 accepted (0 g), 2 rejected" in repeated.stdout and "appended below" not in repeated.stdout
+    assert "no record was accepted, so there is no batch to append" in repeated.stdout
     again = puhui("ingest", place, wuhan_file, "--platform", "wuhan-platform", "--methodology", "HB-GT-METRO",
                   "--platform-key", place.parent / "wuhan.key", "--out", tmp_path / "out-grid", ok=False, exit_code=2)
     assert "not an empty directory" in again.stderr

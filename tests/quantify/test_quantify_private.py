@@ -214,9 +214,11 @@ def test_a_persons_account_over_daily_pseudonyms_checks_the_openings_it_is_given
     assert [(r["activity_id"], r["occurred_at"], r["opening"]) for r in rows] == [
         ("a-0", "2026-03-01T08:00:00.000000Z", "checked"), ("a-1", "", "no opening given for it")]
     assert report.data["total_g"] == 2 * 967 and report.data["subjects"] == [d.subject for d in derived]
+    assert report.title.endswith("(2 daily pseudonyms)")
     wrong = pseudonymous_account("p-0001", [derived[0].subject], [BatchActivities(batch.body, records)], {},
                                  {json.loads(records[0])["private_sha256"]: openings[1]})
     assert dict(zip(wrong.tables["records"].columns, wrong.tables["records"].rows[0]))["opening"] == \
         "its SHA-256 is not the record's private_sha256"
+    assert wrong.title.endswith("(1 daily pseudonym)")
     with pytest.raises(ValueError):
         daily_pseudonyms(KEYS.hub_key, "p-0001", "2026-03-02", "2026-03-01")
