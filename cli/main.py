@@ -15,6 +15,7 @@ from cli import credits, onboarding, quantification, reviews, upkeep
 from cli.help import Typer
 from cli.tables import print_table
 from cli.terminal import CLI_WRITER_LOCK_WAIT_S, cannot_run, console, errors, guarded
+from ledger.errors import WriterLockHeld
 from ledger.export import export_bundle
 from ledger.note import parse_checkpoint
 from ledger.units import tonnes_shown
@@ -136,7 +137,12 @@ def export(directory: Path = typer.Argument(..., metavar="DIR", help="the regist
         cannot_run(f"{out.parent} does not exist: create it, or choose another --out")
     place = RegistryDir(directory)
     registry = place.open(with_log_key=True, database_url=database_url, writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S)
-    registry.checkpoint()
+    try:
+        registry.checkpoint()  # the first write: it takes the writer lock
+    except WriterLockHeld as exc:
+        # A served registry exports itself: its checkpoint is signed by the writer that holds the log.
+        registry.close()
+        cannot_run(f"{exc}; a running server exports its bundle at GET /v1/export (docs/api.md)")
     with Progress(console=errors) as progress:
         task = progress.add_task("exporting the log", total=registry.size)
         manifest = export_bundle(registry, out, lambda done, total: progress.update(task, completed=done, total=total))

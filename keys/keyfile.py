@@ -211,7 +211,9 @@ def _read_document(path: Path) -> dict[str, Any]:
 def read_document(path: Path, file_format: str, fields: set[str], what: str) -> dict[str, Any]:
     """A sealed file's JSON of exactly these fields, every one a string but a checked "kdf"."""
     try:
-        text = read_secret_file(path, label=str(path), what=what, max_bytes=MAX_KEY_FILE_BYTES).decode("utf-8")
+        declared = json.dumps(file_format).encode("utf-8")
+        text = read_secret_file(path, label=str(path), what=what, max_bytes=MAX_KEY_FILE_BYTES,
+                                holds_a_secret=lambda data: declared in data).decode("utf-8")
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such {what}") from None
     except OSError as exc:

@@ -34,6 +34,10 @@ class StorageError(Exception):
     """The store is not in the state the registry expects (a second writer, a broken invariant)."""
 
 
+class WriterLockHeld(StorageError):
+    """Another process (a running `puhui serve`, another command) holds the log's writer lock."""
+
+
 class InvariantBroken(AssertionError):
     """An invariant of the ledger does not hold: a bug, never a client's fault. Raised by explicit
     checks rather than `assert`, which `python -O` would strip from the write path."""

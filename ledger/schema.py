@@ -62,7 +62,9 @@ def check_submission(event: Any, log_format: int) -> tuple[str, dict[str, Any], 
     extra = sorted(set(event) - {"type", "body", "auth"})
     missing = sorted({"type", "body", "auth"} - set(event))
     if missing or extra:
-        fail("event", f"must have exactly type, body, auth (missing {missing}, unknown {extra})")
+        wrong = ([f"missing field(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown field(s) {', '.join(extra)}"] if extra else [])
+        fail("event", f"must have exactly type, body, auth ({'; '.join(wrong)})")
     event_type = check_event_type(event["type"], log_format)
     _AUTH("auth", event["auth"])
     check_body(event_type, event["body"], log_format)

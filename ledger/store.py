@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from ledger.errors import StorageError
+from ledger.errors import StorageError, WriterLockHeld
 
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
@@ -228,7 +228,7 @@ class _SqliteWriterLock:
                 if time.monotonic() > deadline:
                     holder = handle.read(300).strip() or "a process that has not said what it is"
                     handle.close()
-                    raise StorageError(f"another writer holds this log ({holder}; waited {timeout_s:g} s): stop it, "
+                    raise WriterLockHeld(f"another writer holds this log ({holder}; waited {timeout_s:g} s): stop it, "
                                        f"or send the events through its API") from None
                 time.sleep(0.05)
         handle.truncate(0)
@@ -321,7 +321,7 @@ class Store:
             conn.rollback()
             if time.monotonic() > deadline:
                 conn.close()
-                raise StorageError(f"another writer holds this log (waited {timeout_s:g} s for it)")
+                raise WriterLockHeld(f"another writer holds this log (waited {timeout_s:g} s for it)")
             time.sleep(0.05)
         conn.commit()
         self._lock_conn = conn

@@ -377,6 +377,17 @@ def test_a_private_key_file_loads_without_a_warning(tmp_path):
         assert load_key(path, PASSPHRASE) == key
 
 
+def test_a_public_file_handed_over_as_a_key_file_is_said_not_to_be_one_without_a_mode_warning(tmp_path):
+    import warnings
+    trust = tmp_path / "trust.json"
+    trust.write_text(json.dumps({"origin": "x.example/puhui", "log_key": "x+0+AA", "root_keys": []}))
+    os.chmod(trust, 0o644)  # as a trust file is: public
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(keys.KeyFileError, match="not a key file"):
+            load_key(trust, PASSPHRASE)
+
+
 def test_a_label_is_bounded(tmp_path):
     with pytest.raises(ValueError, match="at most"):
         save_key(tmp_path / "k", Ed25519Key.generate(), PASSPHRASE, role="admin", label="x" * 257, strength=FAST)

@@ -90,6 +90,10 @@ def test_a_cli_write_while_the_server_runs_is_refused_naming_the_server(tmp_path
         assert result.returncode != 0
         message = result.stderr + result.stdout
         assert "another writer holds this log" in message and str(served.process.pid) in message, message
+        exported = puhui("export", str(directory), "--out", str(tmp_path / "bundle"),
+                         env=dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE), timeout_s=60)
+        assert exported.returncode == 2 and "GET /v1/export" in exported.stderr, exported.stderr
+        assert not (tmp_path / "bundle").exists()
         # The server is unharmed: it writes, and exports with 200.
         register("HB-GT-BUS")
         assert httpx.get(served.url + "/v1/export", timeout=60).status_code == 200

@@ -11,7 +11,7 @@ import pytest
 from ledger.eligibility import check_request
 from ledger.errors import Rejected
 from ledger.rules import batch_commitment
-from ledger.schema import check_body
+from ledger.schema import check_body, check_submission
 from world import World, actor
 
 ELIGIBLE_ISSUANCE = "iss-1"  # metro, vintage 2026, region 420100
@@ -82,6 +82,17 @@ def test_a_schema_message_names_the_body_when_it_is_the_body_at_fault(body, log_
     with pytest.raises(Rejected) as info:
         check_body("retirement", body, log_format)
     assert info.value.code == "SCHEMA" and info.value.message.startswith(message), info.value.message
+
+
+@pytest.mark.parametrize("event, message", [
+    ({"type": "retirement", "body": {}, "auth": {}, "note": "x"}, "event: must have exactly type, body, auth (unknown field(s) note)"),
+    ({"type": "retirement", "body": {}}, "event: must have exactly type, body, auth (missing field(s) auth)"),
+])
+def test_an_event_of_the_wrong_shape_names_only_what_is_wrong(event, message):
+    """Trial 6's notes: "(missing [], unknown ['note'])"."""
+    with pytest.raises(Rejected) as info:
+        check_submission(event, 2)
+    assert info.value.code == "SCHEMA" and info.value.message == message, info.value.message
 
 
 def test_an_eligibility_request_names_the_body_too():
