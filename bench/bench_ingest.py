@@ -1,7 +1,7 @@
 """Ingestion throughput against the raw parse-and-hash floor, as a ratio.
 
-    .venv/bin/python bench/bench_ingest.py [--records N] [--format jsonl|csv] [--workers W ...]
-        [--log-formats 1 2] [--out DIR]
+    .venv/bin/python bench/bench_ingest.py [--records N | --input FILE] [--format jsonl|csv]
+        [--workers W ...] [--log-formats 1 2] [--out DIR]
 
 Generates N synthetic metro records (deterministic; about 1 % cross-platform duplicates and a
 few subjects over their daily cap, so every check runs), writes them to a file, then times in
@@ -12,8 +12,10 @@ the same process:
 - with --registry: `puhui ingest`'s path (service.ingestion.ingest_against_log) against a SQLite
   registry database whose activities table already holds --logged records of another platform
   (every 50th act of the file among them, so duplicates and daily totals come from the log).
-Reports records/s for each and its ratio to raw; with several --workers values, one ingest per
-value against the same raw measurement. With --log-formats 1 2, each ingest is timed writing
+Reports records/s for each and its ratio to raw, and the CPU time it took (this process and its
+workers: the machine may be busy, CPU time is steadier than the clock); with several --workers
+values, one ingest per value against the same raw measurement. --input FILE takes the records of
+an earlier run (e.g. bench/out/ingest/records.jsonl, copied out of --out) instead of writing them. With --log-formats 1 2, each ingest is timed writing
 format-1 records and format-2 records (daily pseudonyms, keyed fingerprints, public inputs and
 openings: quantify.private; distance_m public, the stations not, as in spec 7.2's example), and the
 ratio format-2/format-1 is printed. Output goes to bench/out/ (git-ignored) by default.
@@ -28,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import time
@@ -144,12 +147,16 @@ def main() -> None:
     parser.add_argument("--log-formats", type=int, nargs="+", choices=(1, 2), default=[1],
                         help="the records' format, one measurement per value (2: with the bench's scheme keys)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "ingest")
+    parser.add_argument("--input", type=Path, help="records of --format written before (not inside --out)")
     args = parser.parse_args()
 
+    if args.input is not None and args.input.resolve().is_relative_to(args.out.resolve()):
+        parser.error("--input must not be inside --out, which is emptied first")
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    source = args.out / f"records.{args.format}"
-    write_input(source, args.records, args.format)
+    source = args.input or args.out / f"records.{args.format}"
+    if args.input is None:
+        write_input(source, args.records, args.format)
     methodology = load_shipped().get(METHODOLOGY)
     marked = dataclasses.replace(methodology, inputs=tuple(dataclasses.replace(f, public=f.name == "distance_m")
                                                            for f in methodology.inputs))
@@ -160,18 +167,23 @@ def main() -> None:
 
     raw_rate = raw_n / raw_s
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.records} {args.format} records, {METHODOLOGY}")
+          f"{raw_n} {args.format} records, {METHODOLOGY}")
     print(f"raw parse+JCS+2xSHA-256: {raw_rate:,.0f} records/s ({raw_s:.2f} s)")
     rates: dict[tuple[str, int], float] = {}  # (what, log format) -> records/s
 
+    def cpu_s() -> float:
+        """CPU seconds of this process and of its children that have ended (a run's workers)."""
+        return sum(usage.ru_utime + usage.ru_stime for usage in (resource.getrusage(resource.RUSAGE_SELF),
+                                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
     def measure(label: str, log_format: int, run) -> None:
-        started = time.perf_counter()
+        started, started_cpu_s = time.perf_counter(), cpu_s()
         result = run()
-        ingest_s = time.perf_counter() - started
+        ingest_s, ingest_cpu_s = time.perf_counter() - started, cpu_s() - started_cpu_s
         ingest_rate = rates[(label, log_format)] = result.lines / ingest_s
-        print(f"{label}, format {log_format}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s), ratio ingest/raw "
-              f"{ingest_rate / raw_rate:.2f}; {result.accepted} accepted in {len(result.batches)} batch(es), "
-              f"{dict(result.reasons)}")
+        print(f"{label}, format {log_format}: {ingest_rate:,.0f} records/s ({ingest_s:.2f} s; CPU {ingest_cpu_s:.2f} s, "
+              f"{ingest_cpu_s / result.lines * 1e6:.2f} us/record), ratio ingest/raw {ingest_rate / raw_rate:.2f}; "
+              f"{result.accepted} accepted in {len(result.batches)} batch(es), {dict(result.reasons)}")
 
     def keys_of(log_format: int) -> SchemeKeys | None:
         return BENCH_KEYS if log_format == 2 else None

@@ -107,7 +107,7 @@ class Shape(NamedTuple):
     inputs_template: str  # the inputs' JCS text, % the input values
     integers: tuple[IntegerValue, ...]
     quantity_at: int | None
-    fingerprint_parts: Callable[[tuple[str, ...]], tuple[str, ...]]  # fingerprint fields, then subject
+    fingerprint_fields: Callable[[tuple[str, ...]], tuple[str, ...]]  # the fingerprint's input fields
     # Format 2 (quantify.private): the public inputs' JCS text, % public_values(values); the
     # opening's JCS text up to its salt, % opening_values(values) (non-public inputs, occurred_at).
     public_template: str
@@ -116,24 +116,15 @@ class Shape(NamedTuple):
     opening_values: Callable[[tuple[str, ...]], tuple[str, ...]]
 
 
-class Accepted(NamedTuple):
-    """A line the fast path takes: its values in canonical order, its shape, its reduction."""
-
-    line: int
-    values: tuple[str, ...]
-    shape: Shape
-    reduction_g: int
-
-
-# A built record: PreparedRecord's fields but its leaf hash, in that order (a plain tuple: one a record).
-Built = tuple[int, str, str, str, str, int, str, bytes, bytes]
+# A built record: PreparedRecord's fields in that order (a plain tuple: one a record; quantify.prepared).
+Row = tuple[int, str, str, str, str, int, str, bytes, bytes, bytes]
 
 
 class LineVariant(NamedTuple):
     """One way of writing a record of one shape on a line."""
 
     fullmatch: Callable[[str], re.Match | None]
-    groups: tuple[int, ...]  # the group numbers of the values, in canonical order
+    groups: tuple[int, ...] | None  # the group numbers of the values in canonical order; None: 1, 2, ...
     shape: Shape
 
 
@@ -170,8 +161,7 @@ class FastRecords:
                 "{" + jcs_template(names) + "}",
                 tuple(IntegerValue(at[c.name], c.low, c.high) for c in integers),
                 None if compiled.quantity_field is None else at[compiled.quantity_field],
-                # itemgetter of one index returns no tuple: the subject is always there as well.
-                itemgetter(*fingerprint_at, 1) if fingerprint_at else lambda values: (values[1],),
+                _values_at(fingerprint_at),
                 "{" + jcs_template(public) + "}",
                 _values_at([at[n] for n in public]),
                 '{"fields":{' + jcs_template(opening) + '},"salt":"',
@@ -191,7 +181,8 @@ class FastRecords:
                     pattern, groups = self._line_pattern(top, input_order, by_name)
                     if pattern.pattern not in seen:
                         seen.add(pattern.pattern)
-                        variants.append(LineVariant(pattern.fullmatch, groups, record_shape))
+                        in_order = groups == tuple(range(1, len(groups) + 1))  # then match.groups(), cheaper
+                        variants.append(LineVariant(pattern.fullmatch, None if in_order else groups, record_shape))
         self._variants = tuple(variants)
 
         # CSV: a row's cells in canonical order joined by newlines (which no value holds); an
@@ -226,29 +217,25 @@ class FastRecords:
         return re.compile(_object_pattern([(key, values[key]) for key in top]) + _END), \
             tuple(group[name] for name in canonical)
 
-    def line_values(self, text: str) -> tuple[tuple[str, ...], Shape] | None:
-        """The values in canonical order and the shape, for a line of an exact shape; else None."""
+    def line_values(self, text: bytes | str) -> tuple[tuple[str, ...], Shape] | None:
+        """The values in canonical order and the shape, for a line of an exact shape; else None
+        (also for bytes that are not UTF-8)."""
+        if type(text) is bytes:
+            try:
+                text = text.decode()
+            except UnicodeDecodeError:
+                return None
         for fullmatch, groups, shape in self._variants:
             match = fullmatch(text)
             if match is not None:
-                return match.group(*groups), shape
+                return (match.groups() if groups is None else match.group(*groups)), shape
         return None
 
     def prepare_lines(self, first_line: int, lines: list[bytes | str],
                       full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
         """Consecutive lines numbered from first_line, prepared; a line the fast path does not
         accept goes to full(line, raw), whose result (None for nothing) is kept in its place."""
-        line_values = self.line_values
-
-        def values(raw: bytes | str) -> tuple[tuple[str, ...], Shape] | None:
-            if type(raw) is bytes:
-                try:
-                    raw = raw.decode()
-                except UnicodeDecodeError:
-                    return None
-            return line_values(raw)
-
-        return self._prepare(enumerate(lines, first_line), values, full)
+        return self._prepare(enumerate(lines, first_line), self.line_values, full)
 
     def row_values(self, columns: tuple[int, ...], row: list[str]) -> tuple[tuple[str, ...], Shape] | None:
         """The same for a CSV row's cells (columns: the cells in canonical order)."""
@@ -288,97 +275,77 @@ class FastRecords:
     def _prepare(self, numbered: Iterable[tuple[int, Any]],
                  values_of: Callable[[Any], tuple[tuple[str, ...], Shape] | None],
                  full: Callable[[int, Any], PreparedRecord | Rejection | None]) -> PreparedChunk:
-        """The fast path's loop, everything it touches a local (it runs once per record): the
-        lines it takes are built into records of the log's format, each in its place among those
-        the full path prepares."""
-        chunk = PreparedChunk.empty()
+        """The fast path's loop, everything it touches a local (it runs once per record): a line
+        of an exact shape whose values pass is built into a record of the log's format; any other
+        goes to full(line, raw), whose result (None for nothing) is kept in its place.
 
-        def by_full_path(line: int, raw: Any) -> None:
-            item = full(line, raw)
-            if item is not None:
-                chunk.add(item)
-
-        def accepted() -> Iterator[Accepted]:
-            """The lines of an exact shape whose values pass, with their reduction; every other
-            line goes to the full path (lazily: in its place among the records built)."""
-            real_date = is_real_date
-            numerator, denominator = self.compiled.numerator, self.compiled.denominator
-            for line, raw in numbered:
-                found = values_of(raw)
-                if found is None:
-                    by_full_path(line, raw)
-                    continue
+        One loop and one call per record: no generator between the checks and the building, and
+        no column appends per field (PreparedChunk.of_rows turns the rows into columns at once).
+        """
+        rows: list[Any] = []  # a Row or a PreparedRecord per record, in line order
+        rejections: list[Rejection] = []
+        add_row, add_rejection = rows.append, rejections.append
+        build = self._record_builder() if self.private is None else self._private_record_builder()
+        real_date = is_real_date
+        numerator, denominator = self.compiled.numerator, self.compiled.denominator
+        for line, raw in numbered:
+            found = values_of(raw)
+            if found is not None:
                 values, shape = found
                 for at, low, high in shape.integers:
                     if not low <= int(values[at]) <= high:
-                        found = None
                         break
-                if found is None or not real_date(values[2][:10]):
-                    by_full_path(line, raw)  # out of range, or no such day: the full path says so
-                    continue
-                quantity_at = shape.quantity_at
-                scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
-                reduction_g = scaled // denominator if scaled > 0 else 0
-                if reduction_g == 0:
-                    by_full_path(line, raw)  # zero_reduction, in the full path's words
-                    continue
-                yield Accepted(line, values, shape, reduction_g)
+                else:
+                    if real_date(values[2][:10]):
+                        quantity_at = shape.quantity_at
+                        scaled = numerator if quantity_at is None else int(values[quantity_at]) * numerator
+                        if scaled >= denominator:  # at least 1 g
+                            add_row(build(line, values, shape, scaled // denominator))
+                            continue
+            # Not of an exact shape, out of range, no such day or 0 g: the full path says so.
+            item = full(line, raw)
+            if item is not None:
+                (add_row if type(item) is PreparedRecord else add_rejection)(item)
+        return PreparedChunk.of_rows(rows, rejections)
 
-        # PreparedChunk.add's appends, bound once: each record's values go straight to their
-        # columns, with no PreparedRecord to build and take apart.
-        lines_append, ids_append, subjects_append, times_append = (
-            chunk.lines.append, chunk.activity_ids.append, chunk.subjects.append, chunk.occurred_ats.append)
-        fingerprints_append, grams_append, inputs_append, data_append, leaves_append, openings_append = (
-            chunk.fingerprints.append, chunk.reductions_g.append, chunk.inputs_jcs.append, chunk.data.append,
-            chunk.leaves.append, chunk.openings.append)
-        sha256 = _sha256
-        built = self._records(accepted()) if self.private is None else self._private_records(accepted())
-        for line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, opening in built:
-            lines_append(line)
-            ids_append(activity_id)
-            subjects_append(subject)
-            times_append(occurred_at)
-            fingerprints_append(fingerprint)
-            grams_append(reduction_g)
-            inputs_append(inputs_jcs)
-            data_append(data)
-            leaves_append(sha256(b"\x00" + data).digest())
-            openings_append(opening)
-        return chunk
-
-    def _records(self, accepted: Iterable[Accepted]) -> Iterator[Built]:
+    def _record_builder(self) -> Callable[[int, tuple[str, ...], Shape, int], Row]:
         """Format-1 records (quantify.activity.record_bytes, from templates)."""
-        fingerprint_template = self._fingerprint_template
+        fingerprint_template = FINGERPRINT_DOMAIN.decode() + self._fingerprint_template
         minute = self.compiled.fingerprint_time == "minute"
         fingerprint_time = self._fingerprint_time
-        domain = FINGERPRINT_DOMAIN
         sha256 = _sha256
-        for line, values, shape, reduction_g in accepted:
+
+        def build(line: int, values: tuple[str, ...], shape: Shape, reduction_g: int) -> Row:
             activity_id, subject, occurred_at = values[0], values[1], values[2]
             inputs_jcs = shape.inputs_template % values[3:]
             when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
-            fingerprint = sha256(domain + (fingerprint_template % (*shape.fingerprint_parts(values), when)).encode()
-                                 ).hexdigest()
+            fingerprint = sha256(
+                (fingerprint_template % (*shape.fingerprint_fields(values), subject, when)).encode()).hexdigest()
             data = (  # quantify.activity.record_bytes, inlined
                 f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
                 f'"occurred_at":"{occurred_at}","reduction_g":{reduction_g},"subject":"{subject}"}}'
             ).encode()
-            yield line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, b""
+            return (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+                    sha256(b"\x00" + data).digest(), b"")
 
-    def _private_records(self, accepted: Iterable[Accepted]) -> Iterator[Built]:
+        return build
+
+    def _private_record_builder(self) -> Callable[[int, tuple[str, ...], Shape, int], Row]:
         """Format-2 records and their openings (quantify.private.PrivateRecords.prepare, from
-        templates): two HMACs and two SHA-256 a record, the leaf hash besides."""
-        fingerprint_template = self._fingerprint_template
+        templates): two HMACs and two SHA-256 a record, the leaf hash besides. Salts come a block
+        at a time, a fresh block for each chunk (a builder serves one chunk)."""
+        fingerprint_template = FINGERPRINT_DOMAIN_V2.decode() + self._fingerprint_template
         minute = self.compiled.fingerprint_time == "minute"
         fingerprint_time = self._fingerprint_time
-        domain = FINGERPRINT_DOMAIN_V2
         # KeyedHash.digest inlined: HMAC-SHA256 from the keys' hashed pads.
         hub_inner, hub_outer = self.private.hub.inner.copy, self.private.hub.outer.copy
         fingerprint_inner, fingerprint_outer = (self.private.fingerprint_hash.inner.copy,
                                                 self.private.fingerprint_hash.outer.copy)
         sha256, day_of = _sha256, beijing_day
         salts, salt_at = "", 0
-        for line, values, shape, reduction_g in accepted:
+
+        def build(line: int, values: tuple[str, ...], shape: Shape, reduction_g: int) -> Row:
+            nonlocal salts, salt_at
             activity_id, occurred_at = values[0], values[2]
             occurred_on = day_of(occurred_at)
             inner, outer = hub_inner(), hub_outer()
@@ -387,21 +354,23 @@ class FastRecords:
             subject = outer.digest()[:16].hex()
             when = occurred_at[:16] + "Z" if minute else fingerprint_time(occurred_at)
             inner, outer = fingerprint_inner(), fingerprint_outer()
-            inner.update(domain + (fingerprint_template % (*shape.fingerprint_parts(values)[:-1], subject, when)).encode())
+            inner.update((fingerprint_template % (*shape.fingerprint_fields(values), subject, when)).encode())
             outer.update(inner.digest())
             fingerprint = outer.hexdigest()
             inputs_jcs = shape.public_template % shape.public_values(values)
             if salt_at == len(salts):  # fresh salts, a block at a time
                 salts, salt_at = base64.b64encode(os.urandom(SALT_BYTES * _SALTS_PER_BLOCK)).decode(), 0
-            opening = (shape.opening_head % shape.opening_values(values) + salts[salt_at:salt_at + SALT_CHARS]
-                       + '"}').encode()
+            opening = f'{shape.opening_head % shape.opening_values(values)}{salts[salt_at:salt_at + SALT_CHARS]}"}}'.encode()
             salt_at += SALT_CHARS
             data = (  # quantify.private.record_bytes_v2, inlined
                 f'{{"activity_id":"{activity_id}","fingerprint":"{fingerprint}","inputs":{inputs_jcs},'
                 f'"occurred_on":"{occurred_on}","private_sha256":"{sha256(opening).hexdigest()}",'
                 f'"reduction_g":{reduction_g},"subject":"{subject}"}}'
             ).encode()
-            yield line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, opening
+            return (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data,
+                    sha256(b"\x00" + data).digest(), opening)
+
+        return build
 
 
 @functools.lru_cache(maxsize=256)

@@ -227,7 +227,7 @@ class _OpenBatch:
         folds a full write buffer, cheaper than one append per record."""
         if self.leaves:
             self.tree.extend(self.leaves)
-            self.leaves = []
+            self.leaves.clear()  # in place: Ingestor.admit holds the list
         assert self.tree.size == self.size
 
 
@@ -301,10 +301,12 @@ class Ingestor:
         self._parts: Counter = Counter()  # period key -> batches opened
         self._activity_ids: set[str] = set()
         self._fingerprint_lines: dict[str, int] = {}
-        # (subject, Beijing day) -> (grams before the run, grams by the run). Tuples of ints, not
-        # lists: the garbage collector stops tracking them, so its full passes over a run of
-        # millions of records do not walk a million totals each time.
-        self._day_g: dict[tuple[str, str], tuple[int, int]] = {}
+        # (subject, Beijing day) -> grams credited, before and by the run; and the grams before the
+        # run where there were any (what the run credited is the difference). Ints, not a tuple or
+        # list a key: nothing to build a record, and nothing the garbage collector tracks (its full
+        # passes over a run of millions of records walk none of them).
+        self._day_used_g: dict[tuple[str, str], int] = {}
+        self._day_before_g: dict[tuple[str, str], int] = {}
         self._finished = False
 
     # --- the per-record path --------------------------------------------------------------
@@ -359,7 +361,7 @@ class Ingestor:
         seen_activity_ids = self.seen_activity_ids
         fingerprint_lines = self._fingerprint_lines
         seen_fingerprints = self.seen_fingerprints
-        day_g = self._day_g
+        day_used_g, day_before_g = self._day_used_g, self._day_before_g
         cap_g = self.methodology.daily_cap_g
         methodology_id = self.methodology.methodology_id
         daily_totals = self.daily_totals
@@ -368,7 +370,7 @@ class Ingestor:
         write_buffer_records = _WRITE_BUFFER_RECORDS
         private = self.scheme_keys is not None  # format 2: batches by occurred_on, openings kept
         latest_day = self.latest_day or "9999-12-31"
-        batch_key, batch, buffer = None, None, None
+        batch_key, batch, buffer, openings, leaves = None, None, None, None, None
         for (line, activity_id, subject, occurred_at, fingerprint, reduction_g, inputs_jcs, data, leaf,
              opening) in chunk.rows():
             if line > next_rejected:
@@ -389,14 +391,16 @@ class Ingestor:
                 continue
 
             key = (subject, day)
-            totals = day_g.get(key)  # (credited before the run, credited by the run)
-            if totals is None:
-                totals = day_g[key] = (daily_totals.credited_g(subject, methodology_id, day), 0)
-            room_g = cap_g - totals[0] - totals[1]
+            used_g = day_used_g.get(key)  # credited before the run and by it
+            if used_g is None:
+                used_g = day_used_g[key] = daily_totals.credited_g(subject, methodology_id, day)
+                if used_g:
+                    day_before_g[key] = used_g
+            room_g = cap_g - used_g
             if reduction_g > room_g:
                 if room_g <= 0:
                     reject(line, data.decode(), "over_daily_cap",
-                           f"{subject} already has {totals[0] + totals[1]} g of the {cap_g} g cap on {day}",
+                           f"{subject} already has {used_g} g of the {cap_g} g cap on {day}",
                            activity_id, quantified_g=reduction_g, dropped_g=reduction_g)
                     continue
                 reject(line, data.decode(), "daily_cap_clipped", f"only {room_g} g left under the {cap_g} g cap on {day}",
@@ -409,7 +413,7 @@ class Ingestor:
                 else:
                     data = record_bytes(activity_id, fingerprint, inputs_jcs, occurred_at, reduction_g, subject)
                 leaf = leaf_hash(data)
-            day_g[key] = (totals[0], totals[1] + reduction_g)
+            day_used_g[key] = used_g + reduction_g
 
             activity_ids.add(activity_id)
             fingerprint_lines[fingerprint] = line
@@ -417,12 +421,12 @@ class Ingestor:
             if dated[:key_chars] != batch_key:
                 batch_key = dated[:key_chars]
                 batch = self._batch_for(dated)
-                buffer = batch.buffer
+                buffer, openings, leaves = batch.buffer, batch.openings, batch.leaves
             # batch.append, inlined
             buffer.append(data)
             if private:
-                batch.openings.append(opening)
-            batch.leaves.append(leaf)
+                openings.append(opening)
+            leaves.append(leaf)
             batch.size += 1
             batch.total_g += reduction_g
             if len(buffer) >= write_buffer_records:
@@ -476,7 +480,9 @@ class Ingestor:
             for batch in list(self._open.values()):
                 self._close(batch)
             self.result.batches.sort(key=lambda b: b.body["period_start"])  # stable: parts stay in order
-            self.result.credited_g = {key: g[1] for key, g in self._day_g.items() if g[1]}
+            before_g = self._day_before_g
+            self.result.credited_g = {key: used_g - before_g.get(key, 0) for key, used_g in self._day_used_g.items()
+                                      if used_g != before_g.get(key, 0)}
             self._rejections.close()
             with open(self.result.batches_path, "x", encoding="utf-8") as out:
                 for batch in self.result.batches:

@@ -70,6 +70,14 @@ class PreparedChunk(NamedTuple):
             chunk.add(item)
         return chunk
 
+    @classmethod
+    def of_rows(cls, rows: list[Any], rejections: list[Rejection]) -> PreparedChunk:
+        """The chunk of these records (PreparedRecords, or plain tuples of their fields) and
+        rejections, each given in line order: the columns in one pass, no append per field."""
+        if not rows:
+            return cls([], [], [], [], [], [], [], [], [], [], rejections)
+        return cls(*map(list, zip(*rows)), rejections)
+
     def add(self, item: PreparedRecord | Rejection) -> None:
         """Add the item of the next line."""
         if type(item) is not PreparedRecord:
