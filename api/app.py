@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import logging
 import shutil
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple, Sequence
@@ -64,7 +63,6 @@ from quantify.private import SchemeKeys
 
 
 MAX_INT = models.MAX_SAFE_INT
-log = logging.getLogger(__name__)
 MAX_LOG_PAGE = 1_000
 
 SeqParam = Annotated[int, Query(ge=0, le=MAX_INT)]
@@ -155,14 +153,11 @@ def _answer_response(answer: Answer) -> Response:
 
 def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
                witnesses: Sequence[Any] = (), sequencer: SequencerLike | None = None,
-               limits: Limits = Limits(), scheme_keys: SchemeKeys | None = None,
-               start_processes: bool = False) -> FastAPI:
+               limits: Limits = Limits(), scheme_keys: SchemeKeys | None = None) -> FastAPI:
     """The ASGI app over one open log: reads from `registry`, writes through `sequencer`, by default
     an in-process Sequencer over `registry`, which must then be the Registry itself. Starts its
     sequencer; stopping the app stops it. `limits`: api/limits.py. `scheme_keys`: the hub and
-    fingerprint keys POST /v1/ingestions builds a format-2 log's records with (none: it refuses).
-    `start_processes`: start the front's processes for eligibility checks (loading the committed
-    State) and exports as the app starts (`puhui serve`), not at their first request."""
+    fingerprint keys POST /v1/ingestions builds a format-2 log's records with (none: it refuses)."""
     if sequencer is None:
         if not isinstance(registry, Registry):
             raise TypeError("without a sequencer the app writes through its log: give it the Registry")
@@ -177,10 +172,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        starting = asyncio.create_task(_started(committed_state, exports)) if start_processes else None
         yield
-        if starting is not None:
-            starting.cancel()
         await asyncio.to_thread(committed_state.close)
         await asyncio.to_thread(exports.close)
         await asyncio.to_thread(record_checks.close)
@@ -477,14 +469,6 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
 def _totals(state: State) -> dict[str, Any]:
     return {"size": state.size, **state.totals_g()}
-
-
-async def _started(committed_state: CommittedStateProcess, exports: Exports) -> None:
-    """Both started in the background while the front serves; a failure now is the first request's to report."""
-    try:
-        await asyncio.gather(committed_state.start(), exports.start())
-    except Exception:  # noqa: BLE001 - the processes are started again at their first request
-        log.exception("the front's processes for eligibility checks and exports could not be started now")
 
 
 def _eligibility_price(scope: Scope) -> int | None:

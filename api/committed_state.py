@@ -97,16 +97,8 @@ class CommittedStateProcess:
         of one), the State caught up with what is committed now."""
         return await self._process.run(_judged_in_process, self._database_url, self._reader.size, function)
 
-    async def start(self) -> None:
-        """Start the process and load the State now rather than at the first dry run."""
-        await self.judge(_size_of)
-
     def close(self) -> None:
         self._process.close()
-
-
-def _size_of(state: State) -> int:
-    return state.size
 
 
 def eligibility_as_of(query: dict[str, Any], state: State) -> dict[str, Any]:

@@ -29,9 +29,6 @@ class Exports:
         the caller removes."""
         return await self._processes.run(_archive_in_process, self._database_url)
 
-    async def start(self) -> None:
-        await self._processes.start()
-
     def close(self) -> None:
         self._processes.close()
 

@@ -47,10 +47,6 @@ class SpawnedProcesses:
                 self._pool = None
         raise ApiError(503, UNAVAILABLE, f"the processes {self._what} died twice; send it again")
 
-    async def start(self) -> None:
-        """Start a process now rather than at the first call (its imports take most of a second of CPU)."""
-        await self.run(_started)
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
@@ -59,10 +55,6 @@ class SpawnedProcesses:
 def database_url_of(reader: LogReader) -> str:
     """What a spawned process opens the reader's database by (with its password, if any)."""
     return reader.store.engine.url.render_as_string(hide_password=False)
-
-
-def _started() -> None:
-    """Nothing: the process is up."""
 
 
 def _ignore_interrupts() -> None:

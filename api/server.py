@@ -62,7 +62,7 @@ def run(directory: Path, *, host: str, port: int, database_url: str | None, limi
     reader = None
     try:
         reader = LogReader(Store.connect(registry_dir.database_url(database_url)), lambda: sequencer.committed_size)
-        app = create_app(reader, sequencer=sequencer, limits=limits, scheme_keys=scheme_keys, start_processes=True)
+        app = create_app(reader, sequencer=sequencer, limits=limits, scheme_keys=scheme_keys)
         gc.freeze()
         logging.getLogger("ledger").setLevel(logging.INFO)
         # No access log: one line per event would cost more than judging it.

@@ -197,20 +197,6 @@ def test_exports_and_eligibility_checks_are_built_outside_the_fronts_process(api
     assert set(spawned_children(os.getpid())) - before - exporting, "the check was judged in the front's own process"
 
 
-def test_puhui_serve_starts_the_processes_for_checks_and_exports_with_the_app(world):
-    """Their imports and the State's load are paid at start, not by the first request."""
-    import os
-    from starlette.testclient import TestClient
-    from api.app import create_app
-    from served_registry import spawned_children
-    before = set(spawned_children(os.getpid()))
-    with TestClient(create_app(world.registry, checkpoint_interval_s=0.05, start_processes=True)):
-        deadline = time.monotonic() + 60
-        while len(set(spawned_children(os.getpid())) - before) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(set(spawned_children(os.getpid())) - before) == 2
-
-
 def test_trust_file(api, world):
     assert api.get("/v1/trust").json() == world.registry.trust()
 
