@@ -8,19 +8,15 @@ checks the event again (ledger.registry.Registry), and its word is final."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import multiprocessing
-import signal
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.bodies import upload_records
 from api.errors import UNAVAILABLE, ApiError
+from api.processes import SpawnedProcesses
 from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
 from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
@@ -79,7 +75,7 @@ class RecordChecks:
         self._queries = queries
         self._log_format = log_format
         self._database_url = queries.store.engine.url.render_as_string(hide_password=False)
-        self._processes: ProcessPoolExecutor | None = None
+        self._processes = SpawnedProcesses(MAX_FILE_CHECKS, "judging an upload's records")
 
     async def check(self, event: Any, data: bytes, records_at: int) -> CheckedFile:
         """The record lines of `data` (from `records_at`) of an upload whose event schema_refusal and
@@ -94,7 +90,7 @@ class RecordChecks:
             if len(data) - records_at <= INLINE_FILE_BYTES:
                 return settle_early(_file_of(body, self._log_format, params, data, records_at),
                                     self._queries.known_activity_ids)
-            return await self._in_check_process(functools.partial(
+            return await self._processes.run(functools.partial(
                 _judged_in_check_process, self._database_url, body, self._log_format, params, data, records_at))
         except (SQLAlchemyError, StorageError) as exc:
             raise ApiError(503, UNAVAILABLE, f"the committed log could not be read ({type(exc).__name__}); "
@@ -107,22 +103,8 @@ class RecordChecks:
                                                                 f"({type(exc).__name__}); nothing was written: "
                                                                 f"sending them again unchanged cannot succeed"))
 
-    async def _in_check_process(self, judge: Callable[[], CheckedFile]) -> CheckedFile:
-        """judge() in a check process; if the processes died (killed, out of memory), once more in new ones."""
-        for attempt in (1, 2):
-            if self._processes is None:
-                self._processes = ProcessPoolExecutor(MAX_FILE_CHECKS, initializer=_ignore_interrupts,
-                                                      mp_context=multiprocessing.get_context("spawn"))
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self._processes, judge)
-            except BrokenProcessPool:
-                log.error("a process judging an upload's records died; new ones are started")
-                self._processes = None
-        raise ApiError(503, UNAVAILABLE, "the processes judging this upload's records died twice; send it again")
-
     def close(self) -> None:
-        if self._processes is not None:
-            self._processes.shutdown(cancel_futures=True)
+        self._processes.close()
 
 
 def _file_of(body: dict[str, Any], log_format: int, params: Any, data: bytes, records_at: int) -> CheckedFile:
@@ -141,6 +123,3 @@ def _judged_in_check_process(database_url: str, body: dict[str, Any], log_format
         queries = _check_process_queries[database_url] = Queries(Store.connect(database_url))
     return settle_early(_file_of(body, log_format, params, data, records_at), queries.known_activity_ids)
 
-
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us

@@ -7,7 +7,9 @@ awaits the job's future (api.bridge.settled) and answers once the group holding 
 Reads come from the committed log (a ledger.registry.LogReader sized by the sequencer's committed
 size, and ledger.queries), or run on the committed State between two groups (totals); the
 offset-eligibility dry run runs on the front's own State of the committed log
-(api.committed_state), off the writer. Every refusal is {"code", "message"}.
+(api.committed_state), off the writer; it and exports (api.exports) run in processes of the
+front's own (api.processes), off the event loop's interpreter lock. Every refusal is
+{"code", "message"}.
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ import asyncio
 import collections
 import functools
 import shutil
-import tarfile
-import tempfile
 from contextlib import asynccontextmanager
-from pathlib import Path as FilePath
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple, Sequence
 
 from fastapi import FastAPI, Path, Query, Request, Response
@@ -34,8 +33,9 @@ from starlette.types import Receive, Scope, Send
 from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
-from api.committed_state import CommittedState
-from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, source_of
+from api.committed_state import CommittedStateProcess, eligibility_as_of
+from api.exports import MAX_CONCURRENT_EXPORTS, Exports
+from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, send_problem, source_of
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
@@ -47,10 +47,9 @@ from api.errors import (
     rejected_problem, rejected_response,
 )
 from ledger import merkle
-from ledger.eligibility import check_request, offset_eligibility
+from ledger.eligibility import check_request
 from ledger.errors import Rejected
 from ledger.events.activities import CheckedFile
-from ledger.export import export_bundle
 from ledger.field_checks import HEX64
 from ledger.queries import MAX_PAGE_ITEMS, Queries
 from ledger.receipts import build_receipt
@@ -65,7 +64,6 @@ from quantify.private import SchemeKeys
 
 MAX_INT = models.MAX_SAFE_INT
 MAX_LOG_PAGE = 1_000
-MAX_CONCURRENT_EXPORTS = 2
 
 SeqParam = Annotated[int, Query(ge=0, le=MAX_INT)]
 AfterParam = Annotated[int, Query(ge=-1, le=MAX_INT, description="seq cursor: the page starts after it")]
@@ -89,6 +87,9 @@ class Answer(NamedTuple):
 
 
 Write = Callable[[Scope, Receive], Awaitable[Answer]]
+# What a request costs of the budget for expensive work (api/limits.py), known from its method,
+# path and headers alone; None: not known before its body is read.
+Price = Callable[[Scope], int | None]
 
 
 class RegistryApp(FastAPI):
@@ -96,15 +97,29 @@ class RegistryApp(FastAPI):
     machinery (middleware, routing, dependency solving): the very handlers of their routes, called
     straight from ASGI, at about twice the events per second. The routes stay, for the OpenAPI
     document and for whoever calls them through the router. Every request passes the Guard first
-    (api/limits.py: requests in flight per client address, the body's deadline)."""
+    (api/limits.py: requests in flight per client address, the body's deadline); a request of
+    `prices` is then charged to the budget for expensive work, and refused (429) before the
+    framework sees it or a byte of its body is read: a client that ignores Retry-After and keeps
+    asking for exports costs the front one short answer a request."""
 
     write_paths: dict[str, Write]
+    prices: dict[tuple[str, str], Price]
+    rate_limits: RateLimits
     guard: Guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.guard(scope, receive, send)
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            price = self.prices.get((scope["method"], scope["path"]))
+            units = None if price is None else price(scope)
+            if units is not None:
+                try:
+                    self.rate_limits.charge_work(units, source_of(scope))
+                except ApiError as error:
+                    await send_problem(send, error)
+                    return
         if scope["type"] == "http" and scope["method"] == "POST":
             write = self.write_paths.get(scope["path"])
             if write is not None:
@@ -152,12 +167,14 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     signers = Signers(registry, queries)
     record_checks = RecordChecks(queries, registry.log_format)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
-    committed_state = CommittedState(registry)
+    committed_state = CommittedStateProcess(registry)
+    exports = Exports(registry)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
         await asyncio.to_thread(committed_state.close)
+        await asyncio.to_thread(exports.close)
         await asyncio.to_thread(record_checks.close)
         await asyncio.to_thread(sequencer.stop)
 
@@ -165,8 +182,11 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     app = RegistryApp(title="Puhui registry", version="1",
                       description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
                       lifespan=lifespan, redirect_slashes=False)
-    rate_limits = RateLimits(limits)
+    rate_limits = app.rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits)
+    app.prices = {("GET", "/v1/export"): lambda _: EXPENSIVE_READ_UNITS,
+                  ("POST", "/v1/ingestions"): lambda _: EXPENSIVE_READ_UNITS,
+                  ("POST", "/v1/offset-eligibility"): _eligibility_price}
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
     app.state.rate_limits, app.state.record_checks = rate_limits, record_checks
     _install_error_handlers(app)
@@ -319,10 +339,10 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     async def get_export(request: Request) -> Response:
         """Sign a checkpoint of everything committed, then stream the bundle: log.jsonl, checkpoints.jsonl,
         activities/, manifest.json at the archive's top level."""
-        rate_limits.charge_work(EXPENSIVE_READ_UNITS, source_of(request.scope))
+        # Charged in RegistryApp.dispatch (app.prices).
         async with export_slots:
             await settled(sequencer.checkpoint())
-            archive = await asyncio.to_thread(_export_archive, registry)
+            archive = await exports.archive()
         return FileResponse(archive, media_type="application/x-tar", filename="puhui-bundle.tar",
                             background=BackgroundTask(shutil.rmtree, archive.parent, True))
 
@@ -429,16 +449,13 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
               responses={**ok(models.Eligibility), **refused(413, 422, 503)})
     async def post_offset_eligibility(request: Request) -> Response:
         """Would an offset.surrender pass every rule of spec section 6 at the committed size `as_of_size`? Writes nothing."""
-        # Charged by its size before it is read, when it says its size: a refusal then costs nothing.
-        declared = declared_length(request.scope)
-        if declared is not None:
-            rate_limits.charge_work(eligibility_units(declared), source_of(request.scope))
+        # Charged by its size before it is read when it says its size (RegistryApp.dispatch), else now.
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
-        if declared is None:
+        if _eligibility_price(request.scope) is None:
             rate_limits.charge_work(eligibility_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
-        async with rate_limits.eligibility_slots:  # they run one at a time, on the committed State's thread
-            return json_response(await committed_state.judge(functools.partial(_eligibility, query)))
+        async with rate_limits.eligibility_slots:  # they run one at a time, in the committed State's process
+            return json_response(await committed_state.judge(functools.partial(eligibility_as_of, query)))
 
     quantification.install(app, scheme_keys)  # quantify, explanations, accounts, ingestion, footprints, claim pages
     pages.install(app)  # the public pages at /, server-rendered HTML (not in the OpenAPI document)
@@ -454,9 +471,9 @@ def _totals(state: State) -> dict[str, Any]:
     return {"size": state.size, **state.totals_g()}
 
 
-# On the front's committed State (api.committed_state): the size judged at goes with the answer.
-def _eligibility(query: dict[str, Any], state: State) -> dict[str, Any]:
-    return {**offset_eligibility(state, query), "as_of_size": state.size}
+def _eligibility_price(scope: Scope) -> int | None:
+    declared = declared_length(scope)
+    return None if declared is None else eligibility_units(declared)
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
@@ -492,21 +509,6 @@ def _checkpoint_size(registry: LogReader) -> int:
     if size == 0:
         raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
     return size
-
-
-def _export_archive(registry: LogReader) -> FilePath:
-    work = FilePath(tempfile.mkdtemp(prefix="puhui-export-"))
-    try:
-        export_bundle(registry, work / "bundle")
-        archive = work / "bundle.tar"
-        with tarfile.open(archive, "w") as tar:
-            for path in sorted((work / "bundle").rglob("*")):
-                tar.add(path, arcname=str(path.relative_to(work / "bundle")), recursive=False)
-        shutil.rmtree(work / "bundle")
-        return archive
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
 
 
 def _install_error_handlers(app: FastAPI) -> None:

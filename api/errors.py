@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import Response
+from starlette.responses import Response  # fastapi.Response itself: spawned processes skip fastapi
 
 from ledger.errors import CODES, Rejected
 from service.refusals import Cause, Refusal

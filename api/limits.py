@@ -80,7 +80,7 @@ class Limits:
     budget_units_per_s: float = 2_000.0
     budget_burst_units: int = 8_000        # at least the dearest request (DEAREST_UNITS); an address's
     source_budget_share: float = 0.5       # share of the rate and burst (4,000 units: 4 exports at once)
-    max_concurrent_eligibility: int = 2    # checks run on the writer's thread, between groups
+    max_concurrent_eligibility: int = 2    # checks waiting for the committed State's process (one at a time)
     refusals_per_s: float = 50.0           # 4xx answers a second from one address before they slow down
     refusal_burst: int = 200
     max_refusal_delay_s: float = 1.0

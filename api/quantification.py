@@ -24,7 +24,6 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from pydantic import Field
 
 from api.bodies import read_body, read_json
-from api.limits import EXPENSIVE_READ_UNITS, source_of
 from api.bridge import checkpoint_covering
 from api.errors import ApiError, json_bytes, json_response, not_found, refusal_error
 from api.models import (
@@ -535,7 +534,7 @@ async def post_ingestion(request: Request, platform: Annotated[str, Query(patter
     data = await read_body(request.scope, request.receive, MAX_INGESTION_BYTES)
     if data.count(b"\n") + (not data.endswith(b"\n")) > MAX_INGESTION_LINES:
         raise ApiError(413, "SCHEMA", f"more than {MAX_INGESTION_LINES} lines: split the file")
-    request.app.state.rate_limits.charge_work(EXPENSIVE_READ_UNITS, source_of(request.scope))
+    # Charged before its body is read (RegistryApp.dispatch, app.prices: EXPENSIVE_READ_UNITS).
     context = _context(request)
     async with context.ingestions:  # each run is CPU-bound: a few at a time
         payload = await asyncio.to_thread(_ingested, context, data, platform, methodology_id, format, period,

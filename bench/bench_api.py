@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_api.py [--clients 32] [--events-per-client 150] [--batches 8]
                                         [--batch-size 1000] [--processes 4] [--hostile-clients 8] [--out DIR]
                                         [--hostile-kinds malformed,unknown-key,eligibility,export] [--postgres]
+                                        [--hostile-nice 0] [--probe-s 5]
 
-In one run, on one machine, three measurements of the same kind of event (a 1 g retirement from
+In one run, on one machine, after one eligibility check and one export (which start the
+server's processes for them), measurements of the same kind of event (a 1 g retirement from
 the signer's own account, pre-signed before the clock starts, so signing is not measured):
 - single: `--clients` HTTP clients (keep-alive connections, spread over `--processes` processes
   so that the clients' own Python does not share one interpreter lock) each POST /v1/events one
@@ -16,8 +18,22 @@ the signer's own account, pre-signed before the clock starts, so signing is not 
   offset-eligibility checks of 1,000 ids and exports, as fast as they are answered (`--hostile-kinds`
   chooses among these and bad-upload: a registered platform's 60 MiB activity upload whose
   records do not match the root its batch commits to).
+- hostile alone: after the mixed run, each hostile kind alone for `--probe-s` seconds (as many
+  clients of it as in the mixed run): the server's CPU per hostile request, and per second.
 Reports accepted events/s, p50/p99 latency per request, each HTTP rate over the ledger's, and the
 honest clients' rate under attack over their rate alone (goal: at least 0.8, p99 under 50 ms).
+
+Every HTTP phase also says who used the CPU in its window (from /proc): the server by process
+(front, writer, the front's worker processes), the honest clients, the hostile clients, and the
+rest of the machine ("others": other users of a shared machine), each as a share of the machine's
+busy CPU; and the server's CPU per honest event. On a small machine the hostile clients, the
+honest ones and the server share the cores, so the honest rate under attack also falls by the
+attackers' own CPU: the server's CPU per honest event under attack over alone
+(ratios.server_cpu_per_event_mixed_over_single) is the damage done to the server itself, whatever
+else ran. `--hostile-nice 19` runs the hostile processes at the lowest priority, so that they use
+only CPU the server and the honest clients leave, as attackers on machines of their own would
+(they then send fewer requests: their count is reported); the default (0) is the same priority
+as everyone, as in earlier runs.
 With --postgres every phase runs again on a throwaway local PostgreSQL cluster (the registries'
 databases there, as `puhui init --database-url` makes them), reported beside SQLite's.
 The server is `puhui serve` on 127.0.0.1 (SQLite, synchronous=FULL) in its own process; every
@@ -27,7 +43,6 @@ loop is bounded in count and in time (--time-limit-s per phase). Output: bench/o
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import http.client
 import json
@@ -37,12 +52,11 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -176,8 +190,11 @@ def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
     return "GET", "/v1/export", None
 
 
-def _hostile(port: int, kind: str, ready: Any, stop: Any, time_limit_s: float, out: Any) -> None:
-    """Send requests of one kind, each as soon as the last is answered, until told to stop."""
+def _hostile(port: int, kind: str, nice: int, ready: Any, stop: Any, answered: Any, time_limit_s: float,
+             out: Any) -> None:
+    """Send requests of one kind, each as soon as the last is answered (Retry-After ignored), until
+    told to stop; `answered` counts the answers as they come."""
+    os.nice(nice)
     statuses: dict[int, int] = {}
     records = _bad_upload_records() if kind == "bad-upload" else b""
     ready.release()
@@ -196,57 +213,177 @@ def _hostile(port: int, kind: str, ready: Any, stop: Any, time_limit_s: float, o
             connection.close()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             statuses[0] = statuses.get(0, 0) + 1
+        answered.value += 1
         n += 1
     connection.close()
     out.put((kind, statuses))
 
 
+class HostileClient(NamedTuple):
+    kind: str
+    process: Any       # multiprocessing.Process
+    answered: Any      # multiprocessing.Value: requests answered so far
+
+
+class Attack:
+    """Hostile clients in processes of their own, under way once every one has built its requests
+    (a bad upload's records take a few seconds); stop() gathers their answers' statuses by kind."""
+
+    def __init__(self, port: int, kinds: list[str], nice: int, time_limit_s: float):
+        context = multiprocessing.get_context("fork")
+        ready, self._stop, self._out = context.Semaphore(0), context.Event(), context.Queue()
+        self.clients = []
+        for kind in kinds:
+            answered = context.Value("q", 0, lock=False)  # one writer: the client itself
+            process = context.Process(target=_hostile, args=(port, kind, nice, ready, self._stop, answered,
+                                                             time_limit_s, self._out))
+            process.start()
+            self.clients.append(HostileClient(kind, process, answered))
+        for _ in self.clients:
+            ready.acquire(timeout=120)
+
+    def stop(self) -> dict[str, dict[int, int]]:
+        self._stop.set()
+        by_kind: dict[str, dict[int, int]] = {}
+        for _ in self.clients:
+            kind, statuses = self._out.get(timeout=180)
+            for status, count in statuses.items():
+                by_kind.setdefault(kind, {})[status] = by_kind.setdefault(kind, {}).get(status, 0) + count
+        for client in self.clients:
+            client.process.join(30)
+        return by_kind
+
+
 def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clients: int, hostile_kinds: list[str],
-                time_limit_s: float, server_pid: int) -> dict[str, Any]:
+                hostile_nice: int, time_limit_s: float, server_pid: int) -> dict[str, Any]:
     """The single-event run while hostile clients (processes of their own) send what they send."""
-    context = multiprocessing.get_context("fork")
-    ready, stop, out = context.Semaphore(0), context.Event(), context.Queue()
-    kinds = [hostile_kinds[i % len(hostile_kinds)] for i in range(hostile_clients)]
-    hostile = [context.Process(target=_hostile, args=(port, kind, ready, stop, time_limit_s + 60, out))
-               for kind in kinds]
-    for process in hostile:
-        process.start()
-    for _ in hostile:
-        ready.acquire(timeout=120)  # a bad upload's records take a few seconds to build
+    attack = Attack(port, [hostile_kinds[i % len(hostile_kinds)] for i in range(hostile_clients)], hostile_nice,
+                    time_limit_s + 60)
     time.sleep(0.5)  # the attack is under way when the honest clients start
     try:
-        honest = http_phase(port, "/v1/events", jobs, processes, time_limit_s, server_pid)
+        honest = http_phase(port, "/v1/events", jobs, processes, time_limit_s, server_pid, attack.clients)
     finally:
-        stop.set()
-    by_kind: dict[str, dict[int, int]] = {}
-    for _ in hostile:
-        kind, statuses = out.get(timeout=180)
-        for status, count in statuses.items():
-            by_kind.setdefault(kind, {})[status] = by_kind.setdefault(kind, {}).get(status, 0) + count
-    for process in hostile:
-        process.join(30)
-    return {**honest, "hostile_clients": hostile_clients, "hostile_statuses": by_kind}
+        statuses = attack.stop()
+    return {**honest, "hostile_clients": hostile_clients, "hostile_nice": hostile_nice, "hostile_statuses": statuses}
 
 
-def _cpu_s(pid: int | None = None) -> float:
-    """User + system CPU seconds of a process (this one by default) and of its live children
-    (`puhui serve`'s writer process)."""
-    if pid is None:
-        times = os.times()
-        return times.user + times.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def probe_phase(port: int, kind: str, clients: int, nice: int, seconds: float, server_pid: int) -> dict[str, Any]:
+    """`clients` hostile clients of one kind alone for `seconds`: what each of their requests costs
+    the server, and what they make it spend a second."""
+    attack = Attack(port, [kind] * clients, nice, seconds + 60)
+    try:
+        before = CpuMark.now(server_pid, attack.clients)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        after = CpuMark.now(server_pid, attack.clients)
+        elapsed = time.perf_counter() - started
+    finally:
+        statuses = attack.stop()
+    window = cpu_window(before, after, 0.0, elapsed, 0)
+    answered, server_s = window["hostile_requests_answered"], window["cpu_s"]["server"]
+    return {"kind": kind, "clients": clients, "seconds": round(elapsed, 2), "requests_answered": answered,
+            "requests_per_s": round(answered / elapsed, 1), "statuses": statuses[kind],
+            "server_cpu_ms_per_request": round(1000 * server_s / answered, 3) if answered else None,
+            "server_cores_busy": round(server_s / elapsed, 3),
+            **{k: window[k] for k in ("server_cpu_s_by_process", "cpu_s", "machine_cores_busy")}}
+
+
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process and of its children it has reaped (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            children = (task / "children").read_text().split()
+            children += [int(child) for child in (task / "children").read_text().split()]
         except OSError:
             continue
-        cpu_s += sum(_cpu_s(int(child)) for child in children)
-    return cpu_s
+    return children
+
+
+def _started_at(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except OSError:
+        return 0
+
+
+SERVER_PARTS = ("front", "writer", "front_workers", "helpers")
+
+
+def server_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of `puhui serve`'s processes: the front (pid), the writer (its first child started
+    by multiprocessing), the front's workers (the later ones: upload checks, the committed State of
+    the eligibility checks, exports; api/processes.py) and helpers (the resource tracker)."""
+    parts = dict.fromkeys(SERVER_PARTS, 0.0)
+    parts["front"] = _process_cpu_s(pid)
+    spawned = []
+    for child in _children_of(pid):
+        cpu_s = _process_cpu_s(child)
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" in command:
+            parts["helpers"] += cpu_s
+        else:
+            spawned.append((_started_at(child), cpu_s))
+    for n, (_, cpu_s) in enumerate(sorted(spawned)):
+        parts["writer" if n == 0 else "front_workers"] += cpu_s
+    return parts
+
+
+def machine_busy_cpu_s() -> float:
+    """CPU seconds every process on this machine has used (all cores), from /proc/stat."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+class CpuMark(NamedTuple):
+    """CPU seconds so far of each group a window of the bench charges."""
+    server: dict[str, float]
+    hostile_s: float
+    bench_s: float           # this process: starting phases, reading /v1/status
+    machine_busy_s: float
+    answered: int            # hostile requests answered so far
+
+    @classmethod
+    def now(cls, server_pid: int, hostile: Sequence["HostileClient"] = ()) -> "CpuMark":
+        return cls(server_cpu_s(server_pid), sum(_process_cpu_s(h.process.pid) for h in hostile), _cpu_s(),
+                   machine_busy_cpu_s(), sum(h.answered.value for h in hostile))
+
+
+def cpu_window(before: CpuMark, after: CpuMark, clients_cpu_s: float, elapsed_s: float,
+               honest_events: int) -> dict[str, Any]:
+    """Who used the CPU between two marks: the server (by process), the honest clients (their own
+    count), the hostile clients, this process and everything else on the machine (other users);
+    each group's share of the machine's busy CPU, and the server's CPU per honest event."""
+    server = {part: round(after.server[part] - before.server[part], 3) for part in SERVER_PARTS}
+    groups = {"server": sum(server.values()), "honest_clients": clients_cpu_s,
+              "hostile_clients": after.hostile_s - before.hostile_s, "bench": after.bench_s - before.bench_s}
+    busy_s = after.machine_busy_s - before.machine_busy_s
+    groups["others"] = max(0.0, busy_s - sum(groups.values()))  # not ours: other users of the machine
+    return {"server_cpu_s_by_process": server, "cpu_s": {name: round(s, 2) for name, s in groups.items()},
+            "cpu_share": {name: round(s / busy_s, 3) if busy_s else None for name, s in groups.items()},
+            "machine_busy_cpu_s": round(busy_s, 2), "machine_cores_busy": round(busy_s / elapsed_s, 2),
+            "server_cpu_ms_per_honest_event": round(1000 * groups["server"] / honest_events, 3) if honest_events else None,
+            "hostile_requests_answered": after.answered - before.answered}
 
 
 def http_phase(port: int, path: str, jobs: list[list[bytes]], processes: int, time_limit_s: float,
-               server_pid: int) -> dict[str, Any]:
+               server_pid: int, hostile: Sequence[HostileClient] = ()) -> dict[str, Any]:
     """Run jobs (one per client: its request bodies) spread over worker processes; one shared start."""
     context = multiprocessing.get_context("fork")
     ready, go, out = context.Semaphore(0), context.Event(), context.Queue()
@@ -257,12 +394,12 @@ def http_phase(port: int, path: str, jobs: list[list[bytes]], processes: int, ti
         worker.start()
     for _ in workers:
         ready.acquire()
-    server_cpu_before = _cpu_s(server_pid)
+    before = CpuMark.now(server_pid, hostile)
     started = time.perf_counter()
     go.set()
     answers = [out.get(timeout=time_limit_s + 120) for _ in workers]
     elapsed = time.perf_counter() - started
-    server_cpu_s = _cpu_s(server_pid) - server_cpu_before
+    after = CpuMark.now(server_pid, hostile)
     sequencer = _status(port)["sequencer"]
     results = [r for rs, _ in answers for r in rs]
     clients_cpu_s = sum(cpu for _, cpu in answers)
@@ -277,8 +414,7 @@ def http_phase(port: int, path: str, jobs: list[list[bytes]], processes: int, ti
             "events_per_s": round(accepted / elapsed, 1), "p50_ms": round(_quantile(latencies_ms, 0.50), 2),
             "p90_ms": round(_quantile(latencies_ms, 0.90), 2), "p99_ms": round(_quantile(latencies_ms, 0.99), 2),
             "max_ms": round(latencies_ms[-1], 2) if latencies_ms else None, "statuses": statuses,
-            "server_cpu_s": round(server_cpu_s, 2), "clients_cpu_s": round(clients_cpu_s, 2),
-            "sequencer_since_start": sequencer}
+            **cpu_window(before, after, clients_cpu_s, elapsed, accepted), "sequencer_since_start": sequencer}
 
 
 def _status(port: int) -> dict[str, Any]:
@@ -337,6 +473,25 @@ def start_server(directory: Path, port: int, log_path: Path, start_timeout_s: fl
     raise SystemExit(f"puhui serve did not answer within {start_timeout_s:.0f} s; see {log_path}")
 
 
+def warm_up(port: int, server_pid: int, timeout_s: float = 120, quiet_cpu_s: float = 0.05) -> None:
+    """One offset-eligibility check and one export, then until `puhui serve` has used less than
+    quiet_cpu_s of CPU in half a second: the server starts the processes doing those at the first
+    of each (api/processes.py), a once-only cost no phase is to pay."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    for method, path, body in (_hostile_requests("eligibility", 0), _hostile_requests("export", 0)):
+        connection.request(method, path, body=body, headers={"content-type": "application/json"})
+        connection.getresponse().read()
+    connection.close()
+    deadline = time.monotonic() + timeout_s
+    before = sum(server_cpu_s(server_pid).values())
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = sum(server_cpu_s(server_pid).values())
+        if now - before < quiet_cpu_s:
+            return
+        before = now
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32)
@@ -347,15 +502,21 @@ def main() -> None:
     parser.add_argument("--hostile-clients", type=int, default=8)
     parser.add_argument("--hostile-kinds", type=lambda text: text.split(","), default=list(DEFAULT_HOSTILE_KINDS),
                         help=f"comma-separated, among {', '.join(HOSTILE_KINDS)}")
+    parser.add_argument("--hostile-nice", type=int, default=0,
+                        help="niceness of the hostile processes (0 to 19): at 19 they use only CPU that the server "
+                             "and the honest clients leave, as attackers on machines of their own would")
+    parser.add_argument("--probe-s", type=float, default=5.0,
+                        help="seconds of each hostile kind alone, after the mixed run (0: none)")
     parser.add_argument("--time-limit-s", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "api")
     parser.add_argument("--postgres", action="store_true",
                         help="repeat every phase on a throwaway local PostgreSQL cluster (tests/pg_cluster.py)")
     args = parser.parse_args()
     if not (1 <= args.clients <= 256 and 1 <= args.events_per_client <= 10_000 and 1 <= args.batches <= 100
-            and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32 and 0 <= args.hostile_clients <= 64):
+            and 1 <= args.batch_size <= 1000 and 1 <= args.processes <= 32 and 0 <= args.hostile_clients <= 64
+            and 0 <= args.hostile_nice <= 19 and 0 <= args.probe_s <= 60):
         raise SystemExit("out of bounds: clients <= 256, events-per-client <= 10000, batches <= 100, batch-size <= 1000, "
-                         "hostile-clients <= 64")
+                         "hostile-clients <= 64, hostile-nice 0 to 19, probe-s <= 60")
     if not args.hostile_kinds or not set(args.hostile_kinds) <= set(HOSTILE_KINDS):
         raise SystemExit(f"--hostile-kinds: a comma-separated choice among {', '.join(HOSTILE_KINDS)}")
     shutil.rmtree(args.out, ignore_errors=True)
@@ -373,7 +534,8 @@ def main() -> None:
         "backends": results,
     }
     (args.out / "bench_api.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps({name: {k: result[k] for k in ("ratios", "goals")} for name, result in results.items()}, indent=1))
+    print(json.dumps({name: {k: result[k] for k in ("ratios", "goals", "cpu_share")} for name, result in results.items()},
+                     indent=1))
 
 
 def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_url: str | None) -> dict[str, Any]:
@@ -390,6 +552,7 @@ def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_
     port = free_port()
     server = start_server(out / "served", port, out / "server.log")
     try:
+        warm_up(port, server.pid)
         single_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "single")] for c in range(args.clients)]
         single = http_phase(port, "/v1/events", single_jobs, args.processes, args.time_limit_s, server.pid)
         print(f"single events: {single}", flush=True)
@@ -403,16 +566,25 @@ def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_
         print(f"batch endpoint: {batch}", flush=True)
         mixed_jobs = [[jcs(e) for e in retirements(c, args.events_per_client, "mixed")] for c in range(args.clients)]
         mixed = mixed_phase(port, mixed_jobs, args.processes, args.hostile_clients, args.hostile_kinds,
-                            args.time_limit_s, server.pid)
+                            args.hostile_nice, args.time_limit_s, server.pid)
         print(f"single events under attack: {mixed}", flush=True)
+        probes = []
+        for kind in args.hostile_kinds if args.probe_s else ():
+            probes.append(probe_phase(port, kind, max(1, args.hostile_clients // len(args.hostile_kinds)),
+                                      args.hostile_nice, args.probe_s, server.pid))
+            print(f"{kind} alone: {probes[-1]}", flush=True)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
     return {
-        "ledger": ledger, "single": single, "batch": batch, "mixed": mixed,
+        "ledger": ledger, "single": single, "batch": batch, "mixed": mixed, "hostile_alone": probes,
+        "cpu_share": {"single": single["cpu_share"], "mixed": mixed["cpu_share"]},
         "ratios": {"batch_over_ledger": round(batch["events_per_s"] / ledger["events_per_s"], 3),
                    "single_over_ledger": round(single["events_per_s"] / ledger["events_per_s"], 3),
-                   "mixed_over_single": round(mixed["events_per_s"] / single["events_per_s"], 3)},
+                   "mixed_over_single": round(mixed["events_per_s"] / single["events_per_s"], 3),
+                   # The server-side damage, whoever else used the cores: its CPU per honest event.
+                   "server_cpu_per_event_mixed_over_single": round(
+                       mixed["server_cpu_ms_per_honest_event"] / single["server_cpu_ms_per_honest_event"], 3)},
         "goals": {"batch_over_ledger >= 0.5": batch["events_per_s"] >= 0.5 * ledger["events_per_s"],
                   "single >= 2000/s": single["events_per_s"] >= 2000, "single p99 < 50 ms": single["p99_ms"] < 50,
                   "mixed_over_single >= 0.8": mixed["events_per_s"] >= 0.8 * single["events_per_s"],

@@ -5,18 +5,19 @@ the committed leaves, or by loading again when far behind)."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
 from api import committed_state
-from api.committed_state import CommittedState
+from api.committed_state import CommittedState, CommittedStateProcess
 from ledger.registry import LogReader
 from ledger.store import Store
 from world import World
 
 
 def _judged_state(state_of: CommittedState):
-    return asyncio.run(state_of.judge(lambda state: state))
+    return state_of.caught_up_then(lambda state: state)
 
 
 @pytest.mark.parametrize("reload_behind_leaves", [100_000, 1])
@@ -31,6 +32,32 @@ def test_the_committed_state_is_the_writers_at_each_size(database_url, monkeypat
         followed = _judged_state(state_of)
         assert followed.size == world.registry.size > 0
         assert followed == world.registry.state
+    finally:
+        reader.close()
+        world.registry.close()
+
+
+def _state_and_process(state):
+    return state, os.getpid()
+
+
+def test_dry_runs_are_judged_in_a_process_of_their_own_that_follows_the_log(database_url):
+    """Off the front's interpreter lock: a check of 1,000 ids in a thread of the front held every
+    honest request behind it (bench/bench_api.py's mixed run)."""
+    world = World(database_url).setup()
+    reader = LogReader(Store.connect(database_url), lambda: world.registry.size)
+    state_of = CommittedStateProcess(reader)
+
+    async def judged():
+        return await state_of.judge(_state_and_process)
+    try:
+        state, pid = asyncio.run(judged())
+        assert pid != os.getpid()
+        assert state == world.registry.state
+        world.history()
+        state, again = asyncio.run(judged())
+        assert again == pid, "one process holds the State between checks"
+        assert state.size == world.registry.size and state == world.registry.state
     finally:
         state_of.close()
         reader.close()

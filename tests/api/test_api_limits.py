@@ -112,6 +112,43 @@ def test_one_address_cannot_spend_the_budget_an_export_needs_and_refusals_say_wh
     assert "spent by all clients" in limited.value.message and "export" not in limited.value.message
 
 
+@pytest.mark.parametrize("method, path", [("GET", "/v1/export"), ("POST", "/v1/offset-eligibility"),
+                                          ("POST", "/v1/ingestions")])
+def test_expensive_requests_beyond_the_budget_are_refused_before_the_framework_or_their_body(world, monkeypatch,
+                                                                                             method, path):
+    """A client that ignores Retry-After and keeps asking costs the front one short answer a
+    request: no routing, no handler, not a byte of its body read."""
+    from fastapi import FastAPI
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    app = create_app(world.registry, checkpoint_interval_s=0.05, limits=Limits(budget_units_per_s=0.001))
+    with TestClient(app) as http:
+        with pytest.raises(ApiError):  # spend the address's share of the budget
+            for _ in range(Limits().budget_burst_units + 1):
+                app.state.rate_limits.charge_work(1, "10.0.0.1")
+        framework_calls: list[str] = []
+
+        async def framework(self, scope, receive, send) -> None:
+            framework_calls.append(scope["path"])
+            raise AssertionError("the framework saw a request beyond the budget")
+        monkeypatch.setattr(FastAPI, "__call__", framework)
+        body_reads: list[int] = []
+
+        async def receive() -> dict:
+            body_reads.append(1)
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+        scope = {"type": "http", "method": method, "path": path, "query_string": b"", "client": ("10.0.0.1", 1),
+                 "headers": [(b"content-length", b"100000")] if method == "POST" else []}
+        asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 429 and any(name == b"retry-after" for name, _ in sent[0]["headers"]), sent
+    assert framework_calls == [] and body_reads == []
+
+
 def test_an_addresss_share_of_the_budget_is_configured_within_the_budget():
     assert Limits.from_env({"PUHUI_SOURCE_BUDGET_SHARE": "0.25"}).source_budget_share == 0.25
     with pytest.raises(ValueError):

@@ -186,6 +186,19 @@ def test_export_is_a_bundle_the_verifier_accepts(api, world, tmp_path):
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
 
 
+def test_exports_and_eligibility_checks_are_built_outside_the_fronts_process(api, world):
+    """Both read the whole log or judge 1,000 ids: in threads of the front they held the event
+    loop's interpreter lock, and every honest request waited (bench/bench_api.py's mixed run)."""
+    import os
+    from served_registry import spawned_children
+    before = set(spawned_children(os.getpid()))
+    assert api.get("/v1/export").status_code == 200
+    exporting = set(spawned_children(os.getpid())) - before
+    assert exporting, "the export was built in the front's own process"
+    eligibility(api, entity="steel-co", compliance_year=2026, allocation_g=1_000_000, retirements=["ret-1"])
+    assert set(spawned_children(os.getpid())) - before - exporting, "the check was judged in the front's own process"
+
+
 def test_trust_file(api, world):
     assert api.get("/v1/trust").json() == world.registry.trust()
 

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from api.app import _eligibility, _totals
+from api.app import _totals
+from api.committed_state import eligibility_as_of
 from api.writer import RemoteSequencer
 from ledger.errors import Rejected
 from ledger.note import parse_checkpoint
@@ -33,7 +34,7 @@ def test_remote_sequencer_writes_reads_and_checkpoints(tmp_path):
         status = sequencer.status().result(30)
         assert status["committed_size"] == size and status["sequencer"]["groups"] == 1
         with pytest.raises(Exception):  # the eligibility of an unknown entity: refused, not lost
-            sequencer.read(functools.partial(_eligibility, {"entity": "nobody"})).result(30)
+            sequencer.read(functools.partial(eligibility_as_of, {"entity": "nobody"})).result(30)
         # Back-pressure: beyond max_queued_events in flight, Overloaded (503) at once; nothing sent.
         with pytest.raises(Overloaded):
             sequencer.submit_many([({"type": "x"}, None)] * 4)

@@ -1,0 +1,61 @@
+"""Processes of the front's own for work that would hold its interpreter lock for long: an
+upload's records, an offset-eligibility check, an export. A thread of the front doing such work
+takes the lock from the event loop for up to 5 ms at a time (sys.getswitchinterval) as often as
+the loop lets go of it, so every honest request behind it waited: in a process of its own the work
+runs beside the loop, on another core when there is one, and only its answer comes back.
+
+The processes are spawned (nothing of the front's state, sockets or keys is inherited) at the
+first call, and each keeps what it loads between calls (a reader of the committed log, a State).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, TypeVar
+
+from api.errors import UNAVAILABLE, ApiError
+from ledger.registry import LogReader
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+class SpawnedProcesses:
+    """At most `count` processes doing `what`, started at the first call; a call whose processes
+    died (killed, out of memory) is made once more in new ones."""
+
+    def __init__(self, count: int, what: str):
+        self._count, self._what = count, what
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """function(*args) in one of the processes (both must pickle: module-level functions)."""
+        for _ in (1, 2):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self._count, initializer=_ignore_interrupts,
+                                                 mp_context=multiprocessing.get_context("spawn"))
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+            except BrokenProcessPool:
+                log.error("a process %s died; new ones are started", self._what)
+                self._pool = None
+        raise ApiError(503, UNAVAILABLE, f"the processes {self._what} died twice; send it again")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def database_url_of(reader: LogReader) -> str:
+    """What a spawned process opens the reader's database by (with its password, if any)."""
+    return reader.store.engine.url.render_as_string(hide_password=False)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us
