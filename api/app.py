@@ -534,9 +534,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(422, "SCHEMA", details or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = "UNKNOWN_REF" if exc.status_code == 404 else "SCHEMA"
-        response = problem(exc.status_code, code, str(exc.detail))
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":  # the router's: no route has this path
+            detail = (f"no route {request.method} {request.url.path[:200]!r}: the API's routes are in "
+                      f"/openapi.json and docs/api.md")
+        response = problem(exc.status_code, code, detail)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response

@@ -139,6 +139,12 @@ def test_registers_filter_and_paginate(api):
     assert methodology["latest_version"] == 1 and methodology["versions"][0]["params"] == {"g_per_km": "78.4", "inputs": {"distance_m": {"type": "integer"}}}
 
 
+def test_an_unrouted_api_path_is_named_with_where_the_routes_are(api):
+    answer = api.get("/v1/retirement/ret-1")  # a typo of /v1/retirements
+    assert answer.status_code == 404 and answer.json()["code"] == "UNKNOWN_REF"
+    assert answer.json()["message"] == "no route GET '/v1/retirement/ret-1': the API's routes are in /openapi.json and docs/api.md"
+
+
 def test_receipts_hold_offline(api, world, client, tmp_path):
     trust = world.registry.trust()
     surrender_seq = world.registry.state.surrenders["sur-1"].seq
