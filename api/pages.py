@@ -650,14 +650,16 @@ class CitizenRecord(NamedTuple):
     day: str  # its Beijing date
     batch: dict[str, Any]  # as GET /v1/batches/{id}: the batch's methodology, platform, issuance, reviews
     issuance_seq: int | None
+    rejected_by: str | None  # format 2: the review by which a validation body rejected its batch, never issued
     params: dict[str, Any]  # its methodology version's
     formula_g: int | None  # format 2: section 7.2's formula(inputs) before the daily cap
     proof: dict[str, Any]  # {activity_id, record (exact bytes), inclusion, batch_id, batch_seq}
 
 
 class CitizenView(NamedTuple):
-    total_g: int
+    total_g: int  # earned: rejected batches' grams are not
     issued_g: int
+    rejected_g: int
     records: list[CitizenRecord]
     receipts: dict[int, dict[str, Any]]  # each batch event's receipt, by seq
     opened: dict[str, Any] | None  # the opening's fields, when a record was opened
@@ -752,13 +754,14 @@ def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: 
     `only`; each with its methodology version and its proof as GET /v1/activities/{id} serves it."""
     rows: list[dict[str, Any]] = []
     places: dict[str, dict[str, Any]] = {}  # by batch_id: its seq and issuance
-    total_g = issued_g = 0
+    total_g = issued_g = rejected_g = 0
     try:
         for subject in subjects:
             report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - len(rows))
             rows += report.tables["records"].as_json()
             places.update((batch["batch_id"], batch) for batch in report.tables["batches"].as_json())
             total_g, issued_g = total_g + report.data["total_g"], issued_g + report.data["issued_g"]
+            rejected_g += report.data["rejected_g"]
     except TooManyRecords:
         raise PageError(422, said("reason.too_many_records", limit=MAX_ME_RECORDS)) from None
     rows = [row for row in rows if only is None or row["activity_id"] == only]
@@ -773,14 +776,17 @@ def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: 
         if key not in versions:
             versions[key] = next(v["params"] for v in queries.methodology(key[0])["versions"] if v["version"] == key[1])
         formula_g = compile_definition(*key, versions[key]).formula_g(record["inputs"]) if log_format == 2 else None
-        records.append(CitizenRecord(record, row["day"], batch, places[row["batch_id"]]["issuance_seq"], versions[key],
-                                     formula_g, {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
-                                                                       "batch_seq")}))
+        place = places[row["batch_id"]]
+        records.append(CitizenRecord(record, row["day"], batch, place["issuance_seq"], place["rejected_by"],
+                                     versions[key], formula_g,
+                                     {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
+                                                            "batch_seq")}))
     records.sort(key=lambda r: (r.day, r.record["activity_id"]))
     if only is not None:
-        total_g = sum(r.record["reduction_g"] for r in records)
+        rejected_g = sum(r.record["reduction_g"] for r in records if r.rejected_by is not None)
+        total_g = sum(r.record["reduction_g"] for r in records) - rejected_g
         issued_g = sum(r.record["reduction_g"] for r in records if r.issuance_seq is not None)
-    return CitizenView(total_g, issued_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
+    return CitizenView(total_g, issued_g, rejected_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
 
 
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------

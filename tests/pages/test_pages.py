@@ -26,7 +26,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from api import pages  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.page_text import HTML_LANG, LANGUAGES, MESSAGES  # noqa: E402
-from page_history import CITIZEN_RIDES, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
+from format2_records import metro_record  # noqa: E402
+from page_history import CITIZEN, CITIZEN_RIDES, CITIZEN_SALT, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from quantify.methodology import load_shipped, register_body  # noqa: E402
 from world import World  # noqa: E402
@@ -623,6 +624,25 @@ def test_the_citizen_page_opens_one_record_with_its_opening(http):
     assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused and "L4-13" not in refused
     assert "没有记录 nope" in me(http, "zh", 404, activity_id="nope", opening=json.dumps(opening))
     assert "L4-12" not in me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode())
+
+
+def test_a_batch_its_validation_body_rejected_is_said_so_and_not_earned(site):
+    """A batch rejected by a counting review will never be issued: its record says so, naming the
+    review, and its grams are shown apart from what the citizen earned (the API's rejected_g)."""
+    http, world = site.http, site.world
+    ride = metro_record("me-rejected", CITIZEN, "2026-01-09T02:00:00.000000Z", 8000, salt=CITIZEN_SALT)
+    world.batch("wh-2026-01-me-rejected", [ride])
+    world.client.review(world.validator, "rev-me-rejected", "batch", "wh-2026-01-me-rejected", "rejected")
+    subjects = list(dict.fromkeys(citizen_subjects(http) + [ride["subject"]]))
+    account = http.get("/v1/pseudonyms/account", params={"subject": subjects}).json()
+    assert account["rejected_g"] == ride["reduction_g"] > 0
+    assert account["total_g"] == sum(r["reduction_g"] for r in account["tables"]["records"]) - ride["reduction_g"]
+    html = me(http, pseudonyms="\n".join(subjects))
+    assert grams(html, "me-total") == account["total_g"] and grams(html, "me-rejected") == ride["reduction_g"]
+    card = re.search(r'data-activity="me-rejected".*?</article>', html, re.S).group(0)
+    assert 'data-rejected-by="rev-me-rejected"' in card and "rejected by its validation body (review rev-me-rejected)" in card
+    assert "not issued yet" not in card and "approvals counting" not in card
+    assert "已被审定机构否决（审核 rev-me-rejected）" in me(http, "zh", pseudonyms=ride["subject"])
 
 
 @pytest.mark.parametrize("form, status", [
