@@ -174,7 +174,7 @@ _DATES = (FilterField("since", input_type="date"), FilterField("until", input_ty
 class Column(NamedTuple):
     name: str  # the CSV's header; the page's heading is the message col.<name>
     value: Callable[[dict[str, Any]], Any]  # the cell's value, flat (the CSV's)
-    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, time, reviews, label:<prefix>
+    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, receipt, time, reviews, label:<prefix>
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +205,7 @@ def _field(name: str, show: str = "text") -> Column:
 
 
 _TIME = _field("time", "time")
-_SEQ = _field("seq")
+_SEQ = _field("seq", "receipt")
 
 REGISTERS = {r.name: r for r in (
     Register("issuances", IssuanceFilters,
@@ -314,6 +314,8 @@ def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Ma
     if show in _LINKED:
         text = escape(value)
         return Markup(f'<a href="/{_LINKED[show]}/{text}">{text}</a>')
+    if show == "receipt":  # a seq: its event's receipt, checked by the browser
+        return Markup(f'<a href="/receipts/{int(value)}">{int(value)}</a>')
     if show == "time":
         return Markup(f'<time datetime="{escape(value)}">{escape(value[:19].replace("T", " "))}</time>')
     if show.startswith("label:"):

@@ -202,6 +202,18 @@ def test_home_shows_the_api_totals_and_checkpoint(http):
     assert 'data-month="2026-04"' in html and f'data-g="{totals["issued_g"]}"' in html
 
 
+@pytest.mark.parametrize("path", ["/issuances", "/retirements", "/surrenders", "/claims", "/holds", "/methodologies",
+                                  "/accounts/mall-co", "/accounts/alice", "/claims/claim-1"])
+def test_every_rows_seq_links_to_its_receipt(http, path):
+    """Issue 13 wants a receipt for any event: each row's seq (an issuance's too, not only its
+    reviews') is a link to /receipts/{seq}."""
+    html = page(http, path)
+    seqs = re.findall(r'<tr data-seq="(\d+)">', html) + re.findall(r'id="claim-seq">(?:<a[^>]*>)?(\d+)', html)
+    assert seqs, path
+    for seq in seqs:
+        assert f'<a href="/receipts/{seq}">{seq}</a>' in html, (path, seq)
+
+
 def test_home_totals_follow_new_commits(site):
     http, world = site.http, site.world
     before = grams(page(http, "/"), "retired")
