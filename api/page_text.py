@@ -149,6 +149,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "account.all": ("在登记簿中查看全部", "All of them in the register"),
     "claim.title": ("碳中和声明", "Neutrality claim"),
     "claim.report": ("完整的声明页（含收据与证明，JSON）", "The full claim page (receipts and proofs, JSON)"),
+    "serials.note": ("序号区间 a–b 含序号 a、不含 b，即 [a, b)：共 b − a 个序号（克）。",
+                     "A serial range a–b holds serial a but not b, [a, b): b − a serials (grams)."),
     "serial.title": ("序号查询", "Serial lookup"),
     "serial.intro": ("输入一个序号（每克一个），查看它的签发、持有者或注销。",
                      "Enter a serial number (one per gram) to see its issuance, its holder or its retirement."),

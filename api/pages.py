@@ -174,7 +174,7 @@ _DATES = (FilterField("since", input_type="date"), FilterField("until", input_ty
 class Column(NamedTuple):
     name: str  # the CSV's header; the page's heading is the message col.<name>
     value: Callable[[dict[str, Any]], Any]  # the cell's value, flat (the CSV's)
-    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, receipt, time, reviews, label:<prefix>
+    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, receipt, serials, time, reviews, label:<prefix>
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +192,17 @@ class Register:
 
 
 def _ranges(ranges: list[list[int]]) -> str:
+    """Serial ranges as the CSV has them, START-END;START-END (each [START, END), spec section 3)."""
     return ";".join(f"{start}-{end}" for start, end in ranges)
+
+
+SERIAL_SEPARATOR = "–"  # START–END on every page, each range [START, END) as the note serials.note says
+
+
+def serials_html(ranges: list[list[int]] | list[tuple[int, int]]) -> Markup:
+    """Serial ranges as every page shows them: START–END, each end-exclusive."""
+    return Markup(", ".join(f'<span class="serials">{int(start)}{SERIAL_SEPARATOR}{int(end)}</span>'
+                            for start, end in ranges) or "–")
 
 
 def _of_sources(field: str) -> Callable[[dict[str, Any]], str]:
@@ -213,7 +223,7 @@ REGISTERS = {r.name: r for r in (
               *_DATES),
              (_TIME, _field("issuance_id"), _field("account", "account"), _field("methodology_id", "methodology"),
               _field("vintage"), _field("region"), _field("amount_g", "amount"),
-              Column("serials", lambda i: f"{i['start']}-{i['end']}"), _SEQ),
+              Column("serials", lambda i: f"{i['start']}-{i['end']}", "serials"), _SEQ),
              lambda q, f, after, limit: _with_reviews(q, q.issuances(**f, after=after, limit=limit)),
              format2_columns=(Column("reviews", lambda i: ";".join(
                  f"{target['id']}/{r['review_id']}/{r['verdict']}" for target in i["reviews"] for r in target["reviews"]),
@@ -223,7 +233,7 @@ REGISTERS = {r.name: r for r in (
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
               FilterField("account"), *_DATES),
              (_TIME, _field("retirement_id"), _field("account", "account"), _field("purpose", "label:purpose"),
-              _field("beneficiary"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"])),
+              _field("beneficiary"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"]), "serials"),
               Column("methodology_id", _of_sources("methodology_id")), Column("vintage", _of_sources("vintage")),
               Column("region", _of_sources("region")), Column("used_by", lambda i: i["used_by"] or ""), _SEQ),
              lambda q, f, after, limit: q.retirements(**f, after=after, limit=limit)),
@@ -314,6 +324,8 @@ def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Ma
     if show in _LINKED:
         text = escape(value)
         return Markup(f'<a href="/{_LINKED[show]}/{text}">{text}</a>')
+    if show == "serials":  # the CSV's START-END;... as the pages show ranges
+        return serials_html([part.split("-") for part in value.split(";")] if value else [])
     if show == "receipt":  # a seq: its event's receipt, checked by the browser
         return Markup(f'<a href="/receipts/{int(value)}">{int(value)}</a>')
     if show == "time":
@@ -347,7 +359,7 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
     response = templates.TemplateResponse(request, template, {
         "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
         "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
-        "cell": lambda column, item: cell_html(t, column, item),
+        "cell": lambda column, item: cell_html(t, column, item), "serials": serials_html,
         "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
         headers=headers)
     if asked:

@@ -344,7 +344,7 @@ def test_claim_page_shows_the_api_claim(http):
     for row in shown:
         retirement = retirements[row["retirement_id"]]
         assert (int(row["seq"]), int(row["amount_g"])) == (retirement["seq"], retirement["amount_g"])
-        assert row["serials"] == ";".join(f"{start}-{end}" for start, end in retirement["serials"])
+        assert row["serials"] == ", ".join(f"{start}–{end}" for start, end in retirement["serials"])
 
 
 def test_methodology_page_shows_the_api_methodology(http):
@@ -384,6 +384,20 @@ def test_serial_page_names_the_issuance_and_holder_the_api_shows(http, serial):
         retirement = next(r for r in api_items(http, "/v1/retirements", account=holder)
                           if any(s <= serial < e for s, e in r["serials"]))
         assert retirement["retirement_id"] in html
+
+
+@pytest.mark.parametrize("path", ["/issuances", "/retirements", "/accounts/mall-co", "/claims/claim-1", "/serials/2250"])
+def test_serial_ranges_have_one_separator_and_say_they_are_end_exclusive(http, path):
+    """Ranges are [START, END) (spec section 3): every page writes them START–END, and says once
+    what that means, in both languages; the CSV keeps its START-END."""
+    for lang in LANGUAGES:
+        html = page(http, path, lang)
+        shown = re.findall(r'<span class="serials">([^<]*)</span>', html)
+        assert shown and all(re.fullmatch(r"\d+–\d+", text) for text in shown), (path, shown)
+        assert html.count('id="serials-note"') == 1 and "[a, b)" in html
+    if path.startswith(("/issuances", "/retirements")):
+        table = csv.DictReader(io.StringIO(http.get(path, params={"format": "csv"}).text.removeprefix("\ufeff")))
+        assert all(re.fullmatch(r"\d+-\d+(;\d+-\d+)*", row["serials"]) for row in table)
 
 
 def test_the_serial_form_lands_on_the_serial_page(http):
