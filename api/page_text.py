@@ -342,6 +342,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason.no_record": ("没有记录 {id}", "There is no record {id}"),
     "reason.opening_wrong": ("此开启信息不能开启记录 {id}", "This opening does not open record {id}"),
     "reason.too_many_records": ("记录超过 {limit} 条：请一次输入较少的天数", "More than {limit} records: enter fewer days at a time"),
+    "error.405": ("不支持此请求方法", "Method not allowed"),
+    "reason.method": ("此地址不接受 {method} 请求；可用的方法：{allowed}", "This address does not take {method}; it takes {allowed}"),
     "error.413": ("请求过大", "Too large"),
     "error.404": ("未找到", "Not found"),
     "error.422": ("请求无效", "Invalid request"),

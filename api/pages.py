@@ -31,6 +31,7 @@ from typing import Annotated, Any, Callable, NamedTuple, NoReturn
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -364,7 +365,17 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
         headers=headers)
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
+    response.headers.update(PAGE_SECURITY_HEADERS)
     return response
+
+
+# Every HTML page's: scripts, styles and whatever they fetch from this server alone (no inline
+# script or style: the JSON a page hands its script is data, not run); never framed (clickjacking
+# a citizen's /me); no Referer, which would carry a page's filters or a receipt's seq elsewhere.
+PAGE_SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
@@ -912,10 +923,28 @@ def month_chart(flows: list[MonthFlow]) -> Chart:
     return Chart(CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN, baseline, round(bar_width, 1), max_g, months)
 
 
+def _is_page_path(app: FastAPI, path: str) -> bool:
+    return path != "/v1" and not path.startswith("/v1/") and path != app.openapi_url
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """The HTML 405 page, its Allow header every method of every route at the path (/me: GET,
+    HEAD and POST; the router's own names only the first route's)."""
+    allowed = sorted({method for route in router.routes if isinstance(route, APIRoute)
+                      and route.path_regex.fullmatch(request.url.path) for method in route.methods})
+    response = _error_page(request, PageError(405, said("reason.method", method=request.method[:MAX_SHOWN_CHARS],
+                                                       allowed=", ".join(allowed))))
+    response.headers["allow"] = ", ".join(allowed)
+    return response
+
+
 def install(app: FastAPI) -> None:
     """The pages at `/` and their stylesheet at /static; a PageError answers its HTML page, and so
     does a path outside /v1 that no route takes (an encoded slash, /accounts/a%2Fb, is decoded
     before routing, so it lands here rather than on the account page)."""
+    for route in router.routes:  # HEAD wherever GET (a link checker's or a proxy's probe); the server sends no body
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            route.methods.add("HEAD")
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -930,5 +959,7 @@ def install(app: FastAPI) -> None:
         path = request.url.path
         if error.status_code == 404 and path != "/v1" and not path.startswith("/v1/"):
             return _error_page(request, PageError(404, said("reason.no_page")))
+        if error.status_code == 405 and _is_page_path(app, path):
+            return _method_not_allowed(request)
         return await api_http_error(request, error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -730,6 +730,48 @@ def test_api_paths_still_answer_json_404(http):
         assert response.status_code == 404 and response.json()["code"] == "UNKNOWN_REF", path
 
 
+def test_head_is_served_wherever_get_is(http):
+    for path in PAGE_PATHS + ["/issuances?format=csv", "/static/pages.css"]:
+        response = http.head(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == http.get(path).headers["content-type"], path
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/me", "GET, HEAD, POST"), ("DELETE", "/me", "GET, HEAD, POST"), ("OPTIONS", "/issuances", "GET, HEAD"),
+    ("POST", "/receipts/0", "GET, HEAD"), ("OPTIONS", "/", "GET, HEAD")])
+def test_a_method_a_page_does_not_take_answers_the_html_405_with_every_allowed_method(http, method, path, allowed):
+    response = http.request(method, with_lang(path, "zh"))
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    assert response.headers["content-type"].startswith("text/html") and "不支持此请求方法" in response.text
+    assert f"此地址不接受 {method} 请求；可用的方法：{allowed}" in response.text
+
+
+def test_api_paths_still_answer_json_405(http):
+    response = http.request("DELETE", "/v1/status")
+    assert response.status_code == 405 and response.headers["content-type"] == "application/json"
+
+
+def test_fastapis_docs_pages_that_load_cdn_assets_are_off(http):
+    assert http.get("/openapi.json").status_code == 200
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        response = http.get(path)
+        assert response.status_code == 404 and "cdn.jsdelivr.net" not in response.text, path
+
+
+def test_every_html_page_carries_the_security_headers(http):
+    """Scripts and styles from Puhui alone (the browser tests run the pages' checks under this
+    policy), never framed, no MIME sniffing, no Referer: on pages, error pages and /me's answer."""
+    answers = [http.get(path) for path in PAGE_PATHS + ["/nope", "/issuances?vintage=x"]]
+    answers.append(http.post("/me", data={"pseudonyms": "00" * 16}))
+    for response in answers:
+        headers = response.headers
+        policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == policy["style-src"] == "'self'" and policy["default-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'" and headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+
+
 @pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999",
                                   "/receipts/999999999", "/retirements?purpose=bogus", "/retirements?vintage=abc",
                                   "/issuances?region=42", "/issuances?since=2026-13-01", "/surrenders?compliance_year=99999",
