@@ -301,6 +301,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "This batch was rejected by its validation body (review {review}) and will not be issued; its grams are not in the total earned."),
     "me.batch_reviews": ("此批次的审核（接口）", "This batch's reviews (API)"),
     "me.rejected_total": ("被否决批次中的（不计入总量）", "In rejected batches (not in the total)"),
+    "me.opening_checked": ("开启信息已核对：其 SHA-256 等于记录的 private_sha256，其时间在记录的日期（北京时间）。",
+                           "Opening checked: its SHA-256 is the record's private_sha256, and its time is on the record's date (Beijing)."),
     "me.opened": ("开启信息所示（仅显示给您）", "What the opening says (shown to you only)"),
     "me.steps": ("核验步骤", "The check's steps"),
     "me.none": ("没有找到记录：请核对输入，或等待平台上报。", "No records found: check what you entered, or whether your platform has reported them yet."),

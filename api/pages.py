@@ -663,8 +663,9 @@ NOT_CACHED = {"cache-control": "no-store"}
 
 
 class MeForm(NamedTuple):
-    """What the reader entered: their daily pseudonyms, or one record's id and opening."""
-    pseudonyms: list[str]
+    """What the reader entered, as entered (a refused form is shown again, filled in): their daily
+    pseudonyms, or one record's id and opening."""
+    pseudonyms_text: str
     activity_id: str
     opening: str
 
@@ -693,17 +694,30 @@ class CitizenView(NamedTuple):
 @router.get("/me", response_class=HTMLResponse)
 def me_form(request: Request) -> HTMLResponse:
     """The form alone: nothing is listed by person without the person's input."""
-    return _render(request, "me.html", form=MeForm([], "", ""), view=None, headers=NOT_CACHED,
+    return _render(request, "me.html", form=MeForm("", "", ""), view=None, headers=NOT_CACHED,
                    max_pseudonyms=MAX_ME_PSEUDONYMS)
 
 
 @router.post("/me", response_class=HTMLResponse)
 async def me(request: Request) -> HTMLResponse:
     form = _me_form(await _form_body(request))
+    try:
+        view = await _me_view(request, form)
+    except PageError as error:  # about what was entered: the form again, filled in, the reason above it
+        return _render(request, "me.html", error.status, NOT_CACHED, form=form, view=None,
+                       refusal=error.reason.said(translator(_language(request)[0])), max_pseudonyms=MAX_ME_PSEUDONYMS)
+    return _render_check(request, "me.html", form=form, view=view, headers=NOT_CACHED,
+                         max_pseudonyms=MAX_ME_PSEUDONYMS)
+
+
+async def _me_view(request: Request, form: MeForm) -> CitizenView:
     state = request.app.state
     log_format = state.queries.log_format()
-    if form.pseudonyms:
-        view = await asyncio.to_thread(_pseudonyms_view, state.queries, log_format, form.pseudonyms)
+    pseudonyms = _pseudonyms(form.pseudonyms_text)
+    if len(form.opening) > MAX_OPENING_CHARS:
+        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.too_long")))
+    if pseudonyms:
+        view = await asyncio.to_thread(_pseudonyms_view, state.queries, log_format, pseudonyms)
     elif form.activity_id:
         view = await asyncio.to_thread(_opened_view, state.queries, log_format, form.activity_id, form.opening)
     else:
@@ -713,8 +727,7 @@ async def me(request: Request) -> HTMLResponse:
         receipts = {seq: await asyncio.to_thread(build_receipt, state.registry, state.queries, seq, note)
                     for seq in view.receipts}
         view = view._replace(receipts=receipts)
-    return _render_check(request, "me.html", form=form, view=view, headers=NOT_CACHED,
-                         max_pseudonyms=MAX_ME_PSEUDONYMS)
+    return view
 
 
 async def _form_body(request: Request) -> list[tuple[str, str]]:
@@ -736,12 +749,22 @@ def _me_form(fields: list[tuple[str, str]]) -> MeForm:
         if name not in ME_FIELDS or name in given:
             raise PageError(422, said("reason.form"))
         given[name] = value.strip()
-    pseudonyms = list(dict.fromkeys(p for p in PSEUDONYM_SEPARATORS.split(given.get("pseudonyms", "")) if p))
+    return MeForm(given.get("pseudonyms", ""), given.get("activity_id", ""), given.get("opening", ""))
+
+
+def _pseudonyms(text: str) -> list[str]:
+    """The pseudonyms entered, each once. A date before one is passed over: `puhui pseudonyms`,
+    the identity hub's own output, prints a line DATE PSEUDONYM a day, pasted here as it is."""
+    tokens = [token for token in PSEUDONYM_SEPARATORS.split(text) if token]
+    pseudonyms = list(dict.fromkeys(token for i, token in enumerate(tokens)
+                                    if not (DATE_TOKEN.fullmatch(token) and i + 1 < len(tokens)
+                                            and not DATE_TOKEN.fullmatch(tokens[i + 1]))))
     if len(pseudonyms) > MAX_ME_PSEUDONYMS:
         raise PageError(422, said("reason.too_many_pseudonyms", count=len(pseudonyms), limit=MAX_ME_PSEUDONYMS))
-    if len(given.get("opening", "")) > MAX_OPENING_CHARS:
-        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.too_long")))
-    return MeForm(pseudonyms, given.get("activity_id", ""), given.get("opening", ""))
+    return pseudonyms
+
+
+DATE_TOKEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _pseudonyms_view(queries: Queries, log_format: int, pseudonyms: list[str]) -> CitizenView:

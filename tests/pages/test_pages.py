@@ -645,11 +645,45 @@ def test_the_citizen_page_opens_one_record_with_its_opening(http):
     assert [r["activity_id"] for r in records_shown(html)] == ["me-1"]
     assert grams(html, "me-total") == 967 and "L4-12" in html and opening["fields"]["occurred_at"] in html
     assert embedded(html, "record-proofs")[0]["record"] == http.get("/v1/activities/me-1").json()["record"]
+    assert 'id="opening-checked"' in html and "its SHA-256 is the record's private_sha256" in unescape(html)
     wrong = {**opening, "fields": {**opening["fields"], "exit_station": "L4-13"}}
     refused = me(http, "zh", 422, activity_id="me-1", opening=json.dumps(wrong))
-    assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused and "L4-13" not in refused
+    assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused
+    assert "L4-13" not in outside_the_form(refused) and 'id="opening-checked"' not in refused
     assert "没有记录 nope" in me(http, "zh", 404, activity_id="nope", opening=json.dumps(opening))
-    assert "L4-12" not in me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode())
+    assert "L4-12" not in outside_the_form(me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode()))
+
+
+def outside_the_form(html: str) -> str:
+    """A /me answer without the form's fields, which hold what the reader entered."""
+    return re.sub(r"<textarea\b.*?</textarea>|<input\b[^>]*>", "", html, flags=re.S)
+
+
+@pytest.mark.parametrize("form, status", [
+    ({"activity_id": "me-1", "opening": '{"fields": {}, "salt": "AA=="}'}, 422),
+    ({"activity_id": "nope", "opening": '{"fields": {}, "salt": "AA=="}'}, 404),
+    ({"activity_id": "me-1", "opening": "{not json"}, 422),
+    ({"pseudonyms": "not-hex\n" + "00" * 16}, 422)])
+def test_a_refused_lookup_shows_the_form_again_filled_in_with_the_reason_above_it(http, form, status):
+    html = me(http, "en", status, **form)
+    refusal = re.search(r'id="me-refusal" role="alert"><p class="reason">(.*?)</p>', html, re.S)
+    assert refusal and html.index('id="me-refusal"') < html.index('id="pseudonyms-form"')
+    for name, value in form.items():
+        field = re.search(rf'<textarea id="[a-z-]+" name="{name}"[^>]*>(.*?)</textarea>|<input id="[a-z-]+" name="{name}"[^>]*value="([^"]*)"',
+                          html, re.S)
+        assert field and unescape(field.group(1) or field.group(2)) == value, name
+
+
+def test_the_hubs_own_date_pseudonym_lines_are_taken_as_they_are(http):
+    """`puhui pseudonyms` prints DATE PSEUDONYM a line: pasted into /me, the dates are passed over
+    (31 lines are 31 pseudonyms, not 62), and the limit still holds."""
+    subjects = list(dict.fromkeys(citizen_subjects(http)))
+    lines = "\n".join(f"2026-01-{6 + i:02d} {subject}" for i, subject in enumerate(subjects))
+    assert records_shown(me(http, pseudonyms=lines)) == records_shown(me(http, pseudonyms="\n".join(subjects)))
+    month = "\n".join(f"2026-01-{day:02d} {day:032x}" for day in range(1, 32))
+    assert "data-activity" not in me(http, pseudonyms=month)  # 31 pseudonyms: taken, none of them logged
+    refused = me(http, "en", 422, pseudonyms=month + "\n2026-02-01 " + "ff" * 16)
+    assert "32 pseudonyms entered: at most 31" in refused
 
 
 def test_a_batch_its_validation_body_rejected_is_said_so_and_not_earned(site):
