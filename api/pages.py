@@ -175,7 +175,8 @@ _DATES = (FilterField("since", input_type="date"), FilterField("until", input_ty
 class Column(NamedTuple):
     name: str  # the CSV's header; the page's heading is the message col.<name>
     value: Callable[[dict[str, Any]], Any]  # the cell's value, flat (the CSV's)
-    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, receipt, serials, time, reviews, label:<prefix>
+    show: str = "text"  # how the page shows it: text, free (a text anyone wrote), amount, account, claim,
+    # methodology, receipt, serials, time, reviews, label:<prefix>
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +235,7 @@ REGISTERS = {r.name: r for r in (
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
               FilterField("account"), *_DATES),
              (_TIME, _field("retirement_id"), _field("account", "account"), _field("purpose", "label:purpose"),
-              _field("beneficiary"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"]), "serials"),
+              _field("beneficiary", "free"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"]), "serials"),
               Column("methodology_id", _of_sources("methodology_id")), Column("vintage", _of_sources("vintage")),
               Column("region", _of_sources("region")), Column("used_by", lambda i: i["used_by"] or ""), _SEQ),
              lambda q, f, after, limit: q.retirements(**f, after=after, limit=limit)),
@@ -245,7 +246,7 @@ REGISTERS = {r.name: r for r in (
              lambda q, f, after, limit: q.surrenders(**f, after=after, limit=limit)),
     Register("claims", ClaimFilters, (FilterField("claimant"), *_DATES),
              (_TIME, _field("claim_id", "claim"), _field("claimant", "account"),
-              Column("subject", lambda i: i["subject"]["name"]),
+              Column("subject", lambda i: i["subject"]["name"], "free"),
               Column("period", lambda i: f"{i['period_start']}/{i['period_end']}"),
               _field("footprint_g", "amount"), _field("retired_g", "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
@@ -253,12 +254,12 @@ REGISTERS = {r.name: r for r in (
     Register("holds", HoldFilters,
              (FilterField("account"), FilterField("held", ("true", "false"), "held"), *_DATES),
              (_TIME, _field("hold_id"), _field("account_id", "account"), _field("case_id"),
-              Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason"), _SEQ),
+              Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason", "free"), _SEQ),
              lambda q, f, after, limit: q.holds_register(**f, after=after, limit=limit), formats=(2,)),
     Register("methodologies", MethodologyFilters,
              (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"),
               *_DATES),
-             (_field("methodology_id", "methodology"), _field("title"), _field("sector", "label:sector"),
+             (_field("methodology_id", "methodology"), _field("title", "free"), _field("sector", "label:sector"),
               _field("version"), Column("offset_eligible", lambda i: str(i["offset_eligible"]).lower(), "label:bool"),
               _TIME, _SEQ),
              lambda q, f, after, limit: _methodologies_in_force(q.methodologies(**f, after=after, limit=limit))),
@@ -313,6 +314,12 @@ def exact_grams_html(t: Callable[..., str], amount_g: int) -> Markup:
                   f'{int(amount_g):,} {escape(t("unit.g"))}</span>')
 
 
+def free_text_html(text: str) -> Markup:
+    """A text its writer chose (a beneficiary, a reason, a name), isolated in a <bdi>: bidi
+    controls in it (U+202E RIGHT-TO-LEFT OVERRIDE...) reorder it alone, never the text around it."""
+    return Markup(f"<bdi>{escape(text)}</bdi>")
+
+
 _LINKED = {"account": "accounts", "claim": "claims", "methodology": "methodologies"}  # Column.show: its pages
 
 
@@ -327,6 +334,8 @@ def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Ma
         return Markup(f'<a href="/{_LINKED[show]}/{text}">{text}</a>')
     if show == "serials":  # the CSV's START-END;... as the pages show ranges
         return serials_html([part.split("-") for part in value.split(";")] if value else [])
+    if show == "free":
+        return free_text_html(value)
     if show == "receipt":  # a seq: its event's receipt, checked by the browser
         return Markup(f'<a href="/receipts/{int(value)}">{int(value)}</a>')
     if show == "time":
@@ -360,7 +369,7 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
     response = templates.TemplateResponse(request, template, {
         "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
         "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
-        "cell": lambda column, item: cell_html(t, column, item), "serials": serials_html,
+        "cell": lambda column, item: cell_html(t, column, item), "serials": serials_html, "free": free_text_html,
         "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
         headers=headers)
     if asked:

@@ -214,6 +214,22 @@ def test_every_rows_seq_links_to_its_receipt(http, path):
         assert f'<a href="/receipts/{seq}">{seq}</a>' in html, (path, seq)
 
 
+def test_free_text_with_bidi_controls_is_isolated_from_its_neighbours(site):
+    """A beneficiary, a hold's reason or an account name holding U+202E (RIGHT-TO-LEFT OVERRIDE)
+    would reorder the text after it in the cell; in a <bdi> it reorders itself alone."""
+    http, world = site.http, site.world
+    spoof = "Wuhan \u202eytirahc\u202c 1000 t"
+    world.client.open_account(world.admin, "bidi-co", "enterprise", spoof, "420100", [world.bob])
+    world.client.retire(world.mall, "ret-bidi", "mall-co", 10, "voluntary", spoof)
+    world.client.hold(world.admin, "hold-bidi", "mall-co", True, "case-bidi", spoof)
+    world.client.hold(world.admin, "hold-bidi-2", "mall-co", False, "case-bidi", "closed")
+    isolated = f"<bdi>{spoof}</bdi>"
+    retirement = next(r for r in api_items(http, "/v1/retirements", account="mall-co") if r["retirement_id"] == "ret-bidi")
+    for path in ("/retirements", "/holds", "/accounts/bidi-co", "/accounts/mall-co", f"/serials/{retirement['serials'][0][0]}"):
+        html = page(http, path)
+        assert spoof in html and html.count(spoof) == html.count(isolated), path
+
+
 def test_home_totals_follow_new_commits(site):
     http, world = site.http, site.world
     before = grams(page(http, "/"), "retired")
