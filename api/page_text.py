@@ -320,6 +320,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "reason.field": ("{field}：{problem}", "{field}: {problem}"),
     "reason.pattern": ("格式不符", "not in the expected form"),
     "reason.integer": ("须为整数", "must be a whole number"),
+    "reason.digits": ("须为十进制数字，不带符号、小数点或前导零", "must be written in digits, without a sign, a point or leading zeros"),
     "reason.range": ("超出允许的范围", "out of the allowed range"),
     "reason.date": ("须为日期 YYYY-MM-DD", "must be a date, YYYY-MM-DD"),
     "reason.bool": ("须为 true 或 false", "must be true or false"),

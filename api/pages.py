@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, NamedTuple, NoReturn
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -70,7 +70,19 @@ LANGUAGE_COOKIE = "puhui_lang"
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False)
+
+
+def _known_params_only(request: Request) -> None:
+    """Every page refuses a query parameter it does not have (a 422 naming the close one), as the
+    registers do with their filters: `/methodologies/X?version=1` showing every version would read
+    as version 1's. A page's own are `lang` and those PAGE_QUERY_PARAMS names; a register's, its filters."""
+    path = getattr(request.scope.get("route"), "path", "")
+    if path.removeprefix("/") not in REGISTERS:  # those: _filters
+        _refuse_unknown(request, ("lang", *PAGE_QUERY_PARAMS.get(path, ())))
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_known_params_only)])
+PAGE_QUERY_PARAMS = {"/serials": ("n",)}  # beside `lang`; every other page but the registers has none
 
 Ident = Annotated[str, Field(pattern=IDENT)]
 Year = Annotated[int, Field(ge=1900, le=9999)]
@@ -410,17 +422,22 @@ def _filters(request: Request, model: type[Cursor]) -> Cursor:
     """The query's filters, validated as the API validates them; an empty field is no filter. An
     unknown parameter is refused, not ignored: `/issuances?methodology=X` showing every issuance
     would read as X's (the filter is methodology_id, as in the API)."""
-    known = (*model.model_fields, *PAGE_PARAMS)
-    for name, value in request.query_params.multi_items():
-        if name not in known and value not in SHARING_PARAMS.get(name, ()):
-            raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
-                                      guess=_guess(name, known)))
+    _refuse_unknown(request, (*model.model_fields, *PAGE_PARAMS))
+    if request.query_params.get("format", "") not in ("", "csv"):
+        _refused("format", "value_error")
     given = {k: v for k, v in request.query_params.items() if v != "" and k not in PAGE_PARAMS}
     try:
         return model.model_validate(given)
     except ValidationError as exc:
         error = exc.errors()[0]
         _refused(str(error["loc"][0]) if error["loc"] else "", error["type"])
+
+
+def _refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
+    for name, value in request.query_params.multi_items():
+        if name not in known and value not in SHARING_PARAMS.get(name, ()):
+            raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
+                                      guess=_guess(name, known)))
 
 
 MAX_SHOWN_CHARS = 80  # of a reader's input quoted back in a reason (escaped, as every text)
@@ -455,6 +472,15 @@ def _valid(adapter: TypeAdapter[Any], value: str, what: str) -> Any:
 
 _IDENT: TypeAdapter[str] = TypeAdapter(Ident)
 _NATURAL: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_SAFE_INT)])  # a serial, a seq
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
+
+
+def _natural(text: str, what: str) -> int:
+    """A serial or a seq in a path, written as the pages write it (one page, one URL): digits, no
+    sign, point nor leading zero; /serials?n= takes it however it is typed and lands here."""
+    if not _DIGITS.fullmatch(text):
+        raise PageError(422, said("reason.field", field=said(what), problem=said("reason.digits")))
+    return _valid(_NATURAL, text, what)
 
 
 def _as_json(value: Any) -> str:
@@ -604,7 +630,7 @@ def serial_form(request: Request) -> Response:
 
 @router.get("/serials/{serial}", response_class=HTMLResponse)
 def serial(request: Request, serial: str) -> HTMLResponse:
-    number = _valid(_NATURAL, serial, "serial.number")
+    number = _natural(serial, "serial.number")
     queries = _queries(request)
     holding = _found(queries.serial(number), said("reason.not_issued", serial=number))
     retirement = queries.retirements_by_id([holding.event_ref])[0] if holding.state == "retired" else None
@@ -627,7 +653,7 @@ class ReceiptView(NamedTuple):
 @router.get("/receipts/{seq}", response_class=HTMLResponse)
 async def receipt(request: Request, seq: str) -> HTMLResponse:
     """An event's receipt (docs/receipt.md) as /v1/receipts/{seq} serves it, checked by the browser."""
-    number = _valid(_NATURAL, seq, "col.seq")
+    number = _natural(seq, "col.seq")
     state = request.app.state
     if number >= state.sequencer.committed_size:
         raise PageError(404, said("reason.no_event", seq=number, size=state.sequencer.committed_size))

@@ -478,6 +478,27 @@ def test_bad_filters_and_ids_answer_a_422_page(http, path):
     assert "Invalid request" in response.text
 
 
+@pytest.mark.parametrize("path, reason", [
+    ("/serials?serial=100", "no query parameter serial"), ("/methodologies/HB-GT-METRO?version=1", "no query parameter version"),
+    ("/verify?x=1", "no query parameter x"), ("/receipts/0?sequence=1", "no query parameter sequence"),
+    ("/?lng=en", "did you mean lang?"), ("/issuances?format=xml", "format: not one of the choices"),
+    ("/receipts/1.0", "must be written in digits"), ("/serials/+100", "must be written in digits"),
+    ("/serials/00100", "must be written in digits"), ("/receipts/00", "must be written in digits")])
+def test_every_page_refuses_what_it_does_not_take_as_the_registers_do(http, path, reason):
+    """Unknown query parameters are refused on every page (not only the registers), and a serial
+    or a seq in a path is written one way only."""
+    response = http.get(with_lang(path, "en"))
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html"), path
+    assert reason in unescape(re.search(r'<p class="reason">(.*?)</p>', response.text, re.S).group(1)), path
+
+
+def test_the_pages_own_parameters_and_sharing_ones_are_still_taken(http):
+    for path in ("/serials?n=2250", "/serials/2250?lang=zh", "/receipts/0?from=singlemessage&isappinstalled=0",
+                 "/methodologies/HB-GT-METRO?lang=en", "/issuances?format=", "/serials/0"):
+        assert http.get(path).status_code in (200, 303, 404), path
+    assert http.get("/serials?n=00100", follow_redirects=False).headers["location"] == "/serials/100"  # the form: as typed
+
+
 def test_hostile_strings_are_escaped(http):
     hostile_seq = http.get("/v1/retirements", params={"account": "mall-co", "limit": 100}).json()["items"]
     [hostile_seq] = [r["seq"] for r in hostile_seq if r["retirement_id"] == "ret-hostile"]
