@@ -989,7 +989,8 @@ def _method_not_allowed(request: Request) -> Response:
     """The HTML 405 page, its Allow header every method of every route at the path (/me: GET,
     HEAD and POST; the router's own names only the first route's)."""
     allowed = sorted({method for route in router.routes if isinstance(route, APIRoute)
-                      and route.path_regex.fullmatch(request.url.path) for method in route.methods})
+                      and route.path_regex.fullmatch(request.url.path) for method in route.methods}
+                     or {"GET", "HEAD"})  # none: a /static file, which StaticFiles serves to those alone
     response = _error_page(request, PageError(405, said("reason.method", method=request.method[:MAX_SHOWN_CHARS],
                                                        allowed=", ".join(allowed))))
     response.headers["allow"] = ", ".join(allowed)

@@ -810,7 +810,7 @@ def test_head_is_served_wherever_get_is(http):
 
 @pytest.mark.parametrize("method, path, allowed", [
     ("PUT", "/me", "GET, HEAD, POST"), ("DELETE", "/me", "GET, HEAD, POST"), ("OPTIONS", "/issuances", "GET, HEAD"),
-    ("POST", "/receipts/0", "GET, HEAD"), ("OPTIONS", "/", "GET, HEAD")])
+    ("POST", "/receipts/0", "GET, HEAD"), ("OPTIONS", "/", "GET, HEAD"), ("POST", "/static/pages.css", "GET, HEAD")])
 def test_a_method_a_page_does_not_take_answers_the_html_405_with_every_allowed_method(http, method, path, allowed):
     response = http.request(method, with_lang(path, "zh"))
     assert response.status_code == 405 and response.headers["allow"] == allowed
