@@ -640,7 +640,8 @@ def test_the_citizen_page_lists_nothing_without_input(http):
     html = page(http, "/me")
     assert 'method="post"' in html and 'method="get"' not in html.split("<main>")[1]
     assert "data-activity" not in html and 'id="record-proofs"' not in html
-    assert page(http, "/me?pseudonyms=" + citizen_subjects(http)[0]).count("data-activity") == 0  # no GET lookup
+    by_get = http.get("/me?pseudonyms=" + citizen_subjects(http)[0])  # no GET lookup: /me has no query parameter
+    assert by_get.status_code == 422 and "no query parameter pseudonyms" in by_get.text and "data-activity" not in by_get.text
 
 
 def test_the_citizen_page_shows_the_api_account_with_each_records_proof(http):
