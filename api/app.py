@@ -179,9 +179,11 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         await asyncio.to_thread(sequencer.stop)
 
     # No redirect from /v1/x/ to /v1/x: Starlette builds its target from the request's Host header.
+    # No /docs nor /redoc: FastAPI's load their scripts and fonts from CDNs, and the pages use no
+    # external network (issue 13); /openapi.json stays.
     app = RegistryApp(title="Puhui registry", version="1",
                       description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
-                      lifespan=lifespan, redirect_slashes=False)
+                      lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
     rate_limits = app.rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits)
     app.prices = {("GET", "/v1/export"): lambda _: EXPENSIVE_READ_UNITS,

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, NamedTuple, NoReturn
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -69,7 +70,19 @@ LANGUAGE_COOKIE = "puhui_lang"
 LANGUAGE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
 
 templates = Jinja2Templates(directory=HERE / "templates")
-router = APIRouter(include_in_schema=False)
+
+
+def _known_params_only(request: Request) -> None:
+    """Every page refuses a query parameter it does not have (a 422 naming the close one), as the
+    registers do with their filters: `/methodologies/X?version=1` showing every version would read
+    as version 1's. A page's own are `lang` and those PAGE_QUERY_PARAMS names; a register's, its filters."""
+    path = getattr(request.scope.get("route"), "path", "")
+    if path.removeprefix("/") not in REGISTERS:  # those: _filters
+        _refuse_unknown(request, ("lang", *PAGE_QUERY_PARAMS.get(path, ())))
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_known_params_only)])
+PAGE_QUERY_PARAMS = {"/serials": ("n",)}  # beside `lang`; every other page but the registers has none
 
 Ident = Annotated[str, Field(pattern=IDENT)]
 Year = Annotated[int, Field(ge=1900, le=9999)]
@@ -174,7 +187,8 @@ _DATES = (FilterField("since", input_type="date"), FilterField("until", input_ty
 class Column(NamedTuple):
     name: str  # the CSV's header; the page's heading is the message col.<name>
     value: Callable[[dict[str, Any]], Any]  # the cell's value, flat (the CSV's)
-    show: str = "text"  # how the page shows it: text, amount, account, claim, methodology, time, reviews, label:<prefix>
+    show: str = "text"  # how the page shows it: text, free (a text anyone wrote), amount, account, claim,
+    # methodology, receipt, serials, time, reviews, label:<prefix>
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +206,17 @@ class Register:
 
 
 def _ranges(ranges: list[list[int]]) -> str:
+    """Serial ranges as the CSV has them, START-END;START-END (each [START, END), spec section 3)."""
     return ";".join(f"{start}-{end}" for start, end in ranges)
+
+
+SERIAL_SEPARATOR = "–"  # START–END on every page, each range [START, END) as the note serials.note says
+
+
+def serials_html(ranges: list[list[int]] | list[tuple[int, int]]) -> Markup:
+    """Serial ranges as every page shows them: START–END, each end-exclusive."""
+    return Markup(", ".join(f'<span class="serials">{int(start)}{SERIAL_SEPARATOR}{int(end)}</span>'
+                            for start, end in ranges) or "–")
 
 
 def _of_sources(field: str) -> Callable[[dict[str, Any]], str]:
@@ -205,7 +229,7 @@ def _field(name: str, show: str = "text") -> Column:
 
 
 _TIME = _field("time", "time")
-_SEQ = _field("seq")
+_SEQ = _field("seq", "receipt")
 
 REGISTERS = {r.name: r for r in (
     Register("issuances", IssuanceFilters,
@@ -213,7 +237,7 @@ REGISTERS = {r.name: r for r in (
               *_DATES),
              (_TIME, _field("issuance_id"), _field("account", "account"), _field("methodology_id", "methodology"),
               _field("vintage"), _field("region"), _field("amount_g", "amount"),
-              Column("serials", lambda i: f"{i['start']}-{i['end']}"), _SEQ),
+              Column("serials", lambda i: f"{i['start']}-{i['end']}", "serials"), _SEQ),
              lambda q, f, after, limit: _with_reviews(q, q.issuances(**f, after=after, limit=limit)),
              format2_columns=(Column("reviews", lambda i: ";".join(
                  f"{target['id']}/{r['review_id']}/{r['verdict']}" for target in i["reviews"] for r in target["reviews"]),
@@ -223,7 +247,7 @@ REGISTERS = {r.name: r for r in (
               FilterField("purpose", PURPOSES, "purpose"), FilterField("used", ("true", "false"), "bool"),
               FilterField("account"), *_DATES),
              (_TIME, _field("retirement_id"), _field("account", "account"), _field("purpose", "label:purpose"),
-              _field("beneficiary"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"])),
+              _field("beneficiary", "free"), _field("amount_g", "amount"), Column("serials", lambda i: _ranges(i["serials"]), "serials"),
               Column("methodology_id", _of_sources("methodology_id")), Column("vintage", _of_sources("vintage")),
               Column("region", _of_sources("region")), Column("used_by", lambda i: i["used_by"] or ""), _SEQ),
              lambda q, f, after, limit: q.retirements(**f, after=after, limit=limit)),
@@ -234,7 +258,7 @@ REGISTERS = {r.name: r for r in (
              lambda q, f, after, limit: q.surrenders(**f, after=after, limit=limit)),
     Register("claims", ClaimFilters, (FilterField("claimant"), *_DATES),
              (_TIME, _field("claim_id", "claim"), _field("claimant", "account"),
-              Column("subject", lambda i: i["subject"]["name"]),
+              Column("subject", lambda i: i["subject"]["name"], "free"),
               Column("period", lambda i: f"{i['period_start']}/{i['period_end']}"),
               _field("footprint_g", "amount"), _field("retired_g", "amount"),
               Column("retirements", lambda i: ";".join(i["retirements"])), _SEQ),
@@ -242,12 +266,12 @@ REGISTERS = {r.name: r for r in (
     Register("holds", HoldFilters,
              (FilterField("account"), FilterField("held", ("true", "false"), "held"), *_DATES),
              (_TIME, _field("hold_id"), _field("account_id", "account"), _field("case_id"),
-              Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason"), _SEQ),
+              Column("held", lambda i: str(i["held"]).lower(), "label:held"), _field("reason", "free"), _SEQ),
              lambda q, f, after, limit: q.holds_register(**f, after=after, limit=limit), formats=(2,)),
     Register("methodologies", MethodologyFilters,
              (FilterField("sector", SECTORS, "sector"), FilterField("offset_eligible", ("true", "false"), "bool"),
               *_DATES),
-             (_field("methodology_id", "methodology"), _field("title"), _field("sector", "label:sector"),
+             (_field("methodology_id", "methodology"), _field("title", "free"), _field("sector", "label:sector"),
               _field("version"), Column("offset_eligible", lambda i: str(i["offset_eligible"]).lower(), "label:bool"),
               _TIME, _SEQ),
              lambda q, f, after, limit: _methodologies_in_force(q.methodologies(**f, after=after, limit=limit))),
@@ -302,6 +326,12 @@ def exact_grams_html(t: Callable[..., str], amount_g: int) -> Markup:
                   f'{int(amount_g):,} {escape(t("unit.g"))}</span>')
 
 
+def free_text_html(text: str) -> Markup:
+    """A text its writer chose (a beneficiary, a reason, a name), isolated in a <bdi>: bidi
+    controls in it (U+202E RIGHT-TO-LEFT OVERRIDE...) reorder it alone, never the text around it."""
+    return Markup(f"<bdi>{escape(text)}</bdi>")
+
+
 _LINKED = {"account": "accounts", "claim": "claims", "methodology": "methodologies"}  # Column.show: its pages
 
 
@@ -314,6 +344,12 @@ def cell_html(t: Callable[..., str], column: Column, item: dict[str, Any]) -> Ma
     if show in _LINKED:
         text = escape(value)
         return Markup(f'<a href="/{_LINKED[show]}/{text}">{text}</a>')
+    if show == "serials":  # the CSV's START-END;... as the pages show ranges
+        return serials_html([part.split("-") for part in value.split(";")] if value else [])
+    if show == "free":
+        return free_text_html(value)
+    if show == "receipt":  # a seq: its event's receipt, checked by the browser
+        return Markup(f'<a href="/receipts/{int(value)}">{int(value)}</a>')
     if show == "time":
         return Markup(f'<time datetime="{escape(value)}">{escape(value[:19].replace("T", " "))}</time>')
     if show.startswith("label:"):
@@ -345,12 +381,22 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
     response = templates.TemplateResponse(request, template, {
         "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
         "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
-        "cell": lambda column, item: cell_html(t, column, item),
+        "cell": lambda column, item: cell_html(t, column, item), "serials": serials_html, "free": free_text_html,
         "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
         headers=headers)
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
+    response.headers.update(PAGE_SECURITY_HEADERS)
     return response
+
+
+# Every HTML page's: scripts, styles and whatever they fetch from this server alone (no inline
+# script or style: the JSON a page hands its script is data, not run); never framed (clickjacking
+# a citizen's /me); no Referer, which would carry a page's filters or a receipt's seq elsewhere.
+PAGE_SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
@@ -376,17 +422,22 @@ def _filters(request: Request, model: type[Cursor]) -> Cursor:
     """The query's filters, validated as the API validates them; an empty field is no filter. An
     unknown parameter is refused, not ignored: `/issuances?methodology=X` showing every issuance
     would read as X's (the filter is methodology_id, as in the API)."""
-    known = (*model.model_fields, *PAGE_PARAMS)
-    for name, value in request.query_params.multi_items():
-        if name not in known and value not in SHARING_PARAMS.get(name, ()):
-            raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
-                                      guess=_guess(name, known)))
+    _refuse_unknown(request, (*model.model_fields, *PAGE_PARAMS))
+    if request.query_params.get("format", "") not in ("", "csv"):
+        _refused("format", "value_error")
     given = {k: v for k, v in request.query_params.items() if v != "" and k not in PAGE_PARAMS}
     try:
         return model.model_validate(given)
     except ValidationError as exc:
         error = exc.errors()[0]
         _refused(str(error["loc"][0]) if error["loc"] else "", error["type"])
+
+
+def _refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
+    for name, value in request.query_params.multi_items():
+        if name not in known and value not in SHARING_PARAMS.get(name, ()):
+            raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
+                                      guess=_guess(name, known)))
 
 
 MAX_SHOWN_CHARS = 80  # of a reader's input quoted back in a reason (escaped, as every text)
@@ -421,6 +472,15 @@ def _valid(adapter: TypeAdapter[Any], value: str, what: str) -> Any:
 
 _IDENT: TypeAdapter[str] = TypeAdapter(Ident)
 _NATURAL: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0, le=MAX_SAFE_INT)])  # a serial, a seq
+_DIGITS = re.compile(r"0|[1-9][0-9]*")
+
+
+def _natural(text: str, what: str) -> int:
+    """A serial or a seq in a path, written as the pages write it (one page, one URL): digits, no
+    sign, point nor leading zero; /serials?n= takes it however it is typed and lands here."""
+    if not _DIGITS.fullmatch(text):
+        raise PageError(422, said("reason.field", field=said(what), problem=said("reason.digits")))
+    return _valid(_NATURAL, text, what)
 
 
 def _as_json(value: Any) -> str:
@@ -570,7 +630,7 @@ def serial_form(request: Request) -> Response:
 
 @router.get("/serials/{serial}", response_class=HTMLResponse)
 def serial(request: Request, serial: str) -> HTMLResponse:
-    number = _valid(_NATURAL, serial, "serial.number")
+    number = _natural(serial, "serial.number")
     queries = _queries(request)
     holding = _found(queries.serial(number), said("reason.not_issued", serial=number))
     retirement = queries.retirements_by_id([holding.event_ref])[0] if holding.state == "retired" else None
@@ -593,7 +653,7 @@ class ReceiptView(NamedTuple):
 @router.get("/receipts/{seq}", response_class=HTMLResponse)
 async def receipt(request: Request, seq: str) -> HTMLResponse:
     """An event's receipt (docs/receipt.md) as /v1/receipts/{seq} serves it, checked by the browser."""
-    number = _valid(_NATURAL, seq, "col.seq")
+    number = _natural(seq, "col.seq")
     state = request.app.state
     if number >= state.sequencer.committed_size:
         raise PageError(404, said("reason.no_event", seq=number, size=state.sequencer.committed_size))
@@ -638,8 +698,9 @@ NOT_CACHED = {"cache-control": "no-store"}
 
 
 class MeForm(NamedTuple):
-    """What the reader entered: their daily pseudonyms, or one record's id and opening."""
-    pseudonyms: list[str]
+    """What the reader entered, as entered (a refused form is shown again, filled in): their daily
+    pseudonyms, or one record's id and opening."""
+    pseudonyms_text: str
     activity_id: str
     opening: str
 
@@ -650,14 +711,16 @@ class CitizenRecord(NamedTuple):
     day: str  # its Beijing date
     batch: dict[str, Any]  # as GET /v1/batches/{id}: the batch's methodology, platform, issuance, reviews
     issuance_seq: int | None
+    rejected_by: str | None  # format 2: the review by which a validation body rejected its batch, never issued
     params: dict[str, Any]  # its methodology version's
     formula_g: int | None  # format 2: section 7.2's formula(inputs) before the daily cap
     proof: dict[str, Any]  # {activity_id, record (exact bytes), inclusion, batch_id, batch_seq}
 
 
 class CitizenView(NamedTuple):
-    total_g: int
+    total_g: int  # earned: rejected batches' grams are not
     issued_g: int
+    rejected_g: int
     records: list[CitizenRecord]
     receipts: dict[int, dict[str, Any]]  # each batch event's receipt, by seq
     opened: dict[str, Any] | None  # the opening's fields, when a record was opened
@@ -666,17 +729,30 @@ class CitizenView(NamedTuple):
 @router.get("/me", response_class=HTMLResponse)
 def me_form(request: Request) -> HTMLResponse:
     """The form alone: nothing is listed by person without the person's input."""
-    return _render(request, "me.html", form=MeForm([], "", ""), view=None, headers=NOT_CACHED,
+    return _render(request, "me.html", form=MeForm("", "", ""), view=None, headers=NOT_CACHED,
                    max_pseudonyms=MAX_ME_PSEUDONYMS)
 
 
 @router.post("/me", response_class=HTMLResponse)
 async def me(request: Request) -> HTMLResponse:
     form = _me_form(await _form_body(request))
+    try:
+        view = await _me_view(request, form)
+    except PageError as error:  # about what was entered: the form again, filled in, the reason above it
+        return _render(request, "me.html", error.status, NOT_CACHED, form=form, view=None,
+                       refusal=error.reason.said(translator(_language(request)[0])), max_pseudonyms=MAX_ME_PSEUDONYMS)
+    return _render_check(request, "me.html", form=form, view=view, headers=NOT_CACHED,
+                         max_pseudonyms=MAX_ME_PSEUDONYMS)
+
+
+async def _me_view(request: Request, form: MeForm) -> CitizenView:
     state = request.app.state
     log_format = state.queries.log_format()
-    if form.pseudonyms:
-        view = await asyncio.to_thread(_pseudonyms_view, state.queries, log_format, form.pseudonyms)
+    pseudonyms = _pseudonyms(form.pseudonyms_text)
+    if len(form.opening) > MAX_OPENING_CHARS:
+        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.too_long")))
+    if pseudonyms:
+        view = await asyncio.to_thread(_pseudonyms_view, state.queries, log_format, pseudonyms)
     elif form.activity_id:
         view = await asyncio.to_thread(_opened_view, state.queries, log_format, form.activity_id, form.opening)
     else:
@@ -686,8 +762,7 @@ async def me(request: Request) -> HTMLResponse:
         receipts = {seq: await asyncio.to_thread(build_receipt, state.registry, state.queries, seq, note)
                     for seq in view.receipts}
         view = view._replace(receipts=receipts)
-    return _render_check(request, "me.html", form=form, view=view, headers=NOT_CACHED,
-                         max_pseudonyms=MAX_ME_PSEUDONYMS)
+    return view
 
 
 async def _form_body(request: Request) -> list[tuple[str, str]]:
@@ -709,12 +784,22 @@ def _me_form(fields: list[tuple[str, str]]) -> MeForm:
         if name not in ME_FIELDS or name in given:
             raise PageError(422, said("reason.form"))
         given[name] = value.strip()
-    pseudonyms = list(dict.fromkeys(p for p in PSEUDONYM_SEPARATORS.split(given.get("pseudonyms", "")) if p))
+    return MeForm(given.get("pseudonyms", ""), given.get("activity_id", ""), given.get("opening", ""))
+
+
+def _pseudonyms(text: str) -> list[str]:
+    """The pseudonyms entered, each once. A date before one is passed over: `puhui pseudonyms`,
+    the identity hub's own output, prints a line DATE PSEUDONYM a day, pasted here as it is."""
+    tokens = [token for token in PSEUDONYM_SEPARATORS.split(text) if token]
+    pseudonyms = list(dict.fromkeys(token for i, token in enumerate(tokens)
+                                    if not (DATE_TOKEN.fullmatch(token) and i + 1 < len(tokens)
+                                            and not DATE_TOKEN.fullmatch(tokens[i + 1]))))
     if len(pseudonyms) > MAX_ME_PSEUDONYMS:
         raise PageError(422, said("reason.too_many_pseudonyms", count=len(pseudonyms), limit=MAX_ME_PSEUDONYMS))
-    if len(given.get("opening", "")) > MAX_OPENING_CHARS:
-        raise PageError(422, said("reason.field", field=said("me.opening"), problem=said("reason.too_long")))
-    return MeForm(pseudonyms, given.get("activity_id", ""), given.get("opening", ""))
+    return pseudonyms
+
+
+DATE_TOKEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _pseudonyms_view(queries: Queries, log_format: int, pseudonyms: list[str]) -> CitizenView:
@@ -752,13 +837,14 @@ def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: 
     `only`; each with its methodology version and its proof as GET /v1/activities/{id} serves it."""
     rows: list[dict[str, Any]] = []
     places: dict[str, dict[str, Any]] = {}  # by batch_id: its seq and issuance
-    total_g = issued_g = 0
+    total_g = issued_g = rejected_g = 0
     try:
         for subject in subjects:
             report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - len(rows))
             rows += report.tables["records"].as_json()
             places.update((batch["batch_id"], batch) for batch in report.tables["batches"].as_json())
             total_g, issued_g = total_g + report.data["total_g"], issued_g + report.data["issued_g"]
+            rejected_g += report.data["rejected_g"]
     except TooManyRecords:
         raise PageError(422, said("reason.too_many_records", limit=MAX_ME_RECORDS)) from None
     rows = [row for row in rows if only is None or row["activity_id"] == only]
@@ -773,14 +859,17 @@ def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: 
         if key not in versions:
             versions[key] = next(v["params"] for v in queries.methodology(key[0])["versions"] if v["version"] == key[1])
         formula_g = compile_definition(*key, versions[key]).formula_g(record["inputs"]) if log_format == 2 else None
-        records.append(CitizenRecord(record, row["day"], batch, places[row["batch_id"]]["issuance_seq"], versions[key],
-                                     formula_g, {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
-                                                                       "batch_seq")}))
+        place = places[row["batch_id"]]
+        records.append(CitizenRecord(record, row["day"], batch, place["issuance_seq"], place["rejected_by"],
+                                     versions[key], formula_g,
+                                     {k: proof[k] for k in ("activity_id", "record", "inclusion", "batch_id",
+                                                            "batch_seq")}))
     records.sort(key=lambda r: (r.day, r.record["activity_id"]))
     if only is not None:
-        total_g = sum(r.record["reduction_g"] for r in records)
+        rejected_g = sum(r.record["reduction_g"] for r in records if r.rejected_by is not None)
+        total_g = sum(r.record["reduction_g"] for r in records) - rejected_g
         issued_g = sum(r.record["reduction_g"] for r in records if r.issuance_seq is not None)
-    return CitizenView(total_g, issued_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
+    return CitizenView(total_g, issued_g, rejected_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
 
 
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------
@@ -892,10 +981,29 @@ def month_chart(flows: list[MonthFlow]) -> Chart:
     return Chart(CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN, baseline, round(bar_width, 1), max_g, months)
 
 
+def _is_page_path(app: FastAPI, path: str) -> bool:
+    return path != "/v1" and not path.startswith("/v1/") and path != app.openapi_url
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """The HTML 405 page, its Allow header every method of every route at the path (/me: GET,
+    HEAD and POST; the router's own names only the first route's)."""
+    allowed = sorted({method for route in router.routes if isinstance(route, APIRoute)
+                      and route.path_regex.fullmatch(request.url.path) for method in route.methods}
+                     or {"GET", "HEAD"})  # none: a /static file, which StaticFiles serves to those alone
+    response = _error_page(request, PageError(405, said("reason.method", method=request.method[:MAX_SHOWN_CHARS],
+                                                       allowed=", ".join(allowed))))
+    response.headers["allow"] = ", ".join(allowed)
+    return response
+
+
 def install(app: FastAPI) -> None:
     """The pages at `/` and their stylesheet at /static; a PageError answers its HTML page, and so
     does a path outside /v1 that no route takes (an encoded slash, /accounts/a%2Fb, is decoded
     before routing, so it lands here rather than on the account page)."""
+    for route in router.routes:  # HEAD wherever GET (a link checker's or a proxy's probe); the server sends no body
+        if isinstance(route, APIRoute) and "GET" in route.methods:
+            route.methods.add("HEAD")
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -910,5 +1018,7 @@ def install(app: FastAPI) -> None:
         path = request.url.path
         if error.status_code == 404 and path != "/v1" and not path.startswith("/v1/"):
             return _error_page(request, PageError(404, said("reason.no_page")))
+        if error.status_code == 405 and _is_page_path(app, path):
+            return _method_not_allowed(request)
         return await api_http_error(request, error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -227,8 +227,9 @@ class PersonalAccount(Strict):
     and issuance), records (with batch_id and leaf_index: GET /v1/activities/{id} proves one)."""
     title: str
     subject: str
-    total_g: Int
+    total_g: Int = Field(description="earned: without rejected_g")
     issued_g: Int
+    rejected_g: Int = Field(description="in batches a validation body rejected (format 2), never to be issued")
     tables: Tables
     notes: list[str]
 
@@ -404,8 +405,9 @@ class PseudonymsAccount(Strict):
     record's inclusion proof in its batch (openings stay with the citizen: `puhui account --openings`)."""
     title: str
     subjects: list[str]
-    total_g: Int
+    total_g: Int = Field(description="earned: without rejected_g")
     issued_g: Int
+    rejected_g: Int = Field(description="in batches a validation body rejected, never to be issued")
     tables: Tables
     notes: list[str]
     proofs: list[dict[str, Any]]

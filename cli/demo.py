@@ -64,6 +64,15 @@ def _person(n: int) -> str:
     return "p-" + hashlib.sha256(f"demo-citizen-{n}".encode()).hexdigest()[:12]
 
 
+def _individual(n: int) -> str:
+    """An individual account's id: a pseudonym the platform gives the citizen, never a name
+    (spec 7.4: an individual account holds no personal data, and its id is on public pages)."""
+    return "c-" + hashlib.sha256(f"demo-individual-{n}".encode()).hexdigest()[:12]
+
+
+INDIVIDUALS = tuple(_individual(n) for n in range(1, 5))  # the last one's account is held a while
+
+
 def _report(text: str) -> bytes:
     """A review or verification report: a document kept off the log (only its SHA-256 is signed)."""
     return f"demo report: {text}".encode()
@@ -82,14 +91,17 @@ class Demo:
         self.progress = progress
         self.refusals: list[Refused] = []
         self.rejected_batches: list[str] = []  # reviewed as rejected by their validation body: never issued
+        # A citizen with records, for the reader to look up on /me: the person id (at the identity
+        # hub) of the first raw record, the same whatever records_per_batch is.
+        self.citizen: str | None = None
         self.root, self.admin = Actor(root_signer, "root"), Actor(admin_signer, "admin")
         prefix = f"puhui-demo/{registry.origin}/"
         names = ("wuhan", "yichang", "grid", "aggregator", "ets", "steel", "cement", "mall", "expo", "chem",
-                 "alice", "bob", "chen", "dong", "validator", "auditor", "expert_wang", "expert_li")
+                 "validator", "auditor", "expert_wang", "expert_li")
         self.actors = {n: Actor(Ed25519Key.from_label(prefix + n.replace("_", "-")), n.replace("_", "-"))
-                       for n in names}
-        for name, actor in self.actors.items():
-            setattr(self, name, actor)
+                       for n in names + INDIVIDUALS}
+        for name in names:
+            setattr(self, name, self.actors[name])
         self._activity_counter = 0
         self.library = load_shipped()
         self.ingestion: dict[str, IngestResult] = {}
@@ -136,7 +148,7 @@ class Demo:
                     ("chem-co", "enterprise", "Chemical works (court-ordered restoration)", "420600", "chem"))
         for account_id, kind, name, region, controller in accounts:
             c.open_account(a, account_id, kind, name, region, [self.actors[controller]])
-        for n, person in enumerate(("alice", "bob", "chen", "dong")):
+        for n, person in enumerate(INDIVIDUALS):
             # An individual account's public name: a pseudonym the citizen chose, no personal data (spec 7.4).
             c.open_account(self.wuhan, person, "individual", f"citizen-{n + 1}", "420100",
                            [self.actors[person]], platform="wuhan-platform")
@@ -188,6 +200,8 @@ class Demo:
             records.append({"activity_id": f"{platform}-{self._activity_counter:07d}",
                             "subject": _person(self.random.randint(1, 3000)),
                             "occurred_at": f"{month}-{day:02d}T{hour:02d}:{minute:02d}:00.000000Z", "inputs": inputs})
+        if self.citizen is None and records:
+            self.citizen = records[0]["subject"]
         return records
 
     def quarter(self) -> None:
@@ -270,8 +284,8 @@ class Demo:
         c.transfer(self.wuhan, "tr-expo-1", "wuhan-pool", "expo-org", pool_g // 3)
         c.transfer(self.wuhan, "tr-chem-1", "wuhan-pool", "chem-co", pool_g // 10)
         share_g = state.accounts["wuhan-pool"].active.size_g // 5  # a small demo's pool is small
-        for person in ("alice", "bob", "chen", "dong"):
-            c.transfer(self.wuhan, f"tr-{person}", "wuhan-pool", person, min(2_000 + 500 * len(person), share_g))
+        for n, person in enumerate(INDIVIDUALS):
+            c.transfer(self.wuhan, f"tr-{person}", "wuhan-pool", person, min(3_500 + 500 * n, share_g))
         yichang_g = state.accounts["yichang-platform"].active.size_g
         c.transfer(self.yichang, "tr-cement-1", "yichang-platform", "cement-co", yichang_g // 2)
         grid_g = state.accounts["grid-platform"].active.size_g
@@ -302,15 +316,18 @@ class Demo:
         c.retire(self.chem, "ret-chem-restoration", "chem-co", chem_g, "eco_compensation",
                  "Han River wetland restoration (court order)")
         voluntary_g = min(1_000, share_g // 2)
-        for person in ("alice", "bob", "chen"):
-            c.retire(self.actors[person], f"ret-{person}", person, voluntary_g, "voluntary", f"{person}'s low-carbon month")
-        # The platform reports duplicated card taps on dong's account: the admin holds it while the case
-        # is open, and nothing leaves it; the case closed, dong retires as the others did.
-        c.hold(a, "hold-dong-1", "dong", True, "WH-2026-017", "platform data review: duplicated card taps")
-        self._refused("retirement ret-dong from a held account",
-                      lambda: c.retire(self.dong, "ret-dong", "dong", voluntary_g, "voluntary", "dong's low-carbon month"))
-        c.hold(a, "hold-dong-2", "dong", False, "WH-2026-017", "review closed: the taps were the platform's error")
-        c.retire(self.dong, "ret-dong", "dong", voluntary_g, "voluntary", "dong's low-carbon month")
+        # A citizen's voluntary retirement names no one: its beneficiary is public.
+        beneficiary = "a citizen's low-carbon month, 2026-03"
+        *others, held = INDIVIDUALS
+        for person in others:
+            c.retire(self.actors[person], f"ret-{person}", person, voluntary_g, "voluntary", beneficiary)
+        # The platform reports duplicated card taps on one citizen's account: the admin holds it while
+        # the case is open, and nothing leaves it; the case closed, they retire as the others did.
+        c.hold(a, f"hold-{held}-1", held, True, "WH-2026-017", "platform data review: duplicated card taps")
+        self._refused(f"retirement ret-{held} from a held account",
+                      lambda: c.retire(self.actors[held], f"ret-{held}", held, voluntary_g, "voluntary", beneficiary))
+        c.hold(a, f"hold-{held}-2", held, False, "WH-2026-017", "review closed: the taps were the platform's error")
+        c.retire(self.actors[held], f"ret-{held}", held, voluntary_g, "voluntary", beneficiary)
         c.cancel(a, "can-wuhan-correction", "wuhan-platform", 1_234, "platform data correction: duplicated card taps")
         self.registry.checkpoint()
 

@@ -121,6 +121,9 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
                       f"{refused.rejection.message}", soft_wrap=False)
     for batch_id in story.rejected_batches:
         console.print(f"batch {batch_id}: rejected by its validation body, never issued", soft_wrap=False)
+    console.print(f"a citizen with records: person id {story.citizen} at the identity hub; their daily pseudonyms, "
+                  f"for /me: puhui pseudonyms {story.citizen} --from 2026-01-01 --to 2026-01-31 --hub-key "
+                  f"{scheme_dir / 'hub.key'}", soft_wrap=False)
     _print_status(registry)
     registry.close()
 

@@ -38,6 +38,9 @@ class BatchPlace:
     seq: int
     issuance_id: str | None = None
     issuance_seq: int | None = None
+    # Format 2: the review by which a validation body rejected the batch while it was not issued
+    # (one that counts, spec section 6): it will never be issued, so its grams are not earned.
+    rejected_by: str | None = None
 
 
 class _LeafHashes:
@@ -109,8 +112,11 @@ def _account(title: str, head: dict[str, Any], subjects: Sequence[str], batches:
     by_platform: dict[str, int] = defaultdict(int)
     record_rows = []
     batch_rows = []
+    rejected_g = 0
     for batch in batches:
         body = batch.body
+        place = places.get(body["batch_id"])
+        rejected_by = place.rejected_by if place else None
         batch_g = 0
         indexed = enumerate(batch.records) if batch.positions is None else zip(batch.positions, batch.records)
         for index, data in indexed:
@@ -128,18 +134,21 @@ def _account(title: str, head: dict[str, Any], subjects: Sequence[str], batches:
                     opened = (record["subject"], problem or "checked")
             else:
                 day, occurred_at, opened = beijing_day(record["occurred_at"]), record["occurred_at"], ()
-            by_day[day] += grams
-            by_methodology[body["methodology_id"]] += grams
-            by_platform[body["platform"]] += grams
             batch_g += grams
+            if rejected_by is not None:  # listed, but apart from what the subjects earned
+                rejected_g += grams
+            else:
+                by_day[day] += grams
+                by_methodology[body["methodology_id"]] += grams
+                by_platform[body["platform"]] += grams
             record_rows.append((day, occurred_at, record["activity_id"], body["platform"],
                                 f"{body['methodology_id']} v{body['methodology_version']}", grams,
                                 format_tonnes(grams), body["batch_id"], index, *opened))
         if batch_g:
-            place = places.get(body["batch_id"])
             batch_rows.append((body["batch_id"], body["platform"], body["methodology_id"], batch_g,
                                format_tonnes(batch_g), place.seq if place else None,
-                               place.issuance_id if place else None, place.issuance_seq if place else None))
+                               place.issuance_id if place else None, place.issuance_seq if place else None,
+                               rejected_by))
     total_g = sum(by_day.values())
     record_rows.sort()
 
@@ -156,17 +165,19 @@ def _account(title: str, head: dict[str, Any], subjects: Sequence[str], batches:
                 ("total", total_g, format_tonnes(total_g)),
                 ("issued", issued_g, format_tonnes(issued_g)),
                 ("not yet issued", total_g - issued_g, format_tonnes(total_g - issued_g)),
-            ]),
+            ] + ([("rejected", rejected_g, format_tonnes(rejected_g))] if rejected_g else [])),
             "by_day": Table(("day", "reduction_g", "reduction_t"), totals(by_day)),
             "by_methodology": Table(("methodology_id", "reduction_g", "reduction_t"), totals(by_methodology)),
             "by_platform": Table(("platform", "reduction_g", "reduction_t"), totals(by_platform)),
             "batches": Table(("batch_id", "platform", "methodology_id", "reduction_g", "reduction_t", "batch_seq",
-                              "issuance_id", "issuance_seq"), batch_rows),
+                              "issuance_id", "issuance_seq", "rejected_by"), batch_rows),
             "records": Table(record_columns, record_rows),
         },
         notes=["days are Beijing calendar days (UTC+8)",
-               "tonnes are rounded half to even at the kilogram; grams are exact"],
-        data={**head, "total_g": total_g, "issued_g": issued_g},
+               "tonnes are rounded half to even at the kilogram; grams are exact"] + ([
+               "a batch its validation body rejected (rejected_by: the review) is never issued: its grams are "
+               "shown apart, not in the total"] if rejected_g else []),
+        data={**head, "total_g": total_g, "issued_g": issued_g, "rejected_g": rejected_g},
     )
 
 

@@ -7,10 +7,12 @@ in-memory State, so both faces call it from any thread while the sequencer write
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
-from ledger.queries import LoggedBatch, LoggedRecord, Queries
+from ledger.queries import MAX_PAGE_ITEMS, LoggedBatch, LoggedRecord, Queries
+from ledger.state import ReviewTarget
 from quantify.account import (BatchActivities, BatchPlace, batch_inclusions, personal_account, pseudonymous_account,
                               record_inclusion)
 from quantify.activity import InvalidActivity, check_subject
@@ -35,13 +37,37 @@ def _place(batch: LoggedBatch) -> BatchPlace:
     return BatchPlace(batch.body["seq"], batch.body.get("issuance_id"), batch.issuance_seq)
 
 
+def _places(queries: Queries, logged: Mapping[str, LoggedBatch]) -> dict[str, BatchPlace]:
+    """_place of each batch and, in a format-2 log, the review that rejected a batch not issued."""
+    places = {batch_id: _place(batch) for batch_id, batch in logged.items()}
+    if queries.log_format() == 2:
+        for batch_id, place in places.items():
+            if place.issuance_id is None:
+                places[batch_id] = dataclasses.replace(place, rejected_by=_rejection(queries, batch_id))
+    return places
+
+
+def _rejection(queries: Queries, batch_id: str) -> str | None:
+    """The first review rejecting the batch that counts now (spec section 6: it bars the batch's
+    issuance), or None. A batch has a few reviews; the pages of them are read until it is found."""
+    after = -1
+    while True:
+        answer = queries.reviews(ReviewTarget("batch", batch_id, None), after=after, limit=MAX_PAGE_ITEMS)
+        if answer is None or not answer["status"]["rejected"]:
+            return None
+        found = next((r["review_id"] for r in answer["items"] if r["verdict"] == "rejected" and r["counts"]), None)
+        if found is not None or answer["next_after"] is None:
+            return found
+        after = answer["next_after"]
+
+
 def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_ACCOUNT_RECORDS) -> Report:
     """The personal carbon account (个人碳账户) of a pseudonym, from the activities index: only the
     subject's records are read, never whole batches."""
     check_subject(subject)
     rows = _subjects_records(queries, [subject], max_records)
     batches, logged = _batches_of(queries, rows)
-    report = personal_account(subject, batches, {batch_id: _place(batch) for batch_id, batch in logged.items()})
+    report = personal_account(subject, batches, _places(queries, logged))
     if not rows:  # zeros alone would read as an account with nothing earned, not as a pseudonym unknown here
         report.notes.append(f"no records for this pseudonym ({subject}): check it (the app shows a person's "
                             f"pseudonyms), or whether its platform has reported them yet")
@@ -59,7 +85,7 @@ def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], o
         check_subject(subject)
     rows = _subjects_records(queries, subjects, max_records)
     batches, logged = _batches_of(queries, rows)
-    places = {batch_id: _place(batch) for batch_id, batch in logged.items()}
+    places = _places(queries, logged)
     report = pseudonymous_account(person, subjects, batches, places, openings)
     proofs = []
     for batch in batches:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 
+from cli.demo import REJECTED_BATCH
 from keys import Ed25519Key, KeyRing
 from service.registry_dir import RegistryDir
 
 PUHUI = [sys.executable, "-c", "from cli.main import main; main()"]
+REPO = Path(__file__).resolve().parents[1]
+DEMO_CITIZEN = "p-6e2a345f000a"  # the person id of the demo's first raw record, which the README names
 
 
 def puhui(*args: str, passphrase: str | None = "correct horse battery", check: bool = True) -> subprocess.CompletedProcess:
@@ -89,6 +93,20 @@ def test_demo_then_export_and_status(tmp_path):
     assert sorted(p.stem for p in (bundle / "activities").iterdir()) == sorted(batch_ids)
     exists = puhui("export", str(place), "--out", str(bundle), check=False)
     assert exists.returncode == 2 and "Traceback" not in exists.stderr
+    # Public pages show every account id and beneficiary: an individual's is a pseudonym, never a name.
+    events = [json.loads(line) for line in log_lines[:-1]]
+    individuals = {e["body"]["account_id"] for e in events if e["type"] == "account.open" and e["body"]["kind"] == "individual"}
+    assert len(individuals) == 4 and all(re.fullmatch(r"c-[0-9a-f]{12}", account) for account in individuals)
+    assert not re.search(r"\b(alice|bob|chen|dong)\b", b"".join(log_lines).decode(), re.I)
+    # The batch its validation body rejected: a citizen's account says so and keeps its grams apart.
+    rejected = json.loads((bundle / "activities" / f"{REJECTED_BATCH}.jsonl").read_text().splitlines()[0])
+    account = json.loads(puhui("account", str(place), rejected["subject"], "--json").stdout)
+    assert account["rejected_g"] >= rejected["reduction_g"] > 0 and account["total_g"] + account["rejected_g"] == sum(
+        r["reduction_g"] for r in account["tables"]["records"])
+    assert {b["batch_id"]: b["rejected_by"] for b in account["tables"]["batches"]}[REJECTED_BATCH] == f"rev-{REJECTED_BATCH}"
+    said = " ".join(out.split())  # as the terminal wrapped it
+    assert f"person id {DEMO_CITIZEN} at the identity hub" in said and f"puhui pseudonyms {DEMO_CITIZEN}" in said
+    assert f"person id at\nthe identity hub is `{DEMO_CITIZEN}`" in (REPO / "README.md").read_text()  # as the README says
 
 
 def test_status_of_a_directory_without_a_registry(tmp_path):

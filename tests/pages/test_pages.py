@@ -26,7 +26,8 @@ from starlette.testclient import TestClient  # noqa: E402
 from api import pages  # noqa: E402
 from api.app import create_app  # noqa: E402
 from api.page_text import HTML_LANG, LANGUAGES, MESSAGES  # noqa: E402
-from page_history import CITIZEN_RIDES, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
+from format2_records import metro_record  # noqa: E402
+from page_history import CITIZEN, CITIZEN_RIDES, CITIZEN_SALT, ISSUED_RIDES, citizen_opening, citizen_records  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from quantify.methodology import load_shipped, register_body  # noqa: E402
 from world import World  # noqa: E402
@@ -201,6 +202,34 @@ def test_home_shows_the_api_totals_and_checkpoint(http):
     assert 'data-month="2026-04"' in html and f'data-g="{totals["issued_g"]}"' in html
 
 
+@pytest.mark.parametrize("path", ["/issuances", "/retirements", "/surrenders", "/claims", "/holds", "/methodologies",
+                                  "/accounts/mall-co", "/accounts/alice", "/claims/claim-1"])
+def test_every_rows_seq_links_to_its_receipt(http, path):
+    """Issue 13 wants a receipt for any event: each row's seq (an issuance's too, not only its
+    reviews') is a link to /receipts/{seq}."""
+    html = page(http, path)
+    seqs = re.findall(r'<tr data-seq="(\d+)">', html) + re.findall(r'id="claim-seq">(?:<a[^>]*>)?(\d+)', html)
+    assert seqs, path
+    for seq in seqs:
+        assert f'<a href="/receipts/{seq}">{seq}</a>' in html, (path, seq)
+
+
+def test_free_text_with_bidi_controls_is_isolated_from_its_neighbours(site):
+    """A beneficiary, a hold's reason or an account name holding U+202E (RIGHT-TO-LEFT OVERRIDE)
+    would reorder the text after it in the cell; in a <bdi> it reorders itself alone."""
+    http, world = site.http, site.world
+    spoof = "Wuhan \u202eytirahc\u202c 1000 t"
+    world.client.open_account(world.admin, "bidi-co", "enterprise", spoof, "420100", [world.bob])
+    world.client.retire(world.mall, "ret-bidi", "mall-co", 10, "voluntary", spoof)
+    world.client.hold(world.admin, "hold-bidi", "mall-co", True, "case-bidi", spoof)
+    world.client.hold(world.admin, "hold-bidi-2", "mall-co", False, "case-bidi", "closed")
+    isolated = f"<bdi>{spoof}</bdi>"
+    retirement = next(r for r in api_items(http, "/v1/retirements", account="mall-co") if r["retirement_id"] == "ret-bidi")
+    for path in ("/retirements", "/holds", "/accounts/bidi-co", "/accounts/mall-co", f"/serials/{retirement['serials'][0][0]}"):
+        html = page(http, path)
+        assert spoof in html and html.count(spoof) == html.count(isolated), path
+
+
 def test_home_totals_follow_new_commits(site):
     http, world = site.http, site.world
     before = grams(page(http, "/"), "retired")
@@ -331,7 +360,7 @@ def test_claim_page_shows_the_api_claim(http):
     for row in shown:
         retirement = retirements[row["retirement_id"]]
         assert (int(row["seq"]), int(row["amount_g"])) == (retirement["seq"], retirement["amount_g"])
-        assert row["serials"] == ";".join(f"{start}-{end}" for start, end in retirement["serials"])
+        assert row["serials"] == ", ".join(f"{start}–{end}" for start, end in retirement["serials"])
 
 
 def test_methodology_page_shows_the_api_methodology(http):
@@ -371,6 +400,20 @@ def test_serial_page_names_the_issuance_and_holder_the_api_shows(http, serial):
         retirement = next(r for r in api_items(http, "/v1/retirements", account=holder)
                           if any(s <= serial < e for s, e in r["serials"]))
         assert retirement["retirement_id"] in html
+
+
+@pytest.mark.parametrize("path", ["/issuances", "/retirements", "/accounts/mall-co", "/claims/claim-1", "/serials/2250"])
+def test_serial_ranges_have_one_separator_and_say_they_are_end_exclusive(http, path):
+    """Ranges are [START, END) (spec section 3): every page writes them START–END, and says once
+    what that means, in both languages; the CSV keeps its START-END."""
+    for lang in LANGUAGES:
+        html = page(http, path, lang)
+        shown = re.findall(r'<span class="serials">([^<]*)</span>', html)
+        assert shown and all(re.fullmatch(r"\d+–\d+", text) for text in shown), (path, shown)
+        assert html.count('id="serials-note"') == 1 and "[a, b)" in html
+    if path.startswith(("/issuances", "/retirements")):
+        table = csv.DictReader(io.StringIO(http.get(path, params={"format": "csv"}).text.removeprefix("\ufeff")))
+        assert all(re.fullmatch(r"\d+-\d+(;\d+-\d+)*", row["serials"]) for row in table)
 
 
 def test_the_serial_form_lands_on_the_serial_page(http):
@@ -433,6 +476,27 @@ def test_bad_filters_and_ids_answer_a_422_page(http, path):
     response = http.get(with_lang(path, "en"))
     assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
     assert "Invalid request" in response.text
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/serials?serial=100", "no query parameter serial"), ("/methodologies/HB-GT-METRO?version=1", "no query parameter version"),
+    ("/verify?x=1", "no query parameter x"), ("/receipts/0?sequence=1", "no query parameter sequence"),
+    ("/?lng=en", "did you mean lang?"), ("/issuances?format=xml", "format: not one of the choices"),
+    ("/receipts/1.0", "must be written in digits"), ("/serials/+100", "must be written in digits"),
+    ("/serials/00100", "must be written in digits"), ("/receipts/00", "must be written in digits")])
+def test_every_page_refuses_what_it_does_not_take_as_the_registers_do(http, path, reason):
+    """Unknown query parameters are refused on every page (not only the registers), and a serial
+    or a seq in a path is written one way only."""
+    response = http.get(with_lang(path, "en"))
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html"), path
+    assert reason in unescape(re.search(r'<p class="reason">(.*?)</p>', response.text, re.S).group(1)), path
+
+
+def test_the_pages_own_parameters_and_sharing_ones_are_still_taken(http):
+    for path in ("/serials?n=2250", "/serials/2250?lang=zh", "/receipts/0?from=singlemessage&isappinstalled=0",
+                 "/methodologies/HB-GT-METRO?lang=en", "/issuances?format=", "/serials/0"):
+        assert http.get(path).status_code in (200, 303, 404), path
+    assert http.get("/serials?n=00100", follow_redirects=False).headers["location"] == "/serials/100"  # the form: as typed
 
 
 def test_hostile_strings_are_escaped(http):
@@ -576,7 +640,8 @@ def test_the_citizen_page_lists_nothing_without_input(http):
     html = page(http, "/me")
     assert 'method="post"' in html and 'method="get"' not in html.split("<main>")[1]
     assert "data-activity" not in html and 'id="record-proofs"' not in html
-    assert page(http, "/me?pseudonyms=" + citizen_subjects(http)[0]).count("data-activity") == 0  # no GET lookup
+    by_get = http.get("/me?pseudonyms=" + citizen_subjects(http)[0])  # no GET lookup: /me has no query parameter
+    assert by_get.status_code == 422 and "no query parameter pseudonyms" in by_get.text and "data-activity" not in by_get.text
 
 
 def test_the_citizen_page_shows_the_api_account_with_each_records_proof(http):
@@ -618,11 +683,64 @@ def test_the_citizen_page_opens_one_record_with_its_opening(http):
     assert [r["activity_id"] for r in records_shown(html)] == ["me-1"]
     assert grams(html, "me-total") == 967 and "L4-12" in html and opening["fields"]["occurred_at"] in html
     assert embedded(html, "record-proofs")[0]["record"] == http.get("/v1/activities/me-1").json()["record"]
+    assert 'id="opening-checked"' in html and "its SHA-256 is the record's private_sha256" in unescape(html)
     wrong = {**opening, "fields": {**opening["fields"], "exit_station": "L4-13"}}
     refused = me(http, "zh", 422, activity_id="me-1", opening=json.dumps(wrong))
-    assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused and "L4-13" not in refused
+    assert "此开启信息不能开启记录 me-1" in refused and "data-activity" not in refused
+    assert "L4-13" not in outside_the_form(refused) and 'id="opening-checked"' not in refused
     assert "没有记录 nope" in me(http, "zh", 404, activity_id="nope", opening=json.dumps(opening))
-    assert "L4-12" not in me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode())
+    assert "L4-12" not in outside_the_form(me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode()))
+
+
+def outside_the_form(html: str) -> str:
+    """A /me answer without the form's fields, which hold what the reader entered."""
+    return re.sub(r"<textarea\b.*?</textarea>|<input\b[^>]*>", "", html, flags=re.S)
+
+
+@pytest.mark.parametrize("form, status", [
+    ({"activity_id": "me-1", "opening": '{"fields": {}, "salt": "AA=="}'}, 422),
+    ({"activity_id": "nope", "opening": '{"fields": {}, "salt": "AA=="}'}, 404),
+    ({"activity_id": "me-1", "opening": "{not json"}, 422),
+    ({"pseudonyms": "not-hex\n" + "00" * 16}, 422)])
+def test_a_refused_lookup_shows_the_form_again_filled_in_with_the_reason_above_it(http, form, status):
+    html = me(http, "en", status, **form)
+    refusal = re.search(r'id="me-refusal" role="alert"><p class="reason">(.*?)</p>', html, re.S)
+    assert refusal and html.index('id="me-refusal"') < html.index('id="pseudonyms-form"')
+    for name, value in form.items():
+        field = re.search(rf'<textarea id="[a-z-]+" name="{name}"[^>]*>(.*?)</textarea>|<input id="[a-z-]+" name="{name}"[^>]*value="([^"]*)"',
+                          html, re.S)
+        assert field and unescape(field.group(1) or field.group(2)) == value, name
+
+
+def test_the_hubs_own_date_pseudonym_lines_are_taken_as_they_are(http):
+    """`puhui pseudonyms` prints DATE PSEUDONYM a line: pasted into /me, the dates are passed over
+    (31 lines are 31 pseudonyms, not 62), and the limit still holds."""
+    subjects = list(dict.fromkeys(citizen_subjects(http)))
+    lines = "\n".join(f"2026-01-{6 + i:02d} {subject}" for i, subject in enumerate(subjects))
+    assert records_shown(me(http, pseudonyms=lines)) == records_shown(me(http, pseudonyms="\n".join(subjects)))
+    month = "\n".join(f"2026-01-{day:02d} {day:032x}" for day in range(1, 32))
+    assert "data-activity" not in me(http, pseudonyms=month)  # 31 pseudonyms: taken, none of them logged
+    refused = me(http, "en", 422, pseudonyms=month + "\n2026-02-01 " + "ff" * 16)
+    assert "32 pseudonyms entered: at most 31" in refused
+
+
+def test_a_batch_its_validation_body_rejected_is_said_so_and_not_earned(site):
+    """A batch rejected by a counting review will never be issued: its record says so, naming the
+    review, and its grams are shown apart from what the citizen earned (the API's rejected_g)."""
+    http, world = site.http, site.world
+    ride = metro_record("me-rejected", CITIZEN, "2026-01-09T02:00:00.000000Z", 8000, salt=CITIZEN_SALT)
+    world.batch("wh-2026-01-me-rejected", [ride])
+    world.client.review(world.validator, "rev-me-rejected", "batch", "wh-2026-01-me-rejected", "rejected")
+    subjects = list(dict.fromkeys(citizen_subjects(http) + [ride["subject"]]))
+    account = http.get("/v1/pseudonyms/account", params={"subject": subjects}).json()
+    assert account["rejected_g"] == ride["reduction_g"] > 0
+    assert account["total_g"] == sum(r["reduction_g"] for r in account["tables"]["records"]) - ride["reduction_g"]
+    html = me(http, pseudonyms="\n".join(subjects))
+    assert grams(html, "me-total") == account["total_g"] and grams(html, "me-rejected") == ride["reduction_g"]
+    card = re.search(r'data-activity="me-rejected".*?</article>', html, re.S).group(0)
+    assert 'data-rejected-by="rev-me-rejected"' in card and "rejected by its validation body (review rev-me-rejected)" in card
+    assert "not issued yet" not in card and "approvals counting" not in card
+    assert "已被审定机构否决（审核 rev-me-rejected）" in me(http, "zh", pseudonyms=ride["subject"])
 
 
 @pytest.mark.parametrize("form, status", [
@@ -682,6 +800,48 @@ def test_api_paths_still_answer_json_404(http):
     for path in ("/v1/nope", "/v1/accounts/a%2Fb"):
         response = http.get(path)
         assert response.status_code == 404 and response.json()["code"] == "UNKNOWN_REF", path
+
+
+def test_head_is_served_wherever_get_is(http):
+    for path in PAGE_PATHS + ["/issuances?format=csv", "/static/pages.css"]:
+        response = http.head(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == http.get(path).headers["content-type"], path
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/me", "GET, HEAD, POST"), ("DELETE", "/me", "GET, HEAD, POST"), ("OPTIONS", "/issuances", "GET, HEAD"),
+    ("POST", "/receipts/0", "GET, HEAD"), ("OPTIONS", "/", "GET, HEAD"), ("POST", "/static/pages.css", "GET, HEAD")])
+def test_a_method_a_page_does_not_take_answers_the_html_405_with_every_allowed_method(http, method, path, allowed):
+    response = http.request(method, with_lang(path, "zh"))
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    assert response.headers["content-type"].startswith("text/html") and "不支持此请求方法" in response.text
+    assert f"此地址不接受 {method} 请求；可用的方法：{allowed}" in response.text
+
+
+def test_api_paths_still_answer_json_405(http):
+    response = http.request("DELETE", "/v1/status")
+    assert response.status_code == 405 and response.headers["content-type"] == "application/json"
+
+
+def test_fastapis_docs_pages_that_load_cdn_assets_are_off(http):
+    assert http.get("/openapi.json").status_code == 200
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        response = http.get(path)
+        assert response.status_code == 404 and "cdn.jsdelivr.net" not in response.text, path
+
+
+def test_every_html_page_carries_the_security_headers(http):
+    """Scripts and styles from Puhui alone (the browser tests run the pages' checks under this
+    policy), never framed, no MIME sniffing, no Referer: on pages, error pages and /me's answer."""
+    answers = [http.get(path) for path in PAGE_PATHS + ["/nope", "/issuances?vintage=x"]]
+    answers.append(http.post("/me", data={"pseudonyms": "00" * 16}))
+    for response in answers:
+        headers = response.headers
+        policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == policy["style-src"] == "'self'" and policy["default-src"] == "'none'"
+        assert policy["frame-ancestors"] == "'none'" and headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
 
 
 @pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999",

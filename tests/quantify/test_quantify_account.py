@@ -53,6 +53,21 @@ def test_reductions_by_day_methodology_platform_and_batch(two_platforms):
     assert "[by_day]" in report.to_csv()
 
 
+def test_a_rejected_batch_is_listed_apart_from_what_was_earned(two_platforms):
+    """A batch its validation body rejected will never be issued: its grams are shown as rejected,
+    with the review, and are in no total (neither earned nor "not yet issued")."""
+    places = {"wm-2026-01": BatchPlace(seq=20, issuance_id="iss-1", issuance_seq=25),
+              "ap-2026-02": BatchPlace(seq=21, rejected_by="rev-ap")}
+    report = personal_account("p-alice", two_platforms, places)
+    data = report.as_json()
+    assert (data["total_g"], data["issued_g"], data["rejected_g"]) == (392 + 784, 392 + 784, 3 * 212)
+    summary = {r["item"]: r["grams"] for r in data["tables"]["summary"]}
+    assert summary == {"total": 1176, "issued": 1176, "not yet issued": 0, "rejected": 636}
+    assert {r["batch_id"]: r["rejected_by"] for r in data["tables"]["batches"]} == {"wm-2026-01": None, "ap-2026-02": "rev-ap"}
+    assert [r["day"] for r in data["tables"]["by_day"]] == ["2026-01-05", "2026-01-06"]
+    assert len(data["tables"]["records"]) == 5 and any("rejected" in note for note in report.notes)
+
+
 def test_a_record_proves_its_place_in_its_batch(two_platforms):
     batch = two_platforms[0]
     found = record_inclusion(batch, "m2", BatchPlace(seq=20, issuance_id="iss-1", issuance_seq=25))
