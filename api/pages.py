@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, Callable, NamedTuple, NoReturn
-from urllib.parse import parse_qsl, urlencode
+from typing import Annotated, Any, Callable, Iterator, NamedTuple, NoReturn
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
@@ -59,7 +59,8 @@ from ledger.state import ReviewTarget
 from ledger.units import tonnes
 from quantify.account import opening_problem
 from quantify.activity import IDENTIFIER
-from service.accounts import TooManyRecords, subject_account
+from quantify.report import Report
+from service.accounts import TooManyRecords, pseudonyms_account, subject_account
 
 HERE = Path(__file__).resolve().parent
 PAGE_ITEMS = 50
@@ -382,7 +383,7 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
         "t": t, "html_lang": HTML_LANG[language], "amount": amount, "log_format": _queries(request).log_format(),
         "grams": lambda amount_g: grams_html(t, amount_g), "exact_grams": lambda amount_g: exact_grams_html(t, amount_g),
         "cell": lambda column, item: cell_html(t, column, item), "serials": serials_html, "free": free_text_html,
-        "switch_url": f"{request.url.path}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
+        "switch_url": f"{_path(request)}?{urlencode({**query, 'lang': switch})}", **context}, status_code=status_code,
         headers=headers)
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
@@ -497,7 +498,16 @@ def _with(request: Request, **changes: Any) -> str:
     """This page's URL with some query parameters changed (None drops one)."""
     query = {**request.query_params, **changes}
     query = {k: v for k, v in query.items() if v is not None and v != "" and k != "lang"}
-    return f"{request.url.path}?{urlencode(query)}" if query else request.url.path
+    return f"{_path(request)}?{urlencode(query)}" if query else _path(request)
+
+
+def _path(request: Request) -> str:
+    """This page's path as a link: the decoded path the routes saw, percent-encoded again (a 404
+    page's may hold anything: `?`, `#`, quotes, a %-escape; request.url.path re-encodes some of
+    them only), so that the link leads back to the same path; a path starting with `//` would be a
+    link to another host, so its second slash is encoded (the server decodes it back)."""
+    path = quote(request.scope["path"], safe="/")
+    return "/%2F" + path[2:] if path.startswith("//") else path
 
 
 # -- pages -----------------------------------------------------------------------------------------
@@ -832,15 +842,15 @@ def _opened_view(queries: Queries, log_format: int, activity_id: str, opening_te
 
 
 def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: str | None = None) -> CitizenView:
-    """The subjects' records as their personal accounts give them (service.accounts, the reads
-    behind GET /v1/subjects/{subject}/account and /v1/pseudonyms/account), or the one record
-    `only`; each with its methodology version and its proof as GET /v1/activities/{id} serves it."""
+    """The subjects' records as their personal account gives them (service.accounts, the reads
+    behind GET /v1/pseudonyms/account, without reading whole batches: one statement for all the
+    subjects), or the one record `only`; each with its methodology version and its proof as GET
+    /v1/activities/{id} serves it."""
     rows: list[dict[str, Any]] = []
     places: dict[str, dict[str, Any]] = {}  # by batch_id: its seq and issuance
     total_g = issued_g = rejected_g = 0
     try:
-        for subject in subjects:
-            report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - len(rows))
+        for report in _accounts(queries, log_format, subjects):
             rows += report.tables["records"].as_json()
             places.update((batch["batch_id"], batch) for batch in report.tables["batches"].as_json())
             total_g, issued_g = total_g + report.data["total_g"], issued_g + report.data["issued_g"]
@@ -870,6 +880,20 @@ def _citizen_view(queries: Queries, log_format: int, subjects: list[str], only: 
         total_g = sum(r.record["reduction_g"] for r in records) - rejected_g
         issued_g = sum(r.record["reduction_g"] for r in records if r.issuance_seq is not None)
     return CitizenView(total_g, issued_g, rejected_g, records, {r.proof["batch_seq"]: {} for r in records}, None)
+
+
+def _accounts(queries: Queries, log_format: int, subjects: list[str]) -> Iterator[Report]:
+    """The personal accounts of the subjects, at most MAX_ME_RECORDS records in all: in format 2
+    one account of the daily pseudonyms together (one read of the activities index, whatever
+    their number), in format 1 one for each person id (a reader enters one or a few)."""
+    if log_format == 2:
+        yield pseudonyms_account(queries, "the reader", subjects, max_records=MAX_ME_RECORDS, proofs=False)[0]
+        return
+    shown = 0
+    for subject in subjects:
+        report = subject_account(queries, subject, max_records=MAX_ME_RECORDS - shown)
+        shown += len(report.tables["records"].rows)
+        yield report
 
 
 # -- the CSV, the checkpoint, the chart ------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""The public pages' indexes beside the projections: the register totals (ledger.register_totals)
-and the serial ranges (ledger.serial_index).
+"""The public pages' indexes beside the projections: the register totals (ledger.register_totals),
+the serial ranges (ledger.serial_index) and the eligibility changes (ledger.eligibility_index).
 
 Like the projections, each commit writes them in its transaction (PageIndexChanges) and moves the
 projection digest by the rows it rewrites; a start adds their rows to the digest it sums and
 checks them against the State. A database written before they existed lacks them: its writer
 fills them from the log once, at its first start (fill_from_log), a one-time migration that walks
-the log in chunks inside one transaction; it gets the projections' seq indexes then too
-(update_indexes).
+the log in chunks inside one transaction (the eligibility changes, added later, from the events of
+their types alone); it gets the projections' seq indexes then too (update_indexes).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
-from ledger import register_totals, serial_index
+from ledger import eligibility_index, register_totals, serial_index
 from ledger.leaf import Leaf, parse_leaf, stored_log_format
 from ledger.state import State
-from ledger.store import PAGE_INDEXES, PROJECTIONS, Store
+from ledger.store import PAGE_INDEXES, PROJECTIONS, Store, events
 
 if TYPE_CHECKING:
     from ledger.projections import ProjectionDigest
@@ -33,18 +33,24 @@ log = logging.getLogger(__name__)
 class PageIndexChanges:
     """What a group of events changes in the page indexes, written at its commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, eligibility: bool = True) -> None:
+        """eligibility: False when filling from the log a database whose eligibility changes are filled."""
         self._totals = register_totals.TotalsChanges()
         self._serials = serial_index.SerialIndexChanges()
+        self._eligibility = eligibility_index.EligibilityChanges() if eligibility else None
 
     def note(self, leaf: Leaf) -> None:
         self._totals.note(leaf)
         self._serials.note(leaf)
+        if self._eligibility is not None:
+            self._eligibility.note(leaf)
 
     def write(self, conn: Connection, size: int, digest: "ProjectionDigest | None") -> None:
         """Write the group's changes for a log of `size` events; with a digest, move it by the rows."""
-        for table, (old, new) in ((register_totals.TABLE, self._totals.write(conn, size)),
-                                  (serial_index.TABLE, self._serials.write(conn))):
+        written = [(register_totals.TABLE, self._totals.write(conn, size)), (serial_index.TABLE, self._serials.write(conn))]
+        if self._eligibility is not None:
+            written.append((eligibility_index.TABLE, self._eligibility.write(conn)))
+        for table, (old, new) in written:
             if digest is not None:
                 for row in old:
                     digest.remove(table, row)
@@ -53,34 +59,48 @@ class PageIndexChanges:
 
 
 def tables_exist(conn: Connection) -> bool:
+    """Whether every page index exists (a database from before one lacks it until its writer starts)."""
+    existing = set(inspect(conn).get_table_names())
+    return all(table.name in existing for table in PAGE_INDEXES)
+
+
+def _totals_exist(conn: Connection) -> bool:
     return inspect(conn).has_table(register_totals.TABLE)
 
 
 def is_filled(conn: Connection) -> bool:
-    """Whether the indexes exist and cover some log (a database from before them has neither)."""
-    return tables_exist(conn) and register_totals.totals_from_rows(register_totals.stored_rows(conn)) is not None
+    """Whether the totals and serial index exist and cover some log (a database from before them has neither)."""
+    return _totals_exist(conn) and register_totals.totals_from_rows(register_totals.stored_rows(conn)) is not None
+
+
+def eligibility_exists(conn: Connection) -> bool:
+    """Whether the eligibility changes exist (filled: created and filled in one transaction)."""
+    return inspect(conn).has_table(eligibility_index.TABLE)
 
 
 def add_to_digest(conn: Connection, digest: "ProjectionDigest") -> None:
     """Add every row of the indexes to a digest being summed at start (none before they exist)."""
-    if not tables_exist(conn):
-        return
-    for row in register_totals.stored_rows(conn):
-        digest.add(register_totals.TABLE, row)
-    for row in serial_index.stored_rows(conn):
-        digest.add(serial_index.TABLE, row)
+    if _totals_exist(conn):
+        for row in register_totals.stored_rows(conn):
+            digest.add(register_totals.TABLE, row)
+        for row in serial_index.stored_rows(conn):
+            digest.add(serial_index.TABLE, row)
+    if eligibility_exists(conn):
+        for row in eligibility_index.stored_rows(conn):
+            digest.add(eligibility_index.TABLE, row)
 
 
 def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
     """Where the stored indexes differ from the State loaded from the projections (none to check
     before they are filled)."""
-    if not tables_exist(conn):
-        return []
-    totals = register_totals.totals_from_rows(register_totals.stored_rows(conn))
-    if totals is None:
-        return []
-    problems = register_totals.state_problems(totals, state)
-    return [*problems, *serial_index.state_problems(serial_index.stored_rows(conn), state, limit)][:limit]
+    problems = []
+    if eligibility_exists(conn):
+        problems += eligibility_index.state_problems(eligibility_index.stored_rows(conn), state, limit)
+    totals = register_totals.totals_from_rows(register_totals.stored_rows(conn)) if _totals_exist(conn) else None
+    if totals is not None:
+        problems += register_totals.state_problems(totals, state)
+        problems += serial_index.state_problems(serial_index.stored_rows(conn), state, limit)
+    return problems[:limit]
 
 
 # Indexes of the projections' filter columns alone, as databases made before their (column, seq)
@@ -127,18 +147,27 @@ def fill_from_log(store: Store, size: int, digest: "ProjectionDigest") -> bool:
     (True when it did), moving the digest by their rows and storing it with them. The caller is
     the writer, holding the writer lock: the log does not move meanwhile."""
     with store.writing() as conn:
-        if is_filled(conn):
+        totals_filled, eligibility_filled = is_filled(conn), eligibility_exists(conn)
+        if totals_filled and eligibility_filled:
             return False
-        log.info("filling the register totals and the serial index from the %d events of the log (once)", size)
         for table in PAGE_INDEXES:
             table.create(conn, checkfirst=True)
-        changes = PageIndexChanges()
-        if size:
-            log_format = stored_log_format(store.leaf(conn, 0))
-            for seq, data in store.leaves(conn, 0, size):
+        log_format = stored_log_format(store.leaf(conn, 0)) if size else 1
+        if not eligibility_filled:
+            log.info("filling the eligibility changes from the log's methodology events (once)")
+            changes = eligibility_index.EligibilityChanges()
+            for data in conn.execute(select(events.c.leaf).where(events.c.seq < size, events.c.type.in_(
+                    eligibility_index.TYPES)).order_by(events.c.seq)).scalars():
                 changes.note(parse_leaf(data, log_format))
+            for row in changes.write(conn)[1]:
+                digest.add(eligibility_index.TABLE, row)
+        if not totals_filled:
+            log.info("filling the register totals and the serial index from the %d events of the log (once)", size)
+            page_changes = PageIndexChanges(eligibility=False)
+            for seq, data in store.leaves(conn, 0, size):
+                page_changes.note(parse_leaf(data, log_format))
                 if (seq + 1) % FILL_CHUNK_EVENTS == 0:
-                    changes.write(conn, seq + 1, digest)
-        changes.write(conn, size, digest)
+                    page_changes.write(conn, seq + 1, digest)
+            page_changes.write(conn, size, digest)
         store.write_projection_digest(conn, size, digest.hex())
     return True

@@ -13,12 +13,12 @@ import collections
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import ColumnElement, Table, func, select, text
 from sqlalchemy.engine import Connection, Row
 
-from ledger import merkle, page_indexes, register_totals, serial_index
+from ledger import eligibility_index, merkle, page_indexes, register_totals, serial_index
 from ledger.errors import StorageError
 from ledger.events.reviews import REVIEWER_ROLES
 from ledger.leaf import stored_log_format
@@ -158,17 +158,6 @@ def _repeat_of(first_seq: int, seq: int) -> int | None:
 
 
 _RULE_TYPES = ("registry.genesis", "registry.rules")
-_ELIGIBILITY_TYPES = ("methodology.register", "methodology.eligibility")
-
-
-class EligibilityChange(NamedTuple):
-    """An event that set a methodology's offset eligibility: of one version (format 2; None: of
-    the methodology, format 1's methodology.eligibility)."""
-    seq: int
-    time: str
-    type: str
-    version: int | None
-    offset_eligible: bool
 _QUORUM_KIND = {"batch": "issuance", "evidence": "issuance", "methodology": "eligibility"}
 
 
@@ -195,9 +184,6 @@ class Queries:
         self._rules: dict[str, Any] | None = None
         self._rules_read_to = 0  # the log size up to which the rules in force are known
         self._rules_lock = threading.Lock()
-        self._eligibility: dict[str, list[EligibilityChange]] = {}
-        self._eligibility_read_to = 0  # the log size up to which _eligibility holds every change
-        self._eligibility_lock = threading.Lock()
 
     def log_format(self) -> int:
         """The log's format, from its genesis (never changes once written)."""
@@ -466,20 +452,11 @@ class Queries:
 
     def eligibility_history(self, methodology_id: str) -> list[EligibilityChange]:
         """The events that set a methodology's offset eligibility, in log order: each version's
-        methodology.register and every methodology.eligibility. Kept, and looked for only among the
-        events committed since the last call (as `rules`): admins write few of them, but the events
-        table has no index by type, so the first call reads the log once."""
-        with self._eligibility_lock, self.store.engine.connect() as conn:
-            size = self.store.size(conn)
-            if size > self._eligibility_read_to:
-                for row in conn.execute(select(events.c.seq, events.c.type, events.c.time, events.c.leaf)
-                                        .where(events.c.seq >= self._eligibility_read_to,
-                                               events.c.type.in_(_ELIGIBILITY_TYPES)).order_by(events.c.seq)):
-                    body = json.loads(row.leaf)["body"]
-                    self._eligibility.setdefault(body["methodology_id"], []).append(EligibilityChange(
-                        row.seq, row.time, row.type, body.get("version"), body["offset_eligible"]))
-                self._eligibility_read_to = size
-            return list(self._eligibility.get(methodology_id, ()))
+        methodology.register and every methodology.eligibility, from their index
+        (ledger.eligibility_index), one indexed read."""
+        with self.store.engine.connect() as conn:
+            self._check_page_indexes(conn)
+            return eligibility_index.history(conn, methodology_id)
 
     # -- reviews and batches (format 2) ----------------------------------------------------------
 
@@ -696,11 +673,22 @@ class Queries:
     def subject_records(self, subject: str, *, limit: int) -> list[LoggedRecord]:
         """At most `limit` activity records of one pseudonymous subject, by batch_id then leaf index:
         read from the activities index, never whole batches."""
+        return self.subjects_records([subject], limit=limit)
+
+    def subjects_records(self, subjects: Sequence[str], *, limit: int) -> list[LoggedRecord]:
+        """At most `limit` activity records of these subjects (a person's daily pseudonyms), by
+        subject, batch_id then leaf index: one statement over the activities index for every
+        _IN_CHUNK subjects, never whole batches."""
+        wanted, found = sorted(set(subjects)), []
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
-                                .where(activities.c.subject == subject)
-                                .order_by(activities.c.batch_id, activities.c.position).limit(limit)).all()
-        return [LoggedRecord(row.batch_id, row.position, bytes(row.record)) for row in rows]
+            for i in range(0, len(wanted), _IN_CHUNK):
+                found += conn.execute(select(activities.c.batch_id, activities.c.position, activities.c.record)
+                                      .where(activities.c.subject.in_(wanted[i:i + _IN_CHUNK]))
+                                      .order_by(activities.c.subject, activities.c.batch_id, activities.c.position)
+                                      .limit(limit - len(found))).all()
+                if len(found) >= limit:
+                    break
+        return [LoggedRecord(row.batch_id, row.position, bytes(row.record)) for row in found]
 
     def batch_records(self, batch_id: str) -> list[bytes]:
         """Every record of a batch, exact bytes in root order (empty for an unknown batch)."""

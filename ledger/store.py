@@ -161,7 +161,19 @@ serial_ranges = Table(
     Column("seq", BigInteger, nullable=False),
     Column("issuance_seq", BigInteger, nullable=False),
 )
-PAGE_INDEXES = (register_totals, serial_ranges)
+# The events that set a methodology's offset eligibility (methodology.register and .eligibility),
+# by methodology: the history on its page (ledger/eligibility_index.py).
+eligibility_changes = Table(
+    "eligibility_changes", metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("methodology_id", String(128), nullable=False),
+    Column("time", String(27), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("version", Integer, nullable=True),  # null: format 1's methodology.eligibility, of every version
+    Column("offset_eligible", Boolean, nullable=False),
+    Index("ix_eligibility_changes_methodology_seq", "methodology_id", "seq"),
+)
+PAGE_INDEXES = (register_totals, serial_ranges, eligibility_changes)
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,

@@ -75,10 +75,11 @@ def subject_account(queries: Queries, subject: str, *, max_records: int = MAX_AC
 
 
 def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], openings: Mapping[str, bytes] | None = None,
-                       *, max_records: int = MAX_ACCOUNT_RECORDS) -> tuple[Report, list[dict[str, Any]]]:
+                       *, max_records: int = MAX_ACCOUNT_RECORDS, proofs: bool = True) -> tuple[Report, list[dict[str, Any]]]:
     """Format 2: the personal carbon account of a person over their daily pseudonyms
     (quantify.pseudonymous_account), and every record's inclusion proof in its batch (checked
-    against the committed root), the batches read once each."""
+    against the committed root), the batches read once each; proofs False: none (the public
+    pages prove each record themselves, without reading its whole batch)."""
     if not 1 <= len(subjects) <= MAX_PSEUDONYM_DAYS:
         raise TooManyRecords(f"an account gathers 1 to {MAX_PSEUDONYM_DAYS} daily pseudonyms")
     for subject in subjects:
@@ -87,26 +88,24 @@ def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], o
     batches, logged = _batches_of(queries, rows)
     places = _places(queries, logged)
     report = pseudonymous_account(person, subjects, batches, places, openings)
-    proofs = []
-    for batch in batches:
+    inclusions = []
+    for batch in batches if proofs else ():
         batch_id = batch.body["batch_id"]
         every_record = BatchActivities(batch.body, queries.batch_records(batch_id))
-        proofs += batch_inclusions(every_record, [json.loads(data)["activity_id"] for data in batch.records],
-                                   places[batch_id])
+        inclusions += batch_inclusions(every_record, [json.loads(data)["activity_id"] for data in batch.records],
+                                       places[batch_id])
     if not rows:
         report.notes.append("no records for these pseudonyms: check the person id and dates they were derived "
                             "for, or whether the platforms have reported them yet")
-    return report, proofs
+    return report, inclusions
 
 
 def _subjects_records(queries: Queries, subjects: Sequence[str], max_records: int) -> list[LoggedRecord]:
-    """The subjects' records from the activities index (one indexed read each), at most max_records."""
-    rows: list[LoggedRecord] = []
-    for subject in subjects:
-        rows += queries.subject_records(subject, limit=max_records + 1 - len(rows))
-        if len(rows) > max_records:
-            raise TooManyRecords(f"{'subject ' + subject if len(subjects) == 1 else 'these subjects'} "
-                                 f"{'has' if len(subjects) == 1 else 'have'} more than {max_records} activity records")
+    """The subjects' records from the activities index (one statement), at most max_records."""
+    rows = queries.subjects_records(subjects, limit=max_records + 1)
+    if len(rows) > max_records:
+        raise TooManyRecords(f"{'subject ' + subjects[0] if len(subjects) == 1 else 'these subjects'} "
+                             f"{'has' if len(subjects) == 1 else 'have'} more than {max_records} activity records")
     return rows
 
 

@@ -1,7 +1,8 @@
-"""The page indexes (ledger.page_indexes: register totals and serial ranges) that each commit
-writes equal a recomputation from the log after every event, on SQLite and PostgreSQL, after a
-restart too; a database from before them is filled once from its log at its writer's start;
-rows edited behind the registry's back are caught by the start check."""
+"""The page indexes (ledger.page_indexes: register totals, serial ranges and eligibility changes)
+that each commit writes equal a recomputation from the log after every event, on SQLite and
+PostgreSQL, after a restart too; a database from before them is filled once from its log at its
+writer's start; rows edited behind the registry's back are caught by the start check; a
+methodology's eligibility history is read from its index, never from the log."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from collections import Counter
 from typing import NamedTuple
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
-from ledger import register_totals, serial_index
+from ledger import eligibility_index, register_totals, serial_index
 from ledger.errors import StorageError
 from ledger.leaf import parse_leaf
 from ledger.projections import ProjectionDigest, load_state
@@ -31,15 +32,20 @@ class SerialAt(NamedTuple):
 class FromLog(NamedTuple):
     serials: dict[int, SerialAt]  # every issued serial
     totals: Counter  # grams by (measure, key)
+    eligibility: list[tuple]  # (seq, methodology_id, time, type, version, offset_eligible) of each such event
 
 
 def from_log(registry: Registry) -> FromLog:
     """Where each serial is and the totals, recomputed gram by gram from the leaves alone."""
     serials: dict[int, SerialAt] = {}
     totals: Counter = Counter()
+    eligibility = []
     for _, data in registry.leaf_bytes():
         leaf = parse_leaf(data, registry.log_format)
         body, month = leaf.body, leaf.time[:7]
+        if leaf.type in ("methodology.register", "methodology.eligibility"):
+            eligibility.append((leaf.seq, body["methodology_id"], leaf.time, leaf.type, body.get("version"),
+                                body["offset_eligible"]))
         if leaf.type == "issuance":
             totals["issued", ""] += body["amount_g"]
             totals["issued_by_methodology", body["methodology_id"]] += body["amount_g"]
@@ -56,7 +62,7 @@ def from_log(registry: Registry) -> FromLog:
                 for serial in range(start, end):
                     issuance_seq = leaf.seq if leaf.type == "issuance" else serials[serial].issuance_seq
                     serials[serial] = SerialAt(*to[leaf.type], leaf.seq, issuance_seq)
-    return FromLog(serials, totals)
+    return FromLog(serials, totals, eligibility)
 
 
 def check_against_log(registry: Registry) -> None:
@@ -64,6 +70,7 @@ def check_against_log(registry: Registry) -> None:
     with registry.store.engine.connect() as conn:
         rows = serial_index.stored_rows(conn)
         totals = register_totals.stored_rows(conn)
+        assert [tuple(row) for row in eligibility_index.stored_rows(conn)] == expected.eligibility
     assert {(row.measure, row.key): row.value for row in totals} == {**expected.totals, ("size", ""): registry.size}
     stored: dict[int, SerialAt] = {}
     for row in rows:
@@ -187,6 +194,8 @@ def test_a_database_from_before_the_indexes_is_filled_once_from_its_log(database
     "UPDATE register_totals SET value = value + 1 WHERE measure = 'issued'",
     "UPDATE serial_ranges SET account = 'bob' WHERE start = 0",
     "DELETE FROM serial_ranges WHERE start = (SELECT MAX(start) FROM serial_ranges)",
+    "UPDATE eligibility_changes SET offset_eligible = NOT offset_eligible WHERE seq = (SELECT MAX(seq) FROM eligibility_changes)",
+    "DELETE FROM eligibility_changes WHERE seq = (SELECT MIN(seq) FROM eligibility_changes)",
 ])
 def test_index_rows_edited_behind_the_registry_are_refused_before_any_write(database_url, statement):
     world = World(database_url).setup().history()
@@ -222,3 +231,57 @@ def test_months_forged_with_a_recomputed_digest_are_caught_by_the_full_check(dat
     assert not full.ok
     assert any("retired_by_month" in p for p in full.problems) and any("issued_by_month" in p for p in full.problems)
     registry.close()
+
+
+def statements_on(store: Store) -> list[str]:
+    """The SQL statements run on the store's engine from now on."""
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, statement, *_: seen.append(statement))
+    return seen
+
+
+def test_the_eligibility_history_is_read_from_its_index_not_the_log(database_url):
+    """In log order, each version's register and every change (format 1's of every version), as the
+    log has them; read through the index alone, at the first asking as at the next."""
+    world = World(database_url).setup().history()
+    world.client.set_eligibility(world.admin, "HB-RS-RECYCLE", True)
+    world.client.set_eligibility(world.admin, "HB-RS-RECYCLE", False)
+    world.client.register_methodology(world.admin, "HB-RS-RECYCLE", 2, "Household recycling", "resource_saving",
+                                      {"g_per_kg": "310"}, True)
+    check_against_log(world.registry)
+    queries = Queries(world.registry.store)
+    seen = statements_on(world.registry.store)
+    history = queries.eligibility_history("HB-RS-RECYCLE")
+    assert queries.eligibility_history("HB-NONE") == []
+    read = list(seen)
+    assert read and not any(" events" in statement for statement in read), read
+    assert [(c.type, c.version, c.offset_eligible) for c in history] == [
+        ("methodology.register", 1, False), ("methodology.eligibility", None, True),
+        ("methodology.eligibility", None, False), ("methodology.register", 2, True)]
+    assert [c.time for c in history] == [world.registry.leaf(c.seq).time for c in history]
+    world.registry.close()
+
+
+def test_a_database_from_before_the_eligibility_index_gets_it_from_its_methodology_events(database_url):
+    """Its other page indexes filled already: only the eligibility changes are filled, once."""
+    world = World(database_url).setup().history()
+    world.client.set_eligibility(world.admin, "HB-GT-METRO", False)
+    before = rows_of(world.url)
+    world.registry.close()
+    store = Store.connect(world.url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE eligibility_changes"))
+        digest = ProjectionDigest()
+        load_state(store, conn, world.registry.state.root_keys, store.read_meta(), digest=digest)
+        store.write_projection_digest(conn, world.registry.size, digest.hex())
+    store.close()
+    registry = world.reopen()
+    registry.become_writer()
+    assert registry.integrity.ok, registry.integrity.problems
+    assert rows_of(world.url) == before
+    check_against_log(registry)
+    assert [c.offset_eligible for c in Queries(registry.store).eligibility_history("HB-GT-METRO")] == [True, False]
+    world.reopen().become_writer()
+    assert world.registry.integrity.ok
+    check_against_log(world.registry)
+    world.registry.close()

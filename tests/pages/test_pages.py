@@ -17,6 +17,7 @@ import warnings
 from html import unescape
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
+from urllib.parse import unquote
 
 import pytest
 
@@ -464,6 +465,22 @@ def test_unknown_ids_answer_a_404_page(http, path):
     response = http.get(with_lang(path, "zh"))
     assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
     assert "未找到" in response.text
+
+
+@pytest.mark.parametrize("path", ["/nope%22%3E%3Cscript%3Ealert(1)%3C/script%3E%27", "/a%3Fb%23c%20d", "/%2Fevil.example/x",
+                                  "/a%25zz", "/%E8%B4%A6%E6%88%B7", "/accounts/a%2Fb"])
+def test_the_404_pages_language_switch_leads_back_to_the_same_path(http, path):
+    """The link is the path encoded again: quotes, angle brackets, `?`, `#` and `%` stay escaped, and
+    a path starting with // does not become a link to another host."""
+    for lang, other in (("zh", "en"), ("en", "zh")):
+        response = http.get(with_lang(path, lang))
+        assert response.status_code == 404 and "<script>alert" not in response.text
+        [href] = re.findall(r'<a class="lang" href="([^"]*)"', response.text)
+        link_path, _, query = unescape(href).partition("?")
+        assert query == f"lang={other}" and link_path.startswith("/") and not link_path.startswith("//")
+        assert not re.search(r"[<>\"'#?\s]", link_path), link_path
+        assert unquote(link_path) == unquote(path)
+        assert http.get(unescape(href)).text.count(MESSAGES["reason.no_page"][LANGUAGES.index(other)]) == 1
 
 
 @pytest.mark.parametrize("path", [
