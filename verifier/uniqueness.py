@@ -3,11 +3,12 @@ and in bounded memory, at any number of records.
 
 A run replays the log in order and judges each batch's records against the repeats it knows of
 (a RepeatJudge, empty on the first pass). Meanwhile every digested record's keyed 64-bit digests
-(digests.py) are written, in reading order, to one stream per kind (DigestStream): 8 bytes a
-digest, in memory up to a share of --memory-limit, then spilled to a file. After the log, each
-stream is searched for digests seen twice, in partitions by hash prefix small enough for the
-limit, and every hit is confirmed against the full values by re-reading just those records
-(confirmed_groups): a digest collision is then dropped, and a real repeat kept with all its
+(digests.py) are kept per kind in PARTITIONS partitions by hash prefix, split so by the worker that
+computed them (split_digests): 8 bytes a digest and 2 for its place in its chunk, in reading order,
+in memory up to a share of --memory-limit, then appended to files. After the log the workers
+search each partition for digests seen twice (one too large for the limit is split again first),
+and every hit is confirmed against the full values by re-reading just those records
+(confirmed): a digest collision is then dropped, and a real repeat kept with all its
 occurrences. If those real repeats would have changed any batch's judgement of the pass, the log
 is replayed again with a judge that knows them (bundle.py); since each pass's judge knows every
 repeat among the records the pass read, the second pass is exact and a third is needed only when
@@ -19,10 +20,13 @@ all in memory (documented in docs/scale.md).
 
 import os
 import re
+import sys
 import tempfile
 from array import array
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
 from typing import NamedTuple
 
 from verifier.digests import DigestSet, digests_to_array, table_bits_for
@@ -30,6 +34,14 @@ from verifier.reader import MAX_RECORD_BYTES, LineReader
 
 KINDS = ("activity_id", "fingerprint")
 DIGEST_BYTES = 8
+PLACE_BYTES = 2  # a digest's place in its chunk, array('H')
+MAX_CHUNK_DIGESTS = 1 << (8 * PLACE_BYTES)
+# Workers split each chunk's digests by their top bits (split_digests): the main process appends
+# each partition's share of a chunk to it, and the partitions are searched on the workers. With 64,
+# a partition at 10^8 records is 1.6·10^6 digests (62 MB of search table), within the share of a
+# 1 GiB limit on 8 processes; a larger one is split again by its next bits before it is searched.
+PARTITION_BITS = 6
+PARTITIONS = 1 << PARTITION_BITS
 # Bytes of memory a digest takes while its partition is searched: itself and its position
 # (array('q') each) and its slot in a DigestSet at up to 70 % load (worst case, just after growth: 23).
 SEARCH_BYTES_PER_DIGEST = 2 * DIGEST_BYTES + 24
@@ -130,84 +142,164 @@ class RepeatJudge:
                 self._registered[kind] |= self._seen[kind]
 
 
-class DigestStream:
-    """The digests of one kind in reading order: in memory, or in a spill file once too many."""
+class SplitDigests(NamedTuple):
+    """A chunk's digests of one kind split by partition (split_digests), as a worker returns them."""
 
-    def __init__(self, kind):
-        self.kind = kind
-        self.count = 0
-        self.buffer = bytearray()
-        self.path = None  # the spill file, once written
+    digests: bytes  # 8 bytes each, partition 0's first, each partition's in reading order
+    places: bytes  # array('H'): each digest's place among the chunk's digests (its reading order)
+    counts: bytes  # array('I'): how many digests each of the PARTITIONS partitions has
 
-    def append(self, packed):
-        self.buffer += packed
-        self.count += len(packed) // DIGEST_BYTES
 
-    def spill(self, directory):
-        if self.path is None:
-            self.path = os.path.join(directory, f"{self.kind}.digests")
-        with open(self.path, "ab") as handle:
-            handle.write(self.buffer)
-        written = len(self.buffer)
-        self.buffer = bytearray()
-        return written
+def split_digests(packed):
+    """The digests packed by `pack_texts` (a chunk's, at most MAX_CHUNK_DIGESTS) split by their
+    top PARTITION_BITS bits: run by the worker that computed them, so that the main process only
+    appends each partition's share to its partition (Uniqueness.add_chunk)."""
+    values = digest_array(packed)
+    if len(values) > MAX_CHUNK_DIGESTS:
+        raise RuntimeError(f"a chunk of more than {MAX_CHUNK_DIGESTS} digests")
+    parts = [[] for _ in range(PARTITIONS)]
+    shift, mask = 64 - PARTITION_BITS, PARTITIONS - 1
+    for place, digest in enumerate(values):
+        parts[(digest >> shift) & mask].append(place)
+    order = list(chain.from_iterable(parts))
+    return SplitDigests(array("q", map(values.__getitem__, order)).tobytes(), array("H", order).tobytes(), array("I", map(len, parts)).tobytes())
 
-    def blocks(self):
-        """(position of the first, array('q') of digests) in reading order, a block at a time."""
-        position = 0
-        if self.path is not None:
-            with open(self.path, "rb") as handle:
-                while True:
-                    data = handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES)
-                    if not data:
-                        break
-                    yield position, digest_array(data)
-                    position += len(data) // DIGEST_BYTES
-        if self.buffer:
-            yield position, digest_array(self.buffer)
+
+def with_split_digests(check_chunk):
+    """A chunk job (either format's) whose result carries its id and fingerprint digests split by
+    partition: results are (count, total_g, subtrees, id digests, fingerprint digests, ...)."""
+
+    def check(job):
+        result = check_chunk(job)
+        fields = (*result[:3], split_digests(result[3]), split_digests(result[4]), *result[5:])
+        return result._make(fields) if hasattr(result, "_make") else fields
+
+    return check
+
+
+class SearchJob(NamedTuple):
+    """A partition's digests to search for repeats (the "partition" job): in a file or here."""
+
+    path: object  # the digests' file, or None
+    packed: bytes  # the digests when there is no file
 
 
 def repeated_in_partition(job):
-    """(digest, position) of every digest of a partition that occurs twice or more in it. job =
-    (digests path, positions path); run in a worker or here."""
-    digests_path, positions_path = job
-    digests, positions = array("q"), array("q")
-    with open(digests_path, "rb") as handle:
-        digests.frombytes(handle.read())
-    with open(positions_path, "rb") as handle:
-        positions.frombytes(handle.read())
-    return _repeated(digests, positions)
+    """(digest, index in the partition) of every digest of a partition that occurs twice or more
+    in it; run on a worker or here."""
+    packed = job.packed
+    if job.path is not None:
+        with open(job.path, "rb") as handle:
+            packed = handle.read()
+    return _repeated(digests_to_array(packed))
 
 
-def _repeated(digests, positions=None):
-    """(digest, position) of each digest occurring twice or more (positions default to the index)."""
+def _repeated(digests):
+    """(digest, index) of each digest occurring twice or more."""
     table = DigestSet(table_bits_for(len(digests)))
     repeats = table.add_all(digests)
     if not repeats:
         return []
-    repeated = {digests[position] for position in repeats}
-    if positions is None:
-        return [(digest, position) for position, digest in enumerate(digests) if digest in repeated]
-    return [(digest, positions[index]) for index, digest in enumerate(digests) if digest in repeated]
+    repeated = {digests[index] for index in repeats}
+    return [(digest, index) for index, digest in enumerate(digests) if digest in repeated]
+
+
+class Partition:
+    """The digests of one kind whose top PARTITION_BITS bits are `number`, in reading order, with
+    each one's place in its chunk: in memory, then appended to two spill files once too many."""
+
+    def __init__(self, kind, number):
+        self.kind = kind
+        self.number = number
+        self.digests = bytearray()
+        self.places = bytearray()
+        self.spilled = 0  # digests in the files
+        self.digests_path = self.places_path = None
+
+    @property
+    def count(self):
+        return self.spilled + len(self.digests) // DIGEST_BYTES
+
+    def spill(self, directory):
+        """Append what is in memory to the files; returns the bytes written."""
+        if not self.digests:
+            return 0
+        if self.digests_path is None:
+            stem = os.path.join(directory, f"{self.kind}.{self.number}")
+            self.digests_path, self.places_path = stem + ".digests", stem + ".places"
+        written = 0
+        for path, buffer in ((self.digests_path, self.digests), (self.places_path, self.places)):
+            with open(path, "ab") as handle:
+                handle.write(buffer)
+            written += len(buffer)
+        self.spilled += len(self.digests) // DIGEST_BYTES
+        self.digests, self.places = bytearray(), bytearray()
+        return written
+
+    def place(self, index):
+        """The place in its chunk of the partition's digest number `index`."""
+        if index >= self.spilled:
+            start = (index - self.spilled) * PLACE_BYTES
+            return int.from_bytes(self.places[start : start + PLACE_BYTES], sys.byteorder)
+        return _int_at(self.places_path, index, PLACE_BYTES)
+
+    def blocks(self):
+        """array('q') of the digests in reading order, a block at a time."""
+        if self.digests_path is not None:
+            with open(self.digests_path, "rb") as handle:
+                while data := handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES):
+                    yield digests_to_array(data)
+        if self.digests:
+            yield digests_to_array(self.digests)
+
+    def remove_files(self):
+        """Delete the spill files; returns the bytes they held."""
+        freed = 0
+        for path in (self.digests_path, self.places_path):
+            if path is not None:
+                freed += os.path.getsize(path)
+                os.remove(path)
+        self.digests_path = self.places_path = None
+        return freed
+
+
+class PartFiles(NamedTuple):
+    """A part of a partition too large to search at once: its digests, and each one's index in the partition."""
+
+    digests_path: str
+    indexes_path: str
+
+
+class _Search(NamedTuple):
+    """A search submitted: its partition, or a part of it (PartFiles, removed once searched)."""
+
+    partition: Partition
+    part: object  # PartFiles or None
 
 
 class Uniqueness:
-    """The streams of one pass, the map from stream positions to records, and the search after it."""
+    """The partitions of one pass, the map from chunks to records, and the search after it."""
 
     def __init__(self, memory_limit, spill_dir=None):
         self.memory_limit = memory_limit
         self.spill_parent = spill_dir
-        self.streams = {kind: DigestStream(kind) for kind in KINDS}
+        self.partitions_of = {kind: [Partition(kind, number) for number in range(PARTITIONS)] for kind in KINDS}
+        # Per chunk of digested records and kind, its digests in each partition (chunk-major).
+        self._chunk_counts = {kind: array("I") for kind in KINDS}
         self.reads = []  # ReadSummary per reading of an activity file, in log order
-        # One entry per chunk of digested records: where its digests start in the streams.
+        # One entry per chunk of digested records: where its digests start in reading order.
         self._chunk_starts = array("q")
         self._chunk_reads = array("q")
         self._chunk_first_numbers = array("q")
         self._chunk_undigested = {}  # chunk index -> its malformed records' numbers (rarely any)
+        self._partition_ends = {}  # (kind, partition number) -> its digests up to each chunk, once needed
+        self._digest_count = 0  # of each kind (every digested record has both)
+        self._buffered_bytes = 0
         self._directory = None
         self.spill_bytes = 0  # on disk now
         self.spill_bytes_peak = 0
-        self.partitions = 1
+        self.partitions = PARTITIONS  # the most searched for one kind
+        self.partitions_spilled = 0  # searches that read their digests from disk
         self.digests_hit = 0  # digests seen twice or more, before confirmation
 
     # -- during the pass -------------------------------------------------------------------------
@@ -220,26 +312,39 @@ class Uniqueness:
         summary.first_repeats = dict(first_repeats)
         summary.accepted = accepted
 
-    def add_chunk(self, first_number, undigested, ids_packed, fingerprints_packed):
-        """A chunk's digests (the same records in both), in reading order."""
-        streams = self.streams
-        if len(ids_packed) != len(fingerprints_packed):
+    def add_chunk(self, first_number, undigested, ids, fingerprints):
+        """A chunk's digests (SplitDigests of the same records in both kinds)."""
+        count = len(ids.digests) // DIGEST_BYTES
+        if count != len(fingerprints.digests) // DIGEST_BYTES:
             raise RuntimeError("a chunk's id and fingerprint digests differ in number")
-        if ids_packed:
-            index = len(self._chunk_starts)
-            self._chunk_starts.append(streams["activity_id"].count)
-            self._chunk_reads.append(len(self.reads) - 1)
-            self._chunk_first_numbers.append(first_number)
-            if undigested:
-                self._chunk_undigested[index] = tuple(undigested)
-            streams["activity_id"].append(ids_packed)
-            streams["fingerprint"].append(fingerprints_packed)
-            if self._buffered_bytes() > self.memory_limit // 4:
-                for stream in streams.values():
-                    self._count_spilled(stream.spill(self._spill_directory()))
-
-    def _buffered_bytes(self):
-        return sum(len(stream.buffer) for stream in self.streams.values())
+        if not count:
+            return
+        index = len(self._chunk_starts)
+        self._chunk_starts.append(self._digest_count)
+        self._chunk_reads.append(len(self.reads) - 1)
+        self._chunk_first_numbers.append(first_number)
+        if undigested:
+            self._chunk_undigested[index] = tuple(undigested)
+        self._digest_count += count
+        for kind, split in (("activity_id", ids), ("fingerprint", fingerprints)):
+            counts = self._chunk_counts[kind]
+            first = len(counts)
+            counts.frombytes(split.counts)
+            digests, places = memoryview(split.digests), memoryview(split.places)
+            start = 0
+            for partition, size in zip(self.partitions_of[kind], counts[first:]):
+                if size:
+                    end = start + size
+                    partition.digests += digests[start * DIGEST_BYTES : end * DIGEST_BYTES]
+                    partition.places += places[start * PLACE_BYTES : end * PLACE_BYTES]
+                    start = end
+        self._buffered_bytes += 2 * count * (DIGEST_BYTES + PLACE_BYTES)
+        if self._buffered_bytes > self.memory_limit // 4:
+            directory = self._spill_directory()
+            for partitions in self.partitions_of.values():
+                for partition in partitions:
+                    self._count_spilled(partition.spill(directory))
+            self._buffered_bytes = 0
 
     def _spill_directory(self):
         if self._directory is None:
@@ -262,79 +367,109 @@ class Uniqueness:
     # -- after the pass --------------------------------------------------------------------------
 
     def candidates(self, runner):
-        """kind -> {digest: [stream position, ...]} of every digest seen twice or more. Spilled
-        partitions are searched by the runner's workers, as many at once as it has processes."""
-        found = {}
-        for kind, stream in self.streams.items():
-            pairs = self._repeated_of_stream(stream, runner, runner.workers + 1)
-            by_digest = {}
-            for digest, position in pairs:
-                by_digest.setdefault(digest, []).append(position)
-            found[kind] = by_digest
-            self.digests_hit += len(by_digest)
+        """kind -> {digest: [position in reading order, ...]} of every digest seen twice or more.
+        The partitions are searched by the runner's workers (and the main process when they are
+        full), each within its share of half the limit: as many at once as the runner has processes."""
+        share = max(1, self.memory_limit // 2 // (runner.workers + 1))
+        found = {kind: {} for kind in KINDS}
+        pending = deque()
+        for kind in KINDS:
+            searches = 0
+            for partition in self.partitions_of[kind]:
+                for search, job in self._searches(partition, share):
+                    searches += 1
+                    pending.append((search, runner.submit("partition", job)))
+                    while len(pending) > runner.lookahead:
+                        self._take(found, runner, *pending.popleft())
+            self.partitions = max(self.partitions, searches)
+        while pending:
+            self._take(found, runner, *pending.popleft())
+        for kind in KINDS:
+            for partition in self.partitions_of[kind]:
+                self.spill_bytes -= partition.remove_files()
+            self.digests_hit += len(found[kind])
         return found
 
-    def _repeated_of_stream(self, stream, runner, at_once):
-        if stream.path is None and stream.count * SEARCH_BYTES_PER_DIGEST <= self.memory_limit // 2:
-            digests = digest_array(stream.buffer)
-            stream.buffer = bytearray()
-            return _repeated(digests)
-        # Each of the partitions searched at once gets its share of half the limit.
-        share = max(1, self.memory_limit // 2 // at_once)
+    def _searches(self, partition, share):
+        """(_Search, SearchJob) of a partition: itself, or its parts by the next bits if its table
+        would pass the share."""
+        count = partition.count
+        if count * SEARCH_BYTES_PER_DIGEST <= share:
+            if partition.digests_path is None:
+                packed, partition.digests = bytes(partition.digests), bytearray()
+                yield _Search(partition, None), SearchJob(None, packed)
+                return
+            self._count_spilled(partition.spill(self._spill_directory()))
+            self.partitions_spilled += 1
+            yield _Search(partition, None), SearchJob(partition.digests_path, b"")
+            return
         bits = 1
-        while stream.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS:
+        while count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS - PARTITION_BITS:
             bits += 1
-        self.partitions = max(self.partitions, 1 << bits)
-        paths = self._write_partitions(stream, bits)
-        # Partitions are independent: the runner's workers (or a Dask cluster) search them.
-        tickets = [runner.submit("partition", pair) for pair in paths]
-        found = []
-        for ticket in tickets:
-            found.extend(runner.result(ticket))
-        for digests_path, positions_path in paths:
-            for path in (digests_path, positions_path):
-                self.spill_bytes -= os.path.getsize(path)
-                os.remove(path)
-        return found
+        for part in self._write_parts(partition, bits):
+            self.partitions_spilled += 1
+            yield _Search(partition, part), SearchJob(part.digests_path, b"")
 
-    def _write_partitions(self, stream, bits):
-        """Split a stream by the digests' top `bits` bits into files of (digests, positions)."""
+    def _take(self, found, runner, search, ticket):
+        """Add a search's repeated digests to found, each at its position in reading order."""
+        by_digest = found[search.partition.kind]
+        for digest, index in runner.result(ticket):
+            if search.part is not None:
+                index = _int_at(search.part.indexes_path, index, DIGEST_BYTES)
+            by_digest.setdefault(digest, []).append(self._position(search.partition, index))
+        for path in search.part or ():
+            self.spill_bytes -= os.path.getsize(path)
+            os.remove(path)
+
+    def _position(self, partition, index):
+        """The position in reading order of the partition's digest number `index`."""
+        ends = self._partition_ends.get((partition.kind, partition.number))
+        if ends is None:  # the partition's first repeat: where each chunk's share of it ends
+            ends = array("q", accumulate(self._chunk_counts[partition.kind][partition.number :: PARTITIONS]))
+            self._partition_ends[(partition.kind, partition.number)] = ends
+        chunk = bisect_right(ends, index)
+        return self._chunk_starts[chunk] + partition.place(index)
+
+    def _write_parts(self, partition, bits):
+        """Split a partition by the digests' next `bits` bits into files of (digests, their
+        indexes in the partition) and remove its own files."""
         count = 1 << bits
-        shift = 64 - bits
+        shift = 64 - PARTITION_BITS - bits
         mask = count - 1
         directory = self._spill_directory()
-        paths = [(os.path.join(directory, f"{stream.kind}.{p}.digests"), os.path.join(directory, f"{stream.kind}.{p}.positions")) for p in range(count)]
+        stem = os.path.join(directory, f"{partition.kind}.{partition.number}")
+        paths = [PartFiles(f"{stem}.{part}.digests", f"{stem}.{part}.indexes") for part in range(count)]
         digest_parts = [array("q") for _ in range(count)]
-        position_parts = [array("q") for _ in range(count)]
+        index_parts = [array("q") for _ in range(count)]
         flush_at = max(1, self.memory_limit // 4 // (2 * DIGEST_BYTES))
         buffered = 0
+        self._count_spilled(partition.spill(directory))
 
         def flush():
-            for (digests_path, positions_path), digests, positions in zip(paths, digest_parts, position_parts):
+            for (digests_path, indexes_path), digests, indexes in zip(paths, digest_parts, index_parts):
                 with open(digests_path, "ab") as handle:
                     handle.write(digests.tobytes())
-                with open(positions_path, "ab") as handle:
-                    handle.write(positions.tobytes())
+                with open(indexes_path, "ab") as handle:
+                    handle.write(indexes.tobytes())
                 self._count_spilled(2 * len(digests) * DIGEST_BYTES)
-                del digests[:], positions[:]
+                del digests[:], indexes[:]
 
-        for start, digests in stream.blocks():
-            position = start
+        index = 0
+        for digests in partition.blocks():
             for digest in digests:
                 part = (digest >> shift) & mask
                 digest_parts[part].append(digest)
-                position_parts[part].append(position)
-                position += 1
+                index_parts[part].append(index)
+                index += 1
                 buffered += 1
                 if buffered >= flush_at:
                     flush()
                     buffered = 0
         flush()
-        if stream.path is not None:
-            self.spill_bytes -= os.path.getsize(stream.path)
-            os.remove(stream.path)
-            stream.path = None
-        stream.buffer = bytearray()
+        # The places stay (found repeats are mapped back through them); the digests are in the parts.
+        self.spill_bytes -= os.path.getsize(partition.digests_path)
+        os.remove(partition.digests_path)
+        partition.digests_path = None
         return paths
 
     def occurrence_of(self, position):
@@ -387,6 +522,13 @@ class Uniqueness:
                 return False
             judge.end(summary.accepted)
         return True
+
+
+def _int_at(path, index, size):
+    """The unsigned integer number `index` of a file of `size`-byte integers (native order)."""
+    with open(path, "rb") as handle:
+        handle.seek(index * size)
+        return int.from_bytes(handle.read(size), sys.byteorder)
 
 
 def _values_on_lines(path, lines):
