@@ -6,7 +6,8 @@ A run replays the log in order and judges each batch's records against the repea
 (digests.py) are kept per kind in PARTITIONS partitions by hash prefix, split so by the worker that
 computed them (split_digests): 8 bytes a digest and 2 for its place in its chunk, in reading order,
 in memory up to a share of --memory-limit, then appended to files. After the log the workers
-search each partition for digests seen twice (one too large for the limit is split again first),
+search each partition for digests seen twice (one too large for the limit is split into parts
+first, on a worker too),
 and every hit is confirmed against the full values by re-reading just those records
 (confirmed): a digest collision is then dropped, and a real repeat kept with all its
 occurrences. If those real repeats would have changed any batch's judgement of the pass, the log
@@ -250,15 +251,6 @@ class Partition:
             return int.from_bytes(self.places[start : start + PLACE_BYTES], sys.byteorder)
         return _int_at(self.places_path, index, PLACE_BYTES)
 
-    def blocks(self):
-        """array('q') of the digests in reading order, a block at a time."""
-        if self.digests_path is not None:
-            with open(self.digests_path, "rb") as handle:
-                while data := handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES):
-                    yield digests_to_array(data)
-        if self.digests:
-            yield digests_to_array(self.digests)
-
     def remove_files(self):
         """Delete the spill files; returns the bytes they held."""
         freed = 0
@@ -275,6 +267,48 @@ class PartFiles(NamedTuple):
 
     digests_path: str
     indexes_path: str
+
+
+class PartsJob(NamedTuple):
+    """A partition's file to split into 2^bits parts by the digests' next bits (the "partition_parts" job)."""
+
+    digests_path: str
+    bits: int
+    flush_digests: int  # digests held before they are appended to the parts: the worker's share of the limit
+
+
+def split_partition(job):
+    """[PartFiles] of a partition's parts, written beside its file (run on a worker or here)."""
+    count = 1 << job.bits
+    shift = 64 - PARTITION_BITS - job.bits
+    mask = count - 1
+    stem = job.digests_path.removesuffix(".digests")
+    parts = [PartFiles(f"{stem}.{part}.digests", f"{stem}.{part}.indexes") for part in range(count)]
+    digest_parts = [array("q") for _ in range(count)]
+    index_parts = [array("q") for _ in range(count)]
+
+    def flush():
+        for part, digests, indexes in zip(parts, digest_parts, index_parts):
+            with open(part.digests_path, "ab") as handle:
+                handle.write(digests.tobytes())
+            with open(part.indexes_path, "ab") as handle:
+                handle.write(indexes.tobytes())
+            del digests[:], indexes[:]
+
+    index = buffered = 0
+    with open(job.digests_path, "rb") as handle:
+        while data := handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES):
+            for digest in digests_to_array(data):
+                part = (digest >> shift) & mask
+                digest_parts[part].append(digest)
+                index_parts[part].append(index)
+                index += 1
+                buffered += 1
+                if buffered >= job.flush_digests:
+                    flush()
+                    buffered = 0
+    flush()
+    return parts
 
 
 class _Search(NamedTuple):
@@ -382,21 +416,47 @@ class Uniqueness:
     def candidates(self, runner):
         """kind -> {digest: [position in reading order, ...]} of every digest seen twice or more.
         The partitions are searched by the runner's workers (and the main process when they are
-        full), each within its share of half the limit: as many at once as the runner has processes."""
+        full), each within its share of half the limit: as many at once as the runner has
+        processes; a partition too large for its share is first split into parts, on a worker too."""
         share = max(1, self.memory_limit // 2 // (runner.workers + 1))
         found = {kind: {} for kind in KINDS}
-        pending = deque()
+        searches = dict.fromkeys(KINDS, 0)
+        searching, splitting = deque(), deque()
+
+        def search(submitted, job):
+            searches[submitted.partition.kind] += 1
+            searching.append((submitted, runner.submit("partition", job)))
+            while len(searching) > runner.lookahead:
+                self._take(found, runner, *searching.popleft())
+
+        def search_parts(partition, ticket):
+            parts = runner.result(ticket)
+            self._count_spilled(sum(os.path.getsize(path) for part in parts for path in part))
+            # The places stay (repeats are mapped back through them); the digests are in the parts.
+            self.spill_bytes -= os.path.getsize(partition.digests_path)
+            os.remove(partition.digests_path)
+            partition.digests_path = None
+            for part in parts:
+                self.partitions_spilled += 1
+                search(_Search(partition, part), SearchJob(part.digests_path, b""))
+
         for kind in KINDS:
-            searches = 0
             for partition in self.partitions_of[kind]:
-                for search, job in self._searches(partition, share):
-                    searches += 1
-                    pending.append((search, runner.submit("partition", job)))
-                    while len(pending) > runner.lookahead:
-                        self._take(found, runner, *pending.popleft())
-            self.partitions = max(self.partitions, searches)
-        while pending:
-            self._take(found, runner, *pending.popleft())
+                if partition.count * SEARCH_BYTES_PER_DIGEST <= share:
+                    search(*self._whole_search(partition))
+                    continue
+                bits = 1
+                while partition.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS - PARTITION_BITS:
+                    bits += 1
+                self._count_spilled(partition.spill(self._spill_directory()))
+                splitting.append((partition, runner.submit("partition_parts", PartsJob(partition.digests_path, bits, max(1, share // (2 * DIGEST_BYTES))))))
+                while len(splitting) > runner.lookahead:
+                    search_parts(*splitting.popleft())
+        while splitting:
+            search_parts(*splitting.popleft())
+        while searching:
+            self._take(found, runner, *searching.popleft())
+        self.partitions = max(self.partitions, *searches.values())
         for kind in KINDS:
             for partition in self.partitions_of[kind]:
                 self.spill_bytes -= partition.remove_files()
@@ -407,25 +467,14 @@ class Uniqueness:
             self.digests_hit += len(found[kind])
         return found
 
-    def _searches(self, partition, share):
-        """(_Search, SearchJob) of a partition: itself, or its parts by the next bits if its table
-        would pass the share."""
-        count = partition.count
-        if count * SEARCH_BYTES_PER_DIGEST <= share:
-            if partition.digests_path is None:
-                packed, partition.digests = bytes(partition.digests), bytearray()
-                yield _Search(partition, None), SearchJob(None, packed)
-                return
-            self._count_spilled(partition.spill(self._spill_directory()))
-            self.partitions_spilled += 1
-            yield _Search(partition, None), SearchJob(partition.digests_path, b"")
-            return
-        bits = 1
-        while count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS - PARTITION_BITS:
-            bits += 1
-        for part in self._write_parts(partition, bits):
-            self.partitions_spilled += 1
-            yield _Search(partition, part), SearchJob(part.digests_path, b"")
+    def _whole_search(self, partition):
+        """(_Search, SearchJob) of a partition searched whole: its digests sent, or its file named."""
+        if partition.digests_path is None:
+            packed, partition.digests = bytes(partition.digests), bytearray()
+            return _Search(partition, None), SearchJob(None, packed)
+        self._count_spilled(partition.spill(self._spill_directory()))
+        self.partitions_spilled += 1
+        return _Search(partition, None), SearchJob(partition.digests_path, b"")
 
     def _take(self, found, runner, search, ticket):
         """Add a search's repeated digests to found, each at its position in reading order."""
@@ -453,48 +502,6 @@ class Uniqueness:
                     column.extend(counts[partition.number :: PARTITIONS])
         column.extend(self._chunk_counts[partition.kind][partition.number :: PARTITIONS])
         return array("q", accumulate(column))
-
-    def _write_parts(self, partition, bits):
-        """Split a partition by the digests' next `bits` bits into files of (digests, their
-        indexes in the partition) and remove its own files."""
-        count = 1 << bits
-        shift = 64 - PARTITION_BITS - bits
-        mask = count - 1
-        directory = self._spill_directory()
-        stem = os.path.join(directory, f"{partition.kind}.{partition.number}")
-        paths = [PartFiles(f"{stem}.{part}.digests", f"{stem}.{part}.indexes") for part in range(count)]
-        digest_parts = [array("q") for _ in range(count)]
-        index_parts = [array("q") for _ in range(count)]
-        flush_at = max(1, self.memory_limit // 4 // (2 * DIGEST_BYTES))
-        buffered = 0
-        self._count_spilled(partition.spill(directory))
-
-        def flush():
-            for (digests_path, indexes_path), digests, indexes in zip(paths, digest_parts, index_parts):
-                with open(digests_path, "ab") as handle:
-                    handle.write(digests.tobytes())
-                with open(indexes_path, "ab") as handle:
-                    handle.write(indexes.tobytes())
-                self._count_spilled(2 * len(digests) * DIGEST_BYTES)
-                del digests[:], indexes[:]
-
-        index = 0
-        for digests in partition.blocks():
-            for digest in digests:
-                part = (digest >> shift) & mask
-                digest_parts[part].append(digest)
-                index_parts[part].append(index)
-                index += 1
-                buffered += 1
-                if buffered >= flush_at:
-                    flush()
-                    buffered = 0
-        flush()
-        # The places stay (found repeats are mapped back through them); the digests are in the parts.
-        self.spill_bytes -= os.path.getsize(partition.digests_path)
-        os.remove(partition.digests_path)
-        partition.digests_path = None
-        return paths
 
     def occurrence_of(self, position):
         """The (read, line) of the digest at a stream position."""
