@@ -1,6 +1,7 @@
 """Ledger append rate against the raw cost of the same work, and proof times by tree size.
 
     .venv/bin/python bench/bench_ledger.py --events 100000 [--postgres | --database-url URL]
+    .venv/bin/python bench/bench_ledger.py --events 1000000 --postgres --proofs-only
 
 Appends N signed transfers through Registry.append_many (groups of --group events, one
 transaction each) on SQLite (WAL, synchronous=FULL), and the same events through the "raw" path:
@@ -11,6 +12,14 @@ With --postgres (a throwaway local cluster, tests/pg_cluster.py, started as the 
 when run as root) or --database-url (an empty PostgreSQL database of yours), the same run
 repeats on PostgreSQL, raw path included, in the same process: both backends' ratios side by side.
 Reports one run, as ratios; nothing here is a pass/fail test.
+
+--proofs-only skips the append and raw rates and times only the proofs, on a registry of --events
+transfers appended once through Registry.append_many on SQLite and cached under --out (the first
+run takes as long as the SQLite half of a full run; later runs reuse it). PostgreSQL gets the same
+registry bulk-loaded: its schema created by the store, every table's rows copied in with COPY,
+then ANALYZE (as autovacuum would have done on a server that grew the log itself). Appending 10^6
+events to PostgreSQL one group at a time takes most of an hour on a busy machine; the proofs read
+only the committed tree, which COPY stores row for row as the appends would have.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from keys import Ed25519Key  # noqa: E402
 from ledger import merkle  # noqa: E402
 from ledger.canonical import jcs  # noqa: E402
 from ledger.registry import Registry  # noqa: E402
+from ledger.store import Store, metadata  # noqa: E402
 from ledger.rules import signing_message  # noqa: E402
 from service.actors import Actor, Client  # noqa: E402
 from service.hubei import HUBEI_RULES  # noqa: E402
@@ -109,6 +119,14 @@ def raw_append(raw: RawStore, events: list[dict], verify_key: VerifyKey, first_s
     raw.insert(rows)
 
 
+def proofs_json(proofs: list[tuple[int, float, float]]) -> list[dict]:
+    return [{"tree_size": n, "inclusion_ms": round(i * 1e3, 3), "consistency_ms": round(c * 1e3, 3)} for n, i, c in proofs]
+
+
+def machine() -> dict:
+    return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "date": dt.date.today().isoformat()}
+
+
 def time_proofs(registry: Registry, sizes: list[int], samples: int) -> list[tuple[int, float, float]]:
     rng = random.Random(1)
     results = []
@@ -152,8 +170,81 @@ def run_backend(backend: str, registry_url: str, raw: RawStore, events_total: in
     registry.close()
     return {"backend": backend, "ledger_events_per_s": round(ledger_rate), "raw_events_per_s": round(raw_rate),
             "ledger_to_raw_ratio": round(ledger_rate / raw_rate, 3),
-            "proofs_ms": [{"tree_size": n, "inclusion_ms": round(i * 1e3, 3), "consistency_ms": round(c * 1e3, 3)}
-                          for n, i, c in proofs]}
+            "proofs_ms": proofs_json(proofs)}
+
+
+def cached_registry(out: Path, events_total: int, group: int) -> Path:
+    """A SQLite registry of events_total transfers and a checkpoint, built once (append_many in
+    groups, as run_backend appends) and kept under out; a partial one is built again."""
+    path = out / f"ledger-proofs-e{events_total}.sqlite3"
+    complete = path.with_suffix(".complete")
+    if complete.exists():
+        return path
+    for stale in out.glob(path.name + "*"):
+        stale.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    registry, client, holder = build_registry(f"sqlite:///{path}")
+    done = 0
+    while done < events_total:
+        count = min(group, events_total - done)
+        results = registry.append_many([(e, None) for e in signed_transfers(client, holder, done, count)])
+        assert all(not hasattr(r, "code") for r in results), results[0]
+        done += count
+        print(f"\rbuilding {path.name}: {done}/{events_total} events", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    registry.checkpoint()
+    registry.close()
+    complete.write_text(f"{events_total} transfers\n")
+    return path
+
+
+def bulk_load(sqlite_path: Path, url: str) -> None:
+    """Every table of the SQLite registry copied into the empty PostgreSQL database at url."""
+    import psycopg
+
+    source = Store.connect(f"sqlite:///{sqlite_path}")
+    Store.connect(url).create_schema()
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as target:
+        with source.engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                if table.name == "checkpoint_head":  # the one mutable row, which create_schema wrote
+                    size = conn.execute(table.select()).one().tree_size
+                    target.execute("UPDATE checkpoint_head SET tree_size = %s WHERE id = 1", (size,))
+                    continue
+                names = ", ".join(f'"{column.name}"' for column in table.columns)
+                with target.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                    for row in conn.execute(table.select()):
+                        copy.write_row(tuple(row))
+                print(f"copied {table.name}", file=sys.stderr)
+        target.commit()
+        target.autocommit = True
+        target.execute("ANALYZE")
+    source.close()
+
+
+def proofs_backend(backend: str, url: str, samples: int) -> dict:
+    """The proof times on a registry already stored at url (--proofs-only)."""
+    registry = Registry.open(url)
+    sizes = [n for n in (10**3, 10**4, 10**5, 10**6) if n <= registry.size]
+    proofs = time_proofs(registry, sizes, samples)
+    registry.close()
+    return {"backend": backend, "proofs_ms": proofs_json(proofs)}
+
+
+def proofs_only(args: argparse.Namespace) -> list[dict]:
+    sqlite_path = cached_registry(Path(args.out), args.events, args.group)
+    backends = [proofs_backend("sqlite", f"sqlite:///{sqlite_path}", args.samples)]
+    if args.postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pg_cluster import PostgresCluster
+        with PostgresCluster() as cluster:
+            url = cluster.create_database("bench_ledger")
+            bulk_load(sqlite_path, url)
+            backends.append(proofs_backend("postgresql", url, args.samples))
+    elif args.database_url:
+        bulk_load(sqlite_path, args.database_url)
+        backends.append(proofs_backend("postgresql", args.database_url, args.samples))
+    return backends
 
 
 def main() -> None:
@@ -163,11 +254,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="proofs timed at each size")
     parser.add_argument("--postgres", action="store_true", help="also on a throwaway local PostgreSQL cluster")
     parser.add_argument("--database-url", help="also on this empty PostgreSQL database (postgresql+psycopg://...)")
+    parser.add_argument("--proofs-only", action="store_true",
+                        help="time only the proofs, on a registry built once and cached under --out (PostgreSQL bulk-loaded)")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "out"), help="--proofs-only's cache")
     args = parser.parse_args()
     if not 1_000 <= args.events <= 1_000_000:
         parser.error("--events must be in 10^3 .. 10^6")
     if args.postgres and args.database_url:
         parser.error("--postgres or --database-url, not both")
+    if args.proofs_only:
+        report = {"events": args.events, "proofs_only": True, "backends": proofs_only(args), "machine": machine()}
+        print(json.dumps(report, indent=1))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="puhui-bench-"))
     backends = [run_backend("sqlite", f"sqlite:///{workdir / 'ledger.sqlite3'}", RawSqlite(workdir / "raw.sqlite3"),
                             args.events, args.group, args.samples)]
@@ -180,8 +278,7 @@ def main() -> None:
     elif args.database_url:
         backends.append(run_backend("postgresql", args.database_url, RawPostgres(args.database_url), args.events,
                                     args.group, args.samples))
-    report = {"events": args.events, "group": args.group, "backends": backends,
-              "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "date": dt.date.today().isoformat()}}
+    report = {"events": args.events, "group": args.group, "backends": backends, "machine": machine()}
     print(json.dumps(report, indent=1))
     for result in backends:
         print(f"{result['backend']}: append path {result['ledger_events_per_s']:,} events/s, raw path "

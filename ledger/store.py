@@ -18,7 +18,7 @@ from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint, and_, case, create_engine, event, func, literal, or_, select, text, union_all,
+    UniqueConstraint, case, create_engine, event, func, select, text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -269,6 +269,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _numbers(values: Sequence[int]) -> str:
+    return ",".join(map(str, values))
+
+
 class Store:
     """The registry's tables on one engine. One Store per process writes; any number read."""
 
@@ -436,24 +440,25 @@ class Store:
                 found[node] = cached
         if not missing:
             return found
-        leaf_seqs = [index for level, index in missing if level == 0]
-        inner = [(level, index) for level, index in missing if level > 0]
+        # The SQL is written here, not built with SQLAlchemy's expressions: building, compiling and
+        # caching those cost 2 ms of CPU a proof at 10^6 leaves, ten times the query. Every value is
+        # an int (int() below), so the text holds nothing but digits from outside.
+        leaf_seqs = [int(index) for level, index in missing if level == 0]
+        by_level: dict[int, list[int]] = {}
+        for level, index in missing:
+            if level > 0:
+                by_level.setdefault(int(level), []).append(int(index))
         parts = []
         if leaf_seqs:
-            parts.append(select(literal(0).label("level"), events.c.seq.label("idx"), events.c.leaf_hash.label("hash"))
-                         .where(events.c.seq.in_(leaf_seqs)))
-        if inner:
+            parts.append(f"SELECT 0 AS level, seq AS idx, leaf_hash AS hash FROM {events.name} WHERE seq IN ({_numbers(leaf_seqs)})")
+        if by_level:
             # By level, each an IN on idx: SQLite (3.40) scans the whole table for a row-value
             # (level, idx) IN (...), and searches the key for each of these OR'ed terms.
-            by_level: dict[int, list[int]] = {}
-            for level, index in inner:
-                by_level.setdefault(level, []).append(index)
-            parts.append(select(tree_nodes.c.level, tree_nodes.c.idx, tree_nodes.c.hash).where(or_(*(
-                and_(tree_nodes.c.level == level, tree_nodes.c.idx.in_(indexes)) for level, indexes in by_level.items()))))
-        statement = parts[0] if len(parts) == 1 else union_all(*parts)
+            terms = " OR ".join(f"(level = {level} AND idx IN ({_numbers(indexes)}))" for level, indexes in by_level.items())
+            parts.append(f"SELECT level, idx, hash FROM {tree_nodes.name} WHERE {terms}")
         if len(self._node_cache) + len(missing) > self.NODE_CACHE_ENTRIES:
             self._node_cache.clear()
-        for level, index, digest in conn.execute(statement):
+        for level, index, digest in conn.exec_driver_sql(" UNION ALL ".join(parts)):
             node, digest = (level, index), bytes(digest)
             found[node] = digest
             (self._upper_nodes if level >= self.UPPER_NODE_LEVEL else self._node_cache)[node] = digest

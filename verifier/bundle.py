@@ -195,6 +195,7 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
             "uniqueness_search_seconds": round(perf_counter() - search_started, 3),
             "uniqueness_memory_limit_bytes": memory_limit,
             "uniqueness_partitions": uniqueness.partitions,
+            "uniqueness_partitions_spilled": uniqueness.partitions_spilled,
             "uniqueness_spill_bytes_peak": uniqueness.spill_bytes_peak,
             "uniqueness_digests_hit": uniqueness.digests_hit,
             "uniqueness_repeats_confirmed": len(confirmed),

@@ -2,10 +2,11 @@
 
 The same interface as parallel.py's runners, so bundle.py does not know where a job runs: the
 main process reads the log, replays it in order and merges results in order; the jobs that need
-no replayed state (signature checks, activity files by byte ranges, searches of spilled
+no replayed state (signature checks, activity files by byte ranges, searches of the digests'
 partitions) are Dask tasks. Activity files and spilled partitions travel as paths: workers read
 them from storage they share with the main process (the bundle and --spill-dir at the same
-paths), and the main process never reads a record (file_ranges.py). Workers run their own
+paths), and the main process never reads a record (file_ranges.py); a partition still in memory
+travels as its bytes (a 64th of a kind's digests). Workers run their own
 interpreters, so the digests are BLAKE2b under a key sent with each job (bundle.py), never the
 string hash of this process.
 

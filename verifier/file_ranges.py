@@ -16,7 +16,8 @@ the main process merges them in file order with the checker's own merge: the rep
 A line longer than MAX_RECORD_BYTES stops the run with the local run's message; the worker never
 holds more of it than that.
 
-What travels back is a range's chunk results: per record 16 bytes of digests (for uniqueness.py),
+What travels back is a range's chunk results: per record 20 bytes of digests and their places,
+already split by partition (uniqueness.split_digests, so that the main process only appends them),
 per chunk its subtree roots, total and problem. A file changed between the two jobs can only make
 its batch fail (its count or root then differs from its event), as in a local run.
 """

@@ -2,8 +2,9 @@
 
 The main process reads, parses and replays; worker processes do the two CPU-bound jobs that need
 no replayed state: Ed25519 checks of events ("verify"), the checks and hashes of activity
-records ("records", "records_v2" for a format-2 log) and, after the log, the search of a spilled
-partition of digests for repeats ("partition", uniqueness.py). A job goes to the worker with the fewest jobs in flight; each worker answers
+records ("records", "records_v2" for a format-2 log; a chunk's digests come back split by
+partition) and, after the log, the search of each partition of digests for repeats ("partition",
+uniqueness.py), a partition too large for the memory limit split into parts first ("partition_parts"). A job goes to the worker with the fewest jobs in flight; each worker answers
 in order. At most three jobs per worker are in flight (IN_FLIGHT_PER_WORKER), so a worker always
 has its next job waiting and is never blocked writing a result nobody reads (results are a few
 tens of KB). When every worker has its three, the main process does the job itself instead of waiting:
@@ -32,13 +33,15 @@ from collections import deque
 from verifier import records_v2
 from verifier.activities import check_record_chunk
 from verifier.signatures import verify_many
-from verifier.uniqueness import repeated_in_partition
+from verifier.uniqueness import repeated_in_partition, split_partition, with_split_digests
 
 JOBS = {
     "verify": verify_many,
-    "records": check_record_chunk,
-    "records_v2": records_v2.check_record_chunk,
+    # A chunk's digests come back split by partition, so that the main process only appends them.
+    "records": with_split_digests(check_record_chunk),
+    "records_v2": with_split_digests(records_v2.check_record_chunk),
     "partition": repeated_in_partition,
+    "partition_parts": split_partition,
 }
 IN_FLIGHT_PER_WORKER = 3
 SWITCH_INTERVAL_S = 0.0005

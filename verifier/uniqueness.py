@@ -3,11 +3,13 @@ and in bounded memory, at any number of records.
 
 A run replays the log in order and judges each batch's records against the repeats it knows of
 (a RepeatJudge, empty on the first pass). Meanwhile every digested record's keyed 64-bit digests
-(digests.py) are written, in reading order, to one stream per kind (DigestStream): 8 bytes a
-digest, in memory up to a share of --memory-limit, then spilled to a file. After the log, each
-stream is searched for digests seen twice, in partitions by hash prefix small enough for the
-limit, and every hit is confirmed against the full values by re-reading just those records
-(confirmed_groups): a digest collision is then dropped, and a real repeat kept with all its
+(digests.py) are kept per kind in PARTITIONS partitions by hash prefix, split so by the worker that
+computed them (split_digests): 8 bytes a digest and 2 for its place in its chunk, in reading order,
+in memory up to a share of --memory-limit, then appended to files. After the log the workers
+search each partition for digests seen twice (one too large for the limit is split into parts
+first, on a worker too),
+and every hit is confirmed against the full values by re-reading just those records
+(confirmed): a digest collision is then dropped, and a real repeat kept with all its
 occurrences. If those real repeats would have changed any batch's judgement of the pass, the log
 is replayed again with a judge that knows them (bundle.py); since each pass's judge knows every
 repeat among the records the pass read, the second pass is exact and a third is needed only when
@@ -19,10 +21,14 @@ all in memory (documented in docs/scale.md).
 
 import os
 import re
+import sys
 import tempfile
 from array import array
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass, field
+from itertools import accumulate, chain
+from operator import itemgetter
 from typing import NamedTuple
 
 from verifier.digests import DigestSet, digests_to_array, table_bits_for
@@ -30,8 +36,19 @@ from verifier.reader import MAX_RECORD_BYTES, LineReader
 
 KINDS = ("activity_id", "fingerprint")
 DIGEST_BYTES = 8
-# Bytes of memory a digest takes while its partition is searched: itself and its position
-# (array('q') each) and its slot in a DigestSet at up to 70 % load (worst case, just after growth: 23).
+PLACE_BYTES = 2  # a digest's place in its chunk, array('H')
+MAX_CHUNK_DIGESTS = (1 << (8 * PLACE_BYTES)) - 1  # places and a chunk's count in a partition are array('H')
+COUNT_BYTES = 2
+# Workers split each chunk's digests by their top bits (split_digests): the main process appends
+# each partition's share of a chunk to it, and the partitions are searched on the workers. With 64,
+# a partition at 10^8 records is 1.6·10^6 digests (62 MB of search table), within the share of a
+# 1 GiB limit on 8 processes; a larger one is split again by its next bits before it is searched.
+PARTITION_BITS = 6
+PARTITIONS = 1 << PARTITION_BITS
+_TOP_BYTE = DIGEST_BYTES - 1 if sys.byteorder == "little" else 0  # of a digest in native order
+_PARTITION_OF_TOP_BYTE = bytes(byte >> (8 - PARTITION_BITS) for byte in range(256))
+# Bytes of memory a digest takes while its partition is searched: itself as read and as array('q'),
+# and its slot in a DigestSet at up to 70 % load (worst case, just after growth: 23).
 SEARCH_BYTES_PER_DIGEST = 2 * DIGEST_BYTES + 24
 READ_BLOCK_DIGESTS = 1 << 20
 MAX_PARTITION_BITS = 16
@@ -130,84 +147,201 @@ class RepeatJudge:
                 self._registered[kind] |= self._seen[kind]
 
 
-class DigestStream:
-    """The digests of one kind in reading order: in memory, or in a spill file once too many."""
+class SplitDigests(NamedTuple):
+    """A chunk's digests of one kind split by partition (split_digests), as a worker returns them."""
 
-    def __init__(self, kind):
-        self.kind = kind
-        self.count = 0
-        self.buffer = bytearray()
-        self.path = None  # the spill file, once written
+    digests: bytes  # 8 bytes each, partition 0's first, each partition's in reading order
+    places: bytes  # array('H'): each digest's place among the chunk's digests (its reading order)
+    counts: bytes  # array('H'): how many digests each of the PARTITIONS partitions has
 
-    def append(self, packed):
-        self.buffer += packed
-        self.count += len(packed) // DIGEST_BYTES
 
-    def spill(self, directory):
-        if self.path is None:
-            self.path = os.path.join(directory, f"{self.kind}.digests")
-        with open(self.path, "ab") as handle:
-            handle.write(self.buffer)
-        written = len(self.buffer)
-        self.buffer = bytearray()
-        return written
+def split_digests(packed):
+    """The digests packed by `pack_texts` (a chunk's, at most MAX_CHUNK_DIGESTS) split by their
+    top PARTITION_BITS bits: run by the worker that computed them, so that the main process only
+    appends each partition's share to its partition (Uniqueness.add_chunk)."""
+    values = digest_array(packed)
+    if len(values) > MAX_CHUNK_DIGESTS:
+        raise RuntimeError(f"a chunk of more than {MAX_CHUNK_DIGESTS} digests")
+    parts = [[] for _ in range(PARTITIONS)]
+    appends = [part.append for part in parts]
+    # Each digest's partition from its most significant byte, all at once in C: the one Python step
+    # a digest is the append (0.14 µs a digest where the shift and mask of each cost 0.23).
+    for place, partition in enumerate(values.tobytes()[_TOP_BYTE::DIGEST_BYTES].translate(_PARTITION_OF_TOP_BYTE)):
+        appends[partition](place)
+    order = list(chain.from_iterable(parts))
+    digests = itemgetter(*order)(values) if len(order) > 1 else values[: len(order)]  # itemgetter of one is no tuple
+    return SplitDigests(array("q", digests).tobytes(), array("H", order).tobytes(), array("H", map(len, parts)).tobytes())
 
-    def blocks(self):
-        """(position of the first, array('q') of digests) in reading order, a block at a time."""
-        position = 0
-        if self.path is not None:
-            with open(self.path, "rb") as handle:
-                while True:
-                    data = handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES)
-                    if not data:
-                        break
-                    yield position, digest_array(data)
-                    position += len(data) // DIGEST_BYTES
-        if self.buffer:
-            yield position, digest_array(self.buffer)
+
+def with_split_digests(check_chunk):
+    """A chunk job (either format's) whose result carries its id and fingerprint digests split by
+    partition: results are (count, total_g, subtrees, id digests, fingerprint digests, ...)."""
+
+    def check(job):
+        result = check_chunk(job)
+        fields = (*result[:3], split_digests(result[3]), split_digests(result[4]), *result[5:])
+        return result._make(fields) if hasattr(result, "_make") else fields
+
+    return check
+
+
+class SearchJob(NamedTuple):
+    """A partition's digests to search for repeats (the "partition" job): in a file or here."""
+
+    path: object  # the digests' file, or None
+    packed: bytes  # the digests when there is no file
 
 
 def repeated_in_partition(job):
-    """(digest, position) of every digest of a partition that occurs twice or more in it. job =
-    (digests path, positions path); run in a worker or here."""
-    digests_path, positions_path = job
-    digests, positions = array("q"), array("q")
-    with open(digests_path, "rb") as handle:
-        digests.frombytes(handle.read())
-    with open(positions_path, "rb") as handle:
-        positions.frombytes(handle.read())
-    return _repeated(digests, positions)
+    """(digest, index in the partition) of every digest of a partition that occurs twice or more
+    in it; run on a worker or here."""
+    packed = job.packed
+    if job.path is not None:
+        with open(job.path, "rb") as handle:
+            packed = handle.read()
+    return _repeated(digests_to_array(packed))
 
 
-def _repeated(digests, positions=None):
-    """(digest, position) of each digest occurring twice or more (positions default to the index)."""
+def _repeated(digests):
+    """(digest, index) of each digest occurring twice or more."""
     table = DigestSet(table_bits_for(len(digests)))
     repeats = table.add_all(digests)
     if not repeats:
         return []
-    repeated = {digests[position] for position in repeats}
-    if positions is None:
-        return [(digest, position) for position, digest in enumerate(digests) if digest in repeated]
-    return [(digest, positions[index]) for index, digest in enumerate(digests) if digest in repeated]
+    repeated = {digests[index] for index in repeats}
+    return [(digest, index) for index, digest in enumerate(digests) if digest in repeated]
+
+
+class Partition:
+    """The digests of one kind whose top PARTITION_BITS bits are `number`, in reading order, with
+    each one's place in its chunk: in memory, then appended to two spill files once too many."""
+
+    def __init__(self, kind, number):
+        self.kind = kind
+        self.number = number
+        self.digests = bytearray()
+        self.places = bytearray()
+        self.spilled = 0  # digests in the files
+        self.digests_path = self.places_path = None
+
+    @property
+    def count(self):
+        return self.spilled + len(self.digests) // DIGEST_BYTES
+
+    def spill(self, directory):
+        """Append what is in memory to the files; returns the bytes written."""
+        if not self.digests:
+            return 0
+        if self.digests_path is None:
+            stem = os.path.join(directory, f"{self.kind}.{self.number}")
+            self.digests_path, self.places_path = stem + ".digests", stem + ".places"
+        written = 0
+        for path, buffer in ((self.digests_path, self.digests), (self.places_path, self.places)):
+            with open(path, "ab") as handle:
+                handle.write(buffer)
+            written += len(buffer)
+        self.spilled += len(self.digests) // DIGEST_BYTES
+        self.digests, self.places = bytearray(), bytearray()
+        return written
+
+    def place(self, index):
+        """The place in its chunk of the partition's digest number `index`."""
+        if index >= self.spilled:
+            start = (index - self.spilled) * PLACE_BYTES
+            return int.from_bytes(self.places[start : start + PLACE_BYTES], sys.byteorder)
+        return _int_at(self.places_path, index, PLACE_BYTES)
+
+    def remove_files(self):
+        """Delete the spill files; returns the bytes they held."""
+        freed = 0
+        for path in (self.digests_path, self.places_path):
+            if path is not None:
+                freed += os.path.getsize(path)
+                os.remove(path)
+        self.digests_path = self.places_path = None
+        return freed
+
+
+class PartFiles(NamedTuple):
+    """A part of a partition too large to search at once: its digests, and each one's index in the partition."""
+
+    digests_path: str
+    indexes_path: str
+
+
+class PartsJob(NamedTuple):
+    """A partition's file to split into 2^bits parts by the digests' next bits (the "partition_parts" job)."""
+
+    digests_path: str
+    bits: int
+    flush_digests: int  # digests held before they are appended to the parts: the worker's share of the limit
+
+
+def split_partition(job):
+    """[PartFiles] of a partition's parts, written beside its file (run on a worker or here)."""
+    count = 1 << job.bits
+    shift = 64 - PARTITION_BITS - job.bits
+    mask = count - 1
+    stem = job.digests_path.removesuffix(".digests")
+    parts = [PartFiles(f"{stem}.{part}.digests", f"{stem}.{part}.indexes") for part in range(count)]
+    digest_parts = [array("q") for _ in range(count)]
+    index_parts = [array("q") for _ in range(count)]
+
+    def flush():
+        for part, digests, indexes in zip(parts, digest_parts, index_parts):
+            with open(part.digests_path, "ab") as handle:
+                handle.write(digests.tobytes())
+            with open(part.indexes_path, "ab") as handle:
+                handle.write(indexes.tobytes())
+            del digests[:], indexes[:]
+
+    index = buffered = 0
+    with open(job.digests_path, "rb") as handle:
+        while data := handle.read(READ_BLOCK_DIGESTS * DIGEST_BYTES):
+            for digest in digests_to_array(data):
+                part = (digest >> shift) & mask
+                digest_parts[part].append(digest)
+                index_parts[part].append(index)
+                index += 1
+                buffered += 1
+                if buffered >= job.flush_digests:
+                    flush()
+                    buffered = 0
+    flush()
+    return parts
+
+
+class _Search(NamedTuple):
+    """A search submitted: its partition, or a part of it (PartFiles, removed once searched)."""
+
+    partition: Partition
+    part: object  # PartFiles or None
 
 
 class Uniqueness:
-    """The streams of one pass, the map from stream positions to records, and the search after it."""
+    """The partitions of one pass, the map from chunks to records, and the search after it."""
 
     def __init__(self, memory_limit, spill_dir=None):
         self.memory_limit = memory_limit
         self.spill_parent = spill_dir
-        self.streams = {kind: DigestStream(kind) for kind in KINDS}
+        self.partitions_of = {kind: [Partition(kind, number) for number in range(PARTITIONS)] for kind in KINDS}
+        # Per chunk of digested records and kind, its digests in each partition (chunk-major): in
+        # memory, then appended to a file with the partitions (128 bytes a chunk of each kind).
+        self._chunk_counts = {kind: array("H") for kind in KINDS}
+        self._counts_paths = dict.fromkeys(KINDS)
         self.reads = []  # ReadSummary per reading of an activity file, in log order
-        # One entry per chunk of digested records: where its digests start in the streams.
+        # One entry per chunk of digested records: where its digests start in reading order.
         self._chunk_starts = array("q")
         self._chunk_reads = array("q")
         self._chunk_first_numbers = array("q")
         self._chunk_undigested = {}  # chunk index -> its malformed records' numbers (rarely any)
+        self._digest_count = 0  # of each kind (every digested record has both)
+        self._buffered_bytes = 0
         self._directory = None
         self.spill_bytes = 0  # on disk now
         self.spill_bytes_peak = 0
-        self.partitions = 1
+        self.partitions = PARTITIONS  # the most searched for one kind
+        self.partitions_spilled = 0  # searches that read their digests from disk
         self.digests_hit = 0  # digests seen twice or more, before confirmation
 
     # -- during the pass -------------------------------------------------------------------------
@@ -220,26 +354,44 @@ class Uniqueness:
         summary.first_repeats = dict(first_repeats)
         summary.accepted = accepted
 
-    def add_chunk(self, first_number, undigested, ids_packed, fingerprints_packed):
-        """A chunk's digests (the same records in both), in reading order."""
-        streams = self.streams
-        if len(ids_packed) != len(fingerprints_packed):
+    def add_chunk(self, first_number, undigested, ids, fingerprints):
+        """A chunk's digests (SplitDigests of the same records in both kinds)."""
+        count = len(ids.digests) // DIGEST_BYTES
+        if count != len(fingerprints.digests) // DIGEST_BYTES:
             raise RuntimeError("a chunk's id and fingerprint digests differ in number")
-        if ids_packed:
-            index = len(self._chunk_starts)
-            self._chunk_starts.append(streams["activity_id"].count)
-            self._chunk_reads.append(len(self.reads) - 1)
-            self._chunk_first_numbers.append(first_number)
-            if undigested:
-                self._chunk_undigested[index] = tuple(undigested)
-            streams["activity_id"].append(ids_packed)
-            streams["fingerprint"].append(fingerprints_packed)
-            if self._buffered_bytes() > self.memory_limit // 4:
-                for stream in streams.values():
-                    self._count_spilled(stream.spill(self._spill_directory()))
-
-    def _buffered_bytes(self):
-        return sum(len(stream.buffer) for stream in self.streams.values())
+        if not count:
+            return
+        index = len(self._chunk_starts)
+        self._chunk_starts.append(self._digest_count)
+        self._chunk_reads.append(len(self.reads) - 1)
+        self._chunk_first_numbers.append(first_number)
+        if undigested:
+            self._chunk_undigested[index] = tuple(undigested)
+        self._digest_count += count
+        for kind, split in (("activity_id", ids), ("fingerprint", fingerprints)):
+            counts = self._chunk_counts[kind]
+            first = len(counts)
+            counts.frombytes(split.counts)
+            digests, places = memoryview(split.digests), memoryview(split.places)
+            start = 0
+            for partition, size in zip(self.partitions_of[kind], counts[first:]):
+                if size:
+                    end = start + size
+                    partition.digests += digests[start * DIGEST_BYTES : end * DIGEST_BYTES]
+                    partition.places += places[start * PLACE_BYTES : end * PLACE_BYTES]
+                    start = end
+        self._buffered_bytes += 2 * (count * (DIGEST_BYTES + PLACE_BYTES) + PARTITIONS * COUNT_BYTES)
+        if self._buffered_bytes > self.memory_limit // 4:
+            directory = self._spill_directory()
+            for kind, partitions in self.partitions_of.items():
+                for partition in partitions:
+                    self._count_spilled(partition.spill(directory))
+                self._counts_paths[kind] = os.path.join(directory, f"{kind}.counts")
+                with open(self._counts_paths[kind], "ab") as handle:
+                    handle.write(self._chunk_counts[kind].tobytes())
+                self._count_spilled(len(self._chunk_counts[kind]) * COUNT_BYTES)
+                self._chunk_counts[kind] = array("H")
+            self._buffered_bytes = 0
 
     def _spill_directory(self):
         if self._directory is None:
@@ -262,80 +414,94 @@ class Uniqueness:
     # -- after the pass --------------------------------------------------------------------------
 
     def candidates(self, runner):
-        """kind -> {digest: [stream position, ...]} of every digest seen twice or more. Spilled
-        partitions are searched by the runner's workers, as many at once as it has processes."""
-        found = {}
-        for kind, stream in self.streams.items():
-            pairs = self._repeated_of_stream(stream, runner, runner.workers + 1)
-            by_digest = {}
-            for digest, position in pairs:
-                by_digest.setdefault(digest, []).append(position)
-            found[kind] = by_digest
-            self.digests_hit += len(by_digest)
+        """kind -> {digest: [position in reading order, ...]} of every digest seen twice or more.
+        The partitions are searched by the runner's workers (and the main process when they are
+        full), each within its share of half the limit: as many at once as the runner has
+        processes; a partition too large for its share is first split into parts, on a worker too."""
+        share = max(1, self.memory_limit // 2 // (runner.workers + 1))
+        found = {kind: {} for kind in KINDS}
+        searches = dict.fromkeys(KINDS, 0)
+        searching, splitting = deque(), deque()
+
+        def search(submitted, job):
+            searches[submitted.partition.kind] += 1
+            searching.append((submitted, runner.submit("partition", job)))
+            while len(searching) > runner.lookahead:
+                self._take(found, runner, *searching.popleft())
+
+        def search_parts(partition, ticket):
+            parts = runner.result(ticket)
+            self._count_spilled(sum(os.path.getsize(path) for part in parts for path in part))
+            # The places stay (repeats are mapped back through them); the digests are in the parts.
+            self.spill_bytes -= os.path.getsize(partition.digests_path)
+            os.remove(partition.digests_path)
+            partition.digests_path = None
+            for part in parts:
+                self.partitions_spilled += 1
+                search(_Search(partition, part), SearchJob(part.digests_path, b""))
+
+        for kind in KINDS:
+            for partition in self.partitions_of[kind]:
+                if partition.count * SEARCH_BYTES_PER_DIGEST <= share:
+                    search(*self._whole_search(partition))
+                    continue
+                bits = 1
+                while partition.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS - PARTITION_BITS:
+                    bits += 1
+                self._count_spilled(partition.spill(self._spill_directory()))
+                splitting.append((partition, runner.submit("partition_parts", PartsJob(partition.digests_path, bits, max(1, share // (2 * DIGEST_BYTES))))))
+                while len(splitting) > runner.lookahead:
+                    search_parts(*splitting.popleft())
+        while splitting:
+            search_parts(*splitting.popleft())
+        while searching:
+            self._take(found, runner, *searching.popleft())
+        self.partitions = max(self.partitions, *searches.values())
+        for kind in KINDS:
+            for partition in self.partitions_of[kind]:
+                self.spill_bytes -= partition.remove_files()
+            if self._counts_paths[kind] is not None:
+                self.spill_bytes -= os.path.getsize(self._counts_paths[kind])
+                os.remove(self._counts_paths[kind])
+                self._counts_paths[kind] = None
+            self.digests_hit += len(found[kind])
         return found
 
-    def _repeated_of_stream(self, stream, runner, at_once):
-        if stream.path is None and stream.count * SEARCH_BYTES_PER_DIGEST <= self.memory_limit // 2:
-            digests = digest_array(stream.buffer)
-            stream.buffer = bytearray()
-            return _repeated(digests)
-        # Each of the partitions searched at once gets its share of half the limit.
-        share = max(1, self.memory_limit // 2 // at_once)
-        bits = 1
-        while stream.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS:
-            bits += 1
-        self.partitions = max(self.partitions, 1 << bits)
-        paths = self._write_partitions(stream, bits)
-        # Partitions are independent: the runner's workers (or a Dask cluster) search them.
-        tickets = [runner.submit("partition", pair) for pair in paths]
-        found = []
-        for ticket in tickets:
-            found.extend(runner.result(ticket))
-        for digests_path, positions_path in paths:
-            for path in (digests_path, positions_path):
-                self.spill_bytes -= os.path.getsize(path)
-                os.remove(path)
-        return found
+    def _whole_search(self, partition):
+        """(_Search, SearchJob) of a partition searched whole: its digests sent, or its file named."""
+        if partition.digests_path is None:
+            packed, partition.digests = bytes(partition.digests), bytearray()
+            return _Search(partition, None), SearchJob(None, packed)
+        self._count_spilled(partition.spill(self._spill_directory()))
+        self.partitions_spilled += 1
+        return _Search(partition, None), SearchJob(partition.digests_path, b"")
 
-    def _write_partitions(self, stream, bits):
-        """Split a stream by the digests' top `bits` bits into files of (digests, positions)."""
-        count = 1 << bits
-        shift = 64 - bits
-        mask = count - 1
-        directory = self._spill_directory()
-        paths = [(os.path.join(directory, f"{stream.kind}.{p}.digests"), os.path.join(directory, f"{stream.kind}.{p}.positions")) for p in range(count)]
-        digest_parts = [array("q") for _ in range(count)]
-        position_parts = [array("q") for _ in range(count)]
-        flush_at = max(1, self.memory_limit // 4 // (2 * DIGEST_BYTES))
-        buffered = 0
+    def _take(self, found, runner, search, ticket):
+        """Add a search's repeated digests to found, each at its position in reading order."""
+        by_digest = found[search.partition.kind]
+        repeated = runner.result(ticket)
+        ends = self._chunk_ends(search.partition) if repeated else None
+        for digest, index in repeated:
+            if search.part is not None:
+                index = _int_at(search.part.indexes_path, index, DIGEST_BYTES)
+            chunk = bisect_right(ends, index)
+            by_digest.setdefault(digest, []).append(self._chunk_starts[chunk] + search.partition.place(index))
+        for path in search.part or ():
+            self.spill_bytes -= os.path.getsize(path)
+            os.remove(path)
 
-        def flush():
-            for (digests_path, positions_path), digests, positions in zip(paths, digest_parts, position_parts):
-                with open(digests_path, "ab") as handle:
-                    handle.write(digests.tobytes())
-                with open(positions_path, "ab") as handle:
-                    handle.write(positions.tobytes())
-                self._count_spilled(2 * len(digests) * DIGEST_BYTES)
-                del digests[:], positions[:]
-
-        for start, digests in stream.blocks():
-            position = start
-            for digest in digests:
-                part = (digest >> shift) & mask
-                digest_parts[part].append(digest)
-                position_parts[part].append(position)
-                position += 1
-                buffered += 1
-                if buffered >= flush_at:
-                    flush()
-                    buffered = 0
-        flush()
-        if stream.path is not None:
-            self.spill_bytes -= os.path.getsize(stream.path)
-            os.remove(stream.path)
-            stream.path = None
-        stream.buffer = bytearray()
-        return paths
+    def _chunk_ends(self, partition):
+        """array('q'): for each chunk, how many of the partition's digests it and the chunks before hold."""
+        column = array("H")
+        path = self._counts_paths[partition.kind]
+        if path is not None:
+            with open(path, "rb") as handle:
+                while data := handle.read(READ_BLOCK_DIGESTS * COUNT_BYTES):  # whole chunks: a multiple of PARTITIONS
+                    counts = array("H")
+                    counts.frombytes(data)
+                    column.extend(counts[partition.number :: PARTITIONS])
+        column.extend(self._chunk_counts[partition.kind][partition.number :: PARTITIONS])
+        return array("q", accumulate(column))
 
     def occurrence_of(self, position):
         """The (read, line) of the digest at a stream position."""
@@ -387,6 +553,13 @@ class Uniqueness:
                 return False
             judge.end(summary.accepted)
         return True
+
+
+def _int_at(path, index, size):
+    """The unsigned integer number `index` of a file of `size`-byte integers (native order)."""
+    with open(path, "rb") as handle:
+        handle.seek(index * size)
+        return int.from_bytes(handle.read(size), sys.byteorder)
 
 
 def _values_on_lines(path, lines):

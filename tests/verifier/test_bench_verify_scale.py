@@ -12,13 +12,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_the_scale_bench_reports_three_runs_against_the_raw_rate(tmp_path):
     pytest.importorskip("distributed")
-    command = [sys.executable, os.path.join(REPO, "bench", "bench_verify_scale.py"), "--records", "3000", "--events", "1000", "--memory-limit", "64K", "--out", str(tmp_path)]
+    command = [sys.executable, os.path.join(REPO, "bench", "bench_verify_scale.py"), "--records", "3000", "--events", "1000", "--memory-limit", "64K", "--forced-spill-limit", "64K", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     runs = {run["run"]: run for run in document["runs"]}
-    assert set(runs) == {"in_memory", "spilling", "dask_2_workers"}
+    assert set(runs) == {"in_memory", "spilling", "spilling_forced", "dask_2_workers"}
     assert runs["in_memory"]["spill_bytes_peak"] == 0 < runs["spilling"]["spill_bytes_peak"]
     assert runs["spilling"]["partitions"] > 1 and runs["dask_2_workers"]["workers"] == 2
+    for name in ("spilling", "spilling_forced"):  # a spilling run says how much it spilled, and its peak against its limit
+        assert runs[name]["spilled"] and runs[name]["partitions_spilled"] > 0 and runs[name]["memory_limit_mib"] == 0.1
+        assert runs[name]["peak_pss_mib"] > 0 and runs[name]["peak_rss_under_limit"] is False  # 64K: the interpreter alone is more
     assert all(run["records_per_s"] > 0 and 0 < run["ratio_to_raw_parse_hash"] for run in runs.values())
     assert os.path.exists(os.path.join(str(tmp_path), "bundle-e1000-r3000-s1", "complete"))  # cached for the next run

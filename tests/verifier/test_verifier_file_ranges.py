@@ -11,10 +11,10 @@ from test_verifier_activities import add_batch, records
 from test_verifier_uniqueness import bus, bus_records, plant_across_partitions, report_text, run  # noqa: F401 (run: a fixture)
 
 from verifier import dask_runner, file_ranges
-from verifier.activities import check_record_chunk
 from verifier.digests import Blake2bDigester
-from verifier.parallel import InlineRunner
+from verifier.parallel import JOBS, InlineRunner
 from verifier.reader import MAX_RECORD_BYTES, InputError
+from verifier.uniqueness import SplitDigests
 
 
 class InlineCluster(InlineRunner):
@@ -98,7 +98,9 @@ def test_range_jobs_give_the_local_chunks(tmp_path, monkeypatch):
     with open(path, "wb") as handle:
         handle.write(b"\n".join(lines))
     chunk_job = ("2026-03-01", "2026-03-31", Blake2bDigester(b"k" * 32), None, None)
-    expected = [(first, check_record_chunk((*chunk_job[:3], first, b"\n".join(lines[first - 1 : first + 63])))) for first in range(1, 701, 64)]
+    # The local run's job: the chunk's digests split by partition on the worker (uniqueness.split_digests).
+    expected = [(first, JOBS["records"]((*chunk_job[:3], first, b"\n".join(lines[first - 1 : first + 63])))) for first in range(1, 701, 64)]
+    assert all(isinstance(result[3], SplitDigests) for _, result in expected)
     monkeypatch.setattr(file_ranges, "CHUNK_RECORDS", 64)
     checker = file_ranges.RangeChecker(None, InlineCluster(None), None, None, None)
     for range_bytes in (500, 4096, 1 << 20):

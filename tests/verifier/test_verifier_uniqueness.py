@@ -13,7 +13,7 @@ from verifier.bundle import verify_bundle
 from verifier.digests import Blake2bDigester
 from verifier.reader import InputError
 from verifier.report import bundle_report_json
-from verifier.uniqueness import RepeatJudge, parse_size
+from verifier.uniqueness import PARTITIONS, RepeatJudge, parse_size
 
 
 class FewBits(Blake2bDigester):
@@ -162,13 +162,16 @@ def test_spilled_tables_give_the_same_report(world, run, tmp_path):
     plant_across_partitions(world)
     in_memory = run(world, jobs=1)
     assert [finding.code for finding in in_memory.violations.listed] == ["DUPLICATE_ACTIVITY", "DUPLICATE_ID", "DUPLICATE_ACTIVITY"]
-    assert in_memory.stats["uniqueness_spill_bytes_peak"] == 0 and in_memory.stats["uniqueness_partitions"] == 1
+    # The workers split the digests by partition whether or not they spill: none is read from disk.
+    assert in_memory.stats["uniqueness_spill_bytes_peak"] == 0 and in_memory.stats["uniqueness_partitions"] == PARTITIONS
+    assert in_memory.stats["uniqueness_partitions_spilled"] == 0
     spill_dir = tmp_path / "spill"
     spill_dir.mkdir()
     for jobs in (1, 2):
         spilled = run(world, jobs=jobs, min_parallel_bytes=0, memory_limit=16 << 10, spill_dir=str(spill_dir))
         assert report_text(spilled) == report_text(in_memory)
         assert spilled.stats["uniqueness_partitions"] >= 8 and spilled.stats["uniqueness_spill_bytes_peak"] > 0
+        assert spilled.stats["uniqueness_partitions_spilled"] >= 2 * PARTITIONS
         assert spilled.stats["workers"] == jobs - 1
         assert list(spill_dir.iterdir()) == []  # removed after the run
     narrow = run(world, jobs=1, memory_limit=16 << 10, digester=FewBits(6))
