@@ -475,8 +475,8 @@ class ActivityChecker2(ActivityChecker):
         afters = list(map(add, befores, groups.totals_g))
         if afters and max(afters) > cap_g:
             return False
-        for index in compress(range(len(days)), groups.steps):
-            self._check_steps(state, groups.steps[index], befores[index])
+        if any(groups.steps):
+            self._check_steps(state, compress(zip(groups.steps, befores), groups.steps))
         state.subject_days.update(compress(zip(subjects, days), new))
         state.cap_totals.update(zip(subjects, afters))
         return True
@@ -502,7 +502,7 @@ class ActivityChecker2(ActivityChecker):
                 # formula, so the chunk is checked again here to name it (whatever the chunking).
                 steps = self._every_step(state)[(subject, day)]
             if steps is not None:
-                self._check_steps(state, steps, before_g)
+                self._check_steps(state, ((steps, before_g),))
             state_grams[key] = before_g + total_g
 
     def _every_step(self, state):
@@ -518,16 +518,19 @@ class ActivityChecker2(ActivityChecker):
             state.every_step = (state.chunk, dict(zip(keys, groups.steps)))
         return state.every_step[1]
 
-    def _check_steps(self, state, steps, before_g):
-        """Section 7.2 record by record (in relaxed mode, only that none is above it)."""
+    def _check_steps(self, state, groups):
+        """Section 7.2 record by record, for each (steps, grams before them) of groups (in relaxed
+        mode, only that no record is above it). One call a chunk: a group has two or three records."""
         cap_g = self._definition.daily_cap_g
         strict = not self._relaxed
-        for number, formula_g, reduction_g in steps:
-            expected_g = min(formula_g, max(0, cap_g - before_g))
-            if reduction_g != expected_g if strict else reduction_g > expected_g:
-                message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
-                state.quantification = _earliest(state.quantification, number, message)
-            before_g += reduction_g
+        for steps, before_g in groups:
+            for number, formula_g, reduction_g in steps:
+                room_g = cap_g - before_g if before_g < cap_g else 0
+                expected_g = formula_g if formula_g < room_g else room_g  # min(formula_g, max(0, cap_g - before_g))
+                if reduction_g != expected_g if strict else reduction_g > expected_g:
+                    message = f"reduction_g {reduction_g}, section 7.2 gives {expected_g}"
+                    state.quantification = _earliest(state.quantification, number, message)
+                before_g += reduction_g
 
     def _first_finding(self, state, body, unterminated):
         """Section 7.3's order: DUPLICATE_ID, BATCH, QUANTIFICATION, PRIVACY, DUPLICATE_ACTIVITY."""

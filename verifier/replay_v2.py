@@ -130,10 +130,13 @@ class Replay2(Replay):
         if leaf.type != "cancellation":
             self._not_frozen(account_id, leaf.type)
         serials, amount_g = leaf.effects["serials"], body["amount_g"]
-        self._held(account, serials, amount_g, account_id)
         if account.holdings.lowest(amount_g, windows) != serials:
+            self._held(account, serials, amount_g, account_id)
             chosen = "of the chosen issuances " if windows is not None else ""
             raise Rejected("NOT_HELD", f"effects.serials are not the {amount_g} lowest serials {chosen}that {account_id!r} holds")
+        # _held is asked only to explain a refusal: lowest() gives non-empty, sorted, disjoint,
+        # merged ranges the account holds, adding up to amount_g (the windows, of distinct
+        # issuances, are disjoint), so serials equal to them pass _held.
         if leaf.type == "retirement" and body["purpose"] == "ets_offset":
             self._offset_serials(serials, body["retirement_id"])
 
