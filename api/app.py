@@ -28,14 +28,15 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic.json_schema import models_json_schema
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from api import models, pages, quantification
 from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
-from api.limits import EXPENSIVE_READ_UNITS, Guard, Limits, RateLimits, eligibility_units, send_problem, source_of
+from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units, send_problem,
+                        source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
@@ -127,12 +128,22 @@ class RegistryApp(FastAPI):
                     answer = await write(scope, receive)
                 except ConnectionAbortedError:
                     return  # the client is gone: there is no one to answer
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer.body)).encode())]
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer.body)).encode()),
+                           NOSNIFF]
                 headers += [(name.lower().encode(), value.encode()) for name, value in answer.headers().items()]
                 await send({"type": "http.response.start", "status": answer.status, "headers": headers})
                 await send({"type": "http.response.body", "body": answer.body})
                 return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), NOSNIFF]
+            await send(message)
+
+        await super().__call__(scope, receive, send_nosniff)
 
 
 def _answering(write: Write) -> Write:

@@ -415,9 +415,14 @@ class _Body:
         return ApiError(408, "TIMEOUT", reason)
 
 
+# On every answer: a browser must not take a CSV download of text anyone can write (a beneficiary),
+# or a JSON document, for HTML or a script by sniffing.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+
+
 async def send_problem(send: Send, error: ApiError) -> None:
     body = json_bytes({"code": error.code, "message": error.message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), NOSNIFF]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -397,7 +397,7 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
 PAGE_SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
-    "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+    "x-frame-options": "DENY", "referrer-policy": "no-referrer"}  # nosniff: on every answer (api/app.py)
 
 
 def _error_page(request: Request, error: PageError) -> HTMLResponse:
@@ -427,6 +427,10 @@ def _filters(request: Request, model: type[Cursor]) -> Cursor:
     if request.query_params.get("format", "") not in ("", "csv"):
         _refused("format", "value_error")
     given = {k: v for k, v in request.query_params.items() if v != "" and k not in PAGE_PARAMS}
+    for name in INTEGER_FILTERS.intersection(given):
+        # as a path's numbers are (`_digits`): `+2026` or `02026` is no year a reader wrote as such
+        if not _INTEGER.fullmatch(given[name]):
+            _refused(name, "digits")
     try:
         return model.model_validate(given)
     except ValidationError as exc:
@@ -435,10 +439,18 @@ def _filters(request: Request, model: type[Cursor]) -> Cursor:
 
 
 def _refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
+    """Refuses a parameter the page does not take, one given twice (which value would the page
+    show? it used to take the last without a word), and a language it does not speak."""
+    seen: set[str] = set()
     for name, value in request.query_params.multi_items():
         if name not in known and value not in SHARING_PARAMS.get(name, ()):
             raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
                                       guess=_guess(name, known)))
+        if name in seen:
+            raise PageError(422, said("reason.repeated", name=name[:MAX_SHOWN_CHARS]))
+        seen.add(name)
+    if request.query_params.get("lang") not in (None, "", *LANGUAGES):
+        _refused("lang", "value_error")
 
 
 MAX_SHOWN_CHARS = 80  # of a reader's input quoted back in a reason (escaped, as every text)
@@ -453,7 +465,10 @@ def _guess(name: str, known: tuple[str, ...]) -> Message:
 _PROBLEMS = {"string_pattern_mismatch": "reason.pattern", "string_too_long": "reason.pattern",
              "int_parsing": "reason.integer", "int_from_float": "reason.integer", "greater_than_equal": "reason.range",
              "less_than_equal": "reason.range", "date_parsing": "reason.date", "date_from_datetime_parsing": "reason.date",
-             "date_from_datetime_inexact": "reason.date", "bool_parsing": "reason.bool", "value_error": "reason.choice"}
+             "date_from_datetime_inexact": "reason.date", "bool_parsing": "reason.bool", "value_error": "reason.choice",
+             "digits": "reason.digits"}
+INTEGER_FILTERS = frozenset({"after", "vintage", "compliance_year"})  # the registers' integer filters
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")  # `after` may be -1, the API's "from the start"
 
 
 def _refused(field: str, error_type: str) -> NoReturn:
@@ -793,7 +808,7 @@ def _me_form(fields: list[tuple[str, str]]) -> MeForm:
     for name, value in fields:
         if name not in ME_FIELDS or name in given:
             raise PageError(422, said("reason.form"))
-        given[name] = value.strip()
+        given[name] = value.lstrip("\ufeff").strip()  # the byte-order mark Notepad starts a file with
     return MeForm(given.get("pseudonyms", ""), given.get("activity_id", ""), given.get("opening", ""))
 
 
@@ -801,15 +816,19 @@ def _pseudonyms(text: str) -> list[str]:
     """The pseudonyms entered, each once. A date before one is passed over: `puhui pseudonyms`,
     the identity hub's own output, prints a line DATE PSEUDONYM a day, pasted here as it is."""
     tokens = [token for token in PSEUDONYM_SEPARATORS.split(text) if token]
-    pseudonyms = list(dict.fromkeys(token for i, token in enumerate(tokens)
-                                    if not (DATE_TOKEN.fullmatch(token) and i + 1 < len(tokens)
-                                            and not DATE_TOKEN.fullmatch(tokens[i + 1]))))
+    dated = [i for i, token in enumerate(tokens)
+             if DATE_TOKEN.fullmatch(token) and i + 1 < len(tokens) and not DATE_TOKEN.fullmatch(tokens[i + 1])]
+    for i in dated:  # a date the hub never prints (2026-13-45) says the lines are not the hub's
+        _valid(_DATE, tokens[i], "me.pseudonyms")
+    passed_over = set(dated)
+    pseudonyms = list(dict.fromkeys(token for i, token in enumerate(tokens) if i not in passed_over))
     if len(pseudonyms) > MAX_ME_PSEUDONYMS:
         raise PageError(422, said("reason.too_many_pseudonyms", count=len(pseudonyms), limit=MAX_ME_PSEUDONYMS))
     return pseudonyms
 
 
 DATE_TOKEN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE: TypeAdapter[date] = TypeAdapter(date)
 
 
 def _pseudonyms_view(queries: Queries, log_format: int, pseudonyms: list[str]) -> CitizenView:

@@ -30,7 +30,8 @@ async function checkAll(trust) {
   }
   if (proofs.length !== records.length) failed += 1; // a proof for a record the page does not show, or none for one it does
   announce(outcome, "data-verification", failed ? "failed" : "passed",
-           t(failed ? "check.records_failed" : "check.records_passed", { failed, count: records.length }), failed > 0);
+           t(failed ? "check.records_failed" : records.length === 1 ? "check.one_record_passed" : "check.records_passed",
+             { failed, count: records.length }), failed > 0);
 }
 
 onPastedTrust(checkAll);

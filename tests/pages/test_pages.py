@@ -459,6 +459,15 @@ def test_the_check_scripts_are_served_by_puhui_itself(http):
 
 # -- 404, 422, escaping --------------------------------------------------------------------------------
 
+def test_every_answer_says_nosniff_once_downloads_static_files_and_the_api_too(http):
+    """Trial 13b: a CSV of text anyone can write (a beneficiary), a stylesheet and JSON went without it."""
+    for path in ("/retirements?format=csv", "/static/pages.css", "/openapi.json", "/v1/status", "/v1/nope", "/"):
+        response = http.get(path)
+        assert response.headers.get_list("x-content-type-options") == ["nosniff"], path
+    refused_write = http.post("/v1/events", content=b'{"type": {}}')  # the write path, past the framework
+    assert refused_write.status_code == 422 and refused_write.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
 @pytest.mark.parametrize("path", ["/claims/nope", "/accounts/nope", "/methodologies/nope", "/serials/999999999",
                                   "/receipts/999999999"])
 def test_unknown_ids_answer_a_404_page(http, path):
@@ -500,13 +509,23 @@ def test_bad_filters_and_ids_answer_a_422_page(http, path):
     ("/verify?x=1", "no query parameter x"), ("/receipts/0?sequence=1", "no query parameter sequence"),
     ("/?lng=en", "did you mean lang?"), ("/issuances?format=xml", "format: not one of the choices"),
     ("/receipts/1.0", "must be written in digits"), ("/serials/+100", "must be written in digits"),
-    ("/serials/00100", "must be written in digits"), ("/receipts/00", "must be written in digits")])
+    ("/serials/00100", "must be written in digits"), ("/receipts/00", "must be written in digits"),
+    ("/retirements?vintage=%2B2026", "must be written in digits"), ("/retirements?vintage=02026", "must be written in digits"),
+    ("/issuances?after=%2B5", "must be written in digits"), ("/surrenders?compliance_year=%202026", "must be written in digits"),
+    ("/retirements?purpose=voluntary&purpose=ets_offset", "purpose may be given once"),
+    ("/me?lang=en&lang=zh", "lang may be given once")])
 def test_every_page_refuses_what_it_does_not_take_as_the_registers_do(http, path, reason):
     """Unknown query parameters are refused on every page (not only the registers), and a serial
     or a seq in a path is written one way only."""
     response = http.get(with_lang(path, "en"))
     assert response.status_code == 422 and response.headers["content-type"].startswith("text/html"), path
     assert reason in unescape(re.search(r'<p class="reason">(.*?)</p>', response.text, re.S).group(1)), path
+
+
+def test_a_language_the_pages_do_not_speak_is_refused_not_taken_for_chinese(http):
+    response = http.get("/retirements?lang=fr")
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert http.get("/retirements?lang=").status_code == 200  # an empty field is no choice, as for filters
 
 
 def test_the_pages_own_parameters_and_sharing_ones_are_still_taken(http):
@@ -739,6 +758,10 @@ def test_the_hubs_own_date_pseudonym_lines_are_taken_as_they_are(http):
     assert "data-activity" not in me(http, pseudonyms=month)  # 31 pseudonyms: taken, none of them logged
     refused = me(http, "en", 422, pseudonyms=month + "\n2026-02-01 " + "ff" * 16)
     assert "32 pseudonyms entered: at most 31" in refused
+    with_bom = me(http, pseudonyms="\ufeff" + month)  # 200: Notepad's byte-order mark is not a 32nd pseudonym
+    assert "data-activity" not in with_bom
+    impossible = me(http, "en", 422, pseudonyms="2026-13-45 " + "ab" * 16)  # no date the hub prints
+    assert "must be a date" in impossible
 
 
 def test_a_batch_its_validation_body_rejected_is_said_so_and_not_earned(site):
