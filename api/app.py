@@ -35,8 +35,8 @@ from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
-from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units, send_problem,
-                        source_of)
+from api.limits import (DEAREST_UNITS, EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units,
+                        send_problem, source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
@@ -485,8 +485,13 @@ def _totals(state: State) -> dict[str, Any]:
 
 
 def _eligibility_price(scope: Scope) -> int | None:
+    """A check's price from its declared length, at most the dearest honest request's, which every
+    bucket's burst holds: a price beyond it could never be paid, and its 429 would promise a wait
+    that never ends. A body beyond the limit is not priced: its read answers 413."""
     declared = declared_length(scope)
-    return None if declared is None else eligibility_units(declared)
+    if declared is None or declared > MAX_EVENT_BYTES:
+        return None
+    return min(eligibility_units(declared), DEAREST_UNITS)
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:

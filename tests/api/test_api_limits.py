@@ -4,6 +4,7 @@ rules refuse loses its budget REFUSED_EVENT_COST times as fast as one whose even
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -147,6 +148,24 @@ def test_expensive_requests_beyond_the_budget_are_refused_before_the_framework_o
         asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 429 and any(name == b"retry-after" for name, _ in sent[0]["headers"]), sent
     assert framework_calls == [] and body_reads == []
+
+
+def test_a_check_larger_than_any_honest_one_is_charged_what_a_bucket_holds_and_one_past_the_limit_is_413(world):
+    """Trial 11: a valid 300 KB check (three ids, padded) from an address that had spent nothing got
+    429 for ever, its price (1 unit a 64 bytes) beyond any bucket's burst; a declared 2 MiB got 429
+    with a Retry-After of half a minute instead of 413."""
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    body = json.dumps({"entity": "steel-co", "compliance_year": 2026, "allocation_g": 1,
+                       "retirements": ["ret-1", "ret-2", "ret-3"]}).encode()
+    padded = body[:-1] + b" " * 300_000 + b"}"
+    app = create_app(world.registry, checkpoint_interval_s=0.05)
+    with TestClient(app) as http:
+        answer = http.post("/v1/offset-eligibility", content=padded, headers={"content-type": "application/json"})
+        assert answer.status_code != 429, answer.text
+        too_large = http.post("/v1/offset-eligibility", content=b" " * (2 << 20))
+        assert too_large.status_code == 413, too_large.text
 
 
 def test_an_addresss_share_of_the_budget_is_configured_within_the_budget():
