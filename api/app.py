@@ -465,7 +465,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         # Charged by its size before it is read when it says its size (RegistryApp.dispatch), else now.
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if _eligibility_price(request.scope) is None:
-            rate_limits.charge_work(eligibility_units(len(data)), source_of(request.scope))
+            rate_limits.charge_work(_check_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # they run one at a time, in the committed State's process
             return json_response(await committed_state.judge(functools.partial(eligibility_as_of, query)))
@@ -485,13 +485,16 @@ def _totals(state: State) -> dict[str, Any]:
 
 
 def _eligibility_price(scope: Scope) -> int | None:
-    """A check's price from its declared length, at most the dearest honest request's, which every
-    bucket's burst holds: a price beyond it could never be paid, and its 429 would promise a wait
-    that never ends. A body beyond the limit is not priced: its read answers 413."""
+    """A check's price from its declared length; a body beyond the limit is not priced: its read
+    answers 413."""
     declared = declared_length(scope)
-    if declared is None or declared > MAX_EVENT_BYTES:
-        return None
-    return min(eligibility_units(declared), DEAREST_UNITS)
+    return None if declared is None or declared > MAX_EVENT_BYTES else _check_units(declared)
+
+
+def _check_units(body_bytes: int) -> int:
+    """A check's units, at most the dearest honest request's, which every bucket's burst holds: a
+    price beyond it could never be paid, and its 429 would promise a wait that never ends."""
+    return min(eligibility_units(body_bytes), DEAREST_UNITS)
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
