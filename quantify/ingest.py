@@ -71,7 +71,7 @@ REASONS = {
 }
 PERIODS = ("month", "day")
 
-MAX_RAW_IN_REJECTION = 2_000  # characters of the offending line kept for the platform to fix it
+MAX_RAW_IN_REJECTION = 2_000  # characters of the offending line (or record) kept for the platform to fix it
 MAX_RUN_ID_CHARS = 100  # leaves room for "-YYYY-MM-DD.NNNN" within a 128-character batch id
 DEFAULT_MAX_BATCH_RECORDS = 1_000_000
 DEFAULT_MAX_OPEN_BATCHES = 32
@@ -313,11 +313,22 @@ class Ingestor:
 
     def reject(self, line: int, raw: Any, reason: str, detail: str, activity_id: str | None = None,
                **extra: Any) -> None:
+        """A line refused before it became a record: shown as read ("raw"), for the platform to fix it."""
         text = raw.rstrip("\r\n") if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        self._write_rejection(line, reason, detail, activity_id, extra, "raw", text)
+
+    def reject_record(self, line: int, record: bytes, reason: str, detail: str, activity_id: str,
+                      **extra: Any) -> None:
+        """A record refused after it was prepared (a repeat, a future date, the daily cap): shown as
+        the record it would have logged ("record"), which in format 2 holds pseudonyms, not the line."""
+        self._write_rejection(line, reason, detail, activity_id, extra, "record", record.decode())
+
+    def _write_rejection(self, line: int, reason: str, detail: str, activity_id: str | None,
+                         extra: dict[str, Any], shown_as: str, text: str) -> None:
         entry = {"line": line, "reason": reason, "detail": detail, "activity_id": activity_id, **extra,
-                 "raw": text[:MAX_RAW_IN_REJECTION]}
+                 shown_as: text[:MAX_RAW_IN_REJECTION]}
         if len(text) > MAX_RAW_IN_REJECTION:
-            entry["raw_truncated"] = True
+            entry[f"{shown_as}_truncated"] = True
         line = json.dumps(entry, ensure_ascii=False)
         try:
             line.encode("utf-8")
@@ -346,7 +357,7 @@ class Ingestor:
 
         The hot path of ingestion: everything it touches per record is a local.
         """
-        reject = self.reject
+        reject, reject_record = self.reject, self.reject_record
         unwritten = deque(chunk.rejections)
 
         def write_rejections_before(line: int) -> int:
@@ -377,16 +388,16 @@ class Ingestor:
                 next_rejected = write_rejections_before(line)
             day = beijing_day(occurred_at)
             if day > latest_day:
-                reject(line, data.decode(), "future_record", f"dated {day}, after the day of this run, {latest_day} "
+                reject_record(line, data, "future_record", f"dated {day}, after the day of this run, {latest_day} "
                        f"(Beijing time)", activity_id)
                 continue
             if activity_id in activity_ids or activity_id in seen_activity_ids:
-                reject(line, data.decode(), "duplicate_activity_id", "activity_id already used", activity_id)
+                reject_record(line, data, "duplicate_activity_id", "activity_id already used", activity_id)
                 continue
             first_line = fingerprint_lines.get(fingerprint)
             if first_line is not None or fingerprint in seen_fingerprints:
                 where = f"line {first_line} of this run" if first_line is not None else "the registry"
-                reject(line, data.decode(), "duplicate_fingerprint", f"the same act is already counted in {where}",
+                reject_record(line, data, "duplicate_fingerprint", f"the same act is already counted in {where}",
                        activity_id, fingerprint=fingerprint)
                 continue
 
@@ -399,11 +410,11 @@ class Ingestor:
             room_g = cap_g - used_g
             if reduction_g > room_g:
                 if room_g <= 0:
-                    reject(line, data.decode(), "over_daily_cap",
+                    reject_record(line, data, "over_daily_cap",
                            f"{subject} already has {used_g} g of the {cap_g} g cap on {day}",
                            activity_id, quantified_g=reduction_g, dropped_g=reduction_g)
                     continue
-                reject(line, data.decode(), "daily_cap_clipped", f"only {room_g} g left under the {cap_g} g cap on {day}",
+                reject_record(line, data, "daily_cap_clipped", f"only {room_g} g left under the {cap_g} g cap on {day}",
                        activity_id, quantified_g=reduction_g, accepted_g=room_g, dropped_g=reduction_g - room_g)
                 self.result.dropped_by_cap_g += reduction_g - room_g
                 reduction_g = room_g

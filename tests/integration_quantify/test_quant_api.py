@@ -125,9 +125,9 @@ def test_cross_platform_duplicates_and_daily_caps_are_dropped_with_a_reason_each
         "duplicate_activity_id": 1}
     rejections = {r["line"]: r for r in grid["rejections"]}
     assert rejections[1]["reason"] == "duplicate_fingerprint" and "the registry" in rejections[1]["detail"]
-    assert rejections[2] | {"raw": None} == {
+    assert rejections[2] | {"record": None} == {
         "line": 2, "reason": "daily_cap_clipped", "activity_id": "g2", "quantified_g": 1176, "accepted_g": 648,
-        "dropped_g": 528, "detail": f"only 648 g left under the 3000 g cap on {DAY}", "raw": None}
+        "dropped_g": 528, "detail": f"only 648 g left under the 3000 g cap on {DAY}", "record": None}
     assert rejections[3]["reason"] == "over_daily_cap" and rejections[3]["dropped_g"] == 1176
     assert rejections[4]["reason"] == "malformed" and rejections[4]["raw"] == "not json"
     assert rejections[6]["reason"] == "duplicate_fingerprint" and "line 5 of this run" in rejections[6]["detail"]

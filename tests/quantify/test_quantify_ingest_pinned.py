@@ -2,7 +2,10 @@
 JSON Lines and CSV, with the salts drawn from a fixed stream instead of os.urandom; every file a
 run writes (batches, openings, rejections, batch bodies) and what it credited, hashed into one
 digest per methodology. The digests were taken with the code before the format-2 speed-up of
-issue 10: a faster hot path (quantify.fastpath, quantify.ingest) must not move a single byte.
+issue 10: a faster hot path (quantify.fastpath, quantify.ingest) must not move a single byte. They
+were re-taken once, when a rejection decided after preparation (repeats, future dates, the daily
+cap) came to show its prepared record as "record" instead of "raw": with that key mapped back to
+"raw", the new code gave the old digests, so nothing else moved.
 
 The input covers what the hot paths decide: lines of the fast path's writings and of the full
 path's, optional inputs absent, malformed lines, unknown inputs, zero reductions, repeated
@@ -30,11 +33,11 @@ KEYS = SchemeKeys(hashlib.sha256(b"pinned hub").digest(), hashlib.sha256(b"pinne
 LINES = CHUNK_RECORDS + CHUNK_RECORDS // 2
 # sha256 over every file of the runs (format 1 and 2, JSON Lines and CSV), by methodology.
 PINNED = {
-    "HB-GT-METRO": "b781259e88c7cdbc74cd642577a25bc31b4253fd5f36560463e925b5d71274db",
-    "HB-GT-CYCLE": "19091104c465f24317f33997a7b1c39e3423daf4a46e5aca2b0104630f9b704f",
-    "HB-GT-WALK": "23d79dc8b9943de5cfc703848c30f9375761246555ff746be18f2c7a8a174382",
-    "HB-RS-RECYCLE": "ae7c947008dad5be7bedc572c2255eb1a397d0272583efbc4bbabbbbff8f86a9",
-    "HB-GT-BUS": "c7b84dda9c34f3ef5a681cd7cd2045761379c1ead7155bd82ccf187046c501fc",
+    "HB-GT-METRO": "60ceebbd2f56bb76a636a58f6d6bb2a722bd3834559b5355202f0f6b9c19382a",
+    "HB-GT-CYCLE": "57a5d4d6a5528cca355fe7ac4a1b8bc5ab7a966e3a2f0dc1ac7050bdf520d33d",
+    "HB-GT-WALK": "715b48ed4c0c285a13721596fb478fbaf54e2437073e4fdae927917895a9a52e",
+    "HB-RS-RECYCLE": "de694b7d5209b836cdbc3d42d6c14805f062f589b9c5b8392f47857a860127d0",
+    "HB-GT-BUS": "7a79d9a0d4a34cd2ffb87991a843ecdd7c9971aabef9805fe2214be9f9047c84",
 }
 
 

@@ -147,6 +147,22 @@ def test_a_person_has_one_pseudonym_a_beijing_date_and_batches_go_by_that_date(l
         "wh-2026-02.jsonl").read_text()
 
 
+def test_a_rejection_after_preparation_shows_the_record_not_a_raw_line(library, tmp_path, read_lines):
+    """A repeated activity_id is refused after its record was prepared: the rejection shows that
+    record (pseudonym, public inputs) as "record", never labelled "raw" as if it were the line read,
+    and holds neither the person's identifier nor a private input."""
+    repeat = {**EXAMPLE_RAW, "inputs": {**EXAMPLE_RAW["inputs"], "entry_station": "L9-99"}}
+    lines = [json.dumps(EXAMPLE_RAW), json.dumps(repeat), "not json"]
+    result = ingest_jsonl(lines, platform="wuhan-platform", methodology=metro_v2(library), run_id="wh",
+                          out_dir=tmp_path, scheme_keys=KEYS)
+    repeated, malformed = read_lines(result.rejections_path)
+    assert repeated["reason"] == "duplicate_activity_id" and "raw" not in repeated
+    shown = json.loads(repeated["record"])
+    assert shown["subject"] == daily_pseudonym(KEYS.hub_key, "p-0001", "2026-03-02")
+    assert "p-0001" not in repeated["record"] and "L9-99" not in repeated["record"]
+    assert malformed["reason"] == "malformed" and malformed["raw"] == "not json" and "record" not in malformed
+
+
 def test_the_daily_cap_runs_per_pseudonym_methodology_and_date_across_runs(library, tmp_path):
     """HB-GT-METRO caps at 3000 g a person a day: after a run credited 2000 g, the next run's ride
     of 1176 g is clipped to 1000 g, and its record rebuilt with its commitment unchanged."""
