@@ -47,14 +47,26 @@ def _archive_in_process(database_url: str) -> Path:
     try:
         export_bundle(reader, work / "bundle")
         archive = work / "bundle.tar"
-        with tarfile.open(archive, "w") as tar:
+        with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
             for path in sorted((work / "bundle").rglob("*")):
-                tar.add(path, arcname=str(path.relative_to(work / "bundle")), recursive=False)
+                tar.add(path, arcname=str(path.relative_to(work / "bundle")), recursive=False,
+                        filter=_without_server_details)
         shutil.rmtree(work / "bundle")
         return archive
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _without_server_details(entry: tarfile.TarInfo) -> tarfile.TarInfo:
+    """An entry that depends only on the log: the same checkpoint gives the same archive, byte for
+    byte (an auditor compares digests), and the server's clock, user and umask stay its own."""
+    entry.mtime = 0
+    entry.uid = entry.gid = 0
+    entry.uname = entry.gname = ""
+    entry.mode = 0o755 if entry.isdir() else 0o644
+    entry.pax_headers = {}
+    return entry
 
 
 def _checkpointed_reader(database_url: str) -> LogReader:

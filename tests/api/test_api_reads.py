@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -190,6 +191,16 @@ def test_export_is_a_bundle_the_verifier_accepts(api, world, tmp_path):
     verified = subprocess.run([str(PUHUI_VERIFY), "bundle", str(bundle), "--trust", str(tmp_path / "trust.json"), "--json"],
                               capture_output=True, text=True, timeout=120)
     assert verified.returncode == 0, verified.stdout[-3000:] + verified.stderr[-3000:]
+
+
+def test_two_exports_of_one_checkpoint_are_the_same_bytes_and_carry_no_server_details(api, world):
+    first, second = api.get("/v1/export"), api.get("/v1/export")
+    assert first.status_code == second.status_code == 200
+    assert hashlib.sha256(first.content).digest() == hashlib.sha256(second.content).digest()
+    with tarfile.open(fileobj=io.BytesIO(first.content)) as tar:
+        entries = tar.getmembers()
+    assert entries and {(e.mtime, e.uid, e.gid, e.uname, e.gname) for e in entries} == {(0, 0, 0, "", "")}
+    assert {e.mode for e in entries if e.isfile()} == {0o644} and {e.mode for e in entries if e.isdir()} == {0o755}
 
 
 def test_exports_and_eligibility_checks_are_built_outside_the_fronts_process(api, world):
