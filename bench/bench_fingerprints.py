@@ -1,0 +1,191 @@
+"""The registry's fingerprint and activity-id index on PostgreSQL as it grows to 10^8 rows (issue 15).
+
+    .venv/bin/python bench/bench_fingerprints.py --rows 100000000            # a throwaway local cluster
+    .venv/bin/python bench/bench_fingerprints.py --rows 1000000 --database-url URL
+
+Every activity record an ingestion admits is looked up by its activity_id and fingerprint in the
+chunk it arrives in (ledger.store.Store.existing: IN lists of 500) and inserted at its batch's
+commit (Store.insert_activities: executemany of 5,000 rows). Both cost what the two unique
+B-tree indexes of `activities` cost, and those grow with the log: this measures them from 0 to
+--rows rows, in chunks of --chunk rows.
+
+The table holds the two indexed columns of `activities`, typed and constrained as there (taken
+from ledger.store), and nothing else: 10^8 full rows (a record of ~300 bytes, three more indexes)
+would take some 45 GB, more than this machine's disk holds beside a 10^8-record bundle. What the
+other columns and indexes add per row at a small size is measured by bench_ingest.py --registry.
+
+Each chunk is filled on the server (INSERT ... SELECT over generate_series: fingerprints are
+sha256(int8send(n)) in hex, ids "a-n"), so the fill rate is the indexes' own cost without the
+client's. At each --probe size the registry's two paths are timed from the client: the lookup of
+a chunk of --probe-records ids and fingerprints (half already stored, half not; the hits are
+checked against what was stored) and the insert of --probe-records new rows as Store does it.
+Reports one run as JSON on stdout; nothing here is a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import struct
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import Column, MetaData, Table, create_engine, select, text
+from sqlalchemy.engine import Connection, Engine
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ledger.store import activities  # noqa: E402
+
+IN_LIST_VALUES = 500  # as Store.existing
+INSERT_ROWS = 5_000  # as Store.insert_activities
+MAX_ROWS = 10**9
+
+metadata = MetaData()
+fingerprint_index = Table(
+    "fingerprint_index", metadata,
+    Column("activity_id", activities.c.activity_id.type, primary_key=True),
+    Column("fingerprint", activities.c.fingerprint.type, nullable=False, unique=True),
+)
+
+
+@dataclass(slots=True)
+class FillChunk:
+    rows_before: int
+    rows: int
+    fill_rows_per_s: float
+
+
+@dataclass(slots=True)
+class Probe:
+    rows_stored: int
+    lookup_records: int
+    lookup_ms: float  # ids and fingerprints of one chunk, as Store.existing reads them
+    lookup_records_per_s: float
+    insert_records: int
+    insert_ms: float  # as Store.insert_activities writes them
+    insert_records_per_s: float
+    table_and_indexes_mib: float
+
+
+def stored_fingerprint(n: int) -> str:
+    """What the fill stores for row n: PostgreSQL's encode(sha256(int8send(n)), 'hex')."""
+    return hashlib.sha256(struct.pack(">q", n)).hexdigest()
+
+
+def fill(conn: Connection, first: int, rows: int) -> FillChunk:
+    started = time.perf_counter()
+    conn.execute(text("INSERT INTO fingerprint_index (activity_id, fingerprint) "
+                      "SELECT 'a-' || n, encode(sha256(int8send(n)), 'hex') FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
+                 {"first": first, "last": first + rows - 1})
+    conn.commit()
+    return FillChunk(first, rows, rows / (time.perf_counter() - started))
+
+
+def existing(conn: Connection, column: str, values: list[str]) -> set[str]:
+    """Store.existing's query, on this table."""
+    col = fingerprint_index.c[column]
+    found: set[str] = set()
+    for i in range(0, len(values), IN_LIST_VALUES):
+        found.update(conn.execute(select(col).where(col.in_(values[i:i + IN_LIST_VALUES]))).scalars())
+    return found
+
+
+def probe(engine: Engine, stored: int, records: int, rng: random.Random) -> Probe:
+    hits = [rng.randrange(stored) for _ in range(records // 2)]
+    misses = [f"{rng.getrandbits(256):064x}" for _ in range(records - len(hits))]
+    ids = [f"a-{n}" for n in hits] + [f"miss-{stored}-{i}" for i in range(len(misses))]
+    fingerprints = [stored_fingerprint(n) for n in hits] + misses
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        found_ids = existing(conn, "activity_id", ids)
+        found_fingerprints = existing(conn, "fingerprint", fingerprints)
+        lookup_s = time.perf_counter() - started
+    assert found_ids == {f"a-{n}" for n in hits}, "the lookup missed stored ids or found absent ones"
+    assert found_fingerprints == {stored_fingerprint(n) for n in hits}, "the lookup disagrees with the fill"
+    rows = [{"activity_id": f"new-{stored}-{i}", "fingerprint": f"{rng.getrandbits(256):064x}"} for i in range(records)]
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        for i in range(0, len(rows), INSERT_ROWS):
+            conn.execute(fingerprint_index.insert(), rows[i:i + INSERT_ROWS])
+        conn.commit()
+        insert_s = time.perf_counter() - started
+        size_bytes = conn.execute(text("SELECT pg_total_relation_size('fingerprint_index')")).scalar_one()
+    return Probe(stored, records, 1000 * lookup_s, records / lookup_s, records, 1000 * insert_s, records / insert_s,
+                 size_bytes / 2**20)
+
+
+def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, seed: int) -> dict:
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    rng = random.Random(seed)
+    chunks: list[FillChunk] = []
+    measured: list[Probe] = []
+    started = time.perf_counter()
+    stored = 0
+    pending_probes = sorted(p for p in set(probes) if 0 < p <= rows)
+    while stored < rows:
+        size = min(chunk, rows - stored, (pending_probes[0] - stored) if pending_probes else chunk)
+        with engine.connect() as conn:
+            chunks.append(fill(conn, stored, size))
+        stored += size
+        if pending_probes and stored == pending_probes[0]:
+            pending_probes.pop(0)
+            with engine.connect() as conn:
+                conn.execute(text("ANALYZE fingerprint_index"))
+                conn.commit()
+            measured.append(probe(engine, stored, probe_records, rng))
+            print(f"{stored:>12,} rows: lookup {measured[-1].lookup_records_per_s:,.0f} records/s, insert "
+                  f"{measured[-1].insert_records_per_s:,.0f} records/s, fill {chunks[-1].fill_rows_per_s:,.0f} rows/s, "
+                  f"{measured[-1].table_and_indexes_mib:,.0f} MiB", file=sys.stderr)
+    engine.dispose()
+    assert stored == rows and len(measured) == len([p for p in set(probes) if 0 < p <= rows])
+    return {"rows": rows, "chunk": chunk, "probe_records": probe_records, "seconds": time.perf_counter() - started,
+            "fill": [asdict(c) for c in chunks], "probes": [asdict(p) for p in measured],
+            "slowest_fill_rows_per_s": min(c.fill_rows_per_s for c in chunks),
+            "slowest_lookup_records_per_s": min(p.lookup_records_per_s for p in measured),
+            "slowest_insert_records_per_s": min(p.insert_records_per_s for p in measured)}
+
+
+def probe_sizes(rows: int) -> list[int]:
+    """10^4, 10^5, ... and each tenth of the way from 10^7 on, and the last size."""
+    sizes = {10**k for k in range(4, 10) if 10**k <= rows} | {rows}
+    if rows >= 10**7:
+        sizes |= {rows * k // 10 for k in range(1, 10)}
+    return sorted(sizes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000, help=f"rows to grow the index to (at most {MAX_ROWS:,})")
+    parser.add_argument("--chunk", type=int, default=1_000_000, help="rows a fill step adds")
+    parser.add_argument("--probe-records", type=int, default=20_000, help="records of a probe's lookup and insert")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database-url", help="an empty PostgreSQL database of yours (default: a throwaway local cluster)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="where the JSON report is also written")
+    args = parser.parse_args()
+    if not 0 < args.rows <= MAX_ROWS or args.chunk <= 0 or args.probe_records < 2:
+        parser.error("--rows in 1..10^9, --chunk above 0, --probe-records at least 2")
+    if args.database_url:
+        report = run(args.database_url, args.rows, args.chunk, probe_sizes(args.rows), args.probe_records, args.seed)
+    else:
+        sys.path.insert(0, str(REPO / "tests"))
+        from pg_cluster import PostgresCluster
+        with PostgresCluster() as cluster:
+            report = run(cluster.create_database("bench_fingerprints"), args.rows, args.chunk, probe_sizes(args.rows),
+                         args.probe_records, args.seed)
+    report["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"bench_fingerprints-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
