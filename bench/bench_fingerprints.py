@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_fingerprints.py --rows 100000000            # a throwaway local cluster
     .venv/bin/python bench/bench_fingerprints.py --rows 1000000 --database-url URL
 
-Every activity record an ingestion admits is looked up by its activity_id and fingerprint in the
-chunk it arrives in (ledger.store.Store.existing: IN lists of 500) and inserted at its batch's
-commit (Store.insert_activities: executemany of 5,000 rows). Both cost what the two unique
+Every activity record an upload holds is looked up by its activity_id and fingerprint before it is
+judged (ledger.store.values_present, through Store.existing) and inserted at its batch's commit
+(ledger.store.insert_rows, through Store.insert_activities); this calls those very functions. Both cost what the two unique
 B-tree indexes of `activities` cost, and those grow with the log: this measures them from 0 to
 --rows rows, in chunks of --chunk rows.
 
@@ -35,16 +35,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, MetaData, Table, create_engine, select, text
+from sqlalchemy import Column, MetaData, Table, create_engine, text
 from sqlalchemy.engine import Connection, Engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ledger.store import activities  # noqa: E402
+from ledger.store import activities, insert_rows, values_present  # noqa: E402
 
-IN_LIST_VALUES = 500  # as Store.existing
-INSERT_ROWS = 5_000  # as Store.insert_activities
 MAX_ROWS = 10**9
 
 metadata = MetaData()
@@ -66,10 +64,10 @@ class FillChunk:
 class Probe:
     rows_stored: int
     lookup_records: int
-    lookup_ms: float  # ids and fingerprints of one chunk, as Store.existing reads them
+    lookup_ms: float  # ids and fingerprints of one chunk, by values_present
     lookup_records_per_s: float
     insert_records: int
-    insert_ms: float  # as Store.insert_activities writes them
+    insert_ms: float  # by insert_rows
     insert_records_per_s: float
     table_and_indexes_mib: float
 
@@ -88,15 +86,6 @@ def fill(conn: Connection, first: int, rows: int) -> FillChunk:
     return FillChunk(first, rows, rows / (time.perf_counter() - started))
 
 
-def existing(conn: Connection, column: str, values: list[str]) -> set[str]:
-    """Store.existing's query, on this table."""
-    col = fingerprint_index.c[column]
-    found: set[str] = set()
-    for i in range(0, len(values), IN_LIST_VALUES):
-        found.update(conn.execute(select(col).where(col.in_(values[i:i + IN_LIST_VALUES]))).scalars())
-    return found
-
-
 def probe(engine: Engine, stored: int, records: int, rng: random.Random) -> Probe:
     hits = [rng.randrange(stored) for _ in range(records // 2)]
     misses = [f"{rng.getrandbits(256):064x}" for _ in range(records - len(hits))]
@@ -104,16 +93,15 @@ def probe(engine: Engine, stored: int, records: int, rng: random.Random) -> Prob
     fingerprints = [stored_fingerprint(n) for n in hits] + misses
     with engine.connect() as conn:
         started = time.perf_counter()
-        found_ids = existing(conn, "activity_id", ids)
-        found_fingerprints = existing(conn, "fingerprint", fingerprints)
+        found_ids = values_present(conn, fingerprint_index.c.activity_id, ids)
+        found_fingerprints = values_present(conn, fingerprint_index.c.fingerprint, fingerprints)
         lookup_s = time.perf_counter() - started
     assert found_ids == {f"a-{n}" for n in hits}, "the lookup missed stored ids or found absent ones"
     assert found_fingerprints == {stored_fingerprint(n) for n in hits}, "the lookup disagrees with the fill"
     rows = [{"activity_id": f"new-{stored}-{i}", "fingerprint": f"{rng.getrandbits(256):064x}"} for i in range(records)]
     with engine.connect() as conn:
         started = time.perf_counter()
-        for i in range(0, len(rows), INSERT_ROWS):
-            conn.execute(fingerprint_index.insert(), rows[i:i + INSERT_ROWS])
+        insert_rows(conn, fingerprint_index, rows)
         conn.commit()
         insert_s = time.perf_counter() - started
         size_bytes = conn.execute(text("SELECT pg_total_relation_size('fingerprint_index')")).scalar_one()
