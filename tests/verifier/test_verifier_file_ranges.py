@@ -120,6 +120,15 @@ def test_a_range_is_big_enough_to_pay_for_its_task():
     assert -(-size // file_ranges._range_bytes(size, 128)) == 128  # every worker still gets a part
 
 
+def test_a_file_s_newlines_are_counted_by_several_workers():
+    """Ranges of 16 MiB are counted one a task (else, with RANGES_PER_COUNT of them a count, one
+    worker would count a whole 10^5-record file while the others wait); small ranges a few a task."""
+    size = 100_000 * 270
+    for workers, counts in ((2, 2), (128, 32)):
+        range_bytes = file_ranges._range_bytes(size, workers)
+        assert -(-size // file_ranges._stretch_bytes(range_bytes)) == counts
+
+
 def test_a_cluster_of_three_gives_the_report_of_a_local_run(world, run, three_workers, monkeypatch):  # noqa: F811
     plant_across_partitions(world)  # repeats of ids and fingerprints across files and within them
     plant_line_ends(world)
