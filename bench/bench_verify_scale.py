@@ -9,13 +9,25 @@ In one run it
    --records activity records in batches of 100,000 and --events events, deterministic from --seed;
 2. measures the raw rate of this machine: parsing and hashing activity records alone (json.loads
    + SHA-256) on --jobs processes;
-3. runs `puhui-verify bundle --json` four ways and reports records/s (records over the run's wall
+3. runs `puhui-verify bundle --json` five ways and reports records/s (records over the run's wall
    time) and peak memory (the verifier and its workers, sampled) for each, as a ratio of the raw
-   rate: in memory (the default limit), spilling under --memory-limit (default 1G, the issue's
+   rate: in memory (the default limit), in memory with the Dask run's digest (BLAKE2b: see
+   below), spilling under --memory-limit (default 1G, the issue's
    run: at 10^7 records its 200 MB of digests stay under the quarter of it that is kept in memory,
    so it does not spill), spilling under --forced-spill-limit (default 512M: the digests pass its
    quarter and every partition is searched from disk), and with --dask on a LocalCluster of
-   --dask-workers single-threaded worker processes started here.
+   --dask-workers single-threaded worker processes started here (started before the run's clock,
+   as a local run's worker processes are not: they are forked inside it, in milliseconds).
+The Dask run does more work than a local one, not only scheduling: its workers are not forked, so
+they cannot share the verifier's string-hash secret, and every activity id and fingerprint is
+digested with keyed BLAKE2b instead (verifier/digests.py: about 0.75 us a record more, a tenth of
+a local run's work). `dask_over_local` is the issue's goal, against the local run as an auditor
+runs it; `dask_over_local_same_digest` compares it with a local run forced to BLAKE2b too
+(PYTHONHASHSEED=0), which is what scheduling alone costs.
+The cluster's workers are started without Dask's MALLOC_TRIM_THRESHOLD_=65536 (docs/scale.md asks
+the same of an auditor's workers): it also fixes glibc's mmap threshold at 128 KiB, so that every
+block read and every chunk's text is a fresh mapping whose pages are faulted in again (measured:
+a third of a second of system time per worker per 5*10^5 records).
 A spilling run reports its limit, whether it spilled, the most disk it used at once, the partitions
 searched and how many of those were read from disk, and its peak memory against the limit, both
 as the sum of resident sets (RSS, which counts the pages a forked worker shares with the verifier
@@ -41,6 +53,8 @@ from bench_verify import generate_bundle, raw_parse_hash_rates, tree_rss_kib  # 
 from verifier.uniqueness import parse_size  # noqa: E402
 
 SAMPLE_INTERVAL_S = 0.1
+# Dask's setting of the environment its nannies start workers with (None: not set).
+WORKER_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def cached_bundle(out, events, records, seed, jobs):
@@ -87,10 +101,10 @@ class Run(NamedTuple):
     peak_pss_kib: object  # the same, summed PSS (None for a Dask run: its workers are not the verifier's)
 
 
-def run(bundle, trust, options):
+def run(bundle, trust, options, **extra_environment):
     """One `puhui-verify bundle --json` run (Run), its memory sampled every SAMPLE_INTERVAL_S."""
     command = [sys.executable, "-m", "verifier.cli", "bundle", bundle, "--trust", trust, "--json", *options]
-    environment = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    environment = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra_environment)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
     peak_rss_kib = peak_pss_kib = 0
@@ -156,18 +170,23 @@ def main():
     spilling_options = [*jobs, "--spill-dir", spill_dir, "--memory-limit"]
     results = [
         summary("in_memory", run(bundle, trust, jobs), arguments.records, raw_rate),
+        # A fixed string-hash secret makes the verifier digest with BLAKE2b (verifier/digests.py), as on Dask.
+        summary("in_memory_blake2b", run(bundle, trust, jobs, PYTHONHASHSEED="0"), arguments.records, raw_rate),
         summary("spilling", run(bundle, trust, [*spilling_options, arguments.memory_limit]), arguments.records, raw_rate, limit_bytes),
         summary("spilling_forced", run(bundle, trust, [*spilling_options, arguments.forced_spill_limit]), arguments.records, raw_rate, forced_limit_bytes),
     ]
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=arguments.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with dask.config.set({WORKER_MALLOC_TRIM: None}), LocalCluster(n_workers=arguments.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         done = run(bundle, trust, ["--dask", cluster.scheduler_address])
         # The cluster's workers are this process's children, not the verifier's: add their peak RSS
         # (their peak PSS is not known).
         done = done._replace(peak_rss_kib=done.peak_rss_kib + sum(done.report["stats"]["peak_rss_workers_kib"]), peak_pss_kib=None)
-        results.append(summary(f"dask_{arguments.dask_workers}_workers", done, arguments.records, raw_rate))
-    in_memory, spilling, forced, on_dask = results
+        on_dask = summary(f"dask_{arguments.dask_workers}_workers", done, arguments.records, raw_rate)
+        on_dask["workers_malloc_trim_threshold"] = sorted({nanny.pre_spawn_env.get("MALLOC_TRIM_THRESHOLD_") for nanny in cluster.workers.values()}, key=str)
+        results.append(on_dask)
+    in_memory, in_memory_blake2b, spilling, forced, on_dask = results
     document = {
         "records": arguments.records,
         "events": arguments.events,
@@ -179,6 +198,7 @@ def main():
         "spilling_forced_over_in_memory": round(forced["records_per_s"] / in_memory["records_per_s"], 3),
         "spilling_forced_peak_under_limit": forced["peak_rss_under_limit"],
         "dask_over_local": round(on_dask["records_per_s"] / in_memory["records_per_s"], 3),
+        "dask_over_local_same_digest": round(on_dask["records_per_s"] / in_memory_blake2b["records_per_s"], 3),
     }
     print(json.dumps(document, indent=1))
 

@@ -112,6 +112,23 @@ def test_range_jobs_give_the_local_chunks(tmp_path, monkeypatch):
         assert [result.unterminated for result in results] == [False] * (len(jobs) - 1) + [True]
 
 
+def test_a_range_is_big_enough_to_pay_for_its_task():
+    """A Dask task costs milliseconds of CPU (scheduler, client, the worker's event loop): a file of
+    10^5 records of 270 bytes goes to 2 workers as 2 ranges (1 % of their work), not 8 (5 %)."""
+    size = 100_000 * 270
+    assert -(-size // file_ranges._range_bytes(size, 2)) == 2
+    assert -(-size // file_ranges._range_bytes(size, 128)) == 128  # every worker still gets a part
+
+
+def test_a_file_s_newlines_are_counted_by_several_workers():
+    """Ranges of 16 MiB are counted one a task (else, with RANGES_PER_COUNT of them a count, one
+    worker would count a whole 10^5-record file while the others wait); small ranges a few a task."""
+    size = 100_000 * 270
+    for workers, counts in ((2, 2), (128, 32)):
+        range_bytes = file_ranges._range_bytes(size, workers)
+        assert -(-size // file_ranges._stretch_bytes(range_bytes)) == counts
+
+
 def test_a_cluster_of_three_gives_the_report_of_a_local_run(world, run, three_workers, monkeypatch):  # noqa: F811
     plant_across_partitions(world)  # repeats of ids and fingerprints across files and within them
     plant_line_ends(world)
