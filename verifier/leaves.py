@@ -10,7 +10,7 @@ the `auth` strings, where quotes are escaped) and before the last `,"effects":` 
 import binascii
 import re
 
-from verifier.canonical import MAX_SAFE_INTEGER, EncodingProblem, check_canonical_text, find_unsafe_integer, jcs, parse_json_text
+from verifier.canonical import _SCAN, MAX_SAFE_INTEGER, EncodingProblem, check_canonical_text, find_unsafe_integer, jcs, parse_json_text
 from verifier.schema import (
     EFFECT_TYPES,
     PURPOSES,
@@ -158,8 +158,9 @@ _FAST = _FAST_BY_FORMAT[1]
 
 
 def _f_serials(text):
-    """effects.serials from their canonical text (matched by _F_SERIALS), or _NO if out of bounds."""
-    pairs = parse_json_text(text)
+    """effects.serials from their canonical text (matched by _F_SERIALS, so one JSON value of
+    integers that the scanner reads whole), or _NO if out of bounds."""
+    pairs = _SCAN(text, 0)[0]
     bound = MAX_SAFE_INTEGER
     for start, end in pairs:
         if not (-bound <= start <= bound and -bound <= end <= bound):
@@ -222,7 +223,8 @@ class LeafParser:
     def _parse_fast(self, raw, text):
         """The leaf of a line of a common type in its plainest spelling, or None (then _parse decides)."""
         at = text.rfind(',"type":"')
-        fast = self._fast.get(text[at + 9 : -2]) if at > 0 else None
+        event_type = text[at + 9 : -2]
+        fast = self._fast.get(event_type) if at > 0 else None
         if fast is None:
             return None
         pattern, converters, has_subject, has_effects, cross_rule = fast
@@ -251,7 +253,6 @@ class LeafParser:
             return None
         if cross_rule is not None and cross_rule(body):
             return None
-        event_type = text[at + 9 : -2]
         leaf = Leaf(self.next_seq)
         self.next_seq += 1
         self.previous_time = time

@@ -641,7 +641,7 @@ class Replay:
     def _retire(self, body, account, serials):
         """An accepted retirement's effect: the serials leave the account for good."""
         account.holdings.remove(serials)
-        kept = tuple((start, end) for start, end in serials)
+        kept = tuple(map(tuple, serials))  # each a [start, end] pair (schema.py)
         self.retirements[body["retirement_id"]] = Retirement(body["account"], body["purpose"], body["amount_g"], kept)
         totals = self.totals
         totals.retired_g += body["amount_g"]
