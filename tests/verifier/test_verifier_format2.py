@@ -574,6 +574,39 @@ def test_format_2_clean_chunk_path_equals_record_by_record():
         assert check_record_chunk(job(blob.split(b"\n"))) == _check_chunk(job(blob.split(b"\n")))
 
 
+def test_typed_frame_hex_fields_are_decided_as_record_by_record():
+    """The typed frame matches a fingerprint, private_sha256 and subject as any characters but a
+    newline and checks them as lowercase hex afterwards: a quote, a newline, an uppercase or a
+    non-hex letter, a non-ASCII character, or one character too many or too few in any of them
+    must leave the chunk to the careful path, with the same outcome."""
+    from verifier.digests import StringHashDigester
+    from verifier.methodologies import Definition
+    from verifier.records_v2 import RecordJob, _check_chunk, _check_clean_chunk, check_record_chunk, typed_frame
+
+    r = rekeyed_vector()
+    definition = Definition.of("XG-GT-CYCLE", 1, r.leaves[20]["body"]["params"])
+    assert typed_frame(definition) is not None
+    records = r.activity_files["hs-cycle-2026-05"].splitlines() + r.activity_files["xg-cycle-2026-05"].splitlines()
+
+    def outcomes(lines):
+        job = RecordJob("2026-05-01", "2026-05-31", StringHashDigester(), 1, b"\n".join(lines), definition)
+        return check_record_chunk(job), _check_chunk(job)
+
+    assert _check_clean_chunk(RecordJob("2026-05-01", "2026-05-31", StringHashDigester(), 1, b"\n".join(records), definition)) is not None
+    first = records[-1]
+    changed = 0
+    for field in (b'"fingerprint":"', b'"private_sha256":"', b'"subject":"'):
+        start = first.index(field) + len(field)
+        end = first.index(b'"', start)
+        for position in (start, start + 1, (start + end) // 2, end - 1):
+            for replacement in (b'"', b"\n", b"A", b"g", "é".encode(), b'\\"', b"", b"00"):
+                mutated = first[:position] + replacement + first[position + 1 :]
+                fast, careful = outcomes(records[:-1] + [mutated])
+                assert fast == careful, (field, position, replacement)
+                changed += careful.problem is not None
+    assert changed == 3 * 4 * 8  # every mutant is a malformed record
+
+
 def test_with_no_rules_in_force_reviews_cannot_be_counted(r, tmp_path):
     """A genesis that is rejected (here its signature) leaves no rules: eligibility turned on and
     issuances are UNREVIEWED, whatever the reviews."""

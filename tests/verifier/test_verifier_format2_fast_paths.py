@@ -121,3 +121,18 @@ def test_steps_are_checked_by_section_7_2_whatever_the_grams_before():
         state = _FileState2()
         steps_checker(cap_g, relaxed)._check_steps(state, groups)
         assert state.quantification == first, (cap_g, relaxed, groups)
+
+
+def test_lowest_serials_from_the_first_range_are_those_of_the_full_search():
+    """Holdings.lowest without windows answers from the first range held when it has enough: the
+    same ranges as the search over the window of everything held, for any holdings and amount."""
+    rng = random.Random(11)
+    first_range_answers = 0
+    for _ in range(3000):
+        holdings = random_holdings(rng) if rng.random() < 0.95 else Holdings()
+        starts, ends = holdings.starts, holdings.ends
+        everything = ((starts[0], ends[-1]),) if starts else ()
+        for amount_g in (0, 1, rng.randrange(1, 60), rng.randrange(1, 250), ends[0] - starts[0] if starts else 1):
+            assert holdings.lowest(amount_g) == holdings.lowest(amount_g, everything), (starts, ends, amount_g)
+            first_range_answers += bool(starts) and 0 < amount_g <= ends[0] - starts[0]
+    assert first_range_answers > 3000
