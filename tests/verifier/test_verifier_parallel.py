@@ -110,24 +110,3 @@ def test_a_worker_is_idle_only_once_it_has_answered_every_job_it_was_given():
     finally:
         runner.close()
     assert not InlineRunner().has_idle_worker()
-
-
-def test_verify_many_says_what_verify_signed_says_item_by_item():
-    """verify_many calls libsodium through the cffi binding with one buffer a job: on good, broken,
-    short and long signatures and keys of the wrong length or type it gives verify_signed's answer,
-    in order, whatever the lengths of the messages around each item."""
-    from verifier.signatures import verify_signed
-
-    key = nacl.signing.SigningKey(bytes(range(32)))
-    public_key = bytes(key.verify_key)
-    good = [bytes(key.sign(b"m" * length)) for length in (0, 1, 300, 5000)]
-    items = [(public_key, signed) for signed in good]
-    items += [(public_key, good[2][:-1] + bytes([good[2][-1] ^ 1])), (public_key, good[0][:63]), (public_key, b""), (public_key, good[1][1:])]
-    items += [(public_key[:31], good[1]), (public_key + b"x", good[1]), (bytearray(public_key), good[1]), (None, good[1]), (public_key, bytearray(good[1]))]
-    items += [(bytes(32), good[2]), (public_key, good[3] + b"x")]
-    expected = bytes(verify_signed(public_key, signed) for public_key, signed in items)
-    assert expected[:4] == b"\x01" * 4 and sum(expected) == 4
-    for rotation in range(len(items)):
-        turned = items[rotation:] + items[:rotation]
-        assert verify_many(([k for k, _ in turned], [s for _, s in turned])) == expected[rotation:] + expected[:rotation]
-    assert verify_many(([], [])) == b""
