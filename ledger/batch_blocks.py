@@ -89,6 +89,34 @@ def _stored_hashes(conn: Connection, batch_id: str) -> list[bytes]:
                                            .order_by(t.c.block_index)).scalars()]
 
 
+class InclusionProof(NamedTuple):
+    """An activity record's inclusion proof in its batch's root."""
+    position: int
+    size: int
+    hashes: list[bytes]
+
+
+def read_inclusion_proof(conn: Connection, batch_id: str, position: int, size: int, record: bytes,
+                         root: bytes) -> InclusionProof:
+    """The inclusion proof of the record at `position` of a batch of `size` records whose root is
+    `root`: read from the batch's block hashes and the record's block, and checked against the
+    root before anyone is given it."""
+    stored = _stored_hashes(conn, batch_id)
+    if len(stored) != block_count(size):
+        raise StorageError(f"batch {batch_id} has {len(stored)} stored block hashes, its {size} records make "
+                           f"{block_count(size)}: the registry's writer fills them when it starts; `puhui check DIR` "
+                           f"compares them with the records")
+    first = position - position % BLOCK_LEAVES
+    records = conn.execute(select(activities.c.record).where(
+        activities.c.batch_id == batch_id, activities.c.position >= first,
+        activities.c.position < first + BLOCK_LEAVES).order_by(activities.c.position)).scalars()
+    proof = inclusion_proof(position, size, stored, [merkle.leaf_hash(r) for r in records])
+    if not merkle.verify_inclusion(merkle.leaf_hash(record), position, size, proof, root):
+        raise StorageError(f"the stored block hashes of batch {batch_id} do not lead to its root: `puhui check DIR` "
+                           f"compares them with the records")
+    return InclusionProof(position, size, proof)
+
+
 class BlockChanges:
     """The block hashes of a group's activity batches, inserted at its commit."""
 

@@ -138,6 +138,8 @@ def test_a_database_from_before_the_blocks_gets_them_at_its_writer_s_first_start
     world = world_with_batches(database_url)
     before = stored_blocks(world.url)
     registry = edited(world, text("DROP TABLE batch_blocks"), recompute_digest=True)  # as an earlier Puhui left it
+    with pytest.raises(StorageError, match="not filled yet"):
+        Queries(registry.store).activity_proof(activity_ids(registry, "wh-600")[0])
     with caplog.at_level(logging.INFO, logger="ledger.batch_blocks"):
         registry.become_writer()
     assert "filling the block hashes of the 3 activity batches from their records (once)" in caplog.text
@@ -157,13 +159,17 @@ EDIT_ONE_HASH = (update(blocks_table).where(blocks_table.c.batch_id == "wh-600",
                  .values(hash=FORGED))
 
 
-def test_an_edited_block_hash_stops_the_writer(database_url):
+def test_an_edited_block_hash_stops_the_writer_and_every_proof_it_would_falsify(database_url):
     world = world_with_batches(database_url)
     registry = edited(world, EDIT_ONE_HASH, recompute_digest=False)
     size = registry.size
     with pytest.raises(StorageError, match="projections do not match the log"):
         world.client.transfer(world.wuhan, "after-edit", "wuhan-platform", "alice", 1)
     assert registry.size == size and any("digest" in p for p in registry.integrity.problems)
+    queries, ids = Queries(registry.store), activity_ids(registry, "wh-600")
+    with pytest.raises(StorageError, match="stored block hashes of batch wh-600 do not lead to its root"):
+        queries.activity_proof(ids[0])  # block 0's proof holds block 1's hash
+    checked_proofs(registry, "wh-600", [300])  # block 1's own proof never reads its hash
     registry.close()
 
 
@@ -186,4 +192,6 @@ def test_a_missing_block_is_caught_by_the_start_check(database_url):
     with pytest.raises(StorageError, match="projections do not match the log"):
         registry.become_writer()
     assert registry.integrity.problems == ("batch blocks: batch wh-512 has 1 block hashes, its count makes 2",)
+    with pytest.raises(StorageError, match="batch wh-512 has 1 stored block hashes, its 512 records make 2"):
+        Queries(registry.store).activity_proof(activity_ids(registry, "wh-512")[0])
     registry.close()
