@@ -33,7 +33,7 @@ from ledger.store import Store, activities, batch_blocks, batches_projection
 BLOCK_LEVEL = 8
 BLOCK_LEAVES = 1 << BLOCK_LEVEL  # records a block; its hash is a node of level BLOCK_LEVEL
 TABLE = batch_blocks.name
-_FILL_CHUNK_ROWS = 5_000  # activity rows read at a time when filling from the records
+_CHUNK_ROWS = 5_000  # rows a statement inserts, or a fill reads at a time
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class BlockChanges:
     def write(self, conn: Connection) -> tuple[list[BatchBlock], list[BatchBlock]]:
         """Insert the rows; (old rows, new rows) for the digest: none is ever rewritten."""
         rows, self._rows = self._rows, []
-        for start in range(0, len(rows), _FILL_CHUNK_ROWS):
-            conn.execute(batch_blocks.insert(), [row._asdict() for row in rows[start:start + _FILL_CHUNK_ROWS]])
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            conn.execute(batch_blocks.insert(), [row._asdict() for row in rows[start:start + _CHUNK_ROWS]])
         return [], rows
 
 
@@ -161,7 +161,7 @@ def _block_hashes_of_records(conn: Connection) -> list[tuple[str, list[bytes]]]:
     batch_id: str | None = None
     leaves: list[bytes] = []
     for row in conn.execute(select(activities.c.batch_id, activities.c.record)
-                            .order_by(activities.c.batch_id, activities.c.position)).yield_per(_FILL_CHUNK_ROWS):
+                            .order_by(activities.c.batch_id, activities.c.position)).yield_per(_CHUNK_ROWS):
         if row.batch_id != batch_id:
             if batch_id is not None:
                 found.append((batch_id, block_hashes(leaves)))
