@@ -1,23 +1,25 @@
 """The public pages' indexes beside the projections: the register totals (ledger.register_totals),
-the serial ranges (ledger.serial_index) and the eligibility changes (ledger.eligibility_index).
+the serial ranges (ledger.serial_index), the eligibility changes (ledger.eligibility_index) and the
+activity batches' block hashes (ledger.batch_blocks).
 
 Like the projections, each commit writes them in its transaction (PageIndexChanges) and moves the
 projection digest by the rows it rewrites; a start adds their rows to the digest it sums and
 checks them against the State. A database written before they existed lacks them: its writer
 fills them from the log once, at its first start (fill_from_log), a one-time migration that walks
 the log in chunks inside one transaction (the eligibility changes, added later, from the events of
-their types alone); it gets the projections' seq indexes then too (update_indexes).
+their types alone; the block hashes, later still, from the activity records); it gets the
+projections' seq indexes then too (update_indexes).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
-from ledger import eligibility_index, register_totals, serial_index
+from ledger import batch_blocks, eligibility_index, register_totals, serial_index
 from ledger.leaf import Leaf, parse_leaf, stored_log_format
 from ledger.state import State
 from ledger.store import PAGE_INDEXES, PROJECTIONS, Store, events
@@ -38,12 +40,16 @@ class PageIndexChanges:
         self._totals = register_totals.TotalsChanges()
         self._serials = serial_index.SerialIndexChanges()
         self._eligibility = eligibility_index.EligibilityChanges() if eligibility else None
+        self._blocks = batch_blocks.BlockChanges()
 
-    def note(self, leaf: Leaf) -> None:
+    def note(self, leaf: Leaf, block_hashes: list[bytes] | None = None) -> None:
+        """block_hashes: an activity batch's (ledger.batch_blocks), as its root was checked."""
         self._totals.note(leaf)
         self._serials.note(leaf)
         if self._eligibility is not None:
             self._eligibility.note(leaf)
+        if block_hashes is not None:
+            self._blocks.add(leaf.body["batch_id"], leaf.body["count"], block_hashes)
 
     def write(self, conn: Connection, size: int, digest: "ProjectionDigest | None") -> None:
         """Write the group's changes for a log of `size` events; with a digest, move it by the rows."""
@@ -56,6 +62,7 @@ class PageIndexChanges:
                     digest.remove(table, row)
                 for row in new:
                     digest.add(table, row)
+        _add_blocks(digest, self._blocks.write(conn)[1])
 
 
 def tables_exist(conn: Connection) -> bool:
@@ -78,6 +85,17 @@ def eligibility_exists(conn: Connection) -> bool:
     return inspect(conn).has_table(eligibility_index.TABLE)
 
 
+def blocks_exist(conn: Connection) -> bool:
+    """Whether the batches' block hashes exist (filled: created and filled in one transaction)."""
+    return inspect(conn).has_table(batch_blocks.TABLE)
+
+
+def _add_blocks(digest: "ProjectionDigest | None", rows: Iterable[batch_blocks.BatchBlock]) -> None:
+    if digest is not None:
+        for row in rows:
+            digest.add(batch_blocks.TABLE, row.digest_values())
+
+
 def add_to_digest(conn: Connection, digest: "ProjectionDigest") -> None:
     """Add every row of the indexes to a digest being summed at start (none before they exist)."""
     if _totals_exist(conn):
@@ -88,6 +106,8 @@ def add_to_digest(conn: Connection, digest: "ProjectionDigest") -> None:
     if eligibility_exists(conn):
         for row in eligibility_index.stored_rows(conn):
             digest.add(eligibility_index.TABLE, row)
+    if blocks_exist(conn):
+        _add_blocks(digest, batch_blocks.stored_rows(conn))
 
 
 def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
@@ -96,6 +116,8 @@ def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
     problems = []
     if eligibility_exists(conn):
         problems += eligibility_index.state_problems(eligibility_index.stored_rows(conn), state, limit)
+    if blocks_exist(conn):
+        problems += batch_blocks.state_problems(conn, state, limit)
     totals = register_totals.totals_from_rows(register_totals.stored_rows(conn)) if _totals_exist(conn) else None
     if totals is not None:
         problems += register_totals.state_problems(totals, state)
@@ -147,11 +169,13 @@ def fill_from_log(store: Store, size: int, digest: "ProjectionDigest") -> bool:
     (True when it did), moving the digest by their rows and storing it with them. The caller is
     the writer, holding the writer lock: the log does not move meanwhile."""
     with store.writing() as conn:
-        totals_filled, eligibility_filled = is_filled(conn), eligibility_exists(conn)
-        if totals_filled and eligibility_filled:
+        totals_filled, eligibility_filled, blocks_filled = is_filled(conn), eligibility_exists(conn), blocks_exist(conn)
+        if totals_filled and eligibility_filled and blocks_filled:
             return False
         for table in PAGE_INDEXES:
             table.create(conn, checkfirst=True)
+        if not blocks_filled:
+            _add_blocks(digest, batch_blocks.fill(conn))
         log_format = stored_log_format(store.leaf(conn, 0)) if size else 1
         if not eligibility_filled:
             log.info("filling the eligibility changes from the log's methodology events (once)")

@@ -67,11 +67,12 @@ class Changes:
 
     def __init__(self) -> None:
         self.dirty: dict[str, set[str]] = defaultdict(set)
-        self.page_indexes = PageIndexChanges()  # issue 13: the register totals and serial ranges
+        self.page_indexes = PageIndexChanges()  # issue 13: the register totals, serial ranges, ...
 
-    def note(self, leaf: Leaf) -> None:
+    def note(self, leaf: Leaf, block_hashes: list[bytes] | None = None) -> None:
+        """block_hashes: an activity batch's (ledger.batch_blocks), as its root was checked."""
         TYPES[leaf.type].touched(leaf.body, self.dirty)
-        self.page_indexes.note(leaf)
+        self.page_indexes.note(leaf, block_hashes)
 
     def write(self, store: Store, conn: Connection, state: State, digest: ProjectionDigest | None = None) -> None:
         """Upsert the touched entities' rows; with a digest, move it by them and store it."""

@@ -9,7 +9,6 @@ the list is exhausted). Filters on indexed columns run in SQL; the others in Pyt
 from __future__ import annotations
 
 import bisect
-import collections
 import json
 import threading
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 from sqlalchemy import ColumnElement, Table, func, select, text
 from sqlalchemy.engine import Connection, Row
 
-from ledger import eligibility_index, merkle, page_indexes, register_totals, serial_index
+from ledger import batch_blocks, eligibility_index, merkle, page_indexes, register_totals, serial_index
 from ledger.errors import StorageError
 from ledger.events.reviews import REVIEWER_ROLES
 from ledger.leaf import stored_log_format
@@ -34,9 +33,8 @@ from ledger.store import (
 MAX_PAGE_ITEMS = 1_000
 MAX_SCAN_ROWS = 20_000
 _SCAN_CHUNK = 500
-_UNFILLED = ("the register totals and the serial index are not filled yet: the registry's writer fills them from "
-             "the log when it first starts (`puhui serve`, or any write)")
-MAX_CACHED_BATCH_LEAVES = 2_000_000  # leaf hashes of recently proven batches kept in memory (32 B each)
+_UNFILLED = ("the register totals, the serial index and the batches' block hashes are not filled yet: the "
+             "registry's writer fills them from the log when it first starts (`puhui serve`, or any write)")
 _IN_CHUNK = 500  # ids per SQL IN (...)
 
 
@@ -178,8 +176,6 @@ class Queries:
         self.store = store
         self._issuances = IssuanceIndex()
         self._page_indexes_exist = False
-        self._batch_leaves: collections.OrderedDict[str, merkle.MemoryNodes] = collections.OrderedDict()
-        self._batch_lock = threading.Lock()
         self._log_format: int | None = None
         self._rules: dict[str, Any] | None = None
         self._rules_read_to = 0  # the log size up to which the rules in force are known
@@ -627,30 +623,21 @@ class Queries:
     # -- activity records ------------------------------------------------------------------------
 
     def activity_proof(self, activity_id: str) -> dict[str, Any] | None:
-        """An activity record and its RFC 9162 inclusion proof in its batch's root (spec section 7)."""
+        """An activity record and its RFC 9162 inclusion proof in its batch's root (spec section 7),
+        from the batch's block hashes and the record's block (ledger.batch_blocks): at most 256
+        records read and hashed, however large the batch."""
         with self.store.engine.connect() as conn:
             row = _activity_row(conn, activity_id)
             if row is None:
                 return None
+            self._check_page_indexes(conn)
             batch = _batch_bodies(conn, [row.batch_id])[row.batch_id]
-            nodes = self._batch_tree(conn, row.batch_id)
-        proof = merkle.inclusion_proof(nodes, row.position, nodes.size)
+            record = bytes(row.record)
+            proof = batch_blocks.read_inclusion_proof(conn, row.batch_id, row.position, batch["count"], record,
+                                                      bytes.fromhex(batch["root"]))
         return {"activity_id": activity_id, "batch_id": row.batch_id, "batch_seq": batch["seq"],
-                "batch_root": batch["root"], "record": bytes(row.record).decode("utf-8"),
-                "inclusion": merkle.inclusion_json(row.position, nodes.size, proof)}
-
-    def _batch_tree(self, conn: Connection, batch_id: str) -> merkle.MemoryNodes:
-        with self._batch_lock:
-            nodes = self._batch_leaves.get(batch_id)
-            if nodes is not None:
-                self._batch_leaves.move_to_end(batch_id)
-                return nodes
-        nodes = merkle.MemoryNodes(merkle.leaf_hash(record) for record in self.store.batch_records(conn, batch_id))
-        with self._batch_lock:
-            self._batch_leaves[batch_id] = nodes
-            while sum(n.size for n in self._batch_leaves.values()) > MAX_CACHED_BATCH_LEAVES and len(self._batch_leaves) > 1:
-                self._batch_leaves.popitem(last=False)
-        return nodes
+                "batch_root": batch["root"], "record": record.decode("utf-8"),
+                "inclusion": merkle.inclusion_json(proof.position, proof.size, proof.hashes)}
 
     def activities_of(self, subject: str, *, after: str = "", limit: int = 100) -> dict[str, Any]:
         """The activity ids recorded for one pseudonymous subject, by activity_id."""

@@ -26,11 +26,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from keys.signer import Signer
 from ledger import merkle
+from ledger.batch_blocks import ReplayedBlocks
 from ledger.canonical import check_value
 from ledger.errors import InvariantBroken, Rejected, StorageError
 from ledger.leaf import Leaf, log_format_of, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
-from ledger.integrity import IntegrityReport, check_by_replay, check_loaded, with_problems
+from ledger.integrity import MAX_PROBLEMS, IntegrityReport, check_by_replay, check_loaded, with_problems
 from ledger.page_indexes import fill_from_log, totals_fold_problems, update_indexes
 from ledger.projections import Changes, ProjectionDigest, load_state
 from ledger.register_totals import TotalsChanges
@@ -321,6 +322,7 @@ class Registry(LogReader):
             report = check_loaded(self.store, conn, self.state, self._digest)
         if full or not report.digest_recorded:
             totals = TotalsChanges()  # the register totals folded from the leaves the replay reads
+            blocks = ReplayedBlocks(self.store, MAX_PROBLEMS)  # the batches' block hashes it hashes
 
             def leaves() -> Iterator[bytes]:
                 for _, data in self.leaf_bytes():
@@ -328,13 +330,13 @@ class Registry(LogReader):
                     yield data
             try:
                 replayed = replay(leaves(), origin=self.origin, root_keys=self._root_keys,
-                                  batch_records=self.batch_records)
+                                  batch_records=self.batch_records, batch_blocks=blocks.compare)
             except Rejected as exc:
                 return IntegrityReport(report.size, "replay", (*report.problems, f"the log itself breaks a rule: "
                                        f"{exc.code}: {exc.message}"), report.digest_recorded)
             report = check_by_replay(self.state, replayed, report)
             with self.store.engine.connect() as conn:
-                report = with_problems(report, totals_fold_problems(conn, totals))
+                report = with_problems(report, totals_fold_problems(conn, totals) + blocks.problems)
         return report
 
     def _rules_in_force(self) -> dict[str, Any] | None:
@@ -408,7 +410,7 @@ class Registry(LogReader):
         apply(state, seq, time, event_type, body, key.key_id, verdict.effects,
               activities=self._activities, records=verdict.records)
         nodes.extend(self._frontier.append(digest))
-        changes.note(leaf)
+        changes.note(leaf, verdict.block_hashes)
         accepted.append((leaf, digest, key.key_id))
         return Appended(seq, digest, time, leaf.effects, leaf.data)
 

@@ -18,7 +18,10 @@ from ledger.state import Key, MemoryActivityIndex, State
 
 
 def replay(leaves: Iterable[bytes], *, origin: str, root_keys: dict[str, Key],
-           batch_records: Callable[[str], Iterable[bytes]]) -> State:
+           batch_records: Callable[[str], Iterable[bytes]],
+           batch_blocks: Callable[[str, list[bytes]], None] | None = None) -> State:
+    """batch_blocks, if given, is told each activity batch's block hashes (ledger.batch_blocks) as
+    its root is checked."""
     state = State(root_keys=root_keys, origin=origin)  # as a registry that has not yet appended its genesis
     activities = MemoryActivityIndex()
     log_format = None
@@ -35,6 +38,8 @@ def replay(leaves: Iterable[bytes], *, origin: str, root_keys: dict[str, Key],
         if leaf.type == "activity.batch":
             records = [parse_strict(r) for r in batch_records(leaf.body["batch_id"])]
         verdict = judge(state, leaf.type, leaf.body, key, activities=activities, records=records, effects=leaf.serials)
+        if batch_blocks is not None and verdict.block_hashes is not None:
+            batch_blocks(leaf.body["batch_id"], verdict.block_hashes)
         apply(state, leaf.seq, leaf.time, leaf.type, leaf.body, key.key_id, leaf.serials,
               activities=activities, records=verdict.records)
     return state

@@ -174,7 +174,15 @@ eligibility_changes = Table(
     Column("offset_eligible", Boolean, nullable=False),
     Index("ix_eligibility_changes_methodology_seq", "methodology_id", "seq"),
 )
-PAGE_INDEXES = (register_totals, serial_ranges, eligibility_changes)
+# The hashes of each activity batch's blocks of 256 consecutive records (ledger/batch_blocks.py):
+# an activity's inclusion proof reads them and its own block, never the whole batch.
+batch_blocks = Table(
+    "batch_blocks", metadata,
+    Column("batch_id", String(128), primary_key=True),
+    Column("block_index", Integer, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary(32), nullable=False),
+)
+PAGE_INDEXES = (register_totals, serial_ranges, eligibility_changes, batch_blocks)
 
 PROJECTIONS = {t.name: t for t in (keys_projection, accounts_projection, methodologies_projection, batches_projection,
                                    issuances_projection, retirements_projection, surrenders_projection,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlalchemy import text
 
 from cli.demo import REJECTED_BATCH
 from keys import Ed25519Key, KeyRing
@@ -198,6 +199,31 @@ def test_check_backup_and_restore_from_the_command_line(tmp_path):
     checked = puhui("check", str(place), check=False)
     assert checked.returncode == 1 and "gram columns" in checked.stderr
     assert "DO NOT match" in puhui("status", str(place)).stderr
+
+
+def test_check_names_a_batch_block_hash_edited_with_its_digest(tmp_path):
+    """An activity's proof reads its batch's block hashes: one forged along with the projection
+    digest passes the start, and `puhui check` names it."""
+    place = tmp_path / "reg"
+    puhui("demo", str(place), "--records-per-batch", "5", "--key-strength", "interactive")
+    from ledger.projections import ProjectionDigest, load_state
+    from ledger.registry import Registry
+    from ledger.store import Store
+    registry = Registry.open(RegistryDir(place).database_url())
+    root_keys, size = registry.state.root_keys, registry.size
+    registry.close()
+    store = Store.connect(RegistryDir(place).database_url())
+    with store.engine.begin() as conn:
+        batch_id = conn.execute(text("SELECT MIN(batch_id) FROM batch_blocks")).scalar()
+        conn.execute(text("UPDATE batch_blocks SET hash = zeroblob(32) WHERE batch_id = :b"), {"b": batch_id})
+        digest = ProjectionDigest()
+        load_state(store, conn, root_keys, store.read_meta(), digest=digest)
+        store.write_projection_digest(conn, size, digest.hex())
+    store.close()
+    assert "projections: match the log" in puhui("status", str(place)).stdout
+    checked = puhui("check", str(place), check=False)
+    assert checked.returncode == 1
+    assert f"- batch blocks: batch {batch_id} block 0: stored hash {'00' * 32}, its records hash to " in checked.stderr
 
 
 def test_a_moved_registry_directory_takes_its_database_along(tmp_path):

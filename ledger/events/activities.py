@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
+from ledger.batch_blocks import batch_root, block_count, block_hashes
 from ledger.canonical import MAX_SAFE_INT, check_value, jcs
 from ledger.definitions import Definition, compile_definition
 from ledger.errors import Rejected
@@ -102,15 +103,14 @@ def batch_commitment(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _file_problem_v1(body: Body, records: Sequence[ActivityRecord]) -> Rejected | None:
-    """The first BATCH of a format-1 file whose every record is well-formed: count, total, a date
-    outside the period, the root."""
+    """The first BATCH of a format-1 file whose every record is well-formed before its root:
+    count, total, a date outside the period."""
     try:
         _check_count_and_total(body, len(records), records)
         for r in records:
             if not body["period_start"] <= r.occurred_at[:10] <= body["period_end"]:
                 raise Rejected("BATCH", f"activity {r.activity_id} occurred on {r.occurred_at[:10]}, outside the "
                                         f"batch period")
-        _check_root(body, records)
     except Rejected as rejection:
         return rejection
     return None
@@ -140,10 +140,14 @@ def _check_count_and_total(body: Body, count: int, records: Sequence[ActivityRec
         raise Rejected("BATCH", f"records add up to {total_g} g, total_g says {body['total_g']}")
 
 
-def _check_root(body: Body, records: Sequence[ActivityRecord]) -> None:
-    root = root_of_leaf_hashes([leaf_hash(r.data) for r in records]).hex()
+def _check_root(body: Body, records: Sequence[ActivityRecord]) -> list[bytes]:
+    """The records' block hashes (ledger.batch_blocks), if they hash to the root the body commits
+    to: the root is folded from them, so each record is hashed once for both."""
+    hashes = block_hashes([leaf_hash(r.data) for r in records])
+    root = batch_root(hashes).hex()
     if root != body["root"]:
         raise Rejected("BATCH", f"records hash to root {root}, the batch commits to {body['root']}")
+    return hashes
 
 
 def _check_new_fingerprints(body: Body, records: Sequence[ActivityRecord], index: ActivityIndex) -> None:
@@ -238,14 +242,15 @@ def check_file_v2(body: Body, definition: Definition, records: Sequence[Any]) ->
             continue
         quantified.append(_Quantified(i, subject, day, definition.formula_g(inputs), reduction_g))
     file_problem = None if batch_problem is None else Rejected("BATCH", batch_problem)
+    hashes: list[bytes] = []
     if file_problem is None:
         try:
             _check_count_and_total(body, len(records), parsed)
-            _check_root(body, parsed)
+            hashes = _check_root(body, parsed)
         except Rejected as rejection:
             file_problem = rejection
     return CheckedFile(body, parsed, _repeated_id(body, parsed), file_problem, quantified, definition.methodology_id,
-                       definition.daily_cap_g)
+                       definition.daily_cap_g, block_hashes=hashes)
 
 
 def _check_quantities_and_days(methodology_id: str, cap_g: int, quantified: list[_Quantified],
@@ -299,6 +304,7 @@ class CheckedFile:
     daily_cap_g: int = 0  # and that cap in its version
     # Its code, when nothing the writer holds can change it: the writer then needs no record.
     refusal: Rejected | None = None
+    block_hashes: list[bytes] = field(default_factory=list)  # of its records, once their root is checked
 
     @classmethod
     def refused(cls, body: Body, refusal: Rejected) -> "CheckedFile":
@@ -336,7 +342,14 @@ def check_file(body: Body, log_format: int, params: Any, records: Sequence[Any])
             parsed.append(parse_record(record, i, allowed))
         except Rejected as rejection:
             malformed = malformed or rejection
-    return CheckedFile(body, parsed, _repeated_id(body, parsed), malformed or _file_problem_v1(body, parsed))
+    problem = malformed or _file_problem_v1(body, parsed)
+    hashes: list[bytes] = []
+    if problem is None:
+        try:
+            hashes = _check_root(body, parsed)
+        except Rejected as rejection:
+            problem = rejection
+    return CheckedFile(body, parsed, _repeated_id(body, parsed), problem, block_hashes=hashes)
 
 
 def settle_early(checked: CheckedFile, known_activity_ids: Callable[[list[str]], set[str]]) -> CheckedFile:
@@ -402,7 +415,9 @@ class ActivityBatch(EventType):
         elif records.body != body:
             raise ValueError(f"a file checked for batch {records.body.get('batch_id')!r} came with batch "
                              f"{body['batch_id']!r}")
-        return Verdict(None, judge_checked(records, activities))
+        judged = judge_checked(records, activities)
+        assert len(records.block_hashes) == block_count(len(judged)), body["batch_id"]
+        return Verdict(None, judged, records.block_hashes)
 
     def apply(self, state: State, seq: int, body: Body, effects: Serials | None, activities: ActivityIndex,
               records: Sequence[ActivityRecord] | None) -> None:

@@ -32,6 +32,7 @@ class NewId(NamedTuple):
 class Verdict:
     effects: Serials | None                 # the serials the event creates or takes
     records: list[ActivityRecord] | None    # an activity batch's parsed records
+    block_hashes: list[bytes] | None = None  # and their block hashes (ledger.batch_blocks), hashed with its root
 
 
 NOTHING_DECIDED = Verdict(None, None)  # the verdict of a type whose judgement chooses nothing
