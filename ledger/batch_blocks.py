@@ -101,20 +101,40 @@ def read_inclusion_proof(conn: Connection, batch_id: str, position: int, size: i
     """The inclusion proof of the record at `position` of a batch of `size` records whose root is
     `root`: read from the batch's block hashes and the record's block, and checked against the
     root before anyone is given it."""
+    [proof] = read_inclusion_proofs(conn, batch_id, size, root, [PositionedRecord(position, record)])
+    return proof
+
+
+class PositionedRecord(NamedTuple):
+    """A record of a batch and its leaf index there."""
+    position: int
+    record: bytes
+
+
+def read_inclusion_proofs(conn: Connection, batch_id: str, size: int, root: bytes,
+                          records: Sequence[PositionedRecord]) -> list[InclusionProof]:
+    """read_inclusion_proof of several records of one batch, in their order: its block hashes read
+    once, and each block that holds one of them once (a person's records of a day share blocks)."""
     stored = _stored_hashes(conn, batch_id)
     if len(stored) != block_count(size):
         raise StorageError(f"batch {batch_id} has {len(stored)} stored block hashes, its {size} records make "
                            f"{block_count(size)}: the registry's writer fills them when it starts; `puhui check DIR` "
                            f"compares them with the records")
-    first = position - position % BLOCK_LEAVES
-    records = conn.execute(select(activities.c.record).where(
-        activities.c.batch_id == batch_id, activities.c.position >= first,
-        activities.c.position < first + BLOCK_LEAVES).order_by(activities.c.position)).scalars()
-    proof = inclusion_proof(position, size, stored, [merkle.leaf_hash(r) for r in records])
-    if not merkle.verify_inclusion(merkle.leaf_hash(record), position, size, proof, root):
-        raise StorageError(f"the stored block hashes of batch {batch_id} do not lead to its root: `puhui check DIR` "
-                           f"compares them with the records")
-    return InclusionProof(position, size, proof)
+    block_leaves: dict[int, list[bytes]] = {}
+    proofs = []
+    for position, record in records:
+        first = position - position % BLOCK_LEAVES
+        if first not in block_leaves:
+            block_leaves[first] = [merkle.leaf_hash(r) for r in conn.execute(select(activities.c.record).where(
+                activities.c.batch_id == batch_id, activities.c.position >= first,
+                activities.c.position < first + BLOCK_LEAVES).order_by(activities.c.position)).scalars()]
+        proof = inclusion_proof(position, size, stored, block_leaves[first])
+        if not merkle.verify_inclusion(merkle.leaf_hash(record), position, size, proof, root):
+            raise StorageError(f"the stored block hashes of batch {batch_id} do not lead to its root: `puhui check DIR` "
+                               f"compares them with the records")
+        proofs.append(InclusionProof(position, size, proof))
+    assert len(proofs) == len(records)
+    return proofs
 
 
 class BlockChanges:

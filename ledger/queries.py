@@ -12,7 +12,7 @@ import bisect
 import json
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 from sqlalchemy import ColumnElement, Table, func, select, text
 from sqlalchemy.engine import Connection, Row
@@ -638,6 +638,15 @@ class Queries:
         return {"activity_id": activity_id, "batch_id": row.batch_id, "batch_seq": batch["seq"],
                 "batch_root": batch["root"], "record": record.decode("utf-8"),
                 "inclusion": merkle.inclusion_json(proof.position, proof.size, proof.hashes)}
+
+    def batch_inclusion_proofs(self, batch: Mapping[str, Any], records: Sequence[batch_blocks.PositionedRecord]
+                               ) -> list[batch_blocks.InclusionProof]:
+        """The inclusion proofs of these records of a logged batch (its body: batch_id, count,
+        root), by batch_blocks.read_inclusion_proofs: each checked against the root."""
+        with self.store.engine.connect() as conn:
+            self._check_page_indexes(conn)
+            return batch_blocks.read_inclusion_proofs(conn, batch["batch_id"], batch["count"],
+                                                      bytes.fromhex(batch["root"]), records)
 
     def activities_of(self, subject: str, *, after: str = "", limit: int = 100) -> dict[str, Any]:
         """The activity ids recorded for one pseudonymous subject, by activity_id."""

@@ -190,6 +190,21 @@ def record_inclusion(batch: BatchActivities, activity_id: str, place: BatchPlace
     return batch_inclusions(batch, [activity_id], place)[0]
 
 
+def inclusion_entry(body: Mapping[str, Any], record: bytes, position: int, size: int, proof: Sequence[bytes],
+                    place: BatchPlace | None) -> dict[str, Any]:
+    """A record's inclusion as record_inclusion answers it, from a proof checked by the caller."""
+    return {
+        "record": json.loads(record),
+        "batch_id": body["batch_id"],
+        "leaf_hash": leaf_hash(record).hex(),
+        "root": body["root"],
+        "inclusion": inclusion_json(position, size, proof),
+        "batch_seq": place.seq if place else None,
+        "issuance_id": place.issuance_id if place else None,
+        "issuance_seq": place.issuance_seq if place else None,
+    }
+
+
 def batch_inclusions(batch: BatchActivities, activity_ids: Sequence[str], place: BatchPlace | None = None
                      ) -> list[dict[str, Any]]:
     """record_inclusion of several records of one batch, its leaf hashes computed once."""
@@ -206,14 +221,5 @@ def batch_inclusions(batch: BatchActivities, activity_ids: Sequence[str], place:
         proof = inclusion_proof(_LeafHashes(hashes), index, len(hashes))
         if not verify_inclusion(hashes[index], index, len(hashes), proof, root):
             raise ValueError(f"batch {batch.body['batch_id']!r}: its file does not match the committed root")
-        found.append({
-            "record": json.loads(batch.records[index]),
-            "batch_id": batch.body["batch_id"],
-            "leaf_hash": hashes[index].hex(),
-            "root": batch.body["root"],
-            "inclusion": inclusion_json(index, len(hashes), proof),
-            "batch_seq": place.seq if place else None,
-            "issuance_id": place.issuance_id if place else None,
-            "issuance_seq": place.issuance_seq if place else None,
-        })
+        found.append(inclusion_entry(batch.body, batch.records[index], index, len(hashes), proof, place))
     return found

@@ -11,10 +11,10 @@ import dataclasses
 import json
 from typing import Any, Mapping, Sequence
 
+from ledger.batch_blocks import PositionedRecord
 from ledger.queries import MAX_PAGE_ITEMS, LoggedBatch, LoggedRecord, Queries
 from ledger.state import ReviewTarget
-from quantify.account import (BatchActivities, BatchPlace, batch_inclusions, personal_account, pseudonymous_account,
-                              record_inclusion)
+from quantify.account import BatchActivities, BatchPlace, inclusion_entry, personal_account, pseudonymous_account
 from quantify.activity import InvalidActivity, check_subject
 from quantify.explain import explain_record
 from quantify.private import MAX_PSEUDONYM_DAYS
@@ -78,8 +78,8 @@ def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], o
                        *, max_records: int = MAX_ACCOUNT_RECORDS, proofs: bool = True) -> tuple[Report, list[dict[str, Any]]]:
     """Format 2: the personal carbon account of a person over their daily pseudonyms
     (quantify.pseudonymous_account), and every record's inclusion proof in its batch (checked
-    against the committed root), the batches read once each; proofs False: none (the public
-    pages prove each record themselves, without reading its whole batch)."""
+    against the committed root), each from the batch's block hashes and the record's block;
+    proofs False: none (the public pages prove each record themselves)."""
     if not 1 <= len(subjects) <= MAX_PSEUDONYM_DAYS:
         raise TooManyRecords(f"an account gathers 1 to {MAX_PSEUDONYM_DAYS} daily pseudonyms")
     for subject in subjects:
@@ -90,10 +90,7 @@ def pseudonyms_account(queries: Queries, person: str, subjects: Sequence[str], o
     report = pseudonymous_account(person, subjects, batches, places, openings)
     inclusions = []
     for batch in batches if proofs else ():
-        batch_id = batch.body["batch_id"]
-        every_record = BatchActivities(batch.body, queries.batch_records(batch_id))
-        inclusions += batch_inclusions(every_record, [json.loads(data)["activity_id"] for data in batch.records],
-                                       places[batch_id])
+        inclusions += _logged_inclusions(queries, batch, places[batch.body["batch_id"]])
     if not rows:
         report.notes.append("no records for these pseudonyms: check the person id and dates they were derived "
                             "for, or whether the platforms have reported them yet")
@@ -135,8 +132,19 @@ def logged_record_inclusion(queries: Queries, activity_id: str) -> dict[str, Any
     if found is None:
         return None
     row, batch = found
-    records = queries.batch_records(row.batch_id)
-    return record_inclusion(BatchActivities(batch.body, records), activity_id, _place(batch))
+    [inclusion] = _logged_inclusions(queries, BatchActivities(batch.body, [row.record], [row.position]), _place(batch))
+    return inclusion
+
+
+def _logged_inclusions(queries: Queries, part: BatchActivities, place: BatchPlace) -> list[dict[str, Any]]:
+    """The inclusions of a logged batch's records (a part of it, with their positions), each proof
+    read from the batch's block hashes and the record's block (ledger.batch_blocks), not from every
+    record of the batch, and checked against the batch root."""
+    assert part.positions is not None and len(part.positions) == len(part.records)
+    positioned = [PositionedRecord(position, record) for position, record in zip(part.positions, part.records)]
+    proofs = queries.batch_inclusion_proofs(part.body, positioned)
+    return [inclusion_entry(part.body, item.record, proof.position, proof.size, proof.hashes, place)
+            for item, proof in zip(positioned, proofs)]
 
 
 def explain_logged(queries: Queries, methodologies: LoggedMethodologies, activity_id: str) -> dict[str, Any] | None:
