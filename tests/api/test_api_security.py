@@ -4,6 +4,7 @@ and rate limits, and floods of requests nobody signed (docs/operations.md, "Limi
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -132,6 +133,104 @@ def test_an_upload_nobody_may_sign_is_refused_before_its_records_are_read(served
     assert answer.status_code == 401, answer.text
     assert answer.json()["code"] == ("KEY_UNKNOWN" if signer_kind == "unknown" else "SIGNATURE")
     assert writer_events(http) == before, "an unauthenticated upload reached the writer"
+
+
+# -- finding 4: events of keys the writer cannot know are answered in the front -----------------
+
+def _register(served: Served, key: Ed25519Key, label: str, tag: str) -> dict:
+    admin = Cast(RegistryClient(served.url, trust=served.trust())).admin
+    return sign_event(admin.signer, served.trust()["origin"], "key.register", {
+        "key_id": key.key_id, "public_key": base64.b64encode(key.public_key).decode(), "roles": ["platform"],
+        "label": label, "request_id": f"reg-{tag}"}, log_format=1)
+
+
+def _answers(http: httpx.Client, events: list[dict]) -> list[tuple[int, str, str]]:
+    """Each event's answer alone and in one batch: (status, code, message)."""
+    alone = [http.post("/v1/events", content=json.dumps(event)) for event in events]
+    batch = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert batch.status_code == 200, batch.text
+    return ([(a.status_code, a.json().get("code"), a.json().get("message")) for a in alone]
+            + [(r["status"], r.get("code"), r.get("message")) for r in batch.json()["results"]])
+
+
+def test_unknown_revoked_and_forged_keys_get_the_writers_answers(served, http):
+    """The answers the writer gives (before the front refused any key): unknown key, revoked key,
+    a registered key's id over a signature it did not make; alone and in a batch."""
+    origin = served.trust()["origin"]
+    stranger = Ed25519Key.from_label("puhui-test/answers-stranger")
+    revoked = Ed25519Key.from_label("puhui-test/answers-revoked")
+    client = RegistryClient(served.url, trust=served.trust())
+    client.submit_signed(_register(served, revoked, "answers-revoked", "answers"), prove=False)
+    client.submit(Cast(client).admin.signer, "key.revoke", {"key_id": revoked.key_id, "reason": "test"}, prove=False)
+    wuhan = Cast(client).wuhan
+    unknown_event, revoked_event, forged = (_retirements(signer, origin, f"answers-{n}", 1)[0]
+                                            for n, signer in enumerate((stranger, revoked, stranger)))
+    forged["auth"]["key"] = wuhan.key_id
+    message = (f"the signature does not verify with key {wuhan.key_id} over 'puhui-event/v1' + JCS of this body, "
+               f"type and origin {origin} (format 1)")
+    expected = [(401, "KEY_UNKNOWN", f"key {stranger.key_id} is neither a root key nor a registered key"),
+                (401, "KEY_REVOKED", f"key {revoked.key_id} (answers-revoked) was revoked and signs nothing after that"),
+                (401, "SIGNATURE", message)]
+    assert _answers(http, [unknown_event, revoked_event, forged]) == expected * 2
+
+
+def test_events_of_unknown_keys_do_not_reach_the_writer(served, http):
+    origin = served.trust()["origin"]
+    events = [_retirements(Ed25519Key.from_label(f"puhui-test/unknown-{n}"), origin, f"unknown-{n}", 1)[0]
+              for n in range(3)]
+    before = writer_events(http)
+    assert {code for _, code, _ in _answers(http, events)} == {"KEY_UNKNOWN"}
+    assert writer_events(http) == before, "an event of a key nobody registered reached the writer"
+
+
+def test_a_key_registered_in_a_batch_signs_its_next_events(served, http):
+    origin = served.trust()["origin"]
+    new = Ed25519Key.from_label("puhui-test/batch-registered")
+    events = [_retirements(new, origin, "before-registered", 1)[0], _register(served, new, "batch-registered", "batch"),
+              _retirements(new, origin, "registered-in-batch", 1)[0]]
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert [(r["status"], r.get("code")) for r in answer.json()["results"]] == [
+        (401, "KEY_UNKNOWN"), (201, None), (403, "UNAUTHORIZED")], answer.text  # judged: the key signs
+
+
+def test_an_event_of_a_key_whose_registration_is_in_flight_goes_to_the_writer(served):
+    """A client registers a key and, without waiting for the answer, sends an event that key
+    signed, on another connection: the registration is behind a batch of 1,000 events in the
+    writer's queue when the second event comes, so the front has not seen it committed; it must
+    not refuse the event (KEY_UNKNOWN), which the writer judges after the registration."""
+    origin, admin = served.trust()["origin"], Cast(RegistryClient(served.url, trust=served.trust())).admin
+    for attempt in range(3):
+        new = Ed25519Key.from_label(f"puhui-test/in-flight-{attempt}")
+        load = [sign_event(admin.signer, origin, "account.open", {
+            "account_id": f"load-{attempt}-{i}", "kind": "compliance_entity", "name": "load", "region": "420100",
+            "controllers": [], "platform": None, "request_id": f"load-{attempt}-{i}"}, log_format=1)
+            for i in range(1000)]
+        answers: dict[str, tuple[float, httpx.Response]] = {}
+
+        def post(name: str, path: str, body: dict) -> None:
+            with httpx.Client(base_url=served.url, timeout=TIMEOUT_S) as http:
+                answer = http.post(path, content=json.dumps(body))
+                answers[name] = (time.monotonic(), answer)
+
+        threads = [threading.Thread(target=post, args=("load", "/v1/events:batch", {"events": load})),
+                   threading.Thread(target=post, args=("register", "/v1/events",
+                                                       _register(served, new, f"in-flight-{attempt}", f"fl-{attempt}"))),
+                   threading.Thread(target=post, args=("signed", "/v1/events",
+                                                       _retirements(new, origin, f"in-flight-{attempt}", 1)[0]))]
+        sent_at = []
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # each request is read by the front before the next is sent
+            sent_at.append(time.monotonic())
+        for thread in threads:
+            thread.join(TIMEOUT_S)
+        registered, signed = answers["register"][1], answers["signed"][1]
+        assert registered.status_code == 201, registered.text
+        assert signed.json()["code"] != "KEY_UNKNOWN", signed.text
+        assert (signed.status_code, signed.json()["code"]) == (403, "UNAUTHORIZED"), signed.text  # judged
+        if answers["register"][0] > sent_at[1]:  # the event came while its key's registration was in flight
+            return
+    pytest.fail("the registration was always answered before the event signed by its key was sent")
 
 
 # -- finding 8: a body that is no inventory -----------------------------------------------------
