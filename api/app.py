@@ -37,7 +37,7 @@ from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
 from api.limits import (DEAREST_UNITS, EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units,
-                        send_problem, source_of)
+                        export_units, send_problem, source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
@@ -198,7 +198,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
                       lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
     rate_limits = app.rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits)
-    app.prices = {("GET", "/v1/export"): lambda _: EXPENSIVE_READ_UNITS,
+    app.prices = {("GET", "/v1/export"): lambda _: export_units(sequencer.committed_size),
                   ("POST", "/v1/ingestions"): lambda _: EXPENSIVE_READ_UNITS,
                   ("POST", "/v1/offset-eligibility"): _eligibility_price}
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries

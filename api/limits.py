@@ -29,9 +29,11 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
   1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
-  an export or an ingestion EXPENSIVE_READ_UNITS. Each is charged to the sending address's share
-  too (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
-  cannot keep the budget below what an export needs for everyone else.
+  an ingestion EXPENSIVE_READ_UNITS, an export by the size of the log it reads (export_units: the
+  same CPU a unit, whatever the log's size). Each is charged to the sending address's share too
+  (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
+  cannot keep the budget below what an export needs for everyone else. A bucket asked for more
+  than it holds (an export of a long log) grows to hold it, full if it was full.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
 The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
 events/s from 32 clients, 7,000 events/s in batches of 1,000).
@@ -53,7 +55,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from api.errors import ApiError, json_bytes
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
-EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
+EXPENSIVE_READ_UNITS = 1_000  # an ingestion, or an export of a short log, in units of the global budget
+# An export reads and writes out every event: about 2 us of CPU an event (0.1 s for the ~46,000 of
+# bench/bench_api.py --events-per-client 600's hostile-alone probe), so 1 unit a 50 events keeps a
+# unit's CPU what the flat price was at that size.
+EXPORT_EVENTS_PER_UNIT = 50
 ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
 MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
 MAX_TRACKED_SOURCES = 100_000  # refusal and budget-share buckets of client addresses remembered (likewise)
@@ -119,6 +125,11 @@ def eligibility_units(body_bytes: int) -> int:
     return 1 + body_bytes // ELIGIBILITY_BYTES_PER_UNIT
 
 
+def export_units(log_size: int) -> int:
+    """An export's price: it grows with the log it reads (20,000 units at 10^6 events)."""
+    return max(EXPENSIVE_READ_UNITS, -(-log_size // EXPORT_EVENTS_PER_UNIT))
+
+
 # An offset-eligibility check's body is at most 1 MiB (api.bodies.MAX_EVENT_BYTES), but 1,000 ids
 # of 128 characters: the dearest request an honest client makes.
 DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 100))
@@ -142,6 +153,14 @@ class TokenBucket:
             self.tokens -= amount
             return 0.0
         return (amount - self.tokens) / self.rate_per_s
+
+    def hold(self, amount: float, now: float) -> None:
+        """Grow to hold `amount` at once (the dearest request grew with the log); full if it was."""
+        if amount > self.capacity:
+            self._refill(now)
+            if self.tokens >= self.capacity:
+                self.tokens = amount
+            self.capacity = amount
 
     def give(self, amount: float, now: float) -> None:
         """Give back `amount` tokens taken, up to a full bucket."""
@@ -248,6 +267,8 @@ class RateLimits:
         """Take units from the source's share and from the budget, or neither (RATE_LIMITED). Zero
         units still find out whether the share is in debt."""
         share = self._share(source)
+        share.hold(units, now)
+        self._budget.hold(units, now)
         wait_s = share.take(units, now)
         if wait_s:
             raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by this address")
