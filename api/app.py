@@ -36,8 +36,8 @@ from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
-from api.limits import (DEAREST_UNITS, EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units,
-                        export_units, send_problem, source_of)
+from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, body_units, export_units,
+                        send_problem, source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
 from api.bodies import (
@@ -197,7 +197,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
                       description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
                       lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
     rate_limits = app.rate_limits = RateLimits(limits)
-    app.guard = Guard(app.dispatch, limits)
+    app.guard = Guard(app.dispatch, limits, rate_limits)
     app.prices = {("GET", "/v1/export"): lambda _: export_units(sequencer.committed_size),
                   ("POST", "/v1/ingestions"): lambda _: EXPENSIVE_READ_UNITS,
                   ("POST", "/v1/offset-eligibility"): _eligibility_price}
@@ -483,7 +483,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         # Charged by its size before it is read when it says its size (RegistryApp.dispatch), else now.
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if _eligibility_price(request.scope) is None:
-            rate_limits.charge_work(_check_units(len(data)), source_of(request.scope))
+            rate_limits.charge_work(body_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # they run one at a time, in the committed State's process
             return json_response(await committed_state.judge(functools.partial(eligibility_as_of, query)))
@@ -506,13 +506,7 @@ def _eligibility_price(scope: Scope) -> int | None:
     """A check's price from its declared length; a body beyond the limit is not priced: its read
     answers 413."""
     declared = declared_length(scope)
-    return None if declared is None or declared > MAX_EVENT_BYTES else _check_units(declared)
-
-
-def _check_units(body_bytes: int) -> int:
-    """A check's units, at most the dearest honest request's, which every bucket's burst holds: a
-    price beyond it could never be paid, and its 429 would promise a wait that never ends."""
-    return min(eligibility_units(body_bytes), DEAREST_UNITS)
+    return None if declared is None or declared > MAX_EVENT_BYTES else body_units(declared)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., None], *args: Any) -> None:

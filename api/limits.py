@@ -34,6 +34,8 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
   cannot keep the budget below what an export needs for everyone else. A bucket asked for more
   than it holds (an export of a long log) grows to hold it, full if it was full.
+- A body read past its limit (chunked: no length said so before) is answered 413 and its
+  reading charged to the source's share (body_units), down to a debt, as wasted events are.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
 The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
 events/s from 32 clients, 7,000 events/s in batches of 1,000).
@@ -123,6 +125,13 @@ class Limits:
 
 def eligibility_units(body_bytes: int) -> int:
     return 1 + body_bytes // ELIGIBILITY_BYTES_PER_UNIT
+
+
+def body_units(body_bytes: int) -> int:
+    """A body's units, an offset-eligibility check's price or a body read past its limit: at most
+    the dearest honest request's, which every bucket's burst holds (a price beyond it could never
+    be paid, and its 429 would promise a wait that never ends)."""
+    return min(eligibility_units(body_bytes), DEAREST_UNITS)
 
 
 def export_units(log_size: int) -> int:
@@ -263,6 +272,11 @@ class RateLimits:
         elif code in _UNAUTHENTICATED_CODES:
             self._authenticated.pop(key_id, None)
 
+    def charge_wasted(self, units: int, source: str) -> None:
+        """Work done for nothing (a body read past its limit), charged after the fact to the
+        source's share of the budget, down to a debt: while in debt, the address may not write."""
+        self._share(source).charge(units, time.monotonic())
+
     def _take_budget(self, units: int, source: str, now: float) -> None:
         """Take units from the source's share and from the budget, or neither (RATE_LIMITED). Zero
         units still find out whether the share is in debt."""
@@ -294,8 +308,9 @@ class Guard:
     oldest still receiving its body), a deadline on each request's body, and refusals slowed down
     per address (module docstring)."""
 
-    def __init__(self, app: ASGIApp, limits: Limits):
-        self.app, self.limits = app, limits
+    def __init__(self, app: ASGIApp, limits: Limits, rate_limits: RateLimits | None = None):
+        """rate_limits: where a body read past its limit (413) is charged (none: nowhere)."""
+        self.app, self.limits, self.rate_limits = app, limits, rate_limits
         self._in_flight: dict[str, int] = {}
         # Per address, its requests in flight that have a body, oldest first (those whose body is
         # whole stay until their request ends, and are passed over).
@@ -323,7 +338,7 @@ class Guard:
         if not body.done:
             self._bodies.setdefault(source, {})[body] = None
         try:
-            await self.app(scope, body, self._slowing_refusals(source, scope.get("method") == "POST", send))
+            await self.app(scope, body, self._slowing_refusals(source, scope.get("method") == "POST", body, send))
         finally:
             if not body.evicted:  # an evicted request's place was given to the request that evicted it
                 left = self._in_flight[source] - 1
@@ -346,9 +361,12 @@ class Guard:
                 return True
         return False
 
-    def _slowing_refusals(self, source: str, is_post: bool, send: Send) -> Send:
-        """`send`, holding a refusal back for as long as the source's refusal tokens take."""
+    def _slowing_refusals(self, source: str, is_post: bool, body: "_Body", send: Send) -> Send:
+        """`send`, holding a refusal back for as long as the source's refusal tokens take; a body
+        read past its limit (chunked: no length said it was too large) is charged as it was read."""
         async def send_slowly(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413 and self.rate_limits:
+                self.rate_limits.charge_wasted(body_units(body.received_bytes), source)
             if message["type"] == "http.response.start" and (
                     message["status"] == 429 or (is_post and 400 <= message["status"] < 500)):
                 delay_s = self._refusal_delay_s(source)
@@ -386,12 +404,12 @@ class _Body:
     """A request's `receive`, by its deadline: the body whole within body_timeout_s and, after
     body_grace_s, arriving at min_body_bytes_per_s on average (the deadline of the next chunk
     moves with each byte that comes); the Guard's eviction ends the wait at once. 408 TIMEOUT."""
-    __slots__ = ("_receive", "_limits", "_started", "_received_bytes", "_timeout", "done", "evicted")
+    __slots__ = ("_receive", "_limits", "_started", "received_bytes", "_timeout", "done", "evicted")
 
     def __init__(self, receive: Receive, limits: Limits, expects_body: bool):
         self._receive, self._limits = receive, limits
         self._started = asyncio.get_running_loop().time()
-        self._received_bytes = 0
+        self.received_bytes = 0
         self._timeout: asyncio.Timeout | None = None
         self.done = not expects_body  # the body is whole (or the client is gone): only a disconnect can come
         self.evicted = False
@@ -401,7 +419,7 @@ class _Body:
             return await self._receive()
         limits = self._limits
         deadline = min(self._started + limits.body_timeout_s,
-                       self._started + limits.body_grace_s + self._received_bytes / limits.min_body_bytes_per_s)
+                       self._started + limits.body_grace_s + self.received_bytes / limits.min_body_bytes_per_s)
         try:
             if self.evicted:
                 raise TimeoutError
@@ -412,7 +430,7 @@ class _Body:
         finally:
             self._timeout = None
         if message["type"] == "http.request":
-            self._received_bytes += len(message.get("body", b""))
+            self.received_bytes += len(message.get("body", b""))
             self.done = not message.get("more_body", False)
         else:
             self.done = True

@@ -344,3 +344,25 @@ def test_a_bucket_grows_to_hold_the_dearest_request_full_only_if_it_was_full():
         rates.charge_work(20_000, "10.0.0.2")           # the budget, grown, holds no second one yet
     assert "spent by all clients" in limited.value.message
     assert limited.value.retry_after_s >= 9              # 20,000 units at the budget's 2,000 a second
+
+
+def test_a_chunked_body_read_past_its_limit_is_charged_to_its_address(world):
+    """Trial 11: a chunked body (no length to refuse it by) read to 1 MiB and answered 413 cost
+    its sender nothing of the budget; now its reading is charged to the address's share."""
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    def chunked(size_bytes: int):
+        for _ in range(size_bytes // 65_536 + 1):
+            yield b" " * 65_536
+
+    check = json.dumps({"entity": "steel-co", "compliance_year": 2026, "allocation_g": 1, "retirements": ["ret-1"]})
+    app = create_app(world.registry, checkpoint_interval_s=0.05, limits=Limits(
+        budget_units_per_s=1.0, budget_burst_units=DEAREST_UNITS))
+    with TestClient(app, client=("10.6.6.6", 1)) as flooder:
+        too_large = flooder.post("/v1/offset-eligibility", content=chunked(1 << 20))
+        assert too_large.status_code == 413, too_large.text
+        after = flooder.post("/v1/offset-eligibility", content=check)
+        assert after.status_code == 429 and "by this address" in after.json()["message"], after.text
+        other = TestClient(app, client=("10.0.0.1", 1))  # the same app: another address is served
+        assert other.post("/v1/offset-eligibility", content=check).status_code == 200
