@@ -22,9 +22,9 @@ from api.processes import SpawnedProcesses
 from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
 from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
+from ledger.events.keys import KeyRegister, KeyRevoke
 from ledger.queries import Queries
 from ledger.registry import LogReader
-from ledger.events.keys import KeyRegister, KeyRevoke
 from ledger.rules import unknown_key, verify_signer
 from ledger.schema import check_submission
 from ledger.state import Key, root_keys_from
@@ -56,8 +56,8 @@ class Signers:
     """The signing keys as the front knows them: root keys from the trust anchors, the ids of the
     registered keys as committed, and the keys that key events forwarded and not yet answered
     name (`pending`). Every write reaches the writer through this front, so a key registered by
-    its turn is committed (re-read when the log grew since the last look, one indexed read of the
-    keys registered since) or pending. Only a key in neither is refused here (KEY_UNKNOWN, the
+    its turn is committed (re-read when the log grew since the last look: one indexed read of the
+    keys registered since, about 120 us, at most once per group committed) or pending. Only a key in neither is refused here (KEY_UNKNOWN, the
     writer's very answer: a key is never unregistered, so no earlier event of it can be resent);
     whatever is uncertain goes to the writer, whose word is final.
 
