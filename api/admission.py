@@ -1,5 +1,6 @@
-"""What the HTTP front decides before the writer sees a submission: its shape (SCHEMA), and for an
-activity upload its signer (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed,
+"""What the HTTP front decides before the writer sees a submission: its shape (SCHEMA), a key the
+writer cannot know by its turn (KEY_UNKNOWN, Signers), and for an activity upload its signer in
+full (KEY_UNKNOWN, KEY_REVOKED, SIGNATURE) before a single record is parsed,
 then its records by every rule that needs no state (ledger.events.activities.check_file: parsing,
 shapes, inputs, count, total, period, root). So a malformed or unsigned request, or a file that
 does not match its batch, costs the writer nothing: such a file reaches the writer as its code
@@ -8,9 +9,10 @@ checks the event again (ledger.registry.Registry), and its word is final."""
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,15 +22,18 @@ from api.processes import SpawnedProcesses
 from ledger.canonical import check_value
 from ledger.errors import Rejected, StorageError
 from ledger.events.activities import CheckedFile, check_file, readable_records, settle_early
+from ledger.events.keys import KeyRegister, KeyRevoke
 from ledger.queries import Queries
 from ledger.registry import LogReader
-from ledger.rules import verify_signer
+from ledger.rules import unknown_key, verify_signer
 from ledger.schema import check_submission
 from ledger.state import Key, root_keys_from
 from ledger.store import Store
 
 MAX_FILE_CHECKS = 2  # processes judging large uploads at once
 INLINE_FILE_BYTES = 64 << 10  # smaller files are judged on the event loop
+
+KEY_EVENT_TYPES = frozenset((KeyRegister.name, KeyRevoke.name))  # the events that change which keys sign
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +53,74 @@ def schema_refusal(event: Any, log_format: int) -> Rejected | None:
 
 
 class Signers:
-    """The signing keys as committed: root keys from the trust anchors, registered keys read from
-    the database at each call, so that a key registered a moment ago signs at once and a revoked
-    one stops at once (one primary-key read; uploads are few and large)."""
+    """The signing keys as the front knows them: root keys from the trust anchors, the ids of the
+    registered keys as committed, and the keys that key events forwarded and not yet answered
+    name (`pending`). Every write reaches the writer through this front, so a key registered by
+    its turn is committed (re-read when the log grew since the last look: one indexed read of the
+    keys registered since, about 120 us, at most once per group committed) or pending. Only a key in neither is refused here (KEY_UNKNOWN, the
+    writer's very answer: a key is never unregistered, so no earlier event of it can be resent);
+    whatever is uncertain goes to the writer, whose word is final.
 
-    def __init__(self, log_reader: LogReader, queries: Queries):
+    Revoked keys and signatures are left to the writer for single events: a resend of an event
+    signed before its key's revocation is a resend (200), which only a scan of the log could tell
+    here (no index on signer and request_id), and verifying every honest event's signature twice
+    would cost the front about 50 us an event. An upload's signer is authenticated in full
+    (authenticate): uploads are few and large."""
+
+    def __init__(self, log_reader: LogReader, queries: Queries, committed_size: Callable[[], int]):
         self._root_keys = root_keys_from(log_reader.meta["root_keys"])
         self._origin = log_reader.origin
         self._log_format = log_reader.log_format
         self._queries = queries
+        self._committed_size = committed_size
+        self._looked_at_size = committed_size()  # every key registered below it is in _registered
+        self._registered = set(queries.registered_key_ids())
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._settled_since_look = False
 
-    def authenticate(self, event: Any) -> Key:
-        """The signer of a submission that schema_refusal passed: known, active, signature valid."""
+    def unknown_key(self, event: Any) -> Rejected | None:
+        """KEY_UNKNOWN for a submission (that schema_refusal passed) whose key the writer cannot
+        know by its turn, else None."""
+        key_id = event["auth"]["key"]
+        if key_id in self._root_keys or key_id in self._registered or key_id in self._pending:
+            return None
+        size = self._committed_size()
+        if size != self._looked_at_size or self._settled_since_look:  # one read per group committed since
+            try:
+                self._registered.update(self._queries.registered_key_ids(self._looked_at_size))
+            except (SQLAlchemyError, StorageError):
+                return None  # unsure: the writer judges it
+            self._looked_at_size, self._settled_since_look = size, False
+            if key_id in self._registered:
+                return None
+        return unknown_key(key_id)
+
+    def authenticate(self, event: Any) -> Key | None:
+        """The signer of an upload that schema_refusal passed: known, active, signature valid
+        (read from the database: a key revoked a moment ago stops at once); None when a key event
+        forwarded and not yet answered names it (the writer judges it)."""
         event_type, body, auth = check_submission(event, self._log_format)
+        if auth["key"] in self._pending:
+            return None
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
         return verify_signer(key, self._origin, event_type, body, auth, self._log_format)
+
+    def forwarding(self, events: Sequence[Any]) -> list[str]:
+        """Mark pending the keys that these events' key events name, before any of them is
+        judged here or sent; give what this returns to settle once their outcome is known."""
+        named = [event["body"]["key_id"] for event in events if event["type"] in KEY_EVENT_TYPES]
+        self._pending.update(named)
+        return named
+
+    def settle(self, named: list[str]) -> None:
+        """The key events that named these keys are answered (or lost): what they did is
+        committed, to be read at the next unknown key."""
+        for key_id in named:
+            self._pending[key_id] -= 1
+            if not self._pending[key_id]:
+                del self._pending[key_id]
+        if named:
+            self._settled_since_look = True  # look again, whatever the size says
 
 
 class RecordChecks:

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import functools
 import shutil
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple, Sequence
 
@@ -35,7 +36,7 @@ from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
-from api.limits import (DEAREST_UNITS, EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, eligibility_units,
+from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, body_units, export_units,
                         send_problem, source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import RecordChecks, Signers, schema_refusal
@@ -175,7 +176,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         sequencer = Sequencer(registry, checkpoint_interval_s=checkpoint_interval_s, witnesses=witnesses)
     sequencer.start()
     queries = Queries(registry.store)
-    signers = Signers(registry, queries)
+    signers = Signers(registry, queries, lambda: sequencer.committed_size)
     record_checks = RecordChecks(queries, registry.log_format)
     export_slots = asyncio.Semaphore(MAX_CONCURRENT_EXPORTS)
     committed_state = CommittedStateProcess(registry)
@@ -196,19 +197,21 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
                       description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
                       lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
     rate_limits = app.rate_limits = RateLimits(limits)
-    app.guard = Guard(app.dispatch, limits)
-    app.prices = {("GET", "/v1/export"): lambda _: EXPENSIVE_READ_UNITS,
+    app.guard = Guard(app.dispatch, limits, rate_limits)
+    app.prices = {("GET", "/v1/export"): lambda _: export_units(sequencer.committed_size),
                   ("POST", "/v1/ingestions"): lambda _: EXPENSIVE_READ_UNITS,
                   ("POST", "/v1/offset-eligibility"): _eligibility_price}
     app.state.registry, app.state.sequencer, app.state.queries = registry, sequencer, queries
     app.state.rate_limits, app.state.record_checks = rate_limits, record_checks
     _install_error_handlers(app)
 
-    async def submit(items: list[Item]) -> list[Outcome]:
+    def _submitted(items: list[Item]) -> "Future[list[Outcome]]":
         try:
-            future = sequencer.submit_many(items)
+            return sequencer.submit_many(items)
         except Overloaded as exc:
             raise ApiError(503, UNAVAILABLE, str(exc)) from None
+
+    async def _settled(future: "Future[list[Outcome]]") -> list[Outcome]:
         try:
             return await settled(future)
         except InFlightLost as exc:
@@ -217,11 +220,26 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
             raise ApiError(503, UNAVAILABLE, f"not committed ({type(exc).__name__}); send it again") from None
 
     async def submit_signed(scope: Scope, events: list[Any], records: CheckedFile | None = None) -> list[Outcome]:
-        """Events that passed schema_refusal, charged to their keys' rate limits; what the writer
-        answers teaches the limits which keys sign, and who pays for resends and forgeries."""
+        """Events that passed schema_refusal, charged to their keys' rate limits; those whose key
+        the writer cannot know are answered here (Signers), the others by the writer. What they
+        are answered teaches the limits which keys sign, and who pays for resends and forgeries."""
         charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
                                            source_of(scope))
-        outcomes = await submit([(event, records) for event in events])
+        named = signers.forwarding(events)
+        try:
+            refusals = [signers.unknown_key(event) for event in events]
+            sound = [(event, records) for event, refusal in zip(events, refusals) if refusal is None]
+            future = _submitted(sound) if sound else None
+        except BaseException:
+            signers.settle(named)
+            raise
+        if future is None:
+            signers.settle(named)
+        else:  # settled when the writer answers, even if this request is given up meanwhile
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(lambda _: _call_soon(loop, signers.settle, named))
+        judged = iter(await _settled(future) if future is not None else ())
+        outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
         for event, outcome in zip(events, outcomes):
             rejected = isinstance(outcome, Rejected)
             rate_limits.learn(event["auth"]["key"], outcome.code if rejected else None,
@@ -465,7 +483,7 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         # Charged by its size before it is read when it says its size (RegistryApp.dispatch), else now.
         data = await read_body(request.scope, request.receive, MAX_EVENT_BYTES)
         if _eligibility_price(request.scope) is None:
-            rate_limits.charge_work(_check_units(len(data)), source_of(request.scope))
+            rate_limits.charge_work(body_units(len(data)), source_of(request.scope))
         query = check_request(await parse_json(data), registry.log_format)
         async with rate_limits.eligibility_slots:  # they run one at a time, in the committed State's process
             return json_response(await committed_state.judge(functools.partial(eligibility_as_of, query)))
@@ -488,13 +506,15 @@ def _eligibility_price(scope: Scope) -> int | None:
     """A check's price from its declared length; a body beyond the limit is not priced: its read
     answers 413."""
     declared = declared_length(scope)
-    return None if declared is None or declared > MAX_EVENT_BYTES else _check_units(declared)
+    return None if declared is None or declared > MAX_EVENT_BYTES else body_units(declared)
 
 
-def _check_units(body_bytes: int) -> int:
-    """A check's units, at most the dearest honest request's, which every bucket's burst holds: a
-    price beyond it could never be paid, and its 429 would promise a wait that never ends."""
-    return min(eligibility_units(body_bytes), DEAREST_UNITS)
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[..., None], *args: Any) -> None:
+    """`function(*args)` on the loop's thread, from any thread; nothing once the loop is closed."""
+    try:
+        loop.call_soon_threadsafe(function, *args)
+    except RuntimeError:
+        pass
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -29,9 +29,13 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
   1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
-  an export or an ingestion EXPENSIVE_READ_UNITS. Each is charged to the sending address's share
-  too (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
-  cannot keep the budget below what an export needs for everyone else.
+  an ingestion EXPENSIVE_READ_UNITS, an export by the size of the log it reads (export_units: the
+  same CPU a unit, whatever the log's size). Each is charged to the sending address's share too
+  (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
+  cannot keep the budget below what an export needs for everyone else. A bucket asked for more
+  than it holds (an export of a long log) grows to hold it, full if it was full.
+- A body read past its limit (chunked: no length said so before) is answered 413 and its
+  reading charged to the source's share (body_units), down to a debt, as wasted events are.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
 The defaults never throttle an honest client at bench/bench_api.py's rates (about 3,000 single
 events/s from 32 clients, 7,000 events/s in batches of 1,000).
@@ -53,7 +57,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from api.errors import ApiError, json_bytes
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
-EXPENSIVE_READ_UNITS = 1_000  # an export or an ingestion, in units of the global budget
+EXPENSIVE_READ_UNITS = 1_000  # an ingestion, or an export of a short log, in units of the global budget
+# An export reads and writes out every event: about 2 us of CPU an event (0.1 s for the ~46,000 of
+# bench/bench_api.py --events-per-client 600's hostile-alone probe), so 1 unit a 50 events keeps a
+# unit's CPU what the flat price was at that size.
+EXPORT_EVENTS_PER_UNIT = 50
 ELIGIBILITY_BYTES_PER_UNIT = 64  # an offset-eligibility check: a unit per id of up to 60 characters
 MAX_TRACKED_KEYS = 100_000   # buckets and authenticated keys remembered (least recently used go first)
 MAX_TRACKED_SOURCES = 100_000  # refusal and budget-share buckets of client addresses remembered (likewise)
@@ -119,6 +127,18 @@ def eligibility_units(body_bytes: int) -> int:
     return 1 + body_bytes // ELIGIBILITY_BYTES_PER_UNIT
 
 
+def body_units(body_bytes: int) -> int:
+    """A body's units, an offset-eligibility check's price or a body read past its limit: at most
+    the dearest honest request's, which every bucket's burst holds (a price beyond it could never
+    be paid, and its 429 would promise a wait that never ends)."""
+    return min(eligibility_units(body_bytes), DEAREST_UNITS)
+
+
+def export_units(log_size: int) -> int:
+    """An export's price: it grows with the log it reads (20,000 units at 10^6 events)."""
+    return max(EXPENSIVE_READ_UNITS, -(-log_size // EXPORT_EVENTS_PER_UNIT))
+
+
 # An offset-eligibility check's body is at most 1 MiB (api.bodies.MAX_EVENT_BYTES), but 1,000 ids
 # of 128 characters: the dearest request an honest client makes.
 DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 100))
@@ -142,6 +162,14 @@ class TokenBucket:
             self.tokens -= amount
             return 0.0
         return (amount - self.tokens) / self.rate_per_s
+
+    def hold(self, amount: float, now: float) -> None:
+        """Grow to hold `amount` at once (the dearest request grew with the log); full if it was."""
+        if amount > self.capacity:
+            self._refill(now)
+            if self.tokens >= self.capacity:
+                self.tokens = amount
+            self.capacity = amount
 
     def give(self, amount: float, now: float) -> None:
         """Give back `amount` tokens taken, up to a full bucket."""
@@ -244,10 +272,17 @@ class RateLimits:
         elif code in _UNAUTHENTICATED_CODES:
             self._authenticated.pop(key_id, None)
 
+    def charge_wasted(self, units: int, source: str) -> None:
+        """Work done for nothing (a body read past its limit), charged after the fact to the
+        source's share of the budget, down to a debt: while in debt, the address may not write."""
+        self._share(source).charge(units, time.monotonic())
+
     def _take_budget(self, units: int, source: str, now: float) -> None:
         """Take units from the source's share and from the budget, or neither (RATE_LIMITED). Zero
         units still find out whether the share is in debt."""
         share = self._share(source)
+        share.hold(units, now)
+        self._budget.hold(units, now)
         wait_s = share.take(units, now)
         if wait_s:
             raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by this address")
@@ -273,8 +308,9 @@ class Guard:
     oldest still receiving its body), a deadline on each request's body, and refusals slowed down
     per address (module docstring)."""
 
-    def __init__(self, app: ASGIApp, limits: Limits):
-        self.app, self.limits = app, limits
+    def __init__(self, app: ASGIApp, limits: Limits, rate_limits: RateLimits | None = None):
+        """rate_limits: where a body read past its limit (413) is charged (none: nowhere)."""
+        self.app, self.limits, self.rate_limits = app, limits, rate_limits
         self._in_flight: dict[str, int] = {}
         # Per address, its requests in flight that have a body, oldest first (those whose body is
         # whole stay until their request ends, and are passed over).
@@ -302,7 +338,7 @@ class Guard:
         if not body.done:
             self._bodies.setdefault(source, {})[body] = None
         try:
-            await self.app(scope, body, self._slowing_refusals(source, scope.get("method") == "POST", send))
+            await self.app(scope, body, self._slowing_refusals(source, scope.get("method") == "POST", body, send))
         finally:
             if not body.evicted:  # an evicted request's place was given to the request that evicted it
                 left = self._in_flight[source] - 1
@@ -325,9 +361,12 @@ class Guard:
                 return True
         return False
 
-    def _slowing_refusals(self, source: str, is_post: bool, send: Send) -> Send:
-        """`send`, holding a refusal back for as long as the source's refusal tokens take."""
+    def _slowing_refusals(self, source: str, is_post: bool, body: "_Body", send: Send) -> Send:
+        """`send`, holding a refusal back for as long as the source's refusal tokens take; a body
+        read past its limit (chunked: no length said it was too large) is charged as it was read."""
         async def send_slowly(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 413 and self.rate_limits:
+                self.rate_limits.charge_wasted(body_units(body.received_bytes), source)
             if message["type"] == "http.response.start" and (
                     message["status"] == 429 or (is_post and 400 <= message["status"] < 500)):
                 delay_s = self._refusal_delay_s(source)
@@ -365,12 +404,12 @@ class _Body:
     """A request's `receive`, by its deadline: the body whole within body_timeout_s and, after
     body_grace_s, arriving at min_body_bytes_per_s on average (the deadline of the next chunk
     moves with each byte that comes); the Guard's eviction ends the wait at once. 408 TIMEOUT."""
-    __slots__ = ("_receive", "_limits", "_started", "_received_bytes", "_timeout", "done", "evicted")
+    __slots__ = ("_receive", "_limits", "_started", "received_bytes", "_timeout", "done", "evicted")
 
     def __init__(self, receive: Receive, limits: Limits, expects_body: bool):
         self._receive, self._limits = receive, limits
         self._started = asyncio.get_running_loop().time()
-        self._received_bytes = 0
+        self.received_bytes = 0
         self._timeout: asyncio.Timeout | None = None
         self.done = not expects_body  # the body is whole (or the client is gone): only a disconnect can come
         self.evicted = False
@@ -380,7 +419,7 @@ class _Body:
             return await self._receive()
         limits = self._limits
         deadline = min(self._started + limits.body_timeout_s,
-                       self._started + limits.body_grace_s + self._received_bytes / limits.min_body_bytes_per_s)
+                       self._started + limits.body_grace_s + self.received_bytes / limits.min_body_bytes_per_s)
         try:
             if self.evicted:
                 raise TimeoutError
@@ -391,7 +430,7 @@ class _Body:
         finally:
             self._timeout = None
         if message["type"] == "http.request":
-            self._received_bytes += len(message.get("body", b""))
+            self.received_bytes += len(message.get("body", b""))
             self.done = not message.get("more_body", False)
         else:
             self.done = True

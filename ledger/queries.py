@@ -248,6 +248,12 @@ class Queries:
         with self.store.engine.connect() as conn:
             return conn.execute(select(keys_projection.c.seq).where(keys_projection.c.key_id == key_id)).scalar()
 
+    def registered_key_ids(self, since_seq: int = 0) -> list[str]:
+        """The ids of the keys registered at seq `since_seq` or later, as committed (a key's row
+        keeps the seq of its key.register; revocations do not move it)."""
+        with self.store.engine.connect() as conn:
+            return list(conn.execute(select(keys_projection.c.key_id).where(keys_projection.c.seq >= since_seq)).scalars())
+
     def registered_key(self, key_id: str) -> Key | None:
         """A registered key as committed (root keys are in the trust file, not here)."""
         with self.store.engine.connect() as conn:

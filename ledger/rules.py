@@ -41,12 +41,17 @@ def authenticate(state: State, origin: str, event_type: str, body: dict[str, Any
                          event_format(state, event_type, body))
 
 
+def unknown_key(key_id: str) -> Rejected:
+    """KEY_UNKNOWN: the writer's, and the HTTP front's for a key it knows the writer cannot know."""
+    return Rejected("KEY_UNKNOWN", f"key {key_id} is neither a root key nor a registered key")
+
+
 def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str, Any], auth: dict[str, str],
                   log_format: int) -> Key:
     """authenticate, given the key auth names as found (None: unknown); also the HTTP front's early
     check of an upload, with the key read from the committed database."""
     if key is None:
-        raise Rejected("KEY_UNKNOWN", f"key {auth['key']} is neither a root key nor a registered key")
+        raise unknown_key(auth["key"])
     if key.revoked:
         raise Rejected("KEY_REVOKED", f"key {key.key_id} ({key.label}) was revoked and signs nothing after that")
     signature = base64.b64decode(auth["sig"])

@@ -124,7 +124,7 @@ class SequencerStats:
     groups: int = 0
     events: int = 0
     writing_s: float = 0.0       # inside append_many: judging, committing, fsync
-    checkpoints: int = 0
+    checkpoints: int = 0         # signed; an export of a log its latest checkpoint covers signs none
     checkpointing_s: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -333,6 +333,7 @@ class Sequencer(SequencerLike):
         if self.committed_size <= self._checkpointed_size and not waiters:
             return
         started = time.perf_counter()
+        signs = self.committed_size > self._checkpointed_size  # else the latest covers it: it is the answer
         try:
             note = self.registry.checkpoint(self._witnesses)
         except Exception as exc:
@@ -341,8 +342,9 @@ class Sequencer(SequencerLike):
                 waiter.future.set_exception(exc)
             return
         self._checkpointed_size = self.committed_size
-        self.stats.checkpoints += 1
-        self.stats.checkpointing_s += time.perf_counter() - started
+        if signs:
+            self.stats.checkpoints += 1
+            self.stats.checkpointing_s += time.perf_counter() - started
         for waiter in waiters:
             waiter.future.set_result(note)
 

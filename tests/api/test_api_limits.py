@@ -310,3 +310,59 @@ def test_a_body_slower_than_the_minimum_rate_after_the_grace_is_408():
     started = time.monotonic()
     assert _guarded_requests(limits, [False]) == ["slow"]
     assert 0.3 <= time.monotonic() - started < 10
+
+
+def test_an_export_is_priced_by_the_log_it_reads_so_a_flood_of_them_keeps_to_its_share(world):
+    """A flat price let an address have an export a second (the budget's 1,000 units a second
+    share) whatever the log's size: at 10^6 events, 2 s of CPU each. Priced by the log's size,
+    an export of 10^6 events is paid at once by an address that spent nothing (its bucket grows to
+    hold it), and the next waits for as many units."""
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    app = create_app(world.registry, checkpoint_interval_s=0.05)
+    with TestClient(app, client=("10.0.0.1", 1)) as http:
+        price = app.prices[("GET", "/v1/export")]
+        assert price({}) == EXPENSIVE_READ_UNITS  # the world's log is short
+        sequencer = app.state.sequencer
+        held, sequencer.committed_size = sequencer.committed_size, 10**6
+        try:
+            assert price({}) == 20_000
+            first = http.get("/v1/export")
+            assert first.status_code == 200, first.text
+            again = http.get("/v1/export")
+            assert again.status_code == 429 and "by this address" in again.json()["message"], again.text
+            assert int(again.headers["retry-after"]) >= 15  # 20,000 units at the address's 1,000 a second
+        finally:
+            sequencer.committed_size = held
+
+
+def test_a_bucket_grows_to_hold_the_dearest_request_full_only_if_it_was_full():
+    rates = limits()
+    rates.charge_work(20_000, "10.0.0.1")               # an address that spent nothing: paid at once
+    with pytest.raises(ApiError) as limited:
+        rates.charge_work(20_000, "10.0.0.2")           # the budget, grown, holds no second one yet
+    assert "spent by all clients" in limited.value.message
+    assert limited.value.retry_after_s >= 9              # 20,000 units at the budget's 2,000 a second
+
+
+def test_a_chunked_body_read_past_its_limit_is_charged_to_its_address(world):
+    """Trial 11: a chunked body (no length to refuse it by) read to 1 MiB and answered 413 cost
+    its sender nothing of the budget; now its reading is charged to the address's share."""
+    from starlette.testclient import TestClient
+    from api.app import create_app
+
+    def chunked(size_bytes: int):
+        for _ in range(size_bytes // 65_536 + 1):
+            yield b" " * 65_536
+
+    check = json.dumps({"entity": "steel-co", "compliance_year": 2026, "allocation_g": 1, "retirements": ["ret-1"]})
+    app = create_app(world.registry, checkpoint_interval_s=0.05, limits=Limits(
+        budget_units_per_s=1.0, budget_burst_units=DEAREST_UNITS))
+    with TestClient(app, client=("10.6.6.6", 1)) as flooder:
+        too_large = flooder.post("/v1/offset-eligibility", content=chunked(1 << 20))
+        assert too_large.status_code == 413, too_large.text
+        after = flooder.post("/v1/offset-eligibility", content=check)
+        assert after.status_code == 429 and "by this address" in after.json()["message"], after.text
+        other = TestClient(app, client=("10.0.0.1", 1))  # the same app: another address is served
+        assert other.post("/v1/offset-eligibility", content=check).status_code == 200

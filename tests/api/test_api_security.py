@@ -4,7 +4,10 @@ and rate limits, and floods of requests nobody signed (docs/operations.md, "Limi
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -16,7 +19,7 @@ from service.client import RegistryClient
 from api.limits import DEAREST_UNITS
 from keys import Ed25519Key
 from ledger.registry import sign_event
-from served_registry import Cast, Served, init_registry_dir
+from served_registry import Cast, Served, init_registry_dir, spawned_children
 
 TIMEOUT_S = 30.0
 
@@ -132,6 +135,98 @@ def test_an_upload_nobody_may_sign_is_refused_before_its_records_are_read(served
     assert answer.status_code == 401, answer.text
     assert answer.json()["code"] == ("KEY_UNKNOWN" if signer_kind == "unknown" else "SIGNATURE")
     assert writer_events(http) == before, "an unauthenticated upload reached the writer"
+
+
+# -- finding 4: events of keys the writer cannot know are answered in the front -----------------
+
+def _register(served: Served, key: Ed25519Key, label: str, tag: str) -> dict:
+    admin = Cast(RegistryClient(served.url, trust=served.trust())).admin
+    return sign_event(admin.signer, served.trust()["origin"], "key.register", {
+        "key_id": key.key_id, "public_key": base64.b64encode(key.public_key).decode(), "roles": ["platform"],
+        "label": label, "request_id": f"reg-{tag}"}, log_format=1)
+
+
+def _answers(http: httpx.Client, events: list[dict]) -> list[tuple[int, str, str]]:
+    """Each event's answer alone and in one batch: (status, code, message)."""
+    alone = [http.post("/v1/events", content=json.dumps(event)) for event in events]
+    batch = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert batch.status_code == 200, batch.text
+    return ([(a.status_code, a.json().get("code"), a.json().get("message")) for a in alone]
+            + [(r["status"], r.get("code"), r.get("message")) for r in batch.json()["results"]])
+
+
+def test_unknown_revoked_and_forged_keys_get_the_writers_answers(served, http):
+    """The answers the writer gives (before the front refused any key): unknown key, revoked key,
+    a registered key's id over a signature it did not make; alone and in a batch."""
+    origin = served.trust()["origin"]
+    stranger = Ed25519Key.from_label("puhui-test/answers-stranger")
+    revoked = Ed25519Key.from_label("puhui-test/answers-revoked")
+    client = RegistryClient(served.url, trust=served.trust())
+    client.submit_signed(_register(served, revoked, "answers-revoked", "answers"), prove=False)
+    client.submit(Cast(client).admin.signer, "key.revoke", {"key_id": revoked.key_id, "reason": "test"}, prove=False)
+    wuhan = Cast(client).wuhan
+    unknown_event, revoked_event, forged = (_retirements(signer, origin, f"answers-{n}", 1)[0]
+                                            for n, signer in enumerate((stranger, revoked, stranger)))
+    forged["auth"]["key"] = wuhan.key_id
+    message = (f"the signature does not verify with key {wuhan.key_id} over 'puhui-event/v1' + JCS of this body, "
+               f"type and origin {origin} (format 1)")
+    expected = [(401, "KEY_UNKNOWN", f"key {stranger.key_id} is neither a root key nor a registered key"),
+                (401, "KEY_REVOKED", f"key {revoked.key_id} (answers-revoked) was revoked and signs nothing after that"),
+                (401, "SIGNATURE", message)]
+    assert _answers(http, [unknown_event, revoked_event, forged]) == expected * 2
+
+
+def test_events_of_unknown_keys_do_not_reach_the_writer(served, http):
+    origin = served.trust()["origin"]
+    events = [_retirements(Ed25519Key.from_label(f"puhui-test/unknown-{n}"), origin, f"unknown-{n}", 1)[0]
+              for n in range(3)]
+    before = writer_events(http)
+    assert {code for _, code, _ in _answers(http, events)} == {"KEY_UNKNOWN"}
+    assert writer_events(http) == before, "an event of a key nobody registered reached the writer"
+
+
+def test_a_key_registered_in_a_batch_signs_its_next_events(served, http):
+    origin = served.trust()["origin"]
+    new = Ed25519Key.from_label("puhui-test/batch-registered")
+    events = [_retirements(new, origin, "before-registered", 1)[0], _register(served, new, "batch-registered", "batch"),
+              _retirements(new, origin, "registered-in-batch", 1)[0]]
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert [(r["status"], r.get("code")) for r in answer.json()["results"]] == [
+        (401, "KEY_UNKNOWN"), (201, None), (403, "UNAUTHORIZED")], answer.text  # judged: the key signs
+
+
+def test_an_event_of_a_key_whose_registration_is_in_flight_goes_to_the_writer(served):
+    """A client registers a key and, without waiting for the answer, sends an event that key
+    signed, on another connection. The writer is stopped (SIGSTOP) while both reach the front, so
+    the registration is surely not committed when the event comes: the front must not refuse the
+    event (KEY_UNKNOWN) but pass it on, and the writer judges it after the registration."""
+    origin = served.trust()["origin"]
+    new = Ed25519Key.from_label("puhui-test/in-flight")
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, event: dict) -> None:
+        with httpx.Client(base_url=served.url, timeout=TIMEOUT_S) as http:
+            answers[name] = http.post("/v1/events", content=json.dumps(event))
+
+    register = threading.Thread(target=post, args=("register", _register(served, new, "in-flight", "in-flight")))
+    signed = threading.Thread(target=post, args=("signed", _retirements(new, origin, "in-flight", 1)[0]))
+    stopped = spawned_children(served.process.pid)  # the writer (and any worker process of the front)
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        register.start()
+        time.sleep(2.0)  # read by the front and passed on to the stopped writer, even on busy cores
+        signed.start()
+        time.sleep(1.0)
+        assert not answers, f"answered while the writer was stopped: {answers}"
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        register.join(TIMEOUT_S)
+        signed.join(TIMEOUT_S)
+    assert answers["register"].status_code == 201, answers["register"].text
+    assert (answers["signed"].status_code, answers["signed"].json()["code"]) == (403, "UNAUTHORIZED"), \
+        answers["signed"].text  # judged by the rules: the key signs
 
 
 # -- finding 8: a body that is no inventory -----------------------------------------------------

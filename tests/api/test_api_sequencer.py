@@ -120,6 +120,22 @@ def test_checkpoints_follow_the_log_on_an_interval_and_on_demand(world, sequence
         on_demand.stop()
 
 
+def test_the_status_counts_checkpoints_signed_not_checkpoints_asked_for(world):
+    """Trial 11: every export asks for a checkpoint, and /v1/status counted one each time, though
+    the latest checkpoint covered the log and none was signed."""
+    sequencer = Sequencer(world.registry, checkpoint_interval_s=3600).start()
+    try:
+        sequencer.submit(retirement(world, 0)).result(10)
+        first = sequencer.checkpoint().result(10)
+        notes, signed = len(list(world.registry.checkpoint_notes())), sequencer.stats.checkpoints
+        assert signed >= 1
+        assert [sequencer.checkpoint().result(10) for _ in range(3)] == [first] * 3
+        assert len(list(world.registry.checkpoint_notes())) == notes  # none signed
+        assert sequencer.status().result(10)["sequencer"]["checkpoints"] == signed
+    finally:
+        sequencer.stop()
+
+
 def test_reads_see_the_committed_state(world, sequencer):
     futures = [sequencer.submit(retirement(world, n, amount_g=2)) for n in range(5)]
     totals = sequencer.read(lambda state: (state.size, state.totals_g())).result(10)
