@@ -120,6 +120,30 @@ def test_the_writer_stores_each_batch_s_blocks_and_proofs_read_them(database_url
         world.registry.close()
 
 
+def test_several_records_of_a_batch_are_proved_from_their_blocks_alone(database_url, monkeypatch):
+    """A person's account proves each of their records (service.accounts): from the block hashes
+    and each record's block, read once for records sharing it, never from every record."""
+    from service.accounts import logged_record_inclusion
+
+    world = world_with_batches(database_url)
+    try:
+        ids = activity_ids(world.registry, "wh-600")
+        positions = [599, 3, 256, 4, 511, 0, 512]
+        expected = [proof_from_every_record(world.registry, ids[p]) for p in positions]
+        queries = Queries(world.registry.store)
+        logged = [queries.activity_record(ids[p]) for p in positions]
+        monkeypatch.setattr(Store, "batch_records", lambda *a, **k: pytest.fail("a proof read every record of its batch"))
+        body = {"batch_id": "wh-600", "count": 600, "root": world.registry.state.batches["wh-600"].root}
+        proofs = queries.batch_inclusion_proofs(body, [batch_blocks.PositionedRecord(r.position, r.record) for r in logged])
+        assert [merkle.inclusion_json(p.position, p.size, p.hashes) for p in proofs] == expected
+        assert [logged_record_inclusion(queries, ids[p])["inclusion"] for p in positions] == expected
+        forged = batch_blocks.PositionedRecord(3, logged[0].record)  # record 599's bytes claimed at position 3
+        with pytest.raises(StorageError, match="do not lead to its root"):
+            queries.batch_inclusion_proofs(body, [forged])
+    finally:
+        world.registry.close()
+
+
 def edited(world: World, statement, *, recompute_digest: bool) -> Registry:
     """The world's database after an edit behind the registry's back, reopened."""
     world.registry.close()
