@@ -124,7 +124,7 @@ def demo(directory: Path = typer.Argument(..., metavar="DIR", help="the registry
     console.print(f"a citizen with records: person id {story.citizen} at the identity hub; their daily pseudonyms, "
                   f"for /me: puhui pseudonyms {story.citizen} --from 2026-01-01 --to 2026-01-31 --hub-key "
                   f"{scheme_dir / 'hub.key'}", soft_wrap=False)
-    _print_status(registry)
+    _print_status(_status(registry))
     registry.close()
 
 
@@ -158,13 +158,17 @@ def export(directory: Path = typer.Argument(..., metavar="DIR", help="the regist
 def status(directory: Path = typer.Argument(..., metavar="DIR", help="the registry's directory"),
            database_url: Optional[str] = typer.Option(None, metavar="URL", help="override the directory's database URL"),
            as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables")) -> None:
-    """Size, root, latest checkpoint and totals in tonnes."""
+    """Size, root, latest checkpoint and totals in tonnes; exit 1 when the projections do not
+    match the log (the registry then refuses to write)."""
     registry = RegistryDir(directory).open(with_log_key=False, database_url=database_url)
-    if as_json:
-        console.print_json(json.dumps(_status(registry)))
-    else:
-        _print_status(registry)
+    report = _status(registry)
     registry.close()
+    if as_json:
+        console.print_json(json.dumps(report))
+    else:
+        _print_status(report)
+    if not report["integrity"]["ok"]:
+        raise typer.Exit(1)  # as `puhui check`: a monitor's script sees the refusal to write
 
 
 def _status(registry) -> dict:
@@ -181,8 +185,7 @@ def _status(registry) -> dict:
             "integrity": registry.check_integrity().as_json()}
 
 
-def _print_status(registry) -> None:
-    s = _status(registry)
+def _print_status(s: dict) -> None:
     # A root on a line of its own: a line of 80 columns holds it whole.
     console.print(f"[bold]{s['origin']}[/]: {s['size']} events (log format {s['log_format']})\n  root {s['root']}")
     cp = s["checkpoint"]

@@ -18,6 +18,7 @@ database from before them; `puhui check` compares them with a replay of the reco
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from typing import Iterator, NamedTuple, Sequence
@@ -164,15 +165,29 @@ def stored_rows(conn: Connection) -> Iterator[BatchBlock]:
 
 
 def state_problems(conn: Connection, state: State, limit: int) -> list[str]:
-    """Where the number of stored blocks of a batch differs from its count's (the start's check:
-    their hashes are covered by the digest, and compared with the records by `puhui check`)."""
-    t = batch_blocks
-    stored = {batch_id: count for batch_id, count in conn.execute(select(t.c.batch_id, func.count()).group_by(t.c.batch_id))}
-    expected = {batch.batch_id: block_count(batch.count) for batch in state.batches.values()}
-    return [f"batch blocks: batch {batch_id} has {stored.get(batch_id, 0)} block hashes, its "
-            f"{'absence' if batch_id not in expected else 'count'} makes {expected.get(batch_id, 0)}"
-            for batch_id in sorted(stored.keys() | expected.keys())
-            if stored.get(batch_id, 0) != expected.get(batch_id, 0)][:limit]
+    """Where a batch's stored blocks differ from what its batch row commits to: their number from
+    its count's, or their fold from its root. A hash forged with the projection digest recomputed
+    is caught here too, since no other hashes fold to the root the log signs (trial 13: it passed
+    the start and made proofs fail); `puhui check` also compares each hash with the records."""
+    problems: list[str] = []
+    stored = itertools.groupby(stored_rows(conn), key=lambda row: row.batch_id)
+    seen: set[str] = set()
+    for batch_id, rows in stored:
+        seen.add(batch_id)
+        hashes = [row.hash for row in rows]
+        batch = state.batches.get(batch_id)
+        expected = 0 if batch is None else block_count(batch.count)
+        if len(hashes) != expected:
+            problems.append(f"batch blocks: batch {batch_id} has {len(hashes)} block hashes, its "
+                            f"{'absence' if batch is None else 'count'} makes {expected}")
+        elif batch is not None and batch_root(hashes).hex() != batch.root:
+            problems.append(f"batch blocks: the {len(hashes)} block hashes of batch {batch_id} do not fold to its "
+                            f"root {batch.root}")
+        if len(problems) >= limit:
+            return problems
+    problems += [f"batch blocks: batch {batch_id} has 0 block hashes, its count makes {block_count(batch.count)}"
+                 for batch_id, batch in sorted(state.batches.items()) if batch_id not in seen and batch.count]
+    return problems[:limit]
 
 
 def _block_hashes_of_records(conn: Connection) -> list[tuple[str, list[bytes]]]:

@@ -198,12 +198,14 @@ def test_check_backup_and_restore_from_the_command_line(tmp_path):
     engine.dispose()
     checked = puhui("check", str(place), check=False)
     assert checked.returncode == 1 and "gram columns" in checked.stderr
-    assert "DO NOT match" in puhui("status", str(place)).stderr
+    status = puhui("status", str(place), check=False)
+    assert status.returncode == 1 and "DO NOT match" in status.stderr  # a monitor's script sees it
 
 
 def test_check_names_a_batch_block_hash_edited_with_its_digest(tmp_path):
     """An activity's proof reads its batch's block hashes: one forged along with the projection
-    digest passes the start, and `puhui check` names it."""
+    digest no longer folds to its batch's root, so `puhui status` says so (exit 1), and `puhui
+    check` names the block."""
     place = tmp_path / "reg"
     puhui("demo", str(place), "--records-per-batch", "5", "--key-strength", "interactive")
     from ledger.projections import ProjectionDigest, load_state
@@ -220,7 +222,8 @@ def test_check_names_a_batch_block_hash_edited_with_its_digest(tmp_path):
         load_state(store, conn, root_keys, store.read_meta(), digest=digest)
         store.write_projection_digest(conn, size, digest.hex())
     store.close()
-    assert "projections: match the log" in puhui("status", str(place)).stdout
+    status = puhui("status", str(place), check=False)
+    assert status.returncode == 1 and f"batch {batch_id} do not fold to its root" in status.stderr
     checked = puhui("check", str(place), check=False)
     assert checked.returncode == 1
     assert f"- batch blocks: batch {batch_id} block 0: stored hash {'00' * 32}, its records hash to " in checked.stderr

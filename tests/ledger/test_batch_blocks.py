@@ -197,15 +197,18 @@ def test_an_edited_block_hash_stops_the_writer_and_every_proof_it_would_falsify(
     registry.close()
 
 
-def test_an_edited_block_hash_with_a_recomputed_digest_is_caught_by_the_full_check(database_url):
+def test_an_edited_block_hash_with_a_recomputed_digest_is_caught_at_start_and_by_the_full_check(database_url):
     world = world_with_batches(database_url)
     registry = edited(world, EDIT_ONE_HASH, recompute_digest=True)
-    registry.become_writer()
-    assert registry.integrity.ok  # the start counts blocks; their hashes are the digest's and the full check's
-    full = registry.check_integrity(full=True)
+    root = registry.state.batches["wh-600"].root
+    with pytest.raises(StorageError, match="projections do not match the log"):
+        registry.become_writer()  # the start folds each batch's blocks to its root: no forged hash does
+    not_folding = f"batch blocks: the 3 block hashes of batch wh-600 do not fold to its root {root}"
+    assert registry.integrity.problems == (not_folding,)
+    full = registry.check_integrity(full=True)  # and which block: compared with the records
     leaves = [merkle.leaf_hash(record) for record in registry.batch_records("wh-600")]
-    assert full.problems == (f"batch blocks: batch wh-600 block 1: stored hash {FORGED.hex()}, its records hash to "
-                             f"{batch_blocks.block_hashes(leaves)[1].hex()}",)
+    assert full.problems == (not_folding, f"batch blocks: batch wh-600 block 1: stored hash {FORGED.hex()}, its "
+                                          f"records hash to {batch_blocks.block_hashes(leaves)[1].hex()}")
     registry.close()
 
 
