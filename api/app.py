@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import logging
 import shutil
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
@@ -50,7 +51,7 @@ from api.errors import (
 )
 from ledger import merkle
 from ledger.eligibility import check_request
-from ledger.errors import Rejected
+from ledger.errors import Rejected, StorageError
 from ledger.events.activities import CheckedFile
 from ledger.field_checks import HEX64
 from ledger.queries import MAX_PAGE_ITEMS, Queries
@@ -62,6 +63,8 @@ from ledger.sequencer import (
 )
 from ledger.state import ReviewTarget, State
 from quantify.private import SchemeKeys
+
+log = logging.getLogger(__name__)
 
 
 MAX_INT = models.MAX_SAFE_INT
@@ -120,7 +123,7 @@ class RegistryApp(FastAPI):
                 try:
                     self.rate_limits.charge_work(units, source_of(scope))
                 except ApiError as error:
-                    await send_problem(send, error)
+                    await send_problem(send, error, scope)
                     return
         if scope["type"] == "http" and scope["method"] == "POST":
             write = self.write_paths.get(scope["path"])
@@ -560,6 +563,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejected)
     async def rejected(_: Request, exc: Rejected) -> Response:
         return rejected_response(exc)
+
+    @app.exception_handler(StorageError)
+    async def stored_data_failed(_: Request, exc: StorageError) -> Response:
+        # A read whose stored rows fail a check (a forged block hash, ledger.batch_blocks): the
+        # refusal is said, never a proof that could be wrong, and never a bare 500.
+        log.error("a read refused: %s", exc)
+        return problem(503, UNAVAILABLE, f"the registry's stored data failed a check ({exc}); its operator must "
+                                         f"run `puhui check DIR`")
 
     @app.exception_handler(Overloaded)
     async def overloaded(_: Request, exc: Overloaded) -> Response:

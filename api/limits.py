@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import html
 import math
 import os
 import time
@@ -330,7 +331,7 @@ class Guard:
             if not self._evict_oldest_receiving(source):
                 error = rate_limited(1, f"more than {self.limits.max_requests_per_source} requests in flight from "
                                         f"{source or 'this client'}")
-                await send_problem(send, error)
+                await send_problem(send, error, scope)
                 return
             in_flight -= 1
         self._in_flight[source] = in_flight + 1
@@ -459,12 +460,37 @@ class _Body:
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
-async def send_problem(send: Send, error: ApiError) -> None:
-    body = json_bytes({"code": error.code, "message": error.message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), NOSNIFF]
+async def send_problem(send: Send, error: ApiError, scope: Scope) -> None:
+    """The refusal as JSON (the API's problem document), or as a small HTML page to a browser on
+    a public page (trial 13: a reader flooded out of /retirements saw raw JSON)."""
+    if _wants_a_page(scope):
+        body = _problem_page(error)
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json_bytes({"code": error.code, "message": error.message})
+        content_type = b"application/json"
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), NOSNIFF]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _wants_a_page(scope: Scope) -> bool:
+    path = scope.get("path", "")
+    if path == "/v1" or path.startswith("/v1/"):
+        return False
+    accept = dict(scope.get("headers", ())).get(b"accept", b"")
+    return b"text/html" in accept
+
+
+def _problem_page(error: ApiError) -> bytes:
+    """A refusal in both languages of the pages, with no script, style or link to load."""
+    wait = f"{error.retry_after_s} 秒后" if error.retry_after_s else "稍后"
+    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" '
+            f'content="width=device-width, initial-scale=1"><title>{error.status} 请求未能处理 · Not served</title></head>'
+            f'<body><main><h1>{error.status} 请求未能处理，请{wait}再试</h1>'
+            f'<p lang="en">Not served ({html.escape(error.code)}): {html.escape(error.message)}</p>'
+            f'<p><a href="/">返回首页 · Home</a></p></main></body></html>').encode()
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):

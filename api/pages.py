@@ -49,7 +49,7 @@ from api.quantification import PSEUDONYM
 from ledger import merkle
 from ledger.canonical import jcs, parse_strict
 from ledger.definitions import compile_definition
-from ledger.errors import Rejected
+from ledger.errors import Rejected, StorageError
 from ledger.note import parse_checkpoint
 from ledger.queries import MAX_PAGE_ITEMS, Page, Queries
 from ledger.receipts import build_receipt
@@ -388,6 +388,7 @@ def _render(request: Request, template: str, status_code: int = 200, headers: di
     if asked:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE_S, samesite="lax")
     response.headers.update(PAGE_SECURITY_HEADERS)
+    response.headers["vary"] = "Cookie"  # the language cookie chooses the text: a cache keeps one copy per language
     return response
 
 
@@ -416,6 +417,15 @@ def _queries(request: Request) -> Queries:
 # them would break every shared register page, so they alone are passed over, and only with
 # WeChat's values (a `from=2026-01-01` meant as a date is still refused, naming `since`).
 SHARING_PARAMS = {"from": ("singlemessage", "groupmessage", "timeline"), "isappinstalled": ("0", "1")}
+# Campaign and click tags that other sites and newsletters add to a link (utm_source, fbclid, ...):
+# no filter is named like them, so they are passed over whatever their value (trial 13: a shared
+# link /issuances?utm_source=wechat was refused).
+TRACKING_PARAMS = ("fbclid", "gclid", "msclkid", "spm")
+TRACKING_PREFIX = "utm_"
+
+
+def _added_by_sharing(name: str, value: str) -> bool:
+    return value in SHARING_PARAMS.get(name, ()) or name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIX)
 PAGE_PARAMS = ("lang", "format")  # every register page's own, beside its filters
 
 
@@ -443,7 +453,7 @@ def _refuse_unknown(request: Request, known: tuple[str, ...]) -> None:
     show? it used to take the last without a word), and a language it does not speak."""
     seen: set[str] = set()
     for name, value in request.query_params.multi_items():
-        if name not in known and value not in SHARING_PARAMS.get(name, ()):
+        if name not in known and not _added_by_sharing(name, value):
             raise PageError(422, said("reason.unknown_param", name=name[:MAX_SHOWN_CHARS], known=", ".join(known),
                                       guess=_guess(name, known)))
         if name in seen:
@@ -794,8 +804,10 @@ async def _form_body(request: Request) -> list[tuple[str, str]]:
     """The form's fields (application/x-www-form-urlencoded), read with a size limit."""
     try:
         data = await read_body(request.scope, request.receive, MAX_ME_FORM_BYTES)
-    except ApiError:
-        raise PageError(413, said("reason.form_too_large", kib=MAX_ME_FORM_BYTES >> 10)) from None
+    except ApiError as refused:  # too large; or not read whole in time, or its place taken (408)
+        if refused.status == 413:
+            raise PageError(413, said("reason.form_too_large", kib=MAX_ME_FORM_BYTES >> 10)) from None
+        raise PageError(refused.status, said("reason.form_not_read", message=refused.message)) from None
     try:
         return parse_qsl(data.decode("latin-1"), keep_blank_values=True, max_num_fields=len(ME_FIELDS),
                          encoding="utf-8", errors="strict")
@@ -1055,6 +1067,13 @@ def install(app: FastAPI) -> None:
         return _error_page(request, error)
     app.add_exception_handler(PageError, page_error)
     api_http_error = app.exception_handlers[StarletteHTTPException]
+    api_storage_error = app.exception_handlers[StorageError]
+
+    async def storage_error(request: Request, error: Exception) -> Response:
+        if _is_page_path(app, request.url.path):
+            return _error_page(request, PageError(503, said("reason.stored_data")))
+        return await api_storage_error(request, error)
+    app.add_exception_handler(StorageError, storage_error)
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)

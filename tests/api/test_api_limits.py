@@ -10,7 +10,7 @@ import time
 import pytest
 
 from api.errors import ApiError
-from api.limits import DEAREST_UNITS, EXPENSIVE_READ_UNITS, REFUSED_EVENT_COST, Limits, RateLimits
+from api.limits import DEAREST_UNITS, EXPENSIVE_READ_UNITS, REFUSED_EVENT_COST, Guard, Limits, RateLimits
 
 
 def limits(**given: float) -> RateLimits:
@@ -302,6 +302,43 @@ def test_requests_whose_body_is_whole_are_bounded_per_address():
     limits = Limits(max_requests_per_source=4, body_timeout_s=60.0, body_grace_s=60.0)
     statuses = _guarded_requests(limits, [True] * 6, hold_s=0.5)
     assert statuses == [201] * 4 + [429] * 2, statuses
+
+
+@pytest.mark.parametrize("path, accept, content_type", [
+    ("/retirements", b"text/html,application/xhtml+xml,*/*;q=0.8", "text/html; charset=utf-8"),  # a browser
+    ("/retirements", b"*/*", "application/json"),  # a script: the API's problem document
+    ("/v1/retirements", b"text/html", "application/json")])  # the API answers JSON whatever is accepted
+def test_a_refusal_is_a_page_to_a_browser_on_a_page_and_json_elsewhere(path, accept, content_type):
+    """Trial 13: a reader flooded out of /retirements (more than 256 requests in flight from its
+    address) saw the raw JSON problem document."""
+    async def run() -> list[dict]:
+        held = asyncio.Event()
+
+        async def slow_app(scope, receive, send) -> None:
+            await held.wait()
+
+        guard = Guard(slow_app, Limits(max_requests_per_source=1))
+        scope = {"type": "http", "method": "GET", "path": path, "client": ("10.0.0.1", 1), "headers": [(b"accept", accept)]}
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+        first = asyncio.create_task(guard(scope, receive, send))
+        await asyncio.sleep(0.01)
+        await guard(scope, receive, send)  # the second in flight: refused at once
+        held.set()
+        await first
+        return sent
+    start, body = asyncio.run(run())
+    headers = dict(start["headers"])
+    assert start["status"] == 429 and headers[b"content-type"].decode() == content_type and b"retry-after" in headers
+    if content_type.startswith("text/html"):
+        assert body["body"].startswith(b"<!doctype html>") and b"RATE_LIMITED" in body["body"]
+    else:
+        assert json.loads(body["body"])["code"] == "RATE_LIMITED"
 
 
 def test_a_body_slower_than_the_minimum_rate_after_the_grace_is_408():

@@ -728,6 +728,44 @@ def test_the_citizen_page_opens_one_record_with_its_opening(http):
     assert "L4-12" not in outside_the_form(me(http, "en", 422, activity_id="me-2", opening=jcs(opening).decode()))
 
 
+def test_stored_records_that_fail_their_proof_are_answered_503_never_a_wrong_proof(site):
+    """A record's bytes edited behind the registry's back (its append-only trigger dropped first,
+    as a forger would): its block's proofs no longer lead to the batch root. The API and /me say
+    the stored data failed a check (503), where they answered a bare 500."""
+    from sqlalchemy import create_engine, text
+    engine = create_engine(site.world.url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER activities_no_update"))
+        conn.execute(text("UPDATE activities SET record = CAST(record || ' ' AS BLOB) WHERE activity_id = 'me-2'"))
+    engine.dispose()
+    answer = site.http.get("/v1/activities/me-1")
+    assert answer.status_code == 503 and answer.json()["code"] == "UNAVAILABLE"
+    assert "failed a check" in answer.json()["message"] and "puhui check" in answer.json()["message"]
+    refused = me(site.http, "en", 503, activity_id="me-1", opening=json.dumps(citizen_opening()))
+    assert "stored data failed a check" in unescape(refused) and "record-proofs" not in refused
+
+
+@pytest.mark.parametrize("refusal, status, said", [
+    ((413, "SCHEMA", "the body is larger than 16384 bytes"), 413, "reason.form_too_large"),
+    ((408, "TIMEOUT", "the request's body did not arrive within 120 s"), 408, "reason.form_not_read")])
+def test_a_form_not_read_whole_says_why_not_that_it_was_too_large(refusal, status, said):
+    """Trial 13: with more than 256 requests in flight from one address, a newer request takes the
+    place of the oldest still receiving its body (408): a 1.4 KB /me form was answered 'larger
+    than 16 KiB'."""
+    import asyncio
+    from starlette.requests import Request
+
+    from api.errors import ApiError
+
+    async def receive():
+        raise ApiError(*refusal)
+
+    request = Request({"type": "http", "method": "POST", "path": "/me", "headers": [], "query_string": b""}, receive)
+    with pytest.raises(pages.PageError) as refused:
+        asyncio.run(pages._form_body(request))
+    assert (refused.value.status, refused.value.reason.key) == (status, said)
+
+
 def outside_the_form(html: str) -> str:
     """A /me answer without the form's fields, which hold what the reader entered."""
     return re.sub(r"<textarea\b.*?</textarea>|<input\b[^>]*>", "", html, flags=re.S)
@@ -827,6 +865,20 @@ def test_what_sharing_a_link_in_wechat_adds_is_passed_over(http):
     shared = rows(page(http, "/issuances?methodology_id=HB-GT-METRO&from=singlemessage&isappinstalled=0"))
     assert shared == rows(page(http, "/issuances?methodology_id=HB-GT-METRO"))
     assert http.get("/issuances?from=2026-01-01").status_code == 422  # a date meant as `since` is not WeChat's
+
+
+def test_campaign_and_click_tags_of_a_shared_link_are_passed_over(http):
+    plain = rows(page(http, "/issuances?methodology_id=HB-GT-METRO"))
+    for tags in ("utm_source=wechat&utm_campaign=x", "fbclid=abc", "gclid=1&spm=a.b.c"):
+        assert rows(page(http, f"/issuances?methodology_id=HB-GT-METRO&{tags}")) == plain
+    assert page(http, "/?utm_source=newsletter")
+    assert http.get("/issuances?page=2").status_code == 422  # not a tag: still refused
+
+
+def test_a_page_in_a_cookie_s_language_says_it_varies_by_cookie(http):
+    english = http.get("/issuances", cookies={"puhui_lang": "en"})
+    assert english.status_code == 200 and '<html lang="en"' in english.text
+    assert "cookie" in english.headers["vary"].lower()
 
 
 @pytest.mark.parametrize("path", ["/accounts/a%2Fb", "/claims/a%2Fb", "/methodologies/x%2Fy", "/nope", "/me/x"])
