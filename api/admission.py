@@ -105,12 +105,21 @@ class Signers:
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
         return verify_signer(key, self._origin, event_type, body, auth, self._log_format)
 
-    def forwarding(self, events: Sequence[Any]) -> list[str]:
-        """Mark pending the keys that these events' key events name, before any of them is
-        judged here or sent; give what this returns to settle once their outcome is known."""
-        named = [event["body"]["key_id"] for event in events if event["type"] in KEY_EVENT_TYPES]
-        self._pending.update(named)
-        return named
+    def admit(self, events: Sequence[Any], named: list[str]) -> list[Rejected | None]:
+        """Each event's refusal here (unknown_key) or None, in their order. A key event that passes
+        marks pending the key it names, for the events after it (a batch may register a key and
+        use it); one refused here marks nothing (trial 11: a key.revoke of an unknown signer naming
+        key X let 999 events of X through to the writer). Each key marked is appended to `named`,
+        for settle once the events' outcome is known, even if this raises midway."""
+        refusals: list[Rejected | None] = []
+        for event in events:
+            refusal = self.unknown_key(event)
+            refusals.append(refusal)
+            if refusal is None and event["type"] in KEY_EVENT_TYPES:
+                key_id = event["body"]["key_id"]
+                self._pending[key_id] += 1
+                named.append(key_id)
+        return refusals
 
     def settle(self, named: list[str]) -> None:
         """The key events that named these keys are answered (or lost): what they did is

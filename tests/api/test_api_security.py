@@ -185,6 +185,20 @@ def test_events_of_unknown_keys_do_not_reach_the_writer(served, http):
     assert writer_events(http) == before, "an event of a key nobody registered reached the writer"
 
 
+def test_a_key_event_refused_in_the_front_marks_no_key_pending(served, http):
+    """Trial 11: a key.revoke signed by an unknown key (refused here) named key X; the events of X
+    after it in the batch then reached the writer, each a signature check there."""
+    origin = served.trust()["origin"]
+    stranger, named = Ed25519Key.from_label("puhui-test/revoker"), Ed25519Key.from_label("puhui-test/named")
+    revoke = sign_event(stranger, origin, "key.revoke", {"key_id": named.key_id, "reason": "x", "request_id": "rv-1"},
+                        log_format=1)
+    events = [revoke, *_retirements(named, origin, "named", 20)]
+    before = writer_events(http)
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": events}))
+    assert {r.get("code") for r in answer.json()["results"]} == {"KEY_UNKNOWN"}, answer.text
+    assert writer_events(http) == before, "events of a key only a refused key event named reached the writer"
+
+
 def test_a_key_registered_in_a_batch_signs_its_next_events(served, http):
     origin = served.trust()["origin"]
     new = Ed25519Key.from_label("puhui-test/batch-registered")
