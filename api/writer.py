@@ -24,7 +24,6 @@ killed, so no orphan holds the database (the PostgreSQL writer lock goes with it
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import itertools
 import logging
@@ -39,6 +38,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Self, Sequence
 
+from api.processes import die_with_parent
 from ledger.errors import StorageError
 from ledger.sequencer import (
     DEFAULT_CHECKPOINT_INTERVAL_S, DEFAULT_MAX_QUEUED_EVENTS, InFlightLost, Item, Outcome, Overloaded, Sequencer,
@@ -48,7 +48,6 @@ from ledger.state import State
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 
 
 # -- what crosses the pipe -------------------------------------------------------------------------
@@ -120,14 +119,6 @@ class Done:
     results: list[JobResult]
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends the writer
-        pass
-
-
 def _picklable(exc: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
@@ -169,7 +160,7 @@ def writer_main(conn: Connection, directory: str, database_url: str | None, pass
                 checkpoint_interval_s: float) -> None:
     """The child process: open the registry with its log key, then run the sequencer on this one
     thread, taking jobs from the pipe between groups."""
-    _die_with_parent()
+    die_with_parent()  # not Linux: the pipe's EOF still ends the writer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the front, which stops us
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: writer: %(message)s")
