@@ -19,14 +19,16 @@ import collections
 import functools
 import logging
 import shutil
+import weakref
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Awaitable, Callable, Literal, NamedTuple, Sequence
 
-from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from pydantic.json_schema import models_json_schema
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -198,7 +200,8 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
     # external network (issue 13); /openapi.json stays.
     app = RegistryApp(title="Puhui registry", version="1",
                       description="The HTTP face of the Puhui registry (puhui-log-v1). See docs/api.md.",
-                      lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None)
+                      lifespan=lifespan, redirect_slashes=False, docs_url=None, redoc_url=None,
+                      dependencies=[Depends(_refuse_unknown_query)])
     rate_limits = app.rate_limits = RateLimits(limits)
     app.guard = Guard(app.dispatch, limits, rate_limits)
     app.prices = {("GET", "/v1/export"): lambda _: export_units(sequencer.committed_size),
@@ -228,9 +231,9 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         are answered teaches the limits which keys sign, and who pays for resends and forgeries."""
         charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
                                            source_of(scope))
-        named = signers.forwarding(events)
+        named: list[str] = []
         try:
-            refusals = [signers.unknown_key(event) for event in events]
+            refusals = signers.admit(events, named)
             sound = [(event, records) for event, refusal in zip(events, refusals) if refusal is None]
             future = _submitted(sound) if sound else None
         except BaseException:
@@ -553,6 +556,47 @@ def _checkpoint_size(registry: LogReader) -> int:
     if size == 0:
         raise ApiError(404, "NO_CHECKPOINT", "no checkpoint has been signed yet")
     return size
+
+
+MAX_NAMED_PARAMS = 5  # unknown query parameters a refusal names, each cut to MAX_SHOWN_CHARS
+MAX_SHOWN_CHARS = 80
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    known = _QUERY_NAMES.get(route.endpoint)
+    if known is None:
+        known = _QUERY_NAMES[route.endpoint] = _query_params_of(route)
+    return known
+
+
+# By route endpoint (each app's closures: a route is not hashable), weakly: apps come and go in a process.
+_QUERY_NAMES: "weakref.WeakKeyDictionary[Callable[..., Any], frozenset[str]]" = weakref.WeakKeyDictionary()
+
+
+def _query_params_of(route: APIRoute) -> frozenset[str]:
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(param.alias for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+def _refuse_unknown_query(request: Request) -> None:
+    """An API route refuses a query parameter it does not take, as the pages do: ignored, a filter
+    mistyped or not offered (trial 13: /v1/retirements?since=2030-01-01 answered every row, where
+    the page showed none) reads as if it had applied."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.url.path.startswith("/v1/"):
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        named = ", ".join(name[:MAX_SHOWN_CHARS] for name in unknown[:MAX_NAMED_PARAMS])
+        raise Rejected("SCHEMA", f"{route.path} takes no query parameter {named} (it takes: "
+                                 f"{', '.join(sorted(known)) or 'none'})")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

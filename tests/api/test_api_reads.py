@@ -216,6 +216,17 @@ def test_exports_and_eligibility_checks_are_built_outside_the_fronts_process(api
     assert set(spawned_children(os.getpid())) - before - exporting, "the check was judged in the front's own process"
 
 
+def test_a_query_parameter_a_route_does_not_take_is_refused_not_ignored(api):
+    """Trial 13: /v1/retirements?since=2030-01-01 answered every retirement (the API has no such
+    filter), where the page /retirements?since=2030-01-01 showed none."""
+    refused = api.get("/v1/retirements", params={"since": "2030-01-01", "purpose": "voluntary"})
+    assert refused.status_code == 422 and refused.json()["code"] == "SCHEMA"
+    assert "no query parameter since" in refused.json()["message"] and "purpose" in refused.json()["message"]
+    assert api.get("/v1/retirements", params={"purpose": "voluntary"}).status_code == 200
+    assert api.get("/v1/status", params={"x" * 300: "1"}).json()["message"].count("x") <= 80
+    assert api.get("/v1/status").status_code == 200
+
+
 def test_trust_file(api, world):
     assert api.get("/v1/trust").json() == world.registry.trust()
 
