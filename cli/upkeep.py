@@ -11,10 +11,14 @@ import typer
 
 from cli.help import Typer
 from cli.terminal import EXIT_REFUSED, cannot_run, console, errors, fail, guarded
+from keys.errors import KeyFileError
+from keys.secret_files import read_secret_file
 from ledger.backup import BackupRefused, backup, restore
 from service.registry_dir import RegistryDir
 
 commands = Typer()  # added to `puhui` by cli.main
+
+MAX_CHECKPOINT_BYTES = 64 << 10  # a signed note: a few lines and its cosignatures
 
 DirArgument = typer.Argument(..., metavar="DIR", help="the registry's directory")
 DatabaseOption = typer.Option(None, "--database-url", metavar="URL", help="override the directory's database URL")
@@ -76,12 +80,16 @@ def restore_command(directory: Path = DirArgument,
         log_key = json.loads(trust_path.read_text())["log_key"]
     except (OSError, ValueError, KeyError):
         cannot_run(f"{trust_path} is missing or is no trust file: restore needs the registry's log key")
+    if not backup_file.is_file():  # an input that cannot be read: exit 2, as every such input
+        cannot_run(f"{backup_file}: no such backup file (a regular file written by `puhui backup`)")
     notes = []
     for path in checkpoint:
-        try:
-            notes.append(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            cannot_run(f"--checkpoint {path}: {exc}")
+        try:  # a FIFO would block the read for ever (trial 11): refused as key files are
+            data = read_secret_file(path, label=f"--checkpoint {path}", what="signed checkpoint",
+                                    max_bytes=MAX_CHECKPOINT_BYTES, holds_a_secret=lambda _: False)
+            notes.append(data.decode("utf-8"))
+        except (OSError, UnicodeDecodeError, KeyFileError) as exc:
+            cannot_run(str(exc) if isinstance(exc, KeyFileError) else f"--checkpoint {path}: {exc}")
     if not notes:
         errors.print("note: no --checkpoint given: only the registry's own latest checkpoint (if its database can "
                      "still be read) is checked; bring the latest one your witnesses or monitors hold")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import multiprocessing
 import os
 import sys
@@ -23,10 +24,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from ledger.errors import StorageError, WriterLockHeld
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 # Written into registry_meta at creation; a database of another version is refused, not guessed at.
@@ -282,12 +285,19 @@ class _SqliteWriterLock:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         handle = os.fdopen(descriptor, "r+", encoding="utf-8")
         deadline = time.monotonic() + timeout_s
+        said_waiting = False
         while True:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not said_waiting:  # trial 11: a second `puhui serve` said nothing for 30 s
+                    handle.seek(0)
+                    log.warning("the log's writer lock is %s: waiting up to %g s for it",
+                                handle.read(300).strip() or "held", timeout_s)
+                    said_waiting = True
                 if time.monotonic() > deadline:
+                    handle.seek(0)
                     holder = handle.read(300).strip() or "a process that has not said what it is"
                     handle.close()
                     raise WriterLockHeld(f"another writer holds this log ({holder}; waited {timeout_s:g} s): stop it, "
@@ -348,6 +358,13 @@ class Store:
 
     @classmethod
     def connect(cls, url: str) -> "Store":
+        try:  # before create_engine: another backend's driver would fail to import with a traceback
+            backend = make_url(url).get_backend_name()
+        except ArgumentError as exc:
+            raise StorageError(f"not a database URL: {exc}") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise StorageError(f"unsupported database {backend}: use SQLite (sqlite:///FILE) or PostgreSQL "
+                               f"(postgresql+psycopg://USER@HOST/DB)")
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -383,8 +400,12 @@ class Store:
             return
         conn = self.engine.connect()
         deadline = time.monotonic() + timeout_s
+        said_waiting = False
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.WRITER_LOCK_KEY}).scalar():
             conn.rollback()
+            if not said_waiting:
+                log.warning("another writer holds this log: waiting up to %g s for it", timeout_s)
+                said_waiting = True
             if time.monotonic() > deadline:
                 conn.close()
                 raise WriterLockHeld(f"another writer holds this log (waited {timeout_s:g} s for it)")

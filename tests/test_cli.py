@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from cli.demo import REJECTED_BATCH
@@ -136,6 +138,15 @@ def test_an_init_that_fails_midway_removes_what_it_made(tmp_path):
     assert result.returncode == 2 and list((tmp_path / "empty").iterdir()) == []
 
 
+@pytest.mark.parametrize("url, said", [("mysql://a/b", "unsupported database mysql"), ("nonsense", "not a database URL")])
+def test_an_init_on_another_database_says_so_in_one_line(tmp_path, url, said):
+    """Trial 11: a MySQL URL printed a traceback (its driver's import failed inside create_engine)."""
+    result = puhui("init", str(tmp_path / "reg"), "--origin", "x.example/p", "--key-strength", "interactive",
+                   "--database-url", url, check=False)
+    assert result.returncode == 2 and said in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "reg").exists()
+
+
 def test_new_keys_need_a_passphrase_of_twelve_characters_except_in_the_demo(tmp_path):
     result = puhui("init", str(tmp_path / "reg"), "--origin", "x.example/p", passphrase="demo only", check=False)
     assert result.returncode == 2 and "shorter than 12" in result.stderr and not (tmp_path / "reg").exists()
@@ -200,6 +211,20 @@ def test_check_backup_and_restore_from_the_command_line(tmp_path):
     assert checked.returncode == 1 and "gram columns" in checked.stderr
     status = puhui("status", str(place), check=False)
     assert status.returncode == 1 and "DO NOT match" in status.stderr  # a monitor's script sees it
+
+
+def test_restore_refuses_at_once_a_missing_backup_and_a_checkpoint_that_is_no_file(tmp_path):
+    """Trial 11: `--checkpoint FIFO` hung for ever; a missing backup exited 1 (refused), not 2."""
+    place = tmp_path / "reg"
+    puhui("init", str(place), "--origin", "x.example/p", "--key-strength", "interactive")
+    missing = puhui("restore", str(place), str(tmp_path / "nope.backup"), check=False)
+    assert missing.returncode == 2 and "no such backup file" in missing.stderr
+    puhui("backup", str(place), "--out", str(tmp_path / "one.backup"))
+    fifo = tmp_path / "checkpoint.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    refused = puhui("restore", str(place), str(tmp_path / "one.backup"), "--checkpoint", str(fifo), check=False)
+    assert refused.returncode == 2 and "not a regular file" in refused.stderr and time.monotonic() - started < 60
 
 
 def test_check_names_a_batch_block_hash_edited_with_its_digest(tmp_path):
