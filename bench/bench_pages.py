@@ -518,8 +518,11 @@ def measure(port: int, pages: list[Target], rounds: int) -> dict[str, Any]:
         report[name] = {**p, "p50_ratio": round(p["p50_ms"] / status["p50_ms"], 2),
                         "p99_ratio": round(p["p99_ms"] / status["p99_ms"], 2), "under_50_ms_p99": p["p99_ms"] < 50}
     return {"pages": report, "failures": failures,
-            "warm_up": {name: {"requests": len(values), "max_ms": round(max(values) * 1000, 2),
-                               "over_50_ms": sum(value > 0.05 for value in values)} for name, values in warm_up.items()}}
+            "warm_up": {name: {**_percentiles(values), "max_ms": round(max(values) * 1000, 2),
+                               "over_50_ms": sum(value > 0.05 for value in values),
+                               # which of them, in the order sent (0: the server's first request of its kind)
+                               "over_50_ms_at": [i for i, value in enumerate(values) if value > 0.05]}
+                        for name, values in warm_up.items()}}
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
