@@ -148,6 +148,11 @@ DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 
 REFUSED_EVENT_COST = 10  # tokens a refused event takes from its key's bucket, in all
 
 
+# The share of the budget's rate and burst kept apart for addresses whose own share is full (they
+# have not spent lately): reached only when the budget itself is spent.
+RESERVE_SHARE = 0.25
+
+
 class TokenBucket:
     """`rate_per_s` tokens a second, at most `capacity` saved up."""
     __slots__ = ("rate_per_s", "capacity", "tokens", "updated")
@@ -171,6 +176,10 @@ class TokenBucket:
             if self.tokens >= self.capacity:
                 self.tokens = amount
             self.capacity = amount
+
+    def is_full(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.capacity
 
     def give(self, amount: float, now: float) -> None:
         """Give back `amount` tokens taken, up to a full bucket."""
@@ -222,6 +231,8 @@ class RateLimits:
         self._keys: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._authenticated: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._budget = TokenBucket(limits.budget_units_per_s, limits.budget_burst_units)
+        self._reserve = TokenBucket(limits.budget_units_per_s * RESERVE_SHARE,
+                                    max(DEAREST_UNITS, limits.budget_burst_units * RESERVE_SHARE))
         self._shares: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self.eligibility_slots = asyncio.Semaphore(limits.max_concurrent_eligibility)
 
@@ -284,13 +295,21 @@ class RateLimits:
         share = self._share(source)
         share.hold(units, now)
         self._budget.hold(units, now)
+        spent_nothing_lately = share.is_full(now)
         wait_s = share.take(units, now)
         if wait_s:
             raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by this address")
         if units:
             wait_s = self._budget.take(units, now)
+            if wait_s and spent_nothing_lately:
+                # Addresses that keep spending drain the budget together (trial 11: three looping on
+                # exports starved every other export); one that has not spent lately draws on a
+                # reserve they cannot reach while they keep asking.
+                self._reserve.hold(units, now)
+                wait_s = min(wait_s, self._reserve.take(units, now))
             if wait_s:
-                share.give(units, now)
+                # The share keeps what it took: an address that keeps asking while the budget is
+                # spent keeps its share drained, so it is never one that has not spent lately.
                 raise rate_limited(wait_s, "the budget for unauthenticated and expensive work is spent by all clients")
 
     def _bucket(self, key_id: str) -> TokenBucket:

@@ -108,9 +108,47 @@ def test_one_address_cannot_spend_the_budget_an_export_needs_and_refusals_say_wh
     assert flooded <= max(DEAREST_UNITS, 2_000) and "spent by this address" in limited.value.message
     rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.1")  # another address's export is served
     rates.charge_work(EXPENSIVE_READ_UNITS, "10.7.7.7")
+    rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.2")  # the budget is spent: from the reserve (below)
+    rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.3")
     with pytest.raises(ApiError) as limited:
-        rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.2")
+        rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.4")
     assert "spent by all clients" in limited.value.message and "export" not in limited.value.message
+
+
+def test_addresses_that_keep_spending_cannot_starve_one_that_has_not(monkeypatch):
+    """Trial 11: three addresses looping on exports (1,000 units each) drained the global budget
+    together, each within its share, and an honest export got 429 every time. An address whose own
+    share is full (it has not spent lately) draws on a reserve the spenders cannot reach; an
+    address refused for the budget keeps its share spent, so looping keeps it from the reserve."""
+    import api.limits as limits_module
+    rates = limits(budget_units_per_s=2_000.0, budget_burst_units=8_000)
+    now = [time.monotonic()]  # then moved by hand: 0.1 s a step
+    monkeypatch.setattr(limits_module.time, "monotonic", lambda: now[0])
+    spenders = [f"10.6.6.{n}" for n in range(1, 7)]  # the trial's three, and three more
+    served = {source: 0 for source in [*spenders, "10.0.0.9"]}
+    honest_refused = 0
+    # 20 s in steps of 0.1 s: each spender asks again as soon as its Retry-After allows (so it
+    # takes the budget as it refills), the honest one every 2 s.
+    next_ask = {source: 0.0 for source in spenders}
+    for tick in range(200):
+        now[0] += 0.1
+        for source in spenders:
+            if now[0] < next_ask[source]:
+                continue
+            try:
+                rates.charge_work(EXPENSIVE_READ_UNITS, source)
+                served[source] += 1
+            except ApiError as refused:
+                next_ask[source] = now[0] + refused.retry_after_s
+        if tick % 20 == 19:
+            try:
+                rates.charge_work(EXPENSIVE_READ_UNITS, "10.0.0.9")
+                served["10.0.0.9"] += 1
+            except ApiError:
+                honest_refused += 1
+    monkeypatch.undo()
+    assert served["10.0.0.9"] == 10 and honest_refused == 0, served
+    assert sum(served[s] for s in spenders) <= (8_000 + 2_000 * 20) / EXPENSIVE_READ_UNITS  # no more than the budget
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/export"), ("POST", "/v1/offset-eligibility"),
@@ -377,8 +415,9 @@ def test_an_export_is_priced_by_the_log_it_reads_so_a_flood_of_them_keeps_to_its
 def test_a_bucket_grows_to_hold_the_dearest_request_full_only_if_it_was_full():
     rates = limits()
     rates.charge_work(20_000, "10.0.0.1")               # an address that spent nothing: paid at once
+    rates.charge_work(20_000, "10.0.0.2")               # another: from the reserve, grown to hold it
     with pytest.raises(ApiError) as limited:
-        rates.charge_work(20_000, "10.0.0.2")           # the budget, grown, holds no second one yet
+        rates.charge_work(20_000, "10.0.0.3")           # the budget and the reserve hold no third one yet
     assert "spent by all clients" in limited.value.message
     assert limited.value.retry_after_s >= 9              # 20,000 units at the budget's 2,000 a second
 
