@@ -33,7 +33,9 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   same CPU a unit, whatever the log's size). Each is charged to the sending address's share too
   (`source_budget_share` of the rate and burst, the burst at least DEAREST_UNITS): one address
   cannot keep the budget below what an export needs for everyone else. A bucket asked for more
-  than it holds (an export of a long log) grows to hold it, full if it was full.
+  than it holds (an export of a long log) grows to hold it, full if it was full. When the budget
+  is spent, an address whose share is full draws on a reserve (RESERVE_SHARE of the budget) that
+  addresses which keep asking cannot reach: a request refused for the budget spends their share.
 - A body read past its limit (chunked: no length said so before) is answered 413 and its
   reading charged to the source's share (body_units), down to a debt, as wasted events are.
 Refusals are 429 RATE_LIMITED with Retry-After (whole seconds until the tokens are there).
@@ -290,8 +292,10 @@ class RateLimits:
         self._share(source).charge(units, time.monotonic())
 
     def _take_budget(self, units: int, source: str, now: float) -> None:
-        """Take units from the source's share and from the budget, or neither (RATE_LIMITED). Zero
-        units still find out whether the share is in debt."""
+        """Take units from the source's share and from the budget (or, for a source whose share was
+        full, from the reserve), else RATE_LIMITED: refused by its share, nothing is taken; refused
+        for the spent budget, the share keeps what it took. Zero units still find out whether the
+        share is in debt."""
         share = self._share(source)
         share.hold(units, now)
         self._budget.hold(units, now)
