@@ -273,6 +273,18 @@ class StoredNodes:
         return self._store.nodes(self._conn, nodes)
 
 
+def writer_lock_holder(*, short: bool = False) -> str:
+    """How the process taking the writer lock names itself to whoever waits for it; short: in
+    PostgreSQL's 63 characters of application_name (pids only)."""
+    parent = multiprocessing.parent_process()
+    if short:  # `puhui serve`'s writer: name the server the operator knows
+        return f"held by pid {os.getpid()}" + (f", the writer of pid {parent.pid}" if parent is not None else "")
+    program = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:3]]) if sys.argv else "python"
+    if parent is not None:
+        program += f", the writer of pid {parent.pid}"
+    return f"held by pid {os.getpid()} ({program}) since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+
+
 class _SqliteWriterLock:
     """An exclusive flock on `<database>.writer-lock`, which names its holder for the others."""
 
@@ -304,11 +316,7 @@ class _SqliteWriterLock:
                                        f"or send the events through its API") from None
                 time.sleep(0.05)
         handle.truncate(0)
-        program = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:3]]) if sys.argv else "python"
-        parent = multiprocessing.parent_process()
-        if parent is not None:  # `puhui serve`'s writer: name the server the operator knows
-            program += f", the writer of pid {parent.pid}"
-        handle.write(f"held by pid {os.getpid()} ({program}) since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+        handle.write(writer_lock_holder() + "\n")
         handle.flush()
         return cls(handle)
 
@@ -404,14 +412,31 @@ class Store:
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.WRITER_LOCK_KEY}).scalar():
             conn.rollback()
             if not said_waiting:
-                log.warning("another writer holds this log: waiting up to %g s for it", timeout_s)
+                log.warning("the log's writer lock is %s: waiting up to %g s for it", self._pg_lock_holder(conn), timeout_s)
                 said_waiting = True
             if time.monotonic() > deadline:
+                holder = self._pg_lock_holder(conn)
                 conn.close()
-                raise WriterLockHeld(f"another writer holds this log (waited {timeout_s:g} s for it)")
+                raise WriterLockHeld(f"another writer holds this log ({holder}; waited {timeout_s:g} s): stop it, "
+                                     f"or send the events through its API")
             time.sleep(0.05)
+        # The session's application_name names the holder to a waiting writer (trial 11: on
+        # PostgreSQL the refusal named no one), as the SQLite lock file does.
+        conn.execute(text("SELECT set_config('application_name', :name, false)"),
+                     {"name": writer_lock_holder(short=True)})
         conn.commit()
         self._lock_conn = conn
+
+    def _pg_lock_holder(self, conn: Connection) -> str:
+        """The application_name of the session holding the writer lock (a bigint advisory lock is
+        classid = its high 32 bits, objid = its low 32, objsubid = 1 in pg_locks)."""
+        name = conn.execute(text(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :high AND l.objid = :low "
+            "AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"high": self.WRITER_LOCK_KEY >> 32, "low": self.WRITER_LOCK_KEY & 0xFFFFFFFF}).scalar()
+        conn.rollback()
+        return name or "held by a session that has not said what it is"
 
     def holds_writer_lock(self) -> bool:
         """Whether this Store may write: while it holds the lock (an in-memory SQLite needs none)."""
