@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope
 
-from api.errors import too_large
+from api.errors import ApiError, too_large
 from ledger.canonical import parse_strict
 from ledger.errors import Rejected
 from ledger.events.activities import UnreadableRecord
@@ -24,6 +24,29 @@ MAX_EVENT_BATCH_BYTES = 64 << 20       # up to 1,000 signed events
 MAX_ACTIVITY_UPLOAD_BYTES = 64 << 20   # an activity.batch event and its records as JSON Lines
 MAX_UPLOAD_EVENT_BYTES = MAX_EVENT_BYTES  # its line 1
 _PARSE_INLINE_BYTES = 64 << 10         # larger bodies are parsed off the event loop
+
+
+JSON_TYPES = frozenset(("application/json",))
+JSON_LINES_TYPES = frozenset(("application/x-ndjson", "application/jsonl"))
+# The media types each POST of the API takes (any other path under /v1/: JSON). A request may
+# declare none; one declaring another is refused before its body is read: a browser sends
+# text/plain or a form across origins without asking the server first (no CORS preflight), so
+# a page elsewhere cannot make its visitors' browsers post to the API.
+MEDIA_TYPES_BY_PATH = {"/v1/activity-batches": JSON_LINES_TYPES, "/v1/ingestions": JSON_LINES_TYPES | {"text/csv"}}
+
+
+def media_type_refusal(scope: Scope) -> ApiError | None:
+    """415 for a POST under /v1/ whose Content-Type is not one its path takes, else None."""
+    if scope["method"] != "POST" or not scope["path"].startswith("/v1/"):
+        return None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            media_type = value.split(b";", 1)[0].strip().lower().decode("latin-1")
+            accepted = MEDIA_TYPES_BY_PATH.get(scope["path"], JSON_TYPES)
+            if media_type not in accepted:
+                return ApiError(415, "SCHEMA", f"{scope['path']} takes {' or '.join(sorted(accepted))}, "
+                                               f"not {media_type[:100]!r} (or send no Content-Type)")
+    return None
 
 
 def declared_length(scope: Scope) -> int | None:

@@ -176,6 +176,44 @@ def test_unknown_revoked_and_forged_keys_get_the_writers_answers(served, http):
     assert _answers(http, [unknown_event, revoked_event, forged]) == expected * 2
 
 
+def _forged(key_id: str, origin: str, tag: str, count: int) -> list[dict]:
+    """Events naming key_id over signatures another key made."""
+    events = _retirements(Ed25519Key.from_label(f"puhui-test/forger-{tag}"), origin, tag, count)
+    for event in events:
+        event["auth"]["key"] = key_id
+    return events
+
+
+def test_forged_signatures_of_a_registered_key_do_not_reach_the_writer(served, http):
+    """Trial 11, finding (2): batches of 1,000 events naming a registered key over signatures it
+    did not make went to the writer, which spent 2 to 4 s verifying them while every client's
+    writes waited. A batch's sample finds the forgery, and its key's events are checked in the
+    front from then on, alone or in batches, with the writer's answer; the key's own events still
+    go to the writer."""
+    origin = served.trust()["origin"]
+    client = RegistryClient(served.url, trust=served.trust())
+    key = Ed25519Key.from_label("puhui-test/forged-batch")
+    client.submit_signed(_register(served, key, "forged-batch", "forged-batch"), prove=False)
+    message = (f"the signature does not verify with key {key.key_id} over 'puhui-event/v1' + JCS of this body, "
+               f"type and origin {origin} (format 1)")
+    before = writer_events(http)
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": _forged(key.key_id, origin, "fb", 1000)}))
+    assert answer.status_code == 200, answer.text
+    assert {(r["status"], r["code"], r["message"]) for r in answer.json()["results"]} == {(401, "SIGNATURE", message)}
+    assert writer_events(http) == before, "a batch of forged signatures reached the writer"
+    # From now on the key is suspect: a batch mixing its own events and forgeries sends only its
+    # own on, and a forgery alone is answered here too.
+    own = _retirements(key, origin, "fb-own", 3)
+    mixed = [own[0], *_forged(key.key_id, origin, "fb-mixed", 2), own[1], own[2]]
+    answer = http.post("/v1/events:batch", content=json.dumps({"events": mixed}))
+    assert [(r["status"], r["code"]) for r in answer.json()["results"]] == [
+        (403, "UNAUTHORIZED"), (401, "SIGNATURE"), (401, "SIGNATURE"), (403, "UNAUTHORIZED"), (403, "UNAUTHORIZED")]
+    assert writer_events(http) == before + 3, "only the key's own events go to the writer"
+    alone = http.post("/v1/events", content=json.dumps(_forged(key.key_id, origin, "fb-alone", 1)[0]))
+    assert (alone.status_code, alone.json()["code"], alone.json()["message"]) == (401, "SIGNATURE", message)
+    assert writer_events(http) == before + 3, "a forgery of a suspect key reached the writer"
+
+
 def test_events_of_unknown_keys_do_not_reach_the_writer(served, http):
     origin = served.trust()["origin"]
     events = [_retirements(Ed25519Key.from_label(f"puhui-test/unknown-{n}"), origin, f"unknown-{n}", 1)[0]
@@ -241,6 +279,29 @@ def test_an_event_of_a_key_whose_registration_is_in_flight_goes_to_the_writer(se
     assert answers["register"].status_code == 201, answers["register"].text
     assert (answers["signed"].status_code, answers["signed"].json()["code"]) == (403, "UNAUTHORIZED"), \
         answers["signed"].text  # judged by the rules: the key signs
+
+
+# -- trial 11 (13): a declared body type that is not the path's -----------------------------------
+
+@pytest.mark.parametrize("path, content_type", [
+    ("/v1/events", "text/plain"), ("/v1/events:batch", "application/x-www-form-urlencoded"),
+    ("/v1/offset-eligibility", "multipart/form-data; boundary=x"), ("/v1/activity-batches", "text/plain"),
+    ("/v1/claims/claim-none/page", "text/plain;charset=UTF-8"), ("/v1/events", "application/x-ndjson")])
+def test_a_post_declaring_a_type_its_path_does_not_take_is_415(served, http, path, content_type):
+    """A page elsewhere can make a browser post text/plain or a form to the API without asking
+    the server first (no CORS preflight): such a post is refused before its body is read."""
+    event = honest_event(served, f"typed-{path}-{content_type}")
+    before = writer_events(http)
+    answer = http.post(path, content=json.dumps(event), headers={"content-type": content_type})
+    assert (answer.status_code, answer.json()["code"]) == (415, "SCHEMA"), answer.text
+    assert "send no Content-Type" in answer.json()["message"]
+    assert writer_events(http) == before
+
+
+def test_json_with_a_charset_or_no_declared_type_is_taken(served, http):
+    for n, headers in enumerate(({"content-type": "Application/JSON; charset=utf-8"}, {})):
+        answer = http.post("/v1/events", content=json.dumps(honest_event(served, f"typed-ok-{n}")), headers=headers)
+        assert answer.status_code == 201, answer.text
 
 
 # -- finding 8: a body that is no inventory -----------------------------------------------------
