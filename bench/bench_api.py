@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/bench_api.py [--clients 32] [--rounds 3] [--phase-s 8] [--batches 8]
                                         [--batch-size 1000] [--processes 4] [--hostile-clients 8] [--out DIR]
-                                        [--hostile-kinds malformed,unknown-key,eligibility,export] [--postgres]
-                                        [--hostile-nice 0] [--probe-s 5]
+                                        [--hostile-kinds malformed,unknown-key,eligibility,export,forged-batch] [--postgres]
+                                        [--hostile-nice 0] [--hostile-shared-address] [--probe-s 5]
     (a smoke run: --rounds 1 --phase-s 1 --probe-s 1)
 
 In one run, on one machine, after one eligibility check and one export (which start the
@@ -16,9 +16,12 @@ the signer's own account, pre-signed before the clock starts, so signing is not 
 - ledger: Registry.append_many in groups of `--batch-size` in this process, no HTTP, no sequencer;
 - mixed: the single run again (new events, `--phase-s` seconds) while `--hostile-clients` hostile clients, in processes
   of their own, send malformed events ("type": {}), events signed by keys nobody registered,
-  offset-eligibility checks of 1,000 ids and exports, as fast as they are answered (`--hostile-kinds`
+  offset-eligibility checks of 1,000 ids, exports, and batches of 1,000 events naming a registered
+  key over signatures it did not make, as fast as they are answered (`--hostile-kinds`
   chooses among these and bad-upload: a registered platform's 60 MiB activity upload whose
-  records do not match the root its batch commits to).
+  records do not match the root its batch commits to). Each hostile client has an address of its
+  own (203.0.113.N, told by X-Forwarded-For, which the server trusts from loopback), as attackers
+  elsewhere would; `--hostile-shared-address` puts them on the honest clients' 127.0.0.1.
 - rounds: single and mixed alternate, `--rounds` times each (single, mixed, single, mixed, ...),
   so that a drift of the machine or of the log's size weighs on both alike; the ratio of each
   round's mixed rate over its single rate is reported, and the round of the median ratio stands
@@ -122,6 +125,10 @@ def retirements(holder: int, count: int, tag: str) -> list[dict[str, Any]]:
 
 # -- HTTP clients (in worker processes) ------------------------------------------------------------
 
+def _headers(path: str) -> dict[str, str]:
+    return {"content-type": "application/x-ndjson" if path == "/v1/activity-batches" else "application/json"}
+
+
 def _post_all(port: int, path: str, bodies: list[bytes], deadline: float) -> list[tuple[float, int, int]]:
     """POST each body in turn on one keep-alive connection: (latency_s, status, events accepted)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -130,7 +137,7 @@ def _post_all(port: int, path: str, bodies: list[bytes], deadline: float) -> lis
         if time.monotonic() > deadline:
             break
         started = time.perf_counter()
-        connection.request("POST", path, body=body, headers={"content-type": "application/json"})
+        connection.request("POST", path, body=body, headers=_headers(path))
         response = connection.getresponse()
         answer = response.read()
         latency = time.perf_counter() - started
@@ -160,8 +167,8 @@ def _worker(port: int, path: str, jobs: list[list[bytes]], ready: Any, go: Any, 
     out.put(([r for rs in results for r in rs], _cpu_s() - cpu_before))
 
 
-HOSTILE_KINDS = ("malformed", "unknown-key", "eligibility", "export", "bad-upload")
-DEFAULT_HOSTILE_KINDS = HOSTILE_KINDS[:4]
+HOSTILE_KINDS = ("malformed", "unknown-key", "eligibility", "export", "forged-batch", "bad-upload")
+DEFAULT_HOSTILE_KINDS = HOSTILE_KINDS[:5]
 BAD_UPLOAD_RECORDS = 200_000  # about 60 MiB of format-2 records (the limit is 64 MiB)
 
 
@@ -181,6 +188,15 @@ def _bad_upload(n: int, records: bytes) -> bytes:
     return jcs(event) + b"\n" + records
 
 
+def _forged_batch() -> bytes:
+    """A batch of 1,000 retirements naming holder-0's registered key over a stranger's signatures."""
+    events = [retirement(bench_key("forger"), {"retirement_id": f"forged-{n}", "account": "holder-0", "amount_g": 1,
+                                               "beneficiary": "x", "request_id": f"forged-{n}"}) for n in range(1000)]
+    for event in events:
+        event["auth"]["key"] = bench_key("holder-0").key_id
+    return jcs({"events": events})
+
+
 def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
     """The n-th request of a hostile client of this kind: (method, path, body)."""
     if kind == "malformed":
@@ -197,22 +213,26 @@ def _hostile_requests(kind: str, n: int) -> tuple[str, str, bytes | None]:
     return "GET", "/v1/export", None
 
 
-def _hostile(port: int, kind: str, nice: int, ready: Any, stop: Any, answered: Any, time_limit_s: float,
-             out: Any) -> None:
+def _hostile(port: int, kind: str, address: str | None, nice: int, ready: Any, stop: Any, answered: Any,
+             time_limit_s: float, out: Any) -> None:
     """Send requests of one kind, each as soon as the last is answered (Retry-After ignored), until
-    told to stop; `answered` counts the answers as they come."""
+    told to stop; `answered` counts the answers as they come. `address`: the client address the
+    server is to see (X-Forwarded-For, which it trusts from loopback), None for 127.0.0.1."""
     os.nice(nice)
     statuses: dict[int, int] = {}
     records = _bad_upload_records() if kind == "bad-upload" else b""
+    forged = _forged_batch() if kind == "forged-batch" else b""
     ready.release()
     deadline = time.monotonic() + time_limit_s
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     n = 0
     while not stop.is_set() and time.monotonic() < deadline:
         method, path, body = (("POST", "/v1/activity-batches", _bad_upload(n, records)) if kind == "bad-upload"
+                              else ("POST", "/v1/events:batch", forged) if kind == "forged-batch"
                               else _hostile_requests(kind, n))
         try:
-            connection.request(method, path, body=body, headers={"content-type": "application/json"})
+            headers = _headers(path) if address is None else {**_headers(path), "x-forwarded-for": address}
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             statuses[response.status] = statuses.get(response.status, 0) + 1
@@ -236,13 +256,14 @@ class Attack:
     """Hostile clients in processes of their own, under way once every one has built its requests
     (a bad upload's records take a few seconds); stop() gathers their answers' statuses by kind."""
 
-    def __init__(self, port: int, kinds: list[str], nice: int, time_limit_s: float):
+    def __init__(self, port: int, kinds: list[str], nice: int, time_limit_s: float, shared_address: bool):
         context = multiprocessing.get_context("fork")
         ready, self._stop, self._out = context.Semaphore(0), context.Event(), context.Queue()
         self.clients = []
-        for kind in kinds:
+        for n, kind in enumerate(kinds):
             answered = context.Value("q", 0, lock=False)  # one writer: the client itself
-            process = context.Process(target=_hostile, args=(port, kind, nice, ready, self._stop, answered,
+            address = None if shared_address else f"203.0.113.{n + 1}"  # TEST-NET-3 (RFC 5737)
+            process = context.Process(target=_hostile, args=(port, kind, address, nice, ready, self._stop, answered,
                                                              time_limit_s, self._out))
             process.start()
             self.clients.append(HostileClient(kind, process, answered))
@@ -262,10 +283,10 @@ class Attack:
 
 
 def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clients: int, hostile_kinds: list[str],
-                hostile_nice: int, time_limit_s: float, server_pid: int) -> dict[str, Any]:
+                hostile_nice: int, time_limit_s: float, server_pid: int, shared_address: bool) -> dict[str, Any]:
     """The single-event run while hostile clients (processes of their own) send what they send."""
     attack = Attack(port, [hostile_kinds[i % len(hostile_kinds)] for i in range(hostile_clients)], hostile_nice,
-                    time_limit_s + 60)
+                    time_limit_s + 60, shared_address)
     time.sleep(0.5)  # the attack is under way when the honest clients start
     try:
         honest = http_phase(port, "/v1/events", jobs, processes, time_limit_s, server_pid, attack.clients)
@@ -274,10 +295,11 @@ def mixed_phase(port: int, jobs: list[list[bytes]], processes: int, hostile_clie
     return {**honest, "hostile_clients": hostile_clients, "hostile_nice": hostile_nice, "hostile_statuses": statuses}
 
 
-def probe_phase(port: int, kind: str, clients: int, nice: int, seconds: float, server_pid: int) -> dict[str, Any]:
+def probe_phase(port: int, kind: str, clients: int, nice: int, seconds: float, server_pid: int,
+                shared_address: bool) -> dict[str, Any]:
     """`clients` hostile clients of one kind alone for `seconds`: what each of their requests costs
     the server, and what they make it spend a second."""
-    attack = Attack(port, [kind] * clients, nice, seconds + 60)
+    attack = Attack(port, [kind] * clients, nice, seconds + 60, shared_address)
     try:
         before = CpuMark.now(server_pid, attack.clients)
         started = time.perf_counter()
@@ -486,7 +508,7 @@ def warm_up(port: int, server_pid: int, timeout_s: float = 120, quiet_cpu_s: flo
     of each (api/processes.py), a once-only cost no phase is to pay."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     for method, path, body in (_hostile_requests("eligibility", 0), _hostile_requests("export", 0)):
-        connection.request(method, path, body=body, headers={"content-type": "application/json"})
+        connection.request(method, path, body=body, headers=_headers(path))
         connection.getresponse().read()
     connection.close()
     deadline = time.monotonic() + timeout_s
@@ -516,6 +538,10 @@ def main() -> None:
     parser.add_argument("--hostile-nice", type=int, default=0,
                         help="niceness of the hostile processes (0 to 19): at 19 they use only CPU that the server "
                              "and the honest clients leave, as attackers on machines of their own would")
+    parser.add_argument("--hostile-shared-address", action="store_true",
+                        help="hostile clients on 127.0.0.1 with the honest ones, rather than each on an address of "
+                             "its own (X-Forwarded-For): an address that sends what the writer wastes may not write, "
+                             "so honest clients behind it are refused too")
     parser.add_argument("--probe-s", type=float, default=5.0,
                         help="seconds of each hostile kind alone, after the rounds (0: none)")
     parser.add_argument("--time-limit-s", type=float, default=120.0)
@@ -604,13 +630,14 @@ def measure(args: argparse.Namespace, out: Path, served_url: str | None, ledger_
                                 min(args.phase_s, args.time_limit_s), server.pid)
             print(f"round {n}, single events: {single}", flush=True)
             mixed = mixed_phase(port, honest_jobs(args, f"mixed{n or ''}"), args.processes, args.hostile_clients,
-                                args.hostile_kinds, args.hostile_nice, min(args.phase_s, args.time_limit_s), server.pid)
+                                args.hostile_kinds, args.hostile_nice, min(args.phase_s, args.time_limit_s), server.pid,
+                                args.hostile_shared_address)
             print(f"round {n}, single events under attack: {mixed}", flush=True)
             rounds.append(Round(single, mixed))
         probes = []
         for kind in args.hostile_kinds if args.probe_s else ():
             probes.append(probe_phase(port, kind, max(1, args.hostile_clients // len(args.hostile_kinds)),
-                                      args.hostile_nice, args.probe_s, server.pid))
+                                      args.hostile_nice, args.probe_s, server.pid, args.hostile_shared_address))
             print(f"{kind} alone: {probes[-1]}", flush=True)
     finally:
         server.send_signal(signal.SIGINT)
