@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_fingerprints.py --rows 100000000            # a throwaway local cluster
     .venv/bin/python bench/bench_fingerprints.py --rows 1000000 --database-url URL
+    .venv/bin/python bench/bench_fingerprints.py --rows 100000000 --pg-setting shared_buffers=6GB ...
 
 Every activity record an upload holds is looked up by its activity_id and fingerprint before it is
 judged (ledger.store.values_present, through Store.existing) and inserted at its batch's commit
@@ -157,8 +158,13 @@ def main() -> None:
     parser.add_argument("--probe-records", type=int, default=20_000, help="records of a probe's lookup and insert")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database-url", help="an empty PostgreSQL database of yours (default: a throwaway local cluster)")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a postgresql.conf setting of the throwaway cluster, repeatable (e.g. shared_buffers=6GB)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="where the JSON report is also written")
     args = parser.parse_args()
+    settings = dict(setting.split("=", 1) for setting in args.pg_setting if "=" in setting)
+    if len(settings) != len(args.pg_setting) or (settings and args.database_url):
+        parser.error("--pg-setting is NAME=VALUE, for the throwaway cluster only")
     if not 0 < args.rows <= MAX_ROWS or args.chunk <= 0 or args.probe_records < 2:
         parser.error("--rows in 1..10^9, --chunk above 0, --probe-records at least 2")
     if args.database_url:
@@ -166,10 +172,11 @@ def main() -> None:
     else:
         sys.path.insert(0, str(REPO / "tests"))
         from pg_cluster import PostgresCluster
-        with PostgresCluster() as cluster:
+        with PostgresCluster(settings=settings) as cluster:
             report = run(cluster.create_database("bench_fingerprints"), args.rows, args.chunk, probe_sizes(args.rows),
                          args.probe_records, args.seed)
     report["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    report["pg_settings"] = settings
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"bench_fingerprints-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -474,6 +474,9 @@ class Store:
         lock_conn = self._lock_conn
         if lock_conn is not None:
             self._lock_conn = None
+            # The lock is the session's: closed, the connection would go back to the pool still
+            # holding it, and no other writer could take it until the engine was disposed.
+            lock_conn.invalidate()
             lock_conn.close()
         if self._sqlite_lock is not None:
             self._sqlite_lock.release()

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Mapping, NoReturn
 from urllib.parse import quote
 
 import psycopg
@@ -94,8 +94,14 @@ def _free_port() -> int:
 class PostgresCluster:
     """One throwaway PostgreSQL cluster. start() and stop() are idempotent; use as a context manager."""
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: postgresql.conf settings beyond the cluster's own (a benchmark's tuning);
+        they cannot change where it listens nor its durability."""
         self.bin_dir = bin_dir
+        self.settings = dict(settings or {})
+        for name, value in self.settings.items():
+            if not re.fullmatch(r"[a-z_]+", name) or re.search(r"['\\\n]", value):
+                raise ValueError(f"not a postgresql.conf setting: {name} = {value!r}")
         self.base_dir: Path | None = None
         self.port: int | None = None
         self.password = secrets.token_urlsafe(24)
@@ -253,6 +259,7 @@ class PostgresCluster:
             "synchronous_commit": "on",
             "full_page_writes": "on",
         }
+        settings = {**self.settings, **settings}
         lines = [f"{name} = '{value}'" for name, value in settings.items()]
         (self.data_dir / "postgresql.auto.conf").write_text("\n".join(lines) + "\n")
 
