@@ -2,6 +2,7 @@
 missing files, and the parallel path over chunks of records."""
 
 import gc
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -169,7 +170,8 @@ RECORDS_JOB = JOBS["records"]  # the chunk job as the runners run it: its digest
 
 
 def _slow_records(job):
-    time.sleep(1.0)  # the workers are still busy when the file's last chunk is submitted, even on loaded cores (0.2 s was not, at a load of 12)
+    if multiprocessing.parent_process() is not None:  # a worker: the inline run need not wait
+        time.sleep(1.0)  # the workers are still busy when the file's last chunk is submitted, even on loaded cores (0.2 s was not, at a load of 12)
     return RECORDS_JOB(job)
 
 
