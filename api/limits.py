@@ -25,7 +25,9 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   SIGNATURE, KEY_UNKNOWN, ENCODING or SCHEMA says nothing of who sent it: anyone can replay a key's
   public events, or forge copies naming its key. It is given back to the key and charged to the
   sending address's share of the budget (below) instead, which must not be in debt for the address
-  to write: a replayer slows itself down, not the platform whose key it names.
+  to write: a replayer slows itself down, not the platform whose key it names. It is charged to
+  the budget too (down to a debt), so that the waste of many addresses together stays within it; a
+  forged signature costs WASTED_SIGNATURE_UNITS.
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
   1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
@@ -147,6 +149,9 @@ def export_units(log_size: int) -> int:
 DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 100))
 
 
+# A forged signature costs two verifications (the refusal says whether it holds under the other
+# format's prefix): two units, where an export's unit is about 100 us of CPU.
+WASTED_SIGNATURE_UNITS = 2
 REFUSED_EVENT_COST = 10  # tokens a refused event takes from its key's bucket, in all
 
 
@@ -269,11 +274,18 @@ class RateLimits:
         """What the writer's answer to an event signed (by its claim) with key_id teaches: code is
         the refusal's (None when accepted; duplicate when it was a resend), charge what
         charge_writes returned for it."""
-        if charge is not None and key_id in charge.keyed and (duplicate or code in _WASTED_CODES):
-            # Anyone can send this: the key gets its token back, the sender pays.
+        if charge is not None and (duplicate or code in _WASTED_CODES):
+            # Anyone can send this: the key gets its token back, the sender pays, and so does the
+            # budget for unauthenticated work, which bounds the waste of all addresses together.
             now = time.monotonic()
-            self._bucket(key_id).give(1, now)
-            self._share(charge.source).charge(1, now)
+            units = WASTED_SIGNATURE_UNITS if code == "SIGNATURE" else 1
+            if key_id in charge.keyed:
+                self._bucket(key_id).give(1, now)
+            else:
+                units -= 1  # paid up front, as unauthenticated work
+            if units:
+                self._share(charge.source).charge(units, now)
+                self._budget.charge(units, now)
         if code is None or code not in _UNJUDGED_CODES | _UNAUTHENTICATED_CODES:
             self._authenticated[key_id] = None
             self._authenticated.move_to_end(key_id)

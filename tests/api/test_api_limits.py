@@ -56,6 +56,24 @@ def test_replays_and_forgeries_naming_a_key_cost_their_sender_not_the_key(wasted
         rates.charge_writes({"platform": 1}, "10.0.0.1")  # ... and was spent by the platform alone
 
 
+def test_forgeries_from_many_addresses_together_stay_within_the_budget():
+    """Each address's share bounds its own waste; 100 addresses forging a registered key's
+    signatures spend the global budget too, two units a forgery (two verifications), so that
+    unauthenticated work is refused once they have spent it, however many they are."""
+    rates = limits(budget_units_per_s=1.0)
+    rates.learn("platform", None)
+    rates.charge_work(0, "10.0.0.1")  # an address with nothing spent is not refused
+    for n in range(100):
+        charge = rates.charge_writes({"platform": 40}, f"10.6.6.{n}")
+        for _ in range(40):
+            rates.learn("platform", "SIGNATURE", charge=charge)
+    # 100 addresses x 40 forgeries x 2 units = 8,000: the budget's burst is spent
+    with pytest.raises(ApiError) as spent:  # an address that spent nothing draws on the reserve, then none is left
+        rates.charge_work(EXPENSIVE_READ_UNITS // 2, "10.7.7.7")
+        rates.charge_work(EXPENSIVE_READ_UNITS * 2, "10.7.7.7")
+    assert spent.value.status == 429 and "by all clients" in spent.value.message, spent.value.message
+
+
 def test_a_replayer_of_a_platforms_public_events_over_http_slows_itself_not_the_platform(world):
     import json
     from starlette.testclient import TestClient
