@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from api.processes import SpawnedProcesses, database_url_of
 from ledger.eligibility import offset_eligibility
-from ledger.leaf import parse_leaf
+from ledger.leaf import committed_leaf, parse_leaf
 from ledger.projections import load_state
 from ledger.registry import LogReader
 from ledger.rules import apply
@@ -67,7 +67,7 @@ class CommittedState:
             state = self._state = self._load()
         if state.size < committed:
             for _, data in self._reader.leaf_bytes(state.size, committed):
-                leaf = parse_leaf(data, self._reader.log_format)
+                leaf = committed_leaf(data)
                 apply(state, leaf.seq, leaf.time, leaf.type, leaf.body, leaf.auth["key"], leaf.serials,
                       activities=self._activities)
         return function(state)
