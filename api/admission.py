@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,6 +87,8 @@ class Signers:
         self._registered = set(queries.registered_key_ids())
         self._pending: collections.Counter[str] = collections.Counter()
         self._settled_since_look = False
+        # Key events admitted and not yet handed to the writer, by the key they name.
+        self._unsubmitted: dict[str, list[asyncio.Future[None]]] = {}
         # Registered keys as read, kept until a key event settles (key_generation counts those):
         # every key.revoke passes through admit and settle, so a key kept here is as committed.
         self._keys: dict[str, Key] = {}
@@ -119,21 +121,48 @@ class Signers:
         key = self._root_keys.get(auth["key"]) or self._queries.registered_key(auth["key"])
         return verify_signer(key, self._origin, event_type, body, auth, self._log_format)
 
-    def admit(self, events: Sequence[Any], named: list[str]) -> list[Rejected | None]:
-        """Each event's refusal here (unknown_key) or None, in their order. A key event that passes
-        marks pending the key it names, for the events after it (a batch may register a key and
-        use it); one refused here marks nothing (trial 11: a key.revoke of an unknown signer naming
-        key X let 999 events of X through to the writer). Each key marked is appended to `named`,
-        for settle once the events' outcome is known, even if this raises midway."""
-        refusals: list[Rejected | None] = []
-        for event in events:
-            refusal = self.unknown_key(event)
-            refusals.append(refusal)
-            if refusal is None and event["type"] in KEY_EVENT_TYPES:
+    def admit(self, events: Sequence[Any], refusals: list[Rejected | None], admitted: "Admitted") -> None:
+        """Fill in each event's refusal here (unknown_key) in `refusals` (all None on the way in).
+        A key event that passes marks pending the key it names, for the events after it (a batch
+        may register a key and use it); one refused marks nothing (trial 11: a key.revoke of an
+        unknown signer naming key X let 999 events of X through to the writer). Each key marked is
+        appended to `admitted.named`, for settle once the events' outcome is known, even if this
+        raises midway. The writer must see an event after the key events admitted before it that
+        name its signer: their submissions not yet made go to `admitted.waits`, and this request's
+        own key events to `admitted.own`, for submitted() to signal."""
+        assert len(events) == len(refusals), "one refusal slot per event"
+        loop = asyncio.get_running_loop()
+        for place, event in enumerate(events):
+            refusal = refusals[place] = self.unknown_key(event)
+            if refusal is not None:
+                continue
+            for earlier in self._unsubmitted.get(event["auth"]["key"], ()):
+                if earlier not in admitted.own and earlier not in admitted.waits:
+                    admitted.waits.append(earlier)
+            if event["type"] in KEY_EVENT_TYPES:
                 key_id = event["body"]["key_id"]
                 self._pending[key_id] += 1
-                named.append(key_id)
-        return refusals
+                admitted.named.append(key_id)
+                submission = loop.create_future()
+                self._unsubmitted.setdefault(key_id, []).append(submission)
+                admitted.own.append(submission)
+                admitted.own_keys.append(key_id)
+
+    def submitted(self, admitted: "Admitted") -> None:
+        """The request's events went to the writer (or never will): the requests admitted after
+        it that wait on its key events go on."""
+        for key_id, submission in zip(admitted.own_keys, admitted.own):
+            if not submission.done():
+                submission.set_result(None)
+            waiting = self._unsubmitted.get(key_id)
+            if waiting is not None:
+                waiting.remove(submission)
+                if not waiting:
+                    del self._unsubmitted[key_id]
+
+    def pending_elsewhere(self, key_id: str, admitted: "Admitted") -> bool:
+        """A key event of another request, forwarded and not yet answered, names this key."""
+        return self._pending[key_id] > admitted.named.count(key_id) if key_id in self._pending else False
 
     def settle(self, named: list[str]) -> None:
         """The key events that named these keys are answered (or lost): what they did is
@@ -147,9 +176,9 @@ class Signers:
             self._keys.clear()
             self.key_generation += 1
 
-    def is_pending(self, key_id: str) -> bool:
-        """A key event forwarded and not yet answered names this key."""
-        return key_id in self._pending
+    def is_committed(self, key_id: str) -> bool:
+        """A root key, or a key registered as last looked at."""
+        return key_id in self._root_keys or key_id in self._registered
 
     def cached_key(self, key_id: str) -> Key | None:
         """A root key, or a registered key as read since the last key event settled, else None."""
@@ -177,6 +206,15 @@ class Signers:
         return self._log_format
 
 
+@dataclass(slots=True)
+class Admitted:
+    """What Signers.admit decided for one request beside its refusals."""
+    named: list[str] = field(default_factory=list)  # keys its key events marked pending
+    waits: list["asyncio.Future[None]"] = field(default_factory=list)  # earlier key events it must follow
+    own: list["asyncio.Future[None]"] = field(default_factory=list)  # its key events' submissions
+    own_keys: list[str] = field(default_factory=list)  # the keys they name, in the same order
+
+
 class _KeyCheck(NamedTuple):
     """One key's events of a request, by their places in it, to be checked all or by one sample."""
     key_id: str
@@ -186,10 +224,12 @@ class _KeyCheck(NamedTuple):
 
 @dataclass(slots=True)
 class _Screened:
-    """What the check threads found: refusals by place, keys that failed a sample, keys read."""
+    """What the check threads found: refusals by place, keys that failed a sample, keys read, and
+    the places whose signature was checked."""
     refusals: dict[int, Rejected]
     forging_keys: set[str]
     keys_read: dict[str, Key]
+    checked: set[int]
 
 
 class SignatureScreen:
@@ -201,10 +241,12 @@ class SignatureScreen:
     in a batch one event drawn at random per key, whose failure makes its key suspect and has
     the rest of its events checked here. A forgery refused here gets the writer's very answer
     (rules.verify_signer): the writer's resend check compares the whole signed event, so a bad
-    signature can never pass as a resend there. Keys that a key event in flight names, unknown
-    keys and revoked keys are left to the writer, which answers KEY_REVOKED before it looks at a
-    signature and 200 to the resend of an event signed before its key's revocation. The checks
-    run in threads of their own, off the event loop. The sender of a forgery pays for it as for
+    signature can never pass as a resend there. Keys that a key event in flight names (of another
+    request, or a genuine one of the request), unknown keys and revoked keys are left to the
+    writer, which answers KEY_REVOKED before it looks at a signature and 200 to the resend of an
+    event signed before its key's revocation. The checks run in threads of their own, off the
+    event loop, after Signers.admit: a request admitted later that depends on this one's key
+    events waits for its submission (Admitted.waits), so the writer's order is the admission's. The sender of a forgery pays for it as for
     one the writer refused (api/limits.py: a SIGNATURE refusal is charged to its address)."""
 
     def __init__(self, signers: Signers):
@@ -228,70 +270,95 @@ class SignatureScreen:
             return False
         return True
 
-    async def screen(self, events: Sequence[Any], refusals: list[Rejected | None], *, sample: bool) -> None:
-        """Fill in refusals (one per event, None for those going on to the writer) with SIGNATURE
-        for the forged events found; `sample` for a batch (one event per key, MAX_SAMPLED_KEYS)."""
+    async def screen(self, events: Sequence[Any], refusals: list[Rejected | None], admitted: Admitted, *,
+                     sample: bool) -> None:
+        """Fill in SIGNATURE for each forged event found among those Signers.admit passed (None in
+        `refusals`); `sample` for a batch (one event per key, MAX_SAMPLED_KEYS keys). The request's
+        key events are checked first, all of them: a key that a genuine one names, or that a key
+        event of another request in flight names, is left to the writer (it may be registered or
+        revoked by the event's turn); one that only a forged one names is not (a forged key.revoke
+        of X would otherwise let a batch of forged events of X through)."""
         assert len(events) == len(refusals), "one refusal slot per event"
         if self._signers.log_format is None:
             return  # before the genesis: the writer judges every signature
         now = time.monotonic()
         places_by_key: dict[str, list[int]] = {}
+        key_events: list[int] = []
         for place, (event, refusal) in enumerate(zip(events, refusals)):
             if refusal is None:
                 places_by_key.setdefault(event["auth"]["key"], []).append(place)
-        checks = [_KeyCheck(key_id, places, True) for key_id, places in places_by_key.items()
-                  if self.is_suspect(key_id, now) and not self._signers.is_pending(key_id)]
+                if event["type"] in KEY_EVENT_TYPES:
+                    key_events.append(place)
+        screened = [key_id for key_id in places_by_key
+                    if self._signers.is_committed(key_id) and not self._signers.pending_elsewhere(key_id, admitted)]
+        checks = [_KeyCheck(key_id, places_by_key[key_id], True) for key_id in screened if self.is_suspect(key_id, now)]
         if sample:
-            unsampled = [key_id for key_id in places_by_key
-                         if not self.is_suspect(key_id, now) and not self._signers.is_pending(key_id)]
+            unsampled = [key_id for key_id in screened if not self.is_suspect(key_id, now)]
             for key_id in random.sample(unsampled, min(len(unsampled), MAX_SAMPLED_KEYS)):
                 checks.append(_KeyCheck(key_id, places_by_key[key_id], False))
-        if not checks:
+        key_event_places = set(key_events)
+        key_event_checks = [_KeyCheck(key_id, places, True) for key_id in screened
+                            if (places := [p for p in places_by_key[key_id] if p in key_event_places])]
+        if not checks and not key_event_checks:
             return
-        keys = {check.key_id: self._signers.cached_key(check.key_id) for check in checks}
+        keys = {check.key_id: self._signers.cached_key(check.key_id) for check in checks + key_event_checks}
         generation = self._signers.key_generation
-        found = await asyncio.get_running_loop().run_in_executor(self._threads, self._checked, events, checks, keys)
+        found = await asyncio.get_running_loop().run_in_executor(
+            self._threads, self._checked, events, key_events, key_event_checks, checks, keys)
         self._signers.keep_keys(found.keys_read, generation)
         for key_id in found.forging_keys:
             self.suspect(key_id)
         for place, refusal in found.refusals.items():
-            assert refusals[place] is None, "only events going on to the writer are screened"
+            assert refusals[place] is None, "only events admitted are screened"
             refusals[place] = refusal
 
-    def _checked(self, events: Sequence[Any], checks: list[_KeyCheck], keys: dict[str, Key | None]) -> _Screened:
-        """In a check thread: the signatures of `checks`, with keys missing from `keys` read."""
-        found = _Screened({}, set(), {})
+    def _checked(self, events: Sequence[Any], key_events: list[int], key_event_checks: list[_KeyCheck],
+                 checks: list[_KeyCheck], keys: dict[str, Key | None]) -> _Screened:
+        """In a check thread: the key events' signatures, then those of `checks` but for the keys
+        that a genuine key event of the request names; keys missing from `keys` are read."""
+        found = _Screened({}, set(), {}, set())
+        for check in key_event_checks:
+            self._check(check, events, keys, found)
+        named_by_genuine = {events[place]["body"]["key_id"] for place in key_events if place not in found.refusals}
         for check in checks:
-            key = keys[check.key_id]
-            if key is None:
-                key = self._signers.read_key(check.key_id)
-                if key is None:
-                    continue  # registered after admit looked, or a fault: the writer judges it
-                found.keys_read[check.key_id] = key
-            if key.revoked:
-                continue
-            if check.every_event:
-                if self._forged(key, events, check.places, found.refusals):
-                    found.forging_keys.add(check.key_id)
-                continue
-            drawn = random.choice(check.places)
-            if self._forged(key, events, [drawn], found.refusals):
-                found.forging_keys.add(check.key_id)
-                self._forged(key, events, [place for place in check.places if place != drawn], found.refusals)
+            if check.key_id not in named_by_genuine:
+                self._check(check, events, keys, found)
         return found
 
-    def _forged(self, key: Key, events: Sequence[Any], places: list[int], refusals: dict[int, Rejected]) -> bool:
+    def _check(self, check: _KeyCheck, events: Sequence[Any], keys: dict[str, Key | None], found: _Screened) -> None:
+        key = keys[check.key_id] or found.keys_read.get(check.key_id)
+        if key is None:
+            key = self._signers.read_key(check.key_id)
+            if key is None:
+                return  # a fault, or a race with the look at the registered keys: the writer judges it
+            found.keys_read[check.key_id] = key
+        if key.revoked:
+            return
+        places = [place for place in check.places if place not in found.checked]
+        if not places:
+            return
+        if check.every_event:
+            if self._forged(key, events, places, found):
+                found.forging_keys.add(check.key_id)
+            return
+        drawn = random.choice(places)
+        if self._forged(key, events, [drawn], found):
+            found.forging_keys.add(check.key_id)
+            self._forged(key, events, [place for place in places if place != drawn], found)
+
+    def _forged(self, key: Key, events: Sequence[Any], places: list[int], found: _Screened) -> bool:
         """Whether any of these events' signatures fails; each that does gets its refusal."""
         origin, log_format = self._signers.origin, self._signers.log_format
         assert log_format is not None
         any_forged = False
         for place in places:
             event = events[place]
+            found.checked.add(place)
             try:
                 verify_signer(key, origin, event["type"], event["body"], event["auth"], log_format)
             except Rejected as refusal:
                 assert refusal.code == "SIGNATURE", "an active key: only its signature can fail"
-                refusals[place] = refusal
+                found.refusals[place] = refusal
                 any_forged = True
         return any_forged
 

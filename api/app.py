@@ -42,7 +42,7 @@ from api.exports import MAX_CONCURRENT_EXPORTS, Exports
 from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, body_units, export_units,
                         send_problem, source_of)
 from api.openapi import json_body, ok, refused
-from api.admission import RecordChecks, Signers, SignatureScreen, schema_refusal
+from api.admission import Admitted, RecordChecks, Signers, SignatureScreen, schema_refusal
 from api.bodies import (
     MAX_ACTIVITY_UPLOAD_BYTES, MAX_EVENT_BATCH_BYTES, MAX_EVENT_BYTES, declared_length, event_batch,
     media_type_refusal, parse_json, read_body, read_json, upload_event,
@@ -238,15 +238,21 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         are answered teaches the limits which keys sign, and who pays for resends and forgeries."""
         charge = rate_limits.charge_writes(collections.Counter(event["auth"]["key"] for event in events),
                                            source_of(scope))
-        named: list[str] = []
+        refusals: list[Rejected | None] = [None] * len(events)
+        admitted = Admitted()
+        named = admitted.named
         try:
-            refusals = signers.admit(events, named)
-            await signature_screen.screen(events, refusals, sample=len(events) > 1)
+            signers.admit(events, refusals, admitted)
+            await signature_screen.screen(events, refusals, admitted, sample=len(events) > 1)
+            if admitted.waits:  # key events admitted before, naming these events' signers, go first
+                await asyncio.wait(admitted.waits)
             sound = [(event, records) for event, refusal in zip(events, refusals) if refusal is None]
             future = _submitted(sound) if sound else None
         except BaseException:
             signers.settle(named)
             raise
+        finally:
+            signers.submitted(admitted)
         if future is None:
             signers.settle(named)
         else:  # settled when the writer answers, even if this request is given up meanwhile
