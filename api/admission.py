@@ -43,7 +43,7 @@ SUSPECT_KEY_S = 600.0        # a key one of whose signatures failed has every ev
 MAX_SUSPECT_KEYS = 10_000    # suspects remembered (the oldest suspicion goes first)
 MAX_SAMPLED_KEYS = 16        # keys of one batch whose signature is sampled
 MAX_CACHED_KEYS = 10_000     # registered keys remembered between key events
-SIGNATURE_CHECK_THREADS = 2  # Ed25519 verification releases the interpreter lock
+SIGNATURE_CHECK_THREADS = 2  # for whole requests' checks; Ed25519 verification releases the interpreter lock
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,9 @@ class SignatureScreen:
         self._signers = signers
         self._suspects: collections.OrderedDict[str, float] = collections.OrderedDict()  # key id: until
         self._threads = ThreadPoolExecutor(SIGNATURE_CHECK_THREADS, thread_name_prefix="signature-check")
+        # Samples (one signature a key) have a thread of their own: an honest batch's sample never
+        # waits behind the checks of a suspect key's batches of forgeries.
+        self._sampling_thread = ThreadPoolExecutor(1, thread_name_prefix="signature-sample")
 
     def suspect(self, key_id: str) -> None:
         """A signature claiming key_id failed: its events are checked here for SUSPECT_KEY_S."""
@@ -303,8 +306,16 @@ class SignatureScreen:
             return
         keys = {check.key_id: self._signers.cached_key(check.key_id) for check in checks + key_event_checks}
         generation = self._signers.key_generation
-        found = await asyncio.get_running_loop().run_in_executor(
-            self._threads, self._checked, events, key_events, key_event_checks, checks, keys)
+        loop = asyncio.get_running_loop()
+        whole = bool(key_event_checks) or any(check.every_event for check in checks)
+        found = await loop.run_in_executor(self._threads if whole else self._sampling_thread, self._checked,
+                                           events, key_events, key_event_checks, checks, keys, whole)
+        if found.forging_keys and not whole:  # a sample failed: the rest of its key's events, with the whole checks
+            rest = [_KeyCheck(check.key_id, check.places, True) for check in checks if check.key_id in found.forging_keys]
+            keys.update(found.keys_read)
+            more = await loop.run_in_executor(self._threads, self._checked, events, [], [], rest, keys, True,
+                                              found.checked)
+            found.refusals.update(more.refusals)
         self._signers.keep_keys(found.keys_read, generation)
         for key_id in found.forging_keys:
             self.suspect(key_id)
@@ -313,19 +324,23 @@ class SignatureScreen:
             refusals[place] = refusal
 
     def _checked(self, events: Sequence[Any], key_events: list[int], key_event_checks: list[_KeyCheck],
-                 checks: list[_KeyCheck], keys: dict[str, Key | None]) -> _Screened:
+                 checks: list[_KeyCheck], keys: dict[str, Key | None], whole: bool,
+                 checked: set[int] | None = None) -> _Screened:
         """In a check thread: the key events' signatures, then those of `checks` but for the keys
-        that a genuine key event of the request names; keys missing from `keys` are read."""
-        found = _Screened({}, set(), {}, set())
+        that a genuine key event of the request names; keys missing from `keys` are read. Unless
+        `whole`, a failed sample is not followed by its key's other events (the caller has them
+        checked in the other threads); `checked`: places whose signature is checked already."""
+        found = _Screened({}, set(), {}, set(checked or ()))
         for check in key_event_checks:
-            self._check(check, events, keys, found)
+            self._check(check, events, keys, found, whole)
         named_by_genuine = {events[place]["body"]["key_id"] for place in key_events if place not in found.refusals}
         for check in checks:
             if check.key_id not in named_by_genuine:
-                self._check(check, events, keys, found)
+                self._check(check, events, keys, found, whole)
         return found
 
-    def _check(self, check: _KeyCheck, events: Sequence[Any], keys: dict[str, Key | None], found: _Screened) -> None:
+    def _check(self, check: _KeyCheck, events: Sequence[Any], keys: dict[str, Key | None], found: _Screened,
+               whole: bool) -> None:
         key = keys[check.key_id] or found.keys_read.get(check.key_id)
         if key is None:
             key = self._signers.read_key(check.key_id)
@@ -344,7 +359,8 @@ class SignatureScreen:
         drawn = random.choice(places)
         if self._forged(key, events, [drawn], found):
             found.forging_keys.add(check.key_id)
-            self._forged(key, events, [place for place in places if place != drawn], found)
+            if whole:
+                self._forged(key, events, [place for place in places if place != drawn], found)
 
     def _forged(self, key: Key, events: Sequence[Any], places: list[int], found: _Screened) -> bool:
         """Whether any of these events' signatures fails; each that does gets its refusal."""
@@ -364,6 +380,7 @@ class SignatureScreen:
 
     def close(self) -> None:
         self._threads.shutdown(wait=True, cancel_futures=True)
+        self._sampling_thread.shutdown(wait=True, cancel_futures=True)
 
 
 class RecordChecks:
