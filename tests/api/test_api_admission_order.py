@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import threading
 import time
 
+import pytest
+
 from api.admission import SignatureScreen
+from api.errors import STATUS_BY_CODE
 from keys import Ed25519Key
+from ledger.errors import Rejected
 from ledger.registry import sign_event
+from world import World
 
 ORDER_DELAY_S = 0.5
 
@@ -66,3 +72,53 @@ def test_a_forged_key_event_does_not_open_the_screen_to_the_key_it_names(api, wo
     answer = api.post("/v1/events:batch", content=json.dumps({"events": [revoke, *forged]}))
     assert {(r["status"], r["code"]) for r in answer.json()["results"]} == {(401, "SIGNATURE")}, answer.text
     assert api.get("/v1/status").json()["sequencer"]["events"] == before, "a forged event reached the writer"
+
+
+def _mixed_batch(world, rng, round_: int) -> list[dict]:
+    """Genuine and forged events of several keys, a key registered and used, a forged revoke,
+    an unknown key, a resend: in a random order, each at most once."""
+    stranger, new = Ed25519Key.from_label("puhui-test/mix-stranger"), Ed25519Key.from_label(f"puhui-test/mix-new-{round_}")
+    origin = world.registry.origin
+
+    def forged(key_id: str, tag: str) -> dict:
+        event = _retirement(world, stranger, tag)
+        event["auth"]["key"] = key_id
+        return event
+    revoke = sign_event(stranger, origin, "key.revoke", {"key_id": world.wuhan.key_id, "reason": "x",
+                                                         "request_id": f"mix-revoke-{round_}"}, log_format=1)
+    revoke["auth"]["key"] = world.admin.key_id
+    pool = [_retirement(world, world.wuhan.signer, f"mix-w-{round_}-{n}") for n in range(3)]
+    pool += [_retirement(world, world.admin.signer, f"mix-a-{round_}-{n}") for n in range(2)]
+    pool += [forged(world.wuhan.key_id, f"mix-fw-{round_}-{n}") for n in range(3)]
+    pool += [forged(world.admin.key_id, f"mix-fa-{round_}-{n}") for n in range(2)]
+    pool += [revoke, _retirement(world, stranger, f"mix-unknown-{round_}")]
+    register = _register(world, new, f"mix-{round_}")
+    used = _retirement(world, new, f"mix-new-{round_}")
+    rng.shuffle(pool)
+    at = rng.randrange(len(pool) + 1)
+    events = pool[:at] + [register] + pool[at:rng.randrange(at, len(pool) + 1)] + [used]
+    return events + [rng.choice(events)]  # and one resent
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_fronts_answers_to_a_mixed_batch_are_the_writers(api, world, tmp_path, seed):
+    """The front refuses some events itself (unknown keys, forged signatures, sampled or of a
+    suspect key); each of its answers must be the very one the writer gives, which a second
+    registry with the same history, fed the same events directly, tells."""
+    rng = random.Random(seed)
+    alone = World(f"sqlite:///{tmp_path / 'alone.sqlite3'}").setup().history()
+    try:
+        assert alone.registry.size == world.registry.size  # the same history (its request ids are random)
+        codes: set[str | None] = set()
+        for round_ in range(4):
+            events = _mixed_batch(world, rng, round_)
+            front = api.post("/v1/events:batch", content=json.dumps({"events": events})).json()["results"]
+            writer = alone.registry.append_many([(event, None) for event in events])
+            expected = [{"status": STATUS_BY_CODE[w.code], "code": w.code, "message": w.message}
+                        if isinstance(w, Rejected) else {"status": 200 if w.duplicate else 201, "seq": w.seq}
+                        for w in writer]
+            assert [{k: r.get(k) for k in e} for r, e in zip(front, expected)] == expected, (seed, round_)
+            codes |= {r.get("code") for r in front}
+        assert codes >= {"SIGNATURE", "KEY_UNKNOWN", "UNAUTHORIZED", None}, codes  # each kind of answer was met
+    finally:
+        alone.registry.close()
