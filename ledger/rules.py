@@ -25,7 +25,12 @@ EVENT_DOMAINS = {1: b"puhui-event/v1\n", 2: b"puhui-event/v2\n"}
 
 
 def signing_message(origin: str, event_type: str, body: dict[str, Any], log_format: int) -> bytes:
-    return EVENT_DOMAINS[log_format] + jcs({"body": body, "origin": origin, "type": event_type})
+    return EVENT_DOMAINS[log_format] + _signed_part(origin, event_type, body)
+
+
+def _signed_part(origin: str, event_type: str, body: dict[str, Any]) -> bytes:
+    """What an event's signature covers after its format's domain prefix (spec section 2)."""
+    return jcs({"body": body, "origin": origin, "type": event_type})
 
 
 def event_format(state: State, event_type: str, body: dict[str, Any]) -> int:
@@ -55,23 +60,23 @@ def verify_signer(key: Key | None, origin: str, event_type: str, body: dict[str,
     if key.revoked:
         raise Rejected("KEY_REVOKED", f"key {key.key_id} ({key.label}) was revoked and signs nothing after that")
     signature = base64.b64decode(auth["sig"])
+    signed = _signed_part(origin, event_type, body)  # once, for this format's prefix and the others' (the refusal's)
     try:
-        key.verify_key.verify(signing_message(origin, event_type, body, log_format), signature)
+        key.verify_key.verify(EVENT_DOMAINS[log_format] + signed, signature)
     except BadSignatureError:
-        raise Rejected("SIGNATURE", _signature_problem(key, origin, event_type, body, log_format, signature)) from None
+        raise Rejected("SIGNATURE", _signature_problem(key, origin, signed, log_format, signature)) from None
     return key
 
 
-def _signature_problem(key: Key, origin: str, event_type: str, body: dict[str, Any], log_format: int,
-                       signature: bytes) -> str:
+def _signature_problem(key: Key, origin: str, signed: bytes, log_format: int, signature: bytes) -> str:
     """Why a signature fails, naming the likeliest slip: a client signing for the other format
-    (its domain prefix), else the message a signature must cover."""
+    (its domain prefix), else the message a signature must cover (`signed`: its part after the prefix)."""
     expected = EVENT_DOMAINS[log_format].decode().strip()
     for other_format, domain in EVENT_DOMAINS.items():
         if other_format == log_format:
             continue
         try:
-            key.verify_key.verify(signing_message(origin, event_type, body, other_format), signature)
+            key.verify_key.verify(domain + signed, signature)
         except BadSignatureError:
             continue
         return (f"the signature of key {key.key_id} is over the format-{other_format} message ({domain.decode().strip()!r}"
