@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,8 +186,11 @@ class RegistryDir:
             registry.checkpoint()
             self.write_trust(registry)
             stored = database_url or sqlite_url(DEFAULT_DATABASE)  # relative: the directory's own file
-            self.config_path.write_text(json.dumps({"format": FORMAT, "origin": origin, "database_url": stored},
-                                                   indent=1) + "\n")
+            # Owner-only: a PostgreSQL URL holds the database's password, which writes the ledger's tables.
+            descriptor = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)  # whatever the umask
+            with os.fdopen(descriptor, "w") as config:
+                config.write(json.dumps({"format": FORMAT, "origin": origin, "database_url": stored}, indent=1) + "\n")
         except BaseException:
             registry.close()
             raise
