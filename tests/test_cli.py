@@ -43,6 +43,8 @@ def test_init_creates_separate_encrypted_keys_a_genesis_and_a_trust_file(tmp_pat
     for name in ring.names():
         assert b"PRIVATE" not in (place / "keys" / f"{name}.key").read_bytes()
         assert oct((place / "keys" / f"{name}.key").stat().st_mode & 0o777) == "0o600"
+    # registry.json holds the database URL, with a PostgreSQL password in it (trial 11: it was 0644)
+    assert oct((place / "registry.json").stat().st_mode & 0o777) == "0o600"
     trust = json.loads((place / "trust.json").read_text())
     assert trust["origin"] == "test.hubei.example/puhui"
     assert trust["root_keys"] == [base64.b64encode(ring.public("root")[1]).decode()]
@@ -225,6 +227,10 @@ def test_restore_refuses_at_once_a_missing_backup_and_a_checkpoint_that_is_no_fi
     started = time.monotonic()
     refused = puhui("restore", str(place), str(tmp_path / "one.backup"), "--checkpoint", str(fifo), check=False)
     assert refused.returncode == 2 and "not a regular file" in refused.stderr and time.monotonic() - started < 60
+    garbage = tmp_path / "garbage.note"  # trial 11: exited 1, as if the backup were refused
+    garbage.write_text("not a signed note\n")
+    refused = puhui("restore", str(place), str(tmp_path / "one.backup"), "--checkpoint", str(garbage), check=False)
+    assert refused.returncode == 2 and "not a checkpoint this registry's log key signed" in refused.stderr, refused.stderr
 
 
 def test_check_names_a_batch_block_hash_edited_with_its_digest(tmp_path):
