@@ -14,7 +14,8 @@ from cli.terminal import EXIT_REFUSED, cannot_run, console, errors, fail, guarde
 from keys.errors import KeyFileError
 from keys.secret_files import read_secret_file
 from ledger.backup import BackupRefused, backup, restore
-from service.registry_dir import RegistryDir
+from ledger.note import parse_verifier_key, verify_checkpoint
+from service.registry_dir import RegistryDir, RegistryDirError
 
 commands = Typer()  # added to `puhui` by cli.main
 
@@ -62,6 +63,15 @@ def backup_command(directory: Path = DirArgument,
     console.print(f"backed up {state.size} events (latest checkpoint at {state.checkpoint_size}) to {out}")
 
 
+def _configured_database(place: RegistryDir) -> str | None:
+    """The database registry.json names, whose latest checkpoint a restore elsewhere must reach
+    (None when the directory has lost its registry.json)."""
+    try:
+        return place.database_url()
+    except (OSError, ValueError, KeyError, RegistryDirError):
+        return None
+
+
 @commands.command("restore")
 @guarded
 def restore_command(directory: Path = DirArgument,
@@ -88,13 +98,16 @@ def restore_command(directory: Path = DirArgument,
             data = read_secret_file(path, label=f"--checkpoint {path}", what="signed checkpoint",
                                     max_bytes=MAX_CHECKPOINT_BYTES, holds_a_secret=lambda _: False)
             notes.append(data.decode("utf-8"))
+            verify_checkpoint(notes[-1], parse_verifier_key(log_key))  # an input not of its form: exit 2
         except (OSError, UnicodeDecodeError, KeyFileError) as exc:
             cannot_run(str(exc) if isinstance(exc, KeyFileError) else f"--checkpoint {path}: {exc}")
+        except ValueError as exc:
+            cannot_run(f"--checkpoint {path}: not a checkpoint this registry's log key signed: {exc}")
     if not notes:
         errors.print("note: no --checkpoint given: only the registry's own latest checkpoint (if its database can "
                      "still be read) is checked; bring the latest one your witnesses or monitors hold")
     try:
-        state = restore(backup_file, url, notes, log_key)
+        state = restore(backup_file, url, notes, log_key, replaced_database_url=_configured_database(place))
     except BackupRefused as exc:
         fail(str(exc), EXIT_REFUSED)
     console.print(f"restored {state.size} events (latest checkpoint at {state.checkpoint_size}); start the server, "

@@ -73,10 +73,13 @@ def backup(database_url: str, out: Path) -> CopyState:
         temporary.unlink(missing_ok=True)
 
 
-def restore(backup_file: Path, database_url: str, published_checkpoints: Sequence[str], log_key: str) -> CopyState:
+def restore(backup_file: Path, database_url: str, published_checkpoints: Sequence[str], log_key: str,
+            replaced_database_url: str | None = None) -> CopyState:
     """Put a backup in place of the registry's database, after checking that it is not older than
     any checkpoint published: `published_checkpoints` (signed notes from outside) and the
-    registry's own latest one, where the database being replaced can still be read.
+    registry's own latest one, where the database being replaced can still be read: the target's
+    and, when the registry moves to another database (`replaced_database_url`: on PostgreSQL a
+    backup is restored into a new one), the one it leaves.
 
     SQLite: the file is replaced atomically, and the old file's WAL and shared-memory files go
     with it. PostgreSQL: the database must be empty (create a new one); it is restored, checked,
@@ -86,6 +89,8 @@ def restore(backup_file: Path, database_url: str, published_checkpoints: Sequenc
         raise BackupRefused(f"{backup_file}: no such backup file")
     key = parse_verifier_key(log_key)
     url = make_url(database_url)
+    if replaced_database_url is not None and replaced_database_url != database_url:
+        published_checkpoints = [*published_checkpoints, *_own_latest_checkpoint(replaced_database_url, True)]
     if url.get_backend_name() == "sqlite":
         target = Path(_sqlite_file(database_url))
         if not target.parent.is_dir():

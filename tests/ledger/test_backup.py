@@ -82,6 +82,18 @@ def test_a_restore_refuses_a_backup_older_than_a_published_checkpoint(world, tmp
     assert restore(tmp_path / "new.backup", restore_url, [published], log_key(world)).size == old_size + 5
 
 
+def test_a_restore_into_another_database_checks_the_one_the_registry_leaves(world, tmp_path, restore_url):
+    """On PostgreSQL a backup is restored into a new database (trial 11: a backup older than the
+    registry's own latest checkpoint was restored there, unchecked): the database the registry
+    leaves is read for its latest checkpoint, as the one a SQLite restore replaces is."""
+    backup(world.url, tmp_path / "old.backup")
+    old_size = world.registry.size
+    retire(world, 5)
+    world.registry.checkpoint()  # in the registry's own database only: no --checkpoint given
+    with pytest.raises(BackupRefused, match=f"holds {old_size} events, but a checkpoint of {old_size + 5}"):
+        restore(tmp_path / "old.backup", restore_url, [], log_key(world), replaced_database_url=world.url)
+
+
 def test_a_sqlite_restore_checks_the_registry_it_replaces_and_drops_its_wal(tmp_path):
     world = World(f"sqlite:///{tmp_path / 'registry.sqlite3'}").setup().history()
     backup(world.url, tmp_path / "old.backup")
