@@ -127,7 +127,9 @@ def register_key(key: str = typer.Argument(..., metavar="KEY", help="the new key
         except (binascii.Error, ValueError):
             public_key = b""
         if len(public_key) != 32:
-            cannot_run(f"{key}: neither a key file nor a base64 Ed25519 public key (32 bytes)")
+            looks_like_a_path = "/" in key or key.endswith(".key")
+            cannot_run(f"{key}: no such key file" if looks_like_a_path and not Path(key).exists()
+                       else f"{key}: neither a key file nor a base64 Ed25519 public key (32 bytes)")
     roles = _roles_for(file_role, role)
     label = label or file_label
     if not label:

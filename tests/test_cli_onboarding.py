@@ -216,6 +216,14 @@ def test_without_a_registry_a_read_asks_which_to_read_and_a_write_where_the_even
     assert "say where the events go" in write.stderr
 
 
+def test_a_key_file_that_is_not_there_is_named_so(tmp_path):
+    """Trial 11: `keys register missing.key` said "neither a key file nor a base64 Ed25519 public key"."""
+    missing = puhui("keys", "register", tmp_path / "missing.key", "--dir", tmp_path, ok=False, exit_code=2)
+    assert "missing.key: no such key file" in missing.stderr, missing.stderr
+    garbled = puhui("keys", "register", "not-base64", "--dir", tmp_path, ok=False, exit_code=2)
+    assert "neither a key file nor a base64 Ed25519 public key" in garbled.stderr, garbled.stderr
+
+
 def test_onboarding_against_a_running_server(tmp_path):
     place = init(tmp_path / "registry")
     served = Served(place).start()
