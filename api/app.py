@@ -39,8 +39,8 @@ from api.models import IDENT
 from api.bridge import checkpoint_covering, settled
 from api.committed_state import CommittedStateProcess, eligibility_as_of
 from api.exports import MAX_CONCURRENT_EXPORTS, Exports
-from api.limits import (EXPENSIVE_READ_UNITS, NOSNIFF, Guard, Limits, RateLimits, body_units, export_units,
-                        send_problem, source_of)
+from api.limits import (EXPENSIVE_READ_UNITS, MALFORMED_EVENT_UNITS, NOSNIFF, Guard, Limits, RateLimits, body_units,
+                        export_units, send_problem, source_of)
 from api.openapi import json_body, ok, refused
 from api.admission import Admitted, RecordChecks, Signers, SignatureScreen, schema_refusal
 from api.bodies import (
@@ -123,6 +123,14 @@ class RegistryApp(FastAPI):
             if refusal is not None:
                 await send_problem(send, refusal, scope)
                 return
+            if scope["method"] == "POST" and scope["path"] in self.write_paths:
+                # Charged once read, but refused before its body is read and parsed (a batch of
+                # 1,000 forged events cost the front 15 ms a refusal) if its address may not write.
+                try:
+                    self.rate_limits.admit_write(source_of(scope))
+                except ApiError as error:
+                    await send_problem(send, error, scope)
+                    return
             price = self.prices.get((scope["method"], scope["path"]))
             units = None if price is None else price(scope)
             if units is not None:
@@ -299,6 +307,8 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
         events = event_batch(await read_json(scope, receive, MAX_EVENT_BATCH_BYTES, check_strings=False))
         refusals = [schema_refusal(event, registry.log_format) for event in events]
         sound = [event for event, refusal in zip(events, refusals) if refusal is None]
+        if len(sound) < len(events):  # anyone can send these: its address pays (trial 11: 526,000 in 12 s)
+            rate_limits.charge_wasted(MALFORMED_EVENT_UNITS * (len(events) - len(sound)), source_of(scope))
         judged = iter(await submit_signed(scope, sound) if sound else ())
         outcomes = [refusal if refusal is not None else next(judged) for refusal in refusals]
         return Answer(200, json_bytes({"results": [_outcome_json(o) for o in outcomes]}))
@@ -318,10 +328,6 @@ def create_app(registry: LogReader, *, checkpoint_interval_s: float = DEFAULT_CH
 
     app.write_paths = {"/v1/events": write_event, "/v1/events:batch": write_event_batch,
                        "/v1/activity-batches": write_activity_batch}
-    # A write costs the budget nothing up front (its events are charged once read), but an address
-    # in debt for work it wasted may not write: refused before its body is read and parsed, which
-    # for a batch of 1,000 forged events cost the front 15 ms a refusal.
-    app.prices.update({("POST", path): lambda _: 0 for path in app.write_paths})
 
     @app.post("/v1/events", status_code=201, tags=["events"], openapi_extra=json_body("SignedEvent"),
               responses={**ok(models.EventAccepted, 201), **ok(models.EventAccepted, 200), **WRITE_PROBLEMS})

@@ -43,7 +43,8 @@ def media_type_refusal(scope: Scope) -> ApiError | None:
         if name == b"content-type":
             media_type = value.split(b";", 1)[0].strip().lower().decode("latin-1")
             accepted = MEDIA_TYPES_BY_PATH.get(scope["path"], JSON_TYPES)
-            if media_type not in accepted:
+            # An empty value declares nothing (and is no type a browser sends without a preflight).
+            if media_type and media_type not in accepted:
                 return ApiError(415, "SCHEMA", f"{scope['path']} takes {' or '.join(sorted(accepted))}, "
                                                f"not {media_type[:100]!r} (or send no Content-Type)")
     return None

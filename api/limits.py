@@ -26,8 +26,10 @@ connection source, and token-bucket rates (docs/operations.md, "Limits"; docs/ap
   public events, or forge copies naming its key. It is given back to the key and charged to the
   sending address's share of the budget (below) instead, which must not be in debt for the address
   to write: a replayer slows itself down, not the platform whose key it names. It is charged to
-  the budget too (down to a debt), so that the waste of many addresses together stays within it; a
-  forged signature costs WASTED_SIGNATURE_UNITS.
+  the budget too (down to a debt), a forged signature WASTED_SIGNATURE_UNITS, a malformed event of a
+  batch MALFORMED_EVENT_UNITS. While that waste has the budget in debt, only addresses with an event
+  accepted within PROVEN_S may write (admit_write): many addresses, each within its share, cannot
+  keep the writer busy together.
 - A global budget (`budget_units_per_s`, `budget_burst_units`) for unauthenticated and expensive
   work: an event from a key not yet seen to authenticate costs 1 unit, an offset-eligibility check
   1 plus 1 per 64 bytes of its body (at most 1 per retirement id; charged before the body is read),
@@ -152,6 +154,10 @@ DEAREST_UNITS = max(EXPENSIVE_READ_UNITS, eligibility_units(1_000 * (128 + 3) + 
 # A forged signature costs two verifications (the refusal says whether it holds under the other
 # format's prefix): two units, where an export's unit is about 100 us of CPU.
 WASTED_SIGNATURE_UNITS = 2
+# While wasted work has the budget in debt, only addresses with an event accepted this recently write.
+PROVEN_S = 300.0
+# A malformed event of a batch: refused in the front (its shape checked, about 30 us), charged as waste.
+MALFORMED_EVENT_UNITS = 1
 REFUSED_EVENT_COST = 10  # tokens a refused event takes from its key's bucket, in all
 
 
@@ -187,6 +193,11 @@ class TokenBucket:
     def is_full(self, now: float) -> bool:
         self._refill(now)
         return self.tokens >= self.capacity
+
+    def debt_s(self, now: float) -> float:
+        """Seconds until a bucket in debt is out of it (0 when it is not in debt)."""
+        self._refill(now)
+        return max(0.0, -self.tokens / self.rate_per_s)
 
     def give(self, amount: float, now: float) -> None:
         """Give back `amount` tokens taken, up to a full bucket."""
@@ -241,12 +252,32 @@ class RateLimits:
         self._reserve = TokenBucket(limits.budget_units_per_s * RESERVE_SHARE,
                                     max(DEAREST_UNITS, limits.budget_burst_units * RESERVE_SHARE))
         self._shares: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
+        # Addresses that sent an event the writer accepted lately (not a resend), by when.
+        self._proven: collections.OrderedDict[str, float] = collections.OrderedDict()
         self.eligibility_slots = asyncio.Semaphore(limits.max_concurrent_eligibility)
+
+    def admit_write(self, source: str = "") -> None:
+        """RATE_LIMITED for a write from this address, before its body is read, when its share is in
+        debt (it sent what was wasted), or when the budget is (wasted work of all addresses
+        together went past it) and the address has sent no event the writer accepted within
+        PROVEN_S: resends and forgeries from many addresses, each within its share, cannot keep the
+        writer or the front busy, while the platforms that write go on."""
+        now = time.monotonic()
+        self._take_budget(0, source, now)
+        debt_s = self._budget.debt_s(now)
+        if debt_s and not self._is_proven(source, now):
+            raise rate_limited(debt_s, "the budget for wasted work is spent by all clients, and this address has "
+                                       "had no event accepted lately")
+
+    def _is_proven(self, source: str, now: float) -> bool:
+        accepted_at = self._proven.get(source)
+        return accepted_at is not None and now - accepted_at <= PROVEN_S
 
     def charge_writes(self, events_by_key: Mapping[str, int], source: str = "") -> WriteCharge:
         """Charge each key's events to its bucket (if it has authenticated) or to the budget and the
         source's share of it; all or nothing: RATE_LIMITED when any bucket falls short, or when the
-        source's share is in debt (with events the writer wasted)."""
+        source may not write (admit_write)."""
+        self.admit_write(source)
         now = time.monotonic()
         keyed = frozenset(key for key in events_by_key if key in self._authenticated)
         taken: list[tuple[TokenBucket, int]] = []
@@ -286,6 +317,11 @@ class RateLimits:
             if units:
                 self._share(charge.source).charge(units, now)
                 self._budget.charge(units, now)
+        if code is None and not duplicate and charge is not None:
+            self._proven[charge.source] = time.monotonic()
+            self._proven.move_to_end(charge.source)
+            if len(self._proven) > MAX_TRACKED_SOURCES:
+                self._proven.popitem(last=False)
         if code is None or code not in _UNJUDGED_CODES | _UNAUTHENTICATED_CODES:
             self._authenticated[key_id] = None
             self._authenticated.move_to_end(key_id)
@@ -299,9 +335,12 @@ class RateLimits:
             self._authenticated.pop(key_id, None)
 
     def charge_wasted(self, units: int, source: str) -> None:
-        """Work done for nothing (a body read past its limit), charged after the fact to the
-        source's share of the budget, down to a debt: while in debt, the address may not write."""
-        self._share(source).charge(units, time.monotonic())
+        """Work done for nothing (a body read past its limit, malformed events of a batch), charged
+        after the fact to the source's share and to the budget, down to a debt: while its share is
+        in debt the address may not write, nor, while the budget is, may any unproven address."""
+        now = time.monotonic()
+        self._share(source).charge(units, now)
+        self._budget.charge(units, now)
 
     def _take_budget(self, units: int, source: str, now: float) -> None:
         """Take units from the source's share and from the budget (or, for a source whose share was

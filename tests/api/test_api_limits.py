@@ -74,6 +74,25 @@ def test_forgeries_from_many_addresses_together_stay_within_the_budget():
     assert spent.value.status == 429 and "by all clients" in spent.value.message, spent.value.message
 
 
+def test_while_waste_has_the_budget_in_debt_only_addresses_with_accepted_events_write():
+    """Trial 11: 8 addresses resending a platform's public events, each within its share, stalled
+    the writer for every client. Once their waste has the budget in debt, an address with no
+    accepted event lately may not write; the platform's address, whose events are accepted, may."""
+    rates = limits(budget_units_per_s=1.0)
+    rates.learn("platform", None)
+    platform = rates.charge_writes({"platform": 1}, "10.0.0.1")
+    rates.learn("platform", None, charge=platform)  # accepted: 10.0.0.1 is proven
+    rates.charge_writes({"platform": 1}, "10.9.9.9")  # an address never seen, before any waste: it writes
+    for n in range(9):  # resends from 9 addresses, 950 each: within each share, 8,550 units in all
+        charge = rates.charge_writes({"platform": 950}, f"10.6.6.{n}")
+        for _ in range(950):
+            rates.learn("platform", None, duplicate=True, charge=charge)
+    with pytest.raises(ApiError) as refused:
+        rates.charge_writes({"platform": 1}, "10.9.9.8")
+    assert refused.value.status == 429 and "no event accepted lately" in refused.value.message
+    rates.charge_writes({"platform": 1}, "10.0.0.1")  # the platform goes on
+
+
 def test_a_replayer_of_a_platforms_public_events_over_http_slows_itself_not_the_platform(world):
     import json
     from starlette.testclient import TestClient

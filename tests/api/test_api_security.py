@@ -299,7 +299,7 @@ def test_a_post_declaring_a_type_its_path_does_not_take_is_415(served, http, pat
 
 
 def test_json_with_a_charset_or_no_declared_type_is_taken(served, http):
-    for n, headers in enumerate(({"content-type": "Application/JSON; charset=utf-8"}, {})):
+    for n, headers in enumerate(({"content-type": "Application/JSON; charset=utf-8"}, {}, {"content-type": ""})):
         answer = http.post("/v1/events", content=json.dumps(honest_event(served, f"typed-ok-{n}")), headers=headers)
         assert answer.status_code == 201, answer.text
 
