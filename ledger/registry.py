@@ -29,7 +29,7 @@ from ledger import merkle
 from ledger.batch_blocks import ReplayedBlocks
 from ledger.canonical import check_value
 from ledger.errors import InvariantBroken, Rejected, StorageError
-from ledger.leaf import Leaf, log_format_of, make_leaf, parse_leaf
+from ledger.leaf import Leaf, committed_leaf, log_format_of, make_leaf, parse_leaf
 from ledger.note import parse_verifier_key, sign_checkpoint, verifier_key
 from ledger.integrity import MAX_PROBLEMS, IntegrityReport, check_by_replay, check_loaded, with_problems
 from ledger.page_indexes import fill_from_log, totals_fold_problems, update_indexes
@@ -266,6 +266,7 @@ class Registry(LogReader):
         self._lock = threading.RLock()
         self._is_writer = False
         self._activities = _StoredActivities(store)
+        self._resent: dict[int, Leaf] = {}  # a group's committed priors, by seq (_committed_priors)
         self._root_keys = root_keys_from(self.meta["root_keys"])
         self._load()
 
@@ -370,6 +371,7 @@ class Registry(LogReader):
             changes = Changes()
             time = self._now()  # one moment of sequencing for the whole group
             try:
+                self._resent = self._committed_priors(items)
                 for event, records in items:
                     try:
                         results.append(self._admit(event, records, time, accepted, nodes, changes))
@@ -382,8 +384,29 @@ class Registry(LogReader):
             except BaseException:
                 self._load()  # memory ran ahead of the database: take the database's word
                 raise
+            finally:
+                self._resent = {}
             self._activities.clear()
             return results
+
+    def _committed_priors(self, items: Sequence[tuple[Any, Any]]) -> dict[int, Leaf]:
+        """The committed events that the group's events may resend (same signer and request_id),
+        read in one query: one read an event cost a resend about 200 us, and 8 addresses resending
+        batches of 1,000 public events kept the writer from everyone else (trial 11). Read as
+        committed_leaf: the writer checked them before committing them."""
+        requests, committed = self.state.requests, self._committed_size
+        seqs = set()
+        for event, _ in items:
+            try:
+                prior = requests.get((event["auth"]["key"], event["body"]["request_id"]))
+            except (TypeError, KeyError, IndexError):
+                continue  # malformed: its shape is judged in its turn
+            if prior is not None and prior < committed:
+                seqs.add(prior)
+        if not seqs:
+            return {}
+        with self.store.engine.connect() as conn:
+            return {seq: committed_leaf(data) for seq, data in self.store.leaves_at(conn, sorted(seqs)).items()}
 
     def _admit(self, event: Any, records: Sequence[Any] | CheckedFile | None, time: str, accepted: list[tuple[Leaf, bytes, str]],
                nodes: list[tuple[int, int, bytes]], changes: Changes) -> Appended:
@@ -460,7 +483,7 @@ class Registry(LogReader):
     def _pending_or_stored(self, seq: int, accepted: list[tuple[Leaf, bytes, str]]) -> Leaf:
         if accepted and seq >= accepted[0][0].seq:
             return accepted[seq - accepted[0][0].seq][0]
-        return self.leaf(seq)
+        return self._resent.get(seq) or self.leaf(seq)
 
     def _check_group(self, accepted: list[tuple[Leaf, bytes, str]]) -> None:
         """What a commit must keep true, asserted before the group becomes durable (O(1) a group)."""
