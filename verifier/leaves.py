@@ -122,7 +122,7 @@ def _f_issuances(text):
     if text == "null":
         return None
     ids = text[2:-2].split('","')
-    return ids if len(set(ids)) == len(ids) else _NO
+    return ids if len(ids) == 1 or len(set(ids)) == len(ids) else _NO
 
 
 # Format 2 adds `issuances` to transfers and retirements; the other fast bodies are unchanged.
@@ -178,12 +178,12 @@ class Leaf:
 
     __slots__ = ("seq", "type", "body", "effects", "key_id", "signed", "problem", "key_guess", "verified", "value")
 
-    def __init__(self, seq):
+    def __init__(self, seq, event_type=None, body=None, effects=None, key_id=None):
         self.seq = seq
-        self.type = None
-        self.body = None
-        self.effects = None
-        self.key_id = None
+        self.type = event_type
+        self.body = body
+        self.effects = effects
+        self.key_id = key_id
         self.signed = None  # signature || message, as libsodium's crypto_sign_open takes them; None if the signature is malformed
         self.problem = None
         self.key_guess = None  # the public key the signature was checked with ahead of replay
@@ -200,7 +200,9 @@ class LeafParser:
         self._schema = SCHEMAS[log_format]
         self._fast = _FAST_BY_FORMAT[log_format]
         self._signed_body_prefix = EVENT_SIGNATURE_PREFIXES[log_format] + b'{"body":'
-        self._message_origin = b',"origin":' + jcs(origin) + b',"type":"'
+        message_origin = b',"origin":' + jcs(origin) + b',"type":"'
+        # what the signed message of each type ends with, made once (_sign runs only on known types)
+        self._message_ends = {event_type: message_origin + event_type.encode("ascii") + b'"}' for event_type in self._schema.event_types}
         self.next_seq = 0
         self.previous_time = None
         # key_id -> public key, from the trust file and every well-formed key.register seen so far:
@@ -258,13 +260,9 @@ class LeafParser:
             return None
         if cross_rule is not None and cross_rule(body):
             return None
-        leaf = Leaf(self.next_seq)
+        leaf = Leaf(self.next_seq, event_type, body, effects, key_id)
         self.next_seq += 1
         self.previous_time = time
-        leaf.type = event_type
-        leaf.body = body
-        leaf.effects = effects
-        leaf.key_id = key_id
         self._sign(leaf, raw, sig)
         return leaf
 
@@ -343,7 +341,5 @@ class LeafParser:
         if len(signature) == 64:
             body_start = raw.index(b',"body":') + 8
             body_end = raw.rindex(b',"effects":' if leaf.effects is not None else b',"seq":')
-            leaf.signed = b"".join(
-                (signature, self._signed_body_prefix, raw[body_start:body_end], self._message_origin, leaf.type.encode("ascii"), b'"}')
-            )
+            leaf.signed = b"".join((signature, self._signed_body_prefix, raw[body_start:body_end], self._message_ends[leaf.type]))
         leaf.key_guess = self.key_guesses.get(leaf.key_id)

@@ -70,12 +70,27 @@ class Holdings:
         """The amount_g lowest serials held, as merged [[start, end], ...], counting only those
         inside the sorted, disjoint windows [(start, end), ...] if given; None if too few are held."""
         starts, ends = self.starts, self.ends
+        # Most spends take from one range: the first held, or without chosen issuances the first
+        # held inside the first window. Then this is what search() gives
+        # (tests/verifier/test_verifier_format2_fast_paths.py).
         if windows is None:
-            # Most spends without chosen issuances take from the first range held: then this is
-            # what the search below gives (tests/verifier/test_verifier_format2_fast_paths.py).
             if starts and 0 < amount_g <= ends[0] - starts[0]:
                 return [[starts[0], starts[0] + amount_g]]
             windows = ((starts[0], ends[-1]),) if starts else ()
+        elif windows and starts and amount_g > 0:
+            window_start, window_end = windows[0]
+            index = max(bisect_right(starts, window_start) - 1, 0)
+            if ends[index] <= window_start:  # the range held before the window ends before it
+                index += 1
+            if index < len(starts):
+                start = max(starts[index], window_start)
+                if start + amount_g <= min(ends[index], window_end):
+                    return [[start, start + amount_g]]
+        return self.search(amount_g, windows)
+
+    def search(self, amount_g, windows):
+        """lowest() by walking every range held inside each window in turn."""
+        starts, ends = self.starts, self.ends
         taken = []
         need = amount_g
         for window_start, window_end in windows:

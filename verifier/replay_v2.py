@@ -126,8 +126,9 @@ class Replay2(Replay):
         other references: UNKNOWN_REF (issuances), FROZEN (not for a cancellation), NOT_HELD (as in
         format 1, and exactly the lowest of the chosen issuances), OFFSET_INELIGIBLE (ets_offset)."""
         body = leaf.body
-        windows = self._chosen_windows(body["issuances"])
-        if leaf.type != "cancellation":
+        issuances = body["issuances"]
+        windows = None if issuances is None else self._chosen_windows(issuances)
+        if self.open_cases and leaf.type != "cancellation":  # most logs hold no account: no call
             self._not_frozen(account_id, leaf.type)
         serials, amount_g = leaf.effects["serials"], body["amount_g"]
         if account.holdings.lowest(amount_g, windows) != serials:

@@ -136,3 +136,26 @@ def test_lowest_serials_from_the_first_range_are_those_of_the_full_search():
             assert holdings.lowest(amount_g) == holdings.lowest(amount_g, everything), (starts, ends, amount_g)
             first_range_answers += bool(starts) and 0 < amount_g <= ends[0] - starts[0]
     assert first_range_answers > 3000
+
+
+def random_windows(rng):
+    """Sorted, disjoint windows: chosen issuances' ranges, or drawn at random."""
+    if rng.random() < 0.5:
+        return sorted(ISSUANCES[issuance_id] for issuance_id in rng.sample(sorted(ISSUANCES), rng.randrange(1, 5)))
+    bounds = sorted(rng.sample(range(0, 221), 2 * rng.randrange(1, 4)))
+    return list(zip(bounds[0::2], bounds[1::2]))
+
+
+def test_lowest_serials_of_chosen_issuances_from_one_range_are_those_of_the_full_search():
+    """Holdings.lowest with windows answers from the first range held inside the first window when
+    it has enough: the same ranges as the search, for any holdings, windows and amount."""
+    rng = random.Random(12)
+    one_range_answers = 0
+    for _ in range(3000):
+        holdings = random_holdings(rng) if rng.random() < 0.95 else Holdings()
+        windows = random_windows(rng) if rng.random() < 0.97 else []
+        for amount_g in (0, 1, rng.randrange(1, 20), rng.randrange(1, 60), rng.randrange(1, 250)):
+            lowest = holdings.lowest(amount_g, windows)
+            assert lowest == holdings.search(amount_g, windows), (holdings.starts, holdings.ends, windows, amount_g)
+            one_range_answers += lowest is not None and len(lowest) == 1 and amount_g > 0
+    assert one_range_answers > 3000
