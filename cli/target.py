@@ -34,7 +34,7 @@ from ledger.registry import Registry, sign_event
 from ledger.schema import ID_FIELD
 from ledger.state import Methodology, ReviewTarget
 from service.actors import Actor
-from service.registry_dir import INIT_LOG_FORMAT, RegistryDir
+from service.registry_dir import INIT_LOG_FORMAT, RegistryDir, refuse_if_another_writer
 
 MAX_TRUST_FILE_BYTES = 1 << 20
 REQUEST_ID_PREFIX = "puhui-cli"
@@ -188,6 +188,8 @@ class Target(abc.ABC):
 
 class DirTarget(Target):
     def __init__(self, place: RegistryDir, *, writes: bool, database_url: str | None):
+        if writes:  # a running server is named before a passphrase is asked for that could not help
+            refuse_if_another_writer(place.database_url(database_url), CLI_WRITER_LOCK_WAIT_S)
         self.registry: Registry = place.open(with_log_key=writes, database_url=database_url,
                                              writer_lock_wait_s=CLI_WRITER_LOCK_WAIT_S if writes else None)
         self.origin = self.registry.origin

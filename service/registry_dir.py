@@ -20,7 +20,7 @@ from keys import Ed25519Key, KeyRing, check_new_passphrase, passphrase_for_role,
 from ledger.registry import Registry
 from ledger.note import verifier_key
 from ledger.schema import key_id_of
-from ledger.store import sqlite_url
+from ledger.store import Store, sqlite_url
 from sqlalchemy.engine import make_url
 from service.actors import Actor, Client
 from service.hubei import hubei_rules
@@ -51,6 +51,18 @@ def _check_origin(origin: str) -> None:
         raise RegistryDirError(f"--origin {origin!r} holds characters that cannot be printed")
     if len(origin) > MAX_ORIGIN_CHARS:  # it names the keys' files and the genesis, both bounded
         raise RegistryDirError(f"--origin is {len(origin)} characters long: at most {MAX_ORIGIN_CHARS}")
+
+
+def refuse_if_another_writer(url: str, wait_s: float) -> None:
+    """WriterLockHeld, naming the holder (a running server), if another writer keeps the log's
+    writer lock for wait_s: a write from here could not go through it (trial 11: the operator was
+    asked for the log key's passphrase first, as if that were the trouble)."""
+    store = Store.connect(url)
+    try:
+        store.acquire_writer_lock(wait_s)
+        store.release_writer_lock()
+    finally:
+        store.engine.dispose()
 
 
 @dataclass

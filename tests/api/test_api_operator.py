@@ -90,6 +90,12 @@ def test_a_cli_write_while_the_server_runs_is_refused_naming_the_server(tmp_path
         assert result.returncode != 0
         message = result.stderr + result.stdout
         assert "another writer holds this log" in message and str(served.process.pid) in message, message
+        # Without a passphrase in the environment the server is named first, not the passphrase
+        # (trial 11: "no passphrase for the log key", as if the passphrase were the trouble).
+        unset = {name: value for name, value in os.environ.items() if "PASSPHRASE" not in name}
+        result = puhui("eligibility", str(directory), "HB-GT-METRO", "--off", env=unset, timeout_s=60)
+        message = result.stderr + result.stdout
+        assert result.returncode != 0 and "another writer holds this log" in message, message
         exported = puhui("export", str(directory), "--out", str(tmp_path / "bundle"),
                          env=dict(os.environ, PUHUI_KEY_PASSPHRASE=PASSPHRASE), timeout_s=60)
         assert exported.returncode == 2 and "GET /v1/export" in exported.stderr, exported.stderr
