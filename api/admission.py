@@ -137,28 +137,27 @@ class Signers:
             if refusal is not None:
                 continue
             for earlier in self._unsubmitted.get(event["auth"]["key"], ()):
-                if earlier not in admitted.own and earlier not in admitted.waits:
+                if all(earlier is not own.done for own in admitted.own) and earlier not in admitted.waits:
                     admitted.waits.append(earlier)
             if event["type"] in KEY_EVENT_TYPES:
                 key_id = event["body"]["key_id"]
                 self._pending[key_id] += 1
                 admitted.named.append(key_id)
-                submission = loop.create_future()
-                self._unsubmitted.setdefault(key_id, []).append(submission)
+                submission = Submission(key_id, loop.create_future())
+                self._unsubmitted.setdefault(key_id, []).append(submission.done)
                 admitted.own.append(submission)
-                admitted.own_keys.append(key_id)
 
     def submitted(self, admitted: "Admitted") -> None:
         """The request's events went to the writer (or never will): the requests admitted after
         it that wait on its key events go on."""
-        for key_id, submission in zip(admitted.own_keys, admitted.own):
-            if not submission.done():
-                submission.set_result(None)
-            waiting = self._unsubmitted.get(key_id)
+        for submission in admitted.own:
+            if not submission.done.done():
+                submission.done.set_result(None)
+            waiting = self._unsubmitted.get(submission.key_id)
             if waiting is not None:
-                waiting.remove(submission)
+                waiting.remove(submission.done)
                 if not waiting:
-                    del self._unsubmitted[key_id]
+                    del self._unsubmitted[submission.key_id]
 
     def pending_elsewhere(self, key_id: str, admitted: "Admitted") -> bool:
         """A key event of another request, forwarded and not yet answered, names this key."""
@@ -206,13 +205,19 @@ class Signers:
         return self._log_format
 
 
+class Submission(NamedTuple):
+    """A key event admitted and not yet handed to the writer: the key it names, and the future
+    set once it is (or never will be)."""
+    key_id: str
+    done: "asyncio.Future[None]"
+
+
 @dataclass(slots=True)
 class Admitted:
     """What Signers.admit decided for one request beside its refusals."""
     named: list[str] = field(default_factory=list)  # keys its key events marked pending
     waits: list["asyncio.Future[None]"] = field(default_factory=list)  # earlier key events it must follow
-    own: list["asyncio.Future[None]"] = field(default_factory=list)  # its key events' submissions
-    own_keys: list[str] = field(default_factory=list)  # the keys they name, in the same order
+    own: list[Submission] = field(default_factory=list)  # its key events'
 
 
 class _KeyCheck(NamedTuple):

@@ -315,8 +315,7 @@ class RateLimits:
             else:
                 units -= 1  # paid up front, as unauthenticated work
             if units:
-                self._share(charge.source).charge(units, now)
-                self._budget.charge(units, now)
+                self.charge_wasted(units, charge.source)
         if code is None and not duplicate and charge is not None:
             self._proven[charge.source] = time.monotonic()
             self._proven.move_to_end(charge.source)
