@@ -5,8 +5,9 @@ extends the Merkle tree and sends the signature checks to the workers; it replay
 (replay.py) once its signatures are back, keeping a few chunks in flight so the workers never
 wait. Activity files are read when replay reaches their batch event, their records checked by the
 same workers. Memory holds the replayed state, never the log; activity ids and fingerprints are
-checked for repeats after the log, exactly and within --memory-limit (uniqueness.py), and the log
-is replayed a second time only if a real repeat changed a batch's judgement."""
+checked for repeats after the log, exactly and within --memory-limit (uniqueness.py), as are a
+format-2 log's subjects (subjects.py); the log is replayed a second time only if a real repeat
+changed a batch's judgement, or a subject forgotten under the limit was met again."""
 
 import gc
 import json
@@ -117,16 +118,18 @@ def verify_bundle(
         # The main process takes jobs too when its workers are busy, so N jobs is N - 1 workers.
         runner = ProcessRunner(jobs - 1) if jobs > 1 and total_bytes >= min_parallel_bytes else InlineRunner()
     groups = {}
+    pinned_subjects = frozenset()
     try:
         try:
             for passes in range(1, MAX_PASSES + 1):
-                outcome = _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups)
+                outcome = _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects)
                 if outcome.exact:
                     break
                 for key, members in outcome.groups.items():
                     groups.setdefault(key, set()).update(members)
+                pinned_subjects |= outcome.subjects_come_back
             else:
-                raise RuntimeError(f"the repeats of activity ids and fingerprints were not settled in {MAX_PASSES} passes")
+                raise RuntimeError(f"the repeats of activity ids and fingerprints, and the subjects forgotten and met again, were not settled in {MAX_PASSES} passes")
         except BaseException:
             runner.terminate()
             raise
@@ -154,11 +157,13 @@ class PassOutcome:
     exact: bool  # whether every batch was judged knowing every real repeat among the records read
     groups: dict  # the confirmed repeats, uniqueness.Uniqueness.file_groups
     batch_ids_opened: set
+    subjects_come_back: frozenset  # format 2: digests of subjects forgotten and looked up again (subjects.py)
 
 
-def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups):
-    """One replay of the bundle, judging repeats with what `groups` knows, then the search for
-    repeats among every record it read."""
+def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects):
+    """One replay of the bundle, judging repeats with what `groups` knows and keeping the subjects
+    of `pinned_subjects` apart (format 2), then the search for repeats among every record it read
+    and for subjects it forgot and met again."""
     violations = Findings()
     warnings = Findings()
     if os.path.exists(paths.checkpoints):
@@ -178,12 +183,14 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
         else:
             checker_class = ActivityChecker2 if log_format == 2 else ActivityChecker
         replay_class = Replay2 if log_format == 2 else Replay
-        activity_checker = checker_class(paths.activities, runner, digester, uniqueness, RepeatJudge(groups))
+        format_options = {"pinned_subjects": pinned_subjects} if log_format == 2 else {}
+        activity_checker = checker_class(paths.activities, runner, digester, uniqueness, RepeatJudge(groups), **format_options)
         replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
         merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
         search_started = perf_counter()
+        come_back = activity_checker.subjects_come_back(runner) if log_format == 2 else frozenset()
         confirmed = uniqueness.confirmed(uniqueness.candidates(runner), paths.activities)
-        exact = uniqueness.judged_right(confirmed)
+        exact = uniqueness.judged_right(confirmed) and not come_back
         judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
         stats = {
             "events": merkle.size,
@@ -199,12 +206,16 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
             "uniqueness_spill_bytes_peak": uniqueness.spill_bytes_peak,
             "uniqueness_digests_hit": uniqueness.digests_hit,
             "uniqueness_repeats_confirmed": len(confirmed),
+            "subjects_generations_forgotten": activity_checker.generations_forgotten if log_format == 2 else 0,
+            "subjects_pinned": len(pinned_subjects),
+            "subjects_come_back": len(come_back),
+            "subjects_stream_spilled": activity_checker.new_subjects.spilled if log_format == 2 else 0,
             "workers": runner.workers,
             "jobs_done_in_main": runner.jobs_done_here,
             "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
         }
         result = BundleResult(log_format, trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
-        return PassOutcome(result, exact, uniqueness.file_groups(confirmed), set(activity_checker.batch_ids_opened))
+        return PassOutcome(result, exact, uniqueness.file_groups(confirmed), set(activity_checker.batch_ids_opened), come_back)
     finally:
         uniqueness.close()
         # The replayed state holds no reference cycle, so dropping it here frees it at once. With

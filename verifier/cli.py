@@ -47,7 +47,7 @@ def _parser():
         "--memory-limit",
         type=_memory_limit,
         metavar="SIZE",
-        help="memory for the activity id and fingerprint tables, e.g. 512M or 4G; beyond it they spill to disk (default: half the machine's memory)",
+        help="memory for the activity id and fingerprint tables and a format-2 log's subjects, e.g. 512M or 4G; beyond it they spill to disk (default: half the machine's memory)",
     )
     bundle.add_argument("--spill-dir", metavar="DIR", help="where spilled tables go (default: the system's temporary directory)")
     bundle.add_argument("--dask", metavar="SCHEDULER_ADDRESS", help="check records and signatures on the workers of this Dask distributed scheduler (e.g. tcp://10.0.0.5:8786)")
@@ -156,6 +156,11 @@ def _run(arguments):
         if spilled:
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
+        forgotten = result.stats.get("subjects_generations_forgotten", 0)
+        if forgotten:
+            pinned = result.stats["subjects_pinned"]
+            met_again = f"; {pinned} of them were met again, so the log was read {result.stats['passes']} times" if pinned else ""
+            print(f"puhui-verify: note: the format-2 subjects passed --memory-limit: {forgotten} generations of them were forgotten{met_again}", file=sys.stderr)
         if arguments.json:
             return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))
         return _reported(result.valid, lambda: report.print_bundle_report(result, log_origin))

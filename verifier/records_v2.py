@@ -11,7 +11,8 @@ needs only its total: it is valid exactly when the subject's total before it plu
 within the cap (then no record of it had to be clipped; else one was and is not, and the main
 process reads that chunk again to name the first such record, as for any other chunking). Any other
 group carries its records, stepped through one by one. The subjects of accepted batches are kept in
-KnownSubjects, a table of 16 bytes a subject (there is one per person and day).
+subjects.KnownSubjects, 16 bytes a subject (there is one per person and day), within a share of
+--memory-limit.
 
 A record is canonical when it is exactly
 `{"activity_id":ID,"fingerprint":HEX64,"inputs":{...},"occurred_on":DATE,"private_sha256":HEX64,"reduction_g":INT,"subject":SUBJECT}`
@@ -22,7 +23,6 @@ nothing is parsed.
 """
 
 import re
-from array import array
 from itertools import compress, repeat
 from operator import add, eq, is_, ne
 from typing import NamedTuple
@@ -32,6 +32,7 @@ from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.canonical import EncodingProblem, parse_canonical
 from verifier.digests import digests_to_array
 from verifier.schema import HEX64, is_real_date
+from verifier.subjects import KnownSubjects, SubjectStream, came_back
 
 RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_on", "private_sha256", "reduction_g", "subject")
 SUBJECT = re.compile(r"[0-9a-f]{32}")
@@ -287,113 +288,6 @@ def _earliest(finding, number, message):
     return (number, f"line {number}: {message}")
 
 
-class KnownSubjects:
-    """The subjects of every accepted batch: each one's occurred_on and the grams credited to it
-    under each methodology_id that day (section 7.2's total_before, section 7.3's PRIVACY).
-
-    At 10^7 records there are millions of subjects (one per person and day), so they are kept in
-    one open-addressing table of their 64-bit keyed digests (linear probing over array('q'), grown
-    by doubling at 70% load, 0 an empty slot), 16 bytes a slot and no Python object per subject:
-    the value packs day << 40 | tag << 32 | grams, the day an index into the days seen, the tag that
-    of the methodology_id whose grams are inline (1 to 255, in order of first sight; 0 for none).
-    Grams of any other methodology_id of the subject, or beyond 255 tags, are in a dict beside it.
-    Grams kept never exceed the daily cap (at most 10^9 < 2^32): a batch that went beyond is
-    refused and keeps nothing."""
-
-    __slots__ = ("_keys", "_values", "_mask", "count", "_day_indexes", "_day_names", "_tags", "_other_grams")
-
-    def __init__(self, initial_bits=10):
-        self._keys = array("q", [0]) * (1 << initial_bits)
-        self._values = array("q", [0]) * (1 << initial_bits)
-        self._mask = (1 << initial_bits) - 1
-        self.count = 0
-        self._day_indexes = {}  # occurred_on -> index in _day_names
-        self._day_names = []
-        self._tags = {}  # methodology_id -> 1..255
-        self._other_grams = {}  # (subject digest, methodology_id) -> grams
-
-    def days_and_grams(self, subjects, methodology_id, days):
-        """The grams credited to each subject under methodology_id on its day (0 for a subject not
-        seen before), and its day written into `days`, where a subject's day already there (not
-        None: a subject of the file being checked, so not here) is left as it is."""
-        grams = [0] * len(subjects)
-        if self.count == 0:
-            return grams
-        keys, values, mask = self._keys, self._values, self._mask
-        tag = self._tags.get(methodology_id)
-        for index in compress(range(len(subjects)), map(is_, days, repeat(None))):
-            subject = subjects[index]
-            slot = subject & mask
-            key = keys[slot]
-            while key != subject:
-                if key == 0:
-                    break
-                slot = (slot + 1) & mask
-                key = keys[slot]
-            else:
-                packed = values[slot]
-                days[index] = self._day_names[packed >> 40]
-                grams[index] = packed & 0xFFFFFFFF if packed >> 32 & 0xFF == tag else self._other_grams.get((subject, methodology_id), 0)
-        return grams
-
-    def keep(self, new_days, grams_of, methodology_id):
-        """Take in an accepted file's subjects: new_days, subject -> occurred_on for those not known
-        before; grams_of, subject -> grams under methodology_id on its day (every subject of the file)."""
-        while (self.count + len(new_days)) * 10 >= len(self._keys) * 7:
-            self._grow()
-        tag = self._tags.get(methodology_id)
-        if tag is None and len(self._tags) < 0xFF:
-            tag = self._tags[methodology_id] = len(self._tags) + 1
-        keys, values, mask = self._keys, self._values, self._mask
-        day_bits = {day: self._day_index(day) << 40 for day in set(new_days.values())}
-        tag_bits = None if tag is None else tag << 32
-        for subject, day in new_days.items():  # not here: each takes the first empty slot
-            grams = grams_of[subject]
-            slot = subject & mask
-            while keys[slot]:
-                slot = (slot + 1) & mask
-            keys[slot] = subject
-            if tag_bits is not None and grams <= 0xFFFFFFFF:
-                values[slot] = day_bits[day] | tag_bits | grams
-            else:
-                values[slot] = day_bits[day]
-                self._other_grams[(subject, methodology_id)] = grams
-        self.count += len(new_days)
-        for subject in grams_of.keys() - new_days.keys():  # subjects of earlier batches
-            grams = grams_of[subject]
-            slot = subject & mask
-            while keys[slot] != subject:
-                slot = (slot + 1) & mask
-            packed = values[slot]
-            owner = packed >> 32 & 0xFF  # 0: no methodology_id's grams inline yet
-            if tag is not None and (owner == 0 or owner == tag) and grams <= 0xFFFFFFFF:
-                values[slot] = packed >> 40 << 40 | tag_bits | grams
-            else:
-                if owner == tag:  # grams beyond 32 bits: they move beside
-                    values[slot] = packed >> 40 << 40
-                self._other_grams[(subject, methodology_id)] = grams
-
-    def _day_index(self, day):
-        index = self._day_indexes.get(day)
-        if index is None:
-            index = self._day_indexes[day] = len(self._day_names)
-            self._day_names.append(day)
-        return index
-
-    def _grow(self):
-        old_keys, old_values = self._keys, self._values
-        size = len(old_keys) * 2
-        self._keys, self._values = keys, values = array("q", [0]) * size, array("q", [0]) * size
-        self._mask = mask = size - 1
-        for key, value in zip(old_keys, old_values):
-            if key != 0:
-                slot = key & mask
-                while keys[slot] != 0:
-                    slot = (slot + 1) & mask
-                keys[slot] = key
-                values[slot] = value
-
-
 class ChunkPlace(NamedTuple):
     first_number: int  # line number of the chunk's first record
     count: int
@@ -432,9 +326,13 @@ class ActivityChecker2(ActivityChecker):
     an earlier batch of its methodology_id was registered unverified (then a record's grams are
     only checked to be at most what section 7.2 gives)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, pinned_subjects=frozenset(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.known_subjects = KnownSubjects()
+        memory_limit = self.uniqueness.memory_limit
+        self.pinned_subjects = frozenset(pinned_subjects)
+        self.known_subjects = KnownSubjects(memory_limit // 4, self.pinned_subjects)
+        self.new_subjects = SubjectStream(memory_limit // 16, self.uniqueness.spill_directory)
+        self.generations_forgotten = 0
         self._definition = None
         self._relaxed = False
         self._batch = None  # the body of the batch being checked
@@ -547,3 +445,24 @@ class ActivityChecker2(ActivityChecker):
 
     def _keep_file(self, state):
         self.known_subjects.keep(state.subject_days, state.cap_totals, self._definition.methodology_id)
+
+    def _conclude_file(self, state, body, unterminated):
+        finding = super()._conclude_file(state, body, unterminated)
+        # The subjects this reading did not find, accepted or not: the judgement of a file that
+        # looked up a forgotten subject may differ from an unbounded table's (subjects.py).
+        new = state.subject_days.keys()
+        if self.pinned_subjects:
+            new = [subject for subject in new if subject not in self.pinned_subjects]
+        self.new_subjects.add(new, len(self.uniqueness.reads) - 1)
+        return finding
+
+    def subjects_come_back(self, runner):
+        """After the log: the subjects kept, forgotten and looked up again by this pass (none if
+        no generation was forgotten), which the next pass pins. The tables are dropped first."""
+        self.generations_forgotten = self.known_subjects.generations_forgotten
+        self.known_subjects = None
+        if not self.generations_forgotten:
+            return frozenset()
+        search_share = max(1, self.uniqueness.memory_limit // 2 // (runner.workers + 1))
+        accepted = [summary.accepted for summary in self.uniqueness.reads]
+        return came_back(self.new_subjects.written_again(runner, search_share), accepted)

@@ -382,7 +382,7 @@ class Uniqueness:
                     start = end
         self._buffered_bytes += 2 * (count * (DIGEST_BYTES + PLACE_BYTES) + PARTITIONS * COUNT_BYTES)
         if self._buffered_bytes > self.memory_limit // 4:
-            directory = self._spill_directory()
+            directory = self.spill_directory()
             for kind, partitions in self.partitions_of.items():
                 for partition in partitions:
                     self._count_spilled(partition.spill(directory))
@@ -393,7 +393,8 @@ class Uniqueness:
                 self._chunk_counts[kind] = array("H")
             self._buffered_bytes = 0
 
-    def _spill_directory(self):
+    def spill_directory(self):
+        """The pass's directory of spill files (subjects.py's too), made when first needed; close() removes it."""
         if self._directory is None:
             self._directory = tempfile.mkdtemp(prefix="puhui-verify-", dir=self.spill_parent)
         return self._directory
@@ -448,7 +449,7 @@ class Uniqueness:
                 bits = 1
                 while partition.count * SEARCH_BYTES_PER_DIGEST > share << bits and bits < MAX_PARTITION_BITS - PARTITION_BITS:
                     bits += 1
-                self._count_spilled(partition.spill(self._spill_directory()))
+                self._count_spilled(partition.spill(self.spill_directory()))
                 splitting.append((partition, runner.submit("partition_parts", PartsJob(partition.digests_path, bits, max(1, share // (2 * DIGEST_BYTES))))))
                 while len(splitting) > runner.lookahead:
                     search_parts(*splitting.popleft())
@@ -472,7 +473,7 @@ class Uniqueness:
         if partition.digests_path is None:
             packed, partition.digests = bytes(partition.digests), bytearray()
             return _Search(partition, None), SearchJob(None, packed)
-        self._count_spilled(partition.spill(self._spill_directory()))
+        self._count_spilled(partition.spill(self.spill_directory()))
         self.partitions_spilled += 1
         return _Search(partition, None), SearchJob(partition.digests_path, b"")
 

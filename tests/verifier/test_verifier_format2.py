@@ -639,24 +639,6 @@ def test_opening_an_open_case_again_changes_nothing(r, check):
     check(r, [("UNKNOWN_REF", again)])
 
 
-def test_known_subjects_keep_each_subjects_day_and_grams_per_methodology():
-    """records_v2.KnownSubjects, the table of every accepted subject: colliding and negative
-    digests, growth, a second methodology_id of a subject and grams beyond 32 bits (kept beside)."""
-    from verifier.records_v2 import KnownSubjects
-
-    known = KnownSubjects(initial_bits=2)
-    known.keep({5: "2026-07-03", 9: "2026-07-04"}, {5: 100, 9: 200}, "BUS")
-    known.keep({}, {5: 150}, "BUS")
-    known.keep({-7: "2026-07-05"}, {-7: 1, 9: 30}, "CYCLE")
-    known.keep({13: "2026-07-03"}, {13: 2**33}, "BUS")
-    days = [None, None, None, None, "2026-07-09", None]
-    assert known.days_and_grams([5, 9, 13, -7, 17, 21], "BUS", days) == [150, 200, 2**33, 0, 0, 0]
-    assert days == ["2026-07-03", "2026-07-04", "2026-07-03", "2026-07-05", "2026-07-09", None]
-    days = [None] * 3
-    assert known.days_and_grams([5, 9, -7], "CYCLE", days) == [0, 30, 1] and days == ["2026-07-03", "2026-07-04", "2026-07-05"]
-    assert known.count == 4
-
-
 def test_subject_digests_are_of_text_packed_a_column_at_a_time():
     """records_v2 packs a chunk's subject digests with pack_of_texts: of_text's values (never 0,
     the empty slot of KnownSubjects, nor -1), whatever a subclass does to pack_texts."""

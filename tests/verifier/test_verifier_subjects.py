@@ -1,0 +1,145 @@
+"""A format-2 log's subjects within --memory-limit (verifier/subjects.py): the table forgets old
+generations, and a forgotten subject met again makes the log replayed with it pinned, so that the
+report is the one of an unbounded table, with workers or without, with the stream of new subjects
+in memory or spilled."""
+
+import json
+
+import pytest
+from conftest import found, record_v2, rekeyed_vector, subject_of
+from test_verifier_format2 import bus_batch, bus_records
+from test_verifier_uniqueness import report_text, run  # noqa: F401 (run: the fixture)
+
+from verifier.subjects import KnownSubjects, SubjectStream, came_back
+
+DAY = "2026-07-03"
+
+
+def test_known_subjects_keep_each_subjects_day_and_grams_per_methodology():
+    """Colliding and negative digests, growth, a second methodology_id of a subject and grams
+    beyond 32 bits (kept beside)."""
+    known = KnownSubjects(initial_bits=2)
+    known.keep({5: "2026-07-03", 9: "2026-07-04"}, {5: 100, 9: 200}, "BUS")
+    known.keep({}, {5: 150}, "BUS")
+    known.keep({-7: "2026-07-05"}, {-7: 1, 9: 30}, "CYCLE")
+    known.keep({13: "2026-07-03"}, {13: 2**33}, "BUS")
+    days = [None, None, None, None, "2026-07-09", None]
+    assert known.days_and_grams([5, 9, 13, -7, 17, 21], "BUS", days) == [150, 200, 2**33, 0, 0, 0]
+    assert days == ["2026-07-03", "2026-07-04", "2026-07-03", "2026-07-05", "2026-07-09", None]
+    days = [None] * 3
+    assert known.days_and_grams([5, 9, -7], "CYCLE", days) == [0, 30, 1] and days == ["2026-07-03", "2026-07-04", "2026-07-05"]
+    assert known.count == 4 and known.generations_forgotten == 0
+
+
+def lookup(known, subjects, methodology_id="BUS"):
+    days = [None] * len(subjects)
+    grams = known.days_and_grams(subjects, methodology_id, days)
+    return list(zip(days, grams))
+
+
+def test_generations_forget_the_oldest_subjects_and_keep_those_credited_again():
+    known = KnownSubjects(max_bytes=32 << 10)  # two generations of 2^10 slots: 716 subjects each
+    first = list(range(1, 101))
+    known.keep(dict.fromkeys(first, DAY), dict.fromkeys(first, 10), "BUS")
+    known.keep({}, {3: 2**33}, "CYCLE")  # subject 3's CYCLE grams, beside
+    known.keep({}, {2: 5}, "CYCLE")  # beside too: BUS holds the inline place
+    filler = iter(range(1000, 10**6))
+    for _ in range(7):  # 700 more: the first 100 are now in the previous generation
+        batch = [next(filler) for _ in range(100)]
+        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
+    assert known.generations_forgotten == 0
+    assert lookup(known, [1, 2, 3]) == [(DAY, 10)] * 3
+    known.keep({}, {2: 20, 3: 30}, "BUS")  # credited again while in the previous generation: they move
+    for _ in range(8):
+        batch = [next(filler) for _ in range(100)]
+        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
+    assert known.generations_forgotten == 1
+    assert lookup(known, [1, 2, 3]) == [(None, 0), (DAY, 20), (DAY, 30)]
+    assert lookup(known, [2, 3], "CYCLE") == [(DAY, 5), (DAY, 2**33)]
+    assert known.count <= 2 * 716
+
+
+def test_pinned_subjects_are_never_forgotten():
+    known = KnownSubjects(max_bytes=32 << 10, pinned={1, 2})
+    known.keep({1: DAY, 2: "2026-07-04", 3: DAY}, {1: 10, 2: 20, 3: 30}, "BUS")
+    filler = iter(range(1000, 10**6))
+    for _ in range(30):
+        batch = [next(filler) for _ in range(100)]
+        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
+    known.keep({}, {1: 11}, "BUS")
+    assert known.generations_forgotten >= 2
+    assert lookup(known, [1, 2, 3]) == [(DAY, 11), ("2026-07-04", 20), (None, 0)]
+
+
+@pytest.mark.parametrize("max_bytes, search_share, spills", [(1 << 20, 1 << 20, False), (64, 200, True), (1 << 20, 200, True)])
+def test_the_stream_finds_subjects_written_again_in_memory_or_spilled(tmp_path, max_bytes, search_share, spills):
+    from verifier.parallel import InlineRunner
+
+    stream = SubjectStream(max_bytes, lambda: str(tmp_path))
+    stream.add([1, 2, 3], 0)
+    stream.add([4, 5], 1)
+    stream.add([2, 6], 2)  # 2 again, after an accepted reading
+    stream.add([5], 3)  # 5 again, after a refused one
+    stream.add([7, 2], 4)
+    again = stream.written_again(InlineRunner(), search_share)
+    assert again == {2: [0, 2, 4], 5: [1, 3]}
+    assert came_back(again, [True, False, True, False, True]) == {2}
+    assert bool(stream.spilled) == spills
+    assert sorted(path.name for path in tmp_path.iterdir()) == (["subjects.digests", "subjects.reads"] if spills else [])
+
+
+def far_returns(r, fillers=6, per_filler=600):
+    """A subject credited 848 g of the 1000 g cap and another seen on July 3rd, then `fillers`
+    batches of new subjects, then both met again: the first beyond its cap, the second on another
+    day. A subject of the last filler is also met again (not forgotten)."""
+    capped, trail = subject_of("capped"), subject_of("trail")
+    bus_batch(r, "cap-a", bus_records("cap-a", capped, 4))
+    bus_batch(r, "trail-a", bus_records("trail-a", trail, 1))
+    for batch in range(fillers):
+        bus_batch(r, f"fill-{batch}", [record_v2(f"fill-{batch}-{n}", subject_of(f"fill-{batch}-{n}"), DAY, {"fare": "adult"}, 212) for n in range(per_filler)])
+    near = subject_of(f"fill-{fillers - 1}-7")
+    bus_batch(r, "near", [record_v2("near-0", near, DAY, {"fare": "adult"}, 212)])
+    clipped = bus_batch(r, "cap-b", bus_records("cap-b", capped, 1))  # 212 g where 152 g are left
+    bus_batch(r, "cap-c", bus_records("cap-c", capped, 1, reduction_g=152))
+    elsewhere = bus_batch(r, "trail-b", bus_records("trail-b", trail, 1, day="2026-07-04"))
+    return [("QUANTIFICATION", clipped), ("PRIVACY", elsewhere)]
+
+
+@pytest.mark.parametrize("memory_limit, jobs", [(16 << 10, 1), (16 << 10, 2), (64 << 10, 2)])
+def test_subjects_forgotten_under_the_limit_give_the_unbounded_report(run, tmp_path, memory_limit, jobs):
+    r = rekeyed_vector()
+    expected = far_returns(r)
+    unbounded = run(r, jobs=1)
+    assert found(unbounded) == expected
+    assert unbounded.stats["passes"] == 1 and unbounded.stats["subjects_generations_forgotten"] == 0
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir(exist_ok=True)
+    bounded = run(r, jobs=jobs, min_parallel_bytes=0, memory_limit=memory_limit, spill_dir=str(spill_dir))
+    assert report_text(bounded) == report_text(unbounded)
+    assert bounded.stats["subjects_generations_forgotten"] > 0
+    assert bounded.stats["passes"] == 2 and bounded.stats["subjects_pinned"] == 2 and bounded.stats["subjects_come_back"] == 0
+    assert list(spill_dir.iterdir()) == []
+
+
+def test_a_log_that_fits_is_read_once_even_when_subjects_return(run):
+    r = rekeyed_vector()
+    expected = far_returns(r, fillers=2, per_filler=100)
+    bounded = run(r, jobs=1, memory_limit=16 << 10)
+    assert found(bounded) == expected
+    assert bounded.stats["passes"] == 1 and bounded.stats["subjects_generations_forgotten"] == 0
+
+
+def test_the_command_line_says_when_subjects_were_forgotten(tmp_path, puhui_verify):
+    r = rekeyed_vector()
+    far_returns(r)
+    bundle = r.write(tmp_path / "bundle")
+    reports = []
+    for options in ([], ["--memory-limit", "64K"]):
+        done = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--jobs", "1", *options)
+        assert done.returncode == 1, done.stderr
+        document = json.loads(done.stdout)
+        reports.append((document.pop("stats"), json.dumps(document), done.stderr))
+    (_, unbounded, quiet), (stats, bounded, noted) = reports
+    assert bounded == unbounded and "subjects" not in quiet
+    assert stats["passes"] == 2 and stats["subjects_generations_forgotten"] > 0
+    assert f"{stats['subjects_generations_forgotten']} generations of them were forgotten; 2 of them were met again, so the log was read 2 times" in noted
