@@ -6,7 +6,9 @@
 
 In one run it
 1. generates (once; cached under --out, as bench_verify.py does) a valid format-1 bundle of
-   --records activity records in batches of 100,000 and --events events, deterministic from --seed;
+   --records activity records in batches of 100,000 and --events events, deterministic from --seed
+   (with --log-format 2, bench_verify.py's format-2 bundle, whose raw rate is then measured on its
+   own records);
 2. measures the raw rate of this machine: parsing and hashing activity records alone (json.loads
    + SHA-256) on --jobs processes;
 3. runs `puhui-verify bundle --json` five ways and reports records/s (records over the run's wall
@@ -57,14 +59,14 @@ SAMPLE_INTERVAL_S = 0.1
 WORKER_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
-def cached_bundle(out, events, records, seed, jobs):
+def cached_bundle(out, events, records, seed, jobs, log_format=1):
     """The bundle's directory and trust file, generated unless a complete one is cached."""
-    bundle = os.path.join(out, f"bundle-e{events}-r{records}-s{seed}")
+    bundle = os.path.join(out, f"bundle-{'f2-' if log_format == 2 else ''}e{events}-r{records}-s{seed}")
     trust = os.path.join(bundle, "trust.json")
     if not os.path.exists(os.path.join(bundle, "complete")):
         print(f"generating {bundle} ...", file=sys.stderr)
         started = time.perf_counter()
-        generate_bundle(bundle, events, records, seed, jobs)
+        generate_bundle(bundle, events, records, seed, jobs, log_format)
         with open(os.path.join(bundle, "complete"), "w") as handle:
             handle.write(f"{time.perf_counter() - started:.0f} s\n")
     return bundle, trust
@@ -132,7 +134,11 @@ def summary(name, done, records, raw_rate, limit_bytes=None):
         "partitions": stats["uniqueness_partitions"],
         "partitions_spilled": stats["uniqueness_partitions_spilled"],
         "workers": stats["workers"],
+        "passes": stats["passes"],
     }
+    if "subjects_generations_forgotten" in stats and done.report.get("log_format") == 2:
+        result["subjects_generations_forgotten"] = stats["subjects_generations_forgotten"]
+        result["subjects_stream_spilled"] = stats["subjects_stream_spilled"]
     if done.peak_pss_kib is not None:
         result["peak_pss_mib"] = round(done.peak_pss_kib / 1024, 1)
     if limit_bytes is not None:
@@ -153,6 +159,7 @@ def main():
     parser.add_argument("--forced-spill-limit", default="512M", help="the forced spilling run's --memory-limit (default 512M: spills at 10^7 records)")
     parser.add_argument("--dask-workers", type=int, default=2)
     parser.add_argument("--out", default=os.path.join(REPO, "bench", "out"))
+    parser.add_argument("--log-format", type=int, choices=(1, 2), default=1, help="the bundle's log format (default 1; 2: bench_verify.py's format-2 bundle, whose subjects the limit bounds too)")
     arguments = parser.parse_args()
     if not 1_000 <= arguments.records <= 10**9 or not 1_000 <= arguments.events <= 10**8:
         parser.error("--records must be 1000..10^9 and --events 1000..10^8")
@@ -161,7 +168,7 @@ def main():
     limit_bytes = parse_size(arguments.memory_limit)
     forced_limit_bytes = parse_size(arguments.forced_spill_limit)
 
-    bundle, trust = cached_bundle(arguments.out, arguments.events, arguments.records, arguments.seed, arguments.jobs)
+    bundle, trust = cached_bundle(arguments.out, arguments.events, arguments.records, arguments.seed, arguments.jobs, arguments.log_format)
     first_file = os.path.join(bundle, "activities", sorted(os.listdir(os.path.join(bundle, "activities")))[0])
     _, raw_rate = raw_parse_hash_rates(first_file, arguments.jobs, count=min(400_000, arguments.records))
     jobs = ["--jobs", str(arguments.jobs)]
@@ -188,6 +195,7 @@ def main():
         results.append(on_dask)
     in_memory, in_memory_blake2b, spilling, forced, on_dask = results
     document = {
+        "log_format": arguments.log_format,
         "records": arguments.records,
         "events": arguments.events,
         "jobs": arguments.jobs,
