@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import found, record_v2, rekeyed_vector, subject_of
 from test_verifier_format2 import bus_batch, bus_records
-from test_verifier_uniqueness import report_text, run  # noqa: F401 (run: the fixture)
+from test_verifier_uniqueness import dask_cluster, report_text, run  # noqa: F401 (dask_cluster, run: fixtures)
 
 from verifier.subjects import KnownSubjects, SubjectStream, came_back
 
@@ -119,6 +119,14 @@ def test_subjects_forgotten_under_the_limit_give_the_unbounded_report(run, tmp_p
     assert bounded.stats["subjects_generations_forgotten"] > 0
     assert bounded.stats["passes"] == 2 and bounded.stats["subjects_pinned"] == 2 and bounded.stats["subjects_come_back"] == 0
     assert list(spill_dir.iterdir()) == []
+
+
+def test_subjects_forgotten_on_a_dask_cluster_give_the_unbounded_report(run, dask_cluster, tmp_path):
+    r = rekeyed_vector()
+    far_returns(r)
+    on_dask = run(r, dask_scheduler=dask_cluster.scheduler_address, memory_limit=16 << 10, spill_dir=str(tmp_path))
+    assert report_text(on_dask) == report_text(run(r, jobs=1))
+    assert on_dask.stats["passes"] == 2 and on_dask.stats["subjects_generations_forgotten"] > 0
 
 
 def test_a_log_that_fits_is_read_once_even_when_subjects_return(run):
