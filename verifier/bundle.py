@@ -31,6 +31,8 @@ from verifier.replay import Replay
 from verifier.replay_v2 import Replay2
 from verifier.signatures import verify_signed
 from verifier.uniqueness import MAX_PASSES, RepeatJudge, Uniqueness, default_memory_limit
+
+SUBJECTS_WHOLE_FROM_PASS = 3
 from verifier.violations import ORPHAN_ACTIVITY_FILE, Findings
 
 CHUNK_EVENTS = 1024
@@ -122,7 +124,11 @@ def verify_bundle(
     try:
         try:
             for passes in range(1, MAX_PASSES + 1):
-                outcome = _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects)
+                # Pinning changes which generations forget what, and a verdict pinning changed may
+                # change which subjects are kept: from the third pass on the subjects are held whole
+                # (beyond the limit), so that no log can keep them unsettled (docs/scale.md).
+                subjects_whole = passes >= SUBJECTS_WHOLE_FROM_PASS
+                outcome = _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects, subjects_whole)
                 if outcome.exact:
                     break
                 for key, members in outcome.groups.items():
@@ -160,10 +166,10 @@ class PassOutcome:
     subjects_come_back: frozenset  # format 2: digests of subjects forgotten and looked up again (subjects.py)
 
 
-def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects):
+def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects, subjects_whole=False):
     """One replay of the bundle, judging repeats with what `groups` knows and keeping the subjects
-    of `pinned_subjects` apart (format 2), then the search for repeats among every record it read
-    and for subjects it forgot and met again."""
+    of `pinned_subjects` apart (format 2; every subject, whatever the limit, if subjects_whole),
+    then the search for repeats among every record it read and for subjects it forgot and met again."""
     violations = Findings()
     warnings = Findings()
     if os.path.exists(paths.checkpoints):
@@ -183,7 +189,7 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
         else:
             checker_class = ActivityChecker2 if log_format == 2 else ActivityChecker
         replay_class = Replay2 if log_format == 2 else Replay
-        format_options = {"pinned_subjects": pinned_subjects} if log_format == 2 else {}
+        format_options = {"pinned_subjects": pinned_subjects, "subjects_whole": subjects_whole} if log_format == 2 else {}
         activity_checker = checker_class(paths.activities, runner, digester, uniqueness, RepeatJudge(groups), **format_options)
         replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
         merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
@@ -208,6 +214,7 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
             "uniqueness_repeats_confirmed": len(confirmed),
             "subjects_generations_forgotten": activity_checker.generations_forgotten if log_format == 2 else 0,
             "subjects_pinned": len(pinned_subjects),
+            "subjects_held_whole": subjects_whole and log_format == 2,
             "subjects_come_back": len(come_back),
             "subjects_stream_spilled": activity_checker.new_subjects.spilled if log_format == 2 else 0,
             "workers": runner.workers,

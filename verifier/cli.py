@@ -156,6 +156,8 @@ def _run(arguments):
         if spilled:
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
+        if result.stats.get("subjects_held_whole"):
+            print(f"puhui-verify: note: the format-2 subjects were held whole, beyond --memory-limit, in the last of {result.stats['passes']} readings of the log: the subjects forgotten and met again were not settled in two", file=sys.stderr)
         forgotten = result.stats.get("subjects_generations_forgotten", 0)
         if forgotten:
             pinned = result.stats["subjects_pinned"]

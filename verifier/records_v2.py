@@ -326,11 +326,11 @@ class ActivityChecker2(ActivityChecker):
     an earlier batch of its methodology_id was registered unverified (then a record's grams are
     only checked to be at most what section 7.2 gives)."""
 
-    def __init__(self, *args, pinned_subjects=frozenset(), **kwargs):
+    def __init__(self, *args, pinned_subjects=frozenset(), subjects_whole=False, **kwargs):
         super().__init__(*args, **kwargs)
         memory_limit = self.uniqueness.memory_limit
         self.pinned_subjects = frozenset(pinned_subjects)
-        self.known_subjects = KnownSubjects(memory_limit // 4, self.pinned_subjects)
+        self.known_subjects = KnownSubjects(None if subjects_whole else memory_limit // 4, self.pinned_subjects)
         self.new_subjects = SubjectStream(memory_limit // 16, self.uniqueness.spill_directory)
         self.generations_forgotten = 0
         self._definition = None

@@ -151,3 +151,20 @@ def test_the_command_line_says_when_subjects_were_forgotten(tmp_path, puhui_veri
     assert bounded == unbounded and "subjects" not in quiet
     assert stats["passes"] == 2 and stats["subjects_generations_forgotten"] > 0
     assert f"{stats['subjects_generations_forgotten']} generations of them were forgotten; 2 of them were met again, so the log was read 2 times" in noted
+
+
+def test_subjects_that_never_settle_are_held_whole_from_the_third_pass(run, monkeypatch):
+    """Pinning shifts which subjects the generations forget, and a verdict it changes shifts which
+    are kept: were each pass to find a new subject come back, the third one holds them all."""
+    from itertools import count
+
+    from verifier import records_v2
+
+    r = rekeyed_vector()
+    expected = far_returns(r)
+    fresh = count(1)
+    monkeypatch.setattr(records_v2, "came_back", lambda written_again, accepted: frozenset({next(fresh)}))
+    bounded = run(r, jobs=1, memory_limit=16 << 10)
+    assert found(bounded) == expected
+    assert bounded.stats["passes"] == 3 and bounded.stats["subjects_held_whole"]
+    assert bounded.stats["subjects_generations_forgotten"] == 0 and bounded.stats["subjects_pinned"] == 2
