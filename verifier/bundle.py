@@ -133,7 +133,7 @@ def verify_bundle(
                     break
                 for key, members in outcome.groups.items():
                     groups.setdefault(key, set()).update(members)
-                pinned_subjects |= outcome.subjects_come_back
+                pinned_subjects |= outcome.subjects_at_risk
             else:
                 raise RuntimeError(f"the repeats of activity ids and fingerprints, and the subjects forgotten and met again, were not settled in {MAX_PASSES} passes")
         except BaseException:
@@ -163,13 +163,13 @@ class PassOutcome:
     exact: bool  # whether every batch was judged knowing every real repeat among the records read
     groups: dict  # the confirmed repeats, uniqueness.Uniqueness.file_groups
     batch_ids_opened: set
-    subjects_come_back: frozenset  # format 2: digests of subjects forgotten and looked up again (subjects.py)
+    subjects_at_risk: frozenset  # format 2: digests of subjects this pass could have forgotten and met again (subjects.py)
 
 
 def _verify_pass(paths, trust, require_activities, runner, digester, progress, total_bytes, memory_limit, spill_dir, groups, pinned_subjects, subjects_whole=False):
     """One replay of the bundle, judging repeats with what `groups` knows and keeping the subjects
     of `pinned_subjects` apart (format 2; every subject, whatever the limit, if subjects_whole),
-    then the search for repeats among every record it read and for subjects it forgot and met again."""
+    then the search for repeats among every record it read and for subjects it may have forgotten and met again."""
     violations = Findings()
     warnings = Findings()
     if os.path.exists(paths.checkpoints):
@@ -194,9 +194,9 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
         replay = replay_class(trust, digester, violations, warnings, activity_checker, require_activities)
         merkle, roots, chunks_admitted_while_waiting = _stream_log(log_reader, trust, replay, runner, signed_checkpoints, activity_checker, progress, total_bytes, log_format or 1)
         search_started = perf_counter()
-        come_back = activity_checker.subjects_come_back(runner) if log_format == 2 else frozenset()
+        at_risk = activity_checker.subjects_at_risk(runner) if log_format == 2 else frozenset()
         confirmed = uniqueness.confirmed(uniqueness.candidates(runner), paths.activities)
-        exact = uniqueness.judged_right(confirmed) and not come_back
+        exact = uniqueness.judged_right(confirmed) and not at_risk
         judge_checkpoints(signed_checkpoints, checkpoint_summary, merkle.size, roots, trust, violations)
         stats = {
             "events": merkle.size,
@@ -215,14 +215,14 @@ def _verify_pass(paths, trust, require_activities, runner, digester, progress, t
             "subjects_generations_forgotten": activity_checker.generations_forgotten if log_format == 2 else 0,
             "subjects_pinned": len(pinned_subjects),
             "subjects_held_whole": subjects_whole and log_format == 2,
-            "subjects_come_back": len(come_back),
-            "subjects_stream_spilled": activity_checker.new_subjects.spilled if log_format == 2 else 0,
+            "subjects_at_risk": len(at_risk),
+            "subjects_stream_spilled": activity_checker.subject_stream.spilled if log_format == 2 else 0,
             "workers": runner.workers,
             "jobs_done_in_main": runner.jobs_done_here,
             "log_chunks_admitted_while_workers_finished_a_file": chunks_admitted_while_waiting,
         }
         result = BundleResult(log_format, trust.origin, merkle.size, merkle.root(), violations, warnings, checkpoint_summary, replay.totals, stats)
-        return PassOutcome(result, exact, uniqueness.file_groups(confirmed), set(activity_checker.batch_ids_opened), come_back)
+        return PassOutcome(result, exact, uniqueness.file_groups(confirmed), set(activity_checker.batch_ids_opened), at_risk)
     finally:
         uniqueness.close()
         # The replayed state holds no reference cycle, so dropping it here frees it at once. With

@@ -157,11 +157,11 @@ def _run(arguments):
             where = arguments.spill_dir or "the temporary directory"
             print(f"puhui-verify: note: the id and fingerprint tables passed --memory-limit and spilled {spilled / 2**20:.1f} MiB at most to {where} (removed)", file=sys.stderr)
         if result.stats.get("subjects_held_whole"):
-            print(f"puhui-verify: note: the format-2 subjects were held whole, beyond --memory-limit, in the last of {result.stats['passes']} readings of the log: the subjects forgotten and met again were not settled in two", file=sys.stderr)
+            print(f"puhui-verify: note: the format-2 subjects were held whole, beyond --memory-limit, in the last of {result.stats['passes']} readings of the log: the subjects at risk of being forgotten were not settled in two", file=sys.stderr)
         forgotten = result.stats.get("subjects_generations_forgotten", 0)
         if forgotten:
             pinned = result.stats["subjects_pinned"]
-            met_again = f"; {pinned} of them were met again, so the log was read {result.stats['passes']} times" if pinned else ""
+            met_again = f"; {pinned} subjects met again across generations were kept apart, so the log was read {result.stats['passes']} times" if pinned else ""
             print(f"puhui-verify: note: the format-2 subjects passed --memory-limit: {forgotten} generations of them were forgotten{met_again}", file=sys.stderr)
         if arguments.json:
             return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))

@@ -32,7 +32,7 @@ from verifier.reader import MAX_RECORD_BYTES, LineReader
 from verifier.canonical import EncodingProblem, parse_canonical
 from verifier.digests import digests_to_array
 from verifier.schema import HEX64, is_real_date
-from verifier.subjects import KnownSubjects, SubjectStream, came_back
+from verifier.subjects import KnownSubjects, SubjectStream, at_risk
 
 RECORD_KEYS = ("activity_id", "fingerprint", "inputs", "occurred_on", "private_sha256", "reduction_g", "subject")
 SUBJECT = re.compile(r"[0-9a-f]{32}")
@@ -331,7 +331,8 @@ class ActivityChecker2(ActivityChecker):
         memory_limit = self.uniqueness.memory_limit
         self.pinned_subjects = frozenset(pinned_subjects)
         self.known_subjects = KnownSubjects(None if subjects_whole else memory_limit // 4, self.pinned_subjects)
-        self.new_subjects = SubjectStream(memory_limit // 16, self.uniqueness.spill_directory)
+        self.subject_stream = SubjectStream(memory_limit // 16, self.uniqueness.spill_directory)
+        self.generation_at = []  # per reading: the subjects' generation current at its lookups
         self.generations_forgotten = 0
         self._definition = None
         self._relaxed = False
@@ -447,22 +448,29 @@ class ActivityChecker2(ActivityChecker):
         self.known_subjects.keep(state.subject_days, state.cap_totals, self._definition.methodology_id)
 
     def _conclude_file(self, state, body, unterminated):
+        # Every subject of the reading, whatever the file's outcome (subjects.py): its count
+        # decides where generations begin, and the stream of them which subjects were at risk.
+        subjects = state.cap_totals.keys()
+        if state.privacy is not None:  # a subject on a second day is also keyed (digest, day)
+            subjects = {key if type(key) is int else key[0] for key in subjects}
+        read = len(self.uniqueness.reads) - 1
+        assert read == len(self.generation_at), "a reading without its generation"
+        self.generation_at.append(self.known_subjects.generations)
+        self.known_subjects.begin_reading(len(subjects))
         finding = super()._conclude_file(state, body, unterminated)
-        # The subjects this reading did not find, accepted or not: the judgement of a file that
-        # looked up a forgotten subject may differ from an unbounded table's (subjects.py).
-        new = state.subject_days.keys()
+        self.known_subjects.end_reading()
         if self.pinned_subjects:
-            new = [subject for subject in new if subject not in self.pinned_subjects]
-        self.new_subjects.add(new, len(self.uniqueness.reads) - 1)
+            subjects = [subject for subject in subjects if subject not in self.pinned_subjects]
+        self.subject_stream.add(subjects, read)
         return finding
 
-    def subjects_come_back(self, runner):
-        """After the log: the subjects kept, forgotten and looked up again by this pass (none if
-        no generation was forgotten), which the next pass pins. The tables are dropped first."""
+    def subjects_at_risk(self, runner):
+        """After the log: the subjects whose readings spanned two generations or more, none if no
+        generation was forgotten; the pass was exact for subjects if it had pinned them all. The
+        tables are dropped first."""
         self.generations_forgotten = self.known_subjects.generations_forgotten
         self.known_subjects = None
         if not self.generations_forgotten:
             return frozenset()
         search_share = max(1, self.uniqueness.memory_limit // 2 // (runner.workers + 1))
-        accepted = [summary.accepted for summary in self.uniqueness.reads]
-        return came_back(self.new_subjects.written_again(runner, search_share), accepted)
+        return at_risk(self.subject_stream.written_again(runner, search_share), self.generation_at)

@@ -4,27 +4,29 @@ the whole log within a share of --memory-limit.
 Section 7.2's daily cap and section 7.3's PRIVACY need, for every subject of an accepted batch,
 its occurred_on and the grams credited to it that day under each methodology_id. There is one
 subject per person and day: millions at 10^7 records, billions in a province-year. KnownSubjects
-keeps them in generations of an open-addressing table of 16-byte slots: the current generation
-grows by doubling up to its share of the limit, then becomes the previous one, which is
-forgotten when the current one is full again. A subject of the previous generation that an
-accepted batch credits again moves to the current one, so the subjects of the days being posted
-stay.
+keeps them in generations of an open-addressing table of 16-byte slots. A new generation begins
+between two readings of activity files when the subjects of the readings since the current one
+began (every reading's, accepted or not) would pass what an eighth of the limit holds; the
+current one becomes the previous one, and the previous one is forgotten. A subject of the
+previous generation that an accepted batch credits again moves to the current one, so the
+subjects of the days being posted stay.
 
-A forgotten subject that comes back would be judged as new, where an unbounded table would know
-it. So every subject a reading of an activity file did not find (the file's new subjects) is
-written to a SubjectStream with the reading's number. After the log, if any generation was
-forgotten, the stream is searched for digests written twice (on the workers, with the jobs of
-uniqueness.py): a digest written again after a reading that was accepted, and so kept it, is a
-subject that was forgotten and looked up again. The pass is then not exact, and the log is
-replayed with those digests pinned: kept in a table of their own that forgets nothing, so that the
-next pass judges them as an unbounded table does (subjects are known by their digests, as in an
-unbounded table: no confirmation on the full values is needed for the two to agree). A log whose subjects fit (10^7 records of the bench: 128 MiB) forgets
-nothing and is read once; the stream is then dropped unsearched.
+A forgotten subject met again would be judged as new, where an unbounded table would know it. So
+every subject of every reading is written to a SubjectStream with the reading's number, and each
+reading's generation is noted. After the log, if any generation was forgotten, the stream is
+searched for digests of two readings or more (on the workers, with the jobs of uniqueness.py): a
+subject whose readings span two generations could have been forgotten between them (at_risk).
+The pass was exact if every such subject was pinned; else the log is replayed with them pinned:
+kept in a table of their own that forgets nothing, so the next pass judges them as an unbounded
+table does (subjects are known by their digests, as in an unbounded table: no confirmation on the
+full values is needed for the two to agree). Where generations begin depends only on the files
+read, not on which batches were accepted or which subjects pinned, so the second pass reading
+the same files has every subject at risk pinned and is exact. A log whose subjects fit (10^7
+records of the bench: 128 MiB) forgets nothing and is read once; its stream is dropped unsearched.
 """
-
 import os
 from array import array
-from itertools import compress, islice, repeat
+from itertools import compress, repeat
 from operator import is_
 
 from verifier.uniqueness import SEARCH_BYTES_PER_DIGEST, PartsJob, SearchJob, _int_at, repeated_in_partition
@@ -88,7 +90,10 @@ class KnownSubjects:
     Grams kept never exceed the daily cap (at most 10^9 < 2^32): a batch that went beyond is
     refused and keeps nothing."""
 
-    __slots__ = ("_current", "_previous", "_pinned", "_pinned_digests", "_max_bits", "generations_forgotten", "_day_indexes", "_day_names", "_tags")
+    __slots__ = (
+        "_current", "_previous", "_pinned", "_pinned_digests", "_max_bits", "_capacity", "_counted", "_generation_due",
+        "generations", "generations_forgotten", "_day_indexes", "_day_names", "_tags",
+    )
 
     def __init__(self, max_bytes=None, pinned=frozenset(), initial_bits=MIN_TABLE_BITS):
         max_bits = initial_bits
@@ -98,6 +103,10 @@ class KnownSubjects:
             while (2 << max_bits) * SLOT_BYTES * GENERATIONS <= max_bytes:
                 max_bits += 1
         self._max_bits = max_bits
+        self._capacity = (1 << max_bits) * 7 // 10  # subjects of readings a generation spans
+        self._counted = 0  # subjects of the readings since the current generation began
+        self._generation_due = False  # a new generation begins with the reading being concluded
+        self.generations = 0  # begun after the first: the generation a subject kept now is in
         self._current = _Table(initial_bits)
         self._previous = None
         self._pinned_digests = frozenset(pinned)
@@ -155,6 +164,30 @@ class KnownSubjects:
                     break
         return grams
 
+    def begin_reading(self, subject_count):
+        """A reading of an activity file has looked its subjects up and is concluded (accepted or
+        not): a new generation begins with it when the subjects of the readings since the current
+        one began would pass a generation's capacity. Counting every reading's subjects, kept or
+        not, pinned or not, makes where generations begin the same in every pass that reads the
+        same files, so the subjects one pass saw at risk of being forgotten are all the next pass
+        can forget. The generation begins in keep, once the reading's subjects found in the
+        previous generation are taken out of it, or in end_reading if it keeps nothing."""
+        if self._counted and self._counted + subject_count > self._capacity:
+            self._generation_due = True
+            self._counted = 0
+        self._counted += subject_count
+
+    def end_reading(self):
+        if self._generation_due:
+            self._begin_generation()
+
+    def _begin_generation(self):
+        if self._previous is not None:
+            self.generations_forgotten += 1
+        self._previous, self._current = self._current, _Table(MIN_TABLE_BITS)
+        self._generation_due = False
+        self.generations += 1
+
     def keep(self, new_days, grams_of, methodology_id):
         """Take in an accepted file's subjects: new_days, subject -> occurred_on for those not known
         before; grams_of, subject -> grams under methodology_id on its day (every subject of the file)."""
@@ -176,6 +209,8 @@ class KnownSubjects:
                 moving.append((subject, table.values[slot], table.other_grams.get(subject)))
             else:
                 _credit(table, slot, subject, tag, tag_bits, methodology_id, grams_of[subject])
+        if self._generation_due:  # the moving subjects are out of the generation it forgets
+            self._begin_generation()
         day_bits = {day: self._day_index(day) << 40 for day in set(new_days.values())}
         arriving = new_days.items()
         if self._pinned is not None:
@@ -185,25 +220,15 @@ class KnownSubjects:
                 self._pinned.grow()
             _insert_new(self._pinned, pinned_items, day_bits, grams_of, tag_bits, methodology_id)
             arriving = [item for item in arriving if item[0] not in pinned]
-        remaining = len(arriving)
-        arriving = iter(arriving)
-        while moving or remaining:
-            current = self._current
-            while current.room() < len(moving) + remaining and len(current.keys) < 1 << self._max_bits:
-                current.grow()
-            room = current.room()
-            if room <= 0:  # the current generation is full: the previous one is forgotten
-                if self._previous is not None:
-                    self.generations_forgotten += 1
-                self._previous, self._current = current, _Table(self._max_bits)
-                continue
-            if moving:
-                taken, moving = moving[:room], moving[room:]
-                _move_in(current, taken, grams_of, tag, tag_bits, methodology_id)
-                room -= len(taken)
-            taken = min(room, remaining)
-            _insert_new(current, islice(arriving, taken), day_bits, grams_of, tag_bits, methodology_id)
-            remaining -= taken
+        current = self._current
+        # Generations begin only between readings (begin_reading): a reading with more subjects
+        # than a generation holds is kept whole, past the generation's size (its own state, a few
+        # dicts of its subjects, holds them already), so that where generations begin never
+        # depends on which subjects were kept.
+        while current.room() < len(moving) + len(arriving):
+            current.grow()
+        _move_in(current, moving, grams_of, tag, tag_bits, methodology_id)
+        _insert_new(current, arriving, day_bits, grams_of, tag_bits, methodology_id)
 
     def _day_index(self, day):
         index = self._day_indexes.get(day)
@@ -263,8 +288,8 @@ def _credit(table, slot, subject, tag, tag_bits, methodology_id, grams):
 
 
 class SubjectStream:
-    """The digests of the subjects each reading of an activity file did not find, with the
-    reading's number, in reading order: in memory, then appended to two files past `max_bytes`."""
+    """The digests of the subjects of each reading of an activity file (but the pinned ones), with
+    the reading's number, in reading order: in memory, then appended to two files past `max_bytes`."""
 
     def __init__(self, max_bytes, spill_directory):
         self._max_entries = max(1, max_bytes // (8 + READ_BYTES))
@@ -281,7 +306,7 @@ class SubjectStream:
         return self.spilled + len(self._digests)
 
     def add(self, subjects, read):
-        """The digests of the subjects of reading number `read` that no table held."""
+        """The digests of the subjects of reading number `read`."""
         before = len(self._digests)
         self._digests.extend(subjects)
         self._reads.extend(repeat(read, len(self._digests) - before))
@@ -331,7 +356,9 @@ def _by_digest(pairs):
     return {digest: sorted(reads) for digest, reads in reads_of.items() if len(set(reads)) > 1}
 
 
-def came_back(written_again, accepted):
-    """The digests written again after a reading that was accepted (accepted[read]): subjects kept,
-    forgotten and looked up again, which the next pass pins."""
-    return frozenset(digest for digest, reads in written_again.items() if any(accepted[read] for read in reads[:-1]))
+def at_risk(written_again, generation_at):
+    """The digests of subjects whose readings span two generations or more (generation_at[read]:
+    the generation current while that reading looked its subjects up). Kept at the first, such a
+    subject is in that generation or a later one, and the last could have found it forgotten;
+    within one generation's span it is always found. The next pass pins them."""
+    return frozenset(digest for digest, reads in written_again.items() if generation_at[reads[-1]] - generation_at[reads[0]] >= 2)

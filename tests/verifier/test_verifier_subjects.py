@@ -10,7 +10,7 @@ from conftest import found, record_v2, rekeyed_vector, subject_of
 from test_verifier_format2 import bus_batch, bus_records
 from test_verifier_uniqueness import dask_cluster, report_text, run  # noqa: F401 (dask_cluster, run: fixtures)
 
-from verifier.subjects import KnownSubjects, SubjectStream, came_back
+from verifier.subjects import KnownSubjects, SubjectStream, at_risk
 
 DAY = "2026-07-03"
 
@@ -37,36 +37,50 @@ def lookup(known, subjects, methodology_id="BUS"):
     return list(zip(days, grams))
 
 
+def conclude(known, new_days, grams_of, methodology_id="BUS"):
+    """A reading concluded and accepted, as ActivityChecker2 feeds KnownSubjects."""
+    known.begin_reading(len(grams_of))
+    known.keep(new_days, grams_of, methodology_id)
+    known.end_reading()
+
+
+def fill(known, filler, batches):
+    for _ in range(batches):
+        batch = [next(filler) for _ in range(100)]
+        conclude(known, dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1))
+
+
 def test_generations_forget_the_oldest_subjects_and_keep_those_credited_again():
-    known = KnownSubjects(max_bytes=32 << 10)  # two generations of 2^10 slots: 716 subjects each
+    known = KnownSubjects(max_bytes=32 << 10)  # generations of 2^10 slots: readings of 716 subjects each
     first = list(range(1, 101))
-    known.keep(dict.fromkeys(first, DAY), dict.fromkeys(first, 10), "BUS")
-    known.keep({}, {3: 2**33}, "CYCLE")  # subject 3's CYCLE grams, beside
-    known.keep({}, {2: 5}, "CYCLE")  # beside too: BUS holds the inline place
+    conclude(known, dict.fromkeys(first, DAY), dict.fromkeys(first, 10))
+    conclude(known, {}, {3: 2**33}, "CYCLE")  # subject 3's CYCLE grams, beside
+    conclude(known, {}, {2: 5}, "CYCLE")  # beside too: BUS holds the inline place
     filler = iter(range(1000, 10**6))
-    for _ in range(7):  # 700 more: the first 100 are now in the previous generation
-        batch = [next(filler) for _ in range(100)]
-        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
-    assert known.generations_forgotten == 0
+    fill(known, filler, 7)  # 700 more: a generation begins with the last, the first 100 are in the previous one
+    assert known.generations == 1 and known.generations_forgotten == 0
     assert lookup(known, [1, 2, 3]) == [(DAY, 10)] * 3
-    known.keep({}, {2: 20, 3: 30}, "BUS")  # credited again while in the previous generation: they move
-    for _ in range(8):
-        batch = [next(filler) for _ in range(100)]
-        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
-    assert known.generations_forgotten == 1
+    conclude(known, {}, {2: 20, 3: 30})  # credited again while in the previous generation: they move
+    fill(known, filler, 8)
+    assert known.generations == 2 and known.generations_forgotten == 1
     assert lookup(known, [1, 2, 3]) == [(None, 0), (DAY, 20), (DAY, 30)]
     assert lookup(known, [2, 3], "CYCLE") == [(DAY, 5), (DAY, 2**33)]
     assert known.count <= 2 * 716
 
 
+def test_a_reading_larger_than_a_generation_is_kept_whole():
+    known = KnownSubjects(max_bytes=32 << 10)
+    conclude(known, {1: DAY}, {1: 10})
+    big = range(1000, 3000)  # 2,000 subjects: past the 716 a generation holds
+    conclude(known, dict.fromkeys(big, DAY), dict.fromkeys(big, 1))
+    assert known.generations == 1 and lookup(known, [1, 1000, 2999]) == [(DAY, 10), (DAY, 1), (DAY, 1)]
+
+
 def test_pinned_subjects_are_never_forgotten():
     known = KnownSubjects(max_bytes=32 << 10, pinned={1, 2})
-    known.keep({1: DAY, 2: "2026-07-04", 3: DAY}, {1: 10, 2: 20, 3: 30}, "BUS")
-    filler = iter(range(1000, 10**6))
-    for _ in range(30):
-        batch = [next(filler) for _ in range(100)]
-        known.keep(dict.fromkeys(batch, DAY), dict.fromkeys(batch, 1), "BUS")
-    known.keep({}, {1: 11}, "BUS")
+    conclude(known, {1: DAY, 2: "2026-07-04", 3: DAY}, {1: 10, 2: 20, 3: 30})
+    fill(known, iter(range(1000, 10**6)), 30)
+    conclude(known, {}, {1: 11})
     assert known.generations_forgotten >= 2
     assert lookup(known, [1, 2, 3]) == [(DAY, 11), ("2026-07-04", 20), (None, 0)]
 
@@ -83,7 +97,8 @@ def test_the_stream_finds_subjects_written_again_in_memory_or_spilled(tmp_path, 
     stream.add([7, 2], 4)
     again = stream.written_again(InlineRunner(), search_share)
     assert again == {2: [0, 2, 4], 5: [1, 3]}
-    assert came_back(again, [True, False, True, False, True]) == {2}
+    # generations current at each reading's lookups: 2 spans two (0 to 3), 5 one (1 to 2)
+    assert at_risk(again, [0, 1, 2, 2, 3]) == {2}
     assert bool(stream.spilled) == spills
     assert sorted(path.name for path in tmp_path.iterdir()) == (["subjects.digests", "subjects.reads"] if spills else [])
 
@@ -117,7 +132,7 @@ def test_subjects_forgotten_under_the_limit_give_the_unbounded_report(run, tmp_p
     bounded = run(r, jobs=jobs, min_parallel_bytes=0, memory_limit=memory_limit, spill_dir=str(spill_dir))
     assert report_text(bounded) == report_text(unbounded)
     assert bounded.stats["subjects_generations_forgotten"] > 0
-    assert bounded.stats["passes"] == 2 and bounded.stats["subjects_pinned"] == 2 and bounded.stats["subjects_come_back"] == 0
+    assert bounded.stats["passes"] == 2 and bounded.stats["subjects_pinned"] == 2 and bounded.stats["subjects_at_risk"] == 0
     assert list(spill_dir.iterdir()) == []
 
 
@@ -150,7 +165,7 @@ def test_the_command_line_says_when_subjects_were_forgotten(tmp_path, puhui_veri
     (_, unbounded, quiet), (stats, bounded, noted) = reports
     assert bounded == unbounded and "subjects" not in quiet
     assert stats["passes"] == 2 and stats["subjects_generations_forgotten"] > 0
-    assert f"{stats['subjects_generations_forgotten']} generations of them were forgotten; 2 of them were met again, so the log was read 2 times" in noted
+    assert f"{stats['subjects_generations_forgotten']} generations of them were forgotten; 2 subjects met again across generations were kept apart, so the log was read 2 times" in noted
 
 
 def test_subjects_that_never_settle_are_held_whole_from_the_third_pass(run, monkeypatch):
@@ -163,7 +178,7 @@ def test_subjects_that_never_settle_are_held_whole_from_the_third_pass(run, monk
     r = rekeyed_vector()
     expected = far_returns(r)
     fresh = count(1)
-    monkeypatch.setattr(records_v2, "came_back", lambda written_again, accepted: frozenset({next(fresh)}))
+    monkeypatch.setattr(records_v2, "at_risk", lambda written_again, generation_at: frozenset({next(fresh)}))
     bounded = run(r, jobs=1, memory_limit=16 << 10)
     assert found(bounded) == expected
     assert bounded.stats["passes"] == 3 and bounded.stats["subjects_held_whole"]
