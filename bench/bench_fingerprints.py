@@ -46,12 +46,20 @@ from ledger.store import activities, insert_rows, values_present  # noqa: E402
 
 MAX_ROWS = 10**9
 
-metadata = MetaData()
-fingerprint_index = Table(
-    "fingerprint_index", metadata,
-    Column("activity_id", activities.c.activity_id.type, primary_key=True),
-    Column("fingerprint", activities.c.fingerprint.type, nullable=False, unique=True),
-)
+def index_table(uniqueness: str) -> Table:
+    """The two indexed columns of `activities`, unique as there ("btree": ledger.store's unique
+    B-tree indexes) or by exclusion constraints over hash indexes ("hash": exact too, and an index
+    entry holds a 4-byte hash code where a B-tree holds the whole 64-character key)."""
+    columns = [Column("activity_id", activities.c.activity_id.type, nullable=False), Column("fingerprint", activities.c.fingerprint.type, nullable=False)]
+    if uniqueness == "btree":
+        columns[0].primary_key = True
+        columns[1].unique = True
+        return Table("fingerprint_index", MetaData(), *columns)
+    from sqlalchemy.dialects.postgresql import ExcludeConstraint
+
+    return Table("fingerprint_index", MetaData(), *columns,
+                 ExcludeConstraint(("activity_id", "="), using="hash", name="fingerprint_index_activity_id_excl"),
+                 ExcludeConstraint(("fingerprint", "="), using="hash", name="fingerprint_index_fingerprint_excl"))
 
 
 @dataclass(slots=True)
@@ -87,7 +95,7 @@ def fill(conn: Connection, first: int, rows: int) -> FillChunk:
     return FillChunk(first, rows, rows / (time.perf_counter() - started))
 
 
-def probe(engine: Engine, stored: int, records: int, rng: random.Random) -> Probe:
+def probe(engine: Engine, fingerprint_index: Table, stored: int, records: int, rng: random.Random) -> Probe:
     hits = [rng.randrange(stored) for _ in range(records // 2)]
     misses = [f"{rng.getrandbits(256):064x}" for _ in range(records - len(hits))]
     ids = [f"a-{n}" for n in hits] + [f"miss-{stored}-{i}" for i in range(len(misses))]
@@ -110,10 +118,11 @@ def probe(engine: Engine, stored: int, records: int, rng: random.Random) -> Prob
                  size_bytes / 2**20)
 
 
-def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, seed: int) -> dict:
+def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, seed: int, uniqueness: str = "btree") -> dict:
     engine = create_engine(url)
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
+    fingerprint_index = index_table(uniqueness)
+    fingerprint_index.metadata.drop_all(engine)
+    fingerprint_index.metadata.create_all(engine)
     rng = random.Random(seed)
     chunks: list[FillChunk] = []
     measured: list[Probe] = []
@@ -130,13 +139,13 @@ def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, 
             with engine.connect() as conn:
                 conn.execute(text("ANALYZE fingerprint_index"))
                 conn.commit()
-            measured.append(probe(engine, stored, probe_records, rng))
+            measured.append(probe(engine, fingerprint_index, stored, probe_records, rng))
             print(f"{stored:>12,} rows: lookup {measured[-1].lookup_records_per_s:,.0f} records/s, insert "
                   f"{measured[-1].insert_records_per_s:,.0f} records/s, fill {chunks[-1].fill_rows_per_s:,.0f} rows/s, "
                   f"{measured[-1].table_and_indexes_mib:,.0f} MiB", file=sys.stderr)
     engine.dispose()
     assert stored == rows and len(measured) == len([p for p in set(probes) if 0 < p <= rows])
-    return {"rows": rows, "chunk": chunk, "probe_records": probe_records, "seconds": time.perf_counter() - started,
+    return {"rows": rows, "uniqueness": uniqueness, "chunk": chunk, "probe_records": probe_records, "seconds": time.perf_counter() - started,
             "fill": [asdict(c) for c in chunks], "probes": [asdict(p) for p in measured],
             "slowest_fill_rows_per_s": min(c.fill_rows_per_s for c in chunks),
             "slowest_lookup_records_per_s": min(p.lookup_records_per_s for p in measured),
@@ -161,6 +170,8 @@ def main() -> None:
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
                         help="a postgresql.conf setting of the throwaway cluster, repeatable (e.g. shared_buffers=6GB)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="where the JSON report is also written")
+    parser.add_argument("--uniqueness", choices=("btree", "hash"), default="btree",
+                        help="unique B-tree indexes as the registry has them (default), or exclusion constraints over hash indexes")
     args = parser.parse_args()
     settings = dict(setting.split("=", 1) for setting in args.pg_setting if "=" in setting)
     if len(settings) != len(args.pg_setting) or (settings and args.database_url):
@@ -168,17 +179,17 @@ def main() -> None:
     if not 0 < args.rows <= MAX_ROWS or args.chunk <= 0 or args.probe_records < 2:
         parser.error("--rows in 1..10^9, --chunk above 0, --probe-records at least 2")
     if args.database_url:
-        report = run(args.database_url, args.rows, args.chunk, probe_sizes(args.rows), args.probe_records, args.seed)
+        report = run(args.database_url, args.rows, args.chunk, probe_sizes(args.rows), args.probe_records, args.seed, args.uniqueness)
     else:
         sys.path.insert(0, str(REPO / "tests"))
         from pg_cluster import PostgresCluster
         with PostgresCluster(settings=settings) as cluster:
             report = run(cluster.create_database("bench_fingerprints"), args.rows, args.chunk, probe_sizes(args.rows),
-                         args.probe_records, args.seed)
+                         args.probe_records, args.seed, args.uniqueness)
     report["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
     report["pg_settings"] = settings
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"bench_fingerprints-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / f"bench_fingerprints-{args.uniqueness}-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
 

@@ -13,9 +13,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.postgresql
-def test_the_fingerprint_bench_grows_the_index_and_probes_each_size(fresh_postgres_url, tmp_path):
+@pytest.mark.parametrize("uniqueness", ["btree", "hash"])
+def test_the_fingerprint_bench_grows_the_index_and_probes_each_size(fresh_postgres_url, tmp_path, uniqueness):
     command = [sys.executable, str(REPO / "bench" / "bench_fingerprints.py"), "--rows", "25000", "--chunk", "10000",
-               "--probe-records", "400", "--database-url", fresh_postgres_url, "--out", str(tmp_path)]
+               "--probe-records", "400", "--database-url", fresh_postgres_url, "--out", str(tmp_path), "--uniqueness", uniqueness]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
@@ -23,4 +24,4 @@ def test_the_fingerprint_bench_grows_the_index_and_probes_each_size(fresh_postgr
     assert sum(chunk["rows"] for chunk in report["fill"]) == 25_000
     assert all(p["lookup_records_per_s"] > 0 and p["insert_records_per_s"] > 0 for p in report["probes"])
     assert report["probes"][1]["table_and_indexes_mib"] > report["probes"][0]["table_and_indexes_mib"]
-    assert json.loads((tmp_path / "bench_fingerprints-r25000.json").read_text())["rows"] == 25_000
+    assert json.loads((tmp_path / f"bench_fingerprints-{uniqueness}-r25000.json").read_text())["uniqueness"] == uniqueness
