@@ -50,14 +50,14 @@ def index_table(uniqueness: str) -> Table:
     """The two indexed columns of `activities`, unique as there ("btree": ledger.store's unique
     B-tree indexes) or by exclusion constraints over hash indexes ("hash": exact too, and an index
     entry holds a 4-byte hash code where a B-tree holds the whole 64-character key)."""
-    columns = [Column("activity_id", activities.c.activity_id.type, nullable=False), Column("fingerprint", activities.c.fingerprint.type, nullable=False)]
+    id_type, fingerprint_type = activities.c.activity_id.type, activities.c.fingerprint.type
     if uniqueness == "btree":
-        columns[0].primary_key = True
-        columns[1].unique = True
-        return Table("fingerprint_index", MetaData(), *columns)
+        return Table("fingerprint_index", MetaData(), Column("activity_id", id_type, primary_key=True),
+                     Column("fingerprint", fingerprint_type, nullable=False, unique=True))
     from sqlalchemy.dialects.postgresql import ExcludeConstraint
 
-    return Table("fingerprint_index", MetaData(), *columns,
+    return Table("fingerprint_index", MetaData(), Column("activity_id", id_type, nullable=False),
+                 Column("fingerprint", fingerprint_type, nullable=False),
                  ExcludeConstraint(("activity_id", "="), using="hash", name="fingerprint_index_activity_id_excl"),
                  ExcludeConstraint(("fingerprint", "="), using="hash", name="fingerprint_index_fingerprint_excl"))
 

@@ -472,5 +472,4 @@ class ActivityChecker2(ActivityChecker):
         self.known_subjects = None
         if not self.generations_forgotten:
             return frozenset()
-        search_share = max(1, self.uniqueness.memory_limit // 2 // (runner.workers + 1))
-        return at_risk(self.subject_stream.written_again(runner, search_share), self.generation_at)
+        return at_risk(self.subject_stream.written_again(runner, self.uniqueness.search_share(runner)), self.generation_at)

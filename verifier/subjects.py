@@ -316,18 +316,15 @@ class SubjectStream:
             self.spill()
 
     def spill(self):
-        """Append what is in memory to the files; returns the bytes written."""
+        """Append what is in memory to the files."""
         if self.digests_path is None:
             directory = self._spill_directory()
             self.digests_path, self.reads_path = os.path.join(directory, "subjects.digests"), os.path.join(directory, "subjects.reads")
-        written = 0
         for path, values in ((self.digests_path, self._digests), (self.reads_path, self._reads)):
             with open(path, "ab") as handle:
                 handle.write(values.tobytes())
-            written += len(values) * values.itemsize
         self.spilled += len(self._digests)
         self._digests, self._reads = array("q"), array("i")
-        return written
 
     def written_again(self, runner, search_share):
         """{digest: [read, ...]} of every digest written by two readings or more, searched on the
@@ -355,7 +352,7 @@ def _by_digest(pairs):
     reads_of = {}
     for digest, read in pairs:
         reads_of.setdefault(digest, []).append(read)
-    return {digest: sorted(reads) for digest, reads in reads_of.items() if len(set(reads)) > 1}
+    return {digest: sorted(reads) for digest, reads in reads_of.items() if len(reads) > 1}  # a reading writes a subject once
 
 
 def at_risk(written_again, generation_at):

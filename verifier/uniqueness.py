@@ -414,12 +414,17 @@ class Uniqueness:
 
     # -- after the pass --------------------------------------------------------------------------
 
+    def search_share(self, runner):
+        """The memory one process may use to search digests after the log (this one's, or subjects.py's):
+        its share of half the limit, the runner's processes searching at once."""
+        return max(1, self.memory_limit // 2 // (runner.workers + 1))
+
     def candidates(self, runner):
         """kind -> {digest: [position in reading order, ...]} of every digest seen twice or more.
         The partitions are searched by the runner's workers (and the main process when they are
         full), each within its share of half the limit: as many at once as the runner has
         processes; a partition too large for its share is first split into parts, on a worker too."""
-        share = max(1, self.memory_limit // 2 // (runner.workers + 1))
+        share = self.search_share(runner)
         found = {kind: {} for kind in KINDS}
         searches = dict.fromkeys(KINDS, 0)
         searching, splitting = deque(), deque()
