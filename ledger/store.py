@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from typing import IO, Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 
 from ledger.errors import StorageError, WriterLockHeld
+from ledger.key_digests import StoredKeyDigests
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,19 @@ def values_present(conn: Connection, column: Column, values: Sequence[str]) -> s
     else:
         for i in range(0, len(values), IN_LIST_VALUES):
             found.update(conn.execute(select(column).where(column.in_(values[i:i + IN_LIST_VALUES]))).scalars())
+    return found
+
+
+def values_present_by_digests(digests: StoredKeyDigests, present_in: Callable[[int, list[str]], set[str]],
+                              values: Sequence[str]) -> set[str]:
+    """Which of `values` are stored, as values_present says, when the writer holds the digests of
+    every stored value by partition (ledger.key_digests): a value whose digest is absent is not
+    stored and costs no query; the others are confirmed by `present_in` in the partition each
+    digest names, so a digest collision is never reported as stored."""
+    found: set[str] = set()
+    for partition, candidates in digests.candidates(values).items():
+        found |= present_in(partition, candidates)
+    assert found.issubset(values), "a confirmed value must be one asked for"
     return found
 
 

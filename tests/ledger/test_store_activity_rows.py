@@ -46,3 +46,39 @@ def test_a_repeated_fingerprint_is_an_integrity_error_and_nothing_of_the_group_s
             store.insert_activities(conn, [row(2), row(3, fingerprint=f"{1:064x}")])
     with store.engine.connect() as conn:
         assert store.existing(conn, "activity_id", ["a-1", "a-2", "a-3"]) == {"a-1"}
+
+
+def test_values_present_by_digests_asks_only_the_named_partitions_and_confirms_collisions(database_url):
+    """Two tables stand for two partitions; the digests name where each stored value lies. A value
+    whose digest is absent costs no query, and a colliding digest is confirmed absent, not reported."""
+    from sqlalchemy import Column, MetaData, String, Table
+
+    from ledger.key_digests import StoredKeyDigests
+    from ledger.store import values_present, values_present_by_digests
+
+    class Colliding(str):
+        def __hash__(self) -> int:
+            return hash("a-1")
+
+    metadata = MetaData()
+    partitions = {p: Table(f"partition_{p}", metadata, Column("activity_id", String(128), primary_key=True)) for p in (0, 1)}
+    store = Store.connect(database_url)
+    metadata.create_all(store.engine)
+    digests = StoredKeyDigests()
+    with store.engine.begin() as conn:
+        for p, values in ((0, ["a-1", "a-2"]), (1, ["a-3"])):
+            conn.execute(partitions[p].insert(), [{"activity_id": v} for v in values])
+            digests.add_many(values, p)
+    asked: list[int] = []
+
+    with store.engine.connect() as conn:
+        def present_in(partition: int, candidates: list[str]) -> set[str]:
+            asked.append(partition)
+            return values_present(conn, partitions[partition].c.activity_id, candidates)
+
+        assert values_present_by_digests(digests, present_in, ["a-3", "a-9", Colliding("a-8")]) == {"a-3"}
+        assert sorted(asked) == [0, 1]  # partition 0 only for the collision, which it does not hold
+        asked.clear()
+        assert values_present_by_digests(digests, present_in, ["a-7", "a-9"]) == set()
+        assert asked == []
+        assert values_present_by_digests(digests, present_in, ["a-2", "a-1"]) == {"a-1", "a-2"}
