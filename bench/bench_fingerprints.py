@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_fingerprints.py --rows 100000000            # a throwaway local cluster
     .venv/bin/python bench/bench_fingerprints.py --rows 1000000 --database-url URL
     .venv/bin/python bench/bench_fingerprints.py --rows 100000000 --pg-setting shared_buffers=6GB ...
+    .venv/bin/python bench/bench_fingerprints.py --rows 100000000 --layout partitioned --partition-rows 4000000
 
 Every activity record an upload holds is looked up by its activity_id and fingerprint before it is
 judged (ledger.store.values_present, through Store.existing) and inserted at its batch's commit
@@ -20,6 +21,15 @@ sha256(int8send(n)) in hex, ids "a-n"), so the fill rate is the indexes' own cos
 client's. At each --probe size the registry's two paths are timed from the client: the lookup of
 a chunk of --probe-records ids and fingerprints (half already stored, half not; the hits are
 checked against what was stored) and the insert of --probe-records new rows as Store does it.
+--layout partitioned measures the design for 10^8 rows and more: the table partitioned by ranges
+of a row number (--partition-rows each, as the writer would start one a week or a month), each
+partition with its own unique indexes, so that inserts only touch the newest partition's; and
+the uniqueness across partitions held by the single writer's digests of every stored value
+(ledger.key_digests), so that a lookup asks the database only about the values whose digests it
+holds, in the partition each names (ledger.store.values_present_by_digests). The digests are
+loaded by reading back each filled chunk, as a writer loads them at its start; that rate is
+reported too.
+
 Reports one run as JSON on stdout; nothing here is a pass/fail test.
 """
 
@@ -36,13 +46,15 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import Column, MetaData, Table, create_engine, text
+from sqlalchemy import BigInteger, Column, MetaData, Table, any_, bindparam, create_engine, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ledger.store import activities, insert_rows, values_present  # noqa: E402
+from ledger.key_digests import MAX_PARTITION, StoredKeyDigests  # noqa: E402
+from ledger.store import activities, insert_rows, values_present, values_present_by_digests  # noqa: E402
 
 MAX_ROWS = 10**9
 
@@ -62,6 +74,152 @@ def index_table(uniqueness: str) -> Table:
                  ExcludeConstraint(("fingerprint", "="), using="hash", name="fingerprint_index_fingerprint_excl"))
 
 
+class SingleIndex:
+    """--layout single: one table with its unique indexes, as the registry's `activities` has them."""
+
+    def __init__(self, uniqueness: str):
+        self.table = index_table(uniqueness)
+
+    def create(self, conn: Connection) -> None:
+        self.table.metadata.drop_all(conn)
+        self.table.metadata.create_all(conn)
+        conn.commit()
+
+    def fill(self, conn: Connection, first: int, rows: int) -> None:
+        conn.execute(text("INSERT INTO fingerprint_index (activity_id, fingerprint) SELECT 'a-' || n, encode(sha256(int8send(n)), 'hex') "
+                          "FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"), {"first": first, "last": first + rows - 1})
+
+    def make_room(self, conn: Connection, row_number: int) -> None:
+        pass  # one table holds every row
+
+    def present(self, conn: Connection, column: str, values: list[str]) -> set[str]:
+        return values_present(conn, self.table.c[column], values)
+
+    def insert(self, conn: Connection, rows: list[dict[str, object]], row_number: int) -> None:
+        with conn.begin():  # COPY goes to the driver's connection: only a begun transaction commits it
+            insert_rows(conn, self.table, rows)
+
+    def size_bytes(self, conn: Connection) -> int:
+        return conn.execute(text("SELECT pg_total_relation_size('fingerprint_index')")).scalar_one()
+
+
+class PartitionedIndex:
+    """--layout partitioned: the table, its partitions as they are made, and the writer's digests.
+
+    deferred_indexes: the newest partition is written without unique indexes, which are built when
+    the next one opens (CREATE UNIQUE INDEX: a sort, and a proof that the partition holds no
+    repeat); until then the writer confirms a candidate there by one scan of that partition."""
+
+    def __init__(self, partition_rows: int, expected_rows: int, deferred_indexes: bool):
+        self.partition_rows = partition_rows
+        self.deferred_indexes = deferred_indexes
+        self.parent = self._table("fingerprint_index")
+        self.partitions: dict[int, Table] = {}
+        self.newest: int | None = None
+        self.id_digests = StoredKeyDigests(expected_rows)
+        self.fingerprint_digests = StoredKeyDigests(expected_rows)
+        self.load_seconds = 0.0
+        self.loaded_rows = 0
+        self.closes: list[PartitionClose] = []
+
+    @staticmethod
+    def _table(name: str) -> Table:
+        return Table(name, MetaData(), Column("row_number", BigInteger, nullable=False),
+                     Column("activity_id", activities.c.activity_id.type, nullable=False),
+                     Column("fingerprint", activities.c.fingerprint.type, nullable=False))
+
+    def create(self, conn: Connection) -> None:
+        conn.execute(text("DROP TABLE IF EXISTS fingerprint_index"))
+        conn.execute(text("CREATE TABLE fingerprint_index (row_number bigint NOT NULL, activity_id varchar(128) NOT NULL, "
+                          "fingerprint varchar(64) NOT NULL) PARTITION BY RANGE (row_number)"))
+        conn.commit()
+
+    def partition_of(self, row_number: int) -> int:
+        return row_number // self.partition_rows
+
+    def make_room(self, conn: Connection, row_number: int) -> None:
+        """The partition of this row number, made if it is new (closing the one before)."""
+        partition = self.partition_of(row_number)
+        if partition in self.partitions:
+            return
+        assert self.newest is None or partition > self.newest, "partitions open in row order"
+        if self.newest is not None and self.deferred_indexes:
+            self._build_indexes(conn, self.newest)
+        name = f"fingerprint_index_p{partition:05d}"
+        conn.execute(text(f"CREATE TABLE {name} PARTITION OF fingerprint_index FOR VALUES FROM "
+                          f"({partition * self.partition_rows}) TO ({(partition + 1) * self.partition_rows})"))
+        conn.commit()
+        self.partitions[partition] = self._table(name)
+        self.newest = partition
+        if not self.deferred_indexes:
+            self._build_indexes(conn, partition)
+
+    def _build_indexes(self, conn: Connection, partition: int) -> None:
+        name = self.partitions[partition].name
+        started = time.perf_counter()
+        conn.execute(text("SET maintenance_work_mem = '1GB'"))
+        for column in ("activity_id", "fingerprint"):
+            conn.execute(text(f"CREATE UNIQUE INDEX {name}_{column} ON {name} ({column})"))
+        rows = conn.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+        conn.commit()
+        self.closes.append(PartitionClose(partition, rows, time.perf_counter() - started))
+
+    def fill(self, conn: Connection, first: int, rows: int) -> None:
+        assert self.partition_of(first) == self.newest, "a fill writes the newest partition"
+        conn.execute(text("INSERT INTO fingerprint_index (row_number, activity_id, fingerprint) SELECT n, 'a-' || n, "
+                          "encode(sha256(int8send(n)), 'hex') FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
+                     {"first": first, "last": first + rows - 1})
+
+    def insert(self, conn: Connection, rows: list[dict[str, object]], row_number: int) -> None:
+        """Insert as the writer would: into the newest partition, then note the digests (noting a
+        value whose commit then failed would only cost a query: a digest may be a false candidate)."""
+        partition = self.partition_of(row_number)
+        assert partition == self.newest, "the writer writes the newest partition"
+        with conn.begin():  # COPY goes to the driver's connection: only a begun transaction commits it
+            insert_rows(conn, self.parent, [{"row_number": row_number, **row} for row in rows])
+        self.id_digests.add_many((row["activity_id"] for row in rows), partition)
+        self.fingerprint_digests.add_many((row["fingerprint"] for row in rows), partition)
+        self.loaded_rows += len(rows)
+
+    def load_digests(self, conn: Connection, first: int, rows: int) -> None:
+        """Read back rows [first, first + rows) of one partition into the digests, as a writer
+        reads every stored row at its start."""
+        partition = self.partition_of(first)
+        assert self.partition_of(first + rows - 1) == partition, "a loaded chunk lies in one partition"
+        started = time.perf_counter()
+        t = self.parent
+        result = conn.execution_options(stream_results=True, yield_per=50_000).execute(
+            select(t.c.activity_id, t.c.fingerprint).where(t.c.row_number >= first, t.c.row_number < first + rows))
+        for chunk in result.partitions():
+            self.id_digests.add_many((row[0] for row in chunk), partition)
+            self.fingerprint_digests.add_many((row[1] for row in chunk), partition)
+        self.load_seconds += time.perf_counter() - started
+        self.loaded_rows += rows
+        assert len(self.id_digests) == len(self.fingerprint_digests) == self.loaded_rows
+
+    def present(self, conn: Connection, column: str, values: list[str]) -> set[str]:
+        def present_in(partition: int, candidates: list[str]) -> set[str]:
+            stored = self.partitions[partition].c[column]
+            if self.deferred_indexes and partition == self.newest:  # no index yet: one scan for all candidates
+                statement = select(stored).where(stored == any_(bindparam("values", type_=ARRAY(stored.type))))
+                return set(conn.execute(statement, {"values": candidates}).scalars())
+            return values_present(conn, stored, candidates)
+
+        return values_present_by_digests(self.id_digests if column == "activity_id" else self.fingerprint_digests,
+                                         present_in, values)
+
+    def size_bytes(self, conn: Connection) -> int:
+        return int(conn.execute(text("SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
+                                     "WHERE inhparent = 'fingerprint_index'::regclass")).scalar_one())  # a sum is numeric
+
+
+@dataclass(slots=True)
+class PartitionClose:
+    partition: int
+    rows: int
+    seconds: float  # building its two unique indexes (with --deferred-indexes, as the next one opens)
+
+
 @dataclass(slots=True)
 class FillChunk:
     rows_before: int
@@ -73,8 +231,9 @@ class FillChunk:
 class Probe:
     rows_stored: int
     lookup_records: int
-    lookup_ms: float  # ids and fingerprints of one chunk, by values_present
+    lookup_ms: float  # ids and fingerprints of one chunk, half of them stored, by values_present
     lookup_records_per_s: float
+    lookup_new_records_per_s: float  # a chunk none of whose ids or fingerprints is stored: an upload's usual case
     insert_records: int
     insert_ms: float  # by insert_rows
     insert_records_per_s: float
@@ -86,43 +245,52 @@ def stored_fingerprint(n: int) -> str:
     return hashlib.sha256(struct.pack(">q", n)).hexdigest()
 
 
-def fill(conn: Connection, first: int, rows: int) -> FillChunk:
+def fill(conn: Connection, index: "SingleIndex | PartitionedIndex", first: int, rows: int) -> FillChunk:
     started = time.perf_counter()
-    conn.execute(text("INSERT INTO fingerprint_index (activity_id, fingerprint) "
-                      "SELECT 'a-' || n, encode(sha256(int8send(n)), 'hex') FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
-                 {"first": first, "last": first + rows - 1})
+    index.fill(conn, first, rows)
     conn.commit()
     return FillChunk(first, rows, rows / (time.perf_counter() - started))
 
 
-def probe(engine: Engine, fingerprint_index: Table, stored: int, records: int, rng: random.Random) -> Probe:
+def probe(engine: Engine, index: "SingleIndex | PartitionedIndex", stored: int, records: int, rng: random.Random) -> Probe:
     hits = [rng.randrange(stored) for _ in range(records // 2)]
     misses = [f"{rng.getrandbits(256):064x}" for _ in range(records - len(hits))]
     ids = [f"a-{n}" for n in hits] + [f"miss-{stored}-{i}" for i in range(len(misses))]
     fingerprints = [stored_fingerprint(n) for n in hits] + misses
     with engine.connect() as conn:
         started = time.perf_counter()
-        found_ids = values_present(conn, fingerprint_index.c.activity_id, ids)
-        found_fingerprints = values_present(conn, fingerprint_index.c.fingerprint, fingerprints)
+        found_ids = index.present(conn, "activity_id", ids)
+        found_fingerprints = index.present(conn, "fingerprint", fingerprints)
         lookup_s = time.perf_counter() - started
     assert found_ids == {f"a-{n}" for n in hits}, "the lookup missed stored ids or found absent ones"
     assert found_fingerprints == {stored_fingerprint(n) for n in hits}, "the lookup disagrees with the fill"
+    new_ids = [f"fresh-{stored}-{i}" for i in range(records)]
+    new_fingerprints = [f"{rng.getrandbits(256):064x}" for _ in range(records)]
+    with engine.connect() as conn:
+        started = time.perf_counter()
+        found_new = index.present(conn, "activity_id", new_ids) | index.present(conn, "fingerprint", new_fingerprints)
+        lookup_new_s = time.perf_counter() - started
+    assert not found_new, "the lookup found values never stored"
     rows = [{"activity_id": f"new-{stored}-{i}", "fingerprint": f"{rng.getrandbits(256):064x}"} for i in range(records)]
     with engine.connect() as conn:
         started = time.perf_counter()
-        insert_rows(conn, fingerprint_index, rows)
-        conn.commit()
+        index.insert(conn, rows, stored - 1)  # the row number of the last row filled: into the newest partition
         insert_s = time.perf_counter() - started
-        size_bytes = conn.execute(text("SELECT pg_total_relation_size('fingerprint_index')")).scalar_one()
-    return Probe(stored, records, 1000 * lookup_s, records / lookup_s, records, 1000 * insert_s, records / insert_s,
-                 size_bytes / 2**20)
+        size_bytes = index.size_bytes(conn)
+    with engine.connect() as conn:
+        inserted = [rows[0]["activity_id"], rows[-1]["activity_id"]]
+        assert index.present(conn, "activity_id", inserted) == set(inserted), "the inserted rows were not committed"
+    return Probe(stored, records, 1000 * lookup_s, records / lookup_s, records / lookup_new_s, records, 1000 * insert_s,
+                 records / insert_s, size_bytes / 2**20)
 
 
-def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, seed: int, uniqueness: str = "btree") -> dict:
+def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, seed: int, uniqueness: str = "btree",
+        partition_rows: int = 0, deferred_indexes: bool = False) -> dict:
+    """partition_rows 0: the single table of --layout single; else --layout partitioned."""
     engine = create_engine(url)
-    fingerprint_index = index_table(uniqueness)
-    fingerprint_index.metadata.drop_all(engine)
-    fingerprint_index.metadata.create_all(engine)
+    index = PartitionedIndex(partition_rows, rows, deferred_indexes) if partition_rows else SingleIndex(uniqueness)
+    with engine.connect() as conn:
+        index.create(conn)
     rng = random.Random(seed)
     chunks: list[FillChunk] = []
     measured: list[Probe] = []
@@ -131,25 +299,40 @@ def run(url: str, rows: int, chunk: int, probes: list[int], probe_records: int, 
     pending_probes = sorted(p for p in set(probes) if 0 < p <= rows)
     while stored < rows:
         size = min(chunk, rows - stored, (pending_probes[0] - stored) if pending_probes else chunk)
+        if partition_rows:  # a chunk lies in one partition, and its digests are loaded as it is filled
+            size = min(size, partition_rows - stored % partition_rows)
         with engine.connect() as conn:
-            chunks.append(fill(conn, stored, size))
+            index.make_room(conn, stored)
+            chunks.append(fill(conn, index, stored, size))
+            if partition_rows:
+                index.load_digests(conn, stored, size)
         stored += size
         if pending_probes and stored == pending_probes[0]:
             pending_probes.pop(0)
             with engine.connect() as conn:
                 conn.execute(text("ANALYZE fingerprint_index"))
                 conn.commit()
-            measured.append(probe(engine, fingerprint_index, stored, probe_records, rng))
-            print(f"{stored:>12,} rows: lookup {measured[-1].lookup_records_per_s:,.0f} records/s, insert "
+            measured.append(probe(engine, index, stored, probe_records, rng))
+            print(f"{stored:>12,} rows: lookup {measured[-1].lookup_records_per_s:,.0f} records/s "
+                  f"(new: {measured[-1].lookup_new_records_per_s:,.0f}), insert "
                   f"{measured[-1].insert_records_per_s:,.0f} records/s, fill {chunks[-1].fill_rows_per_s:,.0f} rows/s, "
                   f"{measured[-1].table_and_indexes_mib:,.0f} MiB", file=sys.stderr)
     engine.dispose()
     assert stored == rows and len(measured) == len([p for p in set(probes) if 0 < p <= rows])
-    return {"rows": rows, "uniqueness": uniqueness, "chunk": chunk, "probe_records": probe_records, "seconds": time.perf_counter() - started,
-            "fill": [asdict(c) for c in chunks], "probes": [asdict(p) for p in measured],
-            "slowest_fill_rows_per_s": min(c.fill_rows_per_s for c in chunks),
-            "slowest_lookup_records_per_s": min(p.lookup_records_per_s for p in measured),
-            "slowest_insert_records_per_s": min(p.insert_records_per_s for p in measured)}
+    report = {"rows": rows, "layout": "partitioned" if partition_rows else "single", "uniqueness": uniqueness, "chunk": chunk,
+              "probe_records": probe_records, "seconds": time.perf_counter() - started,
+              "fill": [asdict(c) for c in chunks], "probes": [asdict(p) for p in measured],
+              "slowest_fill_rows_per_s": min(c.fill_rows_per_s for c in chunks),
+              "slowest_lookup_records_per_s": min(p.lookup_records_per_s for p in measured),
+              "slowest_lookup_new_records_per_s": min(p.lookup_new_records_per_s for p in measured),
+              "slowest_insert_records_per_s": min(p.insert_records_per_s for p in measured)}
+    if isinstance(index, PartitionedIndex):
+        report |= {"partition_rows": partition_rows, "partitions": len(index.partitions), "deferred_indexes": deferred_indexes,
+                   "closes": [asdict(c) for c in index.closes],
+                   "slowest_close_rows_per_s": min((c.rows / c.seconds for c in index.closes if c.rows), default=None),
+                   "digests_loaded_rows_per_s": index.loaded_rows / index.load_seconds if index.load_seconds else None,
+                   "digests_mib": (index.id_digests.memory_bytes() + index.fingerprint_digests.memory_bytes()) / 2**20}
+    return report
 
 
 def probe_sizes(rows: int) -> list[int]:
@@ -172,24 +355,38 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="where the JSON report is also written")
     parser.add_argument("--uniqueness", choices=("btree", "hash"), default="btree",
                         help="unique B-tree indexes as the registry has them (default), or exclusion constraints over hash indexes")
+    parser.add_argument("--layout", choices=("single", "partitioned"), default="single",
+                        help="one table (default), or partitions by row number with the writer's digests (see above)")
+    parser.add_argument("--partition-rows", type=int, default=4_000_000, help="rows of a partition, with --layout partitioned")
+    parser.add_argument("--deferred-indexes", action="store_true",
+                        help="with --layout partitioned: build a partition's unique indexes when the next one opens")
     args = parser.parse_args()
     settings = dict(setting.split("=", 1) for setting in args.pg_setting if "=" in setting)
     if len(settings) != len(args.pg_setting) or (settings and args.database_url):
         parser.error("--pg-setting is NAME=VALUE, for the throwaway cluster only")
     if not 0 < args.rows <= MAX_ROWS or args.chunk <= 0 or args.probe_records < 2:
         parser.error("--rows in 1..10^9, --chunk above 0, --probe-records at least 2")
+    if args.layout == "partitioned" and (args.uniqueness != "btree" or args.partition_rows <= 0
+                                         or args.rows // args.partition_rows > MAX_PARTITION):
+        parser.error(f"--layout partitioned: unique B-trees, --partition-rows above 0 and at most {MAX_PARTITION + 1:,} partitions")
+    if args.deferred_indexes and args.layout != "partitioned":
+        parser.error("--deferred-indexes is for --layout partitioned")
+    partition_rows = args.partition_rows if args.layout == "partitioned" else 0
     if args.database_url:
-        report = run(args.database_url, args.rows, args.chunk, probe_sizes(args.rows), args.probe_records, args.seed, args.uniqueness)
+        report = run(args.database_url, args.rows, args.chunk, probe_sizes(args.rows), args.probe_records, args.seed, args.uniqueness,
+                     partition_rows, args.deferred_indexes)
     else:
         sys.path.insert(0, str(REPO / "tests"))
         from pg_cluster import PostgresCluster
         with PostgresCluster(settings=settings) as cluster:
             report = run(cluster.create_database("bench_fingerprints"), args.rows, args.chunk, probe_sizes(args.rows),
-                         args.probe_records, args.seed, args.uniqueness)
+                         args.probe_records, args.seed, args.uniqueness, partition_rows, args.deferred_indexes)
     report["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
     report["pg_settings"] = settings
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"bench_fingerprints-{args.uniqueness}-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
+    variant = (f"partitioned{partition_rows}{'-deferred' if args.deferred_indexes else ''}" if partition_rows
+               else args.uniqueness)
+    (args.out / f"bench_fingerprints-{variant}-r{args.rows}.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
 
