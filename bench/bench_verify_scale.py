@@ -20,12 +20,14 @@ In one run it
    quarter and every partition is searched from disk), and with --dask on a LocalCluster of
    --dask-workers single-threaded worker processes started here (started before the run's clock,
    as a local run's worker processes are not: they are forked inside it, in milliseconds).
-The Dask run does more work than a local one, not only scheduling: its workers are not forked, so
-they cannot share the verifier's string-hash secret, and every activity id and fingerprint is
-digested with keyed BLAKE2b instead (verifier/digests.py: about 0.75 us a record more, a tenth of
-a local run's work). `dask_over_local` is the issue's goal, against the local run as an auditor
-runs it; `dask_over_local_same_digest` compares it with a local run forced to BLAKE2b too
-(PYTHONHASHSEED=0), which is what scheduling alone costs.
+The Dask run's workers are not forked, so they share the verifier's string-hash secret only as
+an auditor would arrange it (verifier/digests.py, docs/scale.md): the verifier and the workers are
+started with one PYTHONHASHSEED drawn here for the run (the workers through Dask's
+distributed.nanny.pre-spawn-environ). Without it every activity id and fingerprint would be
+digested with keyed BLAKE2b (about 0.75 us a record more, a tenth of a local run's work); the run
+reports which digest it used. `dask_over_local` is the issue's goal, against the local run as an
+auditor runs it; `dask_over_local_same_digest` compares it with a local run forced to BLAKE2b
+(PYTHONHASHSEED=0), as the Dask runs before session 11 were.
 The cluster's workers are started without Dask's MALLOC_TRIM_THRESHOLD_=65536 (docs/scale.md asks
 the same of an auditor's workers): it also fixes glibc's mmap threshold at 128 KiB, so that every
 block read and every chunk's text is a fresh mapping whose pages are faulted in again (measured:
@@ -41,6 +43,7 @@ run's rate, with peak memory under the limit; the Dask run at least 0.8 of the l
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -52,11 +55,20 @@ sys.path.insert(0, REPO)
 
 from bench_verify import generate_bundle, raw_parse_hash_rates, tree_rss_kib  # noqa: E402
 
+from verifier.digests import MAX_HASH_SEED, PUBLIC_HASH_SEEDS  # noqa: E402
 from verifier.uniqueness import parse_size  # noqa: E402
 
 SAMPLE_INTERVAL_S = 0.1
 # Dask's setting of the environment its nannies start workers with (None: not set).
 WORKER_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+WORKER_HASH_SEED = "distributed.nanny.pre-spawn-environ.PYTHONHASHSEED"
+
+
+def drawn_hash_seed():
+    """A PYTHONHASHSEED for the run, drawn as an auditor draws it: 1..2^32-1, not a seed everyone knows."""
+    while (seed := 1 + secrets.randbelow(MAX_HASH_SEED)) in PUBLIC_HASH_SEEDS:
+        pass
+    return str(seed)
 
 
 def cached_bundle(out, events, records, seed, jobs, log_format=1):
@@ -185,12 +197,15 @@ def main():
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set({WORKER_MALLOC_TRIM: None}), LocalCluster(n_workers=arguments.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        done = run(bundle, trust, ["--dask", cluster.scheduler_address])
+    seed = drawn_hash_seed()
+    with dask.config.set({WORKER_MALLOC_TRIM: None, WORKER_HASH_SEED: seed}), \
+            LocalCluster(n_workers=arguments.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        done = run(bundle, trust, ["--dask", cluster.scheduler_address], PYTHONHASHSEED=seed)
         # The cluster's workers are this process's children, not the verifier's: add their peak RSS
         # (their peak PSS is not known).
         done = done._replace(peak_rss_kib=done.peak_rss_kib + sum(done.report["stats"]["peak_rss_workers_kib"]), peak_pss_kib=None)
         on_dask = summary(f"dask_{arguments.dask_workers}_workers", done, arguments.records, raw_rate)
+        on_dask["digests"] = done.report["stats"]["digests"]
         on_dask["workers_malloc_trim_threshold"] = sorted({nanny.pre_spawn_env.get("MALLOC_TRIM_THRESHOLD_") for nanny in cluster.workers.values()}, key=str)
         results.append(on_dask)
     in_memory, in_memory_blake2b, spilling, forced, on_dask = results

@@ -20,7 +20,7 @@ from time import perf_counter
 
 from verifier.activities import ActivityChecker
 from verifier.checkpoints import CheckpointSummary, judge_checkpoints, read_checkpoints
-from verifier.digests import Blake2bDigester, new_digester
+from verifier.digests import StringHashDigester, digester_for_workers, new_digester
 from verifier.file_ranges import RangeChecker, RangeChecker2
 from verifier.leaves import LeafParser
 from verifier.merkle import EMPTY_ROOT, MerkleAccumulator, subtrees_of
@@ -111,9 +111,10 @@ def verify_bundle(
     if dask_scheduler is not None:
         from verifier.dask_runner import DaskRunner
 
-        # Dask's workers are not forked from this process: they cannot share its string-hash secret.
-        digester = digester or Blake2bDigester(os.urandom(32))
+        # Dask's workers are not forked from this process: they share its string-hash secret only
+        # if they were all started with the PYTHONHASHSEED it was.
         runner = DaskRunner(dask_scheduler)
+        digester = digester or digester_for_workers(runner.string_hash_checks())
     else:
         digester = digester or new_digester()
         jobs = default_jobs() if jobs is None else jobs
@@ -152,6 +153,7 @@ def verify_bundle(
             "passes": passes,
             "peak_rss_main_kib": _peak_rss_kib(),
             "peak_rss_workers_kib": worker_peaks_kib,
+            "digests": "string hash" if isinstance(digester, StringHashDigester) else "BLAKE2b",
         }
     )
     return result

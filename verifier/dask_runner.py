@@ -7,17 +7,20 @@ partitions) are Dask tasks. Activity files and spilled partitions travel as path
 them from storage they share with the main process (the bundle and --spill-dir at the same
 paths), and the main process never reads a record (file_ranges.py); a partition still in memory
 travels as its bytes (a 64th of a kind's digests). Workers run their own
-interpreters, so the digests are BLAKE2b under a key sent with each job (bundle.py), never the
-string hash of this process.
+interpreters, so the digests are BLAKE2b under a key sent with each job (bundle.py), unless every
+worker and this process were started with the same PYTHONHASHSEED: then the string hash, twenty
+times cheaper (digests.digester_for_workers, string_hash_checks).
 
 A worker is a Dask worker thread: start workers with one thread each (`--nthreads 1`) and as many
 processes as cores (`--nworkers`), since every job is Python holding the GIL.
 """
 
 import gc
+import pickle
 import resource
 from itertools import count
 
+from verifier.digests import string_hash_check
 from verifier.file_ranges import RANGE_JOBS
 from verifier.parallel import IN_FLIGHT_PER_WORKER, JOBS, WorkerError
 from verifier.reader import InputError
@@ -25,14 +28,16 @@ from verifier.reader import InputError
 CONNECT_TIMEOUT_S = 30
 
 
-def run_job(kind, payload):
-    """What a Dask worker runs for one job (a range of an activity file is read here). A job makes
-    no reference cycles, but a Dask worker holds many objects: with the cyclic collector on, the
-    job's allocations would set off collections that walk them all."""
+def run_job(kind, pickled_payload):
+    """What a Dask worker runs for one job (a range of an activity file is read here). The payload
+    comes pickled, so that only the worker unpickles it: the scheduler unpickles a task's arguments,
+    and a StringHashDigester refuses to be unpickled where the string-hash secret differs, as the
+    scheduler's may. A job makes no reference cycles, but a Dask worker holds many objects: with
+    the cyclic collector on, the job's allocations would set off collections that walk them all."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return (RANGE_JOBS.get(kind) or JOBS[kind])(payload)
+        return (RANGE_JOBS.get(kind) or JOBS[kind])(pickle.loads(pickled_payload))
     finally:
         if collecting:
             gc.enable()
@@ -62,9 +67,13 @@ class DaskRunner:
         self._futures = {}
         self._tickets = count()
 
+    def string_hash_checks(self):
+        """Each worker's digests.string_hash_check(), asked of every worker the scheduler has now."""
+        return list(self.client.run(string_hash_check).values())
+
     def submit(self, kind, payload):
         ticket = next(self._tickets)
-        self._futures[ticket] = self.client.submit(run_job, kind, payload, pure=False)
+        self._futures[ticket] = self.client.submit(run_job, kind, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), pure=False)
         return ticket
 
     def ready(self, ticket):

@@ -19,6 +19,16 @@ by someone who wants collisions) and worker processes are forked, so they share 
 costs a twentieth of BLAKE2b through hashlib. When PYTHONHASHSEED fixes the secret, or workers
 would not share it, BLAKE2b-64 under a random 32-byte key is used instead.
 
+Dask's workers are not forked: they can share the secret only if the auditor starts them and the
+verifier with the same PYTHONHASHSEED, a number drawn at random for the run (for the workers,
+Dask's setting distributed.nanny.pre-spawn-environ.PYTHONHASHSEED, whose default, 6640, everyone
+knows and is never taken for a secret; docs/scale.md). Then,
+and only if every worker hashes a check text as this process does, the string hash is used on
+the cluster too (digester_for_workers). Its secret is then 32 bits drawn by the auditor after the
+log was written, where it is 128 bits otherwise. That is still no aim for whoever wrote the log:
+an id and fingerprint hit is confirmed anyway, and for the other ids a chosen pair collides only
+under the one seed in 2^32 it was made for.
+
 The table is open addressing with linear probing over array('q'), grown by doubling at 70% load.
 0 marks an empty slot; digests never take it, nor -1 (kept free for a removed-slot mark).
 """
@@ -34,25 +44,66 @@ REMOVED = -1
 MAX_LOAD_NUMERATOR, MAX_LOAD_DENOMINATOR = 7, 10
 
 
-def _string_hash_is_secret():
-    """Whether hash() of a str is a 64-bit keyed SipHash under a secret forked workers share."""
-    seed = os.environ.get("PYTHONHASHSEED", "random")
+STRING_HASH_CHECK_TEXT = "puhui-verify digest check"
+MAX_HASH_SEED = 4294967295  # PYTHONHASHSEED's largest value
+# Seeds everyone knows: Dask's nannies give their workers 6640 unless configured otherwise.
+PUBLIC_HASH_SEEDS = frozenset({6640})
+
+
+def _string_hash_is_keyed():
+    """Whether hash() of a str is a 64-bit keyed SipHash, whatever its key."""
     info = sys.hash_info
     return (
-        seed in ("", "random")  # drawn from os.urandom at start, not fixed by the environment
-        and sys.implementation.name == "cpython"
+        sys.implementation.name == "cpython"
         and info.width == 64
         and info.algorithm.startswith("siphash")  # not FNV, which takes no key
         and info.cutoff == 0  # no short strings hashed by an unkeyed function
+    )
+
+
+def _string_hash_is_secret():
+    """Whether hash() of a str is a 64-bit keyed SipHash under a secret forked workers share."""
+    seed = os.environ.get("PYTHONHASHSEED", "random")
+    return (
+        seed in ("", "random")  # drawn from os.urandom at start, not fixed by the environment
+        and _string_hash_is_keyed()
         # parallel.py forks its workers wherever fork exists; a spawned worker would draw its own secret
         and "fork" in multiprocessing.get_all_start_methods()
     )
+
+
+def string_hash_seed():
+    """The PYTHONHASHSEED that set this process's string-hash secret, or None: drawn at random,
+    0 (which turns the key off), or a seed everyone knows."""
+    seed = os.environ.get("PYTHONHASHSEED", "")
+    if not seed.isdigit() or not 0 < int(seed) <= MAX_HASH_SEED or int(seed) in PUBLIC_HASH_SEEDS:
+        return None
+    return int(seed)
+
+
+def string_hash_check():
+    """This process's hash of the check text: equal in two processes only if they share the secret."""
+    return hash(STRING_HASH_CHECK_TEXT)
 
 
 def new_digester():
     """The run's keyed digest: Python's string hash where its key is a secret shared with forked
     workers, BLAKE2b-64 under a fresh random key otherwise."""
     return StringHashDigester() if _string_hash_is_secret() else Blake2bDigester(os.urandom(32))
+
+
+def digester_for_workers(worker_checks):
+    """The run's keyed digest for workers not forked from this process (Dask), given each worker's
+    string_hash_check(): the string hash when this process's secret was set by a PYTHONHASHSEED and
+    every worker has the same (they were started with that seed), BLAKE2b-64 under a fresh random
+    key otherwise."""
+    shared = (
+        string_hash_seed() is not None
+        and _string_hash_is_keyed()
+        and len(worker_checks) > 0
+        and all(check == string_hash_check() for check in worker_checks)
+    )
+    return StringHashDigester() if shared else Blake2bDigester(os.urandom(32))
 
 
 def _never_empty_or_removed(value):
@@ -72,11 +123,11 @@ class StringHashDigester:
     0); no id or fingerprint is empty."""
 
     def __init__(self):
-        self._check = hash("puhui-verify digest check")
+        self._check = string_hash_check()
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        if hash("puhui-verify digest check") != self._check:
+        if string_hash_check() != self._check:
             raise RuntimeError("a worker process does not share the main process's string-hash secret")
 
     @staticmethod

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -384,6 +385,25 @@ def build_world(registry):
     r.cancel("can-1", "wuhan-platform", 10)
     r.retire("ret-3", "alice", 10, "voluntary", alice_key)
     return r
+
+
+@contextmanager
+def local_dask_cluster(workers, **options):
+    """A Dask LocalCluster of single-threaded worker processes. Its nannies set PYTHONHASHSEED in
+    this process's environment as they spawn the workers (6640, Dask's default, unless options say
+    otherwise); it is put back, so that no later test's verifier takes a seed it never had."""
+    import distributed
+
+    before = os.environ.get("PYTHONHASHSEED")
+    try:
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      memory_limit="1GiB", **options) as cluster:
+            yield cluster
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONHASHSEED", None)
+        else:
+            os.environ["PYTHONHASHSEED"] = before
 
 
 @pytest.fixture

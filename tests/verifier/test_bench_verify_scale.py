@@ -21,6 +21,8 @@ def test_the_scale_bench_reports_its_runs_against_the_raw_rate(tmp_path):
     # Dask's work is also measured against a local run with its digest, and its workers are started
     # without Dask's MALLOC_TRIM_THRESHOLD_ (which fixes glibc's mmap threshold: page faults on every read).
     assert 0 < document["dask_over_local_same_digest"] and runs["dask_2_workers"]["workers_malloc_trim_threshold"] == [None]
+    # The verifier and the workers are started with one PYTHONHASHSEED, drawn for the run: the string hash on Dask too.
+    assert runs["dask_2_workers"]["digests"] == "string hash"
     assert runs["in_memory"]["spill_bytes_peak"] == 0 < runs["spilling"]["spill_bytes_peak"]
     assert runs["spilling"]["partitions"] > 1 and runs["dask_2_workers"]["workers"] == 2
     for name in ("spilling", "spilling_forced"):  # a spilling run says how much it spilled, and its peak against its limit

@@ -4,14 +4,16 @@ any range size, whatever the files' line ends (empty lines, no final newline, an
 with the local run's message for a line too long to hold."""
 
 import os
+import pickle
 
 import pytest
-from conftest import record_v2, rekeyed_vector, subject_of
+from conftest import local_dask_cluster, record_v2, rekeyed_vector, subject_of
 from test_verifier_activities import add_batch, records
 from test_verifier_uniqueness import bus, bus_records, plant_across_partitions, report_text, run  # noqa: F401 (run: a fixture)
 
 from verifier import dask_runner, file_ranges
 from verifier.digests import Blake2bDigester
+from verifier.digests import string_hash_check
 from verifier.parallel import JOBS, InlineRunner
 from verifier.reader import MAX_RECORD_BYTES, InputError
 from verifier.uniqueness import SplitDigests
@@ -25,10 +27,13 @@ class InlineCluster(InlineRunner):
     def __init__(self, scheduler_address):
         super().__init__()
 
+    def string_hash_checks(self):
+        return [string_hash_check()]  # the jobs run in this process
+
     def submit(self, kind, payload):
         ticket = self._next_ticket
         self._next_ticket += 1
-        self._results[ticket] = dask_runner.run_job(kind, payload)
+        self._results[ticket] = dask_runner.run_job(kind, pickle.dumps(payload))  # pickled as DaskRunner sends it
         return ticket
 
     def disconnect(self):
@@ -43,8 +48,8 @@ def inline_cluster(monkeypatch):
 
 @pytest.fixture(scope="module")
 def three_workers():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB") as cluster:
+    pytest.importorskip("distributed")
+    with local_dask_cluster(3) as cluster:
         yield cluster.scheduler_address
 
 

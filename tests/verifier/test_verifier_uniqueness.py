@@ -6,7 +6,7 @@ import json
 from array import array
 
 import pytest
-from conftest import fingerprint_of, record_v2, rekeyed_vector, subject_of
+from conftest import fingerprint_of, local_dask_cluster, record_v2, rekeyed_vector, subject_of
 from test_verifier_activities import PERIOD, add_batch, records
 
 from verifier.bundle import verify_bundle
@@ -206,8 +206,8 @@ def test_a_memory_limit_that_is_not_a_size_is_a_usage_error(world, tmp_path, puh
 
 @pytest.fixture(scope="module")
 def dask_cluster():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit="1GiB") as cluster:
+    pytest.importorskip("distributed")
+    with local_dask_cluster(2) as cluster:
         yield cluster
 
 
@@ -232,6 +232,45 @@ def test_a_format_2_log_on_dask(run, dask_cluster):
     bus(r, "v-01", bus_records("v-01", "2026-07-03", 40))
     bus(r, "v-02", bus_records("v-02", "2026-07-04", 30, fingerprints={29: fingerprint_of("v-01-5")}))
     assert report_text(run(r, dask_scheduler=dask_cluster.scheduler_address)) == report_text(run(r, jobs=1))
+
+
+def test_workers_share_the_string_hash_only_when_seeded_alike(monkeypatch):
+    from verifier.digests import Blake2bDigester, StringHashDigester, digester_for_workers, string_hash_check
+
+    here = string_hash_check()
+    monkeypatch.setenv("PYTHONHASHSEED", "12345")
+    assert isinstance(digester_for_workers([here, here]), StringHashDigester)
+    assert isinstance(digester_for_workers([here, here + 1]), Blake2bDigester)  # one worker started otherwise
+    assert isinstance(digester_for_workers([]), Blake2bDigester)
+    for seed in ("0", "6640", "random", "", "4294967296", "-5", "seed"):  # no key, Dask's known seed, no seed, or none Python takes
+        monkeypatch.setenv("PYTHONHASHSEED", seed)
+        assert isinstance(digester_for_workers([here]), Blake2bDigester), seed
+    monkeypatch.delenv("PYTHONHASHSEED")
+    assert isinstance(digester_for_workers([here]), Blake2bDigester)
+
+
+def test_workers_started_with_the_verifier_s_seed_use_the_string_hash(world, tmp_path, puhui_verify, dask_cluster, monkeypatch):
+    """The auditor starts the workers and puhui-verify with one PYTHONHASHSEED: the string hash on
+    the cluster, the report of a local run. Workers started without it (the module's cluster): BLAKE2b, said."""
+    pytest.importorskip("distributed")
+    import dask
+    plant_across_partitions(world)
+    bundle = world.write(tmp_path / "bundle")
+    local = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--jobs", "1")
+    # puhui_verify's process inherits it; Dask's nannies give their workers 6640 unless told this way.
+    monkeypatch.setenv("PYTHONHASHSEED", "3141592653")
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.PYTHONHASHSEED": "3141592653"}), local_dask_cluster(2) as seeded:
+        on_seeded = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--dask", seeded.scheduler_address)
+    on_unseeded = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--dask", dask_cluster.scheduler_address)
+    reports = []
+    for done in (local, on_seeded, on_unseeded):
+        assert done.returncode == 1, done.stderr  # plant_across_partitions plants repeats
+        document = json.loads(done.stdout)
+        reports.append((document.pop("stats"), json.dumps(document)))
+    (_, local_report), (seeded_stats, seeded_report), (unseeded_stats, unseeded_report) = reports
+    assert seeded_report == local_report == unseeded_report
+    assert seeded_stats["digests"] == "string hash" and "BLAKE2b" not in on_seeded.stderr
+    assert unseeded_stats["digests"] == "BLAKE2b" and "PRE_SPAWN_ENVIRON__PYTHONHASHSEED" in on_unseeded.stderr
 
 
 def test_an_unreachable_scheduler_is_an_input_error():
