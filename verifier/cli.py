@@ -166,8 +166,8 @@ def _run(arguments):
         if arguments.dask is not None and result.stats["digests"] != "string hash":
             print("puhui-verify: note: the Dask workers do not share this process's string-hash secret, so the ids were digested by BLAKE2b, "
                   "about a microsecond more a record; to use the string hash, draw a number from 1 to 4294967295 for the run and start "
-                  "puhui-verify with PYTHONHASHSEED set to it and every worker with DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__PYTHONHASHSEED "
-                  "set to it (docs/scale.md)", file=sys.stderr)
+                  "puhui-verify with PYTHONHASHSEED set to it and every worker with DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'PYTHONHASHSEED': "
+                  "'<it>'}\" (docs/scale.md)", file=sys.stderr)
         if arguments.json:
             return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))
         return _reported(result.valid, lambda: report.print_bundle_report(result, log_origin))
