@@ -23,7 +23,7 @@ import json
 import logging
 from typing import Iterator, NamedTuple, Sequence
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from ledger import merkle

@@ -452,7 +452,7 @@ class Queries:
             version["eligibility_reviews"] = reviewers.status(verdicts, quorum).as_json()
         return item
 
-    def eligibility_history(self, methodology_id: str) -> list[EligibilityChange]:
+    def eligibility_history(self, methodology_id: str) -> list[eligibility_index.EligibilityChange]:
         """The events that set a methodology's offset eligibility, in log order: each version's
         methodology.register and every methodology.eligibility, from their index
         (ledger.eligibility_index), one indexed read."""
