@@ -122,6 +122,7 @@ def _run_opening(arguments):
 
 def _run(arguments):
     from verifier import report
+    from verifier.digests import string_hash_seed
     from verifier.trust import load_trust
 
     if arguments.command == "opening":
@@ -164,10 +165,11 @@ def _run(arguments):
             met_again = f"; {pinned} subjects met again across generations were kept apart, so the log was read {result.stats['passes']} times" if pinned else ""
             print(f"puhui-verify: note: the format-2 subjects passed --memory-limit: {forgotten} generations of them were forgotten{met_again}", file=sys.stderr)
         if arguments.dask is not None and result.stats["digests"] != "string hash":
-            print("puhui-verify: note: the Dask workers do not share this process's string-hash secret, so the ids were digested by BLAKE2b, "
-                  "about a microsecond more a record; to use the string hash, draw a number from 1 to 4294967295 for the run and start "
-                  "puhui-verify with PYTHONHASHSEED set to it and every worker with DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'PYTHONHASHSEED': "
-                  "'<it>'}\" (docs/scale.md)", file=sys.stderr)
+            why = ("the Dask workers do not all share this process's string-hash secret" if string_hash_seed() is not None else
+                   "PYTHONHASHSEED is not set to a seed drawn for the run (it is unset, 0, Dask's public 6640, or not a plain number)")
+            print(f"puhui-verify: note: {why}, so the ids were digested by BLAKE2b, about 0.75 us more a record; to use the string hash, "
+                  "draw a number from 1 to 4294967295 for the run and start puhui-verify with PYTHONHASHSEED set to it and every worker "
+                  "with DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'PYTHONHASHSEED': '<it>'}\" (docs/scale.md)", file=sys.stderr)
         if arguments.json:
             return _reported(result.valid, lambda: report.print_json(report.bundle_report_json(result, log_origin)))
         return _reported(result.valid, lambda: report.print_bundle_report(result, log_origin))

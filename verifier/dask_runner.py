@@ -20,7 +20,7 @@ import pickle
 import resource
 from itertools import count
 
-from verifier.digests import string_hash_check
+from verifier.digests import SecretNotShared, string_hash_check
 from verifier.file_ranges import RANGE_JOBS
 from verifier.parallel import IN_FLIGHT_PER_WORKER, JOBS, WorkerError
 from verifier.reader import InputError
@@ -86,6 +86,9 @@ class DaskRunner:
         future = self._futures.pop(ticket)
         try:
             return future.result()
+        except SecretNotShared:
+            raise InputError("a Dask worker that joined during the run does not share its string-hash secret: start every "
+                             "worker with the PYTHONHASHSEED puhui-verify was started with (docs/scale.md)") from None
         except Exception as error:
             raise WorkerError(f"a Dask worker failed: {type(error).__name__}: {error}") from error
 

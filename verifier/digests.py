@@ -116,6 +116,10 @@ def _hash_of_text(text):
     return hash(text) if text.isascii() else hash(b"\xff" + text.encode("utf-8", "surrogatepass"))
 
 
+class SecretNotShared(RuntimeError):
+    """A StringHashDigester unpickled in a process whose string-hash secret differs."""
+
+
 class StringHashDigester:
     """hash(text) under the interpreter's secret (UTF-8 bytes for a text that is not ASCII). Sent to
     a worker, it checks that the worker has the same secret (a forked child does), since digests
@@ -128,7 +132,7 @@ class StringHashDigester:
     def __setstate__(self, state):
         self.__dict__.update(state)
         if string_hash_check() != self._check:
-            raise RuntimeError("a worker process does not share the main process's string-hash secret")
+            raise SecretNotShared("a worker process does not share the main process's string-hash secret")
 
     @staticmethod
     def of_text(text):

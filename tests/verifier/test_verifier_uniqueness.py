@@ -271,6 +271,28 @@ def test_workers_started_with_the_verifier_s_seed_use_the_string_hash(world, tmp
     assert seeded_report == local_report == unseeded_report
     assert seeded_stats["digests"] == "string hash" and "BLAKE2b" not in on_seeded.stderr
     assert unseeded_stats["digests"] == "BLAKE2b" and "PRE_SPAWN_ENVIRON=" in on_unseeded.stderr
+    assert "workers do not all share" in on_unseeded.stderr  # the verifier had a seed: the workers are the cause
+    monkeypatch.setenv("PYTHONHASHSEED", "6640")  # Dask's public seed: the verifier is the cause
+    without_seed = puhui_verify("bundle", bundle.path, "--trust", bundle.trust, "--json", "--dask", dask_cluster.scheduler_address)
+    assert json.loads(without_seed.stdout)["stats"]["digests"] == "BLAKE2b"
+    assert "PYTHONHASHSEED is not set to a seed drawn for the run" in without_seed.stderr
+
+
+def test_a_worker_that_joins_with_another_secret_stops_the_run_as_an_input_error():
+    """A worker started later without the run's seed refuses the string-hash digester; the run
+    stops with exit 2 and says what to do, not as an internal error."""
+    pytest.importorskip("distributed")
+    from verifier.dask_runner import DaskRunner
+    from verifier.digests import SecretNotShared
+
+    class Refused:
+        def result(self):
+            raise SecretNotShared("a worker process does not share the main process's string-hash secret")
+
+    runner = object.__new__(DaskRunner)
+    runner._futures = {7: Refused()}
+    with pytest.raises(InputError, match="start every worker with the PYTHONHASHSEED puhui-verify was started with"):
+        runner.result(7)
 
 
 def test_an_unreachable_scheduler_is_an_input_error():
