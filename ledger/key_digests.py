@@ -34,10 +34,6 @@ MAX_BUCKET_BITS = 26  # 2^26 buckets: some 4 GiB of bucket objects; past that th
 MEAN_BUCKET_ENTRIES = 64  # the bucket count doubles when the mean passes twice this
 
 
-def digest_of(value: str) -> int:
-    return hash(value) & DIGEST_MASK
-
-
 class StoredKeyDigests:
     """The digests of one column's stored values (activity ids, or fingerprints) by partition."""
 
@@ -77,8 +73,8 @@ class StoredKeyDigests:
 
     def _double_buckets(self) -> None:
         """Split each bucket in two by the next bit of its entries' digests, which lies in their
-        48 stored bits since a bucket is chosen by 16 bits or more (a pause of about 0.3 us an
-        entry; a writer sized at its start from the rows it holds seldom pays it)."""
+        48 stored bits since a bucket is chosen by 16 bits or more. A pause that reads every
+        entry: a writer sized at its start from the rows it holds seldom pays it."""
         old_buckets = self._buckets
         split_bit = self._shift - 1  # the digest's bit that now also chooses the bucket
         assert split_bit < 8 * LOW_DIGEST_BYTES, "the split bit must lie in the stored digest bits"

@@ -22,12 +22,12 @@ would not share it, BLAKE2b-64 under a random 32-byte key is used instead.
 Dask's workers are not forked: they can share the secret only if the auditor starts them and the
 verifier with the same PYTHONHASHSEED, a number drawn at random for the run (for the workers,
 Dask's setting distributed.nanny.pre-spawn-environ.PYTHONHASHSEED, whose default, 6640, everyone
-knows and is never taken for a secret; docs/scale.md). Then,
-and only if every worker hashes a check text as this process does, the string hash is used on
-the cluster too (digester_for_workers). Its secret is then 32 bits drawn by the auditor after the
-log was written, where it is 128 bits otherwise. That is still no aim for whoever wrote the log:
-an id and fingerprint hit is confirmed anyway, and for the other ids a chosen pair collides only
-under the one seed in 2^32 it was made for.
+knows and is never taken for a secret; docs/scale.md). Then, and only if every worker hashes a
+check text as this process does, the string hash is used on the cluster too
+(digester_for_workers). Its secret is then 32 bits drawn by the auditor after the log was
+written, where it is 128 bits otherwise. That is still no aim for whoever wrote the log: an id
+and fingerprint hit is confirmed anyway, and for the other ids a chosen pair collides only under
+the one seed in 2^32 it was made for.
 
 The table is open addressing with linear probing over array('q'), grown by doubling at 70% load.
 0 marks an empty slot; digests never take it, nor -1 (kept free for a removed-slot mark).
