@@ -46,8 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Column, MetaData, Table, any_, bindparam, create_engine, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Column, MetaData, Table, create_engine, select, text
 from sqlalchemy.engine import Connection, Engine
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,8 +200,7 @@ class PartitionedIndex:
         def present_in(partition: int, candidates: list[str]) -> set[str]:
             stored = self.partitions[partition].c[column]
             if self.deferred_indexes and partition == self.newest:  # no index yet: one scan for all candidates
-                statement = select(stored).where(stored == any_(bindparam("values", type_=ARRAY(stored.type))))
-                return set(conn.execute(statement, {"values": candidates}).scalars())
+                return values_present(conn, stored, candidates, array_values=len(candidates))
             return values_present(conn, stored, candidates)
 
         return values_present_by_digests(self.id_digests if column == "activity_id" else self.fingerprint_digests,

@@ -222,16 +222,18 @@ ARRAY_VALUES = 2_000
 INSERT_ROWS = 5_000  # SQLite: rows of one executemany
 
 
-def values_present(conn: Connection, column: Column, values: Sequence[str]) -> set[str]:
+def values_present(conn: Connection, column: Column, values: Sequence[str], array_values: int | None = None) -> set[str]:
     """Which of `values` the column holds, read over its index: the activity ids and fingerprints
-    of an upload's chunk before it is judged."""
+    of an upload's chunk before it is judged. array_values: values of one statement on PostgreSQL
+    (default ARRAY_VALUES; all of them for a column without an index, which is then scanned once)."""
+    array_values = array_values or ARRAY_VALUES
     found: set[str] = set()
     if conn.dialect.name == "postgresql":
         # One array parameter: one plan, where an IN list's 500 parameters were rendered, sent and
         # parsed each statement (bench/bench_fingerprints.py: 7 to 3 us of client CPU a value).
         statement = select(column).where(column == any_(bindparam("values", type_=ARRAY(column.type))))
-        for i in range(0, len(values), ARRAY_VALUES):
-            found.update(conn.execute(statement, {"values": list(values[i:i + ARRAY_VALUES])}).scalars())
+        for i in range(0, len(values), array_values):
+            found.update(conn.execute(statement, {"values": list(values[i:i + array_values])}).scalars())
     else:
         for i in range(0, len(values), IN_LIST_VALUES):
             found.update(conn.execute(select(column).where(column.in_(values[i:i + IN_LIST_VALUES]))).scalars())
