@@ -85,8 +85,7 @@ class SingleIndex:
         conn.commit()
 
     def fill(self, conn: Connection, first: int, rows: int) -> None:
-        conn.execute(text("INSERT INTO fingerprint_index (activity_id, fingerprint) SELECT 'a-' || n, encode(sha256(int8send(n)), 'hex') "
-                          "FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"), {"first": first, "last": first + rows - 1})
+        fill_rows(conn, first, rows, with_row_number=False)
 
     def make_room(self, conn: Connection, row_number: int) -> None:
         pass  # one table holds every row
@@ -112,7 +111,7 @@ class PartitionedIndex:
     def __init__(self, partition_rows: int, expected_rows: int, deferred_indexes: bool):
         self.partition_rows = partition_rows
         self.deferred_indexes = deferred_indexes
-        self.parent = self._table("fingerprint_index")
+        self.parent = self._table("fingerprint_index", postgresql_partition_by="RANGE (row_number)")
         self.partitions: dict[int, Table] = {}
         self.newest: int | None = None
         self.id_digests = StoredKeyDigests(expected_rows)
@@ -122,15 +121,14 @@ class PartitionedIndex:
         self.closes: list[PartitionClose] = []
 
     @staticmethod
-    def _table(name: str) -> Table:
+    def _table(name: str, **options: str) -> Table:
         return Table(name, MetaData(), Column("row_number", BigInteger, nullable=False),
                      Column("activity_id", activities.c.activity_id.type, nullable=False),
-                     Column("fingerprint", activities.c.fingerprint.type, nullable=False))
+                     Column("fingerprint", activities.c.fingerprint.type, nullable=False), **options)
 
     def create(self, conn: Connection) -> None:
-        conn.execute(text("DROP TABLE IF EXISTS fingerprint_index"))
-        conn.execute(text("CREATE TABLE fingerprint_index (row_number bigint NOT NULL, activity_id varchar(128) NOT NULL, "
-                          "fingerprint varchar(64) NOT NULL) PARTITION BY RANGE (row_number)"))
+        self.parent.metadata.drop_all(conn)
+        self.parent.metadata.create_all(conn)
         conn.commit()
 
     def partition_of(self, row_number: int) -> int:
@@ -165,9 +163,7 @@ class PartitionedIndex:
 
     def fill(self, conn: Connection, first: int, rows: int) -> None:
         assert self.partition_of(first) == self.newest, "a fill writes the newest partition"
-        conn.execute(text("INSERT INTO fingerprint_index (row_number, activity_id, fingerprint) SELECT n, 'a-' || n, "
-                          "encode(sha256(int8send(n)), 'hex') FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
-                     {"first": first, "last": first + rows - 1})
+        fill_rows(conn, first, rows, with_row_number=True)
 
     def insert(self, conn: Connection, rows: list[dict[str, object]], row_number: int) -> None:
         """Insert as the writer would: into the newest partition, then note the digests (noting a
@@ -241,6 +237,14 @@ class Probe:
 def stored_fingerprint(n: int) -> str:
     """What the fill stores for row n: PostgreSQL's encode(sha256(int8send(n)), 'hex')."""
     return hashlib.sha256(struct.pack(">q", n)).hexdigest()
+
+
+def fill_rows(conn: Connection, first: int, rows: int, *, with_row_number: bool) -> None:
+    """Rows first .. first + rows - 1, made on the server: id "a-n", fingerprint stored_fingerprint(n)."""
+    columns, values = ("row_number, ", "n, ") if with_row_number else ("", "")
+    conn.execute(text(f"INSERT INTO fingerprint_index ({columns}activity_id, fingerprint) SELECT {values}'a-' || n, "
+                      "encode(sha256(int8send(n)), 'hex') FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS n"),
+                 {"first": first, "last": first + rows - 1})
 
 
 def fill(conn: Connection, index: "SingleIndex | PartitionedIndex", first: int, rows: int) -> FillChunk:
